@@ -1,0 +1,10 @@
+//! Berth's core: the ECS data model as Rust types, ARNs, name validation and the pure logic
+//! (state machines, placement, deployment arithmetic) that the server and agent share.
+//! Nothing here does I/O or needs an async runtime.
+
+pub mod arn;
+pub mod model;
+pub mod names;
+pub mod pagination;
+
+pub use arn::{Arn, ArnContext};

@@ -1,0 +1,10 @@
+//! The ECS data model: request and response shapes with exactly ECS's JSON field names
+//! (camelCase), enums and optionality, as the botocore ECS service model defines them.
+
+pub mod cluster;
+pub mod common;
+pub mod container_instance;
+pub mod settings;
+pub mod task_definition;
+
+pub use common::*;

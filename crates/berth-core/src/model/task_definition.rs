@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the task_definition work.

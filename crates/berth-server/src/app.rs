@@ -1,0 +1,149 @@
+//! The application state every handler receives: the store, the view over it, ARN minting and
+//! the clock, with the read and read-modify-write helpers handlers are built from.
+
+use crate::error::ApiError;
+use crate::view::View;
+use berth_core::arn::{cluster_name_of, ArnContext};
+use berth_core::model::cluster::Cluster;
+use berth_store::typed::{decode, encode, Versioned};
+use berth_store::{keys, Compare, SqliteStore, Store, StoreError, Txn, TxnResult};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How a server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (`127.0.0.1:7700` by default; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Directory of the database; `None` keeps everything in memory (tests only).
+    pub data_dir: Option<PathBuf>,
+    /// Region in ARNs.
+    pub region: String,
+    /// Account id in ARNs.
+    pub account_id: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            data_dir: None,
+            region: "us-east-1".to_string(),
+            account_id: "000000000000".to_string(),
+        }
+    }
+}
+
+/// Shared state of the server.
+#[derive(Debug)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub view: Arc<View>,
+    pub arns: ArnContext,
+    pub config: ServerConfig,
+}
+
+/// Name of the file the SQLite store keeps in the data dir.
+pub const DATABASE_FILE: &str = "berth.db";
+
+impl App {
+    /// Opens the store the config names and builds the view over it.
+    pub async fn open(config: ServerConfig) -> Result<Arc<App>, StoreError> {
+        let store: Arc<dyn Store> = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
+                })?;
+                Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE))?)
+            }
+            None => Arc::new(SqliteStore::open_in_memory()?),
+        };
+        let view = View::start(store.clone()).await?;
+        let arns = ArnContext::new(config.region.clone(), config.account_id.clone());
+        Ok(Arc::new(App {
+            store,
+            view,
+            arns,
+            config,
+        }))
+    }
+
+    /// Now, in ECS's epoch seconds with millisecond precision.
+    pub fn now(&self) -> f64 {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (since.as_millis() as f64) / 1000.0
+    }
+
+    /// The object at `key` as the view holds it.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, ApiError> {
+        self.view
+            .get(key)
+            .map(|kv| decode(&kv))
+            .transpose()
+            .map_err(ApiError::from)
+    }
+
+    /// All objects under `prefix`, in key order.
+    pub fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Versioned<T>>, ApiError> {
+        self.view
+            .list(prefix)
+            .iter()
+            .map(|kv| decode(kv).map_err(ApiError::from))
+            .collect()
+    }
+
+    /// Commits a transaction and waits until the view reflects the revision it left the store
+    /// at, so a reader after this call sees the write (or, when it failed, what beat it).
+    pub async fn commit(&self, txn: Txn) -> Result<TxnResult, ApiError> {
+        let result = self.store.txn(txn).await?;
+        self.view.wait_for(result.revision).await;
+        Ok(result)
+    }
+
+    /// Read-modify-write of one object under compare-on-revision, retried until no other
+    /// writer interferes. `change` sees the current object (if any) and returns the new one,
+    /// or an error that leaves the store untouched.
+    pub async fn update<T, F>(&self, key: &str, mut change: F) -> Result<T, ApiError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> Result<T, ApiError>,
+    {
+        loop {
+            let current = self.get::<T>(key)?;
+            let revision = current.as_ref().map_or(0, |c| c.mod_revision);
+            let next = change(current.map(|c| c.value))?;
+            let txn = Txn::new()
+                .when(Compare::at(key, revision))
+                .put(key, encode(&next));
+            if self.commit(txn).await?.succeeded {
+                return Ok(next);
+            }
+        }
+    }
+
+    /// The name of the cluster a request's `cluster` field names (`default` when absent).
+    pub fn cluster_name(&self, reference: Option<&str>) -> Result<String, ApiError> {
+        let reference = reference.unwrap_or("default");
+        cluster_name_of(reference)
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(format!(
+                    "'{reference}' is not a cluster name or cluster ARN."
+                ))
+            })
+    }
+
+    /// The ACTIVE cluster a request's `cluster` field names, or `ClusterNotFoundException`.
+    pub fn active_cluster(&self, reference: Option<&str>) -> Result<Versioned<Cluster>, ApiError> {
+        let name = self.cluster_name(reference)?;
+        match self.get::<Cluster>(&keys::cluster(&name))? {
+            Some(cluster) if cluster.value.status.as_deref() == Some("ACTIVE") => Ok(cluster),
+            _ => Err(ApiError::cluster_not_found()),
+        }
+    }
+}

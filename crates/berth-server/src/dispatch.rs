@@ -1,0 +1,169 @@
+//! The one table from ECS operation names to handlers. Each handler takes its typed input and
+//! returns its typed output; this module does the parsing and serialising around it.
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::handlers::{
+    account_settings, attributes, clusters, container_instances, tags, task_definitions,
+};
+use crate::protocol::parse_input;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// Who made a request, as far as the server knows before signatures are verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The access key id of the SigV4 signature, if the request was signed.
+    pub access_key_id: Option<String>,
+}
+
+/// What a handler receives besides its input: the application and the caller.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub caller: Caller,
+}
+
+impl Deref for Ctx {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+async fn call<Req, Resp, F, Fut>(ctx: Ctx, body: &[u8], handler: F) -> Result<Vec<u8>, ApiError>
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    F: FnOnce(Ctx, Req) -> Fut,
+    Fut: Future<Output = Result<Resp, ApiError>>,
+{
+    let input: Req = parse_input(body)?;
+    let output = handler(ctx, input).await?;
+    serde_json::to_vec(&output).map_err(|e| ApiError::server(format!("response encoding: {e}")))
+}
+
+/// Runs the operation `op` on the JSON `body`; returns the JSON response body.
+pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    match op {
+        "CreateCluster" => call(ctx, body, clusters::create_cluster).await,
+        "DescribeClusters" => call(ctx, body, clusters::describe_clusters).await,
+        "ListClusters" => call(ctx, body, clusters::list_clusters).await,
+        "UpdateCluster" => call(ctx, body, clusters::update_cluster).await,
+        "UpdateClusterSettings" => call(ctx, body, clusters::update_cluster_settings).await,
+        "DeleteCluster" => call(ctx, body, clusters::delete_cluster).await,
+
+        "RegisterTaskDefinition" => call(ctx, body, task_definitions::register).await,
+        "DescribeTaskDefinition" => call(ctx, body, task_definitions::describe).await,
+        "ListTaskDefinitions" => call(ctx, body, task_definitions::list).await,
+        "ListTaskDefinitionFamilies" => call(ctx, body, task_definitions::list_families).await,
+        "DeregisterTaskDefinition" => call(ctx, body, task_definitions::deregister).await,
+        "DeleteTaskDefinitions" => call(ctx, body, task_definitions::delete).await,
+
+        "RegisterContainerInstance" => call(ctx, body, container_instances::register).await,
+        "DeregisterContainerInstance" => call(ctx, body, container_instances::deregister).await,
+        "DescribeContainerInstances" => call(ctx, body, container_instances::describe).await,
+        "ListContainerInstances" => call(ctx, body, container_instances::list).await,
+        "UpdateContainerInstancesState" => call(ctx, body, container_instances::update_state).await,
+
+        "PutAttributes" => call(ctx, body, attributes::put).await,
+        "DeleteAttributes" => call(ctx, body, attributes::delete).await,
+        "ListAttributes" => call(ctx, body, attributes::list).await,
+
+        "TagResource" => call(ctx, body, tags::tag_resource).await,
+        "UntagResource" => call(ctx, body, tags::untag_resource).await,
+        "ListTagsForResource" => call(ctx, body, tags::list_tags_for_resource).await,
+
+        "PutAccountSetting" => call(ctx, body, account_settings::put).await,
+        "PutAccountSettingDefault" => call(ctx, body, account_settings::put_default).await,
+        "ListAccountSettings" => call(ctx, body, account_settings::list).await,
+        "DeleteAccountSetting" => call(ctx, body, account_settings::delete).await,
+
+        other if ECS_OPERATIONS.contains(&other) => Err(ApiError::unsupported(other)),
+        other => Err(ApiError::unknown_operation(other)),
+    }
+}
+
+/// Every operation of the ECS API (2014-11-13), implemented here or not.
+pub const ECS_OPERATIONS: &[&str] = &[
+    "ContinueServiceDeployment",
+    "CreateCapacityProvider",
+    "CreateCluster",
+    "CreateDaemon",
+    "CreateExpressGatewayService",
+    "CreateService",
+    "CreateTaskSet",
+    "DeleteAccountSetting",
+    "DeleteAttributes",
+    "DeleteCapacityProvider",
+    "DeleteCluster",
+    "DeleteDaemon",
+    "DeleteDaemonTaskDefinition",
+    "DeleteExpressGatewayService",
+    "DeleteService",
+    "DeleteTaskDefinitions",
+    "DeleteTaskSet",
+    "DeregisterContainerInstance",
+    "DeregisterTaskDefinition",
+    "DescribeCapacityProviders",
+    "DescribeClusters",
+    "DescribeContainerInstances",
+    "DescribeDaemon",
+    "DescribeDaemonDeployments",
+    "DescribeDaemonRevisions",
+    "DescribeDaemonTaskDefinition",
+    "DescribeExpressGatewayService",
+    "DescribeServiceDeployments",
+    "DescribeServiceRevisions",
+    "DescribeServices",
+    "DescribeTaskDefinition",
+    "DescribeTaskSets",
+    "DescribeTasks",
+    "DiscoverPollEndpoint",
+    "ExecuteCommand",
+    "GetTaskProtection",
+    "ListAccountSettings",
+    "ListAttributes",
+    "ListClusters",
+    "ListContainerInstances",
+    "ListDaemonDeployments",
+    "ListDaemonTaskDefinitions",
+    "ListDaemons",
+    "ListServiceDeployments",
+    "ListServices",
+    "ListServicesByNamespace",
+    "ListTagsForResource",
+    "ListTaskDefinitionFamilies",
+    "ListTaskDefinitions",
+    "ListTasks",
+    "PutAccountSetting",
+    "PutAccountSettingDefault",
+    "PutAttributes",
+    "PutClusterCapacityProviders",
+    "RegisterContainerInstance",
+    "RegisterDaemonTaskDefinition",
+    "RegisterTaskDefinition",
+    "RunTask",
+    "StartTask",
+    "StopServiceDeployment",
+    "StopTask",
+    "SubmitAttachmentStateChanges",
+    "SubmitContainerStateChange",
+    "SubmitTaskStateChange",
+    "TagResource",
+    "UntagResource",
+    "UpdateCapacityProvider",
+    "UpdateCluster",
+    "UpdateClusterSettings",
+    "UpdateContainerAgent",
+    "UpdateContainerInstancesState",
+    "UpdateDaemon",
+    "UpdateExpressGatewayService",
+    "UpdateService",
+    "UpdateServicePrimaryTaskSet",
+    "UpdateTaskProtection",
+    "UpdateTaskSet",
+];

@@ -1,0 +1,20 @@
+//! Placeholder until this resource is implemented.
+
+use crate::dispatch::Ctx;
+use crate::error::ApiError;
+type Input = serde_json::Map<String, serde_json::Value>;
+
+/// Not implemented yet.
+pub async fn put(_ctx: Ctx, _req: Input) -> Result<Input, ApiError> {
+    Err(ApiError::unsupported("put"))
+}
+
+/// Not implemented yet.
+pub async fn delete(_ctx: Ctx, _req: Input) -> Result<Input, ApiError> {
+    Err(ApiError::unsupported("delete"))
+}
+
+/// Not implemented yet.
+pub async fn list(_ctx: Ctx, _req: Input) -> Result<Input, ApiError> {
+    Err(ApiError::unsupported("list"))
+}

@@ -1,0 +1,9 @@
+//! One module per ECS resource; each public function is one operation, reading like the ECS
+//! documentation of that operation.
+
+pub mod account_settings;
+pub mod attributes;
+pub mod clusters;
+pub mod container_instances;
+pub mod tags;
+pub mod task_definitions;

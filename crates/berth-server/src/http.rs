@@ -1,0 +1,157 @@
+//! The HTTP front: `POST /` carries ECS operations; `/healthz` answers liveness probes. Every
+//! request gets a request id; a handler that panics is a `ServerException`, never a dropped
+//! connection.
+
+use crate::app::{App, ServerConfig};
+use crate::dispatch::{dispatch, Caller, Ctx};
+use crate::error::ApiError;
+use crate::protocol::{access_key_of, operation_of, CONTENT_TYPE, MAX_BODY_BYTES};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A running server: its address and the means to stop it.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The application state (for in-process callers such as `berth up`).
+    pub fn app(&self) -> Arc<App> {
+        self.app.clone()
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and returns.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Waits until the server stops by itself (it only does on an I/O error).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// The router of the ECS API and the side endpoints.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", post(ecs))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async {
+            ApiError::new(
+                "UnknownOperationException",
+                "Send ECS operations as POST / with X-Amz-Target.",
+            )
+            .into_response()
+        })
+        .with_state(app)
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] berth_store::StoreError),
+}
+
+/// Opens the store, binds the listener and starts serving in the background.
+pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
+    let addr = config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let app = App::open(config).await?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = router(app.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Server {
+        addr,
+        app,
+        stop: Some(stop),
+        task,
+    })
+}
+
+async fn ecs(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let result = handle(app, &headers, body).await;
+    let mut response = match result {
+        Ok(json) => {
+            let mut response = (StatusCode::OK, json).into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static(CONTENT_TYPE),
+            );
+            response
+        }
+        Err(error) => error.into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-RequestId", value);
+    }
+    response
+}
+
+async fn handle(app: Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let op = operation_of(header("x-amz-target"))?.to_string();
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::client(format!(
+                "The request body is larger than {MAX_BODY_BYTES} bytes or could not be read."
+            ))
+        })?;
+    let caller = Caller {
+        access_key_id: access_key_of(header("authorization")),
+    };
+    let ctx = Ctx { app, caller };
+    let task = tokio::spawn(async move { dispatch(ctx, &op, &body).await });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "handler panicked");
+            Err(ApiError::server(
+                "The server hit an internal error handling this request.",
+            ))
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The Berth control plane: the ECS wire protocol and one handler per operation, over an
+//! in-memory view of the store that a watch keeps current.
+
+pub mod app;
+pub mod dispatch;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod protocol;
+pub mod view;
+
+pub use app::{App, ServerConfig};
+pub use http::{serve, Server, StartError};

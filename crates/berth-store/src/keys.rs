@@ -1,0 +1,80 @@
+//! Where each kind of object lives in the key space. Every key is built here, so the layout
+//! can be read (and changed) in one place.
+
+/// Prefix of all clusters.
+pub const CLUSTERS: &str = "/clusters/";
+/// Prefix of all task definition revisions.
+pub const TASK_DEFINITIONS: &str = "/taskdefs/";
+/// Prefix of all task definition family counters.
+pub const FAMILIES: &str = "/families/";
+/// Prefix of all container instances.
+pub const INSTANCES: &str = "/instances/";
+/// Prefix of all services.
+pub const SERVICES: &str = "/services/";
+/// Prefix of all tasks.
+pub const TASKS: &str = "/tasks/";
+/// Prefix of all account settings.
+pub const ACCOUNT_SETTINGS: &str = "/account-settings/";
+
+/// `/clusters/{name}`
+pub fn cluster(name: &str) -> String {
+    format!("{CLUSTERS}{name}")
+}
+
+/// `/taskdefs/{family}/` — all revisions of one family.
+pub fn task_definitions_of(family: &str) -> String {
+    format!("{TASK_DEFINITIONS}{family}/")
+}
+
+/// `/taskdefs/{family}/{revision}` with the revision zero-padded so keys sort numerically.
+pub fn task_definition(family: &str, revision: u32) -> String {
+    format!("{TASK_DEFINITIONS}{family}/{revision:010}")
+}
+
+/// `/families/{family}` — the family's last allocated revision.
+pub fn family(family: &str) -> String {
+    format!("{FAMILIES}{family}")
+}
+
+/// `/instances/{cluster}/` — all container instances of one cluster.
+pub fn instances_of(cluster: &str) -> String {
+    format!("{INSTANCES}{cluster}/")
+}
+
+/// `/instances/{cluster}/{id}`
+pub fn instance(cluster: &str, id: &str) -> String {
+    format!("{INSTANCES}{cluster}/{id}")
+}
+
+/// `/services/{cluster}/` — all services of one cluster.
+pub fn services_of(cluster: &str) -> String {
+    format!("{SERVICES}{cluster}/")
+}
+
+/// `/tasks/{cluster}/` — all tasks of one cluster.
+pub fn tasks_of(cluster: &str) -> String {
+    format!("{TASKS}{cluster}/")
+}
+
+/// `/account-settings/{principal}/` — the settings of one principal (`default` for the
+/// account-wide defaults).
+pub fn account_settings_of(principal: &str) -> String {
+    format!("{ACCOUNT_SETTINGS}{principal}/")
+}
+
+/// `/account-settings/{principal}/{name}`
+pub fn account_setting(principal: &str, name: &str) -> String {
+    format!("{ACCOUNT_SETTINGS}{principal}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_definition_keys_sort_by_revision_number() {
+        assert!(task_definition("web", 9) < task_definition("web", 10));
+        assert!(task_definition("web", 10).starts_with(&task_definitions_of("web")));
+        assert!(!task_definition("web2", 1).starts_with(&task_definitions_of("web")));
+    }
+}

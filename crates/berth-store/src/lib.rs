@@ -1,0 +1,169 @@
+//! The store: a revisioned key-value space modelled on etcd. Every write bumps one global
+//! revision; reads return each key's `mod_revision`; transactions commit only when their
+//! compare-on-revision guards hold; a watch streams the changes under a prefix from any
+//! revision still in the log. The SQLite backend implements it for one server; code above
+//! this crate sees only the trait.
+
+pub mod keys;
+pub mod sqlite;
+pub mod typed;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+pub use sqlite::SqliteStore;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption, a closed database).
+    #[error("store backend error: {0}")]
+    Backend(String),
+    /// A watch asked for a revision the log no longer holds; the watcher must list again.
+    #[error("revision {requested} has been compacted (oldest kept: {oldest})")]
+    Compacted { requested: u64, oldest: u64 },
+    /// A stored value could not be decoded as the type asked for.
+    #[error("stored value at {key} is not valid: {message}")]
+    Decode { key: String, message: String },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// Result type of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One key with its value and revisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// Revision of the write that created the key.
+    pub create_revision: u64,
+    /// Revision of the last write to the key.
+    pub mod_revision: u64,
+    /// Number of writes since creation, starting at 1.
+    pub version: u64,
+}
+
+/// A guard of a transaction: the key's `mod_revision` must equal `mod_revision`
+/// (0 means the key must not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compare {
+    pub key: String,
+    pub mod_revision: u64,
+}
+
+impl Compare {
+    /// The key must be absent.
+    pub fn absent(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            mod_revision: 0,
+        }
+    }
+
+    /// The key must still be at `mod_revision`.
+    pub fn at(key: impl Into<String>, mod_revision: u64) -> Self {
+        Self {
+            key: key.into(),
+            mod_revision,
+        }
+    }
+}
+
+/// A write of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+/// A transaction: all `ops` apply atomically at one new revision when every compare holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub ops: Vec<Op>,
+}
+
+impl Txn {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a guard.
+    pub fn when(mut self, compare: Compare) -> Self {
+        self.compares.push(compare);
+        self
+    }
+
+    /// Adds a put.
+    pub fn put(mut self, key: impl Into<String>, value: Vec<u8>) -> Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value,
+        });
+        self
+    }
+
+    /// Adds a delete.
+    pub fn delete(mut self, key: impl Into<String>) -> Self {
+        self.ops.push(Op::Delete { key: key.into() });
+        self
+    }
+}
+
+/// The outcome of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnResult {
+    /// Whether every compare held and the ops were applied.
+    pub succeeded: bool,
+    /// The store revision after the transaction (the new one when it succeeded).
+    pub revision: u64,
+}
+
+/// What happened to a key at a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// One change seen by a watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub key: String,
+    /// The new value (empty for a delete).
+    pub value: Vec<u8>,
+    pub revision: u64,
+}
+
+/// Changes under a prefix, in revision order, in batches of one or more revisions; an
+/// `Err(Compacted)` ends the stream.
+pub type WatchStream = mpsc::Receiver<Result<Vec<Event>>>;
+
+/// The revisioned key-value store every server component persists through.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The value at `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
+    /// All keys under `prefix` in key order, with the revision they were read at.
+    async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, u64)>;
+    /// Applies a transaction atomically; durable before it returns.
+    async fn txn(&self, txn: Txn) -> Result<TxnResult>;
+    /// Streams changes under `prefix` with revision >= `from`.
+    async fn watch(&self, prefix: &str, from: u64) -> Result<WatchStream>;
+    /// The current revision.
+    async fn revision(&self) -> Result<u64>;
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}

@@ -1,0 +1,493 @@
+//! The SQLite backend of the store: one database file in the data dir, WAL journal with
+//! `synchronous=FULL`, so a transaction acknowledged to a caller survives kill -9 and power
+//! loss. Keys live in `kv`; every write is also appended to `log`, which watches read from and
+//! which is compacted to the last `LOG_KEEP` revisions.
+
+use crate::{Compare, Event, EventKind, KeyValue, Op, Result, Store, StoreError, Txn, TxnResult};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// How many revisions of history the log keeps for watches.
+const LOG_KEEP: u64 = 100_000;
+/// Compaction runs every this many revisions.
+const COMPACT_EVERY: u64 = 1_000;
+
+/// A store in one SQLite database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    head: Arc<watch::Sender<u64>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("revision", &*self.head.borrow())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn, true)
+    }
+
+    /// A store in memory, gone when dropped: the fake for fast tests.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?, false)
+    }
+
+    fn init(conn: Connection, on_disk: bool) -> Result<Self> {
+        if on_disk {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS kv (
+                 key TEXT PRIMARY KEY, value BLOB NOT NULL,
+                 create_rev INTEGER NOT NULL, mod_rev INTEGER NOT NULL, version INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS log (
+                 rev INTEGER NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL,
+                 value BLOB NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY (rev, seq));
+             INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0), ('compacted', 0);",
+        )?;
+        let revision = read_meta(&conn, "revision")?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            head: Arc::new(watch::channel(revision).0),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Backend("store lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn read_meta(conn: &Connection, name: &str) -> Result<u64> {
+    let value: i64 = conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |row| {
+        row.get(0)
+    })?;
+    Ok(value as u64)
+}
+
+/// The exclusive upper bound of keys starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+fn row_to_kv(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyValue> {
+    Ok(KeyValue {
+        key: row.get(0)?,
+        value: row.get(1)?,
+        create_revision: row.get::<_, i64>(2)? as u64,
+        mod_revision: row.get::<_, i64>(3)? as u64,
+        version: row.get::<_, i64>(4)? as u64,
+    })
+}
+
+fn get_kv(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
+    Ok(conn
+        .query_row(
+            "SELECT key, value, create_rev, mod_rev, version FROM kv WHERE key = ?1",
+            [key],
+            row_to_kv,
+        )
+        .optional()?)
+}
+
+fn apply_txn(conn: &mut Connection, txn: Txn) -> Result<(TxnResult, bool)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = read_meta(&tx, "revision")?;
+    for Compare { key, mod_revision } in &txn.compares {
+        let actual = get_kv(&tx, key)?.map_or(0, |kv| kv.mod_revision);
+        if actual != *mod_revision {
+            return Ok((
+                TxnResult {
+                    succeeded: false,
+                    revision: current,
+                },
+                false,
+            ));
+        }
+    }
+    if txn.ops.is_empty() {
+        return Ok((
+            TxnResult {
+                succeeded: true,
+                revision: current,
+            },
+            false,
+        ));
+    }
+    let revision = current + 1;
+    for (seq, op) in txn.ops.iter().enumerate() {
+        match op {
+            Op::Put { key, value } => {
+                tx.execute(
+                    "INSERT INTO kv (key, value, create_rev, mod_rev, version) VALUES (?1, ?2, ?3, ?3, 1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value,
+                         mod_rev = excluded.mod_rev, version = kv.version + 1",
+                    params![key, value, revision as i64],
+                )?;
+                tx.execute(
+                    "INSERT INTO log (rev, seq, key, value, deleted) VALUES (?1, ?2, ?3, ?4, 0)",
+                    params![revision as i64, seq as i64, key, value],
+                )?;
+            }
+            Op::Delete { key } => {
+                let removed = tx.execute("DELETE FROM kv WHERE key = ?1", [key])?;
+                if removed > 0 {
+                    tx.execute(
+                        "INSERT INTO log (rev, seq, key, value, deleted) VALUES (?1, ?2, ?3, x'', 1)",
+                        params![revision as i64, seq as i64, key],
+                    )?;
+                }
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE name = 'revision'",
+        [revision as i64],
+    )?;
+    if revision % COMPACT_EVERY == 0 && revision > LOG_KEEP {
+        let keep_from = revision - LOG_KEEP;
+        tx.execute("DELETE FROM log WHERE rev < ?1", [keep_from as i64])?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
+            [(keep_from - 1) as i64],
+        )?;
+    }
+    tx.commit()?;
+    Ok((
+        TxnResult {
+            succeeded: true,
+            revision,
+        },
+        true,
+    ))
+}
+
+/// Reads log events under `prefix` from revision `from`; also returns the head revision the
+/// read saw and the compaction point.
+fn read_log(conn: &Connection, prefix: &str, from: u64) -> Result<(Vec<Event>, u64, u64)> {
+    let head = read_meta(conn, "revision")?;
+    let compacted = read_meta(conn, "compacted")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT rev, key, value, deleted FROM log
+         WHERE rev >= ?1 AND rev <= ?2 AND key >= ?3 AND key < ?4 ORDER BY rev, seq",
+    )?;
+    let events = stmt
+        .query_map(
+            params![from as i64, head as i64, prefix, prefix_end(prefix)],
+            |row| {
+                Ok(Event {
+                    revision: row.get::<_, i64>(0)? as u64,
+                    key: row.get(1)?,
+                    value: row.get(2)?,
+                    kind: if row.get::<_, i64>(3)? != 0 {
+                        EventKind::Delete
+                    } else {
+                        EventKind::Put
+                    },
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((events, head, compacted))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let key = key.to_string();
+        self.with_conn(move |conn| get_kv(conn, &key)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, u64)> {
+        let prefix = prefix.to_string();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            let revision = read_meta(&tx, "revision")?;
+            let items = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT key, value, create_rev, mod_rev, version FROM kv
+                     WHERE key >= ?1 AND key < ?2 ORDER BY key",
+                )?;
+                let rows = stmt.query_map(params![prefix, prefix_end(&prefix)], row_to_kv)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.commit()?;
+            Ok((items, revision))
+        })
+        .await
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnResult> {
+        let (result, wrote) = self.with_conn(move |conn| apply_txn(conn, txn)).await?;
+        if wrote {
+            self.head.send_if_modified(|head| {
+                let advanced = result.revision > *head;
+                if advanced {
+                    *head = result.revision;
+                }
+                advanced
+            });
+        }
+        Ok(result)
+    }
+
+    async fn watch(&self, prefix: &str, from: u64) -> Result<crate::WatchStream> {
+        let (tx, rx) = mpsc::channel(64);
+        let store = self.clone();
+        let prefix = prefix.to_string();
+        let mut head_rx = self.head.subscribe();
+        tokio::spawn(async move {
+            let mut next = from.max(1);
+            loop {
+                // Wait until something at or after `next` has been written, or the reader left.
+                while *head_rx.borrow_and_update() < next {
+                    tokio::select! {
+                        changed = head_rx.changed() => if changed.is_err() { return },
+                        _ = tx.closed() => return,
+                    }
+                }
+                let p = prefix.clone();
+                let read = store.with_conn(move |conn| read_log(conn, &p, next)).await;
+                let (events, head, compacted) = match read {
+                    Ok(read) => read,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                if next <= compacted {
+                    let _ = tx
+                        .send(Err(StoreError::Compacted {
+                            requested: next,
+                            oldest: compacted + 1,
+                        }))
+                        .await;
+                    return;
+                }
+                next = head + 1;
+                if !events.is_empty() && tx.send(Ok(events)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn revision(&self) -> Result<u64> {
+        Ok(*self.head.borrow())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn put_then_get_returns_value_and_revisions() {
+        runtime().block_on(async {
+            let store = SqliteStore::open_in_memory().expect("open");
+            let r1 = store
+                .txn(Txn::new().put("/a", b"1".to_vec()))
+                .await
+                .expect("txn");
+            assert!(r1.succeeded);
+            assert_eq!(r1.revision, 1);
+            let r2 = store
+                .txn(Txn::new().put("/a", b"2".to_vec()))
+                .await
+                .expect("txn");
+            let kv = store.get("/a").await.expect("get").expect("present");
+            assert_eq!(kv.value, b"2");
+            assert_eq!(kv.create_revision, 1);
+            assert_eq!(kv.mod_revision, r2.revision);
+            assert_eq!(kv.version, 2);
+        });
+    }
+
+    #[test]
+    fn compare_on_revision_rejects_a_stale_writer() {
+        runtime().block_on(async {
+            let store = SqliteStore::open_in_memory().expect("open");
+            let first = store
+                .txn(
+                    Txn::new()
+                        .when(Compare::absent("/k"))
+                        .put("/k", b"a".to_vec()),
+                )
+                .await
+                .expect("txn");
+            assert!(first.succeeded);
+            let again = store
+                .txn(
+                    Txn::new()
+                        .when(Compare::absent("/k"))
+                        .put("/k", b"b".to_vec()),
+                )
+                .await
+                .expect("txn");
+            assert!(!again.succeeded);
+            let guarded = store
+                .txn(
+                    Txn::new()
+                        .when(Compare::at("/k", first.revision))
+                        .put("/k", b"c".to_vec()),
+                )
+                .await
+                .expect("txn");
+            assert!(guarded.succeeded);
+            assert_eq!(store.get("/k").await.expect("get").expect("kv").value, b"c");
+        });
+    }
+
+    #[test]
+    fn list_returns_only_keys_under_the_prefix_in_order() {
+        runtime().block_on(async {
+            let store = SqliteStore::open_in_memory().expect("open");
+            for key in ["/b/2", "/a/1", "/b/1", "/bb/1", "/c"] {
+                store.txn(Txn::new().put(key, vec![])).await.expect("txn");
+            }
+            let (items, rev) = store.list("/b/").await.expect("list");
+            let keys: Vec<_> = items.iter().map(|kv| kv.key.as_str()).collect();
+            assert_eq!(keys, vec!["/b/1", "/b/2"]);
+            assert_eq!(rev, 5);
+        });
+    }
+
+    #[test]
+    fn delete_removes_the_key_and_a_failed_compare_changes_nothing() {
+        runtime().block_on(async {
+            let store = SqliteStore::open_in_memory().expect("open");
+            store
+                .txn(Txn::new().put("/x", b"1".to_vec()).put("/y", b"2".to_vec()))
+                .await
+                .expect("txn");
+            let failed = store
+                .txn(
+                    Txn::new()
+                        .when(Compare::at("/x", 99))
+                        .delete("/x")
+                        .put("/z", vec![]),
+                )
+                .await
+                .expect("txn");
+            assert!(!failed.succeeded);
+            assert!(store.get("/z").await.expect("get").is_none());
+            store.txn(Txn::new().delete("/x")).await.expect("txn");
+            assert!(store.get("/x").await.expect("get").is_none());
+            assert_eq!(store.revision().await.expect("rev"), 2);
+        });
+    }
+
+    #[test]
+    fn watch_replays_history_then_streams_new_writes() {
+        runtime().block_on(async {
+            let store = SqliteStore::open_in_memory().expect("open");
+            store
+                .txn(Txn::new().put("/w/1", b"a".to_vec()))
+                .await
+                .expect("txn");
+            store
+                .txn(Txn::new().put("/other", b"x".to_vec()))
+                .await
+                .expect("txn");
+            let mut stream = store.watch("/w/", 1).await.expect("watch");
+            let first = stream.recv().await.expect("batch").expect("ok");
+            assert_eq!(first.len(), 1);
+            assert_eq!(first[0].key, "/w/1");
+            store.txn(Txn::new().delete("/w/1")).await.expect("txn");
+            let second = stream.recv().await.expect("batch").expect("ok");
+            assert_eq!(second[0].kind, EventKind::Delete);
+            assert_eq!(second[0].revision, 3);
+        });
+    }
+
+    #[test]
+    fn concurrent_guarded_increments_lose_no_update() {
+        runtime().block_on(async {
+            let store = SqliteStore::open_in_memory().expect("open");
+            let mut handles = Vec::new();
+            for _ in 0..8 {
+                let store = store.clone();
+                handles.push(tokio::spawn(async move {
+                    for _ in 0..10 {
+                        loop {
+                            let current = store.get("/n").await.expect("get");
+                            let (n, rev) = current.map_or((0u64, 0), |kv| {
+                                (
+                                    String::from_utf8_lossy(&kv.value).parse().unwrap_or(0),
+                                    kv.mod_revision,
+                                )
+                            });
+                            let txn = Txn::new()
+                                .when(Compare::at("/n", rev))
+                                .put("/n", (n + 1).to_string().into_bytes());
+                            if store.txn(txn).await.expect("txn").succeeded {
+                                break;
+                            }
+                        }
+                    }
+                }));
+            }
+            for handle in handles {
+                handle.await.expect("task");
+            }
+            let kv = store.get("/n").await.expect("get").expect("kv");
+            assert_eq!(String::from_utf8_lossy(&kv.value), "80");
+        });
+    }
+
+    #[test]
+    fn acknowledged_writes_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("berth.db");
+        runtime().block_on(async {
+            let store = SqliteStore::open(&path).expect("open");
+            for i in 0..20 {
+                store
+                    .txn(Txn::new().put(format!("/k/{i:02}"), vec![i]))
+                    .await
+                    .expect("txn");
+            }
+        });
+        runtime().block_on(async {
+            let store = SqliteStore::open(&path).expect("reopen");
+            let (items, rev) = store.list("/k/").await.expect("list");
+            assert_eq!(items.len(), 20);
+            assert_eq!(rev, 20);
+            assert_eq!(store.revision().await.expect("rev"), 20);
+        });
+    }
+}

@@ -1,0 +1,62 @@
+//! `berth server`: the control plane alone, serving the ECS API until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+use berth_server::ServerConfig;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Options of `berth server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to serve the ECS API on.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: SocketAddr,
+    /// Directory of the store (default: $BERTH_DATA_DIR or ~/.local/share/berth).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Region used in ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Account id used in ARNs.
+    #[arg(long, default_value = "000000000000")]
+    pub account_id: String,
+}
+
+impl ServerArgs {
+    /// The server configuration these options describe.
+    pub fn config(&self) -> ServerConfig {
+        ServerConfig {
+            listen: self.listen,
+            data_dir: Some(
+                self.data_dir
+                    .clone()
+                    .unwrap_or_else(super::default_data_dir),
+            ),
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+        }
+    }
+}
+
+/// Runs the server until asked to stop.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let config = args.config();
+    let data_dir = config.data_dir.clone();
+    let server = berth_server::serve(config)
+        .await
+        .context("berth server could not start")?;
+    tracing::info!(
+        endpoint = %format!("http://{}", server.addr()),
+        data_dir = %data_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
+        "berth server is serving the ECS API"
+    );
+    println!("berth server listening on http://{}", server.addr());
+    super::shutdown_signal().await;
+    tracing::info!("shutting down");
+    server
+        .shutdown()
+        .await
+        .context("server stopped with an error")?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! `berth`: one binary for the server, the host agent, the all-in-one local mode and the
+//! human CLI. Each subcommand lives in its own file under `commands/`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A self-hosted container orchestrator that speaks the Amazon ECS API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane: the ECS API over a durable store.
+    Server(commands::server::ServerArgs),
+    /// Run Berth on this machine in one process, with cluster `default`.
+    Up(commands::up::UpArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => commands::server::run(args).await,
+            Command::Up(args) => commands::up::run(args).await,
+        }
+    })
+}
