@@ -4,3 +4,16 @@
 
 /// The agent version reported in `versionInfo.agentVersion`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub use agent::{run, AgentConfig, AgentError};
+
+pub mod agent;
+pub mod backoff;
+pub mod client;
+pub mod engine;
+pub mod host;
+pub mod identity;
+pub mod register;
+pub mod reporter;
+pub mod runtime;
+pub mod spec;

@@ -3,8 +3,12 @@
 //! Nothing here does I/O or needs an async runtime.
 
 pub mod arn;
+pub mod gateway;
 pub mod model;
 pub mod names;
 pub mod pagination;
+pub mod resources;
+pub mod task_definition;
+pub mod task_state;
 
 pub use arn::{Arn, ArnContext};

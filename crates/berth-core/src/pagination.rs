@@ -67,7 +67,7 @@ fn encode_token(key: &str) -> String {
 }
 
 fn decode_token(token: &str) -> Option<String> {
-    if token.len() % 2 != 0 || token.len() > 4096 {
+    if !token.len().is_multiple_of(2) || token.len() > 4096 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..token.len())

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub region: String,
     /// Account id in ARNs.
     pub account_id: String,
+    /// How long STOPPED tasks stay describable before they are purged.
+    pub stopped_task_retention: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +35,7 @@ impl Default for ServerConfig {
             data_dir: None,
             region: "us-east-1".to_string(),
             account_id: "000000000000".to_string(),
+            stopped_task_retention: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -44,6 +47,8 @@ pub struct App {
     pub view: Arc<View>,
     pub arns: ArnContext,
     pub config: ServerConfig,
+    /// Liveness of agents, as heartbeats and streams show it.
+    pub agents: crate::gateway::AgentRegistry,
 }
 
 /// Name of the file the SQLite store keeps in the data dir.
@@ -68,6 +73,7 @@ impl App {
             view,
             arns,
             config,
+            agents: Default::default(),
         }))
     }
 

@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::handlers::{
     account_settings, attributes, clusters, container_instances, tags, task_definitions,
+    task_reports, tasks,
 };
 use crate::protocol::parse_input;
 use serde::de::DeserializeOwned;
@@ -81,6 +82,16 @@ pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErr
         "PutAccountSettingDefault" => call(ctx, body, account_settings::put_default).await,
         "ListAccountSettings" => call(ctx, body, account_settings::list).await,
         "DeleteAccountSetting" => call(ctx, body, account_settings::delete).await,
+
+        "RunTask" => call(ctx, body, tasks::run_task).await,
+        "StartTask" => call(ctx, body, tasks::start_task).await,
+        "StopTask" => call(ctx, body, tasks::stop_task).await,
+        "DescribeTasks" => call(ctx, body, tasks::describe_tasks).await,
+        "ListTasks" => call(ctx, body, tasks::list_tasks).await,
+        "SubmitTaskStateChange" => call(ctx, body, task_reports::submit_task_state_change).await,
+        "SubmitContainerStateChange" => {
+            call(ctx, body, task_reports::submit_container_state_change).await
+        }
 
         other if ECS_OPERATIONS.contains(&other) => Err(ApiError::unsupported(other)),
         other => Err(ApiError::unknown_operation(other)),

@@ -57,8 +57,25 @@ impl Server {
 /// The router of the ECS API and the side endpoints.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", post(ecs))
+        .route(
+            "/",
+            post(ecs).fallback(|| async {
+                ApiError::new(
+                    "UnknownOperationException",
+                    "ECS operations are sent as POST /.",
+                )
+                .into_response()
+            }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            berth_core::gateway::DESIRED_PATH,
+            get(crate::gateway::desired),
+        )
+        .route(
+            berth_core::gateway::HEARTBEAT_PATH,
+            post(crate::gateway::heartbeat),
+        )
         .fallback(|| async {
             ApiError::new(
                 "UnknownOperationException",
@@ -93,6 +110,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
     let app = App::open(config).await?;
+    crate::controllers::task_gc::spawn(app.clone(), std::time::Duration::from_secs(60));
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let task = tokio::spawn(async move {
@@ -130,16 +148,38 @@ async fn ecs(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Res
     response
 }
 
+/// Reads a request body of at most `MAX_BODY_BYTES`. A larger one is read on (and dropped) up
+/// to `DRAIN_LIMIT` so the client, still sending, receives the 400 rather than a reset.
+async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    use http_body_util::BodyExt;
+    const DRAIN_LIMIT: usize = 64 * MAX_BODY_BYTES;
+    let unreadable = || ApiError::client("The request body could not be read.");
+    let mut body = body;
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| unreadable())?;
+        if let Some(data) = frame.data_ref() {
+            seen += data.len();
+            if seen <= MAX_BODY_BYTES {
+                bytes.extend_from_slice(data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::client(format!(
+            "The request body is {seen} bytes or more: the limit is {MAX_BODY_BYTES} bytes."
+        )));
+    }
+    Ok(bytes)
+}
+
 async fn handle(app: Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let op = operation_of(header("x-amz-target"))?.to_string();
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::client(format!(
-                "The request body is larger than {MAX_BODY_BYTES} bytes or could not be read."
-            ))
-        })?;
+    let body = read_body(body).await?;
     let caller = Caller {
         access_key_id: access_key_of(header("authorization")),
     };

@@ -2,8 +2,10 @@
 //! in-memory view of the store that a watch keeps current.
 
 pub mod app;
+pub mod controllers;
 pub mod dispatch;
 pub mod error;
+pub mod gateway;
 pub mod handlers;
 pub mod http;
 pub mod protocol;

@@ -83,6 +83,7 @@ mod tests {
         count: Option<i32>,
         family: Option<String>,
         #[serde(default)]
+        #[allow(dead_code)]
         nested: Vec<Nested>,
     }
 

@@ -114,6 +114,11 @@ impl View {
         *self.revision.borrow()
     }
 
+    /// A receiver that changes whenever the view advances.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
     /// Waits until the view reflects at least `revision`.
     pub async fn wait_for(&self, revision: u64) {
         let mut rx = self.revision.subscribe();

@@ -56,6 +56,16 @@ pub fn tasks_of(cluster: &str) -> String {
     format!("{TASKS}{cluster}/")
 }
 
+/// `/services/{cluster}/{name}`
+pub fn service(cluster: &str, name: &str) -> String {
+    format!("{SERVICES}{cluster}/{name}")
+}
+
+/// `/tasks/{cluster}/{id}`
+pub fn task(cluster: &str, id: &str) -> String {
+    format!("{TASKS}{cluster}/{id}")
+}
+
 /// `/account-settings/{principal}/` — the settings of one principal (`default` for the
 /// account-wide defaults).
 pub fn account_settings_of(principal: &str) -> String {

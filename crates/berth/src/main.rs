@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the host agent: join a cluster and run its tasks on the local Docker daemon.
+    Agent(commands::agent::AgentArgs),
     /// Run the control plane: the ECS API over a durable store.
     Server(commands::server::ServerArgs),
     /// Run Berth on this machine in one process, with cluster `default`.
@@ -38,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.command {
+            Command::Agent(args) => commands::agent::run(args).await,
             Command::Server(args) => commands::server::run(args).await,
             Command::Up(args) => commands::up::run(args).await,
         }

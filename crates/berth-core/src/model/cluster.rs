@@ -102,10 +102,12 @@ pub fn validate_cluster_settings(settings: &[ClusterSetting]) -> Result<(), Stri
     for setting in settings {
         match setting.name.as_deref() {
             Some("containerInsights") => {}
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "Invalid cluster setting name '{}': the only supported name is containerInsights.",
                 other.unwrap_or("")
-            )),
+            ))
+            }
         }
         let value = setting.value.as_deref().unwrap_or("");
         if !CONTAINER_INSIGHTS_VALUES.contains(&value) {

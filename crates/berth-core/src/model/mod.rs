@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod common;
 pub mod container_instance;
 pub mod settings;
+pub mod task;
 pub mod task_definition;
 
 pub use common::*;

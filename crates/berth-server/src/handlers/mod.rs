@@ -7,3 +7,6 @@ pub mod clusters;
 pub mod container_instances;
 pub mod tags;
 pub mod task_definitions;
+pub mod task_lookup;
+pub mod task_reports;
+pub mod tasks;

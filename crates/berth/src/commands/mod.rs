@@ -1,5 +1,6 @@
 //! The subcommands of `berth`, one file each.
 
+pub mod agent;
 pub mod server;
 pub mod up;
 

@@ -35,6 +35,7 @@ impl ServerArgs {
             ),
             region: self.region.clone(),
             account_id: self.account_id.clone(),
+            ..ServerConfig::default()
         }
     }
 }

@@ -1,0 +1,233 @@
+//! The agent's main loop: register, then heartbeat, follow the desired-state stream into the
+//! task engine and send its reports, until shutdown. Containers keep running when the agent
+//! stops (as with ECS); the next run re-adopts them.
+
+use crate::backoff::Backoff;
+use crate::client::{ClientError, ServerClient};
+use crate::engine::{Engine, EngineConfig};
+use crate::identity::IdentityError;
+use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::{register, reporter};
+use berth_core::gateway::Heartbeat;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The server sends a line at least every 15 s; this long without one means the stream is dead.
+const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// How long reports still queued at shutdown may take to go out.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Base URL of the server, `http://HOST:PORT`.
+    pub server: String,
+    /// Cluster to join.
+    pub cluster: String,
+    /// Where the agent keeps its identity.
+    pub data_dir: PathBuf,
+    /// The user's attributes (`--attribute KEY=VALUE`).
+    pub attributes: Vec<(String, Option<String>)>,
+    /// `ecs.availability-zone`, when configured.
+    pub availability_zone: Option<String>,
+    /// How long stopped containers stay before they are removed.
+    pub task_cleanup_wait: Duration,
+    /// Memory kept back from tasks, in MiB.
+    pub memory_reserve_mib: u64,
+    /// Region named in the request signature.
+    pub region: String,
+    /// Access key id named in the request signature.
+    pub access_key_id: String,
+    /// Time between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Time between SIGTERM and SIGKILL for containers without a `stopTimeout`.
+    pub default_stop_timeout: Duration,
+}
+
+impl AgentConfig {
+    /// A configuration with the defaults: cleanup after 1 h, 256 MiB reserve, heartbeats
+    /// every 5 s, region us-east-1.
+    pub fn new(server: &str, cluster: &str, data_dir: PathBuf) -> AgentConfig {
+        AgentConfig {
+            server: server.to_string(),
+            cluster: cluster.to_string(),
+            data_dir,
+            attributes: Vec::new(),
+            availability_zone: None,
+            task_cleanup_wait: Duration::from_secs(3600),
+            memory_reserve_mib: crate::host::DEFAULT_MEMORY_RESERVE_MIB,
+            region: "us-east-1".into(),
+            access_key_id: "berth-agent".into(),
+            heartbeat_interval: Duration::from_secs(5),
+            default_stop_timeout: crate::spec::DEFAULT_STOP_TIMEOUT,
+        }
+    }
+}
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The container runtime does not answer.
+    #[error("no container runtime answers: {0}")]
+    RuntimeUnavailable(RuntimeError),
+    /// The container runtime failed while the engine started.
+    #[error("the container runtime failed: {0}")]
+    Runtime(RuntimeError),
+    /// The server URL is unusable.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The server refused the registration.
+    #[error("cluster {cluster} refused this instance: {message}{}", identity_hint(.identity_file))]
+    Registration {
+        cluster: String,
+        message: String,
+        identity_file: Option<PathBuf>,
+    },
+    /// The identity in the data dir could not be read or kept.
+    #[error("agent identity: {0}")]
+    Identity(#[from] IdentityError),
+}
+
+fn identity_hint(file: &Option<PathBuf>) -> String {
+    match file {
+        Some(path) => format!(
+            " (this agent registered as the instance kept in {}; remove that file to join as a new instance)",
+            path.display()
+        ),
+        None => String::new(),
+    }
+}
+
+/// Runs the agent until `shutdown` resolves: registers the host, then heartbeats, follows
+/// the desired-state stream and drives containers through `runtime`. Containers keep
+/// running after it returns.
+pub async fn run(
+    config: AgentConfig,
+    runtime: Arc<dyn ContainerRuntime>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    tokio::pin!(shutdown);
+    let client = ServerClient::new(&config.server, &config.region, &config.access_key_id)?;
+    let info = runtime
+        .ping()
+        .await
+        .map_err(AgentError::RuntimeUnavailable)?;
+    let identity = tokio::select! {
+        identity = register::register(&config, &client, &info) => identity?,
+        _ = &mut shutdown => return Ok(()),
+    };
+    let instance_id = identity.instance_id().to_string();
+    tracing::info!(cluster = %config.cluster, instance = %identity.container_instance_arn, "registered");
+
+    let (reports, report_queue) = mpsc::unbounded_channel();
+    let reporter = reporter::spawn(Arc::new(client.clone()), report_queue);
+    let mut engine_config = EngineConfig::new(&config.cluster, &instance_id);
+    engine_config.cleanup_delay = config.task_cleanup_wait;
+    engine_config.default_stop_timeout = config.default_stop_timeout;
+    let mut engine = Engine::start(runtime, engine_config, reports)
+        .await
+        .map_err(AgentError::Runtime)?;
+    let heartbeat = Heartbeat {
+        cluster: config.cluster.clone(),
+        container_instance: instance_id.clone(),
+    };
+    let heartbeats = tokio::spawn(send_heartbeats(
+        client.clone(),
+        heartbeat,
+        config.heartbeat_interval,
+    ));
+
+    tokio::select! {
+        _ = &mut shutdown => {}
+        _ = follow_desired(&client, &config.cluster, &instance_id, &mut engine) => {}
+    }
+    tracing::info!("agent stopping; containers keep running");
+    heartbeats.abort();
+    drop(engine);
+    if tokio::time::timeout(SHUTDOWN_FLUSH, reporter)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some task state reports were not delivered before shutdown");
+    }
+    Ok(())
+}
+
+/// Follows the desired-state stream forever, feeding each line to the engine; reconnects
+/// with backoff from the last revision seen.
+async fn follow_desired(
+    client: &ServerClient,
+    cluster: &str,
+    instance_id: &str,
+    engine: &mut Engine,
+) {
+    let mut since: Option<u64> = None;
+    let mut backoff = Backoff::default();
+    let mut failing = false;
+    loop {
+        match client.desired_stream(cluster, instance_id, since).await {
+            Ok(mut stream) => loop {
+                match tokio::time::timeout(STREAM_IDLE_TIMEOUT, stream.next_state()).await {
+                    Ok(Ok(Some(state))) => {
+                        if failing {
+                            tracing::info!("desired-state stream back");
+                            failing = false;
+                        }
+                        since = Some(state.revision);
+                        backoff.reset();
+                        engine.apply(&state);
+                    }
+                    Ok(Ok(None)) => {
+                        tracing::debug!("desired-state stream ended; reconnecting");
+                        break;
+                    }
+                    Ok(Err(err)) => {
+                        tracing::warn!("desired-state stream broke, reconnecting: {err}");
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            "no desired state for {STREAM_IDLE_TIMEOUT:?}; reconnecting"
+                        );
+                        break;
+                    }
+                }
+            },
+            Err(err) => {
+                if !failing {
+                    tracing::warn!("cannot follow the desired state, retrying: {err}");
+                    failing = true;
+                }
+            }
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// Sends a heartbeat every `interval`, forever.
+async fn send_heartbeats(client: ServerClient, heartbeat: Heartbeat, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        match client.heartbeat(&heartbeat).await {
+            Ok(()) if failing => {
+                tracing::info!("heartbeats reach the server again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(err) if !failing => {
+                tracing::warn!("heartbeat failed: {err}");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,393 @@
+//! The agent's HTTP client for the Berth server (plain HTTP/1 through hyper): ECS JSON calls
+//! (RegisterContainerInstance, SubmitTaskStateChange, SubmitContainerStateChange), the NDJSON
+//! desired-state stream and heartbeats.
+
+use berth_core::gateway::{
+    DesiredState, Heartbeat, SubmitContainerStateChange, SubmitTaskStateChange, DESIRED_PATH,
+    HEARTBEAT_PATH,
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `X-Amz-Target` prefix of ECS operations.
+pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+/// Content type of the ECS protocol.
+pub const AMZ_JSON: &str = "application/x-amz-json-1.1";
+/// How long one API call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest desired-state line accepted.
+const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Errors of calls to the server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The server URL cannot be used.
+    #[error("invalid server URL '{url}': {why}")]
+    InvalidUrl { url: String, why: String },
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot reach the Berth server: {0}")]
+    Transport(String),
+    /// The server answered with an error.
+    #[error("{kind} (HTTP {status}): {message}")]
+    Api {
+        status: u16,
+        kind: String,
+        message: String,
+    },
+    /// The server's answer could not be read.
+    #[error("unexpected answer from the Berth server: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// Whether trying again later may succeed: transport failures, server faults and
+    /// throttling; not a request the server rejected.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Transport(_) | ClientError::Decode(_) => true,
+            ClientError::Api { status, .. } => *status >= 500 || *status == 429,
+            ClientError::InvalidUrl { .. } => false,
+        }
+    }
+}
+
+/// The client. Cheap to clone: clones share the connection pool.
+#[derive(Clone)]
+pub struct ServerClient {
+    http: Client<HttpConnector, Full<Bytes>>,
+    /// `scheme://authority`, without a trailing slash.
+    base: String,
+    authority: String,
+    region: String,
+    access_key_id: String,
+}
+
+impl std::fmt::Debug for ServerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerClient")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "__type")]
+    kind: Option<String>,
+    #[serde(alias = "Message")]
+    message: Option<String>,
+}
+
+impl ServerClient {
+    /// A client of the server at `url` (`http://host:port`), signing as `access_key_id` in
+    /// `region`.
+    pub fn new(url: &str, region: &str, access_key_id: &str) -> Result<ServerClient, ClientError> {
+        let invalid = |why: &str| ClientError::InvalidUrl {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let uri: Uri = url
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| invalid("it is not a URL; use http://HOST:PORT"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => return Err(invalid("TLS is not supported yet; use http://")),
+            _ => return Err(invalid("use http://HOST:PORT")),
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| invalid("it names no host; use http://HOST:PORT"))?
+            .to_string();
+        if uri.path() != "/" && !uri.path().is_empty() {
+            return Err(invalid("it must not have a path; use http://HOST:PORT"));
+        }
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        Ok(ServerClient {
+            http,
+            base: format!("http://{authority}"),
+            authority,
+            region: region.to_string(),
+            access_key_id: access_key_id.to_string(),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn uri(&self, path_and_query: &str) -> Result<Uri, ClientError> {
+        format!("{}{path_and_query}", self.base)
+            .parse()
+            .map_err(|_| ClientError::InvalidUrl {
+                url: self.base.clone(),
+                why: format!("bad path {path_and_query}"),
+            })
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response<Incoming>, ClientError> {
+        match tokio::time::timeout(CALL_TIMEOUT, self.http.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => Err(ClientError::Transport(error_chain(&err))),
+            Err(_) => Err(ClientError::Transport(format!(
+                "no answer within {CALL_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Calls ECS operation `operation` with `body`; returns the decoded answer.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        operation: &str,
+        body: &Req,
+    ) -> Result<Resp, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri("/")?)
+            .header(HOST, &self.authority)
+            .header(CONTENT_TYPE, AMZ_JSON)
+            .header("x-amz-target", format!("{TARGET_PREFIX}{operation}"))
+            .header("x-amz-date", amz_date(now))
+            .header(
+                AUTHORIZATION,
+                authorization(&self.access_key_id, &self.region, now),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let bytes = read_body(response).await?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{operation}: {e}")))
+    }
+
+    /// SubmitTaskStateChange.
+    pub async fn submit_task_state_change(
+        &self,
+        report: &SubmitTaskStateChange,
+    ) -> Result<(), ClientError> {
+        self.call::<_, serde_json::Value>("SubmitTaskStateChange", report)
+            .await
+            .map(|_| ())
+    }
+
+    /// SubmitContainerStateChange.
+    pub async fn submit_container_state_change(
+        &self,
+        report: &SubmitContainerStateChange,
+    ) -> Result<(), ClientError> {
+        self.call::<_, serde_json::Value>("SubmitContainerStateChange", report)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends one heartbeat.
+    pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(heartbeat).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri(HEARTBEAT_PATH)?)
+            .header(HOST, &self.authority)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let bytes = read_body(response).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(api_error(status.as_u16(), &bytes))
+        }
+    }
+
+    /// Opens the desired-state stream of an instance, resuming after revision `since`.
+    pub async fn desired_stream(
+        &self,
+        cluster: &str,
+        container_instance: &str,
+        since: Option<u64>,
+    ) -> Result<DesiredStream, ClientError> {
+        let mut query = format!(
+            "{DESIRED_PATH}?cluster={}&containerInstance={}",
+            encode(cluster),
+            encode(container_instance)
+        );
+        if let Some(since) = since {
+            query.push_str(&format!("&since={since}"));
+        }
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(self.uri(&query)?)
+            .header(HOST, &self.authority)
+            .header("accept", "application/x-ndjson")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = read_body(response).await?;
+            return Err(api_error(status.as_u16(), &bytes));
+        }
+        Ok(DesiredStream {
+            body: response.into_body(),
+            buffer: Vec::new(),
+        })
+    }
+}
+
+/// An open desired-state stream: newline-delimited JSON [`DesiredState`] lines.
+#[derive(Debug)]
+pub struct DesiredStream {
+    body: Incoming,
+    buffer: Vec<u8>,
+}
+
+impl DesiredStream {
+    /// The next desired state; `None` when the server ended the stream.
+    pub async fn next_state(&mut self) -> Result<Option<DesiredState>, ClientError> {
+        loop {
+            if let Some(line) = take_line(&mut self.buffer) {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return serde_json::from_slice(&line)
+                    .map(Some)
+                    .map_err(|e| ClientError::Decode(format!("desired state line: {e}")));
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(err)) => return Err(ClientError::Transport(error_chain(&err))),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                        if self.buffer.len() > MAX_LINE_BYTES {
+                            return Err(ClientError::Decode("desired state line too long".into()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Takes the first complete line (without its newline) out of `buffer`.
+fn take_line(buffer: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let end = buffer.iter().position(|b| *b == b'\n')?;
+    let mut line: Vec<u8> = buffer.drain(..=end).collect();
+    line.pop();
+    Some(line)
+}
+
+async fn read_body(response: Response<Incoming>) -> Result<Bytes, ClientError> {
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| ClientError::Transport(error_chain(&e)))
+}
+
+fn api_error(status: u16, body: &[u8]) -> ClientError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let kind = parsed
+        .as_ref()
+        .and_then(|b| b.kind.as_deref())
+        .map(|k| k.rsplit('#').next().unwrap_or(k).to_string())
+        .unwrap_or_else(|| {
+            if status >= 500 {
+                "ServerException".into()
+            } else {
+                "ClientException".into()
+            }
+        });
+    let message = parsed
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
+    ClientError::Api {
+        status,
+        kind,
+        message,
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `YYYYMMDD` and `HHMMSS` of a Unix time (UTC).
+fn civil(epoch_seconds: u64) -> (String, String) {
+    let days = (epoch_seconds / 86_400) as i64;
+    let secs = epoch_seconds % 86_400;
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        format!("{year:04}{month:02}{day:02}"),
+        format!("{:02}{:02}{:02}", secs / 3600, secs % 3600 / 60, secs % 60),
+    )
+}
+
+/// The `X-Amz-Date` of a Unix time.
+fn amz_date(epoch_seconds: u64) -> String {
+    let (date, time) = civil(epoch_seconds);
+    format!("{date}T{time}Z")
+}
+
+/// An `Authorization` header in SigV4 shape. The server reads only the access key id from it
+/// for now, so the signature is not computed.
+fn authorization(access_key_id: &str, region: &str, epoch_seconds: u64) -> String {
+    let (date, _) = civil(epoch_seconds);
+    format!(
+        "AWS4-HMAC-SHA256 Credential={access_key_id}/{date}/{region}/ecs/aws4_request, \
+         SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={}",
+        "0".repeat(64)
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,242 @@
+//! Client tests against a hand-written HTTP/1.1 peer on a loopback port.
+
+use super::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn listener() -> (TcpListener, ServerClient) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client =
+        ServerClient::new(&format!("http://{addr}"), "us-east-1", "AKIDBERTH").expect("client");
+    (listener, client)
+}
+
+/// Reads one request (head and a content-length body) from `stream`.
+async fn read_request(stream: &mut TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "peer closed before a full request");
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
+}
+
+/// Answers one request with `status` and a JSON `body`; returns the request text.
+async fn answer(listener: &TcpListener, status: &str, body: &str) -> String {
+    let (mut stream, _) = listener.accept().await.expect("accept");
+    let request = read_request(&mut stream).await;
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await.expect("write");
+    request
+}
+
+#[test]
+fn amz_dates_are_utc_calendar_dates() {
+    assert_eq!(amz_date(0), "19700101T000000Z");
+    assert_eq!(amz_date(1_700_000_000), "20231114T221320Z");
+    assert_eq!(amz_date(951_782_400), "20000229T000000Z");
+}
+
+#[test]
+fn the_authorization_header_has_the_sigv4_shape_with_the_access_key() {
+    let header = authorization("AKIDBERTH", "eu-west-1", 1_700_000_000);
+    assert!(header.starts_with(
+        "AWS4-HMAC-SHA256 Credential=AKIDBERTH/20231114/eu-west-1/ecs/aws4_request, "
+    ));
+    assert!(header.contains("SignedHeaders=") && header.contains("Signature="));
+}
+
+#[test]
+fn only_plain_http_urls_with_a_host_are_accepted() {
+    assert!(ServerClient::new("http://127.0.0.1:7700", "us-east-1", "a").is_ok());
+    assert!(ServerClient::new("http://127.0.0.1:7700/", "us-east-1", "a").is_ok());
+    for bad in [
+        "https://x:1",
+        "127.0.0.1:7700",
+        "ftp://x",
+        "http://x:1/api",
+        "not a url",
+    ] {
+        let err = ServerClient::new(bad, "us-east-1", "a").expect_err(bad);
+        assert!(
+            matches!(err, ClientError::InvalidUrl { .. }),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn server_faults_and_transport_errors_are_retried_but_rejections_are_not() {
+    assert!(ClientError::Transport("refused".into()).is_retryable());
+    assert!(ClientError::Api {
+        status: 500,
+        kind: "ServerException".into(),
+        message: String::new()
+    }
+    .is_retryable());
+    assert!(ClientError::Api {
+        status: 429,
+        kind: "ThrottlingException".into(),
+        message: String::new()
+    }
+    .is_retryable());
+    assert!(!ClientError::Api {
+        status: 400,
+        kind: "ClientException".into(),
+        message: String::new()
+    }
+    .is_retryable());
+}
+
+#[tokio::test]
+async fn ecs_calls_carry_the_target_content_type_and_authorization() {
+    let (listener, client) = listener().await;
+    let server =
+        tokio::spawn(
+            async move { answer(&listener, "200 OK", r#"{"acknowledgment":"ok"}"#).await },
+        );
+    let report = SubmitTaskStateChange {
+        cluster: Some("demo".into()),
+        task: Some("t".into()),
+        status: Some("RUNNING".into()),
+        ..Default::default()
+    };
+    client
+        .submit_task_state_change(&report)
+        .await
+        .expect("submitted");
+    let request = server.await.expect("server").to_ascii_lowercase();
+    assert!(request.starts_with("post / http/1.1"), "{request}");
+    assert!(
+        request.contains("x-amz-target: amazonec2containerservicev20141113.submittaskstatechange")
+    );
+    assert!(request.contains("content-type: application/x-amz-json-1.1"));
+    assert!(request.contains("authorization: aws4-hmac-sha256 credential=akidberth/"));
+    assert!(request.contains(r#""status":"running""#), "{request}");
+}
+
+#[tokio::test]
+async fn ecs_errors_come_back_with_their_exception_name() {
+    let (listener, client) = listener().await;
+    tokio::spawn(async move {
+        answer(
+            &listener,
+            "400 Bad Request",
+            r#"{"__type":"com.amazonaws.ecs#ClientException","message":"no such task"}"#,
+        )
+        .await
+    });
+    let err = client
+        .submit_task_state_change(&SubmitTaskStateChange::default())
+        .await
+        .expect_err("rejected");
+    assert_eq!(
+        err,
+        ClientError::Api {
+            status: 400,
+            kind: "ClientException".into(),
+            message: "no such task".into()
+        }
+    );
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_transport_error() {
+    let (listener, client) = listener().await;
+    drop(listener);
+    let err = client
+        .heartbeat(&Heartbeat {
+            cluster: "c".into(),
+            container_instance: "i".into(),
+        })
+        .await
+        .expect_err("down");
+    assert!(matches!(err, ClientError::Transport(_)), "{err}");
+}
+
+#[tokio::test]
+async fn the_desired_stream_yields_each_line_and_ends_at_eof() {
+    let (listener, client) = listener().await;
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let request = read_request(&mut stream).await;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("head");
+        stream
+            .write_all(b"{\"revision\":7,\"tasks\":[]}\n\n{\"revi")
+            .await
+            .expect("line");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream
+            .write_all(b"sion\":9,\"tasks\":[]}\n")
+            .await
+            .expect("line");
+        request
+    });
+    let mut stream = client
+        .desired_stream("demo", "abc123", Some(5))
+        .await
+        .expect("stream");
+    assert_eq!(
+        stream.next_state().await.expect("line").map(|s| s.revision),
+        Some(7)
+    );
+    assert_eq!(
+        stream.next_state().await.expect("line").map(|s| s.revision),
+        Some(9)
+    );
+    assert_eq!(stream.next_state().await.expect("eof"), None);
+    let request = server.await.expect("server");
+    assert!(
+        request.starts_with(
+            "GET /v1/agent/desired?cluster=demo&containerInstance=abc123&since=5 HTTP/1.1"
+        ),
+        "{request}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_desired_stream_is_an_api_error() {
+    let (listener, client) = listener().await;
+    tokio::spawn(async move {
+        answer(
+            &listener,
+            "404 Not Found",
+            r#"{"__type":"ClusterNotFoundException","message":"nope"}"#,
+        )
+        .await
+    });
+    let err = client
+        .desired_stream("x", "y", None)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, ClientError::Api { status: 404, .. }), "{err}");
+}
+
+#[test]
+fn query_values_are_percent_encoded() {
+    assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    assert_eq!(encode("demo-1_x"), "demo-1_x");
+}

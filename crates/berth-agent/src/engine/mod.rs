@@ -1,0 +1,281 @@
+//! The task engine: converges this host's containers to the tasks the server assigns it. One
+//! runner (a tokio task) per task drives its containers through ECS's lifecycle and emits
+//! `SubmitTaskStateChange` reports; the engine starts and stops runners as desired states
+//! arrive, and on start re-adopts the containers a previous agent run left behind.
+
+mod deps;
+mod report;
+mod runner;
+mod slot;
+mod start;
+mod stop;
+
+#[cfg(test)]
+mod tests;
+
+use crate::runtime::{ContainerRuntime, ContainerState, RuntimeError, RuntimeEvent};
+use crate::spec;
+use berth_core::gateway::{DesiredState, SubmitTaskStateChange};
+use berth_core::task_state::TaskStatus;
+use runner::TaskRunner;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Where the engine's reports go, in the order each task emits them.
+pub type ReportSender = mpsc::UnboundedSender<SubmitTaskStateChange>;
+
+/// What the engine needs to know about its host and its habits.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Cluster name.
+    pub cluster: String,
+    /// Id (32 hex digits) of this container instance: its containers carry it as a label.
+    pub instance_id: String,
+    /// How long stopped containers stay before they are removed.
+    pub cleanup_delay: Duration,
+    /// Time between SIGTERM and SIGKILL for containers without a `stopTimeout`.
+    pub default_stop_timeout: Duration,
+    /// How often runners re-read their containers, in case a runtime event was lost.
+    pub resync_interval: Duration,
+}
+
+impl EngineConfig {
+    /// A configuration with ECS's defaults: cleanup after 1 h, stop timeout 30 s.
+    pub fn new(cluster: &str, instance_id: &str) -> EngineConfig {
+        EngineConfig {
+            cluster: cluster.to_string(),
+            instance_id: instance_id.to_string(),
+            cleanup_delay: Duration::from_secs(3600),
+            default_stop_timeout: spec::DEFAULT_STOP_TIMEOUT,
+            resync_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What runners share.
+pub(crate) struct Shared {
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub config: EngineConfig,
+    pub reports: ReportSender,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    /// Keeps a background job so it ends with the engine.
+    pub fn track(&self, handle: JoinHandle<()>) {
+        let mut jobs = self.background.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.retain(|job| !job.is_finished());
+        jobs.push(handle);
+    }
+}
+
+struct TaskEntry {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+/// The task engine of one container instance.
+pub struct Engine {
+    shared: Arc<Shared>,
+    tasks: HashMap<String, TaskEntry>,
+    /// Containers found at start, by task ARN, until the first desired state claims them.
+    found: Option<HashMap<String, Vec<ContainerState>>>,
+    events: broadcast::Sender<RuntimeEvent>,
+    forwarder: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.shared.config)
+            .field("tasks", &self.tasks.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Subscribes to the runtime's events for this instance's containers and lists the ones
+    /// that exist, to be re-adopted when the first desired state arrives.
+    pub async fn start(
+        runtime: Arc<dyn ContainerRuntime>,
+        config: EngineConfig,
+        reports: ReportSender,
+    ) -> Result<Engine, RuntimeError> {
+        let labels = spec::instance_labels(&config.cluster, &config.instance_id);
+        let receiver = runtime.events(&labels).await?;
+        let (events, _) = broadcast::channel(1024);
+        let forwarder = tokio::spawn(forward_events(
+            Arc::clone(&runtime),
+            labels.clone(),
+            receiver,
+            events.clone(),
+        ));
+        let existing = runtime.list_containers(&labels).await?;
+        let mut found: HashMap<String, Vec<ContainerState>> = HashMap::new();
+        for container in existing {
+            let task = spec::task_container_of(&container.labels)
+                .map(|(task, _)| task)
+                .unwrap_or_default();
+            found.entry(task).or_default().push(container);
+        }
+        if !found.is_empty() {
+            tracing::info!(
+                containers = found.values().map(Vec::len).sum::<usize>(),
+                "found containers of a previous run"
+            );
+        }
+        let shared = Arc::new(Shared {
+            runtime,
+            config,
+            reports,
+            background: Mutex::new(Vec::new()),
+        });
+        Ok(Engine {
+            shared,
+            tasks: HashMap::new(),
+            found: Some(found),
+            events,
+            forwarder,
+        })
+    }
+
+    /// Converges to `desired`: starts runners for new tasks, tells runners of tasks whose
+    /// desired status is STOPPED or that left the set to stop. Idempotent.
+    pub fn apply(&mut self, desired: &DesiredState) {
+        let mut found = self.found.take();
+        let mut wanted: HashSet<&str> = HashSet::new();
+        for assigned in &desired.tasks {
+            let Some(arn) = assigned.task.task_arn.as_deref() else {
+                continue;
+            };
+            wanted.insert(arn);
+            let stop = assigned.task.desired_status.as_deref() == Some("STOPPED");
+            if let Some(entry) = self.tasks.get(arn) {
+                if stop {
+                    entry.stop.send_replace(true);
+                }
+                continue;
+            }
+            if TaskStatus::of(&assigned.task) == TaskStatus::Stopped {
+                continue;
+            }
+            let adopted = found
+                .as_mut()
+                .and_then(|f| f.remove(arn))
+                .unwrap_or_default();
+            if !adopted.is_empty() {
+                tracing::info!(task = %arn, containers = adopted.len(), "re-adopting containers");
+            }
+            let (stop_tx, stop_rx) = watch::channel(stop);
+            let runner = TaskRunner::new(
+                Arc::clone(&self.shared),
+                assigned.clone(),
+                adopted,
+                stop_rx,
+                self.events.subscribe(),
+            );
+            let handle = tokio::spawn(runner.run());
+            self.tasks.insert(
+                arn.to_string(),
+                TaskEntry {
+                    stop: stop_tx,
+                    handle,
+                },
+            );
+        }
+        self.tasks.retain(|arn, entry| {
+            if wanted.contains(arn.as_str()) {
+                return true;
+            }
+            if entry.handle.is_finished() {
+                return false;
+            }
+            entry.stop.send_replace(true);
+            true
+        });
+        if let Some(orphans) = found {
+            self.retire_orphans(orphans);
+        }
+    }
+
+    /// Stops and later removes containers of tasks the server no longer assigns here.
+    fn retire_orphans(&self, orphans: HashMap<String, Vec<ContainerState>>) {
+        for (task, containers) in orphans {
+            tracing::info!(%task, containers = containers.len(), "stopping containers of a task no longer assigned here");
+            let shared = Arc::clone(&self.shared);
+            self.shared.track(tokio::spawn(async move {
+                let runtime = shared.runtime.as_ref();
+                for container in containers.iter().filter(|c| c.running) {
+                    let timeout = shared.config.default_stop_timeout;
+                    if let Err(err) = runtime.stop_container(&container.id, timeout).await {
+                        tracing::warn!(%task, container = %container.id, "cannot stop container: {err}");
+                    }
+                }
+                tokio::time::sleep(shared.config.cleanup_delay).await;
+                let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
+                stop::remove_containers(runtime, &ids, &task).await;
+            }));
+        }
+    }
+
+    /// ARNs of the tasks whose runners are still at work.
+    pub fn active_tasks(&self) -> Vec<String> {
+        let mut arns: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| !e.handle.is_finished())
+            .map(|(arn, _)| arn.clone())
+            .collect();
+        arns.sort();
+        arns
+    }
+}
+
+impl Drop for Engine {
+    /// Ends the runners and background jobs; containers keep running (ECS behaviour when the
+    /// agent stops), to be re-adopted by the next run.
+    fn drop(&mut self) {
+        self.forwarder.abort();
+        for entry in self.tasks.values() {
+            entry.handle.abort();
+        }
+        let jobs = self
+            .shared
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for job in jobs.iter() {
+            job.abort();
+        }
+    }
+}
+
+/// Feeds runtime events to every runner; re-subscribes (and asks for a resync) when the
+/// runtime's event stream ends.
+async fn forward_events(
+    runtime: Arc<dyn ContainerRuntime>,
+    labels: BTreeMap<String, String>,
+    mut receiver: mpsc::Receiver<RuntimeEvent>,
+    events: broadcast::Sender<RuntimeEvent>,
+) {
+    loop {
+        while let Some(event) = receiver.recv().await {
+            let _ = events.send(event);
+        }
+        let mut delay = Duration::from_millis(100);
+        receiver = loop {
+            tokio::time::sleep(delay).await;
+            match runtime.events(&labels).await {
+                Ok(receiver) => break receiver,
+                Err(err) => {
+                    tracing::warn!("cannot follow container events: {err}");
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let _ = events.send(RuntimeEvent::Resync);
+    }
+}

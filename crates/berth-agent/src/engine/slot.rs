@@ -1,0 +1,169 @@
+//! One container of a task as its runner sees it: how far it got, what the runtime last said
+//! of it, and what the server has been told.
+
+use super::deps::View;
+use super::report::{binding, container_change, health_name, ContainerStatus};
+use crate::runtime::{ContainerSpec, ContainerState, Health, PortBinding};
+use berth_core::model::task::ContainerStateChange;
+use berth_core::model::task_definition::ContainerDefinition;
+use std::time::Duration;
+
+/// How far a container got on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Phase {
+    NotCreated,
+    Created,
+    Running,
+    /// Exited, or given up without ever running.
+    Done,
+}
+
+/// One container of the task.
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    pub name: String,
+    pub def: ContainerDefinition,
+    pub spec: Option<ContainerSpec>,
+    pub id: Option<String>,
+    pub phase: Phase,
+    /// It has been started at least once.
+    pub started: bool,
+    pub exit_code: Option<i64>,
+    pub health: Health,
+    pub ports: Vec<PortBinding>,
+    pub image_id: Option<String>,
+    pub reason: Option<String>,
+    /// The container status the server has been told.
+    pub reported: ContainerStatus,
+    /// The health the server has been told.
+    pub reported_health: Option<String>,
+}
+
+impl Slot {
+    pub fn new(def: &ContainerDefinition) -> Slot {
+        Slot {
+            name: def.name.clone().unwrap_or_default(),
+            def: def.clone(),
+            spec: None,
+            id: None,
+            phase: Phase::NotCreated,
+            started: false,
+            exit_code: None,
+            health: Health::Unknown,
+            ports: Vec::new(),
+            image_id: None,
+            reason: None,
+            reported: ContainerStatus::Pending,
+            reported_health: None,
+        }
+    }
+
+    pub fn essential(&self) -> bool {
+        self.def.essential.unwrap_or(true)
+    }
+
+    pub fn depends_on(&self) -> Vec<String> {
+        self.def
+            .depends_on
+            .iter()
+            .flatten()
+            .map(|d| d.container_name.clone())
+            .collect()
+    }
+
+    pub fn stop_timeout(&self, default: Duration) -> Duration {
+        self.def
+            .stop_timeout
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(default, Duration::from_secs)
+    }
+
+    pub fn has_health_check(&self) -> bool {
+        self.def.health_check.is_some()
+    }
+
+    pub fn view(&self) -> View {
+        View {
+            name: self.name.clone(),
+            started: self.started,
+            exited: self.phase == Phase::Done,
+            exit_code: self.exit_code,
+            health: self.health,
+            has_health_check: self.has_health_check(),
+        }
+    }
+
+    /// Takes in what the runtime says of the container. An exited container stays exited.
+    pub fn observe(&mut self, state: &ContainerState) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        self.id = Some(state.id.clone());
+        if state.image_id.is_some() {
+            self.image_id = state.image_id.clone();
+        }
+        self.health = state.health;
+        if state.running {
+            self.phase = Phase::Running;
+            self.started = true;
+            self.ports = state.ports.clone();
+        } else if state.started {
+            self.phase = Phase::Done;
+            self.started = true;
+            self.exit_code = state.exit_code;
+            if state.oom_killed {
+                self.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
+            } else if let Some(error) = state.error.as_ref().filter(|e| !e.is_empty()) {
+                self.reason.get_or_insert_with(|| error.clone());
+            }
+        } else {
+            self.phase = Phase::Created;
+        }
+    }
+
+    /// Marks a container the runtime no longer has.
+    pub fn vanished(&mut self) {
+        if self.phase != Phase::Done {
+            self.phase = Phase::Done;
+            self.reason.get_or_insert_with(|| {
+                "CannotInspectContainerError: the container is no longer on the host".into()
+            });
+        }
+    }
+
+    /// What the server has not been told yet, as container changes; marks it told.
+    pub fn take_changes(&mut self, out: &mut Vec<ContainerStateChange>) {
+        let digest = self.image_id.clone();
+        let health = (self.has_health_check() && self.phase == Phase::Running)
+            .then(|| health_name(self.health).to_string())
+            .filter(|h| self.reported_health.as_deref() != Some(h.as_str()));
+        if self.started && self.reported < ContainerStatus::Running {
+            let mut change =
+                container_change(&self.name, ContainerStatus::Running, self.id.clone());
+            change.network_bindings = Some(self.ports.iter().map(binding).collect());
+            change.image_digest = digest.clone();
+            change.health_status = health.clone();
+            out.push(change);
+            self.reported = ContainerStatus::Running;
+            if health.is_some() {
+                self.reported_health = health.clone();
+            }
+        } else if let Some(health) = health {
+            let mut change = container_change(&self.name, self.reported, self.id.clone());
+            change.health_status = Some(health.clone());
+            out.push(change);
+            self.reported_health = Some(health);
+        }
+        if self.phase == Phase::Done && self.reported < ContainerStatus::Stopped {
+            let mut change =
+                container_change(&self.name, ContainerStatus::Stopped, self.id.clone());
+            change.exit_code = self.exit_code.and_then(|c| i32::try_from(c).ok());
+            change.reason = self.reason.clone();
+            if !self.started {
+                change.image_digest = None;
+            }
+            out.push(change);
+            self.reported = ContainerStatus::Stopped;
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The way up of a task: PENDING → images (pulled only when absent) → ACTIVATING → containers
+//! created → started in `dependsOn` order → RUNNING, and the watch while it runs.
+
+use super::deps::{self, Readiness, View};
+use super::report::epoch_now;
+use super::runner::{StopCause, TaskRunner, Wake};
+use super::slot::{Phase, Slot};
+use crate::runtime::RuntimeError;
+use crate::spec::{self, TaskContext};
+use berth_core::gateway::SubmitTaskStateChange;
+use berth_core::task_state::TaskStatus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+impl TaskRunner {
+    /// PENDING → images → ACTIVATING → create → start in dependency order. `Ok` once every
+    /// container has started.
+    pub(super) async fn start(&mut self) -> Result<(), StopCause> {
+        self.check_stop()?;
+        self.flush(TaskStatus::Pending);
+        if let Some(cycle) = deps::find_cycle(
+            &self
+                .slots
+                .iter()
+                .map(|s| (s.name.clone(), s.depends_on()))
+                .collect::<Vec<_>>(),
+        ) {
+            return Err(StopCause::Failed {
+                container: cycle[0].clone(),
+                reason: format!(
+                    "DependencyConditionUnmet: the containers depend on each other in a cycle: {}",
+                    cycle.join(" -> ")
+                ),
+            });
+        }
+        self.build_specs()?;
+        self.pull_images().await?;
+        self.check_stop()?;
+        self.flush(TaskStatus::Activating);
+        self.create_containers().await?;
+        self.start_containers().await
+    }
+
+    fn build_specs(&mut self) -> Result<(), StopCause> {
+        let config = &self.shared.config;
+        let ctx = TaskContext {
+            cluster: &config.cluster,
+            container_instance: &config.instance_id,
+            task_arn: &self.task_arn,
+            task_definition: &self.assigned.task_definition,
+            overrides: self.assigned.task.overrides.as_ref(),
+        };
+        for slot in self
+            .slots
+            .iter_mut()
+            .filter(|s| s.phase == Phase::NotCreated)
+        {
+            match spec::container_spec(&ctx, &slot.def) {
+                Ok(spec) => slot.spec = Some(spec),
+                Err(err) => {
+                    return Err(StopCause::Failed {
+                        container: slot.name.clone(),
+                        reason: format!("CannotCreateContainerError: {err}"),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls the images of containers still to be created that are not on the host.
+    async fn pull_images(&mut self) -> Result<(), StopCause> {
+        let mut images: Vec<(String, String)> = Vec::new();
+        for slot in self.slots.iter().filter(|s| s.phase == Phase::NotCreated) {
+            if let Some(spec) = &slot.spec {
+                if !images.iter().any(|(image, _)| *image == spec.image) {
+                    images.push((spec.image.clone(), slot.name.clone()));
+                }
+            }
+        }
+        if images.is_empty() {
+            return Ok(());
+        }
+        let started = SubmitTaskStateChange {
+            pull_started_at: Some(epoch_now()),
+            ..Default::default()
+        };
+        self.send(TaskStatus::Pending, started);
+        let runtime = Arc::clone(&self.shared.runtime);
+        let task_arn = self.task_arn.clone();
+        let mut outcome = Ok(());
+        for (image, container) in images {
+            let pull = async {
+                if runtime.image_present(&image).await.unwrap_or(false) {
+                    return Ok(());
+                }
+                tracing::info!(task = %task_arn, %image, "pulling image");
+                runtime.pull_image(&image).await
+            };
+            let result = tokio::select! {
+                biased;
+                _ = Self::stop_requested(&mut self.stop) => Err(StopCause::Requested),
+                pulled = pull => pulled.map_err(|err| StopCause::Failed {
+                    container,
+                    reason: pull_reason(&image, &err),
+                }),
+            };
+            if let Err(cause) = result {
+                outcome = Err(cause);
+                break;
+            }
+        }
+        let stopped = SubmitTaskStateChange {
+            pull_stopped_at: Some(epoch_now()),
+            ..Default::default()
+        };
+        self.send(TaskStatus::Pending, stopped);
+        outcome
+    }
+
+    /// Creates every container not yet on the host, in task definition order.
+    async fn create_containers(&mut self) -> Result<(), StopCause> {
+        for idx in 0..self.slots.len() {
+            if self.slots[idx].phase != Phase::NotCreated {
+                continue;
+            }
+            self.check_stop()?;
+            let Some(spec) = self.slots[idx].spec.clone() else {
+                continue;
+            };
+            match self.runtime().create_container(&spec).await {
+                Ok(id) => {
+                    self.slots[idx].id = Some(id);
+                    self.slots[idx].phase = Phase::Created;
+                }
+                Err(err) => {
+                    if !self.adopt_existing(idx).await {
+                        return Err(StopCause::Failed {
+                            container: self.slots[idx].name.clone(),
+                            reason: create_reason(&err),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed create: takes over a container of this task with that name if one
+    /// exists already (never a second copy). Returns whether it did.
+    async fn adopt_existing(&mut self, idx: usize) -> bool {
+        let mut labels =
+            spec::instance_labels(&self.shared.config.cluster, &self.shared.config.instance_id);
+        labels.insert(spec::LABEL_TASK_ARN.to_string(), self.task_arn.clone());
+        labels.insert(
+            spec::LABEL_CONTAINER_NAME.to_string(),
+            self.slots[idx].name.clone(),
+        );
+        match self.runtime().list_containers(&labels).await {
+            Ok(found) => match found.first() {
+                Some(state) => {
+                    self.slots[idx].observe(state);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// Starts containers as their dependencies allow, until all have started.
+    async fn start_containers(&mut self) -> Result<(), StopCause> {
+        let began = Instant::now();
+        loop {
+            self.flush(TaskStatus::Activating);
+            if let Some(name) = self.essential_exited() {
+                return Err(StopCause::EssentialExited(name));
+            }
+            let views: Vec<View> = self.slots.iter().map(Slot::view).collect();
+            let mut ready = Vec::new();
+            let mut next_deadline: Option<Instant> = None;
+            for (idx, slot) in self.slots.iter().enumerate() {
+                if slot.phase != Phase::Created {
+                    continue;
+                }
+                match deps::readiness(
+                    &slot.name,
+                    slot.def.depends_on.as_deref().unwrap_or_default(),
+                    &views,
+                ) {
+                    Readiness::Ready => ready.push(idx),
+                    Readiness::Never(reason) => {
+                        return Err(StopCause::Failed {
+                            container: slot.name.clone(),
+                            reason,
+                        })
+                    }
+                    Readiness::Waiting => {
+                        if let Some(limit) =
+                            slot.def.start_timeout.and_then(|s| u64::try_from(s).ok())
+                        {
+                            let deadline = began + Duration::from_secs(limit);
+                            if Instant::now() >= deadline {
+                                return Err(StopCause::Failed {
+                                    container: slot.name.clone(),
+                                    reason: format!(
+                                        "DependencyConditionUnmet: container '{}' waited {limit}s \
+                                         (its startTimeout) for its dependencies",
+                                        slot.name
+                                    ),
+                                });
+                            }
+                            next_deadline =
+                                Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
+                        }
+                    }
+                }
+            }
+            if !ready.is_empty() {
+                for idx in ready {
+                    self.check_stop()?;
+                    self.start_one(idx).await?;
+                }
+                continue;
+            }
+            if self
+                .slots
+                .iter()
+                .all(|s| s.started || s.phase == Phase::Done)
+            {
+                return Ok(());
+            }
+            match self.wake(next_deadline).await {
+                Wake::Stop => return Err(StopCause::Requested),
+                other => self.on_wake(other).await,
+            }
+        }
+    }
+
+    async fn start_one(&mut self, idx: usize) -> Result<(), StopCause> {
+        let Some(id) = self.slots[idx].id.clone() else {
+            return Ok(());
+        };
+        if let Err(err) = self.runtime().start_container(&id).await {
+            return Err(StopCause::Failed {
+                container: self.slots[idx].name.clone(),
+                reason: start_reason(&err),
+            });
+        }
+        tracing::info!(task = %self.task_arn, container = %self.slots[idx].name, "container started");
+        self.refresh(idx).await;
+        if self.slots[idx].phase == Phase::Created {
+            // Started, but the runtime has not caught up: count it as running.
+            self.slots[idx].phase = Phase::Running;
+            self.slots[idx].started = true;
+        }
+        self.flush(TaskStatus::Activating);
+        Ok(())
+    }
+
+    /// While RUNNING: reports container changes until a stop is asked for or an essential
+    /// container exits.
+    pub(super) async fn watch_running(&mut self) -> StopCause {
+        loop {
+            self.flush(TaskStatus::Running);
+            if let Some(name) = self.essential_exited() {
+                return StopCause::EssentialExited(name);
+            }
+            match self.wake(None).await {
+                Wake::Stop => return StopCause::Requested,
+                other => self.on_wake(other).await,
+            }
+        }
+    }
+}
+
+fn pull_reason(image: &str, err: &RuntimeError) -> String {
+    match err {
+        RuntimeError::ImagePull { .. } => err.to_string(),
+        other => format!("CannotPullContainerError: pull image {image}: {other}"),
+    }
+}
+
+fn create_reason(err: &RuntimeError) -> String {
+    match err {
+        RuntimeError::Create(_) => err.to_string(),
+        other => format!("CannotCreateContainerError: {other}"),
+    }
+}
+
+fn start_reason(err: &RuntimeError) -> String {
+    match err {
+        RuntimeError::Start(_) => err.to_string(),
+        other => format!("CannotStartContainerError: {other}"),
+    }
+}

@@ -1,0 +1,164 @@
+//! Tasks that fail to start or lose an essential container: reasons, exit codes, stop codes
+//! and the path through DEACTIVATING to STOPPED.
+
+use super::*;
+use crate::runtime::fake::Behavior;
+
+#[tokio::test(start_paused = true)]
+async fn a_pull_failure_stops_the_task_with_a_reason_naming_the_image() {
+    let mut h = Harness::new().await;
+    h.fake.fail_pull("nope:latest", "manifest unknown");
+    let td = task_definition(json!([
+        container("web", json!({"image": "nope:latest"})),
+        container("sidecar", json!({"essential": false}))
+    ]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    assert_eq!(h.statuses("t1"), path(&["PENDING"]));
+    let task = h.task("t1");
+    assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
+    let reason = task.stopped_reason.clone().expect("reason");
+    assert!(reason.starts_with("CannotPullContainerError"), "{reason}");
+    assert!(reason.contains("nope:latest"), "{reason}");
+    let web = h.container("t1", "web");
+    assert_eq!(web.last_status.as_deref(), Some("STOPPED"));
+    assert!(web
+        .reason
+        .expect("container reason")
+        .contains("nope:latest"));
+    assert!(task.pull_stopped_at.is_some());
+    assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_failure_stops_the_task_as_failed_to_start() {
+    let mut h = Harness::new().await;
+    h.fake
+        .set_behavior("web", Behavior::create_fails("invalid mount config"));
+    let td = task_definition(json!([container("web", json!({}))]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    assert_eq!(h.statuses("t1"), path(&["PENDING", "ACTIVATING"]));
+    let task = h.task("t1");
+    assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(
+        task.stopped_reason.as_deref(),
+        Some("CannotCreateContainerError: invalid mount config")
+    );
+    assert_eq!(
+        h.container("t1", "web").reason.as_deref(),
+        Some("CannotCreateContainerError: invalid mount config")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_failure_stops_the_containers_that_had_started() {
+    let mut h = Harness::new().await;
+    h.fake
+        .set_behavior("app", Behavior::start_fails("port is already allocated"));
+    let td = task_definition(json!([
+        container("db", json!({})),
+        container(
+            "app",
+            json!({"dependsOn": [{"containerName": "db", "condition": "START"}]})
+        )
+    ]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    assert_eq!(h.statuses("t1"), path(&["PENDING", "ACTIVATING"]));
+    let task = h.task("t1");
+    assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(
+        task.stopped_reason.as_deref(),
+        Some("CannotStartContainerError: port is already allocated")
+    );
+    let db = h.container("t1", "db");
+    assert_eq!(db.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(db.exit_code, Some(143), "db got SIGTERM");
+    let db_id = h.runtime_id("t1", "db");
+    assert_eq!(
+        h.count(|c| matches!(c, Call::Stop { id, .. } if *id == db_id)),
+        1
+    );
+    assert!(h.fake.containers().iter().all(|c| !c.running));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_essential_container_exit_stops_the_task_with_its_exit_code() {
+    let mut h = Harness::new().await;
+    h.fake
+        .set_behavior("web", Behavior::exits(Duration::from_secs(5), 3));
+    let td = task_definition(json!([
+        container("web", json!({})),
+        container("sidecar", json!({"essential": false}))
+    ]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    assert_eq!(
+        h.statuses("t1"),
+        path(&["PENDING", "ACTIVATING", "RUNNING"])
+    );
+    let task = h.task("t1");
+    assert_eq!(task.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(
+        task.stopped_reason.as_deref(),
+        Some("Essential container in task exited")
+    );
+    assert!(task.execution_stopped_at.is_some());
+    assert_eq!(h.container("t1", "web").exit_code, Some(3));
+    let sidecar = h.container("t1", "sidecar");
+    assert_eq!(sidecar.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(sidecar.exit_code, Some(143));
+    // The exit is reported before the others are stopped.
+    let exit_report = h
+        .received
+        .iter()
+        .position(|r| {
+            r.report
+                .containers
+                .iter()
+                .flatten()
+                .any(|c| c.container_name.as_deref() == Some("web") && c.exit_code == Some(3))
+        })
+        .expect("exit reported");
+    let deactivating = h
+        .received
+        .iter()
+        .position(|r| r.report.status.as_deref() == Some("DEACTIVATING"))
+        .expect("deactivating");
+    assert!(exit_report <= deactivating);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_essential_container_that_exits_while_others_wait_fails_the_start() {
+    let mut h = Harness::new().await;
+    h.fake
+        .set_behavior("db", Behavior::exits(Duration::from_secs(1), 2));
+    let td = task_definition(json!([
+        container("db", json!({"healthCheck": {"command": ["CMD", "true"]}})),
+        container(
+            "app",
+            json!({"dependsOn": [{"containerName": "db", "condition": "HEALTHY"}]})
+        )
+    ]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    let task = h.task("t1");
+    assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert_eq!(h.container("t1", "db").exit_code, Some(2));
+    assert_eq!(
+        h.container("t1", "app").last_status.as_deref(),
+        Some("STOPPED")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_definition_the_runtime_cannot_use_fails_the_task() {
+    let mut h = Harness::new().await;
+    let td = task_definition(json!([container("web", json!({"stopTimeout": -5}))]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    let reason = h.task("t1").stopped_reason.clone().expect("reason");
+    assert!(reason.starts_with("CannotCreateContainerError"), "{reason}");
+    assert!(reason.contains("stopTimeout"), "{reason}");
+}

@@ -1,0 +1,228 @@
+//! What the host offers: CPU units and memory for tasks, reserved ports, and the attributes
+//! the agent registers (OS, architecture, zone, the user's own, and ECS capabilities).
+
+use berth_core::model::container_instance::DEFAULT_RESERVED_PORTS;
+use berth_core::model::{Attribute, Resource};
+
+/// Memory kept back for the host and the agent when none is configured, in MiB.
+pub const DEFAULT_MEMORY_RESERVE_MIB: u64 = 256;
+
+/// Capabilities of this agent as ECS names them: the Docker Remote API versions and features
+/// task definitions may require.
+pub const CAPABILITIES: &[&str] = &[
+    "com.amazonaws.ecs.capability.privileged-container",
+    "com.amazonaws.ecs.capability.logging-driver.json-file",
+    "ecs.capability.container-health-check",
+    "ecs.capability.container-ordering",
+];
+
+/// Docker Remote API versions advertised as `com.amazonaws.ecs.capability.docker-remote-api.*`.
+const DOCKER_API_VERSIONS: std::ops::RangeInclusive<u32> = 17..=44;
+
+/// The resources of this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostResources {
+    /// CPU units: cores × 1024.
+    pub cpu_units: i32,
+    /// Memory for tasks in MiB (total minus the reserve).
+    pub memory_mib: i32,
+}
+
+/// Reads the host's cores and memory, keeping `reserve_mib` back.
+pub fn host_resources(reserve_mib: u64) -> HostResources {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| memory_total_mib(&text))
+        .unwrap_or(0);
+    HostResources {
+        cpu_units: i32::try_from(cores * 1024).unwrap_or(i32::MAX),
+        memory_mib: i32::try_from(total.saturating_sub(reserve_mib)).unwrap_or(i32::MAX),
+    }
+}
+
+/// `MemTotal` of a `/proc/meminfo` text, in MiB.
+pub fn memory_total_mib(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut parts = line["MemTotal:".len()..].split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    let factor = match parts.next() {
+        Some("kB") | Some("KB") | None => 1024,
+        Some("MB") => 1024 * 1024,
+        Some("B") => 1,
+        Some(_) => return None,
+    };
+    Some(value * factor / (1024 * 1024))
+}
+
+/// `ecs.cpu-architecture` of this build: `x86_64` or `arm64` (ECS's names).
+pub fn cpu_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// `totalResources` of RegisterContainerInstance.
+pub fn total_resources(host: HostResources) -> Vec<Resource> {
+    let integer = |name: &str, value: i32| Resource {
+        name: Some(name.into()),
+        type_: Some("INTEGER".into()),
+        double_value: None,
+        long_value: None,
+        integer_value: Some(value),
+        string_set_value: None,
+    };
+    let ports = |name: &str, ports: Vec<String>| Resource {
+        name: Some(name.into()),
+        type_: Some("STRINGSET".into()),
+        double_value: None,
+        long_value: None,
+        integer_value: None,
+        string_set_value: Some(ports),
+    };
+    vec![
+        integer("CPU", host.cpu_units),
+        integer("MEMORY", host.memory_mib),
+        ports(
+            "PORTS",
+            DEFAULT_RESERVED_PORTS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        ),
+        ports("PORTS_UDP", Vec::new()),
+    ]
+}
+
+/// The attributes to register: OS, architecture, zone (when known), capabilities, then the
+/// user's own (which may not override the agent's).
+pub fn attributes(
+    availability_zone: Option<&str>,
+    custom: &[(String, Option<String>)],
+) -> Vec<Attribute> {
+    let attribute = |name: &str, value: Option<&str>| Attribute {
+        name: name.to_string(),
+        value: value.map(str::to_string),
+        target_type: None,
+        target_id: None,
+    };
+    let mut out = vec![
+        attribute("ecs.os-type", Some("linux")),
+        attribute("ecs.cpu-architecture", Some(cpu_architecture())),
+    ];
+    if let Some(zone) = availability_zone {
+        out.push(attribute("ecs.availability-zone", Some(zone)));
+    }
+    for version in DOCKER_API_VERSIONS {
+        out.push(attribute(
+            &format!("com.amazonaws.ecs.capability.docker-remote-api.1.{version}"),
+            None,
+        ));
+    }
+    out.extend(CAPABILITIES.iter().map(|name| attribute(name, None)));
+    for (name, value) in custom {
+        if !out.iter().any(|a| a.name == *name) {
+            out.push(attribute(name, value.as_deref()));
+        }
+    }
+    out
+}
+
+/// Parses a `--attribute KEY=VALUE` (or `KEY` alone, an attribute without a value).
+pub fn parse_attribute(text: &str) -> Result<(String, Option<String>), String> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name.trim(), Some(value.trim().to_string())),
+        None => (text.trim(), None),
+    };
+    if name.is_empty() {
+        return Err(format!("attribute '{text}' has no name: use KEY=VALUE"));
+    }
+    Ok((name.to_string(), value.filter(|v| !v.is_empty())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_comes_from_memtotal_in_mebibytes() {
+        let meminfo = "MemTotal:       16318480 kB\nMemFree:         1000 kB\n";
+        assert_eq!(memory_total_mib(meminfo), Some(15936));
+        assert_eq!(memory_total_mib("MemFree: 1 kB"), None);
+    }
+
+    #[test]
+    fn this_host_has_cpu_units_per_core_and_memory_less_the_reserve() {
+        let host = host_resources(DEFAULT_MEMORY_RESERVE_MIB);
+        assert!(host.cpu_units >= 1024 && host.cpu_units % 1024 == 0);
+        assert!(host.memory_mib > 0);
+        let everything = host_resources(0);
+        assert_eq!(everything.memory_mib - host.memory_mib, 256);
+    }
+
+    #[test]
+    fn total_resources_name_cpu_memory_and_the_reserved_ports() {
+        let resources = total_resources(HostResources {
+            cpu_units: 2048,
+            memory_mib: 1000,
+        });
+        let names: Vec<_> = resources.iter().filter_map(|r| r.name.as_deref()).collect();
+        assert_eq!(names, ["CPU", "MEMORY", "PORTS", "PORTS_UDP"]);
+        assert_eq!(resources[0].integer_value, Some(2048));
+        assert_eq!(
+            resources[2].string_set_value.as_ref().map(Vec::len),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn attributes_carry_os_architecture_zone_capabilities_and_the_users_own() {
+        let custom = vec![
+            ("stack".to_string(), Some("prod".to_string())),
+            ("ecs.os-type".to_string(), Some("windows".to_string())),
+        ];
+        let attributes = attributes(Some("eu-west-1a"), &custom);
+        let get = |name: &str| {
+            attributes
+                .iter()
+                .find(|a| a.name == name)
+                .map(|a| a.value.clone())
+        };
+        assert_eq!(
+            get("ecs.os-type"),
+            Some(Some("linux".into())),
+            "the agent's own win"
+        );
+        assert!(
+            matches!(get("ecs.cpu-architecture"), Some(Some(a)) if a == "x86_64" || a == "arm64")
+        );
+        assert_eq!(
+            get("ecs.availability-zone"),
+            Some(Some("eu-west-1a".into()))
+        );
+        assert_eq!(get("stack"), Some(Some("prod".into())));
+        assert_eq!(get("ecs.capability.container-health-check"), Some(None));
+        assert_eq!(
+            get("com.amazonaws.ecs.capability.docker-remote-api.1.24"),
+            Some(None)
+        );
+        assert_eq!(
+            attributes
+                .iter()
+                .filter(|a| a.name == "ecs.os-type")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn attribute_flags_parse_as_key_value_or_key_alone() {
+        assert_eq!(
+            parse_attribute("stack=prod"),
+            Ok(("stack".into(), Some("prod".into())))
+        );
+        assert_eq!(parse_attribute("gpu"), Ok(("gpu".into(), None)));
+        assert!(parse_attribute("=x").is_err());
+    }
+}

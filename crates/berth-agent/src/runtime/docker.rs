@@ -1,0 +1,663 @@
+//! The Docker implementation of `ContainerRuntime`, on the Docker Engine API through bollard
+//! (local unix socket or `DOCKER_HOST`, API version negotiated with the daemon).
+
+use super::{
+    ContainerRuntime, ContainerSpec, ContainerState, Health, MountSpec, PortBinding, Result,
+    RuntimeError, RuntimeEvent, RuntimeInfo,
+};
+use async_trait::async_trait;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EventMessage, EventMessageTypeEnum,
+    HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig, Mount, MountType,
+    MountVolumeOptions, MountVolumeOptionsDriverConfig, PortBinding as DockerPortBinding, PortMap,
+    ResourcesUlimits,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Per-request timeout of the Docker client: long enough for a `docker stop` that waits out
+/// ECS's longest stopTimeout (120 s) before killing. Streams (pulls, events) only wait this
+/// long for their response headers.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// First delay before reconnecting a broken event stream; doubles up to `MAX_BACKOFF`.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A stream that stayed up this long was healthy: the next failure starts from `MIN_BACKOFF`.
+const HEALTHY_STREAM: Duration = Duration::from_secs(5);
+/// Docker's `StartedAt` of a container that never started.
+const ZERO_TIME_PREFIX: &str = "0001-01-01";
+
+/// A container runtime backed by a Docker daemon.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+}
+
+impl DockerRuntime {
+    /// Connects to the local Docker daemon: `DOCKER_HOST` when set (`unix://` or `tcp://`), else
+    /// the unix socket `/var/run/docker.sock`; then negotiates the API version, so that older
+    /// daemons (Docker 20.10 speaks API 1.41) are addressed in their own version.
+    pub async fn connect() -> Result<Self> {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| RuntimeError::Unavailable(format!("cannot use Docker at {host}: {e}")))?
+            .with_timeout(REQUEST_TIMEOUT);
+        Self::with_client(docker).await.map_err(|e| {
+            let detail = match e {
+                RuntimeError::Unavailable(m) | RuntimeError::Other(m) => m,
+                other => other.to_string(),
+            };
+            RuntimeError::Unavailable(format!("no Docker daemon answers at {host}: {detail}"))
+        })
+    }
+
+    /// Wraps an already configured bollard client, negotiating its API version.
+    pub async fn with_client(docker: Docker) -> Result<Self> {
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| unavailable_or_other(&e))?;
+        Ok(Self { docker })
+    }
+
+    /// The underlying bollard client.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+/// How a bollard error is reported when no operation-specific meaning applies.
+fn unavailable_or_other(err: &DockerError) -> RuntimeError {
+    if is_connection_error(err) {
+        RuntimeError::Unavailable(err.to_string())
+    } else {
+        RuntimeError::Other(docker_message(err))
+    }
+}
+
+/// Whether the daemon could not be reached at all (as opposed to answering with an error).
+fn is_connection_error(err: &DockerError) -> bool {
+    matches!(
+        err,
+        DockerError::HyperLegacyError { .. }
+            | DockerError::IOError { .. }
+            | DockerError::SocketNotFoundError(_)
+            | DockerError::RequestTimeoutError
+            | DockerError::UnsupportedURISchemeError { .. }
+    )
+}
+
+/// The HTTP status the daemon answered with, if it answered.
+fn status_of(err: &DockerError) -> Option<u16> {
+    match err {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// The daemon's own message when it gave one, else the error's text.
+fn docker_message(err: &DockerError) -> String {
+    match err {
+        DockerError::DockerResponseServerError { message, .. } => message.trim().to_string(),
+        DockerError::DockerStreamError { error } => error.trim().to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Maps an error of an operation on container `id`: 404 is `NotFound`, an unreachable daemon
+/// is `Unavailable`, anything else goes through `other`.
+fn container_error(id: &str, err: &DockerError, other: fn(String) -> RuntimeError) -> RuntimeError {
+    if status_of(err) == Some(404) {
+        RuntimeError::NotFound(id.to_string())
+    } else if is_connection_error(err) {
+        RuntimeError::Unavailable(err.to_string())
+    } else {
+        other(docker_message(err))
+    }
+}
+
+/// `(repository, tag)` of an image reference to pull; the tag defaults to `latest` and a
+/// digest reference (`repo@sha256:...`) is pulled as it is.
+pub fn split_image_reference(image: &str) -> (String, Option<String>) {
+    if image.contains('@') {
+        return (image.to_string(), None);
+    }
+    let last_segment_start = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_segment_start..].rfind(':') {
+        Some(i) => {
+            let at = last_segment_start + i;
+            (image[..at].to_string(), Some(image[at + 1..].to_string()))
+        }
+        None => (image.to_string(), Some("latest".to_string())),
+    }
+}
+
+/// The Docker create body of a spec (everything but the name, which goes in the query).
+pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let publishes = !matches!(spec.network_mode.as_str(), "host" | "none");
+    let exposes = spec.network_mode != "none";
+    let port_key = |p: &super::PortSpec| format!("{}/{}", p.container_port, p.protocol);
+
+    let mut exposed: Vec<String> = Vec::new();
+    let mut bindings: PortMap = HashMap::new();
+    for port in spec.ports.iter().filter(|_| exposes) {
+        let key = port_key(port);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        if publishes {
+            // An empty host port asks Docker for an ephemeral one.
+            let host_port = port.host_port.filter(|p| *p != 0).map(|p| p.to_string());
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(DockerPortBinding {
+                    host_ip: None,
+                    host_port,
+                });
+        }
+    }
+
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    let mut tmpfs = HashMap::new();
+    for mount in &spec.mounts {
+        match mount {
+            // Binds (not Mounts) so that a missing host directory is created, as ECS does.
+            MountSpec::Bind {
+                host_path,
+                container_path,
+                read_only,
+            } => {
+                let suffix = if *read_only { ":ro" } else { "" };
+                binds.push(format!("{host_path}:{container_path}{suffix}"));
+            }
+            MountSpec::Volume {
+                name,
+                container_path,
+                read_only,
+                driver,
+            } => mounts.push(Mount {
+                target: Some(container_path.clone()),
+                source: Some(name.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(*read_only),
+                volume_options: driver.as_ref().map(|d| MountVolumeOptions {
+                    driver_config: Some(MountVolumeOptionsDriverConfig {
+                        name: Some(d.clone()),
+                        options: None,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            MountSpec::Tmpfs {
+                container_path,
+                size_mib,
+                options,
+            } => {
+                let mut opts = options.clone();
+                if *size_mib > 0 {
+                    opts.push(format!("size={size_mib}m"));
+                }
+                tmpfs.insert(container_path.clone(), opts.join(","));
+            }
+        }
+    }
+
+    let mib = |m: u64| i64::try_from(m.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let host_config = HostConfig {
+        cpu_shares: (spec.cpu_shares > 0)
+            .then(|| i64::try_from(spec.cpu_shares).unwrap_or(i64::MAX)),
+        memory: spec.memory_mib.map(mib),
+        memory_reservation: spec.memory_reservation_mib.map(mib),
+        network_mode: Some(if spec.network_mode.is_empty() {
+            "bridge".to_string()
+        } else {
+            spec.network_mode.clone()
+        }),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        ulimits: (!spec.ulimits.is_empty()).then(|| {
+            spec.ulimits
+                .iter()
+                .map(|u| ResourcesUlimits {
+                    name: Some(u.name.clone()),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
+                .collect()
+        }),
+        readonly_rootfs: spec.readonly_rootfs.then_some(true),
+        privileged: spec.privileged.then_some(true),
+        init: spec.init.then_some(true),
+        cap_add: some_vec(&spec.cap_add),
+        cap_drop: some_vec(&spec.cap_drop),
+        dns: some_vec(&spec.dns_servers),
+        dns_search: some_vec(&spec.dns_search),
+        extra_hosts: some_vec(&spec.extra_hosts),
+        log_config: spec.log_driver.as_ref().map(|driver| HostConfigLogConfig {
+            typ: Some(driver.clone()),
+            config: (!spec.log_options.is_empty()).then(|| {
+                spec.log_options
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
+        }),
+        ..Default::default()
+    };
+
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        cmd: spec.command.clone(),
+        env: (!spec.env.is_empty())
+            .then(|| spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: spec.working_dir.clone(),
+        user: spec.user.clone(),
+        hostname: spec.hostname.clone(),
+        labels: (!spec.labels.is_empty()).then(|| {
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck: spec.health_check.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(nanos(h.interval)),
+            timeout: Some(nanos(h.timeout)),
+            retries: Some(i64::from(h.retries)),
+            start_period: Some(nanos(h.start_period)),
+            start_interval: None,
+        }),
+        stop_timeout: spec
+            .stop_timeout
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        tty: spec.tty.then_some(true),
+        open_stdin: spec.interactive.then_some(true),
+        network_disabled: spec.disable_networking.then_some(true),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+/// `(port, protocol)` of a Docker port key such as `80/tcp`.
+fn parse_port_key(key: &str) -> Option<(u16, String)> {
+    let (port, protocol) = key.split_once('/').unwrap_or((key, "tcp"));
+    Some((port.parse().ok()?, protocol.to_string()))
+}
+
+/// The runtime state of a container from Docker's inspect answer.
+pub fn container_state(inspect: ContainerInspectResponse) -> ContainerState {
+    let state = inspect.state.unwrap_or_default();
+    let config = inspect.config.unwrap_or_default();
+    let running = state.running.unwrap_or(false);
+    let started = state
+        .started_at
+        .as_deref()
+        .is_some_and(|t| !t.is_empty() && !t.starts_with(ZERO_TIME_PREFIX));
+    let health = match state.health.and_then(|h| h.status) {
+        Some(HealthStatusEnum::STARTING) => Health::Starting,
+        Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+        Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+        _ => Health::Unknown,
+    };
+
+    let network_mode = inspect
+        .host_config
+        .and_then(|h| h.network_mode)
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    if network_mode == "host" {
+        // No NAT in host mode: each exposed port is the same port on the host.
+        for key in config.exposed_ports.iter().flatten() {
+            if let Some((port, protocol)) = parse_port_key(key) {
+                ports.push(PortBinding {
+                    container_port: port,
+                    protocol,
+                    host_ip: "0.0.0.0".into(),
+                    host_port: port,
+                });
+            }
+        }
+    } else {
+        let map = inspect
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default();
+        for (key, bindings) in map {
+            let Some((container_port, protocol)) = parse_port_key(&key) else {
+                continue;
+            };
+            for binding in bindings.into_iter().flatten() {
+                let Some(host_port) = binding.host_port.as_deref().and_then(|p| p.parse().ok())
+                else {
+                    continue;
+                };
+                ports.push(PortBinding {
+                    container_port,
+                    protocol: protocol.clone(),
+                    host_ip: binding.host_ip.unwrap_or_default(),
+                    host_port,
+                });
+            }
+        }
+        ports.sort_by(|a, b| {
+            (a.container_port, &a.protocol, &a.host_ip).cmp(&(
+                b.container_port,
+                &b.protocol,
+                &b.host_ip,
+            ))
+        });
+    }
+
+    ContainerState {
+        id: inspect.id.unwrap_or_default(),
+        name: inspect
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        image: config.image.unwrap_or_default(),
+        image_id: inspect.image.filter(|i| !i.is_empty()),
+        running,
+        exit_code: (!running && started).then(|| state.exit_code.unwrap_or(0)),
+        started,
+        oom_killed: state.oom_killed.unwrap_or(false),
+        error: state.error.filter(|e| !e.is_empty()),
+        health,
+        ports,
+        labels: config.labels.unwrap_or_default().into_iter().collect(),
+        restart_count: inspect
+            .restart_count
+            .and_then(|c| u64::try_from(c).ok())
+            .unwrap_or(0),
+    }
+}
+
+/// The runtime event of a Docker container event, if it is one the agent cares about.
+pub fn runtime_event(message: &EventMessage) -> Option<RuntimeEvent> {
+    if message.typ != Some(EventMessageTypeEnum::CONTAINER) {
+        return None;
+    }
+    let actor = message.actor.as_ref()?;
+    let id = actor.id.clone()?;
+    let action = message.action.as_deref()?;
+    match action {
+        "start" => Some(RuntimeEvent::Started { id }),
+        "die" => {
+            let exit_code = actor
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get("exitCode"))
+                .and_then(|c| c.parse().ok());
+            Some(RuntimeEvent::Died { id, exit_code })
+        }
+        _ => match action.strip_prefix("health_status:").map(str::trim) {
+            Some("healthy") => Some(RuntimeEvent::HealthChanged {
+                id,
+                health: Health::Healthy,
+            }),
+            Some("unhealthy") => Some(RuntimeEvent::HealthChanged {
+                id,
+                health: Health::Unhealthy,
+            }),
+            _ => None,
+        },
+    }
+}
+
+/// Docker filters selecting containers that carry every one of `labels`.
+fn label_filters(labels: &BTreeMap<String, String>) -> HashMap<String, Vec<String>> {
+    let mut filters = HashMap::new();
+    if !labels.is_empty() {
+        filters.insert(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        );
+    }
+    filters
+}
+
+/// A Docker `since`/`until` timestamp (`seconds.nanoseconds`).
+fn docker_timestamp(nanos_since_epoch: u128) -> String {
+    format!(
+        "{}.{:09}",
+        nanos_since_epoch / 1_000_000_000,
+        nanos_since_epoch % 1_000_000_000
+    )
+}
+
+/// Up to half of `d` taken off, so that agents sharing a daemon do not reconnect in step.
+fn with_jitter(d: Duration) -> Duration {
+    let noise = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    d.mul_f64(0.5 + f64::from(noise % 1000) / 2000.0)
+}
+
+/// Forwards Docker events to `tx` until it is closed, reconnecting with backoff (resuming from
+/// the last event seen, and telling the receiver to resync) whenever the stream breaks.
+async fn pump_events(
+    docker: Docker,
+    filters: HashMap<String, Vec<String>>,
+    mut since: u128,
+    tx: mpsc::Sender<RuntimeEvent>,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let options = EventsOptionsBuilder::default()
+            .since(&docker_timestamp(since))
+            .filters(&filters)
+            .build();
+        let mut stream = docker.events(Some(options));
+        let connected_at = Instant::now();
+        loop {
+            let item = tokio::select! {
+                () = tx.closed() => return,
+                item = stream.next() => item,
+            };
+            match item {
+                Some(Ok(message)) => {
+                    if let Some(nanos) = message.time_nano.and_then(|n| u128::try_from(n).ok()) {
+                        since = since.max(nanos + 1);
+                    }
+                    if let Some(event) = runtime_event(&message) {
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "Docker event stream failed; reconnecting");
+                    break;
+                }
+                None => {
+                    tracing::warn!("Docker event stream ended; reconnecting");
+                    break;
+                }
+            }
+        }
+        if connected_at.elapsed() >= HEALTHY_STREAM {
+            backoff = MIN_BACKOFF;
+        }
+        tokio::select! {
+            () = tx.closed() => return,
+            () = tokio::time::sleep(with_jitter(backoff)) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if tx.send(RuntimeEvent::Resync).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    async fn ping(&self) -> Result<RuntimeInfo> {
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| unavailable_or_other(&e))?;
+        Ok(RuntimeInfo {
+            version: version.version.unwrap_or_default(),
+        })
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(unavailable_or_other(&e)),
+        }
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<()> {
+        let (repository, tag) = split_image_reference(image);
+        let reference = match &tag {
+            Some(tag) => format!("{repository}:{tag}"),
+            None => repository.clone(),
+        };
+        let mut options = CreateImageOptionsBuilder::default().from_image(&repository);
+        if let Some(tag) = &tag {
+            options = options.tag(tag);
+        }
+        let mut progress = self.docker.create_image(Some(options.build()), None, None);
+        while let Some(item) = progress.next().await {
+            if let Err(err) = item {
+                if is_connection_error(&err) {
+                    return Err(RuntimeError::Unavailable(err.to_string()));
+                }
+                return Err(RuntimeError::ImagePull {
+                    image: reference,
+                    message: docker_message(&err),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        match self
+            .docker
+            .create_container(Some(options), create_body(spec))
+            .await
+        {
+            Ok(created) => Ok(created.id),
+            Err(e) if is_connection_error(&e) => Err(RuntimeError::Unavailable(e.to_string())),
+            Err(e) => Err(RuntimeError::Create(docker_message(&e))),
+        }
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| container_error(id, &e, RuntimeError::Start))
+    }
+
+    async fn stop_container(&self, id: &str, timeout: Duration) -> Result<()> {
+        let seconds = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(seconds).build();
+        // 304 (already stopped) counts as success.
+        self.docker
+            .stop_container(id, Some(options))
+            .await
+            .map_err(|e| container_error(id, &e, RuntimeError::Other))
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // "removal of container ... is already in progress"
+            Err(e)
+                if status_of(&e) == Some(409)
+                    && docker_message(&e).contains("already in progress") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(container_error(id, &e, RuntimeError::Other)),
+        }
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<ContainerState> {
+        let inspect = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| container_error(id, &e, RuntimeError::Other))?;
+        Ok(container_state(inspect))
+    }
+
+    async fn list_containers(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ContainerState>> {
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&label_filters(labels))
+            .build();
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| unavailable_or_other(&e))?;
+        let mut states = Vec::with_capacity(summaries.len());
+        for id in summaries.into_iter().filter_map(|s| s.id) {
+            match self.inspect_container(&id).await {
+                Ok(state) => states.push(state),
+                // Removed between the list and the inspect.
+                Err(RuntimeError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(states)
+    }
+
+    async fn events(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<mpsc::Receiver<RuntimeEvent>> {
+        // Fail now when the daemon is away; later failures are retried in the background.
+        self.ping().await?;
+        let mut filters = label_filters(labels);
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        // Start from now even though the stream connects a little later, so that an event
+        // between this call and the connection is not lost.
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(pump_events(self.docker.clone(), filters, since, tx));
+        Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,722 @@
+//! An in-memory `ContainerRuntime` for fast tests: scriptable per image or per container
+//! (pull and create/start failures, exit after a delay with a code, health sequences, a stop
+//! that ignores SIGTERM), emitting runtime events and recording every call. Timers use
+//! `tokio::time`, so tests can run with paused time.
+
+use super::{
+    ContainerRuntime, ContainerSpec, ContainerState, Health, PortBinding, Result, RuntimeError,
+    RuntimeEvent, RuntimeInfo,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The label that names a container's ECS container; behaviours may be keyed on its value.
+const CONTAINER_NAME_LABEL: &str = "com.berth.container-name";
+
+/// Exit code of a process killed by SIGKILL.
+pub const SIGKILL_EXIT_CODE: i64 = 137;
+
+/// How a fake container behaves once created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behavior {
+    /// Creating the container fails with this message.
+    pub create_error: Option<String>,
+    /// Starting the container fails with this message.
+    pub start_error: Option<String>,
+    /// Exit this long after start with this code; `None`: run until stopped.
+    pub exit_after: Option<(Duration, i64)>,
+    /// Health changes after start: (delay since start, new health), in order.
+    pub health: Vec<(Duration, Health)>,
+    /// Ignores SIGTERM: a stop waits for its whole timeout, then kills (exit 137).
+    pub ignore_sigterm: bool,
+    /// Exit code when it honours SIGTERM.
+    pub sigterm_exit_code: i64,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            create_error: None,
+            start_error: None,
+            exit_after: None,
+            health: Vec::new(),
+            ignore_sigterm: false,
+            sigterm_exit_code: 143,
+        }
+    }
+}
+
+impl Behavior {
+    /// A container that runs until it is stopped.
+    pub fn running() -> Behavior {
+        Behavior::default()
+    }
+
+    /// A container that exits `after` its start with `code`.
+    pub fn exits(after: Duration, code: i64) -> Behavior {
+        Behavior {
+            exit_after: Some((after, code)),
+            ..Behavior::default()
+        }
+    }
+
+    /// A container whose creation fails with `message`.
+    pub fn create_fails(message: &str) -> Behavior {
+        Behavior {
+            create_error: Some(message.to_string()),
+            ..Behavior::default()
+        }
+    }
+
+    /// A container whose start fails with `message`.
+    pub fn start_fails(message: &str) -> Behavior {
+        Behavior {
+            start_error: Some(message.to_string()),
+            ..Behavior::default()
+        }
+    }
+
+    /// Adds health changes: `(delay since start, health)`.
+    pub fn with_health(mut self, sequence: &[(Duration, Health)]) -> Behavior {
+        self.health = sequence.to_vec();
+        self
+    }
+
+    /// Makes the container ignore SIGTERM.
+    pub fn ignoring_sigterm(mut self) -> Behavior {
+        self.ignore_sigterm = true;
+        self
+    }
+}
+
+/// One call made to the fake, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Ping,
+    ImagePresent(String),
+    Pull(String),
+    /// Create, with the container's runtime name.
+    Create(String),
+    Start(String),
+    Stop {
+        id: String,
+        timeout: Duration,
+    },
+    Remove(String),
+    Inspect(String),
+    List,
+    Events,
+}
+
+#[derive(Debug)]
+struct FakeContainer {
+    id: String,
+    spec: ContainerSpec,
+    behavior: Behavior,
+    running: bool,
+    started: bool,
+    exit_code: Option<i64>,
+    health: Health,
+    ports: Vec<PortBinding>,
+    scripts: Vec<JoinHandle<()>>,
+}
+
+impl FakeContainer {
+    fn state(&self) -> ContainerState {
+        ContainerState {
+            id: self.id.clone(),
+            name: self.spec.name.clone(),
+            image: self.spec.image.clone(),
+            image_id: Some(format!("sha256:fake-{}", self.spec.image)),
+            running: self.running,
+            exit_code: self.exit_code,
+            started: self.started,
+            oom_killed: false,
+            error: None,
+            health: self.health,
+            ports: self.ports.clone(),
+            labels: self.spec.labels.clone(),
+            restart_count: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    labels: BTreeMap<String, String>,
+    sender: mpsc::Sender<RuntimeEvent>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    unavailable: Option<String>,
+    images: BTreeSet<String>,
+    pull_failures: HashMap<String, String>,
+    pull_delay: Duration,
+    behaviors: HashMap<String, Behavior>,
+    containers: BTreeMap<String, FakeContainer>,
+    calls: Vec<Call>,
+    subscribers: Vec<Subscriber>,
+    next_id: u64,
+    next_host_port: u16,
+}
+
+impl State {
+    fn emit(&mut self, labels: &BTreeMap<String, String>, event: RuntimeEvent) {
+        self.subscribers.retain(|s| !s.sender.is_closed());
+        for subscriber in &self.subscribers {
+            if has_labels(labels, &subscriber.labels) {
+                // A full channel loses the event, as a lagging Docker event stream would.
+                let _ = subscriber.sender.try_send(event.clone());
+            }
+        }
+    }
+
+    fn container(&mut self, id: &str) -> Result<&mut FakeContainer> {
+        self.containers
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.to_string()))
+    }
+
+    fn behavior_for(&self, spec: &ContainerSpec) -> Behavior {
+        let by_label = spec
+            .labels
+            .get(CONTAINER_NAME_LABEL)
+            .and_then(|n| self.behaviors.get(n));
+        by_label
+            .or_else(|| self.behaviors.get(&spec.name))
+            .or_else(|| self.behaviors.get(&spec.image))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn has_labels(labels: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The in-memory runtime. Cheap to clone: clones share the same containers.
+#[derive(Debug, Clone, Default)]
+pub struct FakeRuntime {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeRuntime {
+    /// An empty runtime: no images, no containers, pulls succeed.
+    pub fn new() -> FakeRuntime {
+        FakeRuntime::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes `image` present locally.
+    pub fn add_image(&self, image: &str) {
+        self.lock().images.insert(image.to_string());
+    }
+
+    /// Makes pulls of `image` fail with `message`.
+    pub fn fail_pull(&self, image: &str, message: &str) {
+        self.lock()
+            .pull_failures
+            .insert(image.to_string(), message.to_string());
+    }
+
+    /// Makes every pull take `delay`.
+    pub fn set_pull_delay(&self, delay: Duration) {
+        self.lock().pull_delay = delay;
+    }
+
+    /// Makes every call fail as if the daemon were down (`None` brings it back).
+    pub fn set_unavailable(&self, message: Option<&str>) {
+        self.lock().unavailable = message.map(str::to_string);
+    }
+
+    /// Sets the behaviour of containers created from now on whose ECS container name, runtime
+    /// name or image (checked in that order) is `key`.
+    pub fn set_behavior(&self, key: &str, behavior: Behavior) {
+        self.lock().behaviors.insert(key.to_string(), behavior);
+    }
+
+    /// Every call made so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// The specs of every container that exists now, by creation order.
+    pub fn specs(&self) -> Vec<ContainerSpec> {
+        let state = self.lock();
+        let mut containers: Vec<&FakeContainer> = state.containers.values().collect();
+        containers.sort_by(|a, b| a.id.cmp(&b.id));
+        containers.into_iter().map(|c| c.spec.clone()).collect()
+    }
+
+    /// The state of every container that exists now, by creation order.
+    pub fn containers(&self) -> Vec<ContainerState> {
+        self.lock()
+            .containers
+            .values()
+            .map(FakeContainer::state)
+            .collect()
+    }
+
+    /// The state of the container whose runtime name is `name`.
+    pub fn container_named(&self, name: &str) -> Option<ContainerState> {
+        self.lock()
+            .containers
+            .values()
+            .find(|c| c.spec.name == name)
+            .map(FakeContainer::state)
+    }
+
+    /// Makes a running container exit now with `code`.
+    pub fn exit(&self, id: &str, code: i64) {
+        exit_container(&self.state, id, code);
+    }
+
+    /// Sets the health of a container now.
+    pub fn set_health(&self, id: &str, health: Health) {
+        set_health(&self.state, id, health);
+    }
+
+    fn enter(&self, call: Call) -> Result<()> {
+        let mut state = self.lock();
+        state.calls.push(call);
+        match &state.unavailable {
+            Some(message) => Err(RuntimeError::Unavailable(message.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn exit_container(state: &Mutex<State>, id: &str, code: i64) {
+    let mut state = lock_state(state);
+    let Some(container) = state.containers.get_mut(id) else {
+        return;
+    };
+    if !container.running {
+        return;
+    }
+    container.running = false;
+    container.exit_code = Some(code);
+    for script in container.scripts.drain(..) {
+        script.abort();
+    }
+    let labels = container.spec.labels.clone();
+    state.emit(
+        &labels,
+        RuntimeEvent::Died {
+            id: id.to_string(),
+            exit_code: Some(code),
+        },
+    );
+}
+
+fn set_health(state: &Mutex<State>, id: &str, health: Health) {
+    let mut state = lock_state(state);
+    let Some(container) = state.containers.get_mut(id) else {
+        return;
+    };
+    if !container.running || container.health == health {
+        return;
+    }
+    container.health = health;
+    let labels = container.spec.labels.clone();
+    state.emit(
+        &labels,
+        RuntimeEvent::HealthChanged {
+            id: id.to_string(),
+            health,
+        },
+    );
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn ping(&self) -> Result<RuntimeInfo> {
+        self.enter(Call::Ping)?;
+        Ok(RuntimeInfo {
+            version: "fake-1.0".into(),
+        })
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool> {
+        self.enter(Call::ImagePresent(image.to_string()))?;
+        Ok(self.lock().images.contains(image))
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<()> {
+        self.enter(Call::Pull(image.to_string()))?;
+        let delay = self.lock().pull_delay;
+        tokio::time::sleep(delay).await;
+        let mut state = self.lock();
+        if let Some(message) = state.pull_failures.get(image) {
+            return Err(RuntimeError::ImagePull {
+                image: image.to_string(),
+                message: message.clone(),
+            });
+        }
+        state.images.insert(image.to_string());
+        Ok(())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        self.enter(Call::Create(spec.name.clone()))?;
+        let mut state = self.lock();
+        if let Some(existing) = state.containers.values().find(|c| c.spec.name == spec.name) {
+            return Err(RuntimeError::Create(format!(
+                "Conflict. The container name \"/{}\" is already in use by container \"{}\"",
+                spec.name, existing.id
+            )));
+        }
+        if !state.images.contains(&spec.image) {
+            return Err(RuntimeError::Create(format!(
+                "No such image: {}",
+                spec.image
+            )));
+        }
+        let behavior = state.behavior_for(spec);
+        if let Some(message) = &behavior.create_error {
+            return Err(RuntimeError::Create(message.clone()));
+        }
+        state.next_id += 1;
+        let id = format!("{:064x}", state.next_id);
+        let health = if spec.health_check.is_some() {
+            Health::Starting
+        } else {
+            Health::Unknown
+        };
+        state.containers.insert(
+            id.clone(),
+            FakeContainer {
+                id: id.clone(),
+                spec: spec.clone(),
+                behavior,
+                running: false,
+                started: false,
+                exit_code: None,
+                health,
+                ports: Vec::new(),
+                scripts: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.enter(Call::Start(id.to_string()))?;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if state.next_host_port == 0 {
+            state.next_host_port = 32768;
+        }
+        let mut next_port = state.next_host_port;
+        let container = state.container(id)?;
+        if container.running {
+            return Ok(());
+        }
+        if let Some(message) = &container.behavior.start_error {
+            return Err(RuntimeError::Start(message.clone()));
+        }
+        container.running = true;
+        container.started = true;
+        container.exit_code = None;
+        if container.spec.network_mode != "none" {
+            container.ports = container
+                .spec
+                .ports
+                .iter()
+                .map(|p| {
+                    let host_port = match p.host_port {
+                        Some(port) if port != 0 => port,
+                        _ => {
+                            next_port += 1;
+                            next_port
+                        }
+                    };
+                    PortBinding {
+                        container_port: p.container_port,
+                        protocol: p.protocol.clone(),
+                        host_ip: "0.0.0.0".into(),
+                        host_port,
+                    }
+                })
+                .collect();
+        }
+        let behavior = container.behavior.clone();
+        let labels = container.spec.labels.clone();
+        let mut scripts = Vec::new();
+        if let Some((after, code)) = behavior.exit_after {
+            let shared = Arc::clone(&self.state);
+            let id = id.to_string();
+            scripts.push(tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                exit_container(&shared, &id, code);
+            }));
+        }
+        if !behavior.health.is_empty() {
+            let shared = Arc::clone(&self.state);
+            let id = id.to_string();
+            let sequence = behavior.health.clone();
+            scripts.push(tokio::spawn(async move {
+                let mut elapsed = Duration::ZERO;
+                for (at, health) in sequence {
+                    tokio::time::sleep(at.saturating_sub(elapsed)).await;
+                    elapsed = elapsed.max(at);
+                    set_health(&shared, &id, health);
+                }
+            }));
+        }
+        container.scripts = scripts;
+        state.next_host_port = next_port;
+        state.emit(&labels, RuntimeEvent::Started { id: id.to_string() });
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, timeout: Duration) -> Result<()> {
+        self.enter(Call::Stop {
+            id: id.to_string(),
+            timeout,
+        })?;
+        let (running, behavior) = {
+            let mut state = self.lock();
+            let container = state.container(id)?;
+            (container.running, container.behavior.clone())
+        };
+        if !running {
+            return Ok(());
+        }
+        if behavior.ignore_sigterm {
+            tokio::time::sleep(timeout).await;
+            exit_container(&self.state, id, SIGKILL_EXIT_CODE);
+        } else {
+            exit_container(&self.state, id, behavior.sigterm_exit_code);
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        self.enter(Call::Remove(id.to_string()))?;
+        let mut state = self.lock();
+        if state.container(id)?.running {
+            return Err(RuntimeError::Other(format!(
+                "cannot remove container {id}: it is running, stop it first"
+            )));
+        }
+        state.containers.remove(id);
+        Ok(())
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<ContainerState> {
+        self.enter(Call::Inspect(id.to_string()))?;
+        Ok(self.lock().container(id)?.state())
+    }
+
+    async fn list_containers(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ContainerState>> {
+        self.enter(Call::List)?;
+        let state = self.lock();
+        Ok(state
+            .containers
+            .values()
+            .filter(|c| has_labels(&c.spec.labels, labels))
+            .map(FakeContainer::state)
+            .collect())
+    }
+
+    async fn events(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<mpsc::Receiver<RuntimeEvent>> {
+        self.enter(Call::Events)?;
+        let (sender, receiver) = mpsc::channel(1024);
+        self.lock().subscribers.push(Subscriber {
+            labels: labels.clone(),
+            sender,
+        });
+        Ok(receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::PortSpec;
+
+    fn spec(name: &str, image: &str) -> ContainerSpec {
+        let mut labels = BTreeMap::new();
+        labels.insert(CONTAINER_NAME_LABEL.to_string(), name.to_string());
+        labels.insert("owner".to_string(), "me".to_string());
+        ContainerSpec {
+            name: format!("berth-{name}"),
+            image: image.to_string(),
+            network_mode: "bridge".into(),
+            labels,
+            ..ContainerSpec::default()
+        }
+    }
+
+    fn owner() -> BTreeMap<String, String> {
+        BTreeMap::from([("owner".to_string(), "me".to_string())])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scripted_container_exits_after_its_delay_and_emits_events() {
+        let fake = FakeRuntime::new();
+        fake.add_image("busybox");
+        fake.set_behavior("app", Behavior::exits(Duration::from_secs(5), 3));
+        let mut events = fake.events(&owner()).await.expect("events");
+        let id = fake
+            .create_container(&spec("app", "busybox"))
+            .await
+            .expect("create");
+        fake.start_container(&id).await.expect("start");
+        assert_eq!(
+            events.recv().await,
+            Some(RuntimeEvent::Started { id: id.clone() })
+        );
+        assert_eq!(
+            events.recv().await,
+            Some(RuntimeEvent::Died {
+                id: id.clone(),
+                exit_code: Some(3)
+            })
+        );
+        let state = fake.inspect_container(&id).await.expect("inspect");
+        assert!(!state.running && state.started);
+        assert_eq!(state.exit_code, Some(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_ignoring_sigterm_is_killed_after_the_stop_timeout() {
+        let fake = FakeRuntime::new();
+        fake.add_image("busybox");
+        fake.set_behavior("busybox", Behavior::running().ignoring_sigterm());
+        let id = fake
+            .create_container(&spec("app", "busybox"))
+            .await
+            .expect("create");
+        fake.start_container(&id).await.expect("start");
+        let before = tokio::time::Instant::now();
+        fake.stop_container(&id, Duration::from_secs(7))
+            .await
+            .expect("stop");
+        assert_eq!(before.elapsed(), Duration::from_secs(7));
+        let state = fake.inspect_container(&id).await.expect("inspect");
+        assert_eq!(state.exit_code, Some(SIGKILL_EXIT_CODE));
+    }
+
+    #[tokio::test]
+    async fn creating_needs_the_image_and_a_free_name() {
+        let fake = FakeRuntime::new();
+        let err = fake
+            .create_container(&spec("app", "busybox"))
+            .await
+            .expect_err("no image");
+        assert!(matches!(err, RuntimeError::Create(m) if m.contains("No such image")));
+        fake.add_image("busybox");
+        fake.create_container(&spec("app", "busybox"))
+            .await
+            .expect("create");
+        let err = fake
+            .create_container(&spec("app", "busybox"))
+            .await
+            .expect_err("conflict");
+        assert!(matches!(err, RuntimeError::Create(m) if m.contains("already in use")));
+    }
+
+    #[tokio::test]
+    async fn pulls_fail_for_scripted_images_and_make_others_present() {
+        let fake = FakeRuntime::new();
+        fake.fail_pull("nope:latest", "manifest unknown");
+        let err = fake.pull_image("nope:latest").await.expect_err("fails");
+        assert_eq!(
+            err.to_string(),
+            "CannotPullContainerError: pull image nope:latest: manifest unknown"
+        );
+        fake.pull_image("busybox").await.expect("pull");
+        assert!(fake.image_present("busybox").await.expect("present"));
+    }
+
+    #[tokio::test]
+    async fn ephemeral_host_ports_are_assigned_at_start_and_listing_honours_labels() {
+        let fake = FakeRuntime::new();
+        fake.add_image("busybox");
+        let mut with_port = spec("web", "busybox");
+        with_port.ports = vec![PortSpec {
+            container_port: 80,
+            host_port: None,
+            protocol: "tcp".into(),
+        }];
+        let id = fake.create_container(&with_port).await.expect("create");
+        fake.start_container(&id).await.expect("start");
+        let state = fake.inspect_container(&id).await.expect("inspect");
+        assert_eq!(state.ports.len(), 1);
+        assert!(state.ports[0].host_port >= 32768);
+        let mut other = spec("other", "busybox");
+        other.labels.clear();
+        fake.create_container(&other).await.expect("create");
+        assert_eq!(fake.list_containers(&owner()).await.expect("list").len(), 1);
+        assert_eq!(
+            fake.list_containers(&BTreeMap::new())
+                .await
+                .expect("list")
+                .len(),
+            2
+        );
+        let err = fake.remove_container(&id).await.expect_err("running");
+        assert!(matches!(err, RuntimeError::Other(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_health_sequence_plays_out_after_start() {
+        let fake = FakeRuntime::new();
+        fake.add_image("busybox");
+        fake.set_behavior(
+            "db",
+            Behavior::running().with_health(&[
+                (Duration::from_secs(2), Health::Healthy),
+                (Duration::from_secs(9), Health::Unhealthy),
+            ]),
+        );
+        let mut events = fake.events(&owner()).await.expect("events");
+        let id = fake
+            .create_container(&spec("db", "busybox"))
+            .await
+            .expect("create");
+        fake.start_container(&id).await.expect("start");
+        assert!(matches!(
+            events.recv().await,
+            Some(RuntimeEvent::Started { .. })
+        ));
+        assert_eq!(
+            events.recv().await,
+            Some(RuntimeEvent::HealthChanged {
+                id: id.clone(),
+                health: Health::Healthy
+            })
+        );
+        assert_eq!(
+            events.recv().await,
+            Some(RuntimeEvent::HealthChanged {
+                id: id.clone(),
+                health: Health::Unhealthy
+            })
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! The container runtime seen by the agent: one trait for every container side effect, with a
+//! Docker implementation (bollard) and an in-memory fake for fast tests.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub mod docker;
+pub mod fake;
+
+/// Errors of a container runtime.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    /// The runtime (Docker daemon) could not be reached.
+    #[error("container runtime unavailable: {0}")]
+    Unavailable(String),
+    /// The image does not exist locally and could not be pulled.
+    #[error("CannotPullContainerError: pull image {image}: {message}")]
+    ImagePull { image: String, message: String },
+    /// No container with that id.
+    #[error("no such container: {0}")]
+    NotFound(String),
+    /// The runtime refused the container configuration.
+    #[error("CannotCreateContainerError: {0}")]
+    Create(String),
+    /// The container could not be started.
+    #[error("CannotStartContainerError: {0}")]
+    Start(String),
+    /// Any other runtime failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result of runtime operations.
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// A port the container exposes and how it is bound on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub container_port: u16,
+    /// `None` or `Some(0)`: an ephemeral host port chosen by the runtime.
+    pub host_port: Option<u16>,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// A mount of a host path or a named volume into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSpec {
+    /// A host directory or file.
+    Bind {
+        host_path: String,
+        container_path: String,
+        read_only: bool,
+    },
+    /// A named runtime volume (created if absent).
+    Volume {
+        name: String,
+        container_path: String,
+        read_only: bool,
+        driver: Option<String>,
+    },
+    /// A tmpfs.
+    Tmpfs {
+        container_path: String,
+        size_mib: u64,
+        options: Vec<String>,
+    },
+}
+
+/// A container health check, as the runtime runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+/// A resource limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UlimitSpec {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerSpec {
+    /// Runtime container name (unique on the host).
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    /// CPU shares (ECS cpu units; 0 means unset).
+    pub cpu_shares: u64,
+    /// Hard memory limit in MiB.
+    pub memory_mib: Option<u64>,
+    /// Soft memory limit in MiB.
+    pub memory_reservation_mib: Option<u64>,
+    /// `bridge`, `host`, `none` (default bridge).
+    pub network_mode: String,
+    pub ports: Vec<PortSpec>,
+    pub mounts: Vec<MountSpec>,
+    pub labels: BTreeMap<String, String>,
+    pub health_check: Option<HealthCheckSpec>,
+    pub ulimits: Vec<UlimitSpec>,
+    pub readonly_rootfs: bool,
+    pub privileged: bool,
+    pub init: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub dns_servers: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub extra_hosts: Vec<String>,
+    pub log_driver: Option<String>,
+    pub log_options: BTreeMap<String, String>,
+    pub stop_timeout: Option<Duration>,
+    pub interactive: bool,
+    pub tty: bool,
+    pub disable_networking: bool,
+}
+
+/// Health of a running container as the runtime reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// No health check, or none has run yet in the start period.
+    Unknown,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// A container's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// Image digest or id, if known.
+    pub image_id: Option<String>,
+    pub running: bool,
+    /// Exit code once it has exited.
+    pub exit_code: Option<i64>,
+    /// Whether it exited (or not) after having started.
+    pub started: bool,
+    pub oom_killed: bool,
+    pub error: Option<String>,
+    pub health: Health,
+    /// Host bindings of its ports: (container port, protocol, host ip, host port).
+    pub ports: Vec<PortBinding>,
+    pub labels: BTreeMap<String, String>,
+    /// How many times the runtime restarted it.
+    pub restart_count: u64,
+}
+
+/// A host port bound to a container port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortBinding {
+    pub container_port: u16,
+    pub protocol: String,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+/// Something that happened to a container the agent manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeEvent {
+    Started {
+        id: String,
+    },
+    /// The container exited (with its code, when known).
+    Died {
+        id: String,
+        exit_code: Option<i64>,
+    },
+    HealthChanged {
+        id: String,
+        health: Health,
+    },
+    /// The event stream lost events (reconnected): re-inspect everything.
+    Resync,
+}
+
+/// Facts about the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    /// Runtime version, e.g. the Docker server version.
+    pub version: String,
+}
+
+/// Every container side effect of the agent.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Checks the runtime answers; returns its version.
+    async fn ping(&self) -> Result<RuntimeInfo>;
+    /// Whether `image` is present locally.
+    async fn image_present(&self, image: &str) -> Result<bool>;
+    /// Pulls `image`.
+    async fn pull_image(&self, image: &str) -> Result<()>;
+    /// Creates a container; returns its id.
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
+    /// Starts a created container.
+    async fn start_container(&self, id: &str) -> Result<()>;
+    /// Sends SIGTERM (or the image's stop signal), then SIGKILL after `timeout`.
+    async fn stop_container(&self, id: &str, timeout: Duration) -> Result<()>;
+    /// Removes a container (and its anonymous volumes).
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    /// The current state of a container.
+    async fn inspect_container(&self, id: &str) -> Result<ContainerState>;
+    /// All containers (running or not) carrying every one of `labels`.
+    async fn list_containers(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ContainerState>>;
+    /// Events of containers carrying every one of `labels`, until the receiver is dropped.
+    async fn events(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<mpsc::Receiver<RuntimeEvent>>;
+}

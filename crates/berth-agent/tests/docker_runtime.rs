@@ -1,0 +1,558 @@
+//! Docker tests of `DockerRuntime` against the real daemon. They fail (never skip) when no
+//! Docker daemon answers; `scripts/ensure-docker` starts one. The busybox test image is built
+//! by `scripts/build-test-image` on first use. Every container carries a label unique to the
+//! test run and is removed at the end, even when a test fails.
+
+use berth_agent::runtime::docker::DockerRuntime;
+use berth_agent::runtime::{
+    ContainerRuntime, ContainerSpec, Health, HealthCheckSpec, PortSpec, RuntimeError, RuntimeEvent,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const IMAGE: &str = "berth-test/busybox:latest";
+const RUN_LABEL: &str = "com.berth.test-run";
+
+/// Builds the test image once per test binary; panics with the script's output on failure.
+fn ensure_test_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-test-image");
+        let output = Command::new(&script)
+            .output()
+            .expect("scripts/build-test-image runs");
+        assert!(
+            output.status.success(),
+            "scripts/build-test-image failed (is Docker running? try scripts/ensure-docker):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// A connected runtime and a label unique to one test; removes the test's containers on drop.
+struct Fixture {
+    runtime: DockerRuntime,
+    run_id: String,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        ensure_test_image();
+        let runtime = DockerRuntime::connect()
+            .await
+            .expect("a Docker daemon must answer for the Docker tests (see scripts/ensure-docker)");
+        Fixture {
+            runtime,
+            run_id: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(RUN_LABEL.to_string(), self.run_id.clone())])
+    }
+
+    /// A busybox container spec named after the test run, running `script` with `sh -c`.
+    fn spec(&self, suffix: &str, script: &str) -> ContainerSpec {
+        ContainerSpec {
+            name: format!("berth-test-{}-{suffix}", &self.run_id[..12]),
+            image: IMAGE.to_string(),
+            command: Some(vec!["/bin/sh".into(), "-c".into(), script.into()]),
+            network_mode: "bridge".into(),
+            labels: self.labels(),
+            memory_mib: Some(32),
+            ..ContainerSpec::default()
+        }
+    }
+
+    async fn events(&self) -> mpsc::Receiver<RuntimeEvent> {
+        self.runtime
+            .events(&self.labels())
+            .await
+            .expect("event stream opens")
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let filter = format!("label={RUN_LABEL}={}", self.run_id);
+        let Ok(out) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .output();
+        }
+    }
+}
+
+/// The next event matching `pick` within `limit`; panics naming `what` otherwise.
+async fn wait_for<T>(
+    events: &mut mpsc::Receiver<RuntimeEvent>,
+    limit: Duration,
+    what: &str,
+    mut pick: impl FnMut(&RuntimeEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => {
+                if let Some(found) = pick(&event) {
+                    return found;
+                }
+            }
+            Ok(None) => panic!("event stream closed while waiting for {what}"),
+            Err(_) => panic!("no {what} within {limit:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_started_container_is_running_with_an_ephemeral_port_and_found_by_label() {
+    let fx = Fixture::new().await;
+    let mut spec = fx.spec("web", "exec httpd -f -p 80");
+    spec.ports = vec![PortSpec {
+        container_port: 80,
+        host_port: None,
+        protocol: "tcp".into(),
+    }];
+    spec.labels
+        .insert("com.berth.container-name".into(), "web".into());
+    spec.env = vec![("GREETING".into(), "hello".into())];
+
+    let id = fx.runtime.create_container(&spec).await.expect("created");
+    let created = fx.runtime.inspect_container(&id).await.expect("inspect");
+    assert!(!created.running && !created.started);
+    assert_eq!(created.exit_code, None);
+
+    fx.runtime.start_container(&id).await.expect("started");
+    let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+    assert!(state.running && state.started, "{state:?}");
+    assert_eq!(state.id, id);
+    assert_eq!(state.name, spec.name);
+    assert_eq!(state.image, IMAGE);
+    assert!(state
+        .image_id
+        .as_deref()
+        .is_some_and(|i| i.starts_with("sha256:")));
+    assert_eq!(
+        state
+            .labels
+            .get("com.berth.container-name")
+            .map(String::as_str),
+        Some("web")
+    );
+    let binding = state
+        .ports
+        .iter()
+        .find(|p| p.container_port == 80)
+        .expect("a binding of port 80");
+    assert_eq!(binding.protocol, "tcp");
+    assert!(binding.host_port > 0);
+
+    // The binding is the one Docker itself reports.
+    let out = Command::new("docker")
+        .args(["port", &id, "80/tcp"])
+        .output()
+        .expect("docker port runs");
+    let docker_port = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        docker_port.contains(&format!(":{}", binding.host_port)),
+        "docker port says {docker_port}"
+    );
+
+    let listed = fx
+        .runtime
+        .list_containers(&fx.labels())
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    assert!(listed[0].running);
+    let other = BTreeMap::from([(RUN_LABEL.to_string(), "another-run".to_string())]);
+    assert!(fx
+        .runtime
+        .list_containers(&other)
+        .await
+        .expect("list")
+        .is_empty());
+
+    assert!(fx
+        .runtime
+        .image_present(IMAGE)
+        .await
+        .expect("image inspect"));
+    assert!(!fx
+        .runtime
+        .image_present("berth-test/never-built:none")
+        .await
+        .expect("image inspect"));
+    assert!(!fx.runtime.ping().await.expect("ping").version.is_empty());
+}
+
+#[tokio::test]
+async fn stop_ends_a_container_that_ignores_sigterm_within_the_timeout() {
+    let fx = Fixture::new().await;
+    // A shell as PID 1 ignores SIGTERM, so only the SIGKILL after the timeout ends it.
+    let id = fx
+        .runtime
+        .create_container(&fx.spec("stubborn", "sleep 300"))
+        .await
+        .expect("created");
+    fx.runtime.start_container(&id).await.expect("started");
+
+    let timeout = Duration::from_secs(2);
+    let began = Instant::now();
+    fx.runtime
+        .stop_container(&id, timeout)
+        .await
+        .expect("stopped");
+    let took = began.elapsed();
+    assert!(
+        took < timeout + Duration::from_secs(8),
+        "stop took {took:?}"
+    );
+
+    let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+    assert!(!state.running && state.started);
+    assert!(matches!(state.exit_code, Some(143 | 137)), "{state:?}");
+
+    // Stopping a stopped container is not an error.
+    fx.runtime
+        .stop_container(&id, timeout)
+        .await
+        .expect("stopped again");
+}
+
+#[tokio::test]
+async fn stop_of_a_container_that_handles_sigterm_returns_at_once_with_143() {
+    let fx = Fixture::new().await;
+    let mut spec = fx.spec("polite", "sleep 300");
+    spec.init = true; // docker-init forwards SIGTERM to the shell, which dies of it.
+    let id = fx.runtime.create_container(&spec).await.expect("created");
+    fx.runtime.start_container(&id).await.expect("started");
+
+    let began = Instant::now();
+    fx.runtime
+        .stop_container(&id, Duration::from_secs(30))
+        .await
+        .expect("stopped");
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        began.elapsed()
+    );
+    let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+    assert!(matches!(state.exit_code, Some(143 | 137)), "{state:?}");
+}
+
+#[tokio::test]
+async fn a_container_that_exits_3_reports_code_3_and_a_died_event() {
+    let fx = Fixture::new().await;
+    let mut events = fx.events().await;
+    let id = fx
+        .runtime
+        .create_container(&fx.spec("exit3", "sleep 0.2; exit 3"))
+        .await
+        .expect("created");
+    fx.runtime.start_container(&id).await.expect("started");
+
+    let started = wait_for(
+        &mut events,
+        Duration::from_secs(20),
+        "Started event",
+        |e| match e {
+            RuntimeEvent::Started { id: got } if *got == id => Some(()),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(started, ());
+    let code = wait_for(
+        &mut events,
+        Duration::from_secs(20),
+        "Died event",
+        |e| match e {
+            RuntimeEvent::Died { id: got, exit_code } if *got == id => Some(*exit_code),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(code, Some(3));
+
+    let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+    assert!(!state.running && state.started);
+    assert_eq!(state.exit_code, Some(3));
+    assert!(!state.oom_killed);
+}
+
+#[tokio::test]
+async fn a_passing_health_check_reports_healthy() {
+    let fx = Fixture::new().await;
+    let mut events = fx.events().await;
+    let mut spec = fx.spec("healthy", "touch /tmp/ready; sleep 300");
+    spec.health_check = Some(HealthCheckSpec {
+        test: vec!["CMD-SHELL".into(), "test -f /tmp/ready".into()],
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(2),
+        retries: 3,
+        start_period: Duration::ZERO,
+    });
+    let id = fx.runtime.create_container(&spec).await.expect("created");
+    fx.runtime.start_container(&id).await.expect("started");
+
+    let health = wait_for(
+        &mut events,
+        Duration::from_secs(30),
+        "HealthChanged event",
+        |e| match e {
+            RuntimeEvent::HealthChanged { id: got, health } if *got == id => Some(*health),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(health, Health::Healthy);
+    let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+    assert_eq!(state.health, Health::Healthy);
+    fx.runtime
+        .stop_container(&id, Duration::from_secs(1))
+        .await
+        .expect("stopped");
+}
+
+#[tokio::test]
+async fn a_failing_health_check_reports_unhealthy() {
+    let fx = Fixture::new().await;
+    let mut events = fx.events().await;
+    let mut spec = fx.spec("unhealthy", "sleep 300");
+    spec.health_check = Some(HealthCheckSpec {
+        test: vec!["CMD".into(), "/bin/false".into()],
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(2),
+        retries: 1,
+        start_period: Duration::ZERO,
+    });
+    let id = fx.runtime.create_container(&spec).await.expect("created");
+    fx.runtime.start_container(&id).await.expect("started");
+    let health = wait_for(
+        &mut events,
+        Duration::from_secs(30),
+        "HealthChanged event",
+        |e| match e {
+            RuntimeEvent::HealthChanged { id: got, health } if *got == id => Some(*health),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(health, Health::Unhealthy);
+}
+
+#[tokio::test]
+async fn pulling_an_image_that_does_not_exist_names_it_in_the_error() {
+    let fx = Fixture::new().await;
+    let image = format!("localhost:1/berth-no-such-image-{}", &fx.run_id[..8]);
+    let err = fx
+        .runtime
+        .pull_image(&image)
+        .await
+        .expect_err("the pull fails");
+    match &err {
+        RuntimeError::ImagePull {
+            image: named,
+            message,
+        } => {
+            assert_eq!(*named, format!("{image}:latest"));
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected ImagePull, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("CannotPullContainerError: pull image "),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&image), "{err}");
+}
+
+#[tokio::test]
+async fn creating_from_a_missing_image_is_a_create_error() {
+    let fx = Fixture::new().await;
+    let mut spec = fx.spec("noimage", "true");
+    spec.image = "berth-test/never-built:none".into();
+    let err = fx
+        .runtime
+        .create_container(&spec)
+        .await
+        .expect_err("create fails");
+    assert!(matches!(err, RuntimeError::Create(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_removed_container_is_not_found_afterwards() {
+    let fx = Fixture::new().await;
+    let id = fx
+        .runtime
+        .create_container(&fx.spec("gone", "sleep 300"))
+        .await
+        .expect("created");
+    fx.runtime.start_container(&id).await.expect("started");
+    // Removing forces a running container out, as a cleanup must.
+    fx.runtime.remove_container(&id).await.expect("removed");
+
+    assert_eq!(
+        fx.runtime.inspect_container(&id).await,
+        Err(RuntimeError::NotFound(id.clone()))
+    );
+    assert_eq!(
+        fx.runtime.remove_container(&id).await,
+        Err(RuntimeError::NotFound(id.clone()))
+    );
+    assert_eq!(
+        fx.runtime.stop_container(&id, Duration::from_secs(1)).await,
+        Err(RuntimeError::NotFound(id.clone()))
+    );
+    assert_eq!(
+        fx.runtime.start_container(&id).await,
+        Err(RuntimeError::NotFound(id.clone()))
+    );
+    assert!(fx
+        .runtime
+        .list_containers(&fx.labels())
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn the_create_body_is_accepted_by_the_daemon_with_every_option_set() {
+    use berth_agent::runtime::{MountSpec, UlimitSpec};
+    let fx = Fixture::new().await;
+    let volume = format!("berth-test-{}", &fx.run_id[..12]);
+    let mut spec = fx.spec("full", "cat /proc/self/limits >/dev/null; echo ok");
+    spec.entrypoint = None;
+    spec.env = vec![("A".into(), "1".into())];
+    spec.working_dir = Some("/tmp".into());
+    spec.user = Some("nobody".into());
+    spec.hostname = Some("box".into());
+    spec.cpu_shares = 256;
+    spec.memory_reservation_mib = Some(16);
+    spec.ports = vec![PortSpec {
+        container_port: 53,
+        host_port: Some(0),
+        protocol: "udp".into(),
+    }];
+    spec.mounts = vec![
+        MountSpec::Volume {
+            name: volume.clone(),
+            container_path: "/data".into(),
+            read_only: false,
+            driver: None,
+        },
+        MountSpec::Tmpfs {
+            container_path: "/scratch".into(),
+            size_mib: 8,
+            options: vec!["noexec".into()],
+        },
+    ];
+    spec.ulimits = vec![UlimitSpec {
+        name: "nofile".into(),
+        soft: 1024,
+        hard: 2048,
+    }];
+    spec.readonly_rootfs = true;
+    spec.init = true;
+    spec.cap_drop = vec!["MKNOD".into()];
+    spec.dns_servers = vec!["10.0.0.53".into()];
+    spec.dns_search = vec!["example.com".into()];
+    spec.extra_hosts = vec!["db:10.0.0.2".into()];
+    spec.log_driver = Some("json-file".into());
+    spec.log_options = BTreeMap::from([("max-size".into(), "1m".into())]);
+    spec.stop_timeout = Some(Duration::from_secs(5));
+
+    let id = fx.runtime.create_container(&spec).await.expect("created");
+    let out = Command::new("docker")
+        .args(["inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.MemoryReservation}} {{.HostConfig.CpuShares}} {{.HostConfig.ReadonlyRootfs}} {{.Config.User}} {{.Config.StopTimeout}} {{.HostConfig.LogConfig.Type}}", &id])
+        .output()
+        .expect("docker inspect runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "{} {} 256 true nobody 5 json-file",
+            32 * 1024 * 1024,
+            16 * 1024 * 1024
+        )
+    );
+    fx.runtime.start_container(&id).await.expect("started");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let state = loop {
+        let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+        if !state.running || Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state.exit_code, Some(0), "{state:?}");
+    fx.runtime.remove_container(&id).await.expect("removed");
+    let _ = Command::new("docker")
+        .args(["volume", "rm", &volume])
+        .output();
+}
+
+#[tokio::test]
+async fn a_container_whose_entrypoint_does_not_exist_fails_to_start() {
+    let fx = Fixture::new().await;
+    let mut spec = fx.spec("noexec", "true");
+    spec.entrypoint = Some(vec!["/no/such/binary".into()]);
+    let id = fx.runtime.create_container(&spec).await.expect("created");
+    let err = fx
+        .runtime
+        .start_container(&id)
+        .await
+        .expect_err("start fails");
+    match &err {
+        RuntimeError::Start(message) => assert!(message.contains("/no/such/binary"), "{message}"),
+        other => panic!("expected Start, got {other:?}"),
+    }
+    assert!(
+        err.to_string().starts_with("CannotStartContainerError: "),
+        "{err}"
+    );
+    let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+    assert!(!state.running && !state.started, "{state:?}");
+}
+
+#[tokio::test]
+async fn a_host_network_container_reports_its_ports_on_the_host() {
+    let fx = Fixture::new().await;
+    let mut spec = fx.spec("hostnet", "sleep 300");
+    spec.network_mode = "host".into();
+    spec.ports = vec![PortSpec {
+        container_port: 18080,
+        host_port: Some(18080),
+        protocol: "tcp".into(),
+    }];
+    let id = fx.runtime.create_container(&spec).await.expect("created");
+    fx.runtime.start_container(&id).await.expect("started");
+    let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+    assert!(state.running);
+    let ports: Vec<(u16, u16)> = state
+        .ports
+        .iter()
+        .map(|p| (p.container_port, p.host_port))
+        .collect();
+    assert_eq!(ports, vec![(18080, 18080)]);
+}

@@ -1,0 +1,3 @@
+//! Controllers: reconcile loops the server runs beside the API.
+
+pub mod task_gc;

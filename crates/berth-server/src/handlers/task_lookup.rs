@@ -1,0 +1,116 @@
+//! Finding tasks and task definitions from the references requests carry, and showing tasks
+//! as DescribeTasks does. Shared by the task operations and the agent-facing ones.
+
+use crate::dispatch::Ctx;
+use crate::error::ApiError;
+use berth_core::arn::{id_of, Arn};
+use berth_core::model::task::Task;
+use berth_core::model::task_definition::TaskDefinitionRecord;
+use berth_core::model::Failure;
+use berth_core::task_definition::{parse_reference, TaskDefinitionRef};
+use berth_store::keys;
+use serde::Serialize;
+
+/// Output of DescribeTasks.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeTasksResponse {
+    tasks: Vec<Task>,
+    failures: Vec<Failure>,
+}
+
+/// A task with its `version` set from the store revision of its last write.
+pub fn with_version(mut task: Task, revision: u64) -> Task {
+    task.version = Some(i64::try_from(revision).unwrap_or(i64::MAX));
+    task
+}
+
+/// The store key of the task a reference (id or ARN) names in `cluster`.
+pub fn task_key_of(cluster: &str, reference: &str) -> Result<String, ApiError> {
+    let id = id_of(reference, "task")
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .ok_or_else(|| {
+            ApiError::invalid_parameter(format!("'{reference}' is not a task id or task ARN."))
+        })?;
+    if reference.starts_with("arn:") {
+        let arn = Arn::parse(reference)
+            .ok_or_else(|| ApiError::invalid_parameter("Invalid task ARN."))?;
+        if arn.path.len() == 2 && arn.path[0] != cluster {
+            return Err(ApiError::invalid_parameter(format!(
+                "Task '{reference}' does not belong to cluster '{cluster}'."
+            )));
+        }
+    }
+    Ok(keys::task(cluster, &id))
+}
+
+/// The task definition revision a reference names: `family` (latest ACTIVE revision),
+/// `family:revision` or a task definition ARN.
+pub fn resolve_task_definition(
+    ctx: &Ctx,
+    reference: &str,
+) -> Result<TaskDefinitionRecord, ApiError> {
+    let parsed = parse_reference(reference)?;
+    let not_found = || ApiError::client(format!("Unable to find task definition '{reference}'."));
+    match parsed {
+        TaskDefinitionRef::Revision { family, revision } => ctx
+            .get::<TaskDefinitionRecord>(&keys::task_definition(&family, revision))?
+            .map(|v| v.value)
+            .ok_or_else(not_found),
+        TaskDefinitionRef::Family(family) => ctx
+            .list::<TaskDefinitionRecord>(&keys::task_definitions_of(&family))?
+            .into_iter()
+            .rev()
+            .map(|v| v.value)
+            .find(|r| r.task_definition.status.as_deref() == Some("ACTIVE"))
+            .ok_or_else(not_found),
+    }
+}
+
+/// DescribeTasks: tasks by id or ARN; unknown ones are `MISSING` failures; tags only with
+/// `include: ["TAGS"]`.
+pub fn describe(
+    ctx: &Ctx,
+    cluster: Option<&str>,
+    references: &[String],
+    include: &[String],
+) -> Result<DescribeTasksResponse, ApiError> {
+    if let Some(bad) = include.iter().find(|i| i.as_str() != "TAGS") {
+        return Err(ApiError::invalid_parameter(format!(
+            "Invalid include value '{bad}': use TAGS."
+        )));
+    }
+    if references.is_empty() || references.len() > 100 {
+        return Err(ApiError::invalid_parameter(
+            "tasks must name 1 to 100 tasks.",
+        ));
+    }
+    let cluster = ctx.active_cluster(cluster)?;
+    let cluster_name = cluster.value.cluster_name.unwrap_or_default();
+    let with_tags = include.iter().any(|i| i == "TAGS");
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for reference in references {
+        let found = match task_key_of(&cluster_name, reference) {
+            Ok(key) => ctx.get::<Task>(&key)?,
+            Err(_) => None,
+        };
+        match found {
+            Some(v) => {
+                let mut task = with_version(v.value, v.mod_revision);
+                if !with_tags {
+                    task.tags = Some(Vec::new());
+                }
+                tasks.push(task);
+            }
+            None => {
+                let arn = match id_of(reference, "task") {
+                    Some(id) if !reference.starts_with("arn:") => ctx.arns.task(&cluster_name, &id),
+                    _ => reference.clone(),
+                };
+                failures.push(Failure::new(arn, "MISSING"));
+            }
+        }
+    }
+    Ok(DescribeTasksResponse { tasks, failures })
+}

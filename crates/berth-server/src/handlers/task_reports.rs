@@ -1,0 +1,120 @@
+//! The agent-facing operations SubmitTaskStateChange and SubmitContainerStateChange: agents
+//! report what their containers did; the task moves forward only, and when it reaches STOPPED
+//! its resources go back to the instance in the same transaction.
+
+use crate::dispatch::Ctx;
+use crate::error::ApiError;
+use crate::handlers::task_lookup::{resolve_task_definition, task_key_of};
+use berth_core::arn::id_of;
+use berth_core::gateway::{SubmitContainerStateChange, SubmitTaskStateChange};
+use berth_core::model::container_instance::ContainerInstance;
+use berth_core::model::task::{ContainerStateChange, Task};
+use berth_core::resources::{release, task_resources};
+use berth_core::task_state::{apply_report, TaskStatus};
+use berth_store::typed::encode;
+use berth_store::{keys, Compare, Txn};
+use serde::Serialize;
+
+/// Output of both operations.
+#[derive(Debug, Serialize)]
+pub struct Acknowledgment {
+    acknowledgment: String,
+}
+
+fn ack() -> Acknowledgment {
+    Acknowledgment {
+        acknowledgment: "ACK".to_string(),
+    }
+}
+
+/// Applies a task state change an agent reports.
+pub async fn submit_task_state_change(
+    ctx: Ctx,
+    req: SubmitTaskStateChange,
+) -> Result<Acknowledgment, ApiError> {
+    apply(&ctx, req).await?;
+    Ok(ack())
+}
+
+/// Applies one container's state change an agent reports.
+pub async fn submit_container_state_change(
+    ctx: Ctx,
+    req: SubmitContainerStateChange,
+) -> Result<Acknowledgment, ApiError> {
+    let report = SubmitTaskStateChange {
+        cluster: req.cluster,
+        task: req.task,
+        containers: Some(vec![ContainerStateChange {
+            container_name: req.container_name,
+            runtime_id: req.runtime_id,
+            status: req.status,
+            exit_code: req.exit_code,
+            reason: req.reason,
+            network_bindings: req.network_bindings,
+            ..ContainerStateChange::default()
+        }]),
+        ..SubmitTaskStateChange::default()
+    };
+    apply(&ctx, report).await?;
+    Ok(ack())
+}
+
+async fn apply(ctx: &Ctx, report: SubmitTaskStateChange) -> Result<(), ApiError> {
+    let cluster = ctx.cluster_name(report.cluster.as_deref())?;
+    let reference = report
+        .task
+        .clone()
+        .ok_or_else(|| ApiError::invalid_parameter("Missing required parameter 'task'."))?;
+    let key = task_key_of(&cluster, &reference)?;
+    loop {
+        let Some(current) = ctx.get::<Task>(&key)? else {
+            return Err(ApiError::invalid_parameter(
+                "The referenced task was not found.",
+            ));
+        };
+        let td_arn = current
+            .value
+            .task_definition_arn
+            .clone()
+            .unwrap_or_default();
+        let record = resolve_task_definition(ctx, &td_arn)?;
+        let definitions = record
+            .task_definition
+            .container_definitions
+            .clone()
+            .unwrap_or_default();
+        let mut task = current.value.clone();
+        let was_stopped = TaskStatus::of(&task) == TaskStatus::Stopped;
+        let changed = apply_report(&mut task, &report, &definitions, ctx.now())
+            .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+        if !changed {
+            return Ok(());
+        }
+        let mut txn = Txn::new()
+            .when(Compare::at(&key, current.mod_revision))
+            .put(&key, encode(&task));
+        if !was_stopped && TaskStatus::of(&task) == TaskStatus::Stopped {
+            // Give the task's reservation back to its instance.
+            let instance_id = task
+                .container_instance_arn
+                .as_deref()
+                .and_then(|arn| id_of(arn, "container-instance"))
+                .unwrap_or_default();
+            let instance_key = keys::instance(&cluster, &instance_id);
+            if let Some(instance) = ctx.get::<ContainerInstance>(&instance_key)? {
+                let mut updated = instance.value.clone();
+                let overrides = task.overrides.clone().unwrap_or_default();
+                release(
+                    &mut updated,
+                    &task_resources(&record.task_definition, &overrides),
+                );
+                txn = txn
+                    .when(Compare::at(&instance_key, instance.mod_revision))
+                    .put(&instance_key, encode(&updated));
+            }
+        }
+        if ctx.commit(txn).await?.succeeded {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,674 @@
+//! Tasks: RunTask, StartTask, StopTask, DescribeTasks and ListTasks. Placing a task writes the
+//! task and the instance's reduced `remainingResources` in one transaction, so two callers can
+//! never both take the last of an instance's memory.
+
+use crate::dispatch::Ctx;
+use crate::error::ApiError;
+use crate::handlers::task_lookup::{resolve_task_definition, task_key_of, with_version};
+use berth_core::arn::id_of;
+use berth_core::model::container_instance::ContainerInstance;
+use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
+use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
+use berth_core::model::{validate_tags, Failure, Tag};
+use berth_core::pagination::PageRequest;
+use berth_core::resources::{fits, reserve, task_resources, Shortfall};
+use berth_core::task_state::{new_task, request_stop, stop_code, NewTask};
+use berth_store::typed::{encode, Versioned};
+use berth_store::{keys, Compare, Txn};
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+use std::collections::BTreeMap;
+
+/// Input of RunTask.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTaskRequest {
+    cluster: Option<String>,
+    task_definition: String,
+    count: Option<i64>,
+    group: Option<String>,
+    launch_type: Option<String>,
+    overrides: Option<TaskOverride>,
+    placement_constraints: Option<Vec<PlacementConstraint>>,
+    placement_strategy: Option<Vec<PlacementStrategy>>,
+    started_by: Option<String>,
+    tags: Option<Vec<Tag>>,
+    enable_ecs_managed_tags: Option<bool>,
+    enable_execute_command: Option<bool>,
+    propagate_tags: Option<String>,
+    network_configuration: Option<serde_json::Value>,
+    capacity_provider_strategy: Option<Vec<serde_json::Value>>,
+    #[allow(dead_code)]
+    reference_id: Option<String>,
+    #[allow(dead_code)]
+    client_token: Option<String>,
+}
+
+/// Input of StartTask.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartTaskRequest {
+    cluster: Option<String>,
+    container_instances: Vec<String>,
+    task_definition: String,
+    group: Option<String>,
+    overrides: Option<TaskOverride>,
+    started_by: Option<String>,
+    tags: Option<Vec<Tag>>,
+    enable_ecs_managed_tags: Option<bool>,
+    enable_execute_command: Option<bool>,
+    propagate_tags: Option<String>,
+    network_configuration: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    reference_id: Option<String>,
+}
+
+/// Output of RunTask and StartTask.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TasksResponse {
+    tasks: Vec<Task>,
+    failures: Vec<Failure>,
+}
+
+/// Input of StopTask.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopTaskRequest {
+    cluster: Option<String>,
+    task: String,
+    reason: Option<String>,
+}
+
+/// Output of StopTask.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopTaskResponse {
+    task: Task,
+}
+
+/// Input of DescribeTasks.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeTasksRequest {
+    cluster: Option<String>,
+    tasks: Vec<String>,
+    include: Option<Vec<String>>,
+}
+
+/// Input of ListTasks.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTasksRequest {
+    cluster: Option<String>,
+    container_instance: Option<String>,
+    family: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+    started_by: Option<String>,
+    service_name: Option<String>,
+    desired_status: Option<String>,
+    launch_type: Option<String>,
+}
+
+/// Output of ListTasks.
+#[skip_serializing_none]
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTasksResponse {
+    task_arns: Vec<String>,
+    next_token: Option<String>,
+}
+
+/// Everything common to RunTask and StartTask once validated.
+struct Launch {
+    cluster: String,
+    cluster_arn: String,
+    td: TaskDefinition,
+    overrides: TaskOverride,
+    group: String,
+    started_by: Option<String>,
+    launch_type: String,
+    tags: Vec<Tag>,
+    enable_execute_command: bool,
+}
+
+struct LaunchInput<'a> {
+    cluster: Option<&'a str>,
+    task_definition: &'a str,
+    group: Option<String>,
+    launch_type: Option<String>,
+    overrides: Option<TaskOverride>,
+    started_by: Option<String>,
+    tags: Option<Vec<Tag>>,
+    enable_ecs_managed_tags: bool,
+    enable_execute_command: bool,
+    propagate_tags: Option<String>,
+    network_configuration: bool,
+}
+
+fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError> {
+    let cluster = ctx.active_cluster(input.cluster)?;
+    let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
+    let record: TaskDefinitionRecord = resolve_task_definition(ctx, input.task_definition)?;
+    let td = record.task_definition;
+    if td.status.as_deref() != Some("ACTIVE") {
+        return Err(ApiError::client(format!(
+            "TaskDefinition is inactive: {} cannot run new tasks; register or name an ACTIVE revision.",
+            td.task_definition_arn.as_deref().unwrap_or(input.task_definition)
+        )));
+    }
+    let launch_type = input.launch_type.unwrap_or_else(|| "EC2".to_string());
+    match launch_type.as_str() {
+        "EC2" | "EXTERNAL" => {}
+        "FARGATE" | "MANAGED_INSTANCES" => {
+            return Err(ApiError::invalid_parameter(format!(
+                "Berth runs tasks on registered container instances: use launchType EC2 or EXTERNAL, not {launch_type}."
+            )))
+        }
+        other => {
+            return Err(ApiError::invalid_parameter(format!(
+                "'{other}' is not a launch type: use EC2 or EXTERNAL."
+            )))
+        }
+    }
+    let compatibilities = td.compatibilities.clone().unwrap_or_default();
+    if !compatibilities.is_empty() && !compatibilities.contains(&launch_type) {
+        return Err(ApiError::invalid_parameter(format!(
+            "Task definition does not support launch_type {launch_type}."
+        )));
+    }
+    if td.network_mode.as_deref() == Some("awsvpc") || input.network_configuration {
+        return Err(ApiError::invalid_parameter(
+            "Berth does not support the awsvpc network mode yet: use bridge, host or none.",
+        ));
+    }
+    let overrides = input.overrides.unwrap_or_default();
+    let names: Vec<&str> = td
+        .container_definitions
+        .iter()
+        .flatten()
+        .filter_map(|c| c.name.as_deref())
+        .collect();
+    for o in overrides.container_overrides.iter().flatten() {
+        let name = o.name.as_deref().unwrap_or("");
+        if !names.contains(&name) {
+            return Err(ApiError::invalid_parameter(format!(
+                "Override for container named {name} is not a container in the TaskDefinition."
+            )));
+        }
+    }
+    let started_by = input.started_by;
+    if started_by.as_ref().is_some_and(|s| s.chars().count() > 128) {
+        return Err(ApiError::invalid_parameter(
+            "startedBy can be at most 128 characters long.",
+        ));
+    }
+    let family = td.family.clone().unwrap_or_default();
+    let group = input.group.unwrap_or_else(|| format!("family:{family}"));
+    if group.is_empty() || group.chars().count() > 255 {
+        return Err(ApiError::invalid_parameter(
+            "group must be 1 to 255 characters long.",
+        ));
+    }
+    let mut tags = input.tags.unwrap_or_default();
+    validate_tags(&tags).map_err(ApiError::invalid_parameter)?;
+    match input.propagate_tags.as_deref() {
+        None | Some("NONE") => {}
+        Some("TASK_DEFINITION") => berth_core::model::merge_tags(&mut tags, &record.tags),
+        Some("SERVICE") => {
+            return Err(ApiError::invalid_parameter(
+                "propagateTags SERVICE applies to tasks of a service: use TASK_DEFINITION or NONE.",
+            ))
+        }
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(format!(
+                "'{other}' is not a propagateTags value: use TASK_DEFINITION, SERVICE or NONE."
+            )))
+        }
+    }
+    if input.enable_ecs_managed_tags {
+        let managed = [Tag {
+            key: Some("aws:ecs:clusterName".into()),
+            value: Some(cluster_name.clone()),
+        }];
+        berth_core::model::merge_tags(&mut tags, &managed);
+    }
+    Ok(Launch {
+        cluster_arn: ctx.arns.cluster(&cluster_name),
+        cluster: cluster_name,
+        td,
+        overrides,
+        group,
+        started_by,
+        launch_type,
+        tags,
+        enable_execute_command: input.enable_execute_command,
+    })
+}
+
+fn build_task(ctx: &Ctx, launch: &Launch, instance_arn: &str, now: f64) -> (String, Task) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let task_arn = ctx.arns.task(&launch.cluster, &id);
+    let container_arns = launch
+        .td
+        .container_definitions
+        .iter()
+        .flatten()
+        .map(|_| {
+            format!(
+                "arn:aws:ecs:{}:{}:container/{}/{id}/{}",
+                ctx.arns.region,
+                ctx.arns.account_id,
+                launch.cluster,
+                uuid::Uuid::new_v4()
+            )
+        })
+        .collect();
+    let task = new_task(NewTask {
+        task_arn,
+        cluster_arn: launch.cluster_arn.clone(),
+        container_instance_arn: instance_arn.to_string(),
+        task_definition: &launch.td,
+        container_arns,
+        overrides: launch.overrides.clone(),
+        started_by: launch.started_by.clone(),
+        group: launch.group.clone(),
+        launch_type: launch.launch_type.clone(),
+        tags: launch.tags.clone(),
+        enable_execute_command: launch.enable_execute_command,
+        now,
+    });
+    (id, task)
+}
+
+/// Writes placed tasks and the instances they reserve resources on, guarded by the instances'
+/// revisions. Returns the new revision, or `None` when another writer changed an instance.
+async fn commit_placements(
+    ctx: &Ctx,
+    cluster: &str,
+    placements: &[(String, Task)],
+    instances: &BTreeMap<String, Versioned<ContainerInstance>>,
+    touched: &BTreeMap<String, ContainerInstance>,
+) -> Result<Option<u64>, ApiError> {
+    let mut txn = Txn::new();
+    for (id, instance) in touched {
+        let key = keys::instance(cluster, id);
+        let revision = instances.get(id).map_or(0, |v| v.mod_revision);
+        txn = txn
+            .when(Compare::at(&key, revision))
+            .put(&key, encode(instance));
+    }
+    for (task_id, task) in placements {
+        let key = keys::task(cluster, task_id);
+        txn = txn.when(Compare::absent(&key)).put(&key, encode(task));
+    }
+    let result = ctx.commit(txn).await?;
+    Ok(result.succeeded.then_some(result.revision))
+}
+
+fn instances_of(
+    ctx: &Ctx,
+    cluster: &str,
+) -> Result<BTreeMap<String, Versioned<ContainerInstance>>, ApiError> {
+    Ok(ctx
+        .list::<ContainerInstance>(&keys::instances_of(cluster))?
+        .into_iter()
+        .filter_map(|v| {
+            let id = v
+                .value
+                .container_instance_arn
+                .as_deref()
+                .and_then(|a| id_of(a, "container-instance"))?;
+            Some((id, v))
+        })
+        .collect())
+}
+
+fn is_schedulable(instance: &ContainerInstance) -> bool {
+    instance.status.as_deref() == Some("ACTIVE") && instance.agent_connected == Some(true)
+}
+
+/// Runs `count` copies of a task definition, placing each on the first instance with room.
+/// Tasks that fit nowhere are `failures` with ECS's reasons, not errors.
+pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, ApiError> {
+    let count = req.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(ApiError::invalid_parameter(format!(
+            "count must be between 1 and 10, got {count}."
+        )));
+    }
+    if req
+        .capacity_provider_strategy
+        .as_ref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(ApiError::invalid_parameter(
+            "Berth clusters have no capacity providers: leave capacityProviderStrategy out.",
+        ));
+    }
+    validate_placement(
+        req.placement_constraints.as_deref(),
+        req.placement_strategy.as_deref(),
+    )?;
+    let launch = validate_launch(
+        &ctx,
+        LaunchInput {
+            cluster: req.cluster.as_deref(),
+            task_definition: &req.task_definition,
+            group: req.group,
+            launch_type: req.launch_type,
+            overrides: req.overrides,
+            started_by: req.started_by,
+            tags: req.tags,
+            enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
+            enable_execute_command: req.enable_execute_command.unwrap_or(false),
+            propagate_tags: req.propagate_tags,
+            network_configuration: req.network_configuration.is_some(),
+        },
+    )?;
+    let needs = task_resources(&launch.td, &launch.overrides);
+    loop {
+        let instances = instances_of(&ctx, &launch.cluster)?;
+        if !instances
+            .values()
+            .any(|i| i.value.status.as_deref() == Some("ACTIVE"))
+        {
+            return Err(ApiError::invalid_parameter(
+                "No Container Instances were found in your cluster.",
+            ));
+        }
+        let now = ctx.now();
+        let mut touched: BTreeMap<String, ContainerInstance> = BTreeMap::new();
+        let mut placements = Vec::new();
+        let mut failures: Vec<Failure> = Vec::new();
+        for _ in 0..count {
+            let mut placed = false;
+            let mut shortfalls: Vec<Failure> = Vec::new();
+            for (id, versioned) in &instances {
+                let instance = touched.get(id).unwrap_or(&versioned.value);
+                let arn = instance.container_instance_arn.clone().unwrap_or_default();
+                if !is_schedulable(instance) {
+                    if instance.status.as_deref() == Some("ACTIVE") {
+                        shortfalls.push(Failure::new(arn, "AGENT"));
+                    }
+                    continue;
+                }
+                match fits(instance, &needs) {
+                    Ok(()) => {
+                        let mut updated = instance.clone();
+                        reserve(&mut updated, &needs);
+                        let (task_id, task) = build_task(&ctx, &launch, &arn, now);
+                        touched.insert(id.clone(), updated);
+                        placements.push((task_id, task));
+                        placed = true;
+                        break;
+                    }
+                    Err(shortfall) => {
+                        shortfalls.push(Failure::new(arn, shortfall_reason(shortfall)))
+                    }
+                }
+            }
+            if !placed {
+                for failure in shortfalls {
+                    if !failures.contains(&failure) {
+                        failures.push(failure);
+                    }
+                }
+            }
+        }
+        if placements.is_empty() {
+            return Ok(TasksResponse {
+                tasks: Vec::new(),
+                failures,
+            });
+        }
+        if let Some(revision) =
+            commit_placements(&ctx, &launch.cluster, &placements, &instances, &touched).await?
+        {
+            let tasks = placements
+                .into_iter()
+                .map(|(_, task)| with_version(task, revision))
+                .collect();
+            return Ok(TasksResponse { tasks, failures });
+        }
+    }
+}
+
+fn shortfall_reason(shortfall: Shortfall) -> &'static str {
+    shortfall.reason()
+}
+
+/// Checks placement constraints and strategies for shape; the scheduler that honours them
+/// beyond first-fit comes with the scheduler work.
+fn validate_placement(
+    constraints: Option<&[PlacementConstraint]>,
+    strategies: Option<&[PlacementStrategy]>,
+) -> Result<(), ApiError> {
+    let constraints = constraints.unwrap_or_default();
+    if constraints.len() > 10 {
+        return Err(ApiError::invalid_parameter(
+            "At most 10 placement constraints are allowed.",
+        ));
+    }
+    for c in constraints {
+        match c.type_.as_deref() {
+            Some("distinctInstance") | Some("memberOf") => {}
+            other => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "'{}' is not a placement constraint type: use distinctInstance or memberOf.",
+                    other.unwrap_or("")
+                )))
+            }
+        }
+    }
+    let strategies = strategies.unwrap_or_default();
+    if strategies.len() > 5 {
+        return Err(ApiError::invalid_parameter(
+            "At most 5 placement strategies are allowed.",
+        ));
+    }
+    for s in strategies {
+        match s.type_.as_deref() {
+            Some("binpack") | Some("spread") | Some("random") => {}
+            other => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "'{}' is not a placement strategy type: use binpack, spread or random.",
+                    other.unwrap_or("")
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts one task on each named container instance.
+pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse, ApiError> {
+    if req.container_instances.is_empty() || req.container_instances.len() > 10 {
+        return Err(ApiError::invalid_parameter(
+            "containerInstances must name 1 to 10 container instances.",
+        ));
+    }
+    let launch = validate_launch(
+        &ctx,
+        LaunchInput {
+            cluster: req.cluster.as_deref(),
+            task_definition: &req.task_definition,
+            group: req.group,
+            launch_type: None,
+            overrides: req.overrides,
+            started_by: req.started_by,
+            tags: req.tags,
+            enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
+            enable_execute_command: req.enable_execute_command.unwrap_or(false),
+            propagate_tags: req.propagate_tags,
+            network_configuration: req.network_configuration.is_some(),
+        },
+    )?;
+    let needs = task_resources(&launch.td, &launch.overrides);
+    loop {
+        let instances = instances_of(&ctx, &launch.cluster)?;
+        let now = ctx.now();
+        let mut touched: BTreeMap<String, ContainerInstance> = BTreeMap::new();
+        let mut placements = Vec::new();
+        let mut failures = Vec::new();
+        for reference in &req.container_instances {
+            let id = id_of(reference, "container-instance").unwrap_or_default();
+            let arn = ctx.arns.container_instance(&launch.cluster, &id);
+            let Some(versioned) = instances.get(&id) else {
+                failures.push(Failure::new(arn, "MISSING"));
+                continue;
+            };
+            let instance = touched.get(&id).unwrap_or(&versioned.value);
+            if instance.status.as_deref() == Some("INACTIVE") {
+                failures.push(Failure::new(arn, "INACTIVE"));
+                continue;
+            }
+            if instance.agent_connected != Some(true) {
+                failures.push(Failure::new(arn, "AGENT"));
+                continue;
+            }
+            if let Err(shortfall) = fits(instance, &needs) {
+                failures.push(Failure::new(arn, shortfall.reason()));
+                continue;
+            }
+            let mut updated = instance.clone();
+            reserve(&mut updated, &needs);
+            let (task_id, task) = build_task(&ctx, &launch, &arn, now);
+            touched.insert(id.clone(), updated);
+            placements.push((task_id, task));
+        }
+        if placements.is_empty() {
+            return Ok(TasksResponse {
+                tasks: Vec::new(),
+                failures,
+            });
+        }
+        if let Some(revision) =
+            commit_placements(&ctx, &launch.cluster, &placements, &instances, &touched).await?
+        {
+            let tasks = placements
+                .into_iter()
+                .map(|(_, task)| with_version(task, revision))
+                .collect();
+            return Ok(TasksResponse { tasks, failures });
+        }
+    }
+}
+
+/// Asks a task to stop; its agent stops the containers and reports it STOPPED.
+pub async fn stop_task(ctx: Ctx, req: StopTaskRequest) -> Result<StopTaskResponse, ApiError> {
+    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
+    let cluster_name = cluster.value.cluster_name.unwrap_or_default();
+    if req
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 1024)
+    {
+        return Err(ApiError::invalid_parameter(
+            "reason can be at most 1024 characters long.",
+        ));
+    }
+    let key = task_key_of(&cluster_name, &req.task)?;
+    let now = ctx.now();
+    ctx.update::<Task, _>(&key, |current| {
+        let mut task = current
+            .ok_or_else(|| ApiError::invalid_parameter("The referenced task was not found."))?;
+        request_stop(
+            &mut task,
+            stop_code::USER_INITIATED,
+            req.reason.clone(),
+            now,
+        );
+        Ok(task)
+    })
+    .await?;
+    let stored = ctx
+        .get::<Task>(&key)?
+        .ok_or_else(|| ApiError::invalid_parameter("The referenced task was not found."))?;
+    Ok(StopTaskResponse {
+        task: with_version(stored.value, stored.mod_revision),
+    })
+}
+
+/// Describes tasks by id or ARN; unknown ones are `MISSING` failures.
+pub async fn describe_tasks(
+    ctx: Ctx,
+    req: DescribeTasksRequest,
+) -> Result<crate::handlers::task_lookup::DescribeTasksResponse, ApiError> {
+    crate::handlers::task_lookup::describe(
+        &ctx,
+        req.cluster.as_deref(),
+        &req.tasks,
+        req.include.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Lists task ARNs of a cluster, filtered as ECS filters them.
+pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResponse, ApiError> {
+    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
+    let cluster_name = cluster.value.cluster_name.unwrap_or_default();
+    let page = PageRequest::parse(req.next_token.as_deref(), req.max_results, 100)?;
+    let desired = req.desired_status.as_deref().unwrap_or("RUNNING");
+    if !matches!(desired, "RUNNING" | "PENDING" | "STOPPED") {
+        return Err(ApiError::invalid_parameter(format!(
+            "'{desired}' is not a desired status: use RUNNING, PENDING or STOPPED."
+        )));
+    }
+    if let Some(lt) = req.launch_type.as_deref() {
+        if !matches!(lt, "EC2" | "FARGATE" | "EXTERNAL" | "MANAGED_INSTANCES") {
+            return Err(ApiError::invalid_parameter(format!(
+                "'{lt}' is not a launch type: use EC2, FARGATE, EXTERNAL or MANAGED_INSTANCES."
+            )));
+        }
+    }
+    if req.family.is_some() && req.service_name.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "family and serviceName cannot be used together.",
+        ));
+    }
+    let instance_arn = match req.container_instance.as_deref() {
+        None => None,
+        Some(reference) => {
+            let id = id_of(reference, "container-instance").ok_or_else(|| {
+                ApiError::invalid_parameter(format!(
+                    "'{reference}' is not a container instance id or ARN."
+                ))
+            })?;
+            Some(ctx.arns.container_instance(&cluster_name, &id))
+        }
+    };
+    let family_prefix = req.family.as_ref().map(|f| {
+        format!(
+            "arn:aws:ecs:{}:{}:task-definition/{f}:",
+            ctx.arns.region, ctx.arns.account_id
+        )
+    });
+    let service_group = req.service_name.as_ref().map(|s| format!("service:{s}"));
+    let tasks: Vec<Task> = ctx
+        .list::<Task>(&keys::tasks_of(&cluster_name))?
+        .into_iter()
+        .map(|v| v.value)
+        .filter(|t| desired != "PENDING" && t.desired_status.as_deref() == Some(desired))
+        .filter(|t| instance_arn.is_none() || t.container_instance_arn == instance_arn)
+        .filter(|t| req.started_by.is_none() || t.started_by == req.started_by)
+        .filter(|t| req.launch_type.is_none() || t.launch_type == req.launch_type)
+        .filter(|t| {
+            family_prefix.as_ref().is_none_or(|p| {
+                t.task_definition_arn
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with(p.as_str()))
+            })
+        })
+        .filter(|t| service_group.is_none() || t.group == service_group)
+        .collect();
+    let arns: Vec<String> = tasks.into_iter().filter_map(|t| t.task_arn).collect();
+    let (arns, next_token) = page.page(arns, Clone::clone);
+    Ok(ListTasksResponse {
+        task_arns: arns,
+        next_token,
+    })
+}
+
+#[cfg(test)]
+mod tests;

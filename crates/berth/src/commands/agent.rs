@@ -1,0 +1,135 @@
+//! `berth agent`: the host agent alone — registers this host with a cluster of a Berth server
+//! and runs the tasks the server assigns it on the local Docker daemon.
+
+use anyhow::Context;
+use berth_agent::runtime::docker::DockerRuntime;
+use berth_agent::runtime::ContainerRuntime;
+use berth_agent::AgentConfig;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to do when no Docker daemon answers, for `berth agent` and `berth up`.
+pub const DOCKER_HINT: &str =
+    "Start Docker (e.g. `sudo systemctl start docker`, or `sudo dockerd &`; \
+     from a Berth checkout, `scripts/ensure-docker` installs and starts one), or point \
+     DOCKER_HOST at a running daemon, then try again.";
+
+/// Options of `berth agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// URL of the Berth server, e.g. http://127.0.0.1:7700.
+    #[arg(long)]
+    pub server: String,
+    /// Cluster to join.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// Directory where the agent keeps its identity (default: $BERTH_DATA_DIR or
+    /// ~/.local/share/berth).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A custom attribute of this instance, KEY=VALUE (or KEY); repeatable.
+    #[arg(long = "attribute", value_name = "KEY=VALUE", value_parser = parse_attribute)]
+    pub attributes: Vec<(String, Option<String>)>,
+    /// Availability zone reported as the `ecs.availability-zone` attribute.
+    #[arg(long)]
+    pub availability_zone: Option<String>,
+    /// How long stopped containers are kept before removal, e.g. 30s, 10m, 1h.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub task_cleanup_wait: Duration,
+}
+
+impl AgentArgs {
+    /// The agent configuration these options describe.
+    pub fn config(&self) -> AgentConfig {
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(super::default_data_dir);
+        let mut config = AgentConfig::new(&self.server, &self.cluster, data_dir);
+        config.attributes = self.attributes.clone();
+        config.availability_zone = self.availability_zone.clone();
+        config.task_cleanup_wait = self.task_cleanup_wait;
+        config
+    }
+}
+
+/// Connects to Docker, then runs the agent until Ctrl-C or SIGTERM.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let runtime = connect_docker().await?;
+    println!(
+        "Berth agent joining cluster '{}' at {}.",
+        args.cluster, args.server
+    );
+    berth_agent::run(args.config(), runtime, super::shutdown_signal())
+        .await
+        .context("the agent stopped with an error")?;
+    println!("Berth agent stopped; containers keep running.");
+    Ok(())
+}
+
+/// The local Docker daemon as a container runtime, or an error that says how to start one.
+pub async fn connect_docker() -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+    match DockerRuntime::connect().await {
+        Ok(docker) => Ok(Arc::new(docker)),
+        Err(err) => anyhow::bail!("{err}\n{DOCKER_HINT}"),
+    }
+}
+
+fn parse_attribute(text: &str) -> Result<(String, Option<String>), String> {
+    berth_agent::host::parse_attribute(text)
+}
+
+/// Parses `90`, `30s`, `10m`, `1h`, `1h30m`, `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("'{text}' is not a duration: use e.g. 30s, 10m, 1h or 1h30m");
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value * 60),
+            "h" => Duration::from_secs(value * 3600),
+            "d" => Duration::from_secs(value * 86_400),
+            _ => return Err(bad()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "h", "5x", "1.5h", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,570 @@
+"""Machinery shared by the client-facing suites: where the berth binary and the AWS CLI are,
+a `berth server` subprocess on a temp data dir, a recording proxy in front of it, and client
+factories (boto3, the AWS CLI, raw HTTP) that can only ever reach loopback.
+
+Nothing here skips: a missing binary or CLI is a loud error naming the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+REGION = "us-east-1"
+ACCOUNT = "000000000000"
+ACCESS_KEY = "AKIDBERTHTESTS000000"
+SECRET_KEY = "berth-tests-dummy-secret-key"
+# A closed port: any client that ignores its loopback endpoint and tries a real AWS host goes
+# through this "proxy" and fails at once instead of leaving the machine.
+DEAD_PROXY = "http://127.0.0.1:9"
+
+
+class HarnessError(RuntimeError):
+    """The test harness itself cannot run (missing binary, server would not start, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating what the tests drive
+# ---------------------------------------------------------------------------------------------
+
+
+def berth_bin() -> Path:
+    """The berth binary: $BERTH_BIN, else <repo>/target/debug/berth. Missing is an error."""
+    path = Path(os.environ.get("BERTH_BIN") or REPO / "target" / "debug" / "berth")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise HarnessError(
+            f"berth binary not found at {path}: build it with `cargo build -p berth` "
+            "(or point BERTH_BIN at it)."
+        )
+    return path
+
+
+def aws_cli() -> list[str]:
+    """The AWS CLI: $BERTH_AWS_CLI, else <repo>/.venv/bin/aws, else `aws` on PATH."""
+    configured = os.environ.get("BERTH_AWS_CLI")
+    if configured:
+        if not (Path(configured).is_file() or shutil.which(configured)):
+            raise HarnessError(f"BERTH_AWS_CLI={configured} does not exist.")
+        return [configured]
+    venv = REPO / ".venv" / "bin" / "aws"
+    if venv.is_file():
+        return [str(venv)]
+    found = shutil.which("aws")
+    if found:
+        return [found]
+    raise HarnessError(
+        "AWS CLI not found: run `python3 -m venv .venv && .venv/bin/pip install -r "
+        "tests/requirements.txt` (or point BERTH_AWS_CLI at an aws binary)."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Keeping every client on loopback with dummy credentials
+# ---------------------------------------------------------------------------------------------
+
+_SCRUBBED = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_ECS",
+    "AWS_CA_BUNDLE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+_EMPTY_AWS_DIR: Optional[str] = None
+
+
+def isolate_aws_environment() -> None:
+    """Points this process (and so every subprocess) at dummy credentials, empty config
+    files, region us-east-1, one attempt per call, and a dead proxy for anything that is not
+    loopback."""
+    global _EMPTY_AWS_DIR
+    if _EMPTY_AWS_DIR is None:
+        _EMPTY_AWS_DIR = tempfile.mkdtemp(prefix="berth-aws-config-")
+        for name in ("config", "credentials"):
+            Path(_EMPTY_AWS_DIR, name).write_text("")
+    for name in _SCRUBBED:
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_CONFIG_FILE": str(Path(_EMPTY_AWS_DIR, "config")),
+            "AWS_SHARED_CREDENTIALS_FILE": str(Path(_EMPTY_AWS_DIR, "credentials")),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_RETRY_MODE": "standard",
+            "AWS_PAGER": "",
+            "HTTP_PROXY": DEAD_PROXY,
+            "HTTPS_PROXY": DEAD_PROXY,
+            "http_proxy": DEAD_PROXY,
+            "https_proxy": DEAD_PROXY,
+            "NO_PROXY": "127.0.0.1,localhost,::1",
+            "no_proxy": "127.0.0.1,localhost,::1",
+        }
+    )
+
+
+def assert_loopback(url: str) -> None:
+    """Refuses any endpoint that is not on this machine's loopback."""
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if not (host.startswith("127.") or host in ("localhost", "::1")):
+        raise HarnessError(f"refusing non-loopback endpoint {url}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The recording of every exchange
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    """One request/response pair that went through a recording proxy."""
+
+    test: str
+    method: str
+    path: str
+    target: Optional[str]
+    status: int
+    request_body: bytes
+    response_body: bytes
+    proxy_error: Optional[str] = None
+
+    @property
+    def operation(self) -> Optional[str]:
+        """The ECS operation the X-Amz-Target names, or None."""
+        target = (self.target or "").strip()  # HTTP trims whitespace around field values
+        if target.startswith(TARGET_PREFIX):
+            return target[len(TARGET_PREFIX) :] or None
+        return None
+
+
+@dataclass
+class Recorder:
+    """Every exchange of the session, in order, from all proxies."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    current_test: str = "<no test>"
+    checked_upto: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, exchange: Exchange) -> None:
+        with self.lock:
+            self.exchanges.append(exchange)
+
+    def snapshot(self) -> list[Exchange]:
+        with self.lock:
+            return list(self.exchanges)
+
+
+RECORDER = Recorder()
+_REQUEST_BODY_KEPT = 4096
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "content-length",
+}
+
+
+def finish_request(conn: http.client.HTTPConnection, body: bytes) -> http.client.HTTPResponse:
+    """Sends the headers and body, then reads the response. A server may answer (say, a 4xx
+    for a body over its limit) and close before it has read the whole body; like a careful
+    HTTP client, read that early answer instead of giving up on the broken pipe."""
+    try:
+        conn.endheaders(body if body else None)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return conn.getresponse()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_ProxyServer"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _forward(self) -> None:
+        body = self._read_body()
+        target = self.headers.get("X-Amz-Target")
+        status, headers, data, error = self._upstream(body)
+        self.server.recorder.add(
+            Exchange(
+                test=self.server.recorder.current_test,
+                method=self.command,
+                path=self.path,
+                target=target,
+                status=status,
+                request_body=body[:_REQUEST_BODY_KEPT],
+                response_body=data,
+                proxy_error=error,
+            )
+        )
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in _HOP_BY_HOP and name.lower() not in ("date", "server"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _upstream(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes, Optional[str]]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=120)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", f"127.0.0.1:{self.server.upstream_port}")
+            for name, value in self.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    conn.putheader(name, value.encode("latin-1", "replace"))
+            if body or self.command in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(body)))
+            resp = finish_request(conn, body)
+            data = resp.read()
+            return resp.status, resp.getheaders(), data, None
+        except (OSError, http.client.HTTPException) as e:
+            message = f"berth server gave no response: {type(e).__name__}: {e}"
+            data = json.dumps({"__type": "BerthTestProxyError", "message": message}).encode()
+            return 502, [("Content-Type", CONTENT_TYPE)], data, message
+        finally:
+            conn.close()
+
+    do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _forward
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    upstream_port: int
+    recorder: Recorder
+
+
+class RecordingProxy:
+    """A loopback HTTP proxy that forwards everything to a berth server and records each
+    exchange in RECORDER, so the conformance check sees all client traffic."""
+
+    def __init__(self, upstream_port: int, recorder: Recorder = RECORDER) -> None:
+        self._server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
+        self._server.upstream_port = upstream_port
+        self._server.recorder = recorder
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def retarget(self, upstream_port: int) -> None:
+        """Forwards to another server port from now on (after a restart)."""
+        self._server.upstream_port = upstream_port
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The berth server subprocess
+# ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BerthServer:
+    """`berth server --listen 127.0.0.1:<port> --data-dir <dir>` as a subprocess."""
+
+    def __init__(self, data_dir: Path, log_path: Optional[Path] = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path or self.data_dir.parent / f"{self.data_dir.name}.log")
+        self.port = 0
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def start(self, timeout: float = 30.0) -> "BerthServer":
+        binary = berth_bin()
+        last_error = ""
+        for _ in range(5):
+            self.port = free_port()
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [
+                        str(binary),
+                        "server",
+                        "--listen",
+                        f"127.0.0.1:{self.port}",
+                        "--data-dir",
+                        str(self.data_dir),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, "BERTH_LOG": os.environ.get("BERTH_LOG", "info")},
+                )
+            deadline = time.monotonic() + timeout
+            while self.proc.poll() is None:
+                if self.healthy(timeout=1.0):
+                    return self
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise HarnessError(
+                        f"berth server did not answer /healthz within {timeout}s.\n{self.log_tail()}"
+                    )
+                time.sleep(0.05)
+            last_error = f"exited with {self.proc.returncode}"
+            if "cannot listen" not in self.log_tail(5):
+                break
+        raise HarnessError(f"berth server failed to start ({last_error}).\n{self.log_tail()}")
+
+    def healthy(self, timeout: float = 2.0) -> bool:
+        """Whether GET /healthz answers 200 right now."""
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            try:
+                conn.request("GET", "/healthz")
+                return conn.getresponse().status == 200
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException):
+            return False
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or power loss would stop it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM and wait; raises if the server had already died on its own."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            code = self.proc.returncode
+            self.proc = None
+            raise HarnessError(f"berth server died during the tests (exit {code}).\n{self.log_tail()}")
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+            raise HarnessError("berth server ignored SIGTERM for 15 s and was killed.")
+        finally:
+            self.proc = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Clients
+# ---------------------------------------------------------------------------------------------
+
+
+def boto3_client(endpoint: str, service: str = "ecs"):
+    """A boto3 client for `endpoint` with dummy credentials and exactly one attempt per call."""
+    import boto3
+    from botocore.config import Config
+
+    assert_loopback(endpoint)
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+    )
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=120,
+        max_pool_connections=32,
+    )
+    return session.client(service, endpoint_url=endpoint, config=config)
+
+
+@dataclass
+class RawResponse:
+    """A response to a raw HTTP request."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(
+    endpoint: str,
+    body: bytes | str = b"{}",
+    target: Optional[str | bytes] = None,
+    operation: Optional[str] = None,
+    content_type: Optional[str] = CONTENT_TYPE,
+    method: str = "POST",
+    path: str = "/",
+    extra_headers: Optional[dict[str, str]] = None,
+    timeout: float = 60.0,
+) -> RawResponse:
+    """One hand-made HTTP request with http.client: whatever headers and body the caller
+    wants, including ones no SDK would send."""
+    assert_loopback(endpoint)
+    host_port = endpoint.split("://", 1)[1].rstrip("/")
+    host, port = host_port.rsplit(":", 1)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if operation is not None:
+        target = TARGET_PREFIX + operation
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.putrequest(method, path)
+        if target is not None:
+            conn.putheader("X-Amz-Target", target)
+        if content_type is not None:
+            conn.putheader("Content-Type", content_type)
+        for name, value in (extra_headers or {}).items():
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(len(body)))
+        resp = finish_request(conn, body)
+        return RawResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+class Berth:
+    """A running berth server behind a recording proxy, with client factories."""
+
+    def __init__(self, server: BerthServer, proxy: RecordingProxy) -> None:
+        self.server = server
+        self.proxy = proxy
+        self._client = None
+
+    @property
+    def endpoint(self) -> str:
+        """The URL clients use: the recording proxy."""
+        return self.proxy.url
+
+    @property
+    def ecs(self):
+        """A shared boto3 ECS client (thread-safe for calls)."""
+        if self._client is None:
+            self._client = boto3_client(self.endpoint)
+        return self._client
+
+    def new_client(self):
+        return boto3_client(self.endpoint)
+
+    def raw(self, *args: Any, **kwargs: Any) -> RawResponse:
+        return raw_request(self.endpoint, *args, **kwargs)
+
+    def call(self, operation: str, payload: dict[str, Any]) -> RawResponse:
+        """A well-formed unsigned request for `operation` with a JSON `payload`."""
+        return raw_request(self.endpoint, json.dumps(payload), operation=operation)
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 120.0) -> "CliResult":
+        """Runs `aws ecs <args>` against this server and parses its JSON output."""
+        assert_loopback(self.endpoint)
+        cmd = [
+            *aws_cli(),
+            "ecs",
+            *args,
+            "--endpoint-url",
+            self.endpoint,
+            "--region",
+            REGION,
+            "--output",
+            "json",
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+        result = CliResult(cmd, done.returncode, done.stdout, done.stderr)
+        if check and done.returncode != 0:
+            raise AssertionError(f"aws CLI failed: {result}")
+        return result
+
+
+@dataclass
+class CliResult:
+    """What one AWS CLI run printed."""
+
+    cmd: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout) if self.stdout.strip() else None
+
+    def __str__(self) -> str:
+        return (
+            f"`{' '.join(self.cmd)}` exited {self.returncode}\n"
+            f"stdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}"
+        )
+
+
+def start_berth(data_dir: Path) -> Berth:
+    """Starts a server on `data_dir` and a recording proxy in front of it."""
+    server = BerthServer(data_dir).start()
+    return Berth(server, RecordingProxy(server.port))
+
+
+def stop_berth(berth: Berth) -> None:
+    """Stops the proxy and the server; raises if the server had died."""
+    berth.proxy.stop()
+    berth.server.stop()
