@@ -1,6 +1,7 @@
 //! The Berth host agent: registers its host as a container instance and drives containers to
-//! the tasks the server assigns it. Built in the agent issue; this crate holds its place in the
-//! workspace so the dependency graph is fixed from the start.
+//! the tasks the server assigns it. [`run`] is the whole agent (used by `berth agent` and, in
+//! process, by `berth up`); the task engine, the server client and the container runtimes are
+//! its parts.
 
 /// The agent version reported in `versionInfo.agentVersion`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

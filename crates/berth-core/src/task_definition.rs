@@ -188,6 +188,7 @@ pub fn prepare_registration(
         proxy_configuration: req.proxy_configuration.clone(),
         ephemeral_storage: req.ephemeral_storage.clone(),
         enable_fault_injection: req.enable_fault_injection,
+        trusted_execution_configuration: req.trusted_execution_configuration.clone(),
         ..TaskDefinition::default()
     };
     td.requires_attributes = Some(requires_attributes(&td));

@@ -57,16 +57,7 @@ impl Server {
 /// The router of the ECS API and the side endpoints.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route(
-            "/",
-            post(ecs).fallback(|| async {
-                ApiError::new(
-                    "UnknownOperationException",
-                    "ECS operations are sent as POST /.",
-                )
-                .into_response()
-            }),
-        )
+        .route("/", post(ecs))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             berth_core::gateway::DESIRED_PATH,
@@ -76,6 +67,13 @@ pub fn router(app: Arc<App>) -> Router {
             berth_core::gateway::HEARTBEAT_PATH,
             post(crate::gateway::heartbeat),
         )
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                "UnknownOperationException",
+                "This method is not allowed here: send ECS operations as POST /.",
+            )
+            .into_response()
+        })
         .fallback(|| async {
             ApiError::new(
                 "UnknownOperationException",

@@ -24,9 +24,22 @@ enum Command {
     Server(commands::server::ServerArgs),
     /// Run Berth on this machine in one process, with cluster `default`.
     Up(commands::up::UpArgs),
+    /// Measure Berth against its targets and print the figures.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("berth: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -43,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             Command::Agent(args) => commands::agent::run(args).await,
             Command::Server(args) => commands::server::run(args).await,
             Command::Up(args) => commands::up::run(args).await,
+            Command::Bench(command) => commands::bench::run(command).await,
         }
     })
 }

@@ -359,7 +359,7 @@ async fn container_instances_register_describe_drain_and_carry_tags_through_the_
         .send()
         .await
         .expect("list-container-instances");
-    assert_eq!(listed.container_instance_arns(), [arn.clone()]);
+    assert_eq!(listed.container_instance_arns(), std::slice::from_ref(&arn));
 
     ecs.tag_resource()
         .resource_arn(&arn)

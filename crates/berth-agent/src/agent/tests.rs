@@ -256,9 +256,22 @@ async fn the_agent_registers_runs_its_tasks_and_comes_back_as_the_same_instance(
         .await;
     let statuses: Vec<String> =
         server.seen(|s| s.reports.iter().filter_map(|r| r.status.clone()).collect());
-    let mut distinct = statuses.clone();
-    distinct.dedup();
-    assert_eq!(distinct, ["PENDING", "ACTIVATING", "RUNNING"]);
+    // Reports that queue up behind one in flight go out merged, so the path may be shorter.
+    assert!(statuses
+        .iter()
+        .all(|s| ["PENDING", "ACTIVATING", "RUNNING"].contains(&s.as_str())));
+    let web_running = server.seen(|s| {
+        s.reports
+            .iter()
+            .flat_map(|r| r.containers.iter().flatten())
+            .any(|c| {
+                c.container_name.as_deref() == Some("web")
+                    && c.status.as_deref() == Some("RUNNING")
+                    && c.runtime_id.is_some()
+            })
+    });
+    assert!(web_running, "the container's start was reported");
+    assert!(server.seen(|s| s.reports.iter().any(|r| r.pull_started_at.is_some())));
     let query = server.seen(|s| s.desired_queries[0].clone());
     assert!(
         query.contains("cluster=demo&containerInstance=0123456789abcdef0123456789abcdef"),

@@ -42,6 +42,7 @@ pub struct TaskDefinition {
     pub registered_by: Option<String>,
     pub ephemeral_storage: Option<EphemeralStorage>,
     pub enable_fault_injection: Option<bool>,
+    pub trusted_execution_configuration: Option<TrustedExecutionConfiguration>,
 }
 
 /// A task definition revision as stored: the ECS shape plus its tags, which ECS returns
@@ -77,6 +78,7 @@ pub struct RegisterTaskDefinitionRequest {
     pub ephemeral_storage: Option<EphemeralStorage>,
     pub runtime_platform: Option<RuntimePlatform>,
     pub enable_fault_injection: Option<bool>,
+    pub trusted_execution_configuration: Option<TrustedExecutionConfiguration>,
 }
 
 /// One container of a task definition.
@@ -556,4 +558,14 @@ mod tests {
             serde_json::from_value(serde_json::json!({"sizeInGiB": 30})).expect("parses");
         assert_eq!(storage.size_in_gib, 30);
     }
+}
+
+/// How the task is isolated from other workloads on its host (`isolationMode`: SHARED,
+/// ISOLATED_SANDBOX or CONFIDENTIAL_SANDBOX) and the attestation policy it is held to.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedExecutionConfiguration {
+    pub isolation_mode: Option<String>,
+    pub attestation_policy: Option<String>,
 }

@@ -50,6 +50,17 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<()> {
     if let Some(mode) = &req.ipc_mode {
         check_enum("ipcMode", mode, &["host", "task", "none"])?;
     }
+    if let Some(mode) = req
+        .trusted_execution_configuration
+        .as_ref()
+        .and_then(|t| t.isolation_mode.as_deref())
+    {
+        check_enum(
+            "trustedExecutionConfiguration.isolationMode",
+            mode,
+            &["SHARED", "ISOLATED_SANDBOX", "CONFIDENTIAL_SANDBOX"],
+        )?;
+    }
     for compatibility in req.requires_compatibilities.iter().flatten() {
         check_enum("requiresCompatibilities", compatibility, COMPATIBILITIES)?;
     }

@@ -21,6 +21,9 @@ pub struct ServerArgs {
     /// Account id used in ARNs.
     #[arg(long, default_value = "000000000000")]
     pub account_id: String,
+    /// How long STOPPED tasks stay describable before they are purged (e.g. 1h, 24h, 7d).
+    #[arg(long, default_value = "24h", value_parser = super::parse_duration)]
+    pub stopped_task_retention: std::time::Duration,
 }
 
 impl ServerArgs {
@@ -35,7 +38,7 @@ impl ServerArgs {
             ),
             region: self.region.clone(),
             account_id: self.account_id.clone(),
-            ..ServerConfig::default()
+            stopped_task_retention: self.stopped_task_retention,
         }
     }
 }

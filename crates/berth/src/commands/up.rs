@@ -1,8 +1,9 @@
 //! `berth up`: Berth on this machine in one process — the server on the embedded store with
-//! cluster `default` created, ready for the AWS CLI.
+//! cluster `default`, and an agent running its tasks on the local Docker daemon.
 
 use super::server::ServerArgs;
 use anyhow::Context;
+use berth_agent::AgentConfig;
 use clap::Args;
 
 /// Options of `berth up`.
@@ -10,24 +11,43 @@ use clap::Args;
 pub struct UpArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Availability zone the local instance reports (`ecs.availability-zone`).
+    #[arg(long)]
+    pub availability_zone: Option<String>,
 }
 
-/// Starts the server, makes sure cluster `default` exists, and serves until Ctrl-C.
+/// Checks Docker, starts the server and makes sure cluster `default` exists, then runs the
+/// agent beside it until Ctrl-C or SIGTERM. Task containers keep running after it stops.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let server = berth_server::serve(args.server.config())
+    let runtime = super::agent::connect_docker()
+        .await
+        .context("berth up needs a Docker daemon to run tasks on")?;
+    let config = args.server.config();
+    let data_dir = config
+        .data_dir
+        .clone()
+        .unwrap_or_else(super::default_data_dir);
+    let server = berth_server::serve(config)
         .await
         .context("berth could not start")?;
     let endpoint = format!("http://{}", server.addr());
     berth_server::handlers::clusters::ensure_cluster(&server.app(), "default")
         .await
         .context("could not create cluster 'default'")?;
-    println!("Berth is up. ECS endpoint: {endpoint}  (cluster: default)");
-    println!("Try:  aws --endpoint-url {endpoint} ecs list-clusters");
-    super::shutdown_signal().await;
-    println!("Stopping Berth.");
+    let mut agent_config = AgentConfig::new(&endpoint, "default", data_dir.join("agent"));
+    agent_config.availability_zone = args.availability_zone;
+    println!(
+        "Berth is up. ECS endpoint: {endpoint}  (cluster: default, data: {})",
+        data_dir.display()
+    );
+    println!("Try:  aws --endpoint-url {endpoint} ecs list-container-instances");
+    let agent = berth_agent::run(agent_config, runtime, super::shutdown_signal());
+    let result = agent.await;
+    println!("Stopping Berth (task containers keep running).");
     server
         .shutdown()
         .await
         .context("server stopped with an error")?;
+    result.context("the agent stopped with an error")?;
     Ok(())
 }
