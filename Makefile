@@ -1,9 +1,9 @@
 # One entry point for humans and CI. `make test` is what the README and .ci/run name.
-.PHONY: test build lint unit client venv up
+.PHONY: test build lint unit client venv docker up bench
 
 VENV := .venv
 
-test: lint build venv unit client
+test: lint build venv docker unit client
 
 build:
 	cargo build --workspace --all-targets
@@ -12,10 +12,15 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit:
+# A Docker daemon and the local test image: the Docker tests run against them, never skip.
+docker:
+	scripts/ensure-docker
+	scripts/build-test-image
+
+unit: docker
 	cargo nextest run --workspace --no-fail-fast
 
-client: build venv
+client: build venv docker
 	BERTH_BIN=$(CURDIR)/target/debug/berth $(VENV)/bin/pytest tests -q
 
 venv: $(VENV)/.installed
@@ -26,5 +31,10 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet -r tests/requirements.txt
 	touch $@
 
-up:
+up: docker
 	cargo run --release -- up
+
+# Figures for the README's performance section.
+bench: docker
+	cargo build --release -p berth
+	target/release/berth bench run-task --tasks 30

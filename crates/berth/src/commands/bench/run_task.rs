@@ -1,5 +1,3 @@
-//! `berth bench`: benchmarks that print their figures.
-//!
 //! `berth bench run-task` measures, for N tasks run one after another on this machine, the
 //! time from RunTask's answer to RUNNING being visible through DescribeTasks, next to the time
 //! of a plain `docker run -d` of the same image and command, measured in the same run
@@ -8,17 +6,10 @@
 use anyhow::{bail, Context};
 use berth_agent::client::ServerClient;
 use berth_agent::AgentConfig;
-use clap::{Args, Subcommand};
+use clap::Args;
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// The benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// RunTask → RUNNING latency against a plain `docker run -d`.
-    RunTask(RunTaskArgs),
-}
 
 /// Options of `berth bench run-task`.
 #[derive(Debug, Args)]
@@ -31,20 +22,14 @@ pub struct RunTaskArgs {
     pub image: String,
 }
 
-/// Runs a benchmark.
-pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::RunTask(args) => run_task(args).await,
-    }
-}
-
 const BENCH_LABEL: &str = "com.berth.bench=run-task";
 
-async fn run_task(args: RunTaskArgs) -> anyhow::Result<()> {
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: RunTaskArgs) -> anyhow::Result<()> {
     if args.tasks == 0 {
         bail!("--tasks must be at least 1");
     }
-    let runtime = super::agent::connect_docker().await?;
+    let runtime = crate::commands::agent::connect_docker().await?;
     let dir = tempfile::tempdir().context("temp dir")?;
     let config = berth_server::ServerConfig {
         listen: "127.0.0.1:0".parse().context("listen address")?,

@@ -1,0 +1,19 @@
+//! `berth bench`: benchmarks that print their figures, one file each.
+
+pub mod run_task;
+
+use clap::Subcommand;
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// RunTask → RUNNING latency against a plain `docker run -d`.
+    RunTask(run_task::RunTaskArgs),
+}
+
+/// Runs a benchmark.
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::RunTask(args) => run_task::run(args).await,
+    }
+}
