@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -323,11 +323,23 @@ def free_port() -> int:
 
 
 class BerthServer:
-    """`berth server --listen 127.0.0.1:<port> --data-dir <dir>` as a subprocess."""
+    """`berth server --listen 127.0.0.1:<port> --data-dir <dir>` as a subprocess; with
+    `subcommand="up"`, `berth up` (server and agent in one process) the same way. `extra_args`
+    go after the data dir; `env` is added to this process's environment."""
 
-    def __init__(self, data_dir: Path, log_path: Optional[Path] = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Optional[Path] = None,
+        subcommand: str = "server",
+        extra_args: Sequence[str] = (),
+        env: Optional[dict[str, str]] = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path or self.data_dir.parent / f"{self.data_dir.name}.log")
+        self.subcommand = subcommand
+        self.extra_args = list(extra_args)
+        self.env = dict(env or {})
         self.port = 0
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
@@ -350,16 +362,17 @@ class BerthServer:
                 self.proc = subprocess.Popen(
                     [
                         str(binary),
-                        "server",
+                        self.subcommand,
                         "--listen",
                         f"127.0.0.1:{self.port}",
                         "--data-dir",
                         str(self.data_dir),
+                        *self.extra_args,
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env={**os.environ, "BERTH_LOG": os.environ.get("BERTH_LOG", "info")},
+                    env={**os.environ, "BERTH_LOG": os.environ.get("BERTH_LOG", "info"), **self.env},
                 )
             deadline = time.monotonic() + timeout
             while self.proc.poll() is None:
@@ -368,13 +381,13 @@ class BerthServer:
                 if time.monotonic() > deadline:
                     self.kill()
                     raise HarnessError(
-                        f"berth server did not answer /healthz within {timeout}s.\n{self.log_tail()}"
+                        f"berth {self.subcommand} did not answer /healthz within {timeout}s.\n{self.log_tail()}"
                     )
                 time.sleep(0.05)
             last_error = f"exited with {self.proc.returncode}"
             if "cannot listen" not in self.log_tail(5):
                 break
-        raise HarnessError(f"berth server failed to start ({last_error}).\n{self.log_tail()}")
+        raise HarnessError(f"berth {self.subcommand} failed to start ({last_error}).\n{self.log_tail()}")
 
     def healthy(self, timeout: float = 2.0) -> bool:
         """Whether GET /healthz answers 200 right now."""
@@ -404,14 +417,14 @@ class BerthServer:
         if self.proc.poll() is not None:
             code = self.proc.returncode
             self.proc = None
-            raise HarnessError(f"berth server died during the tests (exit {code}).\n{self.log_tail()}")
+            raise HarnessError(f"berth {self.subcommand} died during the tests (exit {code}).\n{self.log_tail()}")
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=15)
-            raise HarnessError("berth server ignored SIGTERM for 15 s and was killed.")
+            raise HarnessError(f"berth {self.subcommand} ignored SIGTERM for 15 s and was killed.")
         finally:
             self.proc = None
 
@@ -558,9 +571,10 @@ class CliResult:
         )
 
 
-def start_berth(data_dir: Path) -> Berth:
-    """Starts a server on `data_dir` and a recording proxy in front of it."""
-    server = BerthServer(data_dir).start()
+def start_berth(data_dir: Path, subcommand: str = "server", extra_args: Sequence[str] = ()) -> Berth:
+    """Starts a server (or `berth up` with subcommand="up") on `data_dir` and a recording
+    proxy in front of it."""
+    server = BerthServer(data_dir, subcommand=subcommand, extra_args=extra_args).start()
     return Berth(server, RecordingProxy(server.port))
 
 
@@ -568,3 +582,178 @@ def stop_berth(berth: Berth) -> None:
     """Stops the proxy and the server; raises if the server had died."""
     berth.proxy.stop()
     berth.server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Docker tests: the daemon, the test image, `berth agent` processes, waiting on tasks
+# ---------------------------------------------------------------------------------------------
+
+# Labels the agent puts on every container it creates (crates/berth-agent/src/spec.rs).
+LABEL_CLUSTER = "com.berth.cluster"
+LABEL_CONTAINER_INSTANCE = "com.berth.container-instance"
+LABEL_TASK_ARN = "com.berth.task-arn"
+LABEL_CONTAINER_NAME = "com.berth.container-name"
+
+
+def docker(*args: str, check: bool = True, timeout: float = 60.0) -> str:
+    """Runs the docker CLI and returns its stdout; a failure (with check) is an error that
+    shows what docker said."""
+    try:
+        done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise HarnessError("the docker CLI is not installed: run scripts/ensure-docker.") from None
+    if check and done.returncode != 0:
+        raise HarnessError(f"`docker {' '.join(args)}` exited {done.returncode}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def ensure_docker_and_test_image() -> None:
+    """Makes sure a Docker daemon answers (running scripts/ensure-docker when it does not) and
+    that the test image exists (scripts/build-test-image). Never skips: anything missing is a
+    loud error naming the script that failed."""
+    for script in ("ensure-docker", "build-test-image"):
+        path = REPO / "scripts" / script
+        done = subprocess.run([str(path)], capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise HarnessError(
+                f"scripts/{script} failed (exit {done.returncode}); the Docker tests need a Docker "
+                f"daemon and the test image.\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode != 0:
+        raise HarnessError("`docker info` still fails after scripts/ensure-docker.")
+
+
+def remove_containers(label: str) -> list[str]:
+    """Force-removes every container (running or not) carrying `label` (`key=value`); returns
+    their ids."""
+    ids = docker("ps", "-aq", "--no-trunc", "--filter", f"label={label}", check=False).split()
+    if ids:
+        docker("rm", "-f", "-v", *ids, check=False, timeout=120)
+    return ids
+
+
+def containers_with(label: str, all_states: bool = True) -> list[dict]:
+    """`docker inspect` of every container carrying `label`."""
+    args = ["ps", "-q", "--no-trunc", "--filter", f"label={label}"]
+    if all_states:
+        args.insert(1, "-a")
+    ids = docker(*args).split()
+    return json.loads(docker("inspect", *ids)) if ids else []
+
+
+class BerthAgent:
+    """`berth agent --server URL --cluster NAME --data-dir DIR [--attribute K=V]...` as a
+    subprocess. Agents talk to the server directly: the desired-state stream is a long-lived
+    response the recording proxy (which buffers whole bodies) cannot carry."""
+
+    def __init__(
+        self,
+        server_url: str,
+        cluster: str,
+        data_dir: Path,
+        attributes: Sequence[str] = (),
+        extra_args: Sequence[str] = ("--task-cleanup-wait", "30s"),
+    ) -> None:
+        assert_loopback(server_url)
+        self.server_url = server_url
+        self.cluster = cluster
+        self.data_dir = Path(data_dir)
+        self.attributes = list(attributes)
+        self.extra_args = list(extra_args)
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    def start(self) -> "BerthAgent":
+        args = [str(berth_bin()), "agent", "--server", self.server_url, "--cluster", self.cluster]
+        args += ["--data-dir", str(self.data_dir)]
+        for attribute in self.attributes:
+            args += ["--attribute", attribute]
+        args += self.extra_args
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "BERTH_LOG": os.environ.get("BERTH_LOG", "info")},
+            )
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM and wait (SIGKILL after 15 s); raises if the agent had died on its own."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is not None:
+            raise HarnessError(f"berth agent died during the tests (exit {proc.returncode}).\n{self.log_tail()}")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+            raise HarnessError("berth agent ignored SIGTERM for 15 s and was killed.")
+
+
+def wait_until(
+    probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.2, diagnose: Callable[[], str] = lambda: ""
+) -> Any:
+    """Calls `probe` until it returns something truthy and returns that; fails after
+    `timeout` seconds with `what` and whatever `diagnose` says."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{diagnose()}")
+        time.sleep(interval)
+
+
+def describe_task(ecs: Any, cluster: str, task_arn: str) -> dict:
+    """The task as DescribeTasks shows it; fails if it is missing."""
+    out = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])
+    assert out["tasks"], f"DescribeTasks lost {task_arn}: {out['failures']}"
+    return out["tasks"][0]
+
+
+def wait_for_task(
+    ecs: Any,
+    cluster: str,
+    task_arn: str,
+    until: Callable[[dict], bool],
+    timeout: float,
+    what: str,
+    log: Callable[[], str] = lambda: "",
+) -> dict:
+    """Polls DescribeTasks until `until(task)` holds and returns the task; on timeout fails
+    with the last description and `log()`."""
+    last: dict = {}
+
+    def probe() -> Optional[dict]:
+        nonlocal last
+        last = describe_task(ecs, cluster, task_arn)
+        return last if until(last) else None
+
+    def diagnose() -> str:
+        summary = {k: last.get(k) for k in ("lastStatus", "desiredStatus", "stopCode", "stoppedReason")}
+        containers = [
+            {k: c.get(k) for k in ("name", "lastStatus", "exitCode", "reason", "healthStatus")}
+            for c in last.get("containers", [])
+        ]
+        return f"last seen: {summary} containers: {containers}\n{log()}"
+
+    return wait_until(probe, timeout, what, diagnose=diagnose)
+
+
+def status_is(*statuses: str) -> Callable[[dict], bool]:
+    return lambda task: task.get("lastStatus") in statuses

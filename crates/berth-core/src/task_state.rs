@@ -131,6 +131,8 @@ pub fn new_task(new: NewTask<'_>) -> Task {
         attachments: Some(Vec::new()),
         attributes: Some(Vec::new()),
         cluster_arn: Some(new.cluster_arn),
+        connectivity: Some("CONNECTED".into()),
+        connectivity_at: Some(new.now),
         container_instance_arn: Some(new.container_instance_arn),
         containers: Some(containers),
         cpu: new.overrides.cpu.clone().or_else(|| td.cpu.clone()),

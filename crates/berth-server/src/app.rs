@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub account_id: String,
     /// How long STOPPED tasks stay describable before they are purged.
     pub stopped_task_retention: std::time::Duration,
+    /// How long an agent may stay silent before its instance is `agentConnected=false`.
+    pub agent_grace: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +38,7 @@ impl Default for ServerConfig {
             region: "us-east-1".to_string(),
             account_id: "000000000000".to_string(),
             stopped_task_retention: std::time::Duration::from_secs(24 * 3600),
+            agent_grace: std::time::Duration::from_secs(20),
         }
     }
 }

@@ -109,6 +109,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
         .map_err(|source| StartError::Listen { addr, source })?;
     let app = App::open(config).await?;
     crate::controllers::task_gc::spawn(app.clone(), std::time::Duration::from_secs(60));
+    crate::controllers::instance_health::spawn(app.clone(), std::time::Duration::from_secs(1));
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let task = tokio::spawn(async move {

@@ -1,3 +1,4 @@
 //! Controllers: reconcile loops the server runs beside the API.
 
+pub mod instance_health;
 pub mod task_gc;

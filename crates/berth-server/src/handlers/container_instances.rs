@@ -362,6 +362,10 @@ pub async fn register(
         .next()
         .flatten()
         .ok_or_else(|| ApiError::server("The registered container instance vanished."))?;
+    // Registering is the agent's first sign of life: its heartbeat grace starts now.
+    if let Some(arn) = stored.value.container_instance_arn.as_deref() {
+        ctx.agents.saw(arn);
+    }
     let presenter = Presenter::new(&ctx, &cluster, true, false)?;
     Ok(ContainerInstanceResponse {
         container_instance: presenter.show(stored),

@@ -24,6 +24,10 @@ pub struct ServerArgs {
     /// How long STOPPED tasks stay describable before they are purged (e.g. 1h, 24h, 7d).
     #[arg(long, default_value = "24h", value_parser = super::parse_duration)]
     pub stopped_task_retention: std::time::Duration,
+    /// How long an agent may stay silent (no heartbeat) before its instance shows
+    /// agentConnected=false and receives no new tasks. Agents heartbeat every 5 s.
+    #[arg(long, default_value = "20s", value_parser = super::parse_duration)]
+    pub agent_grace: std::time::Duration,
 }
 
 impl ServerArgs {
@@ -39,6 +43,7 @@ impl ServerArgs {
             region: self.region.clone(),
             account_id: self.account_id.clone(),
             stopped_task_retention: self.stopped_task_retention,
+            agent_grace: self.agent_grace,
         }
     }
 }
