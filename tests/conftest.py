@@ -3,7 +3,9 @@ proxy, and the end-of-session conformance check over every recorded response."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
@@ -21,9 +23,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The conformance test runs last, whatever the file order."""
+    """The conformance test runs last, whatever the file order; just before it, the tests
+    that wait on a slow server clock (SLOW_CLOCK_FIXTURES), so that clock runs while the
+    others do."""
     last = [item for item in items if item.get_closest_marker("run_last")]
-    items[:] = [item for item in items if not item.get_closest_marker("run_last")] + last
+    rest = [item for item in items if not item.get_closest_marker("run_last")]
+    waiting = [item for item in rest if uses_slow_clock(item)]
+    items[:] = [item for item in rest if not uses_slow_clock(item)] + waiting + last
+
+
+# Session fixtures whose server clock (a GC sweep every 60 s) should start as early as the
+# Docker tests do; their tests run at the end of the session.
+SLOW_CLOCK_FIXTURES = ("short_retention_up",)
+
+
+def uses_slow_clock(item: pytest.Item) -> bool:
+    return any(name in getattr(item, "fixturenames", ()) for name in SLOW_CLOCK_FIXTURES)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -45,6 +60,64 @@ def berth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Berth]:
 def ecs(berth: Berth):
     """The module's boto3 ECS client."""
     return berth.ecs
+
+
+@pytest.fixture(scope="session")
+def docker_ready(request: pytest.FixtureRequest) -> None:
+    """A Docker daemon that answers and the local test image (busybox:latest and
+    berth-test/busybox:latest), made so by the project scripts. Fails loudly, never skips.
+    Also starts the slow-clock fixtures the selected tests use, so their clocks run from the
+    first Docker test on."""
+    harness.ensure_docker_and_test_image()
+    for name in SLOW_CLOCK_FIXTURES:
+        if any(name in getattr(item, "fixturenames", ()) for item in request.session.items):
+            request.getfixturevalue(name)
+
+
+@dataclass
+class StoppedTaskUnderShortRetention:
+    """A `berth up` started with --stopped-task-retention 2s, and a task that ran on it and
+    stopped."""
+
+    up: harness.BerthUp
+    started: float  # time.monotonic() when the server was started
+    task_arn: str
+    stopped: dict  # DescribeTasks' view of the task right after it stopped
+
+
+@pytest.fixture(scope="session")
+def short_retention_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoppedTaskUnderShortRetention]:
+    """`berth up --stopped-task-retention 2s` with one task run to STOPPED at once. Started as
+    early as the Docker tests (through docker_ready): the server sweeps stopped tasks only every
+    60 s, so its test, ordered last, waits little or not at all."""
+    harness.ensure_docker_and_test_image()
+    started = time.monotonic()
+    up = harness.start_berth_up(tmp_path_factory.mktemp("berth-up-retention"), ["--stopped-task-retention", "2s"])
+    try:
+        family = f"ephemeral-{uuid.uuid4().hex[:8]}"
+        container = {"name": "main", "image": "busybox", "memory": 32, "command": ["true"]}
+        up.ecs.register_task_definition(family=family, containerDefinitions=[container])
+        out = up.ecs.run_task(cluster=up.cluster, taskDefinition=family)
+        assert out["failures"] == [], out["failures"]
+        task_arn = out["tasks"][0]["taskArn"]
+        stopped = harness.wait_for_task(
+            up.ecs, up.cluster, task_arn, harness.status_is("STOPPED"), 30, "the task to stop", up.server.log_tail
+        )
+        yield StoppedTaskUnderShortRetention(up, started, task_arn, stopped)
+    finally:
+        harness.stop_berth_up(up)
+
+
+@pytest.fixture(scope="module")
+def berth_up(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.BerthUp]:
+    """`berth up` on a fresh data dir for the module (its agent on the real Docker daemon),
+    behind a recording proxy. Teardown removes the module's containers and fails if Berth
+    died during the module."""
+    up = harness.start_berth_up(tmp_path_factory.mktemp("berth-up"))
+    try:
+        yield up
+    finally:
+        harness.stop_berth_up(up)
 
 
 @pytest.fixture

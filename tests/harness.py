@@ -704,6 +704,52 @@ class BerthAgent:
             raise HarnessError("berth agent ignored SIGTERM for 15 s and was killed.")
 
 
+class BerthUp(Berth):
+    """A running `berth up` (server and agent in one process, cluster `default`) behind a
+    recording proxy, with its container instance."""
+
+    cluster = "default"
+    instance_arn: str = ""
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance_arn.rsplit("/", 1)[-1]
+
+
+def start_berth_up(data_dir: Path, extra_args: Sequence[str] = ()) -> BerthUp:
+    """Starts `berth up` on `data_dir` and waits (at most 30 s) until its agent has registered
+    and connected. Whoever calls it must call stop_berth_up, also when this raises."""
+    running = start_berth(data_dir, subcommand="up", extra_args=extra_args)
+    up = BerthUp(running.server, running.proxy)
+
+    def connected_instance() -> str | None:
+        arns = up.ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+        if len(arns) != 1:
+            return None
+        instance = up.ecs.describe_container_instances(cluster="default", containerInstances=arns)
+        ready = instance["containerInstances"][0]
+        return ready["containerInstanceArn"] if ready.get("agentConnected") else None
+
+    try:
+        up.instance_arn = wait_until(
+            connected_instance, 30, "the agent of `berth up` to register", diagnose=up.server.log_tail
+        )
+    except BaseException:
+        stop_berth_up(up)
+        raise
+    return up
+
+
+def stop_berth_up(up: BerthUp) -> None:
+    """Stops the proxy and `berth up`, then removes every container its agent created, even
+    when stopping failed."""
+    try:
+        stop_berth(up)
+    finally:
+        if up.instance_arn:
+            remove_containers(f"{LABEL_CONTAINER_INSTANCE}={up.instance_id}")
+
+
 def wait_until(
     probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.2, diagnose: Callable[[], str] = lambda: ""
 ) -> Any:

@@ -1,13 +1,14 @@
-//! The agent's main loop: register, then heartbeat, follow the desired-state stream into the
-//! task engine and send its reports, until shutdown. Containers keep running when the agent
-//! stops (as with ECS); the next run re-adopts them.
+//! The agent's main loop: find out which instance it is (`crate::recovery`), register, then
+//! heartbeat, follow the desired-state stream into the task engine and send its reports,
+//! until shutdown. Containers keep running when the agent stops (as with ECS); the next run
+//! re-adopts them.
 
 use crate::backoff::Backoff;
 use crate::client::{ClientError, ServerClient};
-use crate::engine::{Engine, EngineConfig};
-use crate::identity::IdentityError;
+use crate::engine::{bounds, Engine, EngineConfig};
+use crate::identity::{self, IdentityError};
 use crate::runtime::{ContainerRuntime, RuntimeError};
-use crate::{register, reporter};
+use crate::{recovery, register, reporter};
 use berth_core::gateway::Heartbeat;
 use std::future::Future;
 use std::path::PathBuf;
@@ -45,11 +46,13 @@ pub struct AgentConfig {
     pub heartbeat_interval: Duration,
     /// Time between SIGTERM and SIGKILL for containers without a `stopTimeout`.
     pub default_stop_timeout: Duration,
+    /// How long a task may stay PENDING pulling its images (retries included).
+    pub pull_timeout: Duration,
 }
 
 impl AgentConfig {
     /// A configuration with the defaults: cleanup after 1 h, 256 MiB reserve, heartbeats
-    /// every 5 s, region us-east-1.
+    /// every 5 s, pulls within 10 min, region us-east-1.
     pub fn new(server: &str, cluster: &str, data_dir: PathBuf) -> AgentConfig {
         AgentConfig {
             server: server.to_string(),
@@ -63,6 +66,7 @@ impl AgentConfig {
             access_key_id: "berth-agent".into(),
             heartbeat_interval: Duration::from_secs(5),
             default_stop_timeout: crate::spec::DEFAULT_STOP_TIMEOUT,
+            pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
         }
     }
 }
@@ -89,6 +93,9 @@ pub enum AgentError {
     /// The identity in the data dir could not be read or kept.
     #[error("agent identity: {0}")]
     Identity(#[from] IdentityError),
+    /// The agent cannot tell which instance it is and will not register a second one.
+    #[error("refusing to start: {0}")]
+    IdentityLost(String),
 }
 
 fn identity_hint(file: &Option<PathBuf>) -> String {
@@ -111,12 +118,16 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
     let client = ServerClient::new(&config.server, &config.region, &config.access_key_id)?;
-    let info = runtime
-        .ping()
+    let info = bounds::bounded(bounds::CALL_TIMEOUT, runtime.ping())
         .await
         .map_err(AgentError::RuntimeUnavailable)?;
+    let home = identity::home_id(&config.data_dir)?;
+    let previous = tokio::select! {
+        previous = recovery::previous_identity(&config, &home, runtime.as_ref()) => previous?,
+        _ = &mut shutdown => return Ok(()),
+    };
     let identity = tokio::select! {
-        identity = register::register(&config, &client, &info) => identity?,
+        identity = register::register(&config, &client, &info, previous) => identity?,
         _ = &mut shutdown => return Ok(()),
     };
     let instance_id = identity.instance_id().to_string();
@@ -127,9 +138,12 @@ pub async fn run(
     let mut engine_config = EngineConfig::new(&config.cluster, &instance_id);
     engine_config.cleanup_delay = config.task_cleanup_wait;
     engine_config.default_stop_timeout = config.default_stop_timeout;
-    let mut engine = Engine::start(runtime, engine_config, reports)
-        .await
-        .map_err(AgentError::Runtime)?;
+    engine_config.agent_home = Some(home);
+    engine_config.pull_timeout = config.pull_timeout;
+    let mut engine = tokio::select! {
+        engine = start_engine(runtime, engine_config, reports) => engine,
+        _ = &mut shutdown => return Ok(()),
+    };
     let heartbeat = Heartbeat {
         cluster: config.cluster.clone(),
         container_instance: instance_id.clone(),
@@ -154,6 +168,29 @@ pub async fn run(
         tracing::warn!("some task state reports were not delivered before shutdown");
     }
     Ok(())
+}
+
+/// Starts the engine, retrying with backoff while the runtime is away (a Docker daemon
+/// restarting as the agent starts).
+async fn start_engine(
+    runtime: Arc<dyn ContainerRuntime>,
+    config: EngineConfig,
+    reports: mpsc::UnboundedSender<berth_core::gateway::SubmitTaskStateChange>,
+) -> Engine {
+    let mut backoff = Backoff::default();
+    let mut attempts = 0u32;
+    loop {
+        match Engine::start(Arc::clone(&runtime), config.clone(), reports.clone()).await {
+            Ok(engine) => return engine,
+            Err(err) => {
+                attempts += 1;
+                if attempts.is_power_of_two() {
+                    tracing::warn!("cannot read this host's containers yet, retrying: {err}");
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
 }
 
 /// Follows the desired-state stream forever, feeding each line to the engine; reconnects

@@ -53,21 +53,16 @@ pub fn request(
     }
 }
 
-/// Registers this host (as the instance kept in the data dir, if any, for the same cluster),
-/// keeps the identity the server returns, and returns it. Retries while the server cannot
-/// be reached; a rejection is an error.
+/// Registers this host as `previous` (the instance recovered by `crate::recovery`) or, when
+/// there is none, as a new instance; keeps the identity the server returns (durably, with a
+/// backup) and returns it. Retries while the server cannot be reached; a rejection is an
+/// error.
 pub async fn register(
     config: &AgentConfig,
     client: &ServerClient,
     runtime: &RuntimeInfo,
+    previous: Option<Identity>,
 ) -> Result<Identity, AgentError> {
-    let previous = identity::load(&config.data_dir)?.filter(|identity| {
-        let same = identity.cluster == config.cluster;
-        if !same {
-            tracing::warn!(kept = %identity.cluster, wanted = %config.cluster, "the data dir holds an instance of another cluster: registering as a new instance");
-        }
-        same
-    });
     let request = request(config, runtime, previous.as_ref());
     let mut backoff = Backoff::default();
     let mut attempts = 0u32;

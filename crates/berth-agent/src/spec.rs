@@ -20,6 +20,10 @@ pub const LABEL_TASK_ARN: &str = "com.berth.task-arn";
 pub const LABEL_CONTAINER_NAME: &str = "com.berth.container-name";
 /// Label: `family:revision` of the task definition.
 pub const LABEL_TASK_DEFINITION: &str = "com.berth.task-definition";
+/// Label: the home of the agent that created the container (a stable hash of its canonical
+/// data dir path, `crate::identity::home_id`): how an agent that lost its identity files
+/// finds its own containers, and so its instance id.
+pub const LABEL_AGENT_HOME: &str = "com.berth.agent-home";
 /// ECS-compatible label: the cluster name.
 pub const ECS_LABEL_CLUSTER: &str = "com.amazonaws.ecs.cluster";
 /// ECS-compatible label: the task ARN.
@@ -80,6 +84,8 @@ pub struct TaskContext<'a> {
     pub task_definition: &'a TaskDefinition,
     /// The task's overrides, if any.
     pub overrides: Option<&'a TaskOverride>,
+    /// The home of the agent (`crate::identity::home_id`), labelled on every container.
+    pub agent_home: Option<&'a str>,
 }
 
 impl TaskContext<'_> {
@@ -182,6 +188,9 @@ fn labels(
     put(LABEL_TASK_ARN, ctx.task_arn.to_string());
     put(LABEL_CONTAINER_NAME, container.to_string());
     put(LABEL_TASK_DEFINITION, format!("{family}:{revision}"));
+    if let Some(home) = ctx.agent_home {
+        put(LABEL_AGENT_HOME, home.to_string());
+    }
     put(ECS_LABEL_CLUSTER, ctx.cluster.to_string());
     put(ECS_LABEL_TASK_ARN, ctx.task_arn.to_string());
     put(ECS_LABEL_CONTAINER_NAME, container.to_string());

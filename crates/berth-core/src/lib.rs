@@ -8,6 +8,8 @@ pub mod model;
 pub mod names;
 pub mod pagination;
 pub mod resources;
+pub mod scheduler;
+pub mod service;
 pub mod task_definition;
 pub mod task_state;
 

@@ -240,13 +240,29 @@ pub fn apply_report(
         task.pull_stopped_at = report.pull_stopped_at;
     }
     if let Some(status) = status.filter(|s| *s > TaskStatus::of(task)) {
-        advance(task, status, report, now);
+        advance(task, status, report, definitions, now);
     }
     task.health_status = Some(task_health(task, definitions).to_string());
     Ok(*task != before)
 }
 
-fn advance(task: &mut Task, status: TaskStatus, report: &SubmitTaskStateChange, now: Timestamp) {
+/// Whether an essential container of the task ran and exited (it has an exit code).
+fn essential_container_exited(task: &Task, definitions: &[ContainerDefinition]) -> bool {
+    task.containers.iter().flatten().any(|c| {
+        c.exit_code.is_some()
+            && definitions
+                .iter()
+                .any(|d| d.name == c.name && d.essential.unwrap_or(true))
+    })
+}
+
+fn advance(
+    task: &mut Task,
+    status: TaskStatus,
+    report: &SubmitTaskStateChange,
+    definitions: &[ContainerDefinition],
+    now: Timestamp,
+) {
     task.last_status = Some(status.as_str().into());
     if status >= TaskStatus::Running && task.started_at.is_none() && status == TaskStatus::Running {
         task.started_at = Some(now);
@@ -255,12 +271,12 @@ fn advance(task: &mut Task, status: TaskStatus, report: &SubmitTaskStateChange, 
         task.stopping_at = Some(now);
     }
     if status >= TaskStatus::Deactivating && task.desired_status.as_deref() != Some("STOPPED") {
-        // The agent stopped the task on its own: an essential container exited, or it never
-        // started.
-        let code = if task.started_at.is_none() {
-            stop_code::TASK_FAILED_TO_START
-        } else {
+        // The agent stopped the task on its own: an essential container exited (even one
+        // that exited before the task was ever reported RUNNING), or it never started.
+        let code = if task.started_at.is_some() || essential_container_exited(task, definitions) {
             stop_code::ESSENTIAL_CONTAINER_EXITED
+        } else {
+            stop_code::TASK_FAILED_TO_START
         };
         let reason = report.reason.clone().unwrap_or_else(|| match code {
             stop_code::TASK_FAILED_TO_START => "Task failed to start".to_string(),

@@ -108,7 +108,11 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
     let app = App::open(config).await?;
-    crate::controllers::task_gc::spawn(app.clone(), std::time::Duration::from_secs(60));
+    let gc_every = (app.config.stopped_task_retention / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    crate::controllers::task_gc::spawn(app.clone(), gc_every);
     crate::controllers::instance_health::spawn(app.clone(), std::time::Duration::from_secs(1));
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());

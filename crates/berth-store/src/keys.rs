@@ -15,6 +15,10 @@ pub const SERVICES: &str = "/services/";
 pub const TASKS: &str = "/tasks/";
 /// Prefix of all account settings.
 pub const ACCOUNT_SETTINGS: &str = "/account-settings/";
+/// Prefix of all service deployments (the history ListServiceDeployments shows).
+pub const SERVICE_DEPLOYMENTS: &str = "/service-deployments/";
+/// Prefix of all service revisions.
+pub const SERVICE_REVISIONS: &str = "/service-revisions/";
 
 /// `/clusters/{name}`
 pub fn cluster(name: &str) -> String {
@@ -75,6 +79,26 @@ pub fn account_settings_of(principal: &str) -> String {
 /// `/account-settings/{principal}/{name}`
 pub fn account_setting(principal: &str, name: &str) -> String {
     format!("{ACCOUNT_SETTINGS}{principal}/{name}")
+}
+
+/// `/service-deployments/{cluster}/{service}/` — the deployment history of one service.
+pub fn service_deployments_of(cluster: &str, service: &str) -> String {
+    format!("{SERVICE_DEPLOYMENTS}{cluster}/{service}/")
+}
+
+/// `/service-deployments/{cluster}/{service}/{id}`
+pub fn service_deployment(cluster: &str, service: &str, id: &str) -> String {
+    format!("{SERVICE_DEPLOYMENTS}{cluster}/{service}/{id}")
+}
+
+/// `/service-revisions/{cluster}/{service}/` — the revisions of one service.
+pub fn service_revisions_of(cluster: &str, service: &str) -> String {
+    format!("{SERVICE_REVISIONS}{cluster}/{service}/")
+}
+
+/// `/service-revisions/{cluster}/{service}/{id}`
+pub fn service_revision(cluster: &str, service: &str, id: &str) -> String {
+    format!("{SERVICE_REVISIONS}{cluster}/{service}/{id}")
 }
 
 #[cfg(test)]

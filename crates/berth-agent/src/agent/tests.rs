@@ -346,3 +346,82 @@ async fn a_shutdown_while_the_server_is_away_ends_the_agent() {
     .expect("ends at shutdown");
     assert!(result.is_ok());
 }
+
+#[tokio::test]
+async fn an_agent_that_lost_both_identity_files_comes_back_as_the_instance_its_containers_name() {
+    let server = PretendServer::start().await;
+    let fake = FakeRuntime::new();
+    fake.add_image("busybox");
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let (stop, agent) = start_agent(&server, &fake, data_dir.path());
+    server.desired.send_replace(DesiredState {
+        revision: 2,
+        tasks: vec![assigned_task()],
+    });
+    server
+        .wait("RUNNING", |s| {
+            s.reports
+                .iter()
+                .any(|r| r.status.as_deref() == Some("RUNNING"))
+        })
+        .await;
+    stop.send(()).expect("stop");
+    agent.await.expect("joined").expect("agent ran");
+    let home = crate::identity::home_id(data_dir.path()).expect("home");
+    assert_eq!(
+        fake.containers()[0]
+            .labels
+            .get(crate::spec::LABEL_AGENT_HOME),
+        Some(&home),
+        "containers carry the agent's home"
+    );
+
+    std::fs::write(data_dir.path().join(crate::identity::IDENTITY_FILE), "").expect("truncate");
+    std::fs::remove_file(data_dir.path().join(crate::identity::BACKUP_FILE)).expect("delete");
+    let (stop, agent) = start_agent(&server, &fake, data_dir.path());
+    server
+        .wait("second registration", |s| s.registrations.len() == 2)
+        .await;
+    assert_eq!(
+        server.seen(|s| s.registrations[1]["containerInstanceArn"].clone()),
+        "0123456789abcdef0123456789abcdef",
+        "registered again as the instance the labels name"
+    );
+    server
+        .wait("second stream", |s| s.desired_queries.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        fake.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Create(_)))
+            .count(),
+        1,
+        "adopted, not copied"
+    );
+    stop.send(()).expect("stop");
+    agent.await.expect("joined").expect("agent ran");
+    let kept = crate::identity::load(data_dir.path())
+        .expect("load")
+        .expect("identity written again");
+    assert_eq!(kept.container_instance_arn, INSTANCE_ARN);
+}
+
+#[tokio::test]
+async fn an_agent_with_unreadable_identity_files_and_no_containers_refuses_to_register() {
+    let server = PretendServer::start().await;
+    let fake = FakeRuntime::new();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    for file in [crate::identity::IDENTITY_FILE, crate::identity::BACKUP_FILE] {
+        std::fs::write(data_dir.path().join(file), "\u{0}\u{0}garbage").expect("corrupt");
+    }
+    let (_stop, agent) = start_agent(&server, &fake, data_dir.path());
+    let err = tokio::time::timeout(Duration::from_secs(10), agent)
+        .await
+        .expect("ends")
+        .expect("joined")
+        .expect_err("refused");
+    assert!(matches!(err, AgentError::IdentityLost(_)), "{err}");
+    assert!(err.to_string().starts_with("refusing to start"), "{err}");
+    assert!(server.seen(|s| s.registrations.is_empty()));
+}

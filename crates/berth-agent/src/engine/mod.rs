@@ -1,8 +1,10 @@
 //! The task engine: converges this host's containers to the tasks the server assigns it. One
 //! runner (a tokio task) per task drives its containers through ECS's lifecycle and emits
 //! `SubmitTaskStateChange` reports; the engine starts and stops runners as desired states
-//! arrive, and on start re-adopts the containers a previous agent run left behind.
+//! arrive, and on start re-adopts the containers a previous agent run left behind. How long it
+//! waits for the runtime is bounded (`bounds`).
 
+pub mod bounds;
 mod deps;
 mod report;
 mod runner;
@@ -23,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// Where the engine's reports go, in the order each task emits them.
 pub type ReportSender = mpsc::UnboundedSender<SubmitTaskStateChange>;
@@ -40,6 +43,10 @@ pub struct EngineConfig {
     pub default_stop_timeout: Duration,
     /// How often runners re-read their containers, in case a runtime event was lost.
     pub resync_interval: Duration,
+    /// The agent's home (`crate::identity::home_id`), labelled on every container it creates.
+    pub agent_home: Option<String>,
+    /// How long PENDING (image checks and pulls, with retries) may last.
+    pub pull_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -51,6 +58,8 @@ impl EngineConfig {
             cleanup_delay: Duration::from_secs(3600),
             default_stop_timeout: spec::DEFAULT_STOP_TIMEOUT,
             resync_interval: Duration::from_secs(30),
+            agent_home: None,
+            pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
         }
     }
 }
@@ -61,9 +70,24 @@ pub(crate) struct Shared {
     pub config: EngineConfig,
     pub reports: ReportSender,
     background: Mutex<Vec<JoinHandle<()>>>,
+    /// When the runtime was last seen unreachable (a call failed, or its event stream broke).
+    outage: Mutex<Option<Instant>>,
 }
 
 impl Shared {
+    /// Records that the runtime is unreachable now.
+    pub fn note_outage(&self) {
+        *self.outage.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether the runtime was unreachable within the last [`bounds::OUTAGE_WINDOW`].
+    pub fn recent_outage(&self) -> bool {
+        self.outage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < bounds::OUTAGE_WINDOW)
+    }
+
     /// Keeps a background job so it ends with the engine.
     pub fn track(&self, handle: JoinHandle<()>) {
         let mut jobs = self.background.lock().unwrap_or_else(|p| p.into_inner());
@@ -105,15 +129,9 @@ impl Engine {
         reports: ReportSender,
     ) -> Result<Engine, RuntimeError> {
         let labels = spec::instance_labels(&config.cluster, &config.instance_id);
-        let receiver = runtime.events(&labels).await?;
-        let (events, _) = broadcast::channel(1024);
-        let forwarder = tokio::spawn(forward_events(
-            Arc::clone(&runtime),
-            labels.clone(),
-            receiver,
-            events.clone(),
-        ));
-        let existing = runtime.list_containers(&labels).await?;
+        let receiver = bounds::bounded(bounds::CALL_TIMEOUT, runtime.events(&labels)).await?;
+        let existing =
+            bounds::bounded(bounds::CALL_TIMEOUT, runtime.list_containers(&labels)).await?;
         let mut found: HashMap<String, Vec<ContainerState>> = HashMap::new();
         for container in existing {
             let task = spec::task_container_of(&container.labels)
@@ -132,7 +150,15 @@ impl Engine {
             config,
             reports,
             background: Mutex::new(Vec::new()),
+            outage: Mutex::new(None),
         });
+        let (events, _) = broadcast::channel(1024);
+        let forwarder = tokio::spawn(forward_events(
+            Arc::clone(&shared),
+            labels,
+            receiver,
+            events.clone(),
+        ));
         Ok(Engine {
             shared,
             tasks: HashMap::new(),
@@ -210,7 +236,8 @@ impl Engine {
                 let runtime = shared.runtime.as_ref();
                 for container in containers.iter().filter(|c| c.running) {
                     let timeout = shared.config.default_stop_timeout;
-                    if let Err(err) = runtime.stop_container(&container.id, timeout).await {
+                    if let Err(err) = stop::stop_until_gone(runtime, &container.id, timeout).await
+                    {
                         tracing::warn!(%task, container = %container.id, "cannot stop container: {err}");
                     }
                 }
@@ -254,28 +281,42 @@ impl Drop for Engine {
 }
 
 /// Feeds runtime events to every runner; re-subscribes (and asks for a resync) when the
-/// runtime's event stream ends.
+/// runtime's event stream ends, which also counts as a runtime outage. The runtime's own
+/// `Resync` events (its stream reconnected, as after a daemon restart) count as one too.
 async fn forward_events(
-    runtime: Arc<dyn ContainerRuntime>,
+    shared: Arc<Shared>,
     labels: BTreeMap<String, String>,
     mut receiver: mpsc::Receiver<RuntimeEvent>,
     events: broadcast::Sender<RuntimeEvent>,
 ) {
+    let runtime = Arc::clone(&shared.runtime);
     loop {
         while let Some(event) = receiver.recv().await {
+            if event == RuntimeEvent::Resync {
+                shared.note_outage();
+            }
             let _ = events.send(event);
         }
-        let mut delay = Duration::from_millis(100);
+        shared.note_outage();
+        tracing::warn!("the container runtime's event stream ended; following it again");
+        let mut backoff = crate::backoff::Backoff::default();
+        let mut failures = 0u32;
         receiver = loop {
-            tokio::time::sleep(delay).await;
-            match runtime.events(&labels).await {
+            tokio::time::sleep(backoff.next_delay()).await;
+            match bounds::bounded(bounds::CALL_TIMEOUT, runtime.events(&labels)).await {
                 Ok(receiver) => break receiver,
                 Err(err) => {
-                    tracing::warn!("cannot follow container events: {err}");
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    shared.note_outage();
+                    failures += 1;
+                    if failures.is_power_of_two() {
+                        tracing::warn!("cannot follow container events, retrying: {err}");
+                    }
+                    // Runners re-read their containers, and so find out about the outage.
+                    let _ = events.send(RuntimeEvent::Resync);
                 }
             }
         };
+        tracing::info!("following container events again");
         let _ = events.send(RuntimeEvent::Resync);
     }
 }

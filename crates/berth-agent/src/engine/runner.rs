@@ -2,13 +2,16 @@
 //! runtime events, stop requests and resyncs. The way up is in `start.rs`, the way down
 //! (stops, final reports, cleanup) in `stop.rs`.
 
+use super::bounds::{self, bounded, is_transient, CALL_TIMEOUT, RETRY_WINDOW};
 use super::report::ContainerStatus;
 use super::slot::{Phase, Slot};
 use super::Shared;
+use crate::backoff::Backoff;
 use crate::runtime::{ContainerRuntime, ContainerState, RuntimeError, RuntimeEvent};
 use crate::spec;
 use berth_core::gateway::{AssignedTask, SubmitTaskStateChange};
 use berth_core::task_state::TaskStatus;
+use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -201,16 +204,73 @@ impl TaskRunner {
         }
     }
 
-    /// Re-reads the container `idx` from the runtime.
-    pub async fn refresh(&mut self, idx: usize) {
+    /// Re-reads the container `idx` from the runtime (at most [`CALL_TIMEOUT`]); returns
+    /// whether the runtime answered.
+    pub async fn refresh(&mut self, idx: usize) -> bool {
         let Some(id) = self.slots[idx].id.clone() else {
-            return;
+            return true;
         };
-        match self.runtime().inspect_container(&id).await {
-            Ok(state) => self.slots[idx].observe(&state),
-            Err(RuntimeError::NotFound(_)) => self.slots[idx].vanished(),
+        match bounded(CALL_TIMEOUT, self.runtime().inspect_container(&id)).await {
+            Ok(state) => {
+                self.observe(idx, &state);
+                true
+            }
+            Err(RuntimeError::NotFound(_)) => {
+                self.slots[idx].vanished();
+                true
+            }
             Err(err) => {
-                tracing::warn!(task = %self.task_arn, container = %self.slots[idx].name, "cannot inspect container: {err}")
+                if is_transient(&err) {
+                    self.shared.note_outage();
+                }
+                tracing::warn!(task = %self.task_arn, container = %self.slots[idx].name, "cannot inspect container: {err}");
+                false
+            }
+        }
+    }
+
+    /// Takes in the runtime's `state` of container `idx`. A container found exited that the
+    /// agent did not stop, shortly after the runtime was unreachable, is explained by that.
+    pub fn observe(&mut self, idx: usize, state: &ContainerState) {
+        let slot = &mut self.slots[idx];
+        let was_done = slot.phase == Phase::Done;
+        slot.observe(state);
+        if !was_done && slot.phase == Phase::Done && !slot.stop_sent && self.shared.recent_outage()
+        {
+            slot.reason
+                .get_or_insert_with(|| bounds::outage_reason(slot.exit_code));
+        }
+    }
+
+    /// Runs one runtime call, retrying transient failures (runtime unreachable or silent) with
+    /// backoff for up to [`RETRY_WINDOW`], each attempt bounded by [`CALL_TIMEOUT`]. A stop
+    /// request ends the wait between attempts (never an attempt under way, which could leave
+    /// a container the runner does not know of).
+    pub async fn with_retries<T, F, Fut>(
+        &mut self,
+        mut call: F,
+    ) -> Result<Result<T, RuntimeError>, StopCause>
+    where
+        F: FnMut(Arc<dyn ContainerRuntime>) -> Fut,
+        Fut: Future<Output = Result<T, RuntimeError>>,
+    {
+        let give_up = Instant::now() + RETRY_WINDOW;
+        let mut backoff = Backoff::default();
+        loop {
+            self.check_stop()?;
+            let result = bounded(CALL_TIMEOUT, call(Arc::clone(&self.shared.runtime))).await;
+            match result {
+                Err(err) if is_transient(&err) && Instant::now() < give_up => {
+                    self.shared.note_outage();
+                    tracing::warn!(task = %self.task_arn, "container runtime call failed, retrying: {err}");
+                    let delay = backoff.next_delay();
+                    tokio::select! {
+                        biased;
+                        _ = Self::stop_requested(&mut self.stop) => return Err(StopCause::Requested),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+                other => return Ok(other),
             }
         }
     }
@@ -218,8 +278,11 @@ impl TaskRunner {
     /// Re-reads every container that exists.
     pub async fn refresh_all(&mut self) {
         for idx in 0..self.slots.len() {
-            if matches!(self.slots[idx].phase, Phase::Created | Phase::Running) {
-                self.refresh(idx).await;
+            if matches!(self.slots[idx].phase, Phase::Created | Phase::Running)
+                && !self.refresh(idx).await
+            {
+                // The runtime is away: the others would only time out too.
+                return;
             }
         }
     }

@@ -37,6 +37,8 @@ pub(super) struct Slot {
     pub reported: ContainerStatus,
     /// The health the server has been told.
     pub reported_health: Option<String>,
+    /// The agent asked the runtime to stop it (so its exit is no surprise).
+    pub stop_sent: bool,
 }
 
 impl Slot {
@@ -55,6 +57,7 @@ impl Slot {
             reason: None,
             reported: ContainerStatus::Pending,
             reported_health: None,
+            stop_sent: false,
         }
     }
 

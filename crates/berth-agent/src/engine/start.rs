@@ -1,11 +1,13 @@
 //! The way up of a task: PENDING → images (pulled only when absent) → ACTIVATING → containers
 //! created → started in `dependsOn` order → RUNNING, and the watch while it runs.
 
+use super::bounds::{bounded, is_transient, CALL_TIMEOUT};
 use super::deps::{self, Readiness, View};
 use super::report::epoch_now;
 use super::runner::{StopCause, TaskRunner, Wake};
 use super::slot::{Phase, Slot};
-use crate::runtime::RuntimeError;
+use crate::backoff::Backoff;
+use crate::runtime::{ContainerRuntime, RuntimeError};
 use crate::spec::{self, TaskContext};
 use berth_core::gateway::SubmitTaskStateChange;
 use berth_core::task_state::TaskStatus;
@@ -50,6 +52,7 @@ impl TaskRunner {
             task_arn: &self.task_arn,
             task_definition: &self.assigned.task_definition,
             overrides: self.assigned.task.overrides.as_ref(),
+            agent_home: config.agent_home.as_deref(),
         };
         for slot in self
             .slots
@@ -69,7 +72,8 @@ impl TaskRunner {
         Ok(())
     }
 
-    /// Pulls the images of containers still to be created that are not on the host.
+    /// Pulls the images of containers still to be created that are not on the host, all
+    /// within the pull timeout (transient runtime failures retried meanwhile).
     async fn pull_images(&mut self) -> Result<(), StopCause> {
         let mut images: Vec<(String, String)> = Vec::new();
         for slot in self.slots.iter().filter(|s| s.phase == Phase::NotCreated) {
@@ -89,21 +93,36 @@ impl TaskRunner {
         self.send(TaskStatus::Pending, started);
         let runtime = Arc::clone(&self.shared.runtime);
         let task_arn = self.task_arn.clone();
+        let limit = self.shared.config.pull_timeout;
+        let deadline = Instant::now() + limit;
         let mut outcome = Ok(());
         for (image, container) in images {
-            let pull = async {
-                if runtime.image_present(&image).await.unwrap_or(false) {
-                    return Ok(());
-                }
-                tracing::info!(task = %task_arn, %image, "pulling image");
-                runtime.pull_image(&image).await
-            };
-            let result = tokio::select! {
+            let mut last_error = None;
+            let pulled = tokio::select! {
                 biased;
-                _ = Self::stop_requested(&mut self.stop) => Err(StopCause::Requested),
-                pulled = pull => pulled.map_err(|err| StopCause::Failed {
+                _ = Self::stop_requested(&mut self.stop) => None,
+                pulled = tokio::time::timeout_at(
+                    deadline,
+                    pull_one(runtime.as_ref(), &image, &task_arn, &mut last_error),
+                ) => Some(pulled),
+            };
+            let result = match pulled {
+                None => Err(StopCause::Requested),
+                Some(Ok(Ok(()))) => Ok(()),
+                Some(Ok(Err(err))) => Err(StopCause::Failed {
                     container,
                     reason: pull_reason(&image, &err),
+                }),
+                Some(Err(_)) => Err(StopCause::Failed {
+                    container,
+                    reason: format!(
+                        "CannotPullContainerError: pull image {image}: not done within the \
+                         agent's image pull timeout ({}s){}",
+                        limit.as_secs(),
+                        last_error
+                            .map(|e| format!("; last error: {e}"))
+                            .unwrap_or_default()
+                    ),
                 }),
             };
             if let Err(cause) = result {
@@ -129,7 +148,13 @@ impl TaskRunner {
             let Some(spec) = self.slots[idx].spec.clone() else {
                 continue;
             };
-            match self.runtime().create_container(&spec).await {
+            let created = self
+                .with_retries(|runtime| {
+                    let spec = spec.clone();
+                    async move { runtime.create_container(&spec).await }
+                })
+                .await?;
+            match created {
                 Ok(id) => {
                     self.slots[idx].id = Some(id);
                     self.slots[idx].phase = Phase::Created;
@@ -157,10 +182,11 @@ impl TaskRunner {
             spec::LABEL_CONTAINER_NAME.to_string(),
             self.slots[idx].name.clone(),
         );
-        match self.runtime().list_containers(&labels).await {
+        let listed = bounded(CALL_TIMEOUT, self.runtime().list_containers(&labels)).await;
+        match listed {
             Ok(found) => match found.first() {
                 Some(state) => {
-                    self.slots[idx].observe(state);
+                    self.observe(idx, state);
                     true
                 }
                 None => false,
@@ -242,7 +268,13 @@ impl TaskRunner {
         let Some(id) = self.slots[idx].id.clone() else {
             return Ok(());
         };
-        if let Err(err) = self.runtime().start_container(&id).await {
+        let started = self
+            .with_retries(|runtime| {
+                let id = id.clone();
+                async move { runtime.start_container(&id).await }
+            })
+            .await?;
+        if let Err(err) = started {
             return Err(StopCause::Failed {
                 container: self.slots[idx].name.clone(),
                 reason: start_reason(&err),
@@ -271,6 +303,37 @@ impl TaskRunner {
                 Wake::Stop => return StopCause::Requested,
                 other => self.on_wake(other).await,
             }
+        }
+    }
+}
+
+/// Makes `image` present: checks for it, pulls it when absent; transient runtime failures
+/// are retried with backoff until the caller's deadline (the last one kept in `last_error`).
+async fn pull_one(
+    runtime: &dyn ContainerRuntime,
+    image: &str,
+    task_arn: &str,
+    last_error: &mut Option<RuntimeError>,
+) -> Result<(), RuntimeError> {
+    let mut backoff = Backoff::default();
+    loop {
+        let attempt = async {
+            match bounded(CALL_TIMEOUT, runtime.image_present(image)).await {
+                Ok(true) => return Ok(()),
+                Err(err) if is_transient(&err) => return Err(err),
+                // Absent, or the check failed: the pull says what is wrong, if anything.
+                Ok(false) | Err(_) => {}
+            }
+            tracing::info!(task = %task_arn, %image, "pulling image");
+            runtime.pull_image(image).await
+        };
+        match attempt.await {
+            Err(err) if is_transient(&err) => {
+                tracing::warn!(task = %task_arn, %image, "cannot pull yet, retrying: {err}");
+                *last_error = Some(err);
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            other => return other,
         }
     }
 }

@@ -1,20 +1,115 @@
 //! The way down of a task: DEACTIVATING → STOPPING (containers stopped in reverse dependency
-//! order, each with its stopTimeout) → DEPROVISIONING → STOPPED, then removal of its
-//! containers after the cleanup delay.
+//! order, each with its stopTimeout, escalating to a kill, given up after a bound) →
+//! DEPROVISIONING → STOPPED, then removal of its containers after the cleanup delay.
 
+use super::bounds::{bounded, CALL_TIMEOUT, STOP_CALL_GRACE, STOP_SLACK};
 use super::deps;
 use super::report::{epoch_now, ESSENTIAL_CONTAINER_EXITED};
 use super::runner::{StopCause, TaskRunner};
 use super::slot::Phase;
-use crate::runtime::RuntimeError;
+use crate::backoff::Backoff;
+use crate::runtime::{ContainerRuntime, ContainerState, RuntimeError};
 use berth_core::gateway::SubmitTaskStateChange;
 use berth_core::task_state::TaskStatus;
-use std::collections::HashMap;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
-use tokio::task::JoinSet;
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// Stop attempts on one container before the agent gives up on it.
-const STOP_ATTEMPTS: u32 = 3;
+/// How stopping one container ended.
+#[derive(Debug)]
+pub(super) enum StopOutcome {
+    /// It is not running (any more); its state.
+    Stopped(ContainerState),
+    /// The runtime no longer has it.
+    Gone,
+    /// Still running, or the runtime never answered, at the deadline; the last problem seen.
+    GaveUp(String),
+}
+
+/// Stops container `id`: `docker stop` with `timeout` (SIGTERM, SIGKILL after it), then
+/// kills when that fails or does not finish, until the container is seen not running or
+/// `deadline` passes. Transient failures are retried with backoff.
+pub(super) async fn stop_one(
+    runtime: &dyn ContainerRuntime,
+    id: &str,
+    timeout: Duration,
+    deadline: Instant,
+) -> StopOutcome {
+    let mut backoff = Backoff::default();
+    let mut last = "the container runtime did not answer".to_string();
+    let mut escalate = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return StopOutcome::GaveUp(last);
+        }
+        let killing = escalate;
+        let sent = if killing {
+            bounded(CALL_TIMEOUT.min(left), runtime.kill_container(id)).await
+        } else {
+            bounded(
+                (timeout + STOP_CALL_GRACE).min(left),
+                runtime.stop_container(id, timeout),
+            )
+            .await
+        };
+        let failed = match sent {
+            Ok(()) => None,
+            Err(RuntimeError::NotFound(_)) => return StopOutcome::Gone,
+            Err(err) => {
+                escalate = true;
+                Some(err)
+            }
+        };
+        // Whatever the call said, the container's own state decides.
+        let left = deadline.saturating_duration_since(Instant::now());
+        match bounded(CALL_TIMEOUT.min(left), runtime.inspect_container(id)).await {
+            Ok(state) if !state.running => return StopOutcome::Stopped(state),
+            Ok(_) => {
+                escalate = true;
+                last = match failed {
+                    Some(err) => format!("the container is still running: {err}"),
+                    None => "the container is still running".to_string(),
+                };
+            }
+            Err(RuntimeError::NotFound(_)) => return StopOutcome::Gone,
+            Err(err) => last = failed.unwrap_or(err).to_string(),
+        }
+        if killing {
+            // A stop that failed escalates to a kill at once; kills are retried with backoff.
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(backoff.next_delay().min(left)).await;
+        }
+    }
+}
+
+/// Stops container `id` however long it takes (for background jobs): rounds of
+/// [`stop_one`] with backoff between them until it is not running or is gone.
+pub(super) async fn stop_until_gone(
+    runtime: &dyn ContainerRuntime,
+    id: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut backoff = Backoff::default();
+    let mut rounds = 0u32;
+    loop {
+        let deadline = Instant::now() + timeout + STOP_SLACK;
+        match stop_one(runtime, id, timeout, deadline).await {
+            StopOutcome::Stopped(_) | StopOutcome::Gone => return Ok(()),
+            StopOutcome::GaveUp(last) => {
+                rounds += 1;
+                if rounds.is_power_of_two() {
+                    tracing::warn!(container = %id, "still cannot stop container, retrying: {last}");
+                }
+                if rounds >= 1000 {
+                    return Err(last);
+                }
+            }
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
 
 impl TaskRunner {
     /// Takes the task down for `cause` and reports every step.
@@ -61,9 +156,9 @@ impl TaskRunner {
     }
 
     /// Stops every running container, dependents before what they depend on; containers of
-    /// one wave stop concurrently.
+    /// one wave stop concurrently, each given up `STOP_SLACK` after its stopTimeout (then
+    /// reported STOPPED with `CannotStopContainerError` while a background job keeps at it).
     async fn stop_containers(&mut self) {
-        let mut attempts: HashMap<usize, u32> = HashMap::new();
         loop {
             let running: Vec<(String, Vec<String>)> = self
                 .slots
@@ -74,7 +169,7 @@ impl TaskRunner {
             if running.is_empty() {
                 return;
             }
-            let mut stops = JoinSet::new();
+            let mut stops = FuturesUnordered::new();
             for name in deps::stop_wave(&running) {
                 let Some(idx) = self.slots.iter().position(|s| s.name == name) else {
                     continue;
@@ -83,33 +178,41 @@ impl TaskRunner {
                     self.slots[idx].phase = Phase::Done;
                     continue;
                 };
+                self.slots[idx].stop_sent = true;
                 let timeout = self.slots[idx].stop_timeout(self.shared.config.default_stop_timeout);
                 let runtime = Arc::clone(&self.shared.runtime);
-                stops.spawn(async move { (idx, runtime.stop_container(&id, timeout).await) });
+                stops.push(async move {
+                    let deadline = Instant::now() + timeout + STOP_SLACK;
+                    let outcome = stop_one(runtime.as_ref(), &id, timeout, deadline).await;
+                    (idx, id, timeout, outcome)
+                });
             }
-            while let Some(joined) = stops.join_next().await {
-                let Ok((idx, result)) = joined else { continue };
-                if let Err(err) = &result {
-                    tracing::warn!(task = %self.task_arn, container = %self.slots[idx].name, "cannot stop container: {err}");
-                }
-                if matches!(result, Err(RuntimeError::NotFound(_))) {
-                    self.slots[idx].vanished();
-                } else {
-                    self.refresh(idx).await;
-                }
-                if self.slots[idx].phase == Phase::Running {
-                    let tried = attempts.entry(idx).or_insert(0);
-                    *tried += 1;
-                    if *tried >= STOP_ATTEMPTS {
-                        let slot = &mut self.slots[idx];
-                        slot.phase = Phase::Done;
-                        slot.reason.get_or_insert_with(|| {
+            while let Some((idx, id, timeout, outcome)) = stops.next().await {
+                match outcome {
+                    StopOutcome::Stopped(state) => self.observe(idx, &state),
+                    StopOutcome::Gone => self.slots[idx].vanished(),
+                    StopOutcome::GaveUp(last) => {
+                        tracing::warn!(task = %self.task_arn, container = %self.slots[idx].name, "cannot stop container, reporting it stopped and trying on in the background: {last}");
+                        let waited = (timeout + STOP_SLACK).as_secs();
+                        self.slots[idx].reason.get_or_insert_with(|| {
                             format!(
-                                "CannotStopContainerError: gave up after {STOP_ATTEMPTS} attempts"
+                                "CannotStopContainerError: not stopped {waited}s after its stop \
+                                 began ({last}); the agent keeps trying"
                             )
                         });
+                        let runtime = Arc::clone(&self.shared.runtime);
+                        let task = self.task_arn.clone();
+                        self.shared.track(tokio::spawn(async move {
+                            if let Err(last) =
+                                stop_until_gone(runtime.as_ref(), &id, timeout).await
+                            {
+                                tracing::error!(%task, container = %id, "gave up stopping container: {last}");
+                            }
+                        }));
                     }
                 }
+                // Stopped, gone or given up: this container is done either way.
+                self.slots[idx].phase = Phase::Done;
                 self.flush(TaskStatus::Stopping);
             }
         }

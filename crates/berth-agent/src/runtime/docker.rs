@@ -15,7 +15,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -585,6 +586,18 @@ impl ContainerRuntime for DockerRuntime {
             .stop_container(id, Some(options))
             .await
             .map_err(|e| container_error(id, &e, RuntimeError::Other))
+    }
+
+    async fn kill_container(&self, id: &str) -> Result<()> {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("KILL")
+            .build();
+        match self.docker.kill_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // "Container ... is not running"
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            Err(e) => Err(container_error(id, &e, RuntimeError::Other)),
+        }
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {

@@ -1,7 +1,8 @@
 //! An in-memory `ContainerRuntime` for fast tests: scriptable per image or per container
 //! (pull and create/start failures, exit after a delay with a code, health sequences, a stop
-//! that ignores SIGTERM), emitting runtime events and recording every call. Timers use
-//! `tokio::time`, so tests can run with paused time.
+//! that ignores SIGTERM or hangs), and as a whole (a daemon that is away, one whose calls hang,
+//! a daemon restart that kills every container), emitting runtime events and recording every
+//! call. Timers use `tokio::time`, so tests can run with paused time.
 
 use super::{
     ContainerRuntime, ContainerSpec, ContainerState, Health, PortBinding, Result, RuntimeError,
@@ -35,6 +36,8 @@ pub struct Behavior {
     pub ignore_sigterm: bool,
     /// Exit code when it honours SIGTERM.
     pub sigterm_exit_code: i64,
+    /// A stop call never returns (a hung `docker stop`); a kill still works.
+    pub stop_hangs: bool,
 }
 
 impl Default for Behavior {
@@ -46,6 +49,7 @@ impl Default for Behavior {
             health: Vec::new(),
             ignore_sigterm: false,
             sigterm_exit_code: 143,
+            stop_hangs: false,
         }
     }
 }
@@ -91,6 +95,12 @@ impl Behavior {
         self.ignore_sigterm = true;
         self
     }
+
+    /// Makes stop calls on the container hang forever (kills still work).
+    pub fn with_hanging_stop(mut self) -> Behavior {
+        self.stop_hangs = true;
+        self
+    }
 }
 
 /// One call made to the fake, for assertions.
@@ -106,6 +116,7 @@ pub enum Call {
         id: String,
         timeout: Duration,
     },
+    Kill(String),
     Remove(String),
     Inspect(String),
     List,
@@ -154,6 +165,8 @@ struct Subscriber {
 #[derive(Debug, Default)]
 struct State {
     unavailable: Option<String>,
+    hung: bool,
+    flaky_creates: u32,
     images: BTreeSet<String>,
     pull_failures: HashMap<String, String>,
     pull_delay: Duration,
@@ -239,6 +252,31 @@ impl FakeRuntime {
         self.lock().unavailable = message.map(str::to_string);
     }
 
+    /// Makes the next `count` create calls fail as if the daemon were away.
+    pub fn fail_next_creates(&self, count: u32) {
+        self.lock().flaky_creates = count;
+    }
+
+    /// Makes every call from now on hang (never answer) until `false` is set; calls already
+    /// hanging keep hanging, as with a wedged daemon.
+    pub fn set_hung(&self, hung: bool) {
+        self.lock().hung = hung;
+    }
+
+    /// A daemon restart without live-restore: every running container exits with `code`
+    /// (without events: they are lost with the daemon) and every event stream ends.
+    pub fn restart_daemon(&self, code: i64) {
+        let mut state = self.lock();
+        for container in state.containers.values_mut().filter(|c| c.running) {
+            container.running = false;
+            container.exit_code = Some(code);
+            for script in container.scripts.drain(..) {
+                script.abort();
+            }
+        }
+        state.subscribers.clear();
+    }
+
     /// Sets the behaviour of containers created from now on whose ECS container name, runtime
     /// name or image (checked in that order) is `key`.
     pub fn set_behavior(&self, key: &str, behavior: Behavior) {
@@ -286,13 +324,20 @@ impl FakeRuntime {
         set_health(&self.state, id, health);
     }
 
-    fn enter(&self, call: Call) -> Result<()> {
-        let mut state = self.lock();
-        state.calls.push(call);
-        match &state.unavailable {
-            Some(message) => Err(RuntimeError::Unavailable(message.clone())),
-            None => Ok(()),
+    /// Records a call; fails it when the daemon is away, never answers when it hangs.
+    async fn enter(&self, call: Call) -> Result<()> {
+        let hung = {
+            let mut state = self.lock();
+            state.calls.push(call);
+            if let Some(message) = &state.unavailable {
+                return Err(RuntimeError::Unavailable(message.clone()));
+            }
+            state.hung
+        };
+        if hung {
+            std::future::pending::<()>().await;
         }
+        Ok(())
     }
 }
 
@@ -347,19 +392,19 @@ fn set_health(state: &Mutex<State>, id: &str, health: Health) {
 #[async_trait]
 impl ContainerRuntime for FakeRuntime {
     async fn ping(&self) -> Result<RuntimeInfo> {
-        self.enter(Call::Ping)?;
+        self.enter(Call::Ping).await?;
         Ok(RuntimeInfo {
             version: "fake-1.0".into(),
         })
     }
 
     async fn image_present(&self, image: &str) -> Result<bool> {
-        self.enter(Call::ImagePresent(image.to_string()))?;
+        self.enter(Call::ImagePresent(image.to_string())).await?;
         Ok(self.lock().images.contains(image))
     }
 
     async fn pull_image(&self, image: &str) -> Result<()> {
-        self.enter(Call::Pull(image.to_string()))?;
+        self.enter(Call::Pull(image.to_string())).await?;
         let delay = self.lock().pull_delay;
         tokio::time::sleep(delay).await;
         let mut state = self.lock();
@@ -374,8 +419,14 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
-        self.enter(Call::Create(spec.name.clone()))?;
+        self.enter(Call::Create(spec.name.clone())).await?;
         let mut state = self.lock();
+        if state.flaky_creates > 0 {
+            state.flaky_creates -= 1;
+            return Err(RuntimeError::Unavailable(
+                "connect /var/run/docker.sock: connection refused".into(),
+            ));
+        }
         if let Some(existing) = state.containers.values().find(|c| c.spec.name == spec.name) {
             return Err(RuntimeError::Create(format!(
                 "Conflict. The container name \"/{}\" is already in use by container \"{}\"",
@@ -417,7 +468,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
-        self.enter(Call::Start(id.to_string()))?;
+        self.enter(Call::Start(id.to_string())).await?;
         let mut guard = self.lock();
         let state = &mut *guard;
         if state.next_host_port == 0 {
@@ -490,7 +541,8 @@ impl ContainerRuntime for FakeRuntime {
         self.enter(Call::Stop {
             id: id.to_string(),
             timeout,
-        })?;
+        })
+        .await?;
         let (running, behavior) = {
             let mut state = self.lock();
             let container = state.container(id)?;
@@ -498,6 +550,9 @@ impl ContainerRuntime for FakeRuntime {
         };
         if !running {
             return Ok(());
+        }
+        if behavior.stop_hangs {
+            std::future::pending::<()>().await;
         }
         if behavior.ignore_sigterm {
             tokio::time::sleep(timeout).await;
@@ -508,8 +563,15 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
+    async fn kill_container(&self, id: &str) -> Result<()> {
+        self.enter(Call::Kill(id.to_string())).await?;
+        self.lock().container(id)?;
+        exit_container(&self.state, id, SIGKILL_EXIT_CODE);
+        Ok(())
+    }
+
     async fn remove_container(&self, id: &str) -> Result<()> {
-        self.enter(Call::Remove(id.to_string()))?;
+        self.enter(Call::Remove(id.to_string())).await?;
         let mut state = self.lock();
         if state.container(id)?.running {
             return Err(RuntimeError::Other(format!(
@@ -521,7 +583,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn inspect_container(&self, id: &str) -> Result<ContainerState> {
-        self.enter(Call::Inspect(id.to_string()))?;
+        self.enter(Call::Inspect(id.to_string())).await?;
         Ok(self.lock().container(id)?.state())
     }
 
@@ -529,7 +591,7 @@ impl ContainerRuntime for FakeRuntime {
         &self,
         labels: &BTreeMap<String, String>,
     ) -> Result<Vec<ContainerState>> {
-        self.enter(Call::List)?;
+        self.enter(Call::List).await?;
         let state = self.lock();
         Ok(state
             .containers
@@ -543,7 +605,7 @@ impl ContainerRuntime for FakeRuntime {
         &self,
         labels: &BTreeMap<String, String>,
     ) -> Result<mpsc::Receiver<RuntimeEvent>> {
-        self.enter(Call::Events)?;
+        self.enter(Call::Events).await?;
         let (sender, receiver) = mpsc::channel(1024);
         self.lock().subscribers.push(Subscriber {
             labels: labels.clone(),

@@ -212,6 +212,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn start_container(&self, id: &str) -> Result<()>;
     /// Sends SIGTERM (or the image's stop signal), then SIGKILL after `timeout`.
     async fn stop_container(&self, id: &str, timeout: Duration) -> Result<()>;
+    /// Sends SIGKILL at once (the escalation when a stop does not finish); a container that
+    /// is not running is not an error.
+    async fn kill_container(&self, id: &str) -> Result<()>;
     /// Removes a container (and its anonymous volumes).
     async fn remove_container(&self, id: &str) -> Result<()>;
     /// The current state of a container.

@@ -22,6 +22,7 @@ fn context<'a>(td: &'a TaskDefinition, overrides: Option<&'a TaskOverride>) -> T
         task_arn: TASK_ARN,
         task_definition: td,
         overrides,
+        agent_home: None,
     }
 }
 
@@ -81,6 +82,28 @@ fn every_container_carries_berth_and_ecs_labels() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(spec.labels, expected);
+}
+
+#[test]
+fn containers_carry_the_agent_home_when_the_agent_has_one() {
+    let td = task_definition(json!({"containerDefinitions": [container(json!({
+        "dockerLabels": {"com.berth.agent-home": "forged"}
+    }))]}));
+    let def = td
+        .container_definitions
+        .as_ref()
+        .and_then(|c| c.first())
+        .cloned()
+        .unwrap_or_default();
+    let ctx = TaskContext {
+        agent_home: Some("00112233aabbccdd"),
+        ..context(&td, None)
+    };
+    let spec = container_spec(&ctx, &def).expect("spec");
+    assert_eq!(
+        spec.labels.get(LABEL_AGENT_HOME).map(String::as_str),
+        Some("00112233aabbccdd")
+    );
 }
 
 #[test]

@@ -261,3 +261,19 @@ fn bad_reports_are_rejected_with_what_to_fix() {
         Err(ReportError::UnknownContainerStatus("DANCING".into()))
     );
 }
+
+#[test]
+fn an_essential_container_that_exits_before_running_is_reported_as_such() {
+    let mut t = task();
+    let defs = definitions();
+    apply_report(&mut t, &report(Some("ACTIVATING"), vec![]), &defs, 1.0).expect("ok");
+    let mut web = container("web", "STOPPED");
+    web.exit_code = Some(3);
+    let stopped = SubmitTaskStateChange {
+        reason: Some("Essential container in task exited".into()),
+        ..report(Some("STOPPED"), vec![web])
+    };
+    apply_report(&mut t, &stopped, &defs, 2.0).expect("ok");
+    assert_eq!(t.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(t.containers.expect("c")[0].exit_code, Some(3));
+}

@@ -1,6 +1,7 @@
-//! Tasks: RunTask, StartTask, StopTask, DescribeTasks and ListTasks. Placing a task writes the
-//! task and the instance's reduced `remainingResources` in one transaction, so two callers can
-//! never both take the last of an instance's memory.
+//! Tasks: RunTask, StartTask, StopTask, DescribeTasks and ListTasks. The scheduler
+//! (`berth_core::scheduler`, through [`placement`]) picks the instances; placing a task writes
+//! the task and the instance's reduced `remainingResources` in one transaction, so two callers
+//! can never both take the last of an instance's memory.
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -11,10 +12,10 @@ use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, Task
 use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
 use berth_core::model::{validate_tags, Failure, Tag};
 use berth_core::pagination::PageRequest;
-use berth_core::resources::{fits, reserve, task_resources, Shortfall};
+use berth_core::resources::{reserve, task_resources};
+use berth_core::scheduler::{default_run_task_strategies, TaskRequest};
 use berth_core::task_state::{new_task, request_stop, stop_code, NewTask};
-use berth_store::typed::{encode, Versioned};
-use berth_store::{keys, Compare, Txn};
+use berth_store::keys;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 use std::collections::BTreeMap;
@@ -282,55 +283,10 @@ fn build_task(ctx: &Ctx, launch: &Launch, instance_arn: &str, now: f64) -> (Stri
     (id, task)
 }
 
-/// Writes placed tasks and the instances they reserve resources on, guarded by the instances'
-/// revisions. Returns the new revision, or `None` when another writer changed an instance.
-async fn commit_placements(
-    ctx: &Ctx,
-    cluster: &str,
-    placements: &[(String, Task)],
-    instances: &BTreeMap<String, Versioned<ContainerInstance>>,
-    touched: &BTreeMap<String, ContainerInstance>,
-) -> Result<Option<u64>, ApiError> {
-    let mut txn = Txn::new();
-    for (id, instance) in touched {
-        let key = keys::instance(cluster, id);
-        let revision = instances.get(id).map_or(0, |v| v.mod_revision);
-        txn = txn
-            .when(Compare::at(&key, revision))
-            .put(&key, encode(instance));
-    }
-    for (task_id, task) in placements {
-        let key = keys::task(cluster, task_id);
-        txn = txn.when(Compare::absent(&key)).put(&key, encode(task));
-    }
-    let result = ctx.commit(txn).await?;
-    Ok(result.succeeded.then_some(result.revision))
-}
-
-fn instances_of(
-    ctx: &Ctx,
-    cluster: &str,
-) -> Result<BTreeMap<String, Versioned<ContainerInstance>>, ApiError> {
-    Ok(ctx
-        .list::<ContainerInstance>(&keys::instances_of(cluster))?
-        .into_iter()
-        .filter_map(|v| {
-            let id = v
-                .value
-                .container_instance_arn
-                .as_deref()
-                .and_then(|a| id_of(a, "container-instance"))?;
-            Some((id, v))
-        })
-        .collect())
-}
-
-fn is_schedulable(instance: &ContainerInstance) -> bool {
-    instance.status.as_deref() == Some("ACTIVE") && instance.agent_connected == Some(true)
-}
-
-/// Runs `count` copies of a task definition, placing each on the first instance with room.
-/// Tasks that fit nowhere are `failures` with ECS's reasons, not errors.
+/// Runs `count` copies of a task definition, placed by the scheduler with the call's
+/// strategies (random when it names none, as ECS does for standalone tasks) and the call's and
+/// task definition's constraints. Tasks that fit nowhere are `failures` with ECS's reasons
+/// (one per refusing instance), not errors.
 pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, ApiError> {
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
@@ -347,10 +303,11 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
             "Berth clusters have no capacity providers: leave capacityProviderStrategy out.",
         ));
     }
-    validate_placement(
-        req.placement_constraints.as_deref(),
+    let strategies = placement::strategies(
         req.placement_strategy.as_deref(),
+        default_run_task_strategies,
     )?;
+    placement::constraints(req.placement_constraints.as_deref(), None)?;
     let launch = validate_launch(
         &ctx,
         LaunchInput {
@@ -367,10 +324,22 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
             network_configuration: req.network_configuration.is_some(),
         },
     )?;
+    let constraints = placement::constraints(
+        req.placement_constraints.as_deref(),
+        launch.td.placement_constraints.as_deref(),
+    )?;
     let needs = task_resources(&launch.td, &launch.overrides);
+    let request = TaskRequest {
+        resources: needs.clone(),
+        group: launch.group.clone(),
+        strategies,
+        constraints,
+        count: usize::try_from(count).unwrap_or(1),
+    };
     loop {
-        let instances = instances_of(&ctx, &launch.cluster)?;
-        if !instances
+        let plan = placement::plan(&ctx, &launch.cluster, &request, placement::seed())?;
+        if !plan
+            .instances
             .values()
             .any(|i| i.value.status.as_deref() == Some("ACTIVE"))
         {
@@ -379,52 +348,27 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
             ));
         }
         let now = ctx.now();
-        let mut touched: BTreeMap<String, ContainerInstance> = BTreeMap::new();
-        let mut placements = Vec::new();
-        let mut failures: Vec<Failure> = Vec::new();
-        for _ in 0..count {
-            let mut placed = false;
-            let mut shortfalls: Vec<Failure> = Vec::new();
-            for (id, versioned) in &instances {
-                let instance = touched.get(id).unwrap_or(&versioned.value);
-                let arn = instance.container_instance_arn.clone().unwrap_or_default();
-                if !is_schedulable(instance) {
-                    if instance.status.as_deref() == Some("ACTIVE") {
-                        shortfalls.push(Failure::new(arn, "AGENT"));
-                    }
-                    continue;
-                }
-                match fits(instance, &needs) {
-                    Ok(()) => {
-                        let mut updated = instance.clone();
-                        reserve(&mut updated, &needs);
-                        let (task_id, task) = build_task(&ctx, &launch, &arn, now);
-                        touched.insert(id.clone(), updated);
-                        placements.push((task_id, task));
-                        placed = true;
-                        break;
-                    }
-                    Err(shortfall) => {
-                        shortfalls.push(Failure::new(arn, shortfall_reason(shortfall)))
-                    }
-                }
-            }
-            if !placed {
-                for failure in shortfalls {
-                    if !failures.contains(&failure) {
-                        failures.push(failure);
-                    }
-                }
-            }
-        }
+        let placements: Vec<(String, Task)> = plan
+            .placed_arns()
+            .iter()
+            .map(|arn| build_task(&ctx, &launch, arn, now))
+            .collect();
+        let failures = plan.failures();
         if placements.is_empty() {
             return Ok(TasksResponse {
                 tasks: Vec::new(),
                 failures,
             });
         }
-        if let Some(revision) =
-            commit_placements(&ctx, &launch.cluster, &placements, &instances, &touched).await?
+        let touched = plan.reserved(&needs);
+        if let Some(revision) = placement::commit(
+            &ctx,
+            &launch.cluster,
+            &placements,
+            &plan.instances,
+            &touched,
+        )
+        .await?
         {
             let tasks = placements
                 .into_iter()
@@ -435,54 +379,9 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
     }
 }
 
-fn shortfall_reason(shortfall: Shortfall) -> &'static str {
-    shortfall.reason()
-}
-
-/// Checks placement constraints and strategies for shape; the scheduler that honours them
-/// beyond first-fit comes with the scheduler work.
-fn validate_placement(
-    constraints: Option<&[PlacementConstraint]>,
-    strategies: Option<&[PlacementStrategy]>,
-) -> Result<(), ApiError> {
-    let constraints = constraints.unwrap_or_default();
-    if constraints.len() > 10 {
-        return Err(ApiError::invalid_parameter(
-            "At most 10 placement constraints are allowed.",
-        ));
-    }
-    for c in constraints {
-        match c.type_.as_deref() {
-            Some("distinctInstance") | Some("memberOf") => {}
-            other => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "'{}' is not a placement constraint type: use distinctInstance or memberOf.",
-                    other.unwrap_or("")
-                )))
-            }
-        }
-    }
-    let strategies = strategies.unwrap_or_default();
-    if strategies.len() > 5 {
-        return Err(ApiError::invalid_parameter(
-            "At most 5 placement strategies are allowed.",
-        ));
-    }
-    for s in strategies {
-        match s.type_.as_deref() {
-            Some("binpack") | Some("spread") | Some("random") => {}
-            other => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "'{}' is not a placement strategy type: use binpack, spread or random.",
-                    other.unwrap_or("")
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Starts one task on each named container instance.
+/// Starts one task on each named container instance. The scheduler checks each instance
+/// (agent connected, CPU, memory, host ports); the caller chose the instances, so no
+/// strategy applies, and like ECS's StartTask no placement constraint does either.
 pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse, ApiError> {
     if req.container_instances.is_empty() || req.container_instances.len() > 10 {
         return Err(ApiError::invalid_parameter(
@@ -506,8 +405,15 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
         },
     )?;
     let needs = task_resources(&launch.td, &launch.overrides);
+    let request = TaskRequest {
+        resources: needs.clone(),
+        group: launch.group.clone(),
+        strategies: Vec::new(),
+        constraints: Vec::new(),
+        count: 1,
+    };
     loop {
-        let instances = instances_of(&ctx, &launch.cluster)?;
+        let (mut snapshot, instances) = placement::snapshot(&ctx, &launch.cluster)?;
         let now = ctx.now();
         let mut touched: BTreeMap<String, ContainerInstance> = BTreeMap::new();
         let mut placements = Vec::new();
@@ -519,24 +425,22 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
                 failures.push(Failure::new(arn, "MISSING"));
                 continue;
             };
-            let instance = touched.get(&id).unwrap_or(&versioned.value);
-            if instance.status.as_deref() == Some("INACTIVE") {
+            let index = snapshot.index_of(&id);
+            let Some(index) =
+                index.filter(|_| versioned.value.status.as_deref() != Some("INACTIVE"))
+            else {
                 failures.push(Failure::new(arn, "INACTIVE"));
                 continue;
-            }
-            if instance.agent_connected != Some(true) {
-                failures.push(Failure::new(arn, "AGENT"));
+            };
+            if let Err(reason) = snapshot.place_on(index, &request) {
+                failures.push(Failure::new(arn, reason.code()));
                 continue;
             }
-            if let Err(shortfall) = fits(instance, &needs) {
-                failures.push(Failure::new(arn, shortfall.reason()));
-                continue;
-            }
-            let mut updated = instance.clone();
-            reserve(&mut updated, &needs);
-            let (task_id, task) = build_task(&ctx, &launch, &arn, now);
-            touched.insert(id.clone(), updated);
-            placements.push((task_id, task));
+            let instance = touched
+                .entry(id.clone())
+                .or_insert_with(|| versioned.value.clone());
+            reserve(instance, &needs);
+            placements.push(build_task(&ctx, &launch, &arn, now));
         }
         if placements.is_empty() {
             return Ok(TasksResponse {
@@ -545,7 +449,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
             });
         }
         if let Some(revision) =
-            commit_placements(&ctx, &launch.cluster, &placements, &instances, &touched).await?
+            placement::commit(&ctx, &launch.cluster, &placements, &instances, &touched).await?
         {
             let tasks = placements
                 .into_iter()
@@ -669,6 +573,8 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
         next_token,
     })
 }
+
+pub mod placement;
 
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,10 @@ pub struct AgentArgs {
     /// How long stopped containers are kept before removal, e.g. 30s, 10m, 1h.
     #[arg(long, default_value = "1h", value_parser = super::parse_duration)]
     pub task_cleanup_wait: Duration,
+    /// How long a task may stay PENDING pulling its images (retries of a Docker daemon that
+    /// is away included) before it stops with CannotPullContainerError, e.g. 10m.
+    #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
+    pub image_pull_timeout: Duration,
 }
 
 impl AgentArgs {
@@ -51,6 +55,7 @@ impl AgentArgs {
         config.attributes = self.attributes.clone();
         config.availability_zone = self.availability_zone.clone();
         config.task_cleanup_wait = self.task_cleanup_wait;
+        config.pull_timeout = self.image_pull_timeout;
         config
     }
 }

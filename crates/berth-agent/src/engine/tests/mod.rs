@@ -4,6 +4,7 @@
 mod adoption;
 mod dependencies;
 mod failures;
+mod faults;
 mod lifecycle;
 mod stopping;
 

@@ -1,0 +1,236 @@
+//! What the service controller observes, reduced to the facts its decisions need: each task
+//! of the service (its deployment, phase and health) and each container instance (usable,
+//! draining or lost).
+
+use super::events::REASON_FAILED_HEALTH_CHECKS;
+use crate::arn::id_of;
+use crate::model::container_instance::ContainerInstance;
+use crate::model::task::Task;
+use crate::task_state::{stop_code, TaskStatus};
+
+/// One task of a service as the controller sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFact {
+    /// The task id (last part of its ARN).
+    pub id: String,
+    /// The deployment that started it (`startedBy`).
+    pub deployment_id: Option<String>,
+    pub status: TaskStatus,
+    /// Whether it has been asked to stop (desiredStatus STOPPED).
+    pub stop_requested: bool,
+    /// Whether its essential containers have health checks.
+    pub has_health_checks: bool,
+    /// The task's healthStatus (HEALTHY, UNHEALTHY, UNKNOWN).
+    pub health: String,
+    pub started_at: Option<f64>,
+    pub stopped_at: Option<f64>,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    /// The id of the container instance it was placed on.
+    pub instance_id: Option<String>,
+    pub created_at: Option<f64>,
+}
+
+impl TaskFact {
+    /// The facts of `task`; `has_health_checks` comes from its task definition.
+    pub fn of(task: &Task, has_health_checks: bool) -> TaskFact {
+        TaskFact {
+            id: task
+                .task_arn
+                .as_deref()
+                .and_then(|a| id_of(a, "task"))
+                .unwrap_or_default(),
+            deployment_id: task.started_by.clone(),
+            status: TaskStatus::of(task),
+            stop_requested: task.desired_status.as_deref() == Some("STOPPED"),
+            has_health_checks,
+            health: task
+                .health_status
+                .clone()
+                .unwrap_or_else(|| "UNKNOWN".into()),
+            started_at: task.started_at,
+            stopped_at: task.stopped_at,
+            stop_code: task.stop_code.clone(),
+            stopped_reason: task.stopped_reason.clone(),
+            instance_id: task
+                .container_instance_arn
+                .as_deref()
+                .and_then(|a| id_of(a, "container-instance")),
+            created_at: task.created_at,
+        }
+    }
+
+    /// Not yet STOPPED: it holds a place on its instance.
+    pub fn is_live(&self) -> bool {
+        self.status != TaskStatus::Stopped
+    }
+
+    /// Live and not asked to stop.
+    pub fn is_wanted(&self) -> bool {
+        self.is_live() && !self.stop_requested
+    }
+
+    /// RUNNING, not asked to stop, and HEALTHY when it has health checks.
+    pub fn is_healthy(&self) -> bool {
+        self.is_wanted()
+            && self.status == TaskStatus::Running
+            && (!self.has_health_checks || self.health == "HEALTHY")
+    }
+
+    /// RUNNING and reported UNHEALTHY.
+    pub fn is_unhealthy(&self) -> bool {
+        self.is_wanted() && self.status == TaskStatus::Running && self.health == "UNHEALTHY"
+    }
+
+    /// STOPPED because it failed: it never started, an essential container exited, or the
+    /// scheduler stopped it for failing its health checks. Tasks that started and then exited
+    /// count too (aws/containers-roadmap#1206).
+    pub fn has_failed(&self) -> bool {
+        if self.status != TaskStatus::Stopped {
+            return false;
+        }
+        match self.stop_code.as_deref() {
+            Some(stop_code::TASK_FAILED_TO_START) | Some(stop_code::ESSENTIAL_CONTAINER_EXITED) => {
+                true
+            }
+            Some(stop_code::SERVICE_SCHEDULER_INITIATED) => {
+                self.stopped_reason.as_deref() == Some(REASON_FAILED_HEALTH_CHECKS)
+            }
+            _ => false,
+        }
+    }
+
+    /// How long it ran before stopping (None when it never reached RUNNING).
+    pub fn ran_for(&self) -> Option<f64> {
+        let started = self.started_at?;
+        Some((self.stopped_at.unwrap_or(started) - started).max(0.0))
+    }
+}
+
+/// Where a container instance stands for service tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    /// ACTIVE with a connected agent: tasks may run and be placed here.
+    Active,
+    /// DRAINING: its service tasks move elsewhere.
+    Draining,
+    /// Deregistered, or its agent is gone: its tasks are lost.
+    Lost,
+}
+
+/// One container instance of the cluster as the controller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceFact {
+    /// The instance id (last part of its ARN).
+    pub id: String,
+    pub state: InstanceState,
+    /// For DAEMON services: ACTIVE and meeting the service's placement constraints.
+    pub eligible: bool,
+}
+
+impl InstanceFact {
+    /// The facts of `instance`; `meets_constraints` is the scheduler's verdict on the
+    /// service's placement constraints.
+    pub fn of(instance: &ContainerInstance, meets_constraints: bool) -> InstanceFact {
+        let id = instance
+            .container_instance_arn
+            .as_deref()
+            .and_then(|a| id_of(a, "container-instance"))
+            .unwrap_or_default();
+        let state = match (
+            instance.status.as_deref(),
+            instance.agent_connected == Some(true),
+        ) {
+            (Some("ACTIVE"), true) => InstanceState::Active,
+            (Some("DRAINING"), true) => InstanceState::Draining,
+            (Some("DRAINING"), false) => InstanceState::Lost,
+            (Some("INACTIVE") | Some("DEREGISTERING"), _) => InstanceState::Lost,
+            (_, false) => InstanceState::Lost,
+            (_, true) => InstanceState::Draining,
+        };
+        InstanceFact {
+            id,
+            eligible: state == InstanceState::Active && meets_constraints,
+            state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(status: &str, desired: &str) -> Task {
+        Task {
+            task_arn: Some("arn:aws:ecs:us-east-1:0:task/demo/abc".into()),
+            last_status: Some(status.into()),
+            desired_status: Some(desired.into()),
+            health_status: Some("UNKNOWN".into()),
+            started_by: Some("ecs-svc/1".into()),
+            container_instance_arn: Some(
+                "arn:aws:ecs:us-east-1:0:container-instance/demo/i1".into(),
+            ),
+            ..Task::default()
+        }
+    }
+
+    #[test]
+    fn a_running_task_is_healthy_only_when_its_health_checks_pass() {
+        let fact = TaskFact::of(&task("RUNNING", "RUNNING"), false);
+        assert_eq!(fact.id, "abc");
+        assert_eq!(fact.instance_id.as_deref(), Some("i1"));
+        assert!(fact.is_healthy());
+        let checked = TaskFact::of(&task("RUNNING", "RUNNING"), true);
+        assert!(!checked.is_healthy());
+        let mut healthy = task("RUNNING", "RUNNING");
+        healthy.health_status = Some("HEALTHY".into());
+        assert!(TaskFact::of(&healthy, true).is_healthy());
+        assert!(!TaskFact::of(&task("RUNNING", "STOPPED"), false).is_healthy());
+        assert!(!TaskFact::of(&task("PENDING", "RUNNING"), false).is_healthy());
+    }
+
+    #[test]
+    fn failures_are_failed_starts_exits_and_health_check_stops() {
+        let stopped = |code: &str, reason: &str| {
+            let mut t = task("STOPPED", "STOPPED");
+            t.stop_code = Some(code.into());
+            t.stopped_reason = Some(reason.into());
+            TaskFact::of(&t, false)
+        };
+        assert!(stopped("TaskFailedToStart", "CannotPullContainerError").has_failed());
+        assert!(stopped("EssentialContainerExited", "x").has_failed());
+        assert!(stopped("ServiceSchedulerInitiated", REASON_FAILED_HEALTH_CHECKS).has_failed());
+        assert!(!stopped("ServiceSchedulerInitiated", "Scaling activity").has_failed());
+        assert!(!stopped("UserInitiated", "bye").has_failed());
+    }
+
+    #[test]
+    fn instances_are_active_draining_or_lost() {
+        let instance = |status: &str, connected: bool| ContainerInstance {
+            container_instance_arn: Some(
+                "arn:aws:ecs:us-east-1:0:container-instance/demo/i1".into(),
+            ),
+            status: Some(status.into()),
+            agent_connected: Some(connected),
+            ..ContainerInstance::default()
+        };
+        let active = InstanceFact::of(&instance("ACTIVE", true), true);
+        assert_eq!(
+            (active.state, active.eligible),
+            (InstanceState::Active, true)
+        );
+        assert!(!InstanceFact::of(&instance("ACTIVE", true), false).eligible);
+        assert_eq!(
+            InstanceFact::of(&instance("DRAINING", true), true).state,
+            InstanceState::Draining
+        );
+        assert_eq!(
+            InstanceFact::of(&instance("ACTIVE", false), true).state,
+            InstanceState::Lost
+        );
+        assert_eq!(
+            InstanceFact::of(&instance("INACTIVE", false), true).state,
+            InstanceState::Lost
+        );
+    }
+}

@@ -1,0 +1,767 @@
+//! Services: CreateService, UpdateService, DeleteService, DescribeServices and ListServices.
+//! The handlers write intent — the service, its deployments, a new service revision and
+//! service deployment — and the service controller (controllers/services) makes tasks follow.
+
+mod present;
+mod validate;
+
+pub use present::{present, RandomIds, TaskCounts};
+
+use crate::dispatch::Ctx;
+use crate::error::ApiError;
+use crate::handlers::service_deployments::{apply_history, source_revisions};
+use crate::handlers::task_lookup::resolve_task_definition;
+use berth_core::arn::Arn;
+use berth_core::model::cluster::CapacityProviderStrategyItem;
+use berth_core::model::service::{
+    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController, LoadBalancer,
+    NetworkConfiguration, Service, ServiceDeployment, ServiceRegistry,
+};
+use berth_core::model::task::{PlacementConstraint, PlacementStrategy};
+use berth_core::model::{validate_tags, Failure, Tag};
+use berth_core::names::{invalid_name_message, is_valid_name};
+use berth_core::pagination::PageRequest;
+use berth_core::service::bounds::{
+    DAEMON_MAX_PERCENT, DAEMON_MIN_HEALTHY_PERCENT, REPLICA_MAX_PERCENT,
+    REPLICA_MIN_HEALTHY_PERCENT,
+};
+use berth_core::service::events::{reason_in_progress, REASON_SERVICE_DELETED};
+use berth_core::service::lifecycle::{start_deployment, HistoryUpdate, NewDeployment};
+use berth_core::service::{IdSource, ServiceRecord};
+use berth_store::typed::{encode, Versioned};
+use berth_store::{keys, Compare, Txn};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_with::skip_serializing_none;
+
+/// Input of CreateService.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateServiceRequest {
+    cluster: Option<String>,
+    service_name: String,
+    task_definition: Option<String>,
+    availability_zone_rebalancing: Option<String>,
+    load_balancers: Option<Vec<LoadBalancer>>,
+    service_registries: Option<Vec<ServiceRegistry>>,
+    desired_count: Option<i32>,
+    client_token: Option<String>,
+    launch_type: Option<String>,
+    capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    platform_version: Option<String>,
+    role: Option<String>,
+    deployment_configuration: Option<DeploymentConfiguration>,
+    placement_constraints: Option<Vec<PlacementConstraint>>,
+    placement_strategy: Option<Vec<PlacementStrategy>>,
+    network_configuration: Option<NetworkConfiguration>,
+    health_check_grace_period_seconds: Option<i32>,
+    scheduling_strategy: Option<String>,
+    deployment_controller: Option<DeploymentController>,
+    tags: Option<Vec<Tag>>,
+    #[serde(rename = "enableECSManagedTags")]
+    enable_ecs_managed_tags: Option<bool>,
+    propagate_tags: Option<String>,
+    enable_execute_command: Option<bool>,
+    service_connect_configuration: Option<Value>,
+    volume_configurations: Option<Vec<Value>>,
+    vpc_lattice_configurations: Option<Vec<Value>>,
+}
+
+/// Input of UpdateService.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateServiceRequest {
+    cluster: Option<String>,
+    service: String,
+    desired_count: Option<i32>,
+    task_definition: Option<String>,
+    capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    deployment_configuration: Option<DeploymentConfiguration>,
+    availability_zone_rebalancing: Option<String>,
+    network_configuration: Option<NetworkConfiguration>,
+    placement_constraints: Option<Vec<PlacementConstraint>>,
+    placement_strategy: Option<Vec<PlacementStrategy>>,
+    platform_version: Option<String>,
+    force_new_deployment: Option<bool>,
+    health_check_grace_period_seconds: Option<i32>,
+    deployment_controller: Option<DeploymentController>,
+    enable_execute_command: Option<bool>,
+    #[serde(rename = "enableECSManagedTags")]
+    enable_ecs_managed_tags: Option<bool>,
+    load_balancers: Option<Vec<LoadBalancer>>,
+    propagate_tags: Option<String>,
+    service_registries: Option<Vec<ServiceRegistry>>,
+    service_connect_configuration: Option<Value>,
+    volume_configurations: Option<Vec<Value>>,
+    vpc_lattice_configurations: Option<Vec<Value>>,
+}
+
+/// Input of DeleteService.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteServiceRequest {
+    cluster: Option<String>,
+    service: String,
+    force: Option<bool>,
+}
+
+/// Input of DescribeServices.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeServicesRequest {
+    cluster: Option<String>,
+    services: Vec<String>,
+    include: Option<Vec<String>>,
+}
+
+/// Input of ListServices.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListServicesRequest {
+    cluster: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+    launch_type: Option<String>,
+    scheduling_strategy: Option<String>,
+    resource_management_type: Option<String>,
+}
+
+/// Output of CreateService, UpdateService and DeleteService.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceResponse {
+    service: Service,
+}
+
+/// Output of DescribeServices.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeServicesResponse {
+    services: Vec<Service>,
+    failures: Vec<Failure>,
+}
+
+/// Output of ListServices.
+#[skip_serializing_none]
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListServicesResponse {
+    service_arns: Vec<String>,
+    next_token: Option<String>,
+}
+
+/// ServiceNotFoundException, as ECS words it.
+pub fn service_not_found() -> ApiError {
+    ApiError::new("ServiceNotFoundException", "Service not found.")
+}
+
+/// The name of the service a reference (name or service ARN) names in `cluster`. Long ARNs
+/// (`service/{cluster}/{name}`) of another cluster name no service here.
+pub fn service_name_of(cluster: &str, reference: &str) -> Result<String, ApiError> {
+    let name = if reference.starts_with("arn:") {
+        let arn = Arn::parse(reference)
+            .filter(|a| a.resource_type == "service")
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(format!(
+                    "'{reference}' is not a service name or service ARN."
+                ))
+            })?;
+        match arn.path.as_slice() {
+            [name] => name.clone(),
+            [other, name] if other == cluster => name.clone(),
+            [_, _] => return Err(service_not_found()),
+            _ => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "'{reference}' is not a service ARN."
+                )))
+            }
+        }
+    } else {
+        reference.to_string()
+    };
+    if is_valid_name(&name) {
+        Ok(name)
+    } else {
+        Err(ApiError::invalid_parameter(invalid_name_message(
+            "Service name",
+            &name,
+        )))
+    }
+}
+
+/// The default deployment configuration, with what the request gave laid over it.
+fn with_defaults(config: Option<DeploymentConfiguration>, daemon: bool) -> DeploymentConfiguration {
+    let mut config = config.unwrap_or_default();
+    let (min, max) = if daemon {
+        (DAEMON_MIN_HEALTHY_PERCENT, DAEMON_MAX_PERCENT)
+    } else {
+        (REPLICA_MIN_HEALTHY_PERCENT, REPLICA_MAX_PERCENT)
+    };
+    config.minimum_healthy_percent.get_or_insert(min);
+    config.maximum_percent.get_or_insert(max);
+    config
+        .deployment_circuit_breaker
+        .get_or_insert(DeploymentCircuitBreaker::default());
+    config
+}
+
+/// Lays the members an UpdateService gave over the current configuration.
+fn merge_configuration(current: &mut DeploymentConfiguration, update: &DeploymentConfiguration) {
+    if update.minimum_healthy_percent.is_some() {
+        current.minimum_healthy_percent = update.minimum_healthy_percent;
+    }
+    if update.maximum_percent.is_some() {
+        current.maximum_percent = update.maximum_percent;
+    }
+    if update.deployment_circuit_breaker.is_some() {
+        current.deployment_circuit_breaker = update.deployment_circuit_breaker;
+    }
+    if update.alarms.is_some() {
+        current.alarms = update.alarms.clone();
+    }
+    if update.strategy.is_some() {
+        current.strategy = update.strategy.clone();
+    }
+    if update.bake_time_in_minutes.is_some() {
+        current.bake_time_in_minutes = update.bake_time_in_minutes;
+    }
+}
+
+/// Creates a service: the record with its first (PRIMARY) deployment, its first service
+/// revision and service deployment. The controller then starts its tasks.
+pub async fn create_service(
+    ctx: Ctx,
+    req: CreateServiceRequest,
+) -> Result<ServiceResponse, ApiError> {
+    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
+    let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
+    if !is_valid_name(&req.service_name) {
+        return Err(ApiError::invalid_parameter(invalid_name_message(
+            "Service name",
+            &req.service_name,
+        )));
+    }
+    validate::refuse_unsupported(&validate::Unsupported {
+        load_balancers: req.load_balancers.as_deref(),
+        service_registries: req.service_registries.as_deref(),
+        capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
+        network_configuration: req.network_configuration.as_ref(),
+        service_connect_configuration: req.service_connect_configuration.as_ref(),
+        volume_configurations: req.volume_configurations.as_deref(),
+        vpc_lattice_configurations: req.vpc_lattice_configurations.as_deref(),
+        deployment_controller: req.deployment_controller.as_ref(),
+        platform_version: req.platform_version.as_deref(),
+    })?;
+    let strategy = validate::scheduling_strategy(req.scheduling_strategy.as_deref())?;
+    let daemon = strategy == "DAEMON";
+    let launch_type = validate::launch_type(req.launch_type.as_deref())?;
+    validate::desired_count(req.desired_count, daemon, true)?;
+    validate::grace_period(req.health_check_grace_period_seconds)?;
+    validate::propagate_tags(req.propagate_tags.as_deref())?;
+    validate::az_rebalancing(req.availability_zone_rebalancing.as_deref())?;
+    validate::deployment_configuration(req.deployment_configuration.as_ref(), daemon)?;
+    let tags = req.tags.clone().unwrap_or_default();
+    validate_tags(&tags).map_err(ApiError::invalid_parameter)?;
+    let reference = req.task_definition.as_deref().ok_or_else(|| {
+        ApiError::invalid_parameter(
+            "taskDefinition is required: name the task definition (family, family:revision or \
+             ARN) the service runs.",
+        )
+    })?;
+    let td = resolve_task_definition(&ctx, reference)?.task_definition;
+    validate::task_definition(&td, reference, &launch_type)?;
+    let constraints = req.placement_constraints.clone().unwrap_or_default();
+    let strategies = req.placement_strategy.clone().unwrap_or_default();
+    validate::placement(&constraints, &strategies, &td, daemon)?;
+
+    let key = keys::service(&cluster_name, &req.service_name);
+    loop {
+        let existing = ctx.get::<ServiceRecord>(&key)?;
+        let revision = existing.as_ref().map_or(0, |e| e.mod_revision);
+        if let Some(existing) = &existing {
+            match existing.value.service.status.as_deref() {
+                Some("ACTIVE") => {
+                    let same_token = req.client_token.is_some()
+                        && existing.value.state.client_token == req.client_token;
+                    if same_token {
+                        let counts = TaskCounts::of(&ctx, &cluster_name)?;
+                        return Ok(ServiceResponse {
+                            service: present(&existing.value, &counts, true),
+                        });
+                    }
+                    return Err(ApiError::invalid_parameter(
+                        "Creation of service was not idempotent.",
+                    ));
+                }
+                Some("DRAINING") => {
+                    return Err(ApiError::invalid_parameter(
+                        "Unable to Start a service that is still Draining.",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let now = ctx.now();
+        let desired = if daemon {
+            let facts = crate::controllers::services::observe::instance_facts(
+                &ctx,
+                &cluster_name,
+                &constraints,
+                &td,
+            )?;
+            i32::try_from(facts.iter().filter(|f| f.eligible).count()).unwrap_or(i32::MAX)
+        } else {
+            req.desired_count.unwrap_or(0)
+        };
+        let mut service = Service {
+            service_arn: Some(ctx.arns.service(&cluster_name, &req.service_name)),
+            service_name: Some(req.service_name.clone()),
+            cluster_arn: Some(ctx.arns.cluster(&cluster_name)),
+            load_balancers: Some(Vec::new()),
+            service_registries: Some(Vec::new()),
+            status: Some("ACTIVE".into()),
+            desired_count: Some(desired),
+            running_count: Some(0),
+            pending_count: Some(0),
+            launch_type: Some(launch_type.clone()),
+            deployment_configuration: Some(with_defaults(
+                req.deployment_configuration.clone(),
+                daemon,
+            )),
+            deployments: Some(Vec::new()),
+            role_arn: req.role.clone(),
+            events: Some(Vec::new()),
+            created_at: Some(now),
+            placement_constraints: Some(constraints.clone()),
+            placement_strategy: Some(strategies.clone()),
+            health_check_grace_period_seconds: req.health_check_grace_period_seconds,
+            scheduling_strategy: Some(strategy.clone()),
+            deployment_controller: Some(DeploymentController {
+                type_: "ECS".into(),
+            }),
+            tags: Some(tags.clone()),
+            created_by: Some(format!("arn:aws:iam::{}:root", ctx.arns.account_id)),
+            enable_ecs_managed_tags: Some(req.enable_ecs_managed_tags.unwrap_or(false)),
+            propagate_tags: Some(req.propagate_tags.clone().unwrap_or_else(|| "NONE".into())),
+            enable_execute_command: Some(req.enable_execute_command.unwrap_or(false)),
+            availability_zone_rebalancing: req.availability_zone_rebalancing.clone(),
+            ..Service::default()
+        };
+        let (revision_id, service_revision) =
+            present::new_revision(&ctx, &cluster_name, &service, &td, now);
+        let revision_arn = service_revision
+            .service_revision_arn
+            .clone()
+            .unwrap_or_default();
+        let (sd_id, service_deployment) = present::new_service_deployment(
+            &ctx,
+            &cluster_name,
+            &service,
+            &revision_arn,
+            Vec::new(),
+            now,
+        );
+        service.current_service_deployment = service_deployment.service_deployment_arn.clone();
+        let mut record = ServiceRecord {
+            service,
+            ..ServiceRecord::default()
+        };
+        record.state.client_token = req.client_token.clone();
+        let id = RandomIds.deployment_id();
+        start_deployment(
+            &mut record,
+            NewDeployment {
+                reason: reason_in_progress(&id),
+                id,
+                task_definition: td.task_definition_arn.clone().unwrap_or_default(),
+                launch_type: Some(launch_type.clone()),
+                network_configuration: None,
+                service_deployment_arn: service_deployment
+                    .service_deployment_arn
+                    .clone()
+                    .unwrap_or_default(),
+                service_revision_arn: revision_arn,
+                rollback_of: None,
+                now,
+            },
+        );
+        let txn = Txn::new()
+            .when(Compare::at(&key, revision))
+            .put(&key, encode(&record))
+            .put(
+                keys::service_revision(&cluster_name, &req.service_name, &revision_id),
+                encode(&service_revision),
+            )
+            .put(
+                keys::service_deployment(&cluster_name, &req.service_name, &sd_id),
+                encode(&service_deployment),
+            );
+        if ctx.commit(txn).await?.succeeded {
+            return Ok(ServiceResponse {
+                service: present(&record, &TaskCounts::default(), true),
+            });
+        }
+    }
+}
+
+/// The stored service a request names, or ServiceNotFoundException.
+fn load(ctx: &Ctx, key: &str) -> Result<Versioned<ServiceRecord>, ApiError> {
+    ctx.get::<ServiceRecord>(key)?.ok_or_else(service_not_found)
+}
+
+/// Updates a service. A new task definition, forceNewDeployment or new placement rules start
+/// a new PRIMARY deployment (a new service revision and service deployment); other changes
+/// (desired count, deployment configuration, grace period, tags propagation) apply in place.
+pub async fn update_service(
+    ctx: Ctx,
+    req: UpdateServiceRequest,
+) -> Result<ServiceResponse, ApiError> {
+    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
+    let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
+    let name = service_name_of(&cluster_name, &req.service)?;
+    validate::refuse_unsupported(&validate::Unsupported {
+        load_balancers: req.load_balancers.as_deref(),
+        service_registries: req.service_registries.as_deref(),
+        capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
+        network_configuration: req.network_configuration.as_ref(),
+        service_connect_configuration: req.service_connect_configuration.as_ref(),
+        volume_configurations: req.volume_configurations.as_deref(),
+        vpc_lattice_configurations: req.vpc_lattice_configurations.as_deref(),
+        deployment_controller: req.deployment_controller.as_ref(),
+        platform_version: req.platform_version.as_deref(),
+    })?;
+    validate::grace_period(req.health_check_grace_period_seconds)?;
+    validate::propagate_tags(req.propagate_tags.as_deref())?;
+    validate::az_rebalancing(req.availability_zone_rebalancing.as_deref())?;
+    let key = keys::service(&cluster_name, &name);
+    loop {
+        let current = load(&ctx, &key)?;
+        let mut record = current.value.clone();
+        if record.service.status.as_deref() != Some("ACTIVE") {
+            return Err(ApiError::new(
+                "ServiceNotActiveException",
+                "Service was not ACTIVE.",
+            ));
+        }
+        let daemon = record.is_daemon();
+        validate::desired_count(req.desired_count, daemon, false)?;
+        let launch_type = record.service.launch_type.clone().unwrap_or_else(|| "EC2".into());
+        let td = match req.task_definition.as_deref() {
+            Some(reference) => {
+                let td = resolve_task_definition(&ctx, reference)?.task_definition;
+                validate::task_definition(&td, reference, &launch_type)?;
+                td
+            }
+            None => {
+                let current_td = record.service.task_definition.clone().unwrap_or_default();
+                resolve_task_definition(&ctx, &current_td)?.task_definition
+            }
+        };
+        let mut config = record
+            .service
+            .deployment_configuration
+            .clone()
+            .unwrap_or_default();
+        if let Some(update) = &req.deployment_configuration {
+            merge_configuration(&mut config, update);
+        }
+        validate::deployment_configuration(Some(&config), daemon)?;
+        let constraints = req
+            .placement_constraints
+            .clone()
+            .or_else(|| record.service.placement_constraints.clone())
+            .unwrap_or_default();
+        let strategies = req
+            .placement_strategy
+            .clone()
+            .or_else(|| record.service.placement_strategy.clone())
+            .unwrap_or_default();
+        validate::placement(&constraints, &strategies, &td, daemon)?;
+
+        let new_td = td.task_definition_arn != record.service.task_definition;
+        let new_placement = record.service.placement_constraints.as_ref() != Some(&constraints)
+            || record.service.placement_strategy.as_ref() != Some(&strategies);
+        let new_deployment = new_td || new_placement || req.force_new_deployment == Some(true);
+
+        let s = &mut record.service;
+        if let Some(n) = req.desired_count {
+            s.desired_count = Some(n);
+        }
+        s.deployment_configuration = Some(config);
+        s.placement_constraints = Some(constraints);
+        s.placement_strategy = Some(strategies);
+        if let Some(g) = req.health_check_grace_period_seconds {
+            s.health_check_grace_period_seconds = Some(g);
+        }
+        if let Some(v) = req.enable_ecs_managed_tags {
+            s.enable_ecs_managed_tags = Some(v);
+        }
+        if let Some(v) = &req.propagate_tags {
+            s.propagate_tags = Some(v.clone());
+        }
+        if let Some(v) = req.enable_execute_command {
+            s.enable_execute_command = Some(v);
+        }
+        if let Some(v) = &req.availability_zone_rebalancing {
+            s.availability_zone_rebalancing = Some(v.clone());
+        }
+        record.state.steady = false;
+        record.state.steady_since = None;
+
+        let now = ctx.now();
+        let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
+        if new_deployment {
+            let sources = source_revisions(&ctx, &cluster_name, &record)?;
+            let superseded = superseded_history(&ctx, &cluster_name, &name, &record, now)?;
+            let (revision_id, service_revision) =
+                present::new_revision(&ctx, &cluster_name, &record.service, &td, now);
+            let revision_arn = service_revision
+                .service_revision_arn
+                .clone()
+                .unwrap_or_default();
+            let (sd_id, service_deployment) = present::new_service_deployment(
+                &ctx,
+                &cluster_name,
+                &record.service,
+                &revision_arn,
+                sources,
+                now,
+            );
+            let id = RandomIds.deployment_id();
+            start_deployment(
+                &mut record,
+                NewDeployment {
+                    reason: reason_in_progress(&id),
+                    id,
+                    task_definition: td.task_definition_arn.clone().unwrap_or_default(),
+                    launch_type: Some(launch_type.clone()),
+                    network_configuration: None,
+                    service_deployment_arn: service_deployment
+                        .service_deployment_arn
+                        .clone()
+                        .unwrap_or_default(),
+                    service_revision_arn: revision_arn,
+                    rollback_of: None,
+                    now,
+                },
+            );
+            txn = txn
+                .put(
+                    keys::service_revision(&cluster_name, &name, &revision_id),
+                    encode(&service_revision),
+                )
+                .put(
+                    keys::service_deployment(&cluster_name, &name, &sd_id),
+                    encode(&service_deployment),
+                );
+            for (sd_key, sd_revision, sd) in superseded {
+                txn = txn
+                    .when(Compare::at(&sd_key, sd_revision))
+                    .put(&sd_key, encode(&sd));
+            }
+        }
+        txn = txn.put(&key, encode(&record));
+        if ctx.commit(txn).await?.succeeded {
+            let counts = TaskCounts::of(&ctx, &cluster_name)?;
+            return Ok(ServiceResponse {
+                service: present(&record, &counts, true),
+            });
+        }
+    }
+}
+
+/// The service deployments still under way that a new deployment stops: their keys,
+/// revisions and new contents.
+fn superseded_history(
+    ctx: &Ctx,
+    cluster: &str,
+    service: &str,
+    record: &ServiceRecord,
+    now: f64,
+) -> Result<Vec<(String, u64, ServiceDeployment)>, ApiError> {
+    let mut out = Vec::new();
+    let arns: Vec<&str> = record
+        .state
+        .deployments
+        .iter()
+        .map(|d| d.service_deployment_arn.as_str())
+        .collect();
+    for stored in ctx.list::<ServiceDeployment>(&keys::service_deployments_of(cluster, service))? {
+        let arn = stored.value.service_deployment_arn.clone().unwrap_or_default();
+        let running = matches!(
+            stored.value.status.as_deref(),
+            Some("PENDING" | "IN_PROGRESS" | "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS")
+        );
+        if !running || !arns.contains(&arn.as_str()) {
+            continue;
+        }
+        let id = arn.rsplit('/').next().unwrap_or_default().to_string();
+        let mut sd = stored.value;
+        apply_history(
+            &mut sd,
+            &HistoryUpdate {
+                arn,
+                status: "STOPPED",
+                status_reason: Some("Superseded by a newer service deployment.".into()),
+                finished: true,
+                rollback: None,
+                circuit_breaker: None,
+            },
+            now,
+        );
+        out.push((
+            keys::service_deployment(cluster, service, &id),
+            stored.mod_revision,
+            sd,
+        ));
+    }
+    Ok(out)
+}
+
+/// Deletes a service: it becomes DRAINING, its tasks are stopped, then it becomes INACTIVE
+/// (and stays describable). A REPLICA service still scaled above 0 needs `force`.
+pub async fn delete_service(
+    ctx: Ctx,
+    req: DeleteServiceRequest,
+) -> Result<ServiceResponse, ApiError> {
+    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
+    let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
+    let name = service_name_of(&cluster_name, &req.service)?;
+    let key = keys::service(&cluster_name, &name);
+    loop {
+        let current = load(&ctx, &key)?;
+        let mut record = current.value.clone();
+        match record.service.status.as_deref() {
+            Some("ACTIVE") => {}
+            Some("DRAINING") => {
+                let counts = TaskCounts::of(&ctx, &cluster_name)?;
+                return Ok(ServiceResponse {
+                    service: present(&record, &counts, false),
+                });
+            }
+            _ => return Err(service_not_found()),
+        }
+        if !record.is_daemon()
+            && record.service.desired_count.unwrap_or(0) > 0
+            && req.force != Some(true)
+        {
+            return Err(ApiError::invalid_parameter(
+                "The service cannot be stopped while it is scaled above 0.",
+            ));
+        }
+        let now = ctx.now();
+        record.service.status = Some("DRAINING".into());
+        record.service.desired_count = Some(0);
+        let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
+        for (sd_key, sd_revision, mut sd) in superseded_history(&ctx, &cluster_name, &name, &record, now)? {
+            sd.status_reason = Some(REASON_SERVICE_DELETED.into());
+            txn = txn
+                .when(Compare::at(&sd_key, sd_revision))
+                .put(&sd_key, encode(&sd));
+        }
+        txn = txn.put(&key, encode(&record));
+        if ctx.commit(txn).await?.succeeded {
+            let counts = TaskCounts::of(&ctx, &cluster_name)?;
+            return Ok(ServiceResponse {
+                service: present(&record, &counts, false),
+            });
+        }
+    }
+}
+
+/// Describes up to 10 services by name or ARN, INACTIVE ones included; unknown ones are
+/// `MISSING` failures. Tags only with `include: ["TAGS"]`.
+pub async fn describe_services(
+    ctx: Ctx,
+    req: DescribeServicesRequest,
+) -> Result<DescribeServicesResponse, ApiError> {
+    let include = req.include.unwrap_or_default();
+    if let Some(bad) = include.iter().find(|i| i.as_str() != "TAGS") {
+        return Err(ApiError::invalid_parameter(format!(
+            "Invalid include value '{bad}': use TAGS."
+        )));
+    }
+    if req.services.is_empty() || req.services.len() > 10 {
+        return Err(ApiError::invalid_parameter(
+            "services must name 1 to 10 services.",
+        ));
+    }
+    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
+    let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
+    let with_tags = include.iter().any(|i| i == "TAGS");
+    let counts = TaskCounts::of(&ctx, &cluster_name)?;
+    let mut services = Vec::new();
+    let mut failures = Vec::new();
+    for reference in &req.services {
+        let found = match service_name_of(&cluster_name, reference) {
+            Ok(name) => ctx.get::<ServiceRecord>(&keys::service(&cluster_name, &name))?,
+            Err(_) => None,
+        };
+        match found {
+            Some(record) => services.push(present(&record.value, &counts, with_tags)),
+            None => {
+                let arn = if reference.starts_with("arn:") {
+                    reference.clone()
+                } else {
+                    ctx.arns.service(&cluster_name, reference)
+                };
+                failures.push(Failure::new(arn, "MISSING"));
+            }
+        }
+    }
+    Ok(DescribeServicesResponse { services, failures })
+}
+
+/// Lists the ARNs of a cluster's services that are not INACTIVE, filtered by launch type and
+/// scheduling strategy, 10 a page unless maxResults says otherwise (at most 100).
+pub async fn list_services(
+    ctx: Ctx,
+    req: ListServicesRequest,
+) -> Result<ListServicesResponse, ApiError> {
+    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
+    let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
+    let page = PageRequest::parse(
+        req.next_token.as_deref(),
+        Some(req.max_results.unwrap_or(10)),
+        100,
+    )?;
+    if let Some(lt) = req.launch_type.as_deref() {
+        if !matches!(lt, "EC2" | "FARGATE" | "EXTERNAL" | "MANAGED_INSTANCES") {
+            return Err(ApiError::invalid_parameter(format!(
+                "'{lt}' is not a launch type: use EC2, FARGATE, EXTERNAL or MANAGED_INSTANCES."
+            )));
+        }
+    }
+    if let Some(s) = req.scheduling_strategy.as_deref() {
+        validate::scheduling_strategy(Some(s))?;
+    }
+    let managed_by_ecs = match req.resource_management_type.as_deref() {
+        None | Some("CUSTOMER") => false,
+        Some("ECS") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(format!(
+                "'{other}' is not a resource management type: use CUSTOMER or ECS."
+            )))
+        }
+    };
+    let arns: Vec<String> = ctx
+        .list::<ServiceRecord>(&keys::services_of(&cluster_name))?
+        .into_iter()
+        .map(|v| v.value.service)
+        .filter(|s| s.status.as_deref() != Some("INACTIVE"))
+        .filter(|s| req.launch_type.is_none() || s.launch_type == req.launch_type)
+        .filter(|s| {
+            req.scheduling_strategy.is_none() || s.scheduling_strategy == req.scheduling_strategy
+        })
+        .filter(|_| !managed_by_ecs)
+        .filter_map(|s| s.service_arn)
+        .collect();
+    let (service_arns, next_token) = page.page(arns, Clone::clone);
+    Ok(ListServicesResponse {
+        service_arns,
+        next_token,
+    })
+}
+
+#[cfg(test)]
+mod tests;

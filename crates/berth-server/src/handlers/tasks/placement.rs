@@ -1,0 +1,174 @@
+//! Placement against the stored cluster, for RunTask, StartTask and the service controller:
+//! build the scheduler's snapshot from the view (the cluster's instances and the groups of
+//! their live tasks), run the pure engine of `berth_core::scheduler`, and commit the placed
+//! tasks with the instances' reduced `remainingResources` in one transaction guarded by the
+//! instances' revisions (`None` from [`commit`] means another writer won: plan again).
+//!
+//! The service controller calls [`plan`] with its own [`TaskRequest`] (group `service:<name>`,
+//! strategies from [`strategies`] with `default_service_strategies`, constraints from
+//! [`constraints`]), builds a task per [`Plan::placed_arns`], and calls [`commit`] with
+//! [`Plan::reserved`].
+
+use crate::app::App;
+use crate::error::ApiError;
+use berth_core::arn::id_of;
+use berth_core::model::container_instance::ContainerInstance;
+use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task};
+use berth_core::model::task_definition::TaskDefinitionPlacementConstraint;
+use berth_core::model::Failure;
+use berth_core::resources::{reserve, TaskResources};
+use berth_core::scheduler::{
+    parse_constraints, parse_strategies, Constraint, Outcome, Snapshot, Strategy, TaskRequest,
+};
+use berth_store::typed::{encode, Versioned};
+use berth_store::{keys, Compare, Txn};
+use std::collections::BTreeMap;
+
+/// A cluster's stored instances by id (INACTIVE ones included), with their revisions.
+pub type Instances = BTreeMap<String, Versioned<ContainerInstance>>;
+
+/// The stored instances of `cluster` by id.
+pub fn instances_of(app: &App, cluster: &str) -> Result<Instances, ApiError> {
+    Ok(app
+        .list::<ContainerInstance>(&keys::instances_of(cluster))?
+        .into_iter()
+        .filter_map(|v| {
+            let id = v
+                .value
+                .container_instance_arn
+                .as_deref()
+                .and_then(|a| id_of(a, "container-instance"))?;
+            Some((id, v))
+        })
+        .collect())
+}
+
+/// The scheduler's snapshot of `cluster` (instances in id order, INACTIVE ones left out) and
+/// the stored instances it was made from.
+pub fn snapshot(app: &App, cluster: &str) -> Result<(Snapshot, Instances), ApiError> {
+    let instances = instances_of(app, cluster)?;
+    let tasks: Vec<Task> = app
+        .list::<Task>(&keys::tasks_of(cluster))?
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
+    let snapshot = Snapshot::from_model(instances.values().map(|v| &v.value), &tasks);
+    Ok((snapshot, instances))
+}
+
+/// What the scheduler decided for one batch, and what it decided it from.
+#[derive(Debug)]
+pub struct Plan {
+    /// The snapshot, updated by the placements.
+    pub snapshot: Snapshot,
+    /// The stored instances the snapshot was made from.
+    pub instances: Instances,
+    /// Where each task goes, or why none could go anywhere.
+    pub outcome: Outcome,
+}
+
+/// Places `request` on the cluster as stored now (nothing is written).
+pub fn plan(app: &App, cluster: &str, request: &TaskRequest, seed: u64) -> Result<Plan, ApiError> {
+    let (mut snapshot, instances) = snapshot(app, cluster)?;
+    let outcome = snapshot.place(request, seed);
+    Ok(Plan {
+        snapshot,
+        instances,
+        outcome,
+    })
+}
+
+impl Plan {
+    /// The container instance ARN of each placed task, in order.
+    pub fn placed_arns(&self) -> Vec<String> {
+        self.outcome
+            .placements
+            .iter()
+            .map(|&i| self.snapshot.arn(i).to_string())
+            .collect()
+    }
+
+    /// ECS's `failures` entries for the tasks that could not be placed: one per refusing
+    /// instance, with its reason.
+    pub fn failures(&self) -> Vec<Failure> {
+        self.outcome
+            .failures
+            .iter()
+            .map(|&(i, reason)| Failure::new(self.snapshot.arn(i), reason.code()))
+            .collect()
+    }
+
+    /// The instances that receive tasks, by id, with `needs` reserved once per task.
+    pub fn reserved(&self, needs: &TaskResources) -> BTreeMap<String, ContainerInstance> {
+        let mut touched: BTreeMap<String, ContainerInstance> = BTreeMap::new();
+        for &i in &self.outcome.placements {
+            let id = self.snapshot.id(i);
+            let Some(stored) = self.instances.get(id) else {
+                continue;
+            };
+            let instance = touched
+                .entry(id.to_string())
+                .or_insert_with(|| stored.value.clone());
+            reserve(instance, needs);
+        }
+        touched
+    }
+}
+
+/// Writes placed tasks (by task id) and the instances they reserve resources on, guarded by
+/// the instances' revisions. Returns the new revision, or `None` when another writer changed
+/// an instance (or a task id was taken).
+pub async fn commit(
+    app: &App,
+    cluster: &str,
+    tasks: &[(String, Task)],
+    instances: &Instances,
+    touched: &BTreeMap<String, ContainerInstance>,
+) -> Result<Option<u64>, ApiError> {
+    let mut txn = Txn::new();
+    for (id, instance) in touched {
+        let key = keys::instance(cluster, id);
+        let revision = instances.get(id).map_or(0, |v| v.mod_revision);
+        txn = txn
+            .when(Compare::at(&key, revision))
+            .put(&key, encode(instance));
+    }
+    for (task_id, task) in tasks {
+        let key = keys::task(cluster, task_id);
+        txn = txn.when(Compare::absent(&key)).put(&key, encode(task));
+    }
+    let result = app.commit(txn).await?;
+    Ok(result.succeeded.then_some(result.revision))
+}
+
+/// The strategies of a call, or `default` when it names none; bad ones are
+/// InvalidParameterException.
+pub fn strategies(
+    call: Option<&[PlacementStrategy]>,
+    default: fn() -> Vec<Strategy>,
+) -> Result<Vec<Strategy>, ApiError> {
+    match call {
+        Some(list) if !list.is_empty() => {
+            parse_strategies(list).map_err(ApiError::invalid_parameter)
+        }
+        _ => Ok(default()),
+    }
+}
+
+/// The constraints of a call together with its task definition's; a bad one (a memberOf
+/// expression that does not parse: the message names the column) is InvalidParameterException.
+pub fn constraints(
+    call: Option<&[PlacementConstraint]>,
+    task_definition: Option<&[TaskDefinitionPlacementConstraint]>,
+) -> Result<Vec<Constraint>, ApiError> {
+    parse_constraints(
+        call.unwrap_or_default(),
+        task_definition.unwrap_or_default(),
+    )
+    .map_err(ApiError::invalid_parameter)
+}
+
+/// A fresh seed for `random`.
+pub fn seed() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
