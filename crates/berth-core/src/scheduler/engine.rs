@@ -31,14 +31,88 @@ enum Key {
 }
 
 impl Key {
+    fn as_ref(&self) -> KeyRef<'_> {
+        match self {
+            Key::Cpu => KeyRef::Cpu,
+            Key::Memory => KeyRef::Memory,
+            Key::Instance => KeyRef::Instance,
+            Key::Attribute { index, counts } => KeyRef::Attribute(&index.values, counts),
+        }
+    }
+}
+
+/// A key with its tables borrowed, for the placement loop.
+enum KeyRef<'a> {
+    Cpu,
+    Memory,
+    Instance,
+    Attribute(&'a [u32], &'a [i64]),
+}
+
+impl KeyRef<'_> {
     #[inline(always)]
     fn value(&self, i: usize, cpu: &[i64], memory: &[i64], group: &[u32]) -> i64 {
         match self {
-            Key::Cpu => cpu[i],
-            Key::Memory => memory[i],
-            Key::Instance => i64::from(group[i]),
-            Key::Attribute { index, counts } => counts[index.values[i] as usize],
+            KeyRef::Cpu => cpu[i],
+            KeyRef::Memory => memory[i],
+            KeyRef::Instance => i64::from(group[i]),
+            KeyRef::Attribute(values, counts) => counts[values[i] as usize],
         }
+    }
+}
+
+/// What one scan needs besides the keys.
+struct Scan<'a> {
+    needs: &'a TaskResources,
+    member: &'a [bool],
+    distinct: bool,
+    group: &'a [u32],
+    rest: &'a [KeyRef<'a>],
+    random: bool,
+}
+
+/// A ranking key read per instance, clamped into 32 bits.
+trait KeyFn {
+    fn get(&self, i: usize) -> u64;
+}
+
+/// No key: every instance ranks the same.
+struct NoKey;
+
+/// Remaining CPU or memory.
+struct Amount<'a>(&'a [i64]);
+
+/// Tasks of the group on the instance.
+struct Count<'a>(&'a [u32]);
+
+/// Tasks of the group on instances sharing the instance's attribute value.
+struct Shared<'a>(&'a [u32], &'a [i64]);
+
+impl KeyFn for NoKey {
+    #[inline(always)]
+    fn get(&self, _: usize) -> u64 {
+        0
+    }
+}
+
+impl KeyFn for Amount<'_> {
+    #[inline(always)]
+    fn get(&self, i: usize) -> u64 {
+        self.0[i].clamp(0, i64::from(u32::MAX)) as u64
+    }
+}
+
+impl KeyFn for Count<'_> {
+    #[inline(always)]
+    fn get(&self, i: usize) -> u64 {
+        u64::from(self.0[i])
+    }
+}
+
+impl KeyFn for Shared<'_> {
+    #[inline(always)]
+    fn get(&self, i: usize) -> u64 {
+        self.1[self.0[i] as usize].clamp(0, i64::from(u32::MAX)) as u64
     }
 }
 
@@ -210,7 +284,8 @@ impl Snapshot {
         taken.then_some(Reason::DistinctInstance)
     }
 
-    /// The best candidate for one task, or `None`.
+    /// The best candidate for one task, or `None`: the scan specialised to the request's
+    /// first two keys (see [`Snapshot::scan`]).
     #[allow(clippy::too_many_arguments)]
     fn best(
         &self,
@@ -222,19 +297,71 @@ impl Snapshot {
         random: bool,
         rng: &mut Rng,
     ) -> Option<usize> {
-        let (cpu, memory, state) = (&self.cpu[..], &self.memory[..], &self.state[..]);
-        let n = state.len();
-        let (cpu, memory, member, group) = (&cpu[..n], &memory[..n], &member[..n], &group[..n]);
+        let refs: Vec<KeyRef<'_>> = keys.iter().map(Key::as_ref).collect();
+        let rest = refs.get(2..).unwrap_or_default();
+        let scan = Scan {
+            needs,
+            member,
+            distinct,
+            group,
+            rest,
+            random,
+        };
+        macro_rules! with_key {
+            ($key:expr, |$k:ident| $body:expr) => {
+                match $key {
+                    None => {
+                        let $k = NoKey;
+                        $body
+                    }
+                    Some(KeyRef::Cpu) => {
+                        let $k = Amount(&self.cpu);
+                        $body
+                    }
+                    Some(KeyRef::Memory) => {
+                        let $k = Amount(&self.memory);
+                        $body
+                    }
+                    Some(KeyRef::Instance) => {
+                        let $k = Count(group);
+                        $body
+                    }
+                    Some(KeyRef::Attribute(values, counts)) => {
+                        let $k = Shared(values, counts);
+                        $body
+                    }
+                }
+            };
+        }
+        with_key!(refs.first(), |a| with_key!(refs.get(1), |b| self
+            .scan(&scan, a, b, rng)))
+    }
+
+    /// One pass over the instances: skip those that cannot take the task, rank the rest by
+    /// the first two keys packed into one number (32 bits each: candidates have non-negative
+    /// resources and counts), so most candidates cost one comparison, and by the further keys
+    /// only on a tie.
+    fn scan<A: KeyFn, B: KeyFn>(
+        &self,
+        scan: &Scan<'_>,
+        a: A,
+        b: B,
+        rng: &mut Rng,
+    ) -> Option<usize> {
+        let n = self.state.len();
+        let (state, cpu, memory) = (&self.state[..n], &self.cpu[..n], &self.memory[..n]);
+        let (member, group, needs) = (&scan.member[..n], &scan.group[..n], scan.needs);
         let ports = !needs.tcp_ports.is_empty() || !needs.udp_ports.is_empty();
         let mut best: Option<usize> = None;
-        let mut best_keys = [0i64; MAX_KEYS];
+        let mut best_packed = u64::MAX;
+        let mut best_rest = [0i64; MAX_KEYS];
         let mut ties = 0u64;
         for i in 0..n {
             if state[i] != SCHEDULABLE
                 || cpu[i] < needs.cpu
                 || memory[i] < needs.memory
                 || !member[i]
-                || (distinct && group[i] > 0)
+                || (scan.distinct && group[i] > 0)
             {
                 continue;
             }
@@ -244,29 +371,29 @@ impl Snapshot {
             {
                 continue;
             }
-            let mut order = if best.is_none() {
+            let packed = (a.get(i) << 32) | b.get(i);
+            let order = if best.is_none() {
                 Ordering::Less
+            } else if packed != best_packed {
+                packed.cmp(&best_packed)
             } else {
-                Ordering::Equal
+                scan.rest
+                    .iter()
+                    .zip(best_rest.iter())
+                    .map(|(k, v)| k.value(i, cpu, memory, group).cmp(v))
+                    .find(|o| *o != Ordering::Equal)
+                    .unwrap_or(Ordering::Equal)
             };
-            if order == Ordering::Equal {
-                for (k, key) in keys.iter().enumerate() {
-                    let v = key.value(i, cpu, memory, group);
-                    if v != best_keys[k] {
-                        order = v.cmp(&best_keys[k]);
-                        break;
-                    }
-                }
-            }
             match order {
                 Ordering::Less => {
                     best = Some(i);
+                    best_packed = packed;
                     ties = 1;
-                    for (k, key) in keys.iter().enumerate() {
-                        best_keys[k] = key.value(i, cpu, memory, group);
+                    for (v, k) in best_rest.iter_mut().zip(scan.rest.iter()) {
+                        *v = k.value(i, cpu, memory, group);
                     }
                 }
-                Ordering::Equal if random => {
+                Ordering::Equal if scan.random => {
                     ties += 1;
                     if rng.below(ties) == 0 {
                         best = Some(i);

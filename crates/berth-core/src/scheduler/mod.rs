@@ -45,7 +45,9 @@ pub enum Strategy {
 /// What `binpack` packs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinpackField {
+    /// Remaining CPU units.
     Cpu,
+    /// Remaining memory.
     Memory,
 }
 

@@ -64,17 +64,29 @@ pub enum Subject {
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operator {
+    /// `==`, `equals`.
     Equals,
+    /// `!=`, `not_equals`.
     NotEquals,
+    /// `>`, `greater_than`.
     GreaterThan,
+    /// `>=`, `greater_than_equal`.
     GreaterThanEqual,
+    /// `<`, `less_than`.
     LessThan,
+    /// `<=`, `less_than_equal`.
     LessThanEqual,
+    /// `exists`.
     Exists,
+    /// `!exists`, `not_exists`.
     NotExists,
+    /// `in` a list.
     In,
+    /// `!in`, `not_in` a list.
     NotIn,
+    /// `=~`, `matches` a regular expression.
     Matches,
+    /// `!~`, `not_matches` a regular expression.
     NotMatches,
 }
 

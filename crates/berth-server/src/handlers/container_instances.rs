@@ -11,6 +11,7 @@ use berth_core::model::container_instance::{
 };
 use berth_core::model::{validate_tags, Attribute, Failure, Resource, Tag};
 use berth_core::pagination::PageRequest;
+use berth_core::scheduler::{query, StoredInstance};
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
 use serde::{Deserialize, Serialize};
@@ -472,12 +473,14 @@ pub async fn list(
     ctx: Ctx,
     req: ListContainerInstancesRequest,
 ) -> Result<ListContainerInstancesResponse, ApiError> {
-    if req.filter.as_deref().is_some_and(|f| !f.trim().is_empty()) {
-        return Err(ApiError::invalid_parameter(
-            "The filter parameter (cluster query language) is not supported yet in this version \
-             of Berth: list without it, optionally by status.",
-        ));
-    }
+    let filter = match req.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        None => None,
+        Some(text) => Some(query::parse(text).map_err(|e| {
+            ApiError::invalid_parameter(format!(
+                "Invalid filter '{text}' (cluster query language): {e}."
+            ))
+        })?),
+    };
     if let Some(status) = req.status.as_deref() {
         if !LIST_STATUSES.contains(&status) {
             return Err(ApiError::invalid_parameter(format!(
@@ -498,6 +501,27 @@ pub async fn list(
             None => i.status.as_deref() != Some("INACTIVE"),
         })
         .collect();
+    let instances = match &filter {
+        None => instances,
+        Some(expr) => {
+            let facts = query_facts(&ctx, &cluster)?;
+            instances
+                .into_iter()
+                .filter(|i| {
+                    let (running, groups) = i
+                        .container_instance_arn
+                        .as_ref()
+                        .and_then(|arn| facts.get(arn))
+                        .map_or((0, &[][..]), |(n, g)| (*n, g.as_slice()));
+                    expr.matches(&StoredInstance {
+                        instance: i,
+                        running_tasks_count: running,
+                        groups,
+                    })
+                })
+                .collect()
+        }
+    };
     let (instances, next_token) = page.page(instances, id_of);
     Ok(ListContainerInstancesResponse {
         container_instance_arns: instances
@@ -506,6 +530,28 @@ pub async fn list(
             .collect(),
         next_token,
     })
+}
+
+/// What filters read of an instance's tasks, by instance ARN: how many run, and the groups of
+/// those not stopped (desired RUNNING), as the scheduler counts them.
+fn query_facts(ctx: &Ctx, cluster: &str) -> Result<HashMap<String, (i64, Vec<String>)>, ApiError> {
+    let mut facts: HashMap<String, (i64, Vec<String>)> = HashMap::new();
+    for task in ctx.list::<serde_json::Value>(&keys::tasks_of(cluster))? {
+        let field = |name: &str| task.value.get(name).and_then(|v| v.as_str());
+        let (Some(arn), Some(last)) = (field("containerInstanceArn"), field("lastStatus")) else {
+            continue;
+        };
+        let entry = facts.entry(arn.to_string()).or_default();
+        if last == "RUNNING" {
+            entry.0 += 1;
+        }
+        if let Some(group) = field("group") {
+            if last != "STOPPED" && field("desiredStatus") != Some("STOPPED") {
+                entry.1.push(group.to_string());
+            }
+        }
+    }
+    Ok(facts)
 }
 
 /// Sets up to 10 instances ACTIVE or DRAINING. Unknown instances are `MISSING` failures;
@@ -840,13 +886,58 @@ mod tests {
         assert_eq!(second.container_instance_arns, vec![arns[2].clone()]);
         assert!(second.next_token.is_none());
         for body in [
-            json!({"cluster": "demo", "filter": "attribute:ecs.os-type == linux"}),
+            json!({"cluster": "demo", "filter": "attribute:ecs.os-type = linux"}),
             json!({"cluster": "demo", "status": "INACTIVE"}),
             json!({"cluster": "demo", "maxResults": 0}),
         ] {
             let err = list_arns(&ctx, body).await.expect_err("refused");
             assert_eq!(err.name, "InvalidParameterException");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn listing_filters_with_the_cluster_query_language() {
+        let ctx = app_with(&["demo"]).await;
+        let mut by_zone = HashMap::new();
+        for zone in ["a", "b", "c"] {
+            let body = json!({"cluster": "demo", "attributes": [{"name": "zone", "value": zone}]});
+            by_zone.insert(zone, arn_of(&register_ok(&ctx, body).await));
+        }
+        let listed = |filter: &str| {
+            let ctx = ctx.clone();
+            let body = json!({"cluster": "demo", "filter": filter});
+            async move {
+                list_arns(&ctx, body)
+                    .await
+                    .map(|r| r.container_instance_arns)
+            }
+        };
+        assert_eq!(
+            listed("attribute:zone == b").await.expect("lists"),
+            vec![by_zone["b"].clone()]
+        );
+        let mut a_c = vec![by_zone["a"].clone(), by_zone["c"].clone()];
+        a_c.sort();
+        assert_eq!(
+            listed("attribute:zone in [a, c]").await.expect("lists"),
+            a_c
+        );
+        assert_eq!(
+            listed("runningTasksCount == 0 and not (task:group exists)")
+                .await
+                .expect("lists")
+                .len(),
+            3
+        );
+        assert!(listed("attribute:zone =~ [xy]")
+            .await
+            .expect("lists")
+            .is_empty());
+        let err = listed("attribute:zone == b and")
+            .await
+            .expect_err("bad filter");
+        assert_eq!(err.name, "InvalidParameterException");
+        assert!(err.message.contains("column 24"), "{}", err.message);
     }
 
     #[tokio::test(flavor = "multi_thread")]

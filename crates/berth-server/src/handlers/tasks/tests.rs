@@ -288,3 +288,222 @@ async fn unknown_tasks_are_missing_failures_and_list_filters_apply() {
     .expect("list");
     assert_eq!(started["taskArns"], json!([]));
 }
+
+/// A cluster `zones` with three instances (attribute zone = a, b, c; 4096 CPU / 2048 MiB
+/// each) and a task definition `app` of 256 MiB. Returns the instance ARNs by zone.
+async fn three_zones(app: &Arc<App>) -> std::collections::BTreeMap<String, String> {
+    call(app, "CreateCluster", json!({"clusterName": "zones"}))
+        .await
+        .expect("cluster");
+    let mut arns = std::collections::BTreeMap::new();
+    for zone in ["a", "b", "c"] {
+        let out = call(
+            app,
+            "RegisterContainerInstance",
+            json!({"cluster": "zones", "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 2048}
+            ], "attributes": [{"name": "zone", "value": zone}]}),
+        )
+        .await
+        .expect("instance");
+        let arn = out["containerInstance"]["containerInstanceArn"]
+            .as_str()
+            .expect("arn");
+        arns.insert(arn.to_string(), zone.to_string());
+    }
+    call(
+        app,
+        "RegisterTaskDefinition",
+        json!({"family": "app", "containerDefinitions": [
+            {"name": "app", "image": "busybox", "memory": 256, "essential": true}
+        ]}),
+    )
+    .await
+    .expect("task definition");
+    arns
+}
+
+/// How many of `out`'s tasks landed in each zone, as "a:2 b:2 c:2".
+fn zones_of(out: &Value, zone_of: &std::collections::BTreeMap<String, String>) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for task in out["tasks"].as_array().expect("tasks") {
+        let arn = task["containerInstanceArn"].as_str().expect("instance");
+        *counts.entry(zone_of[arn].clone()).or_insert(0) += 1;
+    }
+    counts
+        .iter()
+        .map(|(z, n)| format!("{z}:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_task_spreads_over_zones_and_honours_member_of() {
+    let app = app().await;
+    let zone_of = three_zones(&app).await;
+    let spread = call(
+        &app,
+        "RunTask",
+        json!({"cluster": "zones", "taskDefinition": "app", "count": 6,
+               "placementStrategy": [{"type": "spread", "field": "attribute:zone"}]}),
+    )
+    .await
+    .expect("run");
+    assert_eq!(zones_of(&spread, &zone_of), "a:2 b:2 c:2");
+    let member = call(
+        &app,
+        "RunTask",
+        json!({"cluster": "zones", "taskDefinition": "app", "count": 4, "group": "pinned",
+               "placementConstraints": [{"type": "memberOf", "expression": "attribute:zone == b"}],
+               "placementStrategy": [{"type": "spread", "field": "instanceId"}]}),
+    )
+    .await
+    .expect("run");
+    assert_eq!(zones_of(&member, &zone_of), "b:4");
+    // b now has 2048 - 6 * 256 = 512 MiB left: two more fit there, the third fails.
+    let full = call(
+        &app,
+        "RunTask",
+        json!({"cluster": "zones", "taskDefinition": "app", "count": 3,
+               "placementConstraints": [{"type": "memberOf", "expression": "attribute:zone == b"}]}),
+    )
+    .await
+    .expect("run");
+    assert_eq!(full["tasks"].as_array().expect("tasks").len(), 2);
+    let mut reasons: Vec<(String, String)> = full["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|f| {
+            let arn = f["arn"].as_str().expect("arn");
+            (
+                zone_of[arn].clone(),
+                f["reason"].as_str().expect("reason").to_string(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                "a".to_string(),
+                "MemberOf placement constraint unsatisfied.".to_string()
+            ),
+            ("b".to_string(), "RESOURCE:MEMORY".to_string()),
+            (
+                "c".to_string(),
+                "MemberOf placement constraint unsatisfied.".to_string()
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_task_applies_distinct_instance_and_the_task_definitions_constraints() {
+    let app = app().await;
+    let zone_of = three_zones(&app).await;
+    let out = call(
+        &app,
+        "RunTask",
+        json!({"cluster": "zones", "taskDefinition": "app", "count": 4,
+               "placementConstraints": [{"type": "distinctInstance"}]}),
+    )
+    .await
+    .expect("run");
+    assert_eq!(zones_of(&out, &zone_of), "a:1 b:1 c:1");
+    let reasons: Vec<&str> = out["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(|f| f["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec!["DistinctInstance placement constraint unsatisfied."; 3]
+    );
+    call(
+        &app,
+        "RegisterTaskDefinition",
+        json!({"family": "pinned", "containerDefinitions": [
+            {"name": "app", "image": "busybox", "memory": 64, "essential": true}],
+            "placementConstraints": [{"type": "memberOf", "expression": "attribute:zone in [c]"}]}),
+    )
+    .await
+    .expect("task definition");
+    let pinned = call(
+        &app,
+        "RunTask",
+        json!({"cluster": "zones", "taskDefinition": "pinned", "count": 3}),
+    )
+    .await
+    .expect("run");
+    assert_eq!(zones_of(&pinned, &zone_of), "c:3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_placement_parameters_are_invalid_parameters_that_say_where() {
+    let app = app().await;
+    three_zones(&app).await;
+    let run = |extra: Value| {
+        let app = app.clone();
+        let mut body = json!({"cluster": "zones", "taskDefinition": "app"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        async move { call(&app, "RunTask", body).await }
+    };
+    let e = run(json!({"placementConstraints": [
+        {"type": "memberOf", "expression": "attribute:zone == b or"}]}))
+    .await
+    .expect_err("parse error");
+    assert_eq!(e.name, "InvalidParameterException");
+    assert!(e.message.contains("column 23"), "{}", e.message);
+    for extra in [
+        json!({"placementStrategy": [{"type": "binpack", "field": "disk"}]}),
+        json!({"placementStrategy": [{"type": "spread"}]}),
+        json!({"placementStrategy": [{"type": "random"}, {"type": "random"}, {"type": "random"},
+                                     {"type": "random"}, {"type": "random"}, {"type": "random"}]}),
+        json!({"placementConstraints": [{"type": "distinctInstance", "expression": "x == y"}]}),
+        json!({"placementConstraints": [{"type": "memberOf"}]}),
+        json!({"placementConstraints": [{"type": "nearby"}]}),
+    ] {
+        let e = run(extra.clone()).await.expect_err("refused");
+        assert_eq!(
+            e.name, "InvalidParameterException",
+            "{extra}: {}",
+            e.message
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_task_checks_each_named_instance() {
+    let app = app().await;
+    let zone_of = three_zones(&app).await;
+    let arns: Vec<&String> = zone_of.keys().collect();
+    let out = call(
+        &app,
+        "StartTask",
+        json!({"cluster": "zones", "taskDefinition": "app",
+               "containerInstances": [arns[0], arns[0], arns[1], "feedface"]}),
+    )
+    .await
+    .expect("start");
+    assert_eq!(out["tasks"].as_array().expect("tasks").len(), 3);
+    assert_eq!(out["failures"][0]["reason"], "MISSING");
+    let big = call(
+        &app,
+        "StartTask",
+        json!({"cluster": "zones", "taskDefinition": "app",
+               "overrides": {"containerOverrides": [{"name": "app", "memory": 4096}]},
+               "containerInstances": [arns[2]]}),
+    )
+    .await
+    .expect("start");
+    assert_eq!(
+        big["failures"],
+        json!([{"arn": arns[2], "reason": "RESOURCE:MEMORY"}])
+    );
+}
