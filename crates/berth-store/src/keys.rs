@@ -13,6 +13,8 @@ pub const INSTANCES: &str = "/instances/";
 pub const SERVICES: &str = "/services/";
 /// Prefix of all tasks.
 pub const TASKS: &str = "/tasks/";
+/// Prefix of RunTask client tokens.
+pub const CLIENT_TOKENS: &str = "/client-tokens/";
 /// Prefix of all account settings.
 pub const ACCOUNT_SETTINGS: &str = "/account-settings/";
 /// Prefix of all service deployments (the history ListServiceDeployments shows).
@@ -63,6 +65,14 @@ pub fn tasks_of(cluster: &str) -> String {
 /// `/services/{cluster}/{name}`
 pub fn service(cluster: &str, name: &str) -> String {
     format!("{SERVICES}{cluster}/{name}")
+}
+
+/// `/client-tokens/{cluster}/{token}` — what a RunTask with that `clientToken` started.
+pub fn client_token(cluster: &str, token: &str) -> String {
+    format!(
+        "{CLIENT_TOKENS}{cluster}/{}",
+        token.replace('%', "%25").replace('/', "%2F")
+    )
 }
 
 /// `/tasks/{cluster}/{id}`

@@ -15,7 +15,8 @@ use berth_core::pagination::PageRequest;
 use berth_core::resources::{reserve, task_resources};
 use berth_core::scheduler::{default_run_task_strategies, TaskRequest};
 use berth_core::task_state::{new_task, request_stop, stop_code, NewTask};
-use berth_store::keys;
+use berth_store::typed::encode;
+use berth_store::{keys, Compare, Txn};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 use std::collections::BTreeMap;
@@ -41,7 +42,6 @@ pub struct RunTaskRequest {
     capacity_provider_strategy: Option<Vec<serde_json::Value>>,
     #[allow(dead_code)]
     reference_id: Option<String>,
-    #[allow(dead_code)]
     client_token: Option<String>,
 }
 
@@ -303,6 +303,10 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
             "Berth clusters have no capacity providers: leave capacityProviderStrategy out.",
         ));
     }
+    let token = client_token_key(&ctx, req.cluster.as_deref(), req.client_token.as_deref())?;
+    if let Some(done) = replay(&ctx, token.as_deref())? {
+        return Ok(done);
+    }
     let strategies = placement::strategies(
         req.placement_strategy.as_deref(),
         default_run_task_strategies,
@@ -361,22 +365,87 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
             });
         }
         let touched = plan.reserved(&needs);
-        if let Some(revision) = placement::commit(
+        let mut extra = Txn::new();
+        if let Some(key) = &token {
+            let record = ClientTokenRecord {
+                task_arns: placements
+                    .iter()
+                    .filter_map(|(_, t)| t.task_arn.clone())
+                    .collect(),
+                failures: failures.clone(),
+            };
+            extra = extra.when(Compare::absent(key)).put(key, encode(&record));
+        }
+        let committed = placement::commit_with(
             &ctx,
             &launch.cluster,
             &placements,
             &plan.instances,
             &touched,
+            extra,
         )
-        .await?
-        {
+        .await?;
+        if let Some(revision) = committed {
             let tasks = placements
                 .into_iter()
                 .map(|(_, task)| with_version(task, revision))
                 .collect();
             return Ok(TasksResponse { tasks, failures });
         }
+        // Lost a race: perhaps to a retry of this very call, which then answered already.
+        if let Some(done) = replay(&ctx, token.as_deref())? {
+            return Ok(done);
+        }
     }
+}
+
+/// What a RunTask with a `clientToken` did, so a retry with the same token answers the same
+/// tasks instead of starting more.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientTokenRecord {
+    task_arns: Vec<String>,
+    failures: Vec<Failure>,
+}
+
+/// The store key of a RunTask `clientToken` (at most 64 characters, as ECS allows).
+fn client_token_key(
+    ctx: &Ctx,
+    cluster: Option<&str>,
+    token: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let Some(token) = token else { return Ok(None) };
+    if token.is_empty() || token.chars().count() > 64 {
+        return Err(ApiError::invalid_parameter(
+            "clientToken must be 1 to 64 characters long.",
+        ));
+    }
+    let cluster = ctx.cluster_name(cluster)?;
+    Ok(Some(keys::client_token(&cluster, token)))
+}
+
+/// The answer of an earlier RunTask with the same `clientToken`, with its tasks as they are now.
+fn replay(ctx: &Ctx, key: Option<&str>) -> Result<Option<TasksResponse>, ApiError> {
+    let Some(key) = key else { return Ok(None) };
+    let Some(record) = ctx.get::<ClientTokenRecord>(key)? else {
+        return Ok(None);
+    };
+    let cluster = key
+        .trim_start_matches(keys::CLIENT_TOKENS)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut tasks = Vec::new();
+    for arn in &record.value.task_arns {
+        if let Some(task) = ctx.get::<Task>(&task_key_of(&cluster, arn)?)? {
+            tasks.push(with_version(task.value, task.mod_revision));
+        }
+    }
+    Ok(Some(TasksResponse {
+        tasks,
+        failures: record.value.failures,
+    }))
 }
 
 /// Starts one task on each named container instance. The scheduler checks each instance

@@ -125,7 +125,20 @@ pub async fn commit(
     instances: &Instances,
     touched: &BTreeMap<String, ContainerInstance>,
 ) -> Result<Option<u64>, ApiError> {
-    let mut txn = Txn::new();
+    commit_with(app, cluster, tasks, instances, touched, Txn::new()).await
+}
+
+/// `commit`, adding the guards and writes of `txn` to the same transaction (RunTask's
+/// clientToken record, for one).
+pub async fn commit_with(
+    app: &App,
+    cluster: &str,
+    tasks: &[(String, Task)],
+    instances: &Instances,
+    touched: &BTreeMap<String, ContainerInstance>,
+    txn: Txn,
+) -> Result<Option<u64>, ApiError> {
+    let mut txn = txn;
     for (id, instance) in touched {
         let key = keys::instance(cluster, id);
         let revision = instances.get(id).map_or(0, |v| v.mod_revision);

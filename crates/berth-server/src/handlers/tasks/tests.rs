@@ -507,3 +507,33 @@ async fn start_task_checks_each_named_instance() {
         json!([{"arn": arns[2], "reason": "RESOURCE:MEMORY"}])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_run_task_with_the_same_client_token_starts_nothing_more() {
+    let app = app().await;
+    setup(&app).await;
+    let body = json!({"cluster": "demo", "taskDefinition": "web", "clientToken": "retry-1"});
+    let first = call(&app, "RunTask", body.clone()).await.expect("run");
+    let again = call(&app, "RunTask", body).await.expect("retry");
+    assert_eq!(first["tasks"][0]["taskArn"], again["tasks"][0]["taskArn"]);
+    let listed = call(&app, "ListTasks", json!({"cluster": "demo"}))
+        .await
+        .expect("list");
+    assert_eq!(listed["taskArns"].as_array().expect("arns").len(), 1);
+    let other = call(
+        &app,
+        "RunTask",
+        json!({"cluster": "demo", "taskDefinition": "web", "clientToken": "retry-2"}),
+    )
+    .await
+    .expect("run");
+    assert_ne!(first["tasks"][0]["taskArn"], other["tasks"][0]["taskArn"]);
+    let e = call(
+        &app,
+        "RunTask",
+        json!({"cluster": "demo", "taskDefinition": "web", "clientToken": "x".repeat(65)}),
+    )
+    .await
+    .expect_err("too long");
+    assert_eq!(e.name, "InvalidParameterException");
+}
