@@ -4,8 +4,8 @@
 use crate::app::App;
 use crate::error::ApiError;
 use crate::handlers::{
-    account_settings, attributes, clusters, container_instances, tags, task_definitions,
-    task_reports, tasks,
+    account_settings, attributes, clusters, container_instances, service_deployments, services,
+    tags, task_definitions, task_reports, tasks,
 };
 use crate::protocol::parse_input;
 use serde::de::DeserializeOwned;
@@ -92,6 +92,18 @@ pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErr
         "SubmitContainerStateChange" => {
             call(ctx, body, task_reports::submit_container_state_change).await
         }
+
+        "CreateService" => call(ctx, body, services::create_service).await,
+        "UpdateService" => call(ctx, body, services::update_service).await,
+        "DeleteService" => call(ctx, body, services::delete_service).await,
+        "DescribeServices" => call(ctx, body, services::describe_services).await,
+        "ListServices" => call(ctx, body, services::list_services).await,
+        "ListServiceDeployments" => call(ctx, body, service_deployments::list).await,
+        "DescribeServiceDeployments" => call(ctx, body, service_deployments::describe).await,
+        "DescribeServiceRevisions" => {
+            call(ctx, body, service_deployments::describe_revisions).await
+        }
+        "StopServiceDeployment" => call(ctx, body, service_deployments::stop).await,
 
         other if ECS_OPERATIONS.contains(&other) => Err(ApiError::unsupported(other)),
         other => Err(ApiError::unknown_operation(other)),

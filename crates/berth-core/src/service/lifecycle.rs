@@ -148,13 +148,15 @@ pub fn complete_primary(
         status_reason: None,
         finished: true,
         rollback: None,
-        circuit_breaker: Some(breaker),
+        // A rollback finishing leaves the breaker as it was when it triggered.
+        circuit_breaker: state.rollback_of.is_none().then_some(breaker),
     })
 }
 
-/// Counts a failed task of deployment `id`. While the deployment is in progress this adds to
-/// its failedTasks; when the circuit breaker is on and the PRIMARY reaches the threshold, it
-/// fails the deployment (and rolls back when asked to). Returns the history changes.
+/// Counts a failed task of deployment `id` in its failedTasks (a deployment the breaker has
+/// failed counts no more, so it fails at exactly the threshold). While the PRIMARY is in
+/// progress with the circuit breaker on, reaching the threshold fails it (and rolls back when
+/// asked to). Returns the history changes.
 pub fn count_failure(
     record: &mut ServiceRecord,
     id: &str,
@@ -167,14 +169,15 @@ pub fn count_failure(
     let Some(deployment) = record.deployment_mut(id) else {
         return Vec::new();
     };
-    if deployment.rollout_state.as_deref() != Some("IN_PROGRESS") {
+    if deployment.rollout_state.as_deref() == Some("FAILED") {
         return Vec::new();
     }
     let failed = deployment.failed_tasks.unwrap_or(0).saturating_add(1);
     deployment.failed_tasks = Some(failed);
     deployment.updated_at = Some(now);
+    let in_progress = deployment.rollout_state.as_deref() == Some("IN_PROGRESS");
     let is_primary = deployment.status.as_deref() == Some("PRIMARY");
-    if enabled && is_primary && failed >= threshold {
+    if enabled && in_progress && is_primary && failed >= threshold {
         fail_primary(record, ids, now)
     } else {
         Vec::new()

@@ -5,6 +5,8 @@ pub mod account_settings;
 pub mod attributes;
 pub mod clusters;
 pub mod container_instances;
+pub mod service_deployments;
+pub mod services;
 pub mod tags;
 pub mod task_definitions;
 pub mod task_lookup;

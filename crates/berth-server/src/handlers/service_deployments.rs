@@ -223,13 +223,15 @@ pub async fn list(
         .list::<ServiceDeployment>(&keys::service_deployments_of(&cluster_name, &name))?
         .into_iter()
         .map(|v| v.value)
-        .filter(|sd| statuses.is_empty() || statuses.iter().any(|s| sd.status.as_deref() == Some(s)))
+        .filter(|sd| {
+            statuses.is_empty() || statuses.iter().any(|s| sd.status.as_deref() == Some(s))
+        })
         .filter(|sd| {
             let at = sd.created_at.unwrap_or(0.0);
             created.before.is_none_or(|b| at <= b) && created.after.is_none_or(|a| at >= a)
         })
         .collect();
-    found.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+    found.sort_by_key(order_key);
     let (page_items, next_token) = page.page(found, order_key);
     Ok(ListServiceDeploymentsResponse {
         service_deployments: page_items
@@ -277,7 +279,8 @@ pub async fn describe(
             failures.push(Failure::new(arn.clone(), "MISSING"));
             continue;
         };
-        let stored = ctx.get::<ServiceDeployment>(&keys::service_deployment(&cluster, &service, &id))?;
+        let stored =
+            ctx.get::<ServiceDeployment>(&keys::service_deployment(&cluster, &service, &id))?;
         let Some(stored) = stored else {
             failures.push(Failure::new(arn.clone(), "MISSING"));
             continue;
@@ -405,7 +408,8 @@ pub async fn stop(
         let name = updated.name().to_string();
         if let Some(p) = updated.primary_mut() {
             p.rollout_state = Some("FAILED".into());
-            p.rollout_state_reason = Some("ECS deployment stopped by StopServiceDeployment.".into());
+            p.rollout_state_reason =
+                Some("ECS deployment stopped by StopServiceDeployment.".into());
             p.updated_at = Some(now);
         }
         let mut ids = RandomIds;

@@ -3,22 +3,22 @@
 //! service deployment — and the service controller (controllers/services) makes tasks follow.
 
 mod present;
+mod requests;
 mod validate;
 
 pub use present::{present, RandomIds, TaskCounts};
+pub use requests::*;
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use crate::handlers::service_deployments::{apply_history, source_revisions};
 use crate::handlers::task_lookup::resolve_task_definition;
 use berth_core::arn::Arn;
-use berth_core::model::cluster::CapacityProviderStrategyItem;
 use berth_core::model::service::{
-    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController, LoadBalancer,
-    NetworkConfiguration, Service, ServiceDeployment, ServiceRegistry,
+    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController, Service,
+    ServiceDeployment,
 };
-use berth_core::model::task::{PlacementConstraint, PlacementStrategy};
-use berth_core::model::{validate_tags, Failure, Tag};
+use berth_core::model::{validate_tags, Failure};
 use berth_core::names::{invalid_name_message, is_valid_name};
 use berth_core::pagination::PageRequest;
 use berth_core::service::bounds::{
@@ -30,125 +30,6 @@ use berth_core::service::lifecycle::{start_deployment, HistoryUpdate, NewDeploym
 use berth_core::service::{IdSource, ServiceRecord};
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use serde_with::skip_serializing_none;
-
-/// Input of CreateService.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateServiceRequest {
-    cluster: Option<String>,
-    service_name: String,
-    task_definition: Option<String>,
-    availability_zone_rebalancing: Option<String>,
-    load_balancers: Option<Vec<LoadBalancer>>,
-    service_registries: Option<Vec<ServiceRegistry>>,
-    desired_count: Option<i32>,
-    client_token: Option<String>,
-    launch_type: Option<String>,
-    capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
-    platform_version: Option<String>,
-    role: Option<String>,
-    deployment_configuration: Option<DeploymentConfiguration>,
-    placement_constraints: Option<Vec<PlacementConstraint>>,
-    placement_strategy: Option<Vec<PlacementStrategy>>,
-    network_configuration: Option<NetworkConfiguration>,
-    health_check_grace_period_seconds: Option<i32>,
-    scheduling_strategy: Option<String>,
-    deployment_controller: Option<DeploymentController>,
-    tags: Option<Vec<Tag>>,
-    #[serde(rename = "enableECSManagedTags")]
-    enable_ecs_managed_tags: Option<bool>,
-    propagate_tags: Option<String>,
-    enable_execute_command: Option<bool>,
-    service_connect_configuration: Option<Value>,
-    volume_configurations: Option<Vec<Value>>,
-    vpc_lattice_configurations: Option<Vec<Value>>,
-}
-
-/// Input of UpdateService.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateServiceRequest {
-    cluster: Option<String>,
-    service: String,
-    desired_count: Option<i32>,
-    task_definition: Option<String>,
-    capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
-    deployment_configuration: Option<DeploymentConfiguration>,
-    availability_zone_rebalancing: Option<String>,
-    network_configuration: Option<NetworkConfiguration>,
-    placement_constraints: Option<Vec<PlacementConstraint>>,
-    placement_strategy: Option<Vec<PlacementStrategy>>,
-    platform_version: Option<String>,
-    force_new_deployment: Option<bool>,
-    health_check_grace_period_seconds: Option<i32>,
-    deployment_controller: Option<DeploymentController>,
-    enable_execute_command: Option<bool>,
-    #[serde(rename = "enableECSManagedTags")]
-    enable_ecs_managed_tags: Option<bool>,
-    load_balancers: Option<Vec<LoadBalancer>>,
-    propagate_tags: Option<String>,
-    service_registries: Option<Vec<ServiceRegistry>>,
-    service_connect_configuration: Option<Value>,
-    volume_configurations: Option<Vec<Value>>,
-    vpc_lattice_configurations: Option<Vec<Value>>,
-}
-
-/// Input of DeleteService.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeleteServiceRequest {
-    cluster: Option<String>,
-    service: String,
-    force: Option<bool>,
-}
-
-/// Input of DescribeServices.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DescribeServicesRequest {
-    cluster: Option<String>,
-    services: Vec<String>,
-    include: Option<Vec<String>>,
-}
-
-/// Input of ListServices.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListServicesRequest {
-    cluster: Option<String>,
-    next_token: Option<String>,
-    max_results: Option<i64>,
-    launch_type: Option<String>,
-    scheduling_strategy: Option<String>,
-    resource_management_type: Option<String>,
-}
-
-/// Output of CreateService, UpdateService and DeleteService.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceResponse {
-    service: Service,
-}
-
-/// Output of DescribeServices.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DescribeServicesResponse {
-    services: Vec<Service>,
-    failures: Vec<Failure>,
-}
-
-/// Output of ListServices.
-#[skip_serializing_none]
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListServicesResponse {
-    service_arns: Vec<String>,
-    next_token: Option<String>,
-}
 
 /// ServiceNotFoundException, as ECS words it.
 pub fn service_not_found() -> ApiError {
@@ -445,7 +326,11 @@ pub async fn update_service(
         }
         let daemon = record.is_daemon();
         validate::desired_count(req.desired_count, daemon, false)?;
-        let launch_type = record.service.launch_type.clone().unwrap_or_else(|| "EC2".into());
+        let launch_type = record
+            .service
+            .launch_type
+            .clone()
+            .unwrap_or_else(|| "EC2".into());
         let td = match req.task_definition.as_deref() {
             Some(reference) => {
                 let td = resolve_task_definition(&ctx, reference)?.task_definition;
@@ -587,7 +472,11 @@ fn superseded_history(
         .map(|d| d.service_deployment_arn.as_str())
         .collect();
     for stored in ctx.list::<ServiceDeployment>(&keys::service_deployments_of(cluster, service))? {
-        let arn = stored.value.service_deployment_arn.clone().unwrap_or_default();
+        let arn = stored
+            .value
+            .service_deployment_arn
+            .clone()
+            .unwrap_or_default();
         let running = matches!(
             stored.value.status.as_deref(),
             Some("PENDING" | "IN_PROGRESS" | "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS")
@@ -653,7 +542,9 @@ pub async fn delete_service(
         record.service.status = Some("DRAINING".into());
         record.service.desired_count = Some(0);
         let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
-        for (sd_key, sd_revision, mut sd) in superseded_history(&ctx, &cluster_name, &name, &record, now)? {
+        for (sd_key, sd_revision, mut sd) in
+            superseded_history(&ctx, &cluster_name, &name, &record, now)?
+        {
             sd.status_reason = Some(REASON_SERVICE_DELETED.into());
             txn = txn
                 .when(Compare::at(&sd_key, sd_revision))

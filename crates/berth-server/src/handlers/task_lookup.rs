@@ -19,6 +19,28 @@ pub struct DescribeTasksResponse {
     failures: Vec<Failure>,
 }
 
+/// Fresh identifiers of a new task in `cluster`: its id (32 hex digits), its ARN, and one
+/// container ARN (`...:container/{cluster}/{task id}/{uuid}`) for each of `containers`.
+pub fn new_task_ids(
+    arns: &berth_core::ArnContext,
+    cluster: &str,
+    containers: usize,
+) -> (String, String, Vec<String>) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let task_arn = arns.task(cluster, &id);
+    let container_arns = (0..containers)
+        .map(|_| {
+            format!(
+                "arn:aws:ecs:{}:{}:container/{cluster}/{id}/{}",
+                arns.region,
+                arns.account_id,
+                uuid::Uuid::new_v4()
+            )
+        })
+        .collect();
+    (id, task_arn, container_arns)
+}
+
 /// A task with its `version` set from the store revision of its last write.
 pub fn with_version(mut task: Task, revision: u64) -> Task {
     task.version = Some(i64::try_from(revision).unwrap_or(i64::MAX));

@@ -5,7 +5,9 @@
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
-use crate::handlers::task_lookup::{resolve_task_definition, task_key_of, with_version};
+use crate::handlers::task_lookup::{
+    new_task_ids, resolve_task_definition, task_key_of, with_version,
+};
 use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
@@ -249,23 +251,8 @@ fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError
 }
 
 fn build_task(ctx: &Ctx, launch: &Launch, instance_arn: &str, now: f64) -> (String, Task) {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let task_arn = ctx.arns.task(&launch.cluster, &id);
-    let container_arns = launch
-        .td
-        .container_definitions
-        .iter()
-        .flatten()
-        .map(|_| {
-            format!(
-                "arn:aws:ecs:{}:{}:container/{}/{id}/{}",
-                ctx.arns.region,
-                ctx.arns.account_id,
-                launch.cluster,
-                uuid::Uuid::new_v4()
-            )
-        })
-        .collect();
+    let count = launch.td.container_definitions.as_ref().map_or(0, Vec::len);
+    let (id, task_arn, container_arns) = new_task_ids(&ctx.arns, &launch.cluster, count);
     let task = new_task(NewTask {
         task_arn,
         cluster_arn: launch.cluster_arn.clone(),

@@ -14,8 +14,9 @@ use berth_store::keys;
 use berth_store::typed::Versioned;
 use std::collections::HashMap;
 
-/// The tasks of service `name` in `cluster` (group `service:{name}`), STOPPED ones included,
-/// keyed by task id.
+/// The tasks of service `name` in `cluster` (group `service:{name}`, started by one of its
+/// deployments: a RunTask that merely names the group is not the service's), STOPPED ones
+/// included, keyed by task id.
 pub fn service_tasks(
     app: &App,
     cluster: &str,
@@ -26,11 +27,19 @@ pub fn service_tasks(
         .list::<Task>(&keys::tasks_of(cluster))?
         .into_iter()
         .filter(|t| t.value.group.as_deref() == Some(group.as_str()))
+        .filter(|t| is_service_task(&t.value))
         .filter_map(|t| {
             let id = t.value.task_arn.as_deref().and_then(|a| id_of(a, "task"))?;
             Some((id, t))
         })
         .collect())
+}
+
+/// Whether a task was started by a service deployment (`startedBy` = `ecs-svc/...`).
+pub fn is_service_task(task: &Task) -> bool {
+    task.started_by
+        .as_deref()
+        .is_some_and(|s| s.starts_with("ecs-svc/"))
 }
 
 /// The task definition an ARN names, if it is stored.

@@ -58,6 +58,16 @@ impl TaskCounts {
             else {
                 continue;
             };
+            if !crate::controllers::services::observe::is_service_task(&task) {
+                continue;
+            }
+            // Tasks the scheduler stopped on an instance whose agent is gone never report
+            // STOPPED; they are not the service's any more.
+            if task.connectivity.as_deref() == Some("DISCONNECTED")
+                && task.desired_status.as_deref() == Some("STOPPED")
+            {
+                continue;
+            }
             let (running, pending) = match TaskStatus::of(&task) {
                 TaskStatus::Running => (1, 0),
                 s if s < TaskStatus::Running => (0, 1),

@@ -174,7 +174,9 @@ pub fn deployment_configuration(
     daemon: bool,
 ) -> Result<(), ApiError> {
     match config {
-        Some(c) => validate_deployment_configuration(c, daemon).map_err(ApiError::invalid_parameter),
+        Some(c) => {
+            validate_deployment_configuration(c, daemon).map_err(ApiError::invalid_parameter)
+        }
         None => Ok(()),
     }
 }

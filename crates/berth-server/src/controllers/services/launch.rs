@@ -1,0 +1,192 @@
+//! Launching a service's tasks with the scheduler, through the placement layer RunTask uses
+//! (`handlers::tasks::placement`): the service's strategies, or ECS's default for services
+//! (spread over availability zones, then over instances), and its constraints with its task
+//! definition's. Each placed task reserves its resources on its instance; the controller
+//! writes both in the transaction that also writes the service, guarded by the instances'
+//! revisions as RunTask's commit is.
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::handlers::task_lookup::new_task_ids;
+use crate::handlers::tasks::placement;
+use berth_core::model::container_instance::ContainerInstance;
+use berth_core::model::task::{Task, TaskOverride};
+use berth_core::model::task_definition::TaskDefinitionRecord;
+use berth_core::model::{merge_tags, Tag};
+use berth_core::resources::{reserve, task_resources};
+use berth_core::scheduler::{default_service_strategies, Reason, Snapshot, TaskRequest};
+use berth_core::service::events::{closest_instance_short_of, NO_INSTANCES};
+use berth_core::service::reconcile::Launch;
+use berth_core::service::ServiceRecord;
+use berth_core::task_state::{new_task, NewTask};
+use std::collections::BTreeMap;
+
+/// What a launch produced: new tasks (by id) and the instances they reserve on (by id, with
+/// the revision they were read at), and why any task could not be placed.
+#[derive(Debug, Default)]
+pub struct Launched {
+    pub tasks: Vec<(String, Task)>,
+    pub instances: BTreeMap<String, (u64, ContainerInstance)>,
+    pub unplaced: Option<String>,
+}
+
+/// Everything a launch reads besides the store.
+#[derive(Debug)]
+pub struct LaunchInput<'a> {
+    pub cluster: &'a str,
+    pub service: &'a ServiceRecord,
+    pub deployment_id: &'a str,
+    pub task_definition: &'a TaskDefinitionRecord,
+    pub now: f64,
+}
+
+/// Places and builds the tasks of `launch` on the cluster as the view holds it.
+pub fn launch(app: &App, input: &LaunchInput<'_>, launch: &Launch) -> Result<Launched, ApiError> {
+    let mut out = Launched::default();
+    let td = &input.task_definition.task_definition;
+    let service = &input.service.service;
+    let mut request = TaskRequest {
+        resources: task_resources(td, &TaskOverride::default()),
+        group: format!("service:{}", input.service.name()),
+        strategies: placement::strategies(
+            service.placement_strategy.as_deref(),
+            default_service_strategies,
+        )?,
+        constraints: placement::constraints(
+            service.placement_constraints.as_deref(),
+            td.placement_constraints.as_deref(),
+        )?,
+        count: 0,
+    };
+    let (snapshot, instances, placed) = match launch {
+        Launch::None => return Ok(out),
+        Launch::Replicas(n) => {
+            request.count = *n as usize;
+            let plan = placement::plan(app, input.cluster, &request, placement::seed())?;
+            if plan.outcome.unplaced > 0 {
+                out.unplaced = Some(unplaced_reason(&plan.snapshot, &plan.outcome.failures));
+            }
+            let placed = plan.outcome.placements.clone();
+            (plan.snapshot, plan.instances, placed)
+        }
+        Launch::OnInstances(ids) => {
+            request.count = 1;
+            let (mut snapshot, instances) = placement::snapshot(app, input.cluster)?;
+            let mut placed = Vec::new();
+            for id in ids {
+                let Some(i) = snapshot.index_of(id) else {
+                    continue;
+                };
+                match snapshot.place_on(i, &request) {
+                    Ok(()) => placed.push(i),
+                    Err(reason) => {
+                        out.unplaced = Some(unplaced_reason(&snapshot, &[(i, reason)]));
+                    }
+                }
+            }
+            (snapshot, instances, placed)
+        }
+    };
+    let tags = task_tags(input);
+    for i in placed {
+        let id = snapshot.id(i);
+        let Some(stored) = instances.get(id) else {
+            continue;
+        };
+        let entry = out
+            .instances
+            .entry(id.to_string())
+            .or_insert_with(|| (stored.mod_revision, stored.value.clone()));
+        reserve(&mut entry.1, &request.resources);
+        out.tasks
+            .push(build_task(app, input, snapshot.arn(i), &tags));
+    }
+    Ok(out)
+}
+
+/// The tags a new task of the service carries: propagated from the service or the task
+/// definition, and ECS's managed tags when enabled.
+fn task_tags(input: &LaunchInput<'_>) -> Vec<Tag> {
+    let service = &input.service.service;
+    let mut tags = Vec::new();
+    match service.propagate_tags.as_deref() {
+        Some("SERVICE") => merge_tags(&mut tags, service.tags.as_deref().unwrap_or_default()),
+        Some("TASK_DEFINITION") => merge_tags(&mut tags, &input.task_definition.tags),
+        _ => {}
+    }
+    if service.enable_ecs_managed_tags == Some(true) {
+        let managed = [
+            Tag {
+                key: Some("aws:ecs:clusterName".into()),
+                value: Some(input.cluster.to_string()),
+            },
+            Tag {
+                key: Some("aws:ecs:serviceName".into()),
+                value: Some(input.service.name().to_string()),
+            },
+        ];
+        merge_tags(&mut tags, &managed);
+    }
+    tags
+}
+
+/// A new task of the service on `instance_arn` (as RunTask builds one: PROVISIONING, a
+/// container ARN per container), started by the deployment, in group `service:NAME`.
+fn build_task(
+    app: &App,
+    input: &LaunchInput<'_>,
+    instance_arn: &str,
+    tags: &[Tag],
+) -> (String, Task) {
+    let td = &input.task_definition.task_definition;
+    let arns = &app.arns;
+    let count = td.container_definitions.as_ref().map_or(0, Vec::len);
+    let (id, task_arn, container_arns) = new_task_ids(arns, input.cluster, count);
+    let service = &input.service.service;
+    let task = new_task(NewTask {
+        task_arn,
+        cluster_arn: arns.cluster(input.cluster),
+        container_instance_arn: instance_arn.to_string(),
+        task_definition: td,
+        container_arns,
+        overrides: TaskOverride::default(),
+        started_by: Some(input.deployment_id.to_string()),
+        group: format!("service:{}", input.service.name()),
+        launch_type: service.launch_type.clone().unwrap_or_else(|| "EC2".into()),
+        tags: tags.to_vec(),
+        enable_execute_command: service.enable_execute_command.unwrap_or(false),
+        now: input.now,
+    });
+    (id, task)
+}
+
+/// The reason of the closest matching instance, in the words of ECS's service events.
+fn unplaced_reason(snapshot: &Snapshot, failures: &[(usize, Reason)]) -> String {
+    let Some((i, reason)) = failures.first() else {
+        return NO_INSTANCES.to_string();
+    };
+    let id = snapshot.id(*i);
+    match reason {
+        Reason::Resource(shortfall) => {
+            let what = match shortfall.reason() {
+                "RESOURCE:CPU" => "CPU units",
+                "RESOURCE:MEMORY" => "memory",
+                "RESOURCE:PORTS" | "RESOURCE:PORTS_UDP" => {
+                    return format!(
+                        "The closest matching (container-instance {id}) is already using a \
+                         port required by your task."
+                    )
+                }
+                other => other,
+            };
+            closest_instance_short_of(id, what)
+        }
+        Reason::Agent => {
+            format!("The closest matching (container-instance {id}) has its agent disconnected.")
+        }
+        other => format!(
+            "The closest matching (container-instance {id}) encountered error \"{}\"",
+            other.code()
+        ),
+    }
+}

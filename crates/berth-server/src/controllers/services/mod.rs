@@ -1,0 +1,224 @@
+//! The service controller: a reconcile loop over every service that is not INACTIVE. Each
+//! reconcile observes the service's tasks and the cluster's instances from the view, lets the
+//! pure `berth_core::service::reconcile` decide, places the launches with the scheduler, and
+//! commits the service, the stopped and new tasks, the instance reservations and the
+//! deployment history in one transaction guarded by every revision it read. A conflict just
+//! means another writer won: the next pass decides again from what is stored, which is all the
+//! controller needs, so a restarted controller continues where it was.
+
+pub mod launch;
+pub mod observe;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::handlers::service_deployments::apply_history;
+use crate::handlers::services::RandomIds;
+use berth_core::model::service::ServiceDeployment;
+use berth_core::service::facts::TaskFact;
+use berth_core::service::reconcile::{
+    reconcile, record_started, record_unplaced, Launch, Observed,
+};
+use berth_core::service::record::parse_history_arn;
+use berth_core::service::ServiceRecord;
+use berth_core::task_state::{request_stop, stop_code};
+use berth_store::typed::encode;
+use berth_store::{keys, Compare, Txn};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often every service is reconciled even when nothing changed (backoff expiry, grace
+/// periods, missed events).
+pub const RESYNC: Duration = Duration::from_secs(1);
+/// How long the loop lets changes gather before a pass.
+pub const SETTLE: Duration = Duration::from_millis(20);
+
+/// Reconciles every service once; returns how many passes changed something.
+pub async fn reconcile_all(app: &App) -> usize {
+    let mut changed = 0;
+    let records = match app.list::<ServiceRecord>(keys::SERVICES) {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::warn!(error = %e, "service controller: cannot list services");
+            return 0;
+        }
+    };
+    for stored in records {
+        if stored.value.service.status.as_deref() == Some("INACTIVE") {
+            continue;
+        }
+        let Some(cluster) = cluster_of(&stored.value) else {
+            continue;
+        };
+        let key = keys::service(&cluster, stored.value.name());
+        match reconcile_service(app, &cluster, &key).await {
+            Ok(true) => changed += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, service = key, "service controller: reconcile failed")
+            }
+        }
+    }
+    changed
+}
+
+fn cluster_of(record: &ServiceRecord) -> Option<String> {
+    let arn = record.service.cluster_arn.as_deref()?;
+    berth_core::arn::cluster_name_of(arn)
+}
+
+/// Reconciles the service stored at `key` once. Returns whether it committed a change; a lost
+/// race commits nothing and is left to the next pass.
+pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bool, ApiError> {
+    let Some(stored) = app.get::<ServiceRecord>(key)? else {
+        return Ok(false);
+    };
+    if stored.value.service.status.as_deref() == Some("INACTIVE") {
+        return Ok(false);
+    }
+    let name = stored.value.name().to_string();
+    let tasks = observe::service_tasks(app, cluster, &name)?;
+    let facts: Vec<TaskFact> = observe::task_facts(app, &tasks)?;
+    let primary_td = stored
+        .value
+        .primary()
+        .and_then(|p| p.task_definition.clone())
+        .or_else(|| stored.value.service.task_definition.clone())
+        .unwrap_or_default();
+    let td = observe::task_definition(app, &primary_td)?;
+    let constraints = stored
+        .value
+        .service
+        .placement_constraints
+        .clone()
+        .unwrap_or_default();
+    let instance_facts = observe::instance_facts(
+        app,
+        cluster,
+        &constraints,
+        &td.as_ref()
+            .map(|r| r.task_definition.clone())
+            .unwrap_or_default(),
+    )?;
+    let now = app.now();
+    let mut record = stored.value.clone();
+    let mut ids = RandomIds;
+    let plan = reconcile(
+        &mut record,
+        &Observed {
+            tasks: &facts,
+            instances: &instance_facts,
+            now,
+        },
+        &mut ids,
+    );
+
+    let mut txn = Txn::new().when(Compare::at(key, stored.mod_revision));
+    let mut writes = 0usize;
+    for stop in &plan.stops {
+        let Some(task) = tasks.get(&stop.task_id) else {
+            continue;
+        };
+        let mut updated = task.value.clone();
+        if request_stop(
+            &mut updated,
+            stop_code::SERVICE_SCHEDULER_INITIATED,
+            Some(stop.reason.clone()),
+            now,
+        ) {
+            let task_key = keys::task(cluster, &stop.task_id);
+            txn = txn
+                .when(Compare::at(&task_key, task.mod_revision))
+                .put(&task_key, encode(&updated));
+            writes += 1;
+        }
+    }
+    for update in &plan.history {
+        let Some((c, s, id)) = parse_history_arn(&update.arn, "service-deployment") else {
+            continue;
+        };
+        let sd_key = keys::service_deployment(&c, &s, &id);
+        if let Some(sd) = app.get::<ServiceDeployment>(&sd_key)? {
+            let mut changed = sd.value.clone();
+            apply_history(&mut changed, update, now);
+            txn = txn
+                .when(Compare::at(&sd_key, sd.mod_revision))
+                .put(&sd_key, encode(&changed));
+            writes += 1;
+        }
+    }
+    // The PRIMARY may have changed in this reconcile (a rollback): launch what it runs.
+    let launch_td = match plan.task_definition.as_deref() {
+        Some(arn) if arn != primary_td => observe::task_definition(app, arn)?,
+        _ => td,
+    };
+    if plan.launch != Launch::None {
+        if let (Some(td), Some(deployment)) = (launch_td.as_ref(), plan.deployment_id.as_deref()) {
+            let launched = launch::launch(
+                app,
+                &launch::LaunchInput {
+                    cluster,
+                    service: &record,
+                    deployment_id: deployment,
+                    task_definition: td,
+                    now,
+                },
+                &plan.launch,
+            )?;
+            let started: Vec<String> = launched.tasks.iter().map(|(id, _)| id.clone()).collect();
+            record_started(&mut record, &mut ids, &started, now);
+            if let Some(reason) = &launched.unplaced {
+                record_unplaced(&mut record, &mut ids, reason, now);
+            }
+            for (id, (revision, instance)) in &launched.instances {
+                let instance_key = keys::instance(cluster, id);
+                txn = txn
+                    .when(Compare::at(&instance_key, *revision))
+                    .put(&instance_key, encode(instance));
+            }
+            for (id, task) in &launched.tasks {
+                let task_key = keys::task(cluster, id);
+                txn = txn
+                    .when(Compare::absent(&task_key))
+                    .put(&task_key, encode(task));
+                writes += 1;
+            }
+        }
+    }
+    if record == stored.value && writes == 0 {
+        return Ok(false);
+    }
+    txn = txn.put(key, encode(&record));
+    Ok(app.commit(txn).await?.succeeded)
+}
+
+/// Runs the controller for as long as the app lives: a pass whenever the view changes (after
+/// a short settle) and at least every [`RESYNC`].
+pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(&app);
+    let mut changes = app.view.subscribe();
+    drop(app);
+    tokio::spawn(async move {
+        loop {
+            {
+                let Some(app) = weak.upgrade() else { return };
+                while reconcile_all(&app).await > 0 {
+                    // Something changed: go again at once until the services settle.
+                    tokio::time::sleep(SETTLE).await;
+                }
+                changes.borrow_and_update();
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(SETTLE).await;
+                }
+                _ = tokio::time::sleep(RESYNC) => {}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;
