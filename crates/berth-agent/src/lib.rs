@@ -21,12 +21,14 @@
 //!   second instance.
 //! - **Docker daemon restarts, refusals and hangs** ([`engine::bounds`]). Runtime calls are
 //!   bounded (30 s), transient failures are retried with backoff for up to 60 s per step;
-//!   a task leaves PENDING within the image pull timeout (default 10 min, retries included)
+//!   a task leaves PENDING within the image pull timeout (`--image-pull-timeout`, default
+//!   10 min, retries included)
 //!   and STOPPING within, per dependency wave, the longest stopTimeout plus 30 s (`docker
 //!   stop` escalates to a kill; a container still not stopped is reported STOPPED with
 //!   `CannotStopContainerError` while the agent keeps trying in the background). Containers
-//!   that died with a daemon restart are reported with their exit codes, and the reason says
-//!   the daemon was restarting; their tasks end STOPPED (`EssentialContainerExited`).
+//!   that died with a daemon restart (exited while the daemon was unreachable) are reported
+//!   with their exit codes and a reason saying so; their tasks end STOPPED
+//!   (`EssentialContainerExited`), and services replace them.
 //! - **Server away.** Registration, the desired-state stream and reports are retried with
 //!   backoff (0.1 s doubling to 5 s); reports of a task are delivered in order, and a
 //!   restarted agent resends whatever the server has not been told.

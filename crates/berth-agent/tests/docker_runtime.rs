@@ -239,6 +239,37 @@ async fn stop_ends_a_container_that_ignores_sigterm_within_the_timeout() {
 }
 
 #[tokio::test]
+async fn kill_ends_a_container_at_once_with_137_and_a_finish_time() {
+    let fx = Fixture::new().await;
+    let id = fx
+        .runtime
+        .create_container(&fx.spec("killed", "sleep 300"))
+        .await
+        .expect("created");
+    fx.runtime.start_container(&id).await.expect("started");
+    let before = std::time::SystemTime::now() - Duration::from_secs(2);
+    fx.runtime.kill_container(&id).await.expect("killed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let state = fx.runtime.inspect_container(&id).await.expect("inspect");
+        if !state.running || Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(state.exit_code, Some(137), "{state:?}");
+    let finished = state.finished_at.expect("a finish time");
+    assert!(finished >= before, "{finished:?}");
+    // Killing a container that is not running is not an error; one that is gone is NotFound.
+    fx.runtime.kill_container(&id).await.expect("killed again");
+    fx.runtime.remove_container(&id).await.expect("removed");
+    assert!(matches!(
+        fx.runtime.kill_container(&id).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
 async fn stop_of_a_container_that_handles_sigterm_returns_at_once_with_143() {
     let fx = Fixture::new().await;
     let mut spec = fx.spec("polite", "sleep 300");

@@ -80,12 +80,15 @@ impl Shared {
         *self.outage.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
-    /// Whether the runtime was unreachable within the last [`bounds::OUTAGE_WINDOW`].
-    pub fn recent_outage(&self) -> bool {
+    /// Whether the runtime was unreachable after `since` (a container last seen running
+    /// then), within the last [`bounds::OUTAGE_WINDOW`]: an exit found now may be its doing.
+    pub fn outage_after(&self, since: Option<Instant>) -> bool {
         self.outage
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|at| at.elapsed() < bounds::OUTAGE_WINDOW)
+            .is_some_and(|at| {
+                at.elapsed() < bounds::OUTAGE_WINDOW && since.is_none_or(|seen| at > seen)
+            })
     }
 
     /// Keeps a background job so it ends with the engine.
@@ -227,10 +230,13 @@ impl Engine {
         }
     }
 
-    /// Stops and later removes containers of tasks the server no longer assigns here.
+    /// Stops and later removes containers of tasks the server no longer assigns here. The
+    /// cleanup delay counts from when they exited, so that an agent restarted more often than
+    /// the delay still removes them.
     fn retire_orphans(&self, orphans: HashMap<String, Vec<ContainerState>>) {
         for (task, containers) in orphans {
             tracing::info!(%task, containers = containers.len(), "stopping containers of a task no longer assigned here");
+            let delay = remaining_cleanup(&containers, self.shared.config.cleanup_delay);
             let shared = Arc::clone(&self.shared);
             self.shared.track(tokio::spawn(async move {
                 let runtime = shared.runtime.as_ref();
@@ -241,7 +247,7 @@ impl Engine {
                         tracing::warn!(%task, container = %container.id, "cannot stop container: {err}");
                     }
                 }
-                tokio::time::sleep(shared.config.cleanup_delay).await;
+                tokio::time::sleep(delay).await;
                 let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
                 stop::remove_containers(runtime, &ids, &task).await;
             }));
@@ -278,6 +284,19 @@ impl Drop for Engine {
             job.abort();
         }
     }
+}
+
+/// How much of `cleanup_delay` is left for `containers`: all of it while one still runs,
+/// else what remains since the last one exited.
+fn remaining_cleanup(containers: &[ContainerState], cleanup_delay: Duration) -> Duration {
+    if containers.iter().any(|c| c.running) {
+        return cleanup_delay;
+    }
+    let Some(last_exit) = containers.iter().filter_map(|c| c.finished_at).max() else {
+        return cleanup_delay;
+    };
+    let age = last_exit.elapsed().unwrap_or(Duration::ZERO);
+    cleanup_delay.saturating_sub(age)
 }
 
 /// Feeds runtime events to every runner; re-subscribes (and asks for a resync) when the

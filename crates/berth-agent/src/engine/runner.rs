@@ -87,7 +87,12 @@ impl TaskRunner {
                 spec::task_container_of(&c.labels).is_some_and(|(_, name)| name == slot.name)
             });
             match (mine, slot.reported) {
-                (Some(state), _) => slot.observe(state),
+                (Some(state), _) => {
+                    slot.observe(state);
+                    if state.running {
+                        slot.seen_running_at = Some(Instant::now());
+                    }
+                }
                 (None, ContainerStatus::Pending) => slot.id = None,
                 (None, ContainerStatus::Stopped) => {
                     slot.phase = Phase::Done;
@@ -230,12 +235,19 @@ impl TaskRunner {
     }
 
     /// Takes in the runtime's `state` of container `idx`. A container found exited that the
-    /// agent did not stop, shortly after the runtime was unreachable, is explained by that.
+    /// agent did not stop, when the runtime was unreachable since it was last seen running,
+    /// is explained by that (a Docker daemon restart stops containers without live-restore).
     pub fn observe(&mut self, idx: usize, state: &ContainerState) {
         let slot = &mut self.slots[idx];
         let was_done = slot.phase == Phase::Done;
         slot.observe(state);
-        if !was_done && slot.phase == Phase::Done && !slot.stop_sent && self.shared.recent_outage()
+        if state.running {
+            slot.seen_running_at = Some(Instant::now());
+        }
+        if !was_done
+            && slot.phase == Phase::Done
+            && !slot.stop_sent
+            && self.shared.outage_after(slot.seen_running_at)
         {
             slot.reason
                 .get_or_insert_with(|| bounds::outage_reason(slot.exit_code));

@@ -39,6 +39,8 @@ pub(super) struct Slot {
     pub reported_health: Option<String>,
     /// The agent asked the runtime to stop it (so its exit is no surprise).
     pub stop_sent: bool,
+    /// When the runtime last said it was running.
+    pub seen_running_at: Option<tokio::time::Instant>,
 }
 
 impl Slot {
@@ -58,6 +60,7 @@ impl Slot {
             reported: ContainerStatus::Pending,
             reported_health: None,
             stop_sent: false,
+            seen_running_at: None,
         }
     }
 

@@ -286,6 +286,7 @@ impl TaskRunner {
             // Started, but the runtime has not caught up: count it as running.
             self.slots[idx].phase = Phase::Running;
             self.slots[idx].started = true;
+            self.slots[idx].seen_running_at = Some(Instant::now());
         }
         self.flush(TaskStatus::Activating);
         Ok(())

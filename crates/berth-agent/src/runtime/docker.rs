@@ -389,7 +389,34 @@ pub fn container_state(inspect: ContainerInspectResponse) -> ContainerState {
             .restart_count
             .and_then(|c| u64::try_from(c).ok())
             .unwrap_or(0),
+        finished_at: (!running && started)
+            .then(|| state.finished_at.as_deref().and_then(epoch_seconds))
+            .flatten()
+            .and_then(|s| UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(s).ok()?)),
     }
+}
+
+/// Epoch seconds of one of Docker's UTC timestamps (`2024-01-01T00:00:01.5Z`); `None` for
+/// the zero time or anything else.
+pub fn epoch_seconds(text: &str) -> Option<f64> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let mut clock = clock.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let fraction: f64 = format!("0.{fraction}").parse().ok()?;
+    // Days since 1970-01-01 of a Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64 + fraction)
 }
 
 /// The runtime event of a Docker container event, if it is one the agent cares about.

@@ -134,6 +134,7 @@ struct FakeContainer {
     health: Health,
     ports: Vec<PortBinding>,
     scripts: Vec<JoinHandle<()>>,
+    finished_at: Option<std::time::SystemTime>,
 }
 
 impl FakeContainer {
@@ -152,6 +153,7 @@ impl FakeContainer {
             ports: self.ports.clone(),
             labels: self.spec.labels.clone(),
             restart_count: 0,
+            finished_at: self.finished_at,
         }
     }
 }
@@ -270,6 +272,7 @@ impl FakeRuntime {
         for container in state.containers.values_mut().filter(|c| c.running) {
             container.running = false;
             container.exit_code = Some(code);
+            container.finished_at = Some(std::time::SystemTime::now());
             for script in container.scripts.drain(..) {
                 script.abort();
             }
@@ -357,6 +360,7 @@ fn exit_container(state: &Mutex<State>, id: &str, code: i64) {
     }
     container.running = false;
     container.exit_code = Some(code);
+    container.finished_at = Some(std::time::SystemTime::now());
     for script in container.scripts.drain(..) {
         script.abort();
     }
@@ -462,6 +466,7 @@ impl ContainerRuntime for FakeRuntime {
                 health,
                 ports: Vec::new(),
                 scripts: Vec::new(),
+                finished_at: None,
             },
         );
         Ok(id)

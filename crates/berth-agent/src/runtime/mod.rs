@@ -160,6 +160,8 @@ pub struct ContainerState {
     pub labels: BTreeMap<String, String>,
     /// How many times the runtime restarted it.
     pub restart_count: u64,
+    /// When it exited (once it has exited).
+    pub finished_at: Option<std::time::SystemTime>,
 }
 
 /// A host port bound to a container port.

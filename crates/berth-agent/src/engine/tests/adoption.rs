@@ -124,3 +124,31 @@ async fn containers_of_other_instances_are_left_alone() {
     assert_eq!(containers.len(), 1);
     assert!(containers[0].running);
 }
+
+#[tokio::test(start_paused = true)]
+async fn containers_that_exited_long_ago_are_removed_without_a_new_full_delay() {
+    let mut h = Harness::new().await;
+    h.fake
+        .set_behavior("web", Behavior::exits(Duration::from_secs(1), 0));
+    let td = task_definition(json!([container("web", json!({}))]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    // The container exited (by the wall clock) longer ago than the cleanup delay.
+    let exited = h.fake.containers()[0].clone();
+    let old = crate::runtime::ContainerState {
+        finished_at: exited.finished_at.map(|t| t - Duration::from_secs(601)),
+        ..exited.clone()
+    };
+    assert_eq!(
+        super::super::remaining_cleanup(&[old], Duration::from_secs(600)),
+        Duration::ZERO
+    );
+    let fresh = super::super::remaining_cleanup(&[exited], Duration::from_secs(600));
+    assert!(fresh > Duration::from_secs(590) && fresh <= Duration::from_secs(600));
+    let mut running = h.fake.containers()[0].clone();
+    running.running = true;
+    assert_eq!(
+        super::super::remaining_cleanup(&[running], Duration::from_secs(600)),
+        Duration::from_secs(600)
+    );
+}

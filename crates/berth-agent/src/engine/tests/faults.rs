@@ -112,6 +112,25 @@ async fn a_docker_daemon_restart_stops_tasks_with_exit_codes_and_an_explanation(
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_exit_after_the_daemon_is_back_is_not_blamed_on_it() {
+    let mut h = Harness::new().await;
+    let td = task_definition(json!([container("web", json!({}))]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "RUNNING").await;
+    let id = h.runtime_id("t1", "web");
+    h.fake.set_unavailable(Some("connection refused"));
+    // A resync finds the daemon away, the next one finds the container running again.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    h.fake.set_unavailable(None);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    h.fake.exit(&id, 3);
+    h.until("t1", "STOPPED").await;
+    let web = h.container("t1", "web");
+    assert_eq!(web.exit_code, Some(3));
+    assert_eq!(web.reason, None, "an exit of its own");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_hung_docker_stop_escalates_to_a_kill() {
     let mut h = Harness::new().await;
     h.fake

@@ -275,6 +275,22 @@ fn an_exited_container_reports_its_code_and_oom() {
     assert!(!state.running && state.started && state.oom_killed);
     assert_eq!(state.exit_code, Some(137));
     assert_eq!(state.health, Health::Unknown);
+    assert_eq!(
+        state.finished_at,
+        Some(UNIX_EPOCH + Duration::from_secs(1_704_067_201))
+    );
+}
+
+#[test]
+fn docker_timestamps_read_as_epoch_seconds() {
+    assert_eq!(epoch_seconds("1970-01-01T00:00:00Z"), Some(0.0));
+    assert_eq!(
+        epoch_seconds("2026-11-26T17:35:50.25Z"),
+        Some(1_795_714_550.25)
+    );
+    assert_eq!(epoch_seconds("2000-02-29T12:00:00Z"), Some(951_825_600.0));
+    assert_eq!(epoch_seconds("0001-01-01T00:00:00Z"), None);
+    assert_eq!(epoch_seconds("yesterday"), None);
 }
 
 #[test]
