@@ -194,7 +194,7 @@ pub async fn create_service(
         } else {
             req.desired_count.unwrap_or(0)
         };
-        let mut service = Service {
+        let service = Service {
             service_arn: Some(ctx.arns.service(&cluster_name, &req.service_name)),
             service_name: Some(req.service_name.clone()),
             cluster_arn: Some(ctx.arns.cluster(&cluster_name)),
@@ -228,61 +228,79 @@ pub async fn create_service(
             availability_zone_rebalancing: req.availability_zone_rebalancing.clone(),
             ..Service::default()
         };
-        let (revision_id, service_revision) =
-            present::new_revision(&ctx, &cluster_name, &service, &td, now);
-        let revision_arn = service_revision
-            .service_revision_arn
-            .clone()
-            .unwrap_or_default();
-        let (sd_id, service_deployment) = present::new_service_deployment(
-            &ctx,
-            &cluster_name,
-            &service,
-            &revision_arn,
-            Vec::new(),
-            now,
-        );
-        service.current_service_deployment = service_deployment.service_deployment_arn.clone();
         let mut record = ServiceRecord {
             service,
             ..ServiceRecord::default()
         };
         record.state.client_token = req.client_token.clone();
-        let id = RandomIds.deployment_id();
-        start_deployment(
+        let txn = Txn::new().when(Compare::at(&key, revision));
+        let txn = begin_deployment(
+            &ctx,
+            &cluster_name,
             &mut record,
-            NewDeployment {
-                reason: reason_in_progress(&id),
-                id,
-                task_definition: td.task_definition_arn.clone().unwrap_or_default(),
-                launch_type: Some(launch_type.clone()),
-                network_configuration: None,
-                service_deployment_arn: service_deployment
-                    .service_deployment_arn
-                    .clone()
-                    .unwrap_or_default(),
-                service_revision_arn: revision_arn,
-                rollback_of: None,
-                now,
-            },
-        );
-        let txn = Txn::new()
-            .when(Compare::at(&key, revision))
-            .put(&key, encode(&record))
-            .put(
-                keys::service_revision(&cluster_name, &req.service_name, &revision_id),
-                encode(&service_revision),
-            )
-            .put(
-                keys::service_deployment(&cluster_name, &req.service_name, &sd_id),
-                encode(&service_deployment),
-            );
+            &td,
+            &launch_type,
+            Vec::new(),
+            now,
+            txn,
+        )
+        .put(&key, encode(&record));
         if ctx.commit(txn).await?.succeeded {
             return Ok(ServiceResponse {
                 service: present(&record, &TaskCounts::default(), true),
             });
         }
     }
+}
+
+/// Starts a new PRIMARY deployment of `td` on `record`, adding its service revision and
+/// service deployment records to `txn`.
+#[allow(clippy::too_many_arguments)]
+fn begin_deployment(
+    ctx: &Ctx,
+    cluster: &str,
+    record: &mut ServiceRecord,
+    td: &berth_core::model::task_definition::TaskDefinition,
+    launch_type: &str,
+    sources: Vec<berth_core::model::service::ServiceRevisionSummary>,
+    now: f64,
+    txn: Txn,
+) -> Txn {
+    let name = record.name().to_string();
+    let (revision_id, service_revision) =
+        present::new_revision(ctx, cluster, &record.service, td, now);
+    let revision_arn = service_revision
+        .service_revision_arn
+        .clone()
+        .unwrap_or_default();
+    let (sd_id, service_deployment) =
+        present::new_service_deployment(ctx, cluster, &record.service, &revision_arn, sources, now);
+    let id = RandomIds.deployment_id();
+    start_deployment(
+        record,
+        NewDeployment {
+            reason: reason_in_progress(&id),
+            id,
+            task_definition: td.task_definition_arn.clone().unwrap_or_default(),
+            launch_type: Some(launch_type.to_string()),
+            network_configuration: None,
+            service_deployment_arn: service_deployment
+                .service_deployment_arn
+                .clone()
+                .unwrap_or_default(),
+            service_revision_arn: revision_arn,
+            rollback_of: None,
+            now,
+        },
+    );
+    txn.put(
+        keys::service_revision(cluster, &name, &revision_id),
+        encode(&service_revision),
+    )
+    .put(
+        keys::service_deployment(cluster, &name, &sd_id),
+        encode(&service_deployment),
+    )
 }
 
 /// The stored service a request names, or ServiceNotFoundException.
@@ -398,47 +416,16 @@ pub async fn update_service(
         if new_deployment {
             let sources = source_revisions(&ctx, &cluster_name, &record)?;
             let superseded = superseded_history(&ctx, &cluster_name, &name, &record, now)?;
-            let (revision_id, service_revision) =
-                present::new_revision(&ctx, &cluster_name, &record.service, &td, now);
-            let revision_arn = service_revision
-                .service_revision_arn
-                .clone()
-                .unwrap_or_default();
-            let (sd_id, service_deployment) = present::new_service_deployment(
+            txn = begin_deployment(
                 &ctx,
                 &cluster_name,
-                &record.service,
-                &revision_arn,
+                &mut record,
+                &td,
+                &launch_type,
                 sources,
                 now,
+                txn,
             );
-            let id = RandomIds.deployment_id();
-            start_deployment(
-                &mut record,
-                NewDeployment {
-                    reason: reason_in_progress(&id),
-                    id,
-                    task_definition: td.task_definition_arn.clone().unwrap_or_default(),
-                    launch_type: Some(launch_type.clone()),
-                    network_configuration: None,
-                    service_deployment_arn: service_deployment
-                        .service_deployment_arn
-                        .clone()
-                        .unwrap_or_default(),
-                    service_revision_arn: revision_arn,
-                    rollback_of: None,
-                    now,
-                },
-            );
-            txn = txn
-                .put(
-                    keys::service_revision(&cluster_name, &name, &revision_id),
-                    encode(&service_revision),
-                )
-                .put(
-                    keys::service_deployment(&cluster_name, &name, &sd_id),
-                    encode(&service_deployment),
-                );
             for (sd_key, sd_revision, sd) in superseded {
                 txn = txn
                     .when(Compare::at(&sd_key, sd_revision))
