@@ -120,7 +120,19 @@ pub fn desired_state(
 }
 
 /// `GET /v1/agent/desired`: the stream of an instance's desired tasks.
-pub async fn desired(State(app): State<Arc<App>>, Query(query): Query<DesiredQuery>) -> Response {
+pub async fn desired(
+    State(app): State<Arc<App>>,
+    query: Result<Query<DesiredQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(e) => {
+            return ApiError::invalid_parameter(format!(
+                "The desired-state stream needs ?cluster=NAME&containerInstance=ID[&since=REVISION]: {e}"
+            ))
+            .into_response()
+        }
+    };
     let arn = match instance_arn(&app, &query.cluster, &query.container_instance) {
         Ok(arn) => arn,
         Err(e) => return e.into_response(),
