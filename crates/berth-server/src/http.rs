@@ -112,7 +112,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(60),
     );
-    crate::controllers::task_gc::spawn(app.clone(), gc_every);
+    crate::controllers::gc::spawn(app.clone(), gc_every);
     crate::controllers::services::spawn(app.clone());
     crate::controllers::instance_health::spawn(app.clone(), std::time::Duration::from_secs(1));
     let (stop, stopped) = oneshot::channel::<()>();

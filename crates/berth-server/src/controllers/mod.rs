@@ -1,5 +1,5 @@
 //! Controllers: reconcile loops the server runs beside the API.
 
+pub mod gc;
 pub mod instance_health;
 pub mod services;
-pub mod task_gc;

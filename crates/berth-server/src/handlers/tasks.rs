@@ -360,6 +360,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
                     .filter_map(|(_, t)| t.task_arn.clone())
                     .collect(),
                 failures: failures.clone(),
+                created_at: now,
             };
             extra = extra.when(Compare::absent(key)).put(key, encode(&record));
         }
@@ -393,6 +394,9 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
 struct ClientTokenRecord {
     task_arns: Vec<String>,
     failures: Vec<Failure>,
+    /// When the call was made; the record is forgotten after the stopped-task retention.
+    #[serde(default)]
+    created_at: f64,
 }
 
 /// The store key of a RunTask `clientToken` (at most 64 characters, as ECS allows).
