@@ -5,10 +5,20 @@
 use crate::runtime::{ContainerSpec, HealthCheckSpec, MountSpec, PortSpec, UlimitSpec};
 use berth_core::model::task::{ContainerOverride, TaskOverride};
 use berth_core::model::task_definition::{
-    ContainerDefinition, HealthCheck, PortMapping, TaskDefinition, Volume,
+    ContainerDefinition, HealthCheck, PortMapping, TaskDefinition,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+mod linux;
+mod siblings;
+mod unsupported;
+mod volumes;
+
+pub use linux::DEFAULT_SWAPPINESS;
+pub use siblings::{namespace_holder, prerequisites, Prerequisite};
+pub use unsupported::UNSUPPORTED_LOG_DRIVERS;
+pub use volumes::{is_task_scoped, is_task_volume_of, task_volume_names};
 
 /// Label: the cluster name.
 pub const LABEL_CLUSTER: &str = "com.berth.cluster";
@@ -62,6 +72,13 @@ pub enum SpecError {
     /// A volume type this host cannot provide.
     #[error("volume {volume}: {kind} volumes are not supported by Berth")]
     UnsupportedVolume { volume: String, kind: &'static str },
+    /// A field Berth cannot honour (yet): it needs AWS services this host does not reach.
+    #[error("container {container}: {field} is not supported by Berth yet ({why})")]
+    Unsupported {
+        container: String,
+        field: String,
+        why: &'static str,
+    },
     /// A value the runtime cannot use.
     #[error("container {container}: {field}: {message}")]
     Invalid {
@@ -210,7 +227,9 @@ pub fn task_container_specs(ctx: &TaskContext<'_>) -> Result<Vec<ContainerSpec>,
 }
 
 /// The spec of one container of the task: the definition with the task's overrides applied
-/// (command, environment, cpu, memory, memoryReservation), ECS defaults filled in.
+/// (command, environment, cpu, memory, memoryReservation), ECS defaults filled in, references
+/// to other containers of the task resolved to their runtime names. A field Berth cannot
+/// honour is an error (`SpecError::Unsupported`), never silently dropped.
 pub fn container_spec(
     ctx: &TaskContext<'_>,
     def: &ContainerDefinition,
@@ -231,6 +250,7 @@ pub fn container_spec(
             container: name.to_string(),
             field: "image",
         })?;
+    unsupported::check(def, name)?;
     let (family, revision) = ctx.family_revision()?;
     let over = ctx.container_override(name);
     let network_mode = ctx.network_mode();
@@ -257,7 +277,7 @@ pub fn container_spec(
 
     let linux = def.linux_parameters.as_ref();
     let capabilities = linux.and_then(|l| l.capabilities.as_ref());
-    let mut mounts = mounts(ctx, def, name, &family, revision)?;
+    let mut mounts = volumes::mounts(ctx, def, name, &family, revision)?;
     for tmpfs in linux.and_then(|l| l.tmpfs.as_deref()).unwrap_or_default() {
         mounts.push(MountSpec::Tmpfs {
             container_path: tmpfs.container_path.clone(),
@@ -277,6 +297,8 @@ pub fn container_spec(
         .hostname
         .clone()
         .filter(|_| !matches!(network_mode, "host" | "awsvpc"));
+    let settings = linux::linux_settings(def, name, memory_mib)?;
+    let (pid_mode, ipc_mode) = siblings::namespace_modes(ctx, name, &family, revision)?;
 
     Ok(ContainerSpec {
         name: container_name(&family, revision, name, ctx.task_id()),
@@ -341,6 +363,16 @@ pub fn container_spec(
         interactive: def.interactive.unwrap_or(false),
         tty: def.pseudo_terminal.unwrap_or(false),
         disable_networking: def.disable_networking.unwrap_or(false),
+        volumes_from: siblings::volumes_from(ctx, def, name, &family, revision)?,
+        links: siblings::links(ctx, def, name, &family, revision)?,
+        devices: settings.devices,
+        shm_size_mib: settings.shm_size_mib,
+        memory_swap_mib: settings.memory_swap_mib,
+        memory_swappiness: settings.memory_swappiness,
+        sysctls: settings.sysctls,
+        security_opt: def.docker_security_options.clone().unwrap_or_default(),
+        pid_mode,
+        ipc_mode,
     })
 }
 
@@ -441,114 +473,6 @@ fn ports(
         }
     }
     Ok(specs)
-}
-
-/// The mount points of the container, resolved against the task definition's volumes.
-fn mounts(
-    ctx: &TaskContext<'_>,
-    def: &ContainerDefinition,
-    container: &str,
-    family: &str,
-    revision: i32,
-) -> Result<Vec<MountSpec>, SpecError> {
-    let volumes = ctx.task_definition.volumes.as_deref().unwrap_or_default();
-    let mut mounts = Vec::new();
-    for point in def.mount_points.iter().flatten() {
-        let missing = |field| SpecError::Missing {
-            container: container.to_string(),
-            field,
-        };
-        let source = point
-            .source_volume
-            .as_deref()
-            .ok_or_else(|| missing("mountPoints.sourceVolume"))?;
-        let container_path = point
-            .container_path
-            .clone()
-            .ok_or_else(|| missing("mountPoints.containerPath"))?;
-        let read_only = point.read_only.unwrap_or(false);
-        let volume = volumes
-            .iter()
-            .find(|v| v.name.as_deref() == Some(source))
-            .ok_or_else(|| SpecError::UnknownVolume {
-                container: container.to_string(),
-                volume: source.to_string(),
-            })?;
-        mounts.push(volume_mount(
-            volume,
-            source,
-            container_path,
-            read_only,
-            family,
-            revision,
-            ctx.task_id(),
-        )?);
-    }
-    Ok(mounts)
-}
-
-/// One mount of `volume`: a host path is a bind mount; a Docker volume configuration is a named
-/// volume (scope `shared`: the volume's own name; `task`, the default: a per-task name); a volume
-/// with neither is a Docker volume scoped to the task (ECS's agent-managed scratch directory).
-fn volume_mount(
-    volume: &Volume,
-    name: &str,
-    container_path: String,
-    read_only: bool,
-    family: &str,
-    revision: i32,
-    task_id: &str,
-) -> Result<MountSpec, SpecError> {
-    let unsupported = |kind| SpecError::UnsupportedVolume {
-        volume: name.to_string(),
-        kind,
-    };
-    if volume.efs_volume_configuration.is_some() {
-        return Err(unsupported("EFS"));
-    }
-    if volume
-        .fsx_windows_file_server_volume_configuration
-        .is_some()
-    {
-        return Err(unsupported("FSx for Windows File Server"));
-    }
-    if volume.s3files_volume_configuration.is_some() {
-        return Err(unsupported("S3 Files"));
-    }
-    if volume.configured_at_launch == Some(true) {
-        return Err(unsupported("configured-at-launch (EBS)"));
-    }
-    if let Some(host_path) = volume
-        .host
-        .as_ref()
-        .and_then(|h| h.source_path.clone())
-        .filter(|p| !p.is_empty())
-    {
-        return Ok(MountSpec::Bind {
-            host_path,
-            container_path,
-            read_only,
-        });
-    }
-    let task_volume = || task_volume_name(family, revision, name, task_id);
-    Ok(match volume.docker_volume_configuration.as_ref() {
-        Some(config) => MountSpec::Volume {
-            name: if config.scope.as_deref() == Some("shared") {
-                name.to_string()
-            } else {
-                task_volume()
-            },
-            container_path,
-            read_only,
-            driver: config.driver.clone(),
-        },
-        None => MountSpec::Volume {
-            name: task_volume(),
-            container_path,
-            read_only,
-            driver: None,
-        },
-    })
 }
 
 /// The runtime health check of an ECS one (ECS defaults for absent times); `NONE` disables it.

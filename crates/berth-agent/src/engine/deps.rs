@@ -1,5 +1,7 @@
-//! Container dependencies (`dependsOn`) as pure functions: whether a container may start now,
-//! must keep waiting, or can never start; dependency cycles; and the reverse order for stops.
+//! Container dependencies (`dependsOn`, and the implicit ones of links, volumesFrom and shared
+//! namespaces) as pure functions: whether a container may start now, must keep waiting, or
+//! can never start; dependency cycles; the order to create containers in; and the reverse
+//! order for stops.
 
 use crate::runtime::Health;
 use berth_core::model::task_definition::ContainerDependency;
@@ -160,6 +162,37 @@ pub fn stop_wave(running: &[(String, Vec<String>)]) -> Vec<String> {
     }
 }
 
+/// The order (indexes into `containers`: name, containers it needs created first) in which to
+/// create the containers: definition order, except that each comes after what it needs. Names
+/// outside the list are ignored; a cycle (see [`find_cycle`]) leaves its members in definition
+/// order at the end.
+pub fn create_order(containers: &[(String, Vec<String>)]) -> Vec<usize> {
+    let mut placed = vec![false; containers.len()];
+    let mut order = Vec::with_capacity(containers.len());
+    while order.len() < containers.len() {
+        let ready = (0..containers.len()).find(|&i| {
+            !placed[i]
+                && containers[i].1.iter().all(|dep| {
+                    containers
+                        .iter()
+                        .position(|(name, _)| name == dep)
+                        .is_none_or(|d| placed[d] || d == i)
+                })
+        });
+        match ready {
+            Some(i) => {
+                placed[i] = true;
+                order.push(i);
+            }
+            None => {
+                order.extend((0..containers.len()).filter(|&i| !placed[i]));
+                break;
+            }
+        }
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +330,25 @@ mod tests {
             ("b".to_string(), vec!["a".to_string()]),
         ];
         assert_eq!(stop_wave(&cycle).len(), 2);
+    }
+
+    #[test]
+    fn containers_are_created_after_what_they_need_and_otherwise_in_order() {
+        let containers = vec![
+            (
+                "app".to_string(),
+                vec!["data".to_string(), "db".to_string()],
+            ),
+            ("db".to_string(), vec![]),
+            ("data".to_string(), vec!["ghost".to_string()]),
+            ("log".to_string(), vec![]),
+        ];
+        assert_eq!(create_order(&containers), vec![1, 2, 0, 3]);
+        let cycle = vec![
+            ("a".to_string(), vec!["b".to_string()]),
+            ("b".to_string(), vec!["a".to_string()]),
+            ("c".to_string(), vec![]),
+        ];
+        assert_eq!(create_order(&cycle), vec![2, 0, 1]);
     }
 }

@@ -230,9 +230,9 @@ impl Engine {
         }
     }
 
-    /// Stops and later removes containers of tasks the server no longer assigns here. The
-    /// cleanup delay counts from when they exited, so that an agent restarted more often than
-    /// the delay still removes them.
+    /// Stops and later removes containers (and task-scoped volumes) of tasks the server no
+    /// longer assigns here. The cleanup delay counts from when they exited, so that an agent
+    /// restarted more often than the delay still removes them.
     fn retire_orphans(&self, orphans: HashMap<String, Vec<ContainerState>>) {
         for (task, containers) in orphans {
             tracing::info!(%task, containers = containers.len(), "stopping containers of a task no longer assigned here");
@@ -250,6 +250,7 @@ impl Engine {
                 tokio::time::sleep(delay).await;
                 let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
                 stop::remove_containers(runtime, &ids, &task).await;
+                stop::remove_volumes(runtime, &task_volumes(&containers), &task).await;
             }));
         }
     }
@@ -284,6 +285,19 @@ impl Drop for Engine {
             job.abort();
         }
     }
+}
+
+/// The task-scoped volumes `containers` (of one task) use, each once.
+fn task_volumes(containers: &[ContainerState]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for container in containers {
+        for volume in &container.volumes {
+            if spec::is_task_volume_of(volume, &container.labels) && !names.contains(volume) {
+                names.push(volume.clone());
+            }
+        }
+    }
+    names
 }
 
 /// How much of `cleanup_delay` is left for `containers`: all of it while one still runs,

@@ -61,12 +61,12 @@ impl TaskRunner {
         events: broadcast::Receiver<RuntimeEvent>,
     ) -> TaskRunner {
         let task = &assigned.task;
-        let mut slots: Vec<Slot> = assigned
-            .task_definition
+        let td = &assigned.task_definition;
+        let mut slots: Vec<Slot> = td
             .container_definitions
             .iter()
             .flatten()
-            .map(Slot::new)
+            .map(|def| Slot::new(td, def))
             .collect();
         for slot in &mut slots {
             let known = task
@@ -132,6 +132,11 @@ impl TaskRunner {
             Err(cause) => cause,
         };
         self.stop_task(cause).await;
+    }
+
+    /// The task as the spec mapping sees it.
+    pub fn context(&self) -> spec::TaskContext<'_> {
+        task_context(&self.shared, &self.assigned, &self.task_arn)
     }
 
     pub fn runtime(&self) -> &dyn ContainerRuntime {
@@ -345,5 +350,21 @@ impl TaskRunner {
             }
             StopCause::Requested => None,
         }
+    }
+}
+
+/// The spec mapping's view of `assigned` on this host.
+pub(super) fn task_context<'a>(
+    shared: &'a Shared,
+    assigned: &'a AssignedTask,
+    task_arn: &'a str,
+) -> spec::TaskContext<'a> {
+    spec::TaskContext {
+        cluster: &shared.config.cluster,
+        container_instance: &shared.config.instance_id,
+        task_arn,
+        task_definition: &assigned.task_definition,
+        overrides: assigned.task.overrides.as_ref(),
+        agent_home: shared.config.agent_home.as_deref(),
     }
 }

@@ -4,8 +4,11 @@
 use super::deps::View;
 use super::report::{binding, container_change, health_name, ContainerStatus};
 use crate::runtime::{ContainerSpec, ContainerState, Health, PortBinding};
+use crate::spec::{self, Prerequisite};
 use berth_core::model::task::ContainerStateChange;
-use berth_core::model::task_definition::ContainerDefinition;
+use berth_core::model::task_definition::{
+    ContainerDefinition, ContainerDependency, TaskDefinition,
+};
 use std::time::Duration;
 
 /// How far a container got on this host.
@@ -23,6 +26,9 @@ pub(super) enum Phase {
 pub(super) struct Slot {
     pub name: String,
     pub def: ContainerDefinition,
+    /// What it needs of the task's other containers besides `dependsOn` (links,
+    /// volumesFrom, shared namespaces).
+    pub prerequisites: Vec<Prerequisite>,
     pub spec: Option<ContainerSpec>,
     pub id: Option<String>,
     pub phase: Phase,
@@ -44,10 +50,12 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    pub fn new(def: &ContainerDefinition) -> Slot {
+    /// The slot of `def`, a container definition of `td`.
+    pub fn new(td: &TaskDefinition, def: &ContainerDefinition) -> Slot {
         Slot {
             name: def.name.clone().unwrap_or_default(),
             def: def.clone(),
+            prerequisites: spec::prerequisites(td, def),
             spec: None,
             id: None,
             phase: Phase::NotCreated,
@@ -68,12 +76,35 @@ impl Slot {
         self.def.essential.unwrap_or(true)
     }
 
+    /// What must be met before it starts: its `dependsOn`, plus START of every container it
+    /// links to or whose namespaces it joins.
+    pub fn start_dependencies(&self) -> Vec<ContainerDependency> {
+        let mut out = self.def.depends_on.clone().unwrap_or_default();
+        for prerequisite in self.prerequisites.iter().filter(|p| p.running) {
+            out.push(ContainerDependency {
+                container_name: prerequisite.container.clone(),
+                condition: "START".to_string(),
+            });
+        }
+        out
+    }
+
+    /// The containers it waits for before starting (and that stop after it).
     pub fn depends_on(&self) -> Vec<String> {
-        self.def
-            .depends_on
+        let mut names: Vec<String> = Vec::new();
+        for dependency in self.start_dependencies() {
+            if !names.contains(&dependency.container_name) {
+                names.push(dependency.container_name);
+            }
+        }
+        names
+    }
+
+    /// The containers that must exist before it is created.
+    pub fn create_after(&self) -> Vec<String> {
+        self.prerequisites
             .iter()
-            .flatten()
-            .map(|d| d.container_name.clone())
+            .map(|p| p.container.clone())
             .collect()
     }
 

@@ -4,11 +4,11 @@
 use super::bounds::{bounded, is_transient, CALL_TIMEOUT};
 use super::deps::{self, Readiness, View};
 use super::report::epoch_now;
-use super::runner::{StopCause, TaskRunner, Wake};
+use super::runner::{task_context, StopCause, TaskRunner, Wake};
 use super::slot::{Phase, Slot};
 use crate::backoff::Backoff;
 use crate::runtime::{ContainerRuntime, RuntimeError};
-use crate::spec::{self, TaskContext};
+use crate::spec;
 use berth_core::gateway::SubmitTaskStateChange;
 use berth_core::task_state::TaskStatus;
 use std::sync::Arc;
@@ -36,24 +36,33 @@ impl TaskRunner {
                 ),
             });
         }
+        let needs: Vec<(String, Vec<String>)> = self
+            .slots
+            .iter()
+            .map(|s| (s.name.clone(), s.create_after()))
+            .collect();
+        if let Some(cycle) = deps::find_cycle(&needs) {
+            return Err(StopCause::Failed {
+                container: cycle[0].clone(),
+                reason: format!(
+                    "CannotCreateContainerError: the containers need each other to exist first \
+                     (volumesFrom, links, pidMode or ipcMode task) in a cycle: {}",
+                    cycle.join(" -> ")
+                ),
+            });
+        }
         self.build_specs()?;
         self.pull_images().await?;
         self.check_stop()?;
         self.flush(TaskStatus::Activating);
-        self.create_containers().await?;
+        self.create_containers(&deps::create_order(&needs)).await?;
         self.start_containers().await
     }
 
+    /// Maps every container still to be created to its spec; a container definition that
+    /// cannot be (a field Berth does not support, a value Docker cannot take) fails the task.
     fn build_specs(&mut self) -> Result<(), StopCause> {
-        let config = &self.shared.config;
-        let ctx = TaskContext {
-            cluster: &config.cluster,
-            container_instance: &config.instance_id,
-            task_arn: &self.task_arn,
-            task_definition: &self.assigned.task_definition,
-            overrides: self.assigned.task.overrides.as_ref(),
-            agent_home: config.agent_home.as_deref(),
-        };
+        let ctx = task_context(&self.shared, &self.assigned, &self.task_arn);
         for slot in self
             .slots
             .iter_mut()
@@ -138,9 +147,10 @@ impl TaskRunner {
         outcome
     }
 
-    /// Creates every container not yet on the host, in task definition order.
-    async fn create_containers(&mut self) -> Result<(), StopCause> {
-        for idx in 0..self.slots.len() {
+    /// Creates every container not yet on the host, in `order` (task definition order, each
+    /// container after those it needs to exist: volumesFrom sources, links, namespaces).
+    async fn create_containers(&mut self, order: &[usize]) -> Result<(), StopCause> {
+        for &idx in order {
             if self.slots[idx].phase != Phase::NotCreated {
                 continue;
             }
@@ -210,11 +220,7 @@ impl TaskRunner {
                 if slot.phase != Phase::Created {
                     continue;
                 }
-                match deps::readiness(
-                    &slot.name,
-                    slot.def.depends_on.as_deref().unwrap_or_default(),
-                    &views,
-                ) {
+                match deps::readiness(&slot.name, &slot.start_dependencies(), &views) {
                     Readiness::Ready => ready.push(idx),
                     Readiness::Never(reason) => {
                         return Err(StopCause::Failed {

@@ -1,6 +1,7 @@
 //! The way down of a task: DEACTIVATING → STOPPING (containers stopped in reverse dependency
 //! order, each with its stopTimeout, escalating to a kill, given up after a bound) →
-//! DEPROVISIONING → STOPPED, then removal of its containers after the cleanup delay.
+//! DEPROVISIONING → STOPPED, then removal of its containers, and of its task-scoped volumes,
+//! after the cleanup delay.
 
 use super::bounds::{bounded, CALL_TIMEOUT, STOP_CALL_GRACE, STOP_SLACK};
 use super::deps;
@@ -9,6 +10,7 @@ use super::runner::{StopCause, TaskRunner};
 use super::slot::Phase;
 use crate::backoff::Backoff;
 use crate::runtime::{ContainerRuntime, ContainerState, RuntimeError};
+use crate::spec;
 use berth_core::gateway::SubmitTaskStateChange;
 use berth_core::task_state::TaskStatus;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -20,7 +22,7 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub(super) enum StopOutcome {
     /// It is not running (any more); its state.
-    Stopped(ContainerState),
+    Stopped(Box<ContainerState>),
     /// The runtime no longer has it.
     Gone,
     /// Still running, or the runtime never answered, at the deadline; the last problem seen.
@@ -65,7 +67,7 @@ pub(super) async fn stop_one(
         // Whatever the call said, the container's own state decides.
         let left = deadline.saturating_duration_since(Instant::now());
         match bounded(CALL_TIMEOUT.min(left), runtime.inspect_container(id)).await {
-            Ok(state) if !state.running => return StopOutcome::Stopped(state),
+            Ok(state) if !state.running => return StopOutcome::Stopped(Box::new(state)),
             Ok(_) => {
                 escalate = true;
                 last = match failed {
@@ -218,19 +220,36 @@ impl TaskRunner {
         }
     }
 
-    /// Removes the task's containers once the cleanup delay has passed.
+    /// Removes the task's containers once the cleanup delay has passed, then its task-scoped
+    /// volumes (shared ones outlive the task).
     fn schedule_cleanup(&self) {
         let ids: Vec<String> = self.slots.iter().filter_map(|s| s.id.clone()).collect();
         if ids.is_empty() {
+            // No container was created, so no volume was either.
             return;
         }
+        let volumes = spec::task_volume_names(&self.context());
         let runtime = Arc::clone(&self.shared.runtime);
         let delay = self.shared.config.cleanup_delay;
         let task = self.task_arn.clone();
         self.shared.track(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             remove_containers(runtime.as_ref(), &ids, &task).await;
+            remove_volumes(runtime.as_ref(), &volumes, &task).await;
         }));
+    }
+}
+
+/// Removes named volumes, ignoring those that do not exist (never created, or gone already).
+pub(super) async fn remove_volumes(runtime: &dyn ContainerRuntime, names: &[String], owner: &str) {
+    for name in names {
+        match bounded(CALL_TIMEOUT, runtime.remove_volume(name)).await {
+            Ok(()) => tracing::info!(task = %owner, volume = %name, "removed task volume"),
+            Err(RuntimeError::NotFound(_)) => {}
+            Err(err) => {
+                tracing::warn!(task = %owner, volume = %name, "cannot remove task volume: {err}")
+            }
+        }
     }
 }
 

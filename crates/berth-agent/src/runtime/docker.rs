@@ -2,27 +2,28 @@
 //! (local unix socket or `DOCKER_HOST`, API version negotiated with the daemon).
 
 use super::{
-    ContainerRuntime, ContainerSpec, ContainerState, Health, MountSpec, PortBinding, Result,
-    RuntimeError, RuntimeEvent, RuntimeInfo,
+    ContainerRuntime, ContainerSpec, ContainerState, Health, PortBinding, Result, RuntimeError,
+    RuntimeEvent, RuntimeInfo,
 };
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EventMessage, EventMessageTypeEnum,
-    HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig, Mount, MountType,
-    MountVolumeOptions, MountVolumeOptionsDriverConfig, PortBinding as DockerPortBinding, PortMap,
-    ResourcesUlimits,
+    ContainerInspectResponse, EventMessage, EventMessageTypeEnum, HealthStatusEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    RemoveVolumeOptions, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+
+mod create;
+
+pub use create::create_body;
 
 /// Per-request timeout of the Docker client: long enough for a `docker stop` that waits out
 /// ECS's longest stopTimeout (120 s) before killing. Streams (pulls, events) only wait this
@@ -114,7 +115,7 @@ fn docker_message(err: &DockerError) -> String {
     }
 }
 
-/// Maps an error of an operation on container `id`: 404 is `NotFound`, an unreachable daemon
+/// Maps an error of an operation on container (or volume) `id`: 404 is `NotFound`, an unreachable daemon
 /// is `Unavailable`, anything else goes through `other`.
 fn container_error(id: &str, err: &DockerError, other: fn(String) -> RuntimeError) -> RuntimeError {
     if status_of(err) == Some(404) {
@@ -142,162 +143,6 @@ pub fn split_image_reference(image: &str) -> (String, Option<String>) {
     }
 }
 
-/// The Docker create body of a spec (everything but the name, which goes in the query).
-pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-    let publishes = !matches!(spec.network_mode.as_str(), "host" | "none");
-    let exposes = spec.network_mode != "none";
-    let port_key = |p: &super::PortSpec| format!("{}/{}", p.container_port, p.protocol);
-
-    let mut exposed: Vec<String> = Vec::new();
-    let mut bindings: PortMap = HashMap::new();
-    for port in spec.ports.iter().filter(|_| exposes) {
-        let key = port_key(port);
-        if !exposed.contains(&key) {
-            exposed.push(key.clone());
-        }
-        if publishes {
-            // An empty host port asks Docker for an ephemeral one.
-            let host_port = port.host_port.filter(|p| *p != 0).map(|p| p.to_string());
-            bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(DockerPortBinding {
-                    host_ip: None,
-                    host_port,
-                });
-        }
-    }
-
-    let mut binds = Vec::new();
-    let mut mounts = Vec::new();
-    let mut tmpfs = HashMap::new();
-    for mount in &spec.mounts {
-        match mount {
-            // Binds (not Mounts) so that a missing host directory is created, as ECS does.
-            MountSpec::Bind {
-                host_path,
-                container_path,
-                read_only,
-            } => {
-                let suffix = if *read_only { ":ro" } else { "" };
-                binds.push(format!("{host_path}:{container_path}{suffix}"));
-            }
-            MountSpec::Volume {
-                name,
-                container_path,
-                read_only,
-                driver,
-            } => mounts.push(Mount {
-                target: Some(container_path.clone()),
-                source: Some(name.clone()),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(*read_only),
-                volume_options: driver.as_ref().map(|d| MountVolumeOptions {
-                    driver_config: Some(MountVolumeOptionsDriverConfig {
-                        name: Some(d.clone()),
-                        options: None,
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            MountSpec::Tmpfs {
-                container_path,
-                size_mib,
-                options,
-            } => {
-                let mut opts = options.clone();
-                if *size_mib > 0 {
-                    opts.push(format!("size={size_mib}m"));
-                }
-                tmpfs.insert(container_path.clone(), opts.join(","));
-            }
-        }
-    }
-
-    let mib = |m: u64| i64::try_from(m.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
-    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
-    let host_config = HostConfig {
-        cpu_shares: (spec.cpu_shares > 0)
-            .then(|| i64::try_from(spec.cpu_shares).unwrap_or(i64::MAX)),
-        memory: spec.memory_mib.map(mib),
-        memory_reservation: spec.memory_reservation_mib.map(mib),
-        network_mode: Some(if spec.network_mode.is_empty() {
-            "bridge".to_string()
-        } else {
-            spec.network_mode.clone()
-        }),
-        port_bindings: (!bindings.is_empty()).then_some(bindings),
-        binds: (!binds.is_empty()).then_some(binds),
-        mounts: (!mounts.is_empty()).then_some(mounts),
-        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-        ulimits: (!spec.ulimits.is_empty()).then(|| {
-            spec.ulimits
-                .iter()
-                .map(|u| ResourcesUlimits {
-                    name: Some(u.name.clone()),
-                    soft: Some(u.soft),
-                    hard: Some(u.hard),
-                })
-                .collect()
-        }),
-        readonly_rootfs: spec.readonly_rootfs.then_some(true),
-        privileged: spec.privileged.then_some(true),
-        init: spec.init.then_some(true),
-        cap_add: some_vec(&spec.cap_add),
-        cap_drop: some_vec(&spec.cap_drop),
-        dns: some_vec(&spec.dns_servers),
-        dns_search: some_vec(&spec.dns_search),
-        extra_hosts: some_vec(&spec.extra_hosts),
-        log_config: spec.log_driver.as_ref().map(|driver| HostConfigLogConfig {
-            typ: Some(driver.clone()),
-            config: (!spec.log_options.is_empty()).then(|| {
-                spec.log_options
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            }),
-        }),
-        ..Default::default()
-    };
-
-    ContainerCreateBody {
-        image: Some(spec.image.clone()),
-        entrypoint: spec.entrypoint.clone(),
-        cmd: spec.command.clone(),
-        env: (!spec.env.is_empty())
-            .then(|| spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        working_dir: spec.working_dir.clone(),
-        user: spec.user.clone(),
-        hostname: spec.hostname.clone(),
-        labels: (!spec.labels.is_empty()).then(|| {
-            spec.labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        }),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        healthcheck: spec.health_check.as_ref().map(|h| HealthConfig {
-            test: Some(h.test.clone()),
-            interval: Some(nanos(h.interval)),
-            timeout: Some(nanos(h.timeout)),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(nanos(h.start_period)),
-            start_interval: None,
-        }),
-        stop_timeout: spec
-            .stop_timeout
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-        tty: spec.tty.then_some(true),
-        open_stdin: spec.interactive.then_some(true),
-        network_disabled: spec.disable_networking.then_some(true),
-        host_config: Some(host_config),
-        ..Default::default()
-    }
-}
-
 /// `(port, protocol)` of a Docker port key such as `80/tcp`.
 fn parse_port_key(key: &str) -> Option<(u16, String)> {
     let (port, protocol) = key.split_once('/').unwrap_or((key, "tcp"));
@@ -320,6 +165,13 @@ pub fn container_state(inspect: ContainerInspectResponse) -> ContainerState {
         _ => Health::Unknown,
     };
 
+    let volumes = inspect
+        .mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.typ.as_deref() == Some("volume"))
+        .filter_map(|m| m.name.clone())
+        .collect();
     let network_mode = inspect
         .host_config
         .and_then(|h| h.network_mode)
@@ -393,6 +245,7 @@ pub fn container_state(inspect: ContainerInspectResponse) -> ContainerState {
             .then(|| state.finished_at.as_deref().and_then(epoch_seconds))
             .flatten()
             .and_then(|s| UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(s).ok()?)),
+        volumes,
     }
 }
 
@@ -643,6 +496,14 @@ impl ContainerRuntime for DockerRuntime {
             }
             Err(e) => Err(container_error(id, &e, RuntimeError::Other)),
         }
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        // Not forced: a volume still in use (409) stays, and says so.
+        self.docker
+            .remove_volume(name, None::<RemoveVolumeOptions>)
+            .await
+            .map_err(|e| container_error(name, &e, RuntimeError::Other))
     }
 
     async fn inspect_container(&self, id: &str) -> Result<ContainerState> {

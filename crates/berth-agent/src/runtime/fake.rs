@@ -2,7 +2,8 @@
 //! (pull and create/start failures, exit after a delay with a code, health sequences, a stop
 //! that ignores SIGTERM or hangs), and as a whole (a daemon that is away, one whose calls hang,
 //! a daemon restart that kills every container), emitting runtime events and recording every
-//! call. Timers use `tokio::time`, so tests can run with paused time.
+//! call. Timers use `tokio::time`, so tests can run with paused time. Like Docker it keeps
+//! named volumes and enforces references between containers (`references`).
 
 use super::{
     ContainerRuntime, ContainerSpec, ContainerState, Health, PortBinding, Result, RuntimeError,
@@ -15,113 +16,16 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+mod behavior;
+mod references;
+#[cfg(test)]
+mod tests;
+
+pub use behavior::{Behavior, Call, SIGKILL_EXIT_CODE};
+pub use references::FakeVolume;
+
 /// The label that names a container's ECS container; behaviours may be keyed on its value.
 const CONTAINER_NAME_LABEL: &str = "com.berth.container-name";
-
-/// Exit code of a process killed by SIGKILL.
-pub const SIGKILL_EXIT_CODE: i64 = 137;
-
-/// How a fake container behaves once created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Behavior {
-    /// Creating the container fails with this message.
-    pub create_error: Option<String>,
-    /// Starting the container fails with this message.
-    pub start_error: Option<String>,
-    /// Exit this long after start with this code; `None`: run until stopped.
-    pub exit_after: Option<(Duration, i64)>,
-    /// Health changes after start: (delay since start, new health), in order.
-    pub health: Vec<(Duration, Health)>,
-    /// Ignores SIGTERM: a stop waits for its whole timeout, then kills (exit 137).
-    pub ignore_sigterm: bool,
-    /// Exit code when it honours SIGTERM.
-    pub sigterm_exit_code: i64,
-    /// A stop call never returns (a hung `docker stop`); a kill still works.
-    pub stop_hangs: bool,
-}
-
-impl Default for Behavior {
-    fn default() -> Self {
-        Behavior {
-            create_error: None,
-            start_error: None,
-            exit_after: None,
-            health: Vec::new(),
-            ignore_sigterm: false,
-            sigterm_exit_code: 143,
-            stop_hangs: false,
-        }
-    }
-}
-
-impl Behavior {
-    /// A container that runs until it is stopped.
-    pub fn running() -> Behavior {
-        Behavior::default()
-    }
-
-    /// A container that exits `after` its start with `code`.
-    pub fn exits(after: Duration, code: i64) -> Behavior {
-        Behavior {
-            exit_after: Some((after, code)),
-            ..Behavior::default()
-        }
-    }
-
-    /// A container whose creation fails with `message`.
-    pub fn create_fails(message: &str) -> Behavior {
-        Behavior {
-            create_error: Some(message.to_string()),
-            ..Behavior::default()
-        }
-    }
-
-    /// A container whose start fails with `message`.
-    pub fn start_fails(message: &str) -> Behavior {
-        Behavior {
-            start_error: Some(message.to_string()),
-            ..Behavior::default()
-        }
-    }
-
-    /// Adds health changes: `(delay since start, health)`.
-    pub fn with_health(mut self, sequence: &[(Duration, Health)]) -> Behavior {
-        self.health = sequence.to_vec();
-        self
-    }
-
-    /// Makes the container ignore SIGTERM.
-    pub fn ignoring_sigterm(mut self) -> Behavior {
-        self.ignore_sigterm = true;
-        self
-    }
-
-    /// Makes stop calls on the container hang forever (kills still work).
-    pub fn with_hanging_stop(mut self) -> Behavior {
-        self.stop_hangs = true;
-        self
-    }
-}
-
-/// One call made to the fake, for assertions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Call {
-    Ping,
-    ImagePresent(String),
-    Pull(String),
-    /// Create, with the container's runtime name.
-    Create(String),
-    Start(String),
-    Stop {
-        id: String,
-        timeout: Duration,
-    },
-    Kill(String),
-    Remove(String),
-    Inspect(String),
-    List,
-    Events,
-}
 
 #[derive(Debug)]
 struct FakeContainer {
@@ -135,6 +39,8 @@ struct FakeContainer {
     ports: Vec<PortBinding>,
     scripts: Vec<JoinHandle<()>>,
     finished_at: Option<std::time::SystemTime>,
+    /// The named volumes it uses: its own mounts', then its `volumes_from` sources'.
+    volumes: Vec<String>,
 }
 
 impl FakeContainer {
@@ -154,6 +60,7 @@ impl FakeContainer {
             labels: self.spec.labels.clone(),
             restart_count: 0,
             finished_at: self.finished_at,
+            volumes: self.volumes.clone(),
         }
     }
 }
@@ -178,6 +85,7 @@ struct State {
     subscribers: Vec<Subscriber>,
     next_id: u64,
     next_host_port: u16,
+    volumes: BTreeMap<String, FakeVolume>,
 }
 
 impl State {
@@ -317,6 +225,11 @@ impl FakeRuntime {
             .map(FakeContainer::state)
     }
 
+    /// The named volumes that exist now, by name.
+    pub fn volumes(&self) -> BTreeMap<String, FakeVolume> {
+        self.lock().volumes.clone()
+    }
+
     /// Makes a running container exit now with `code`.
     pub fn exit(&self, id: &str, code: i64) {
         exit_container(&self.state, id, code);
@@ -447,6 +360,8 @@ impl ContainerRuntime for FakeRuntime {
         if let Some(message) = &behavior.create_error {
             return Err(RuntimeError::Create(message.clone()));
         }
+        let volumes = state.check_create(spec)?;
+        state.provision_volumes(spec);
         state.next_id += 1;
         let id = format!("{:064x}", state.next_id);
         let health = if spec.health_check.is_some() {
@@ -467,6 +382,7 @@ impl ContainerRuntime for FakeRuntime {
                 ports: Vec::new(),
                 scripts: Vec::new(),
                 finished_at: None,
+                volumes,
             },
         );
         Ok(id)
@@ -480,10 +396,12 @@ impl ContainerRuntime for FakeRuntime {
             state.next_host_port = 32768;
         }
         let mut next_port = state.next_host_port;
-        let container = state.container(id)?;
-        if container.running {
+        let spec = state.container(id)?.spec.clone();
+        if state.container(id)?.running {
             return Ok(());
         }
+        state.check_start(&spec)?;
+        let container = state.container(id)?;
         if let Some(message) = &container.behavior.start_error {
             return Err(RuntimeError::Start(message.clone()));
         }
@@ -587,6 +505,11 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.enter(Call::RemoveVolume(name.to_string())).await?;
+        self.lock().remove_volume(name)
+    }
+
     async fn inspect_container(&self, id: &str) -> Result<ContainerState> {
         self.enter(Call::Inspect(id.to_string())).await?;
         Ok(self.lock().container(id)?.state())
@@ -617,173 +540,5 @@ impl ContainerRuntime for FakeRuntime {
             sender,
         });
         Ok(receiver)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::PortSpec;
-
-    fn spec(name: &str, image: &str) -> ContainerSpec {
-        let mut labels = BTreeMap::new();
-        labels.insert(CONTAINER_NAME_LABEL.to_string(), name.to_string());
-        labels.insert("owner".to_string(), "me".to_string());
-        ContainerSpec {
-            name: format!("berth-{name}"),
-            image: image.to_string(),
-            network_mode: "bridge".into(),
-            labels,
-            ..ContainerSpec::default()
-        }
-    }
-
-    fn owner() -> BTreeMap<String, String> {
-        BTreeMap::from([("owner".to_string(), "me".to_string())])
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_scripted_container_exits_after_its_delay_and_emits_events() {
-        let fake = FakeRuntime::new();
-        fake.add_image("busybox");
-        fake.set_behavior("app", Behavior::exits(Duration::from_secs(5), 3));
-        let mut events = fake.events(&owner()).await.expect("events");
-        let id = fake
-            .create_container(&spec("app", "busybox"))
-            .await
-            .expect("create");
-        fake.start_container(&id).await.expect("start");
-        assert_eq!(
-            events.recv().await,
-            Some(RuntimeEvent::Started { id: id.clone() })
-        );
-        assert_eq!(
-            events.recv().await,
-            Some(RuntimeEvent::Died {
-                id: id.clone(),
-                exit_code: Some(3)
-            })
-        );
-        let state = fake.inspect_container(&id).await.expect("inspect");
-        assert!(!state.running && state.started);
-        assert_eq!(state.exit_code, Some(3));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_container_ignoring_sigterm_is_killed_after_the_stop_timeout() {
-        let fake = FakeRuntime::new();
-        fake.add_image("busybox");
-        fake.set_behavior("busybox", Behavior::running().ignoring_sigterm());
-        let id = fake
-            .create_container(&spec("app", "busybox"))
-            .await
-            .expect("create");
-        fake.start_container(&id).await.expect("start");
-        let before = tokio::time::Instant::now();
-        fake.stop_container(&id, Duration::from_secs(7))
-            .await
-            .expect("stop");
-        assert_eq!(before.elapsed(), Duration::from_secs(7));
-        let state = fake.inspect_container(&id).await.expect("inspect");
-        assert_eq!(state.exit_code, Some(SIGKILL_EXIT_CODE));
-    }
-
-    #[tokio::test]
-    async fn creating_needs_the_image_and_a_free_name() {
-        let fake = FakeRuntime::new();
-        let err = fake
-            .create_container(&spec("app", "busybox"))
-            .await
-            .expect_err("no image");
-        assert!(matches!(err, RuntimeError::Create(m) if m.contains("No such image")));
-        fake.add_image("busybox");
-        fake.create_container(&spec("app", "busybox"))
-            .await
-            .expect("create");
-        let err = fake
-            .create_container(&spec("app", "busybox"))
-            .await
-            .expect_err("conflict");
-        assert!(matches!(err, RuntimeError::Create(m) if m.contains("already in use")));
-    }
-
-    #[tokio::test]
-    async fn pulls_fail_for_scripted_images_and_make_others_present() {
-        let fake = FakeRuntime::new();
-        fake.fail_pull("nope:latest", "manifest unknown");
-        let err = fake.pull_image("nope:latest").await.expect_err("fails");
-        assert_eq!(
-            err.to_string(),
-            "CannotPullContainerError: pull image nope:latest: manifest unknown"
-        );
-        fake.pull_image("busybox").await.expect("pull");
-        assert!(fake.image_present("busybox").await.expect("present"));
-    }
-
-    #[tokio::test]
-    async fn ephemeral_host_ports_are_assigned_at_start_and_listing_honours_labels() {
-        let fake = FakeRuntime::new();
-        fake.add_image("busybox");
-        let mut with_port = spec("web", "busybox");
-        with_port.ports = vec![PortSpec {
-            container_port: 80,
-            host_port: None,
-            protocol: "tcp".into(),
-        }];
-        let id = fake.create_container(&with_port).await.expect("create");
-        fake.start_container(&id).await.expect("start");
-        let state = fake.inspect_container(&id).await.expect("inspect");
-        assert_eq!(state.ports.len(), 1);
-        assert!(state.ports[0].host_port >= 32768);
-        let mut other = spec("other", "busybox");
-        other.labels.clear();
-        fake.create_container(&other).await.expect("create");
-        assert_eq!(fake.list_containers(&owner()).await.expect("list").len(), 1);
-        assert_eq!(
-            fake.list_containers(&BTreeMap::new())
-                .await
-                .expect("list")
-                .len(),
-            2
-        );
-        let err = fake.remove_container(&id).await.expect_err("running");
-        assert!(matches!(err, RuntimeError::Other(_)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_health_sequence_plays_out_after_start() {
-        let fake = FakeRuntime::new();
-        fake.add_image("busybox");
-        fake.set_behavior(
-            "db",
-            Behavior::running().with_health(&[
-                (Duration::from_secs(2), Health::Healthy),
-                (Duration::from_secs(9), Health::Unhealthy),
-            ]),
-        );
-        let mut events = fake.events(&owner()).await.expect("events");
-        let id = fake
-            .create_container(&spec("db", "busybox"))
-            .await
-            .expect("create");
-        fake.start_container(&id).await.expect("start");
-        assert!(matches!(
-            events.recv().await,
-            Some(RuntimeEvent::Started { .. })
-        ));
-        assert_eq!(
-            events.recv().await,
-            Some(RuntimeEvent::HealthChanged {
-                id: id.clone(),
-                health: Health::Healthy
-            })
-        );
-        assert_eq!(
-            events.recv().await,
-            Some(RuntimeEvent::HealthChanged {
-                id: id.clone(),
-                health: Health::Unhealthy
-            })
-        );
     }
 }

@@ -18,7 +18,7 @@ pub enum RuntimeError {
     /// The image does not exist locally and could not be pulled.
     #[error("CannotPullContainerError: pull image {image}: {message}")]
     ImagePull { image: String, message: String },
-    /// No container with that id.
+    /// No container (or, for `remove_volume`, no volume) with that id or name.
     #[error("no such container: {0}")]
     NotFound(String),
     /// The runtime refused the container configuration.
@@ -54,12 +54,15 @@ pub enum MountSpec {
         container_path: String,
         read_only: bool,
     },
-    /// A named runtime volume (created if absent).
+    /// A named runtime volume (created if absent, with `driver`, `driver_opts` and `labels`;
+    /// a volume that exists already keeps its own).
     Volume {
         name: String,
         container_path: String,
         read_only: bool,
         driver: Option<String>,
+        driver_opts: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
     },
     /// A tmpfs.
     Tmpfs {
@@ -86,6 +89,15 @@ pub struct UlimitSpec {
     pub name: String,
     pub soft: i64,
     pub hard: i64,
+}
+
+/// A host device made available in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub host_path: String,
+    pub container_path: String,
+    /// cgroup permissions: some of `r`, `w`, `m` (read, write, mknod), in that order.
+    pub permissions: String,
 }
 
 /// Everything needed to create one container.
@@ -127,6 +139,26 @@ pub struct ContainerSpec {
     pub interactive: bool,
     pub tty: bool,
     pub disable_networking: bool,
+    /// Containers whose volumes this one mounts: `name` or `name:ro` (runtime names; they must
+    /// exist before this container is created).
+    pub volumes_from: Vec<String>,
+    /// Legacy links, `name:alias` (runtime names; the targets must run when this one starts).
+    pub links: Vec<String>,
+    pub devices: Vec<DeviceSpec>,
+    /// Size of `/dev/shm` in MiB (`None`: the runtime's default).
+    pub shm_size_mib: Option<u64>,
+    /// Memory plus swap limit in MiB (`None`: the host's swap settings).
+    pub memory_swap_mib: Option<u64>,
+    /// Swappiness, 0 to 100 (`None`: the host's).
+    pub memory_swappiness: Option<u8>,
+    /// Kernel parameters (namespaced sysctls).
+    pub sysctls: BTreeMap<String, String>,
+    /// Security options, as Docker's `--security-opt` takes them.
+    pub security_opt: Vec<String>,
+    /// PID namespace: `host` or `container:NAME` (`None`: a private one).
+    pub pid_mode: Option<String>,
+    /// IPC namespace: `host`, `none`, `shareable` or `container:NAME` (`None`: the default).
+    pub ipc_mode: Option<String>,
 }
 
 /// Health of a running container as the runtime reports it.
@@ -162,6 +194,8 @@ pub struct ContainerState {
     pub restart_count: u64,
     /// When it exited (once it has exited).
     pub finished_at: Option<std::time::SystemTime>,
+    /// Names of the named volumes it mounts (its own mounts and those of `volumes_from`).
+    pub volumes: Vec<String>,
 }
 
 /// A host port bound to a container port.
@@ -219,6 +253,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn kill_container(&self, id: &str) -> Result<()>;
     /// Removes a container (and its anonymous volumes).
     async fn remove_container(&self, id: &str) -> Result<()>;
+    /// Removes the named volume `name`: `NotFound` when there is none, an error when a
+    /// container (running or not) still uses it.
+    async fn remove_volume(&self, name: &str) -> Result<()>;
     /// The current state of a container.
     async fn inspect_container(&self, id: &str) -> Result<ContainerState>;
     /// All containers (running or not) carrying every one of `labels`.

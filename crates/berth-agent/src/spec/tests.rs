@@ -3,6 +3,11 @@
 use super::*;
 use serde_json::json;
 
+mod linux;
+mod siblings;
+mod unsupported;
+mod volumes;
+
 const TASK_ARN: &str =
     "arn:aws:ecs:us-east-1:000000000000:task/default/0123456789abcdef0123456789abcdef";
 const INSTANCE: &str = "fedcba9876543210fedcba9876543210";
@@ -36,6 +41,12 @@ fn spec_of(value: serde_json::Value) -> Result<ContainerSpec, SpecError> {
         .cloned()
         .unwrap_or_default();
     container_spec(&context(&td, None), &def)
+}
+
+/// The specs of every container of a task definition built from `value`.
+fn specs_of(value: serde_json::Value) -> Result<Vec<ContainerSpec>, SpecError> {
+    let td = task_definition(value);
+    task_container_specs(&context(&td, None))
 }
 
 fn container(extra: serde_json::Value) -> serde_json::Value {
@@ -428,25 +439,33 @@ fn mount_points_resolve_host_paths_and_docker_volumes() {
                 name: "berth-web-3-cache-0123456789ab".into(),
                 container_path: "/cache".into(),
                 read_only: false,
-                driver: Some("local".into())
+                driver: Some("local".into()),
+                driver_opts: BTreeMap::new(),
+                labels: BTreeMap::new()
             },
             MountSpec::Volume {
                 name: "shared".into(),
                 container_path: "/shared".into(),
                 read_only: false,
-                driver: None
+                driver: None,
+                driver_opts: BTreeMap::new(),
+                labels: BTreeMap::new()
             },
             MountSpec::Volume {
                 name: "berth-web-3-scratch-0123456789ab".into(),
                 container_path: "/scratch".into(),
                 read_only: false,
-                driver: None
+                driver: None,
+                driver_opts: BTreeMap::new(),
+                labels: BTreeMap::new()
             },
             MountSpec::Volume {
                 name: "berth-web-3-empty-host-0123456789ab".into(),
                 container_path: "/e".into(),
                 read_only: false,
-                driver: None
+                driver: None,
+                driver_opts: BTreeMap::new(),
+                labels: BTreeMap::new()
             },
         ]
     );

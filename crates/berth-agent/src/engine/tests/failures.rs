@@ -163,3 +163,51 @@ async fn a_container_definition_the_runtime_cannot_use_fails_the_task() {
     assert!(reason.starts_with("CannotCreateContainerError"), "{reason}");
     assert!(reason.contains("stopTimeout"), "{reason}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_field_berth_cannot_honour_fails_the_task_naming_container_and_field() {
+    let mut h = Harness::new().await;
+    let td = task_definition(json!([
+        container("web", json!({})),
+        container(
+            "app",
+            json!({"secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}]})
+        )
+    ]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    let task = h.task("t1");
+    assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
+    let reason = task.stopped_reason.clone().expect("reason");
+    assert_eq!(
+        reason,
+        "CannotCreateContainerError: container app: secrets is not supported by Berth yet (it \
+         reads values from AWS Systems Manager Parameter Store or Secrets Manager)"
+    );
+    let app = h.container("t1", "app");
+    assert_eq!(app.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(app.reason.as_deref(), Some(reason.as_str()));
+    assert_eq!(h.statuses("t1"), path(&["PENDING"]));
+    assert_eq!(h.count(|c| matches!(c, Call::Pull(_) | Call::Create(_))), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aws_log_driver_fails_the_task_instead_of_reaching_docker() {
+    let mut h = Harness::new().await;
+    let td = task_definition(json!([container(
+        "web",
+        json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}})
+    )]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", "STOPPED").await;
+    let task = h.task("t1");
+    assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
+    let reason = task.stopped_reason.clone().expect("reason");
+    assert!(
+        reason.contains(
+            "container web: logConfiguration.logDriver awslogs is not supported by Berth yet"
+        ),
+        "{reason}"
+    );
+    assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 0);
+}

@@ -6,7 +6,9 @@ mod dependencies;
 mod failures;
 mod faults;
 mod lifecycle;
+mod siblings;
 mod stopping;
+mod volumes;
 
 use super::{Engine, EngineConfig};
 use crate::runtime::fake::{Call, FakeRuntime};

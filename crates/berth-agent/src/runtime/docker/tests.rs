@@ -2,7 +2,7 @@
 //! mappings and image references. The daemon itself is exercised in `tests/docker_runtime.rs`.
 
 use super::*;
-use crate::runtime::{HealthCheckSpec, PortSpec, UlimitSpec};
+use crate::runtime::{DeviceSpec, HealthCheckSpec, MountSpec, PortSpec, UlimitSpec};
 use serde_json::json;
 
 fn full_spec() -> ContainerSpec {
@@ -47,6 +47,8 @@ fn full_spec() -> ContainerSpec {
                 container_path: "/data".into(),
                 read_only: false,
                 driver: Some("local".into()),
+                driver_opts: BTreeMap::from([("type".to_string(), "tmpfs".to_string())]),
+                labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
             },
             MountSpec::Tmpfs {
                 container_path: "/run".into(),
@@ -81,6 +83,20 @@ fn full_spec() -> ContainerSpec {
         interactive: true,
         tty: false,
         disable_networking: false,
+        volumes_from: vec!["berth-web-1-data-0123456789ab:ro".into()],
+        links: vec!["berth-web-1-db-0123456789ab:database".into()],
+        devices: vec![DeviceSpec {
+            host_path: "/dev/fuse".into(),
+            container_path: "/dev/fuse".into(),
+            permissions: "rw".into(),
+        }],
+        shm_size_mib: Some(128),
+        memory_swap_mib: Some(96),
+        memory_swappiness: Some(10),
+        sysctls: BTreeMap::from([("net.core.somaxconn".to_string(), "1024".to_string())]),
+        security_opt: vec!["no-new-privileges".into()],
+        pid_mode: Some("container:berth-web-1-db-0123456789ab".into()),
+        ipc_mode: Some("shareable".into()),
     }
 }
 
@@ -147,6 +163,37 @@ fn the_create_body_carries_every_spec_field_in_docker_units() {
 }
 
 #[test]
+fn the_create_body_carries_references_devices_kernel_and_volume_settings() {
+    let body = serde_json::to_value(create_body(&full_spec())).expect("serializes");
+    let host = &body["HostConfig"];
+    assert_eq!(
+        host["VolumesFrom"],
+        json!(["berth-web-1-data-0123456789ab:ro"])
+    );
+    assert_eq!(
+        host["Links"],
+        json!(["berth-web-1-db-0123456789ab:database"])
+    );
+    assert_eq!(
+        host["Devices"],
+        json!([{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse",
+                "CgroupPermissions": "rw"}])
+    );
+    assert_eq!(host["ShmSize"], 128 * 1024 * 1024);
+    assert_eq!(host["MemorySwap"], 96 * 1024 * 1024);
+    assert_eq!(host["MemorySwappiness"], 10);
+    assert_eq!(host["Sysctls"], json!({"net.core.somaxconn": "1024"}));
+    assert_eq!(host["SecurityOpt"], json!(["no-new-privileges"]));
+    assert_eq!(host["PidMode"], "container:berth-web-1-db-0123456789ab");
+    assert_eq!(host["IpcMode"], "shareable");
+    assert_eq!(
+        host["Mounts"][0]["VolumeOptions"],
+        json!({"Labels": {"team": "a"},
+               "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs"}}})
+    );
+}
+
+#[test]
 fn host_mode_exposes_ports_without_publishing_them() {
     let spec = ContainerSpec {
         network_mode: "host".into(),
@@ -208,6 +255,16 @@ fn unset_options_are_left_to_docker() {
         "LogConfig",
         "Init",
         "CapAdd",
+        "VolumesFrom",
+        "Links",
+        "Devices",
+        "ShmSize",
+        "MemorySwap",
+        "MemorySwappiness",
+        "Sysctls",
+        "SecurityOpt",
+        "PidMode",
+        "IpcMode",
     ] {
         assert!(
             body["HostConfig"].get(key).is_none(),
