@@ -9,6 +9,8 @@ pub mod gateway;
 pub mod handlers;
 pub mod http;
 pub mod protocol;
+#[cfg(test)]
+pub mod test_support;
 pub mod view;
 
 pub use app::{App, ServerConfig};

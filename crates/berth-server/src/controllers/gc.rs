@@ -244,15 +244,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deleted_task_definition_disappears_at_the_next_sweep() {
-        use crate::app::{App, ServerConfig};
-        use crate::dispatch::{dispatch, Caller, Ctx};
-        let app = App::open(ServerConfig::default()).await.expect("app");
+        use crate::test_support::{app, call};
+        let app = app().await;
         let call = |op: &'static str, body: serde_json::Value| {
-            let ctx = Ctx {
-                app: app.clone(),
-                caller: Caller::default(),
-            };
-            async move { dispatch(ctx, op, body.to_string().as_bytes()).await }
+            let app = app.clone();
+            async move { call(&app, op, body).await }
         };
         let containers = serde_json::json!([{"name": "web", "image": "busybox", "memory": 64}]);
         for _ in 0..2 {
@@ -295,7 +291,6 @@ mod tests {
         )
         .await
         .expect("register");
-        let again: serde_json::Value = serde_json::from_slice(&again).expect("json");
         assert_eq!(
             again["taskDefinition"]["revision"], 3,
             "revision numbers are never reused"

@@ -2,8 +2,8 @@
 //! driven through the dispatcher with the JSON an ECS client sends.
 
 use crate::app::{App, ServerConfig};
-use crate::dispatch::{dispatch, Caller, Ctx};
 use crate::error::ApiError;
+use crate::test_support::{call, ok};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -30,22 +30,6 @@ async fn app() -> Arc<App> {
         .await;
     }
     app
-}
-
-async fn call(app: &Arc<App>, op: &str, body: Value) -> Result<Value, ApiError> {
-    let ctx = Ctx {
-        app: app.clone(),
-        caller: Caller::default(),
-    };
-    let bytes = dispatch(ctx, op, body.to_string().as_bytes()).await?;
-    Ok(serde_json::from_slice(&bytes).expect("json response"))
-}
-
-async fn ok(app: &Arc<App>, op: &str, body: Value) -> Value {
-    match call(app, op, body).await {
-        Ok(v) => v,
-        Err(e) => panic!("{op} failed: {e}"),
-    }
 }
 
 async fn err(app: &Arc<App>, op: &str, body: Value) -> ApiError {

@@ -1,25 +1,11 @@
 //! Handler tests of the task definition operations on an in-memory server, driven through
 //! the dispatcher with the JSON an ECS client sends.
 
-use crate::app::{App, ServerConfig};
-use crate::dispatch::{dispatch, Caller, Ctx};
-use crate::error::ApiError;
+use crate::app::App;
+use crate::test_support::{app, call};
 use berth_store::keys;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-async fn app() -> Arc<App> {
-    App::open(ServerConfig::default()).await.expect("app")
-}
-
-async fn call(app: &Arc<App>, op: &str, body: Value) -> Result<Value, ApiError> {
-    let ctx = Ctx {
-        app: app.clone(),
-        caller: Caller::default(),
-    };
-    let bytes = dispatch(ctx, op, body.to_string().as_bytes()).await?;
-    Ok(serde_json::from_slice(&bytes).expect("json response"))
-}
 
 async fn register(app: &Arc<App>, family: &str) -> Value {
     call(

@@ -7,31 +7,10 @@ mod deployments;
 mod replica;
 
 use super::reconcile_all;
-use crate::app::{App, ServerConfig};
-use crate::dispatch::{dispatch, Caller, Ctx};
-use crate::error::ApiError;
+use crate::app::App;
+pub(super) use crate::test_support::{app, call, ok};
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-pub(super) async fn app() -> Arc<App> {
-    App::open(ServerConfig::default()).await.expect("app")
-}
-
-pub(super) async fn call(app: &Arc<App>, op: &str, body: Value) -> Result<Value, ApiError> {
-    let ctx = Ctx {
-        app: app.clone(),
-        caller: Caller::default(),
-    };
-    let bytes = dispatch(ctx, op, body.to_string().as_bytes()).await?;
-    Ok(serde_json::from_slice(&bytes).expect("json response"))
-}
-
-pub(super) async fn ok(app: &Arc<App>, op: &str, body: Value) -> Value {
-    match call(app, op, body).await {
-        Ok(v) => v,
-        Err(e) => panic!("{op} failed: {e}"),
-    }
-}
 
 /// Cluster `demo`, `instances` container instances (4096 CPU, 4096 MiB each, one zone per
 /// instance), task definitions `web:1` and `web:2` (busybox) and `bad:1` (an image that does
