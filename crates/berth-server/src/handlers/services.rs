@@ -414,8 +414,10 @@ pub async fn update_service(
         let now = ctx.now();
         let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
         if new_deployment {
+            let completed = complete_if_steady(&ctx, &cluster_name, &mut record, now)?;
             let sources = source_revisions(&ctx, &cluster_name, &record)?;
-            let superseded = superseded_history(&ctx, &cluster_name, &name, &record, now)?;
+            let superseded =
+                superseded_history(&ctx, &cluster_name, &name, &record, completed.as_ref(), now)?;
             txn = begin_deployment(
                 &ctx,
                 &cluster_name,
@@ -442,13 +444,43 @@ pub async fn update_service(
     }
 }
 
+/// Marks the PRIMARY deployment COMPLETED when it already runs its desired count with nothing
+/// pending and no other deployment is left — what `aws ecs wait services-stable` reports as
+/// stable — but the controller has not marked it yet. An update arriving in that moment must
+/// still find it as the deployment a circuit breaker rolls back to.
+fn complete_if_steady(
+    ctx: &Ctx,
+    cluster: &str,
+    record: &mut ServiceRecord,
+    now: f64,
+) -> Result<Option<HistoryUpdate>, ApiError> {
+    let deployments = record.service.deployments.as_deref().unwrap_or_default();
+    let [primary] = deployments else {
+        return Ok(None);
+    };
+    if primary.rollout_state.as_deref() != Some("IN_PROGRESS") {
+        return Ok(None);
+    }
+    let id = primary.id.clone().unwrap_or_default();
+    let desired = primary.desired_count.unwrap_or(0);
+    if TaskCounts::of(ctx, cluster)?.deployment(&id) != (desired, 0) {
+        return Ok(None);
+    }
+    Ok(berth_core::service::lifecycle::complete_primary(
+        record,
+        &mut RandomIds,
+        now,
+    ))
+}
+
 /// The service deployments still under way that a new deployment stops: their keys,
-/// revisions and new contents.
+/// revisions and new contents — STOPPED, except the one `completed` finishes (SUCCESSFUL).
 fn superseded_history(
     ctx: &Ctx,
     cluster: &str,
     service: &str,
     record: &ServiceRecord,
+    completed: Option<&HistoryUpdate>,
     now: f64,
 ) -> Result<Vec<(String, u64, ServiceDeployment)>, ApiError> {
     let mut out = Vec::new();
@@ -473,18 +505,21 @@ fn superseded_history(
         }
         let id = arn.rsplit('/').next().unwrap_or_default().to_string();
         let mut sd = stored.value;
-        apply_history(
-            &mut sd,
-            &HistoryUpdate {
-                arn,
-                status: "STOPPED",
-                status_reason: Some("Superseded by a newer service deployment.".into()),
-                finished: true,
-                rollback: None,
-                circuit_breaker: None,
-            },
-            now,
-        );
+        match completed.filter(|c| c.arn == arn) {
+            Some(update) => apply_history(&mut sd, update, now),
+            None => apply_history(
+                &mut sd,
+                &HistoryUpdate {
+                    arn,
+                    status: "STOPPED",
+                    status_reason: Some("Superseded by a newer service deployment.".into()),
+                    finished: true,
+                    rollback: None,
+                    circuit_breaker: None,
+                },
+                now,
+            ),
+        }
         out.push((
             keys::service_deployment(cluster, service, &id),
             stored.mod_revision,
@@ -530,7 +565,7 @@ pub async fn delete_service(
         record.service.desired_count = Some(0);
         let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
         for (sd_key, sd_revision, mut sd) in
-            superseded_history(&ctx, &cluster_name, &name, &record, now)?
+            superseded_history(&ctx, &cluster_name, &name, &record, None, now)?
         {
             sd.status_reason = Some(REASON_SERVICE_DELETED.into());
             txn = txn

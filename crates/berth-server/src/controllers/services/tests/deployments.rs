@@ -331,3 +331,65 @@ async fn a_controller_restarted_mid_deployment_continues_where_it_was() {
         .count();
     assert_eq!(new, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_right_after_services_stable_still_rolls_back_to_the_stable_deployment() {
+    let app = app().await;
+    setup(&app, 2).await;
+    let breaker = json!({"deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": true, "rollback": true}}});
+    ok(
+        &app,
+        "CreateService",
+        json!({"cluster": "demo", "serviceName": "web", "taskDefinition": "web:1",
+               "desiredCount": 3})
+        .as_object()
+        .cloned()
+        .map(|mut body| {
+            body.extend(breaker.as_object().cloned().unwrap_or_default());
+            Value::Object(body)
+        })
+        .expect("body"),
+    )
+    .await;
+    settle(&app).await;
+    agent(&app, "web", Fate::Start, usize::MAX).await;
+    // `wait services-stable` would return now (one deployment, runningCount == desiredCount),
+    // but the controller has not run since the tasks started: the update comes first.
+    let stable = describe(&app, "web").await;
+    assert_eq!(stable["runningCount"], 3);
+    assert_eq!(
+        stable["deployments"].as_array().expect("deployments").len(),
+        1
+    );
+    let stable_id = stable["deployments"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    ok(
+        &app,
+        "UpdateService",
+        json!({"cluster": "demo", "service": "web", "taskDefinition": "bad:1"}),
+    )
+    .await;
+    let during = describe(&app, "web").await;
+    let old = during["deployments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["id"] == stable_id.as_str())
+        .expect("old deployment listed");
+    assert_eq!(old["rolloutState"], "COMPLETED");
+    settle(&app).await;
+    agent(&app, "web", Fate::PullFails, usize::MAX).await;
+    settle(&app).await;
+    let service = describe(&app, "web").await;
+    let primary = &service["deployments"][0];
+    assert!(primary["taskDefinition"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with("web:1"));
+    assert_eq!(
+        primary["rolloutStateReason"],
+        format!("ECS deployment circuit breaker: rolling back to deploymentId {stable_id}.")
+    );
+}
