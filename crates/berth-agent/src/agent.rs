@@ -9,7 +9,7 @@ use crate::engine::{bounds, Engine, EngineConfig};
 use crate::identity::{self, IdentityError};
 use crate::runtime::{ContainerRuntime, RuntimeError};
 use crate::{recovery, register, reporter};
-use berth_core::gateway::Heartbeat;
+use berth_core::gateway::{DesiredTracker, Heartbeat};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -202,20 +202,33 @@ async fn follow_desired(
     engine: &mut Engine,
 ) {
     let mut since: Option<u64> = None;
+    let mut tracker = DesiredTracker::default();
     let mut backoff = Backoff::default();
     let mut failing = false;
     loop {
+        if since.is_none() {
+            tracker.reset();
+        }
         match client.desired_stream(cluster, instance_id, since).await {
             Ok(mut stream) => loop {
-                match tokio::time::timeout(STREAM_IDLE_TIMEOUT, stream.next_state()).await {
-                    Ok(Ok(Some(state))) => {
+                match tokio::time::timeout(STREAM_IDLE_TIMEOUT, stream.next_update()).await {
+                    Ok(Ok(Some(update))) => {
                         if failing {
                             tracing::info!("desired-state stream back");
                             failing = false;
                         }
-                        since = Some(state.revision);
                         backoff.reset();
-                        engine.apply(&state);
+                        match tracker.apply(update) {
+                            Ok(state) => {
+                                since = Some(state.revision);
+                                engine.apply(&state);
+                            }
+                            Err(err) => {
+                                tracing::warn!("{err}; asking for the whole desired state");
+                                since = None;
+                                break;
+                            }
+                        }
                     }
                     Ok(Ok(None)) => {
                         tracing::debug!("desired-state stream ended; reconnecting");

@@ -3,7 +3,7 @@
 //! desired-state stream and heartbeats.
 
 use berth_core::gateway::{
-    DesiredState, Heartbeat, SubmitContainerStateChange, SubmitTaskStateChange, DESIRED_PATH,
+    DesiredUpdate, Heartbeat, SubmitContainerStateChange, SubmitTaskStateChange, DESIRED_PATH,
     HEARTBEAT_PATH,
 };
 use bytes::Bytes;
@@ -111,7 +111,10 @@ impl ServerClient {
         if uri.path() != "/" && !uri.path().is_empty() {
             return Err(invalid("it must not have a path; use http://HOST:PORT"));
         }
-        let http = Client::builder(TokioExecutor::new()).build_http();
+        let mut connector = HttpConnector::new();
+        // Reports and stream lines are small: send them at once, not after Nagle's delay.
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new()).build(connector);
         Ok(ServerClient {
             http,
             base: format!("http://{authority}"),
@@ -252,7 +255,7 @@ impl ServerClient {
     }
 }
 
-/// An open desired-state stream: newline-delimited JSON [`DesiredState`] lines.
+/// An open desired-state stream: newline-delimited JSON [`DesiredUpdate`] lines.
 #[derive(Debug)]
 pub struct DesiredStream {
     body: Incoming,
@@ -260,8 +263,8 @@ pub struct DesiredStream {
 }
 
 impl DesiredStream {
-    /// The next desired state; `None` when the server ended the stream.
-    pub async fn next_state(&mut self) -> Result<Option<DesiredState>, ClientError> {
+    /// The next line; `None` when the server ended the stream.
+    pub async fn next_update(&mut self) -> Result<Option<DesiredUpdate>, ClientError> {
         loop {
             if let Some(line) = take_line(&mut self.buffer) {
                 if line.iter().all(u8::is_ascii_whitespace) {

@@ -1,12 +1,34 @@
 //! The agent gateway protocol: what the server streams to each agent (its desired tasks) and
 //! what agents report back through SubmitTaskStateChange. Shared by `berth-server` and
 //! `berth-agent` so both sides read and write the same shapes.
+//!
+//! # The desired-state stream
+//!
+//! `GET /v1/agent/desired?cluster=NAME&containerInstance=ID[&since=REVISION]` answers
+//! `application/x-ndjson`: one [`DesiredUpdate`] per line, for as long as the connection
+//! lasts.
+//!
+//! - `assigned` on every line lists every task of the instance that is not yet STOPPED, as of
+//!   store revision `revision`: a task no longer listed is no longer the agent's.
+//! - `tasks` holds the tasks the agent does not know in their current form: on the first line
+//!   of a connection without `since`, all of them; after that (and on a connection that
+//!   resumes with `since`, the revision of the last line the agent applied), only those placed,
+//!   asked to stop or stopped since. A task's own progress reports change nothing the agent
+//!   acts on, so they send no line.
+//! - `taskDefinition` comes with a task only when the agent does not already hold that task
+//!   definition (none of the tasks it was told about uses it).
+//! - A line is sent when the instance's tasks change, and at least every 15 s as a keepalive.
+//! - The stream ends when the instance is deregistered.
+//!
+//! [`DesiredTracker`] folds the lines back into the full [`DesiredState`] the task engine
+//! converges to.
 
 use crate::model::common::Timestamp;
 use crate::model::task::{ContainerStateChange, Task};
 use crate::model::task_definition::TaskDefinition;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Path of the desired-state stream: `GET` with query `cluster`, `containerInstance`, `since`.
 pub const DESIRED_PATH: &str = "/v1/agent/desired";
@@ -21,13 +43,130 @@ pub struct AssignedTask {
     pub task_definition: TaskDefinition,
 }
 
-/// One line of the desired-state stream: every task of the instance that is not yet STOPPED,
-/// as of store revision `revision`. Each line replaces the previous one (level-triggered).
+/// Every task of an instance that is not yet STOPPED, as of store revision `revision`: what
+/// the task engine converges to (level-triggered).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DesiredState {
     pub revision: u64,
     pub tasks: Vec<AssignedTask>,
+}
+
+/// A task on a line of the stream, with its task definition when the agent lacks it.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatedTask {
+    pub task: Task,
+    pub task_definition: Option<TaskDefinition>,
+}
+
+/// One line of the desired-state stream (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredUpdate {
+    pub revision: u64,
+    /// ARNs of every task of the instance not yet STOPPED.
+    pub assigned: Vec<String>,
+    /// Tasks new to the agent or changed since the last line.
+    #[serde(default)]
+    pub tasks: Vec<UpdatedTask>,
+}
+
+impl DesiredUpdate {
+    /// The line that tells an agent that knows nothing all of `state`.
+    pub fn full(state: &DesiredState) -> DesiredUpdate {
+        let mut sent: HashSet<&str> = HashSet::new();
+        DesiredUpdate {
+            revision: state.revision,
+            assigned: state
+                .tasks
+                .iter()
+                .filter_map(|a| a.task.task_arn.clone())
+                .collect(),
+            tasks: state
+                .tasks
+                .iter()
+                .map(|a| UpdatedTask {
+                    task: a.task.clone(),
+                    task_definition: sent
+                        .insert(
+                            a.task_definition
+                                .task_definition_arn
+                                .as_deref()
+                                .unwrap_or(""),
+                        )
+                        .then(|| a.task_definition.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A line named a task, or a task definition, that the agent was never sent: it must
+/// reconnect without `since` to get everything again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the desired-state stream named {0} without sending it")]
+pub struct UnknownTask(pub String);
+
+/// The agent's side of the stream: what it was told so far, folded into a [`DesiredState`].
+#[derive(Debug, Clone, Default)]
+pub struct DesiredTracker {
+    tasks: BTreeMap<String, Task>,
+    definitions: HashMap<String, TaskDefinition>,
+}
+
+impl DesiredTracker {
+    /// Applies one line; the result is the instance's whole desired state as of the line.
+    pub fn apply(&mut self, update: DesiredUpdate) -> Result<DesiredState, UnknownTask> {
+        for UpdatedTask {
+            task,
+            task_definition,
+        } in update.tasks
+        {
+            if let Some(td) = task_definition {
+                let arn = td.task_definition_arn.clone().unwrap_or_default();
+                self.definitions.insert(arn, td);
+            }
+            if let Some(arn) = task.task_arn.clone() {
+                self.tasks.insert(arn, task);
+            }
+        }
+        let assigned: HashSet<&str> = update.assigned.iter().map(String::as_str).collect();
+        self.tasks.retain(|arn, _| assigned.contains(arn.as_str()));
+        let used: HashSet<&str> = self
+            .tasks
+            .values()
+            .filter_map(|t| t.task_definition_arn.as_deref())
+            .collect();
+        self.definitions
+            .retain(|arn, _| used.contains(arn.as_str()));
+        let mut tasks = Vec::with_capacity(update.assigned.len());
+        for arn in &update.assigned {
+            let task = self
+                .tasks
+                .get(arn)
+                .ok_or_else(|| UnknownTask(format!("task {arn}")))?;
+            let td_arn = task.task_definition_arn.as_deref().unwrap_or_default();
+            let definition = self
+                .definitions
+                .get(td_arn)
+                .ok_or_else(|| UnknownTask(format!("task definition {td_arn}")))?;
+            tasks.push(AssignedTask {
+                task: task.clone(),
+                task_definition: definition.clone(),
+            });
+        }
+        Ok(DesiredState {
+            revision: update.revision,
+            tasks,
+        })
+    }
+
+    /// Forgets everything (before a connection without `since`).
+    pub fn reset(&mut self) {
+        *self = DesiredTracker::default();
+    }
 }
 
 /// Body of a heartbeat.

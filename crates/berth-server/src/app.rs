@@ -2,10 +2,10 @@
 //! the clock, with the read and read-modify-write helpers handlers are built from.
 
 use crate::error::ApiError;
-use crate::view::View;
+use crate::state::{State, StateCache};
 use berth_core::arn::{cluster_name_of, ArnContext};
 use berth_core::model::cluster::Cluster;
-use berth_store::typed::{decode, encode, Versioned};
+use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, SqliteStore, Store, StoreError, Txn, TxnResult};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -47,7 +47,8 @@ impl Default for ServerConfig {
 #[derive(Debug)]
 pub struct App {
     pub store: Arc<dyn Store>,
-    pub view: Arc<View>,
+    /// The typed, indexed cache of the store that reads are served from.
+    pub state: Arc<StateCache>,
     pub arns: ArnContext,
     pub config: ServerConfig,
     /// Liveness of agents, as heartbeats and streams show it.
@@ -69,11 +70,11 @@ impl App {
             }
             None => Arc::new(SqliteStore::open_in_memory()?),
         };
-        let view = View::start(store.clone()).await?;
+        let state = StateCache::start(store.clone()).await?;
         let arns = ArnContext::new(config.region.clone(), config.account_id.clone());
         Ok(Arc::new(App {
             store,
-            view,
+            state,
             arns,
             config,
             agents: Default::default(),
@@ -88,21 +89,24 @@ impl App {
         (since.as_millis() as f64) / 1000.0
     }
 
-    /// The object at `key` as the view holds it.
+    /// The current state of the cache (a snapshot: it does not move while it is read).
+    pub fn snapshot(&self) -> Arc<State> {
+        self.state.snapshot()
+    }
+
+    /// The object at `key` as the cache holds it.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, ApiError> {
-        self.view
+        self.snapshot()
             .get(key)
-            .map(|kv| decode(&kv))
+            .map(|entry| decode_entry(key, entry))
             .transpose()
-            .map_err(ApiError::from)
     }
 
     /// All objects under `prefix`, in key order.
     pub fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Versioned<T>>, ApiError> {
-        self.view
+        self.snapshot()
             .list(prefix)
-            .iter()
-            .map(|kv| decode(kv).map_err(ApiError::from))
+            .map(|(key, entry)| decode_entry(key, entry))
             .collect()
     }
 
@@ -110,7 +114,7 @@ impl App {
     /// at, so a reader after this call sees the write (or, when it failed, what beat it).
     pub async fn commit(&self, txn: Txn) -> Result<TxnResult, ApiError> {
         let result = self.store.txn(txn).await?;
-        self.view.wait_for(result.revision).await;
+        self.state.wait_for(result.revision).await;
         Ok(result)
     }
 
@@ -155,4 +159,21 @@ impl App {
             _ => Err(ApiError::cluster_not_found()),
         }
     }
+}
+
+/// Decodes a cached value as `T`.
+fn decode_entry<T: DeserializeOwned>(
+    key: &str,
+    entry: &crate::state::Entry,
+) -> Result<Versioned<T>, ApiError> {
+    let value = serde_json::from_slice(&entry.value).map_err(|e| {
+        ApiError::from(StoreError::Decode {
+            key: key.to_string(),
+            message: e.to_string(),
+        })
+    })?;
+    Ok(Versioned {
+        value,
+        mod_revision: entry.mod_revision,
+    })
 }

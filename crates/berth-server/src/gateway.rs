@@ -1,22 +1,21 @@
 //! The agent gateway: each agent holds a stream of its desired tasks open
-//! (`GET /v1/agent/desired`, newline-delimited JSON, a full snapshot per line) and sends
-//! heartbeats (`POST /v1/agent/heartbeat`). The stream is level-triggered: a line is sent at
-//! once, whenever the instance's tasks change, and as a keepalive.
+//! (`GET /v1/agent/desired`, the protocol `berth_core::gateway` documents) and sends
+//! heartbeats (`POST /v1/agent/heartbeat`). A stream wakes only when its own instance's tasks
+//! change for its agent (the state cache routes changes per instance), and each wake costs
+//! O(tasks on that instance).
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::handlers::task_lookup::with_version;
+use crate::state::{State as CacheState, TaskEntry, TaskIndex};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use berth_core::arn::id_of;
-use berth_core::gateway::{AssignedTask, DesiredState, Heartbeat};
-use berth_core::model::container_instance::ContainerInstance;
-use berth_core::model::task::Task;
-use berth_core::model::task_definition::TaskDefinitionRecord;
-use berth_core::task_state::TaskStatus;
+use berth_core::gateway::{DesiredUpdate, Heartbeat, UpdatedTask};
 use berth_store::keys;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,7 +53,6 @@ impl AgentRegistry {
 pub struct DesiredQuery {
     cluster: String,
     container_instance: String,
-    #[allow(dead_code)]
     since: Option<u64>,
 }
 
@@ -65,58 +63,98 @@ fn instance_arn(app: &App, cluster: &str, reference: &str) -> Result<String, Api
             "'{reference}' is not a container instance id or ARN."
         ))
     })?;
-    let found = app
-        .get::<ContainerInstance>(&keys::instance(cluster, &id))?
-        .filter(|i| i.value.status.as_deref() != Some("INACTIVE"));
-    match found {
-        Some(_) => Ok(app.arns.container_instance(cluster, &id)),
-        None => Err(ApiError::client(format!(
+    let registered = app
+        .snapshot()
+        .instance(&keys::instance(cluster, &id))
+        .is_some_and(|i| i.value.status.as_deref() != Some("INACTIVE"));
+    if registered {
+        Ok(app.arns.container_instance(cluster, &id))
+    } else {
+        Err(ApiError::client(format!(
             "Container instance '{reference}' is not registered in cluster '{cluster}': register it first."
-        ))),
+        )))
     }
 }
 
-/// Every task of the instance that is not yet STOPPED, with its task definition.
-pub fn desired_state(
-    app: &App,
-    cluster: &str,
+/// What one connection has told its agent: the `desired_revision` of each task it holds.
+#[derive(Debug, Default)]
+pub struct Told {
+    tasks: HashMap<String, u64>,
+}
+
+impl Told {
+    /// What an agent that applied every line up to revision `since` holds: every task
+    /// assigned now whose last change for the agent is not newer.
+    pub fn since(state: &CacheState, instance_arn: &str, since: u64) -> Told {
+        Told {
+            tasks: state
+                .tasks_by(TaskIndex::Instance, instance_arn, None)
+                .filter(|t| t.desired_revision <= since)
+                .map(|t| (t.arn().to_string(), t.desired_revision))
+                .collect(),
+        }
+    }
+}
+
+/// The next line for an agent that holds `told`, or `None` when it has nothing new (the
+/// same tasks, none changed). Costs O(tasks on the instance).
+pub fn next_update(
+    state: &CacheState,
     instance_arn: &str,
-) -> Result<DesiredState, ApiError> {
-    let revision = app.view.revision();
-    let mut definitions: HashMap<String, TaskDefinitionRecord> = HashMap::new();
+    told: &mut Told,
+) -> Option<DesiredUpdate> {
+    let assigned: Vec<&Arc<TaskEntry>> = state
+        .tasks_by(TaskIndex::Instance, instance_arn, None)
+        .collect();
+    let held: HashSet<&str> = assigned
+        .iter()
+        .filter(|t| told.tasks.contains_key(t.arn()))
+        .filter_map(|t| t.task.task_definition_arn.as_deref())
+        .collect();
+    let mut sending: HashSet<&str> = HashSet::new();
     let mut tasks = Vec::new();
-    for versioned in app.list::<Task>(&keys::tasks_of(cluster))? {
-        let task = versioned.value;
-        if task.container_instance_arn.as_deref() != Some(instance_arn)
-            || TaskStatus::of(&task) == TaskStatus::Stopped
-        {
+    for entry in &assigned {
+        if told.tasks.get(entry.arn()) == Some(&entry.desired_revision) {
             continue;
         }
-        let td_arn = task.task_definition_arn.clone().unwrap_or_default();
-        if !definitions.contains_key(&td_arn) {
-            let Some((family, revision)) =
-                td_arn.rsplit('/').next().and_then(|s| s.rsplit_once(':'))
-            else {
-                continue;
-            };
-            let Ok(revision) = revision.parse::<u32>() else {
-                continue;
-            };
-            let Some(record) =
-                app.get::<TaskDefinitionRecord>(&keys::task_definition(family, revision))?
-            else {
-                continue;
-            };
-            definitions.insert(td_arn.clone(), record.value);
-        }
-        let task_definition = definitions[&td_arn].task_definition.clone();
-        let task = crate::handlers::task_lookup::with_version(task, versioned.mod_revision);
-        tasks.push(AssignedTask {
-            task,
+        let td_arn = entry
+            .task
+            .task_definition_arn
+            .as_deref()
+            .unwrap_or_default();
+        let task_definition = if held.contains(td_arn) || !sending.insert(td_arn) {
+            None
+        } else {
+            match state.definition(td_arn) {
+                Some(record) => Some(record.task_definition.clone()),
+                None => {
+                    tracing::error!(
+                        task = entry.arn(),
+                        td = td_arn,
+                        "gateway: task definition not found"
+                    );
+                    continue;
+                }
+            }
+        };
+        tasks.push(UpdatedTask {
+            task: with_version(entry.task.clone(), entry.mod_revision),
             task_definition,
         });
     }
-    Ok(DesiredState { revision, tasks })
+    let unchanged = tasks.is_empty() && assigned.len() == told.tasks.len();
+    if unchanged {
+        return None;
+    }
+    told.tasks = assigned
+        .iter()
+        .map(|t| (t.arn().to_string(), t.desired_revision))
+        .collect();
+    Some(DesiredUpdate {
+        revision: state.revision(),
+        assigned: assigned.iter().map(|t| t.arn().to_string()).collect(),
+        tasks,
+    })
 }
 
 /// `GET /v1/agent/desired`: the stream of an instance's desired tasks.
@@ -138,15 +176,22 @@ pub async fn desired(
         Err(e) => return e.into_response(),
     };
     app.agents.saw(&arn);
-    let state = StreamState {
+    // Subscribe before the first read, so a change between the two still wakes the stream.
+    let changes = app.state.instance_changes(&arn);
+    let told = match query.since {
+        Some(since) => Told::since(&app.snapshot(), &arn, since),
+        None => Told::default(),
+    };
+    let stream = StreamState {
         app: app.clone(),
         cluster: query.cluster,
         arn,
-        last: None,
+        told,
+        first: true,
         last_sent: Instant::now(),
-        changes: app.view.subscribe(),
+        changes,
     };
-    let stream = futures_util::stream::unfold(state, next_line);
+    let stream = futures_util::stream::unfold(stream, next_line);
     let mut response = Body::from_stream(stream).into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -159,30 +204,39 @@ struct StreamState {
     app: Arc<App>,
     cluster: String,
     arn: String,
-    /// The tasks part of the last line sent, to send only changes (and keepalives).
-    last: Option<Vec<u8>>,
+    told: Told,
+    /// Whether no line was sent yet: the first one goes out even when it says nothing new.
+    first: bool,
     last_sent: Instant,
     changes: tokio::sync::watch::Receiver<u64>,
 }
 
 async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>, StreamState)> {
     loop {
+        st.changes.mark_unchanged();
         // An instance deregistered meanwhile ends the stream; the agent will find out why.
         if instance_arn(&st.app, &st.cluster, &st.arn).is_err() {
             return None;
         }
-        let state = match desired_state(&st.app, &st.cluster, &st.arn) {
-            Ok(state) => state,
-            Err(e) => return Some((Err(std::io::Error::other(e.to_string())), st)),
+        let state = st.app.snapshot();
+        let update = next_update(&state, &st.arn, &mut st.told);
+        let due = st.first || st.last_sent.elapsed() >= KEEPALIVE;
+        let line = match update {
+            Some(update) => Some(update),
+            None if due => Some(DesiredUpdate {
+                revision: state.revision(),
+                assigned: st.told.tasks.keys().cloned().collect(),
+                tasks: Vec::new(),
+            }),
+            None => None,
         };
-        let tasks = serde_json::to_vec(&state.tasks).unwrap_or_default();
-        let due = st.last_sent.elapsed() >= KEEPALIVE;
-        if st.last.as_ref() != Some(&tasks) || due {
-            st.last = Some(tasks);
+        drop(state);
+        if let Some(line) = line {
+            st.first = false;
             st.last_sent = Instant::now();
-            let mut line = serde_json::to_vec(&state).unwrap_or_default();
-            line.push(b'\n');
-            return Some((Ok(Bytes::from(line)), st));
+            let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+            bytes.push(b'\n');
+            return Some((Ok(Bytes::from(bytes)), st));
         }
         let wait = KEEPALIVE.saturating_sub(st.last_sent.elapsed());
         tokio::select! {

@@ -118,6 +118,12 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let task = tokio::spawn(async move {
+        // Small stream lines and answers must not wait on Nagle and delayed ACKs.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;

@@ -9,9 +9,9 @@ pub mod gateway;
 pub mod handlers;
 pub mod http;
 pub mod protocol;
+pub mod state;
 #[cfg(test)]
 pub mod test_support;
-pub mod view;
 
 pub use app::{App, ServerConfig};
 pub use http::{serve, Server, StartError};

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::runtime::fake::{Call, FakeRuntime};
-use berth_core::gateway::{AssignedTask, DesiredState, SubmitTaskStateChange};
+use berth_core::gateway::{AssignedTask, DesiredState, DesiredUpdate, SubmitTaskStateChange};
 use berth_core::model::task::TaskOverride;
 use berth_core::model::task_definition::TaskDefinition;
 use berth_core::task_state::{self, NewTask};
@@ -90,7 +90,8 @@ async fn serve(
             loop {
                 let line = format!(
                     "{}\n",
-                    serde_json::to_string(&*desired.borrow_and_update()).expect("json")
+                    serde_json::to_string(&DesiredUpdate::full(&desired.borrow_and_update()))
+                        .expect("json")
                 );
                 if stream.write_all(line.as_bytes()).await.is_err()
                     || desired.changed().await.is_err()

@@ -185,12 +185,12 @@ async fn the_desired_stream_yields_each_line_and_ends_at_eof() {
             .await
             .expect("head");
         stream
-            .write_all(b"{\"revision\":7,\"tasks\":[]}\n\n{\"revi")
+            .write_all(b"{\"revision\":7,\"assigned\":[],\"tasks\":[]}\n\n{\"revi")
             .await
             .expect("line");
         tokio::time::sleep(Duration::from_millis(20)).await;
         stream
-            .write_all(b"sion\":9,\"tasks\":[]}\n")
+            .write_all(b"sion\":9,\"assigned\":[]}\n")
             .await
             .expect("line");
         request
@@ -200,14 +200,22 @@ async fn the_desired_stream_yields_each_line_and_ends_at_eof() {
         .await
         .expect("stream");
     assert_eq!(
-        stream.next_state().await.expect("line").map(|s| s.revision),
+        stream
+            .next_update()
+            .await
+            .expect("line")
+            .map(|s| s.revision),
         Some(7)
     );
     assert_eq!(
-        stream.next_state().await.expect("line").map(|s| s.revision),
+        stream
+            .next_update()
+            .await
+            .expect("line")
+            .map(|s| s.revision),
         Some(9)
     );
-    assert_eq!(stream.next_state().await.expect("eof"), None);
+    assert_eq!(stream.next_update().await.expect("eof"), None);
     let request = server.await.expect("server");
     assert!(
         request.starts_with(

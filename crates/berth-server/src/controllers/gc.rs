@@ -98,16 +98,33 @@ fn definitions_in_use(
     in_use
 }
 
+/// How many records one GC transaction deletes at most.
+const GC_BATCH: usize = 256;
+
 /// Deletes what is due once; returns how many records went.
 pub async fn sweep(app: &App) -> usize {
     let now = app.now();
     let retention = app.config.stopped_task_retention;
-    let tasks: Vec<(String, u64, Task)> = decoded(app.view.list(keys::TASKS));
-    let services: Vec<(String, u64, ServiceRecord)> = decoded(app.view.list(keys::SERVICES));
+    let state = app.snapshot();
+    // Only the fields the rules read are copied out of the cache.
+    let tasks: Vec<(String, u64, Task)> = state
+        .all_tasks()
+        .map(|t| {
+            let task = Task {
+                last_status: t.task.last_status.clone(),
+                stopped_at: t.task.stopped_at,
+                task_definition_arn: t.task.task_definition_arn.clone(),
+                ..Task::default()
+            };
+            (t.key.clone(), t.mod_revision, task)
+        })
+        .collect();
+    drop(state);
+    let services: Vec<(String, u64, ServiceRecord)> = decoded(app.state.list(keys::SERVICES));
     let definitions: Vec<(String, u64, TaskDefinitionRecord)> =
-        decoded(app.view.list(keys::TASK_DEFINITIONS));
+        decoded(app.state.list(keys::TASK_DEFINITIONS));
     let tokens: Vec<(String, u64, f64)> =
-        decoded::<serde_json::Value>(app.view.list(keys::CLIENT_TOKENS))
+        decoded::<serde_json::Value>(app.state.list(keys::CLIENT_TOKENS))
             .into_iter()
             .map(|(key, revision, v)| (key, revision, v["createdAt"].as_f64().unwrap_or(0.0)))
             .collect();
@@ -117,13 +134,26 @@ pub async fn sweep(app: &App) -> usize {
         &definitions_in_use(&tasks, &services),
     ));
     due.extend(expired_tokens(&tokens, now, retention));
+    // Deletes go in batches, each one transaction; a batch that loses a race to another
+    // writer is retried key by key, so one changed record does not hold back the rest.
     let mut deleted = 0;
-    for (key, revision) in due {
-        let txn = Txn::new().when(Compare::at(&key, revision)).delete(&key);
+    for batch in due.chunks(GC_BATCH) {
+        let txn = batch.iter().fold(Txn::new(), |txn, (key, revision)| {
+            txn.when(Compare::at(key, *revision)).delete(key)
+        });
         match app.commit(txn).await {
-            Ok(result) if result.succeeded => deleted += 1,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, key, "gc: delete failed"),
+            Ok(result) if result.succeeded => deleted += batch.len(),
+            Ok(_) => {
+                for (key, revision) in batch {
+                    let txn = Txn::new().when(Compare::at(key, *revision)).delete(key);
+                    match app.commit(txn).await {
+                        Ok(result) if result.succeeded => deleted += 1,
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, key, "gc: delete failed"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "gc: batch delete failed"),
         }
     }
     deleted

@@ -4,9 +4,8 @@
 //! first heartbeat after that connects it again.
 
 use crate::app::App;
+use crate::state::TaskIndex;
 use berth_core::model::container_instance::ContainerInstance;
-use berth_core::model::task::Task;
-use berth_core::task_state::TaskStatus;
 use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
 use std::sync::Arc;
@@ -46,18 +45,18 @@ async fn set_connected(app: &App, cluster: &str, id: &str, connected: bool) {
         "DISCONNECTED"
     };
     let now = app.now();
-    for kv in app.view.list(&keys::tasks_of(cluster)) {
-        let Ok(mut task) = serde_json::from_slice::<Task>(&kv.value) else {
-            continue;
-        };
-        if task.container_instance_arn != arn || TaskStatus::of(&task) == TaskStatus::Stopped {
-            continue;
-        }
+    let snapshot = app.snapshot();
+    for entry in snapshot.tasks_by(
+        TaskIndex::Instance,
+        arn.as_deref().unwrap_or_default(),
+        None,
+    ) {
+        let mut task = entry.task.clone();
         task.connectivity = Some(state.to_string());
         task.connectivity_at = Some(now);
         txn = txn
-            .when(Compare::at(&kv.key, kv.mod_revision))
-            .put(&kv.key, encode(&task));
+            .when(Compare::at(&entry.key, entry.mod_revision))
+            .put(&entry.key, encode(&task));
     }
     match app.commit(txn).await {
         Ok(result) if result.succeeded => {
@@ -71,10 +70,9 @@ async fn set_connected(app: &App, cluster: &str, id: &str, connected: bool) {
 /// One pass over every registered instance.
 pub async fn check(app: &App, baseline: Instant) {
     let now = Instant::now();
-    for kv in app.view.list(keys::INSTANCES) {
-        let Ok(instance) = serde_json::from_slice::<ContainerInstance>(&kv.value) else {
-            continue;
-        };
+    let snapshot = app.snapshot();
+    for (key, stored) in snapshot.all_instances() {
+        let instance = &stored.value;
         if instance.status.as_deref() == Some("INACTIVE") {
             continue;
         }
@@ -88,7 +86,7 @@ pub async fn check(app: &App, baseline: Instant) {
             app.config.agent_grace,
         );
         if instance.agent_connected != Some(connected) {
-            let mut parts = kv.key.trim_start_matches(keys::INSTANCES).splitn(2, '/');
+            let mut parts = key.trim_start_matches(keys::INSTANCES).splitn(2, '/');
             let (Some(cluster), Some(id)) = (parts.next(), parts.next()) else {
                 continue;
             };

@@ -201,36 +201,20 @@ struct ClusterCounts {
     draining_services: i32,
 }
 
-fn status_of(value: &[u8], field: &str) -> Option<String> {
-    let json: serde_json::Value = serde_json::from_slice(value).ok()?;
-    json.get(field)?.as_str().map(str::to_string)
-}
-
-fn count_where(ctx: &Ctx, prefix: &str, field: &str, statuses: &[&str]) -> i32 {
-    ctx.view
-        .list(prefix)
-        .iter()
-        .filter(|kv| status_of(&kv.value, field).is_some_and(|s| statuses.contains(&s.as_str())))
-        .count() as i32
-}
-
+/// The counts of a cluster, from the counters the state cache keeps (no scan).
 fn counts(ctx: &Ctx, name: &str) -> ClusterCounts {
+    let state = ctx.snapshot();
+    let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    let (running, pending) = state.cluster_task_counts(name);
     ClusterCounts {
-        instances: count_where(
-            ctx,
-            &keys::instances_of(name),
-            "status",
-            &["ACTIVE", "DRAINING"],
+        instances: count(
+            state.status_count("instances", name, "ACTIVE")
+                + state.status_count("instances", name, "DRAINING"),
         ),
-        running_tasks: count_where(ctx, &keys::tasks_of(name), "lastStatus", &["RUNNING"]),
-        pending_tasks: count_where(
-            ctx,
-            &keys::tasks_of(name),
-            "lastStatus",
-            &["PROVISIONING", "PENDING", "ACTIVATING"],
-        ),
-        active_services: count_where(ctx, &keys::services_of(name), "status", &["ACTIVE"]),
-        draining_services: count_where(ctx, &keys::services_of(name), "status", &["DRAINING"]),
+        running_tasks: count(running),
+        pending_tasks: count(pending),
+        active_services: count(state.status_count("services", name, "ACTIVE")),
+        draining_services: count(state.status_count("services", name, "DRAINING")),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
+use crate::state::{State, TaskIndex};
 use berth_core::arn::Arn;
 use berth_core::model::container_instance::{
     instance_id_of_identity_document, is_valid_instance_id, registered_resources,
@@ -16,7 +17,7 @@ use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
-use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Input of RegisterContainerInstance.
 #[derive(Debug, Deserialize)]
@@ -104,9 +105,6 @@ const LIST_STATUSES: [&str; 5] = [
     "DEREGISTERING",
     "REGISTRATION_FAILED",
 ];
-
-/// Task statuses that count as pending on an instance.
-const PENDING_TASK_STATUSES: [&str; 3] = ["PROVISIONING", "PENDING", "ACTIVATING"];
 
 /// The id of the container instance `reference` names in `cluster`: a bare id, or a
 /// container-instance ARN of that cluster (or of the old format without a cluster). `None`
@@ -200,51 +198,24 @@ where
     }
 }
 
-/// Running and pending task counts per container instance ARN in a cluster.
-fn task_counts(ctx: &Ctx, cluster: &str) -> Result<HashMap<String, (i32, i32)>, ApiError> {
-    let mut counts: HashMap<String, (i32, i32)> = HashMap::new();
-    for task in ctx.list::<serde_json::Value>(&keys::tasks_of(cluster))? {
-        let field = |name: &str| task.value.get(name).and_then(|v| v.as_str());
-        let (Some(arn), Some(status)) = (field("containerInstanceArn"), field("lastStatus")) else {
-            continue;
-        };
-        let entry = counts.entry(arn.to_string()).or_default();
-        if status == "RUNNING" {
-            entry.0 += 1;
-        } else if PENDING_TASK_STATUSES.contains(&status) {
-            entry.1 += 1;
-        }
-    }
-    Ok(counts)
-}
-
 /// Whether an instance has tasks that are not STOPPED.
-fn has_unstopped_tasks(ctx: &Ctx, cluster: &str, arn: &str) -> Result<bool, ApiError> {
-    Ok(ctx
-        .list::<serde_json::Value>(&keys::tasks_of(cluster))?
-        .iter()
-        .any(|task| {
-            task.value
-                .get("containerInstanceArn")
-                .and_then(|v| v.as_str())
-                == Some(arn)
-                && task.value.get("lastStatus").and_then(|v| v.as_str()) != Some("STOPPED")
-        }))
+fn has_unstopped_tasks(ctx: &Ctx, arn: &str) -> bool {
+    ctx.snapshot().count_tasks(TaskIndex::Instance, arn) > 0
 }
 
 /// What a caller sees of a stored instance: `version` from the store revision, live task
 /// counts, and tags and health only when asked for.
 struct Presenter {
-    counts: HashMap<String, (i32, i32)>,
+    state: Arc<State>,
     tags: bool,
     health: bool,
 }
 
 impl Presenter {
     /// A presenter for instances of `cluster`.
-    fn new(ctx: &Ctx, cluster: &str, tags: bool, health: bool) -> Result<Self, ApiError> {
+    fn new(ctx: &Ctx, tags: bool, health: bool) -> Result<Self, ApiError> {
         Ok(Self {
-            counts: task_counts(ctx, cluster)?,
+            state: ctx.snapshot(),
             tags,
             health,
         })
@@ -257,8 +228,11 @@ impl Presenter {
         let (running, pending) = instance
             .container_instance_arn
             .as_ref()
-            .and_then(|arn| self.counts.get(arn))
-            .copied()
+            .and_then(|arn| self.state.load(arn))
+            .map(|load| {
+                let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+                (count(load.running), count(load.pending))
+            })
             .unwrap_or_default();
         instance.running_tasks_count = Some(running);
         instance.pending_tasks_count = Some(pending);
@@ -367,7 +341,7 @@ pub async fn register(
     if let Some(arn) = stored.value.container_instance_arn.as_deref() {
         ctx.agents.saw(arn);
     }
-    let presenter = Presenter::new(&ctx, &cluster, true, false)?;
+    let presenter = Presenter::new(&ctx, true, false)?;
     Ok(ContainerInstanceResponse {
         container_instance: presenter.show(stored),
     })
@@ -390,7 +364,7 @@ pub async fn deregister(
     };
     let id = resolve_id(&cluster, &req.container_instance).ok_or_else(not_found)?;
     let arn = ctx.arns.container_instance(&cluster, &id);
-    if !req.force.unwrap_or(false) && has_unstopped_tasks(&ctx, &cluster, &arn)? {
+    if !req.force.unwrap_or(false) && has_unstopped_tasks(&ctx, &arn) {
         return Err(ApiError::invalid_parameter(
             "Found running tasks on the instance: stop them first, or deregister with force \
              (--force), which leaves them running but no longer managed.",
@@ -409,7 +383,7 @@ pub async fn deregister(
     })
     .await?;
     let stored = updated.into_iter().next().flatten().ok_or_else(not_found)?;
-    let presenter = Presenter::new(&ctx, &cluster, false, false)?;
+    let presenter = Presenter::new(&ctx, false, false)?;
     Ok(ContainerInstanceResponse {
         container_instance: presenter.show(stored),
     })
@@ -439,7 +413,6 @@ pub async fn describe(
     ctx.active_cluster(Some(&cluster))?;
     let presenter = Presenter::new(
         &ctx,
-        &cluster,
         include.iter().any(|i| i == "TAGS"),
         include.iter().any(|i| i == "CONTAINER_INSTANCE_HEALTH"),
     )?;
@@ -504,19 +477,21 @@ pub async fn list(
     let instances = match &filter {
         None => instances,
         Some(expr) => {
-            let facts = query_facts(&ctx, &cluster)?;
+            let state = ctx.snapshot();
             instances
                 .into_iter()
                 .filter(|i| {
-                    let (running, groups) = i
+                    let load = i
                         .container_instance_arn
                         .as_ref()
-                        .and_then(|arn| facts.get(arn))
-                        .map_or((0, &[][..]), |(n, g)| (*n, g.as_slice()));
+                        .and_then(|arn| state.load(arn));
+                    let groups: Vec<String> = load
+                        .map(|l| l.groups.keys().cloned().collect())
+                        .unwrap_or_default();
                     expr.matches(&StoredInstance {
                         instance: i,
-                        running_tasks_count: running,
-                        groups,
+                        running_tasks_count: load.map_or(0, |l| l.running),
+                        groups: &groups,
                     })
                 })
                 .collect()
@@ -530,28 +505,6 @@ pub async fn list(
             .collect(),
         next_token,
     })
-}
-
-/// What filters read of an instance's tasks, by instance ARN: how many run, and the groups of
-/// those not stopped (desired RUNNING), as the scheduler counts them.
-fn query_facts(ctx: &Ctx, cluster: &str) -> Result<HashMap<String, (i64, Vec<String>)>, ApiError> {
-    let mut facts: HashMap<String, (i64, Vec<String>)> = HashMap::new();
-    for task in ctx.list::<serde_json::Value>(&keys::tasks_of(cluster))? {
-        let field = |name: &str| task.value.get(name).and_then(|v| v.as_str());
-        let (Some(arn), Some(last)) = (field("containerInstanceArn"), field("lastStatus")) else {
-            continue;
-        };
-        let entry = facts.entry(arn.to_string()).or_default();
-        if last == "RUNNING" {
-            entry.0 += 1;
-        }
-        if let Some(group) = field("group") {
-            if last != "STOPPED" && field("desiredStatus") != Some("STOPPED") {
-                entry.1.push(group.to_string());
-            }
-        }
-    }
-    Ok(facts)
 }
 
 /// Sets up to 10 instances ACTIVE or DRAINING. Unknown instances are `MISSING` failures;
@@ -612,7 +565,7 @@ pub async fn update_state(
             .collect())
     })
     .await?;
-    let presenter = Presenter::new(&ctx, &cluster, false, false)?;
+    let presenter = Presenter::new(&ctx, false, false)?;
     let mut container_instances = Vec::new();
     for (id, stored) in ids.iter().zip(updated) {
         match stored {

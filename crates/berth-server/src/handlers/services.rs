@@ -247,7 +247,7 @@ pub async fn create_service(
         .put(&key, encode(&record));
         if ctx.commit(txn).await?.succeeded {
             return Ok(ServiceResponse {
-                service: present(&record, &TaskCounts::default(), true),
+                service: present(&record, &TaskCounts::none(), true),
             });
         }
     }

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::handlers::task_lookup::{
     new_task_ids, resolve_task_definition, task_key_of, with_version,
 };
+use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
@@ -116,7 +117,7 @@ pub struct ListTasksRequest {
 
 /// Output of ListTasks.
 #[skip_serializing_none]
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTasksResponse {
     task_arns: Vec<String>,
@@ -602,32 +603,47 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
             Some(ctx.arns.container_instance(&cluster_name, &id))
         }
     };
-    let family_prefix = req.family.as_ref().map(|f| {
-        format!(
-            "arn:aws:ecs:{}:{}:task-definition/{f}:",
-            ctx.arns.region, ctx.arns.account_id
-        )
-    });
+    // Read the most selective index, from after the last task of the previous page, and
+    // stop one past the page: O(page) when the index matches the filters.
+    if desired == "PENDING" {
+        return Ok(ListTasksResponse::default());
+    }
+    let state = ctx.snapshot();
+    let after = page
+        .after
+        .as_deref()
+        .and_then(|arn| id_of(arn, "task"))
+        .map(|id| keys::task(&cluster_name, &id));
+    let (index, value) = if let Some(arn) = instance_arn.as_deref().filter(|_| desired == "RUNNING")
+    {
+        (TaskIndex::Instance, arn.to_string())
+    } else if let Some(service) = req.service_name.as_deref() {
+        (TaskIndex::Service, scoped(&cluster_name, service))
+    } else if let Some(family) = req.family.as_deref() {
+        (TaskIndex::Family, scoped(&cluster_name, family))
+    } else if let Some(started_by) = req.started_by.as_deref() {
+        (TaskIndex::StartedBy, scoped(&cluster_name, started_by))
+    } else {
+        (TaskIndex::Desired, scoped(&cluster_name, desired))
+    };
     let service_group = req.service_name.as_ref().map(|s| format!("service:{s}"));
-    let tasks: Vec<Task> = ctx
-        .list::<Task>(&keys::tasks_of(&cluster_name))?
-        .into_iter()
-        .map(|v| v.value)
-        .filter(|t| desired != "PENDING" && t.desired_status.as_deref() == Some(desired))
+    let arns: Vec<String> = state
+        .tasks_by(index, &value, after.as_deref())
+        .filter(|t| req.family.is_none() || t.family() == req.family.as_deref())
+        .map(|t| &t.task)
+        .filter(|t| t.desired_status.as_deref() == Some(desired))
         .filter(|t| instance_arn.is_none() || t.container_instance_arn == instance_arn)
         .filter(|t| req.started_by.is_none() || t.started_by == req.started_by)
         .filter(|t| req.launch_type.is_none() || t.launch_type == req.launch_type)
-        .filter(|t| {
-            family_prefix.as_ref().is_none_or(|p| {
-                t.task_definition_arn
-                    .as_deref()
-                    .is_some_and(|a| a.starts_with(p.as_str()))
-            })
-        })
         .filter(|t| service_group.is_none() || t.group == service_group)
+        .filter_map(|t| t.task_arn.clone())
+        .take(page.limit + 1)
         .collect();
-    let arns: Vec<String> = tasks.into_iter().filter_map(|t| t.task_arn).collect();
-    let (arns, next_token) = page.page(arns, Clone::clone);
+    let (arns, next_token) = PageRequest {
+        after: None,
+        limit: page.limit,
+    }
+    .page(arns, Clone::clone);
     Ok(ListTasksResponse {
         task_arns: arns,
         next_token,

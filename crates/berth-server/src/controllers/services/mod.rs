@@ -195,7 +195,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bo
 /// a short settle) and at least every [`RESYNC`].
 pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(&app);
-    let mut changes = app.view.subscribe();
+    let mut changes = app.state.subscribe();
     drop(app);
     tokio::spawn(async move {
         loop {

@@ -4,15 +4,17 @@
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::handlers::tasks::placement::{instances_of, scheduler_snapshot};
+use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, Task};
 use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
-use berth_core::scheduler::{parse_constraints, Constraint, Snapshot};
+use berth_core::scheduler::{parse_constraints, Constraint};
 use berth_core::service::facts::{InstanceFact, TaskFact};
-use berth_store::keys;
 use berth_store::typed::Versioned;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The tasks of service `name` in `cluster` (group `service:{name}`, started by one of its
 /// deployments: a RunTask that merely names the group is not the service's), STOPPED ones
@@ -22,15 +24,15 @@ pub fn service_tasks(
     cluster: &str,
     name: &str,
 ) -> Result<HashMap<String, Versioned<Task>>, ApiError> {
-    let group = format!("service:{name}");
     Ok(app
-        .list::<Task>(&keys::tasks_of(cluster))?
-        .into_iter()
-        .filter(|t| t.value.group.as_deref() == Some(group.as_str()))
-        .filter(|t| is_service_task(&t.value))
-        .filter_map(|t| {
-            let id = t.value.task_arn.as_deref().and_then(|a| id_of(a, "task"))?;
-            Some((id, t))
+        .snapshot()
+        .tasks_by(TaskIndex::Service, &scoped(cluster, name), None)
+        .map(|t| {
+            let task = Versioned {
+                value: t.task.clone(),
+                mod_revision: t.mod_revision,
+            };
+            (t.id().to_string(), task)
         })
         .collect())
 }
@@ -44,15 +46,10 @@ pub fn is_service_task(task: &Task) -> bool {
 
 /// The task definition an ARN names, if it is stored.
 pub fn task_definition(app: &App, arn: &str) -> Result<Option<TaskDefinitionRecord>, ApiError> {
-    let Some((family, revision)) = arn.rsplit('/').next().and_then(|s| s.rsplit_once(':')) else {
-        return Ok(None);
-    };
-    let Ok(revision) = revision.parse::<u32>() else {
-        return Ok(None);
-    };
     Ok(app
-        .get::<TaskDefinitionRecord>(&keys::task_definition(family, revision))?
-        .map(|v| v.value))
+        .snapshot()
+        .definition(arn)
+        .map(|record| (**record).clone()))
 }
 
 /// Whether any essential container of `td` has a health check (its tasks are healthy only
@@ -88,11 +85,6 @@ pub fn task_facts(
     Ok(facts)
 }
 
-/// The container instances of `cluster` (INACTIVE ones included, so their tasks read as lost).
-pub fn instances(app: &App, cluster: &str) -> Result<Vec<Versioned<ContainerInstance>>, ApiError> {
-    app.list::<ContainerInstance>(&keys::instances_of(cluster))
-}
-
 /// The facts of the cluster's instances for a service with `constraints` running `td`:
 /// eligible (for DAEMON) means ACTIVE, agent connected and every memberOf constraint met.
 pub fn instance_facts(
@@ -101,13 +93,10 @@ pub fn instance_facts(
     constraints: &[PlacementConstraint],
     td: &TaskDefinition,
 ) -> Result<Vec<InstanceFact>, ApiError> {
-    let stored = instances(app, cluster)?;
-    let tasks: Vec<Task> = app
-        .list::<Task>(&keys::tasks_of(cluster))?
-        .into_iter()
-        .map(|t| t.value)
-        .collect();
-    let snapshot = Snapshot::from_model(stored.iter().map(|v| &v.value), tasks.iter());
+    let state = app.snapshot();
+    let instances = instances_of(&state, cluster);
+    let stored: Vec<&Arc<Versioned<ContainerInstance>>> = instances.values().collect();
+    let snapshot = scheduler_snapshot(&state, &instances);
     let parsed = parse_constraints(
         constraints,
         td.placement_constraints.as_deref().unwrap_or_default(),

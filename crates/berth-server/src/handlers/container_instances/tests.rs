@@ -4,6 +4,7 @@ use crate::{App, ServerConfig};
 use berth_core::model::container_instance::managed_instance_id_for;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 async fn app_with(names: &[&str]) -> Ctx {
     let app = App::open(ServerConfig::default()).await.expect("opens");

@@ -4,18 +4,17 @@
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
+use crate::state::{scoped, State, TaskEntry, TaskIndex};
 use berth_core::model::service::{
     ContainerImage, DeploymentConfiguration, Service, ServiceCurrentRevisionSummary,
     ServiceDeployment, ServiceDeploymentCircuitBreaker, ServiceRevision, ServiceRevisionSummary,
 };
-use berth_core::model::task::Task;
 use berth_core::model::task_definition::TaskDefinition;
 use berth_core::service::bounds::breaker_threshold;
 use berth_core::service::record::{service_deployment_arn, service_revision_arn};
 use berth_core::service::{IdSource, ServiceRecord};
 use berth_core::task_state::TaskStatus;
-use berth_store::keys;
-use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Identifiers from randomness: deployment ids `ecs-svc/` + 19 digits, event ids UUIDs.
 #[derive(Debug, Default)]
@@ -37,67 +36,76 @@ pub fn nineteen_digits() -> String {
     (low + random % (9 * low)).to_string()
 }
 
-/// Running and pending tasks, by service name and by deployment id.
-#[derive(Debug, Default)]
+/// Running and pending tasks of a cluster's services and deployments, counted from the
+/// state cache's indexes (O(tasks of the one service or deployment asked about)).
+#[derive(Debug)]
 pub struct TaskCounts {
-    by_service: HashMap<String, (i32, i32)>,
-    by_deployment: HashMap<String, (i32, i32)>,
+    state: Arc<State>,
+    cluster: String,
 }
 
 impl TaskCounts {
+    /// No tasks at all (a service just created).
+    pub fn none() -> TaskCounts {
+        TaskCounts {
+            state: Arc::new(State::default()),
+            cluster: String::new(),
+        }
+    }
+
     /// Counts the tasks of the services of `cluster`: RUNNING ones, and PENDING ones
     /// (provisioning, pending or activating).
     pub fn of(ctx: &Ctx, cluster: &str) -> Result<TaskCounts, ApiError> {
-        let mut counts = TaskCounts::default();
-        for task in ctx.list::<Task>(&keys::tasks_of(cluster))? {
-            let task = task.value;
-            let Some(service) = task
-                .group
-                .as_deref()
-                .and_then(|g| g.strip_prefix("service:"))
-            else {
-                continue;
-            };
-            if !crate::controllers::services::observe::is_service_task(&task) {
-                continue;
-            }
-            // Tasks the scheduler stopped on an instance whose agent is gone never report
-            // STOPPED; they are not the service's any more.
-            if task.connectivity.as_deref() == Some("DISCONNECTED")
-                && task.desired_status.as_deref() == Some("STOPPED")
-            {
-                continue;
-            }
-            let (running, pending) = match TaskStatus::of(&task) {
-                TaskStatus::Running => (1, 0),
-                s if s < TaskStatus::Running => (0, 1),
-                _ => continue,
-            };
-            let entry = counts.by_service.entry(service.to_string()).or_default();
-            entry.0 += running;
-            entry.1 += pending;
-            if let Some(deployment) = task.started_by {
-                let entry = counts.by_deployment.entry(deployment).or_default();
-                entry.0 += running;
-                entry.1 += pending;
-            }
-        }
-        Ok(counts)
+        Ok(TaskCounts {
+            state: ctx.snapshot(),
+            cluster: cluster.to_string(),
+        })
+    }
+
+    /// (running, pending) of service `name`.
+    pub fn service(&self, name: &str) -> (i32, i32) {
+        count(
+            self.state
+                .tasks_by(TaskIndex::Service, &scoped(&self.cluster, name), None),
+        )
     }
 
     /// (running, pending) of deployment `id`.
     pub fn deployment(&self, id: &str) -> (i32, i32) {
-        self.by_deployment.get(id).copied().unwrap_or_default()
+        count(
+            self.state
+                .tasks_by(TaskIndex::StartedBy, &scoped(&self.cluster, id), None)
+                .filter(|t| t.service().is_some()),
+        )
     }
+}
+
+fn count<'a>(tasks: impl Iterator<Item = &'a Arc<TaskEntry>>) -> (i32, i32) {
+    let (mut running, mut pending) = (0, 0);
+    for entry in tasks {
+        let task = &entry.task;
+        // Tasks the scheduler stopped on an instance whose agent is gone never report
+        // STOPPED; they are not the service's any more.
+        if task.connectivity.as_deref() == Some("DISCONNECTED")
+            && task.desired_status.as_deref() == Some("STOPPED")
+        {
+            continue;
+        }
+        match entry.status {
+            TaskStatus::Running => running += 1,
+            s if s < TaskStatus::Running => pending += 1,
+            _ => {}
+        }
+    }
+    (running, pending)
 }
 
 /// The service as the API returns it: live counts, the current service deployment and
 /// revisions, tags only when `with_tags`.
 pub fn present(record: &ServiceRecord, counts: &TaskCounts, with_tags: bool) -> Service {
     let mut service = record.service.clone();
-    let (running, pending) = counts
-        .by_service
-        .get(record.name())
+    let (running, pending) = Some(counts.service(record.name()))
+        .as_ref()
         .copied()
         .unwrap_or_default();
     service.running_count = Some(running);

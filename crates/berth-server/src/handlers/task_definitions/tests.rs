@@ -168,8 +168,8 @@ async fn an_invalid_registration_writes_nothing() {
         .await
         .expect_err("missing");
     assert_eq!(err.name, "InvalidParameterException");
-    assert!(app.view.get(&keys::family("bad")).is_none());
-    assert!(app.view.list(&keys::task_definitions_of("bad")).is_empty());
+    assert!(app.state.get(&keys::family("bad")).is_none());
+    assert!(app.state.list(&keys::task_definitions_of("bad")).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,6 @@
 //! Placement against the stored cluster, for RunTask, StartTask and the service controller:
-//! build the scheduler's snapshot from the view (the cluster's instances and the groups of
-//! their live tasks), run the pure engine of `berth_core::scheduler`, and commit the placed
+//! build the scheduler's snapshot from the state cache (the cluster's instances and the loads
+//! kept from their live tasks), run the pure engine of `berth_core::scheduler`, and commit the placed
 //! tasks with the instances' reduced `remainingResources` in one transaction guarded by the
 //! instances' revisions (`None` from [`commit`] means another writer won: plan again).
 //!
@@ -11,6 +11,7 @@
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::state::State;
 use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task};
@@ -18,42 +19,56 @@ use berth_core::model::task_definition::TaskDefinitionPlacementConstraint;
 use berth_core::model::Failure;
 use berth_core::resources::{reserve, TaskResources};
 use berth_core::scheduler::{
-    parse_constraints, parse_strategies, Constraint, Outcome, Snapshot, Strategy, TaskRequest,
+    parse_constraints, parse_strategies, Constraint, InstanceInfo, Outcome, Snapshot, Strategy,
+    TaskRequest,
 };
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A cluster's stored instances by id (INACTIVE ones included), with their revisions.
-pub type Instances = BTreeMap<String, Versioned<ContainerInstance>>;
+pub type Instances = BTreeMap<String, Arc<Versioned<ContainerInstance>>>;
 
 /// The stored instances of `cluster` by id.
-pub fn instances_of(app: &App, cluster: &str) -> Result<Instances, ApiError> {
-    Ok(app
-        .list::<ContainerInstance>(&keys::instances_of(cluster))?
-        .into_iter()
+pub fn instances_of(state: &State, cluster: &str) -> Instances {
+    state
+        .instances_of(cluster)
         .filter_map(|v| {
             let id = v
                 .value
                 .container_instance_arn
                 .as_deref()
                 .and_then(|a| id_of(a, "container-instance"))?;
-            Some((id, v))
+            Some((id, Arc::clone(v)))
         })
-        .collect())
+        .collect()
 }
 
 /// The scheduler's snapshot of `cluster` (instances in id order, INACTIVE ones left out) and
-/// the stored instances it was made from.
+/// the stored instances it was made from: remaining resources from each instance, running
+/// counts and task groups from the loads the state cache keeps (no task is read).
 pub fn snapshot(app: &App, cluster: &str) -> Result<(Snapshot, Instances), ApiError> {
-    let instances = instances_of(app, cluster)?;
-    let tasks: Vec<Task> = app
-        .list::<Task>(&keys::tasks_of(cluster))?
-        .into_iter()
-        .map(|v| v.value)
+    let state = app.snapshot();
+    let instances = instances_of(&state, cluster);
+    Ok((scheduler_snapshot(&state, &instances), instances))
+}
+
+/// The scheduler's snapshot of `instances` as `state` has them.
+pub fn scheduler_snapshot(state: &State, instances: &Instances) -> Snapshot {
+    let infos = instances
+        .values()
+        .filter(|v| v.value.status.as_deref() != Some("INACTIVE"))
+        .map(|v| {
+            let mut info = InstanceInfo::from_instance(&v.value);
+            if let Some(load) = state.load(&info.arn) {
+                info.running_tasks_count = load.running;
+                info.groups = load.group_list();
+            }
+            info
+        })
         .collect();
-    let snapshot = Snapshot::from_model(instances.values().map(|v| &v.value), &tasks);
-    Ok((snapshot, instances))
+    Snapshot::new(infos)
 }
 
 /// What the scheduler decided for one batch, and what it decided it from.

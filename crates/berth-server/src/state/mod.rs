@@ -1,0 +1,184 @@
+//! The server's typed, indexed cache of the store, built from a list and kept current by a
+//! watch, like a Kubernetes informer. Each object is decoded once, when its event is applied;
+//! the indexes and counters are kept from the same events ([`State`]). Readers take a
+//! snapshot (one `Arc` clone) and never hold a lock while they read. A writer waits until the
+//! cache has caught up with its own write before answering, so clients read their writes.
+//!
+//! Changes are routed: the agent stream of an instance subscribes to [`StateCache::instance_changes`],
+//! which moves only when a task of that instance changes in a way its agent acts on.
+
+pub mod index;
+pub mod load;
+pub mod snapshot;
+pub mod tasks;
+#[cfg(test)]
+mod tests;
+
+pub use index::scoped;
+pub use snapshot::{Entry, State, TaskIndex, Touched};
+pub use tasks::TaskEntry;
+
+use berth_store::{KeyValue, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::watch;
+
+/// The cache: the current [`State`] and who to wake when it moves.
+#[derive(Debug)]
+pub struct StateCache {
+    current: RwLock<Arc<State>>,
+    revision: watch::Sender<u64>,
+    /// Per instance ARN: the revision of the last change its agent must act on.
+    routes: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+impl StateCache {
+    /// Lists the store, then follows its watch in the background for as long as the
+    /// returned cache lives.
+    pub async fn start(store: Arc<dyn Store>) -> Result<Arc<StateCache>, StoreError> {
+        let (items, revision) = store.list("/").await?;
+        let state = tokio::task::spawn_blocking(move || State::from_items(items, revision))
+            .await
+            .map_err(|e| StoreError::Backend(format!("building the state cache failed: {e}")))?;
+        let cache = Arc::new(StateCache {
+            current: RwLock::new(Arc::new(state)),
+            revision: watch::channel(revision).0,
+            routes: Mutex::new(HashMap::new()),
+        });
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            let mut from = revision + 1;
+            loop {
+                let mut stream = match store.watch("/", from).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::error!(error = %e, "state: watch failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                while let Some(batch) = stream.recv().await {
+                    let Some(cache) = weak.upgrade() else { return };
+                    match batch {
+                        Ok(events) => {
+                            if let Some(last) = events.last() {
+                                from = last.revision + 1;
+                            }
+                            cache.apply(events);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "state: watch ended; listing again");
+                            match store.list("/").await {
+                                Ok((items, revision)) => {
+                                    cache.replace(items, revision);
+                                    from = revision + 1;
+                                }
+                                Err(e) => tracing::error!(error = %e, "state: relist failed"),
+                            }
+                            break;
+                        }
+                    }
+                }
+                if weak.strong_count() == 0 {
+                    return;
+                }
+            }
+        });
+        Ok(cache)
+    }
+
+    /// Applies a batch of watch events as one new state, then wakes who it concerns.
+    fn apply(&self, events: Vec<berth_store::Event>) {
+        let Some(last) = events.last().map(|e| e.revision) else {
+            return;
+        };
+        let mut next = State::clone(&self.snapshot());
+        let mut touched = Touched::default();
+        for event in events {
+            next.apply(event, &mut touched);
+        }
+        *self.current.write().expect("state lock poisoned") = Arc::new(next);
+        self.route(touched.instances.iter().map(String::as_str), last);
+        self.advance(last);
+    }
+
+    /// Replaces the state by a fresh listing (after the watch fell behind compaction): every
+    /// route is woken, since anything may have changed.
+    fn replace(&self, items: Vec<KeyValue>, revision: u64) {
+        *self.current.write().expect("state lock poisoned") =
+            Arc::new(State::from_items(items, revision));
+        let all: Vec<String> = self
+            .routes
+            .lock()
+            .expect("routes lock poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        self.route(all.iter().map(String::as_str), revision);
+        self.advance(revision);
+    }
+
+    fn route<'a>(&self, instances: impl Iterator<Item = &'a str>, revision: u64) {
+        let routes = self.routes.lock().expect("routes lock poisoned");
+        for arn in instances {
+            if let Some(sender) = routes.get(arn) {
+                sender.send_replace(revision);
+            }
+        }
+    }
+
+    fn advance(&self, revision: u64) {
+        self.revision.send_if_modified(|current| {
+            let newer = revision > *current;
+            if newer {
+                *current = revision;
+            }
+            newer
+        });
+    }
+
+    /// The current state: a snapshot that stays as it is while the caller reads it.
+    pub fn snapshot(&self) -> Arc<State> {
+        self.current.read().expect("state lock poisoned").clone()
+    }
+
+    /// The revision the cache reflects.
+    pub fn revision(&self) -> u64 {
+        *self.revision.borrow()
+    }
+
+    /// A receiver that changes whenever the cache advances.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// A receiver that changes only when a task of the instance `arn` changes in a way its
+    /// agent acts on (placed, asked to stop, stopped, removed).
+    pub fn instance_changes(&self, arn: &str) -> watch::Receiver<u64> {
+        let mut routes = self.routes.lock().expect("routes lock poisoned");
+        routes
+            .entry(arn.to_string())
+            .or_insert_with(|| watch::channel(self.revision()).0)
+            .subscribe()
+    }
+
+    /// Waits until the cache reflects at least `revision`.
+    pub async fn wait_for(&self, revision: u64) {
+        let mut rx = self.revision.subscribe();
+        // The sender lives as long as `self`, so `wait_for` cannot see it closed.
+        let _ = rx.wait_for(|current| *current >= revision).await;
+    }
+
+    /// The entry at `key`.
+    pub fn get(&self, key: &str) -> Option<KeyValue> {
+        self.snapshot().get(key).map(|e| e.to_key_value(key))
+    }
+
+    /// All entries under `prefix`, in key order.
+    pub fn list(&self, prefix: &str) -> Vec<KeyValue> {
+        self.snapshot()
+            .list(prefix)
+            .map(|(key, entry)| entry.to_key_value(key))
+            .collect()
+    }
+}

@@ -1,0 +1,121 @@
+//! A task as the state cache keeps it: decoded once when its event is applied, with the facts
+//! the indexes and aggregates are built from worked out at the same time.
+
+use berth_core::arn::id_of;
+use berth_core::model::task::Task;
+use berth_core::task_state::TaskStatus;
+
+/// A stored task and what the cache derived from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEntry {
+    /// Its store key, `/tasks/{cluster}/{id}`.
+    pub key: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The task as stored.
+    pub task: Task,
+    /// Revision of its last write.
+    pub mod_revision: u64,
+    /// Revision of the last write that changed what its agent must do: its placement, its
+    /// desired status or its reaching STOPPED. Reports of its own progress leave it alone,
+    /// so they wake no agent stream.
+    pub desired_revision: u64,
+    /// Its `lastStatus`.
+    pub status: TaskStatus,
+    /// Whether its `desiredStatus` is STOPPED.
+    pub desired_stopped: bool,
+    /// The ARN of the instance it is placed on.
+    pub instance_arn: Option<String>,
+}
+
+impl TaskEntry {
+    /// The entry of `task` stored at `key` at `mod_revision`; `previous` is the entry it
+    /// replaces, whose `desired_revision` carries over when nothing its agent acts on changed.
+    pub fn new(
+        key: &str,
+        task: Task,
+        mod_revision: u64,
+        previous: Option<&TaskEntry>,
+    ) -> TaskEntry {
+        let cluster = key
+            .strip_prefix(berth_store::keys::TASKS)
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(cluster, _)| cluster.to_string())
+            .unwrap_or_default();
+        let mut entry = TaskEntry {
+            key: key.to_string(),
+            cluster,
+            status: TaskStatus::of(&task),
+            desired_stopped: task.desired_status.as_deref() == Some("STOPPED"),
+            instance_arn: task.container_instance_arn.clone(),
+            task,
+            mod_revision,
+            desired_revision: mod_revision,
+        };
+        if let Some(previous) = previous {
+            if previous.agent_facts() == entry.agent_facts() {
+                entry.desired_revision = previous.desired_revision;
+            }
+        }
+        entry
+    }
+
+    /// What the agent of its instance acts on.
+    fn agent_facts(&self) -> (Option<&str>, bool, bool) {
+        (
+            self.instance_arn.as_deref(),
+            self.desired_stopped,
+            self.is_stopped(),
+        )
+    }
+
+    /// Whether it has reached STOPPED.
+    pub fn is_stopped(&self) -> bool {
+        self.status == TaskStatus::Stopped
+    }
+
+    /// Its id (the last part of its ARN and key).
+    pub fn id(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// Its ARN.
+    pub fn arn(&self) -> &str {
+        self.task.task_arn.as_deref().unwrap_or_default()
+    }
+
+    /// The family of its task definition.
+    pub fn family(&self) -> Option<&str> {
+        let arn = self.task.task_definition_arn.as_deref()?;
+        let name = arn.rsplit('/').next()?;
+        Some(name.rsplit_once(':').map_or(name, |(family, _)| family))
+    }
+
+    /// The service whose deployment started it (group `service:NAME` and `startedBy`
+    /// `ecs-svc/...`; a RunTask that merely names the group is not the service's).
+    pub fn service(&self) -> Option<&str> {
+        let started_by_service = self
+            .task
+            .started_by
+            .as_deref()
+            .is_some_and(|s| s.starts_with("ecs-svc/"));
+        if !started_by_service {
+            return None;
+        }
+        self.task.group.as_deref()?.strip_prefix("service:")
+    }
+
+    /// Its task group, counted on its instance while it is not STOPPED and not asked to
+    /// stop (ECS counts groups by desired status for distinctInstance).
+    pub fn placed_group(&self) -> Option<&str> {
+        if self.is_stopped() || self.desired_stopped {
+            return None;
+        }
+        self.task.group.as_deref()
+    }
+
+    /// The task id of an ARN or key.
+    pub fn id_of(reference: &str) -> Option<String> {
+        id_of(reference, "task")
+    }
+}

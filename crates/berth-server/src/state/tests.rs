@@ -1,0 +1,209 @@
+use super::*;
+use berth_core::model::task::Task;
+use berth_store::{keys, Event, EventKind, SqliteStore, Txn};
+use std::collections::BTreeMap;
+
+const INSTANCES: [&str; 3] = ["i1", "i2", "i3"];
+const STATUSES: [&str; 5] = ["PROVISIONING", "PENDING", "RUNNING", "STOPPING", "STOPPED"];
+
+fn instance_arn(id: &str) -> String {
+    format!("arn:aws:ecs:us-east-1:000000000000:container-instance/c1/{id}")
+}
+
+fn random_task(rng: &mut fastrand::Rng, id: &str) -> Task {
+    let family = ["web", "db"][rng.usize(..2)];
+    Task {
+        task_arn: Some(format!("arn:aws:ecs:us-east-1:000000000000:task/c1/{id}")),
+        task_definition_arn: Some(format!(
+            "arn:aws:ecs:us-east-1:000000000000:task-definition/{family}:1"
+        )),
+        container_instance_arn: (rng.usize(..5) > 0)
+            .then(|| instance_arn(INSTANCES[rng.usize(..INSTANCES.len())])),
+        last_status: Some(STATUSES[rng.usize(..STATUSES.len())].to_string()),
+        desired_status: Some(["RUNNING", "STOPPED"][rng.usize(..2)].to_string()),
+        group: Some(["service:api", "family:web", "batch"][rng.usize(..3)].to_string()),
+        started_by: [None, Some("ecs-svc/1".to_string()), Some("ci".to_string())][rng.usize(..3)]
+            .clone(),
+        ..Task::default()
+    }
+}
+
+fn random_event(rng: &mut fastrand::Rng, revision: u64) -> Event {
+    let roll = rng.usize(..10);
+    let (key, value) = match roll {
+        0..=5 => {
+            let id = format!("t{}", rng.usize(..12));
+            let task = random_task(rng, &id);
+            (
+                keys::task("c1", &id),
+                serde_json::to_vec(&task).expect("json"),
+            )
+        }
+        6 => {
+            let id = INSTANCES[rng.usize(..INSTANCES.len())];
+            let status = ["ACTIVE", "DRAINING", "INACTIVE"][rng.usize(..3)];
+            let value = serde_json::json!({
+                "containerInstanceArn": instance_arn(id), "status": status
+            });
+            (keys::instance("c1", id), value.to_string().into_bytes())
+        }
+        7 => {
+            let name = ["api", "worker"][rng.usize(..2)];
+            let status = ["ACTIVE", "DRAINING"][rng.usize(..2)];
+            let value = serde_json::json!({"serviceName": name, "status": status});
+            (keys::service("c1", name), value.to_string().into_bytes())
+        }
+        _ => {
+            // A delete of some task (GC) or a garbage value that does not decode.
+            let id = format!("t{}", rng.usize(..12));
+            if rng.bool() {
+                return Event {
+                    kind: EventKind::Delete,
+                    key: keys::task("c1", &id),
+                    value: Vec::new(),
+                    revision,
+                };
+            }
+            (keys::task("c1", &id), b"{not json".to_vec())
+        }
+    };
+    Event {
+        kind: EventKind::Put,
+        key,
+        value,
+        revision,
+    }
+}
+
+#[test]
+fn indexes_always_equal_a_rebuild_from_scratch_after_random_events() {
+    for seed in 0..200 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut state = State::default();
+        let mut objects: BTreeMap<String, (Vec<u8>, u64)> = BTreeMap::new();
+        for revision in 1..=60u64 {
+            let event = random_event(&mut rng, revision);
+            match event.kind {
+                EventKind::Put => {
+                    objects.insert(event.key.clone(), (event.value.clone(), revision));
+                }
+                EventKind::Delete => {
+                    objects.remove(&event.key);
+                }
+            }
+            state.apply(event, &mut Touched::default());
+            let items = objects
+                .iter()
+                .map(|(key, (value, rev))| KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    create_revision: *rev,
+                    mod_revision: *rev,
+                    version: 1,
+                })
+                .collect();
+            let rebuilt = State::from_items(items, revision);
+            assert_eq!(
+                state.derived(),
+                rebuilt.derived(),
+                "seed {seed}, revision {revision}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_task_report_that_changes_nothing_for_the_agent_routes_nowhere() {
+    let mut state = State::default();
+    let mut task = Task {
+        task_arn: Some("arn:aws:ecs:us-east-1:000000000000:task/c1/t1".into()),
+        container_instance_arn: Some(instance_arn("i1")),
+        last_status: Some("PENDING".into()),
+        desired_status: Some("RUNNING".into()),
+        ..Task::default()
+    };
+    let put = |task: &Task, revision| Event {
+        kind: EventKind::Put,
+        key: keys::task("c1", "t1"),
+        value: serde_json::to_vec(task).expect("json"),
+        revision,
+    };
+    let mut touched = Touched::default();
+    state.apply(put(&task, 1), &mut touched);
+    assert_eq!(touched.instances.len(), 1, "a new task wakes its instance");
+
+    task.last_status = Some("RUNNING".into());
+    let mut touched = Touched::default();
+    state.apply(put(&task, 2), &mut touched);
+    assert!(touched.instances.is_empty(), "its own report wakes nobody");
+    assert_eq!(
+        state
+            .task(&keys::task("c1", "t1"))
+            .expect("task")
+            .desired_revision,
+        1
+    );
+
+    task.desired_status = Some("STOPPED".into());
+    let mut touched = Touched::default();
+    state.apply(put(&task, 3), &mut touched);
+    assert!(
+        touched.instances.contains(&instance_arn("i1")),
+        "a stop request wakes it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_write_wakes_no_other_instance_stream() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().expect("open"));
+    let cache = StateCache::start(store.clone()).await.expect("start");
+    let mut on_i1 = cache.instance_changes(&instance_arn("i1"));
+    let mut on_i2 = cache.instance_changes(&instance_arn("i2"));
+    on_i1.mark_unchanged();
+    on_i2.mark_unchanged();
+    let task = Task {
+        task_arn: Some("arn:aws:ecs:us-east-1:000000000000:task/c1/t1".into()),
+        container_instance_arn: Some(instance_arn("i1")),
+        last_status: Some("PENDING".into()),
+        desired_status: Some("RUNNING".into()),
+        ..Task::default()
+    };
+    let put = store
+        .txn(Txn::new().put(
+            keys::task("c1", "t1"),
+            serde_json::to_vec(&task).expect("json"),
+        ))
+        .await
+        .expect("txn");
+    let other = store
+        .txn(Txn::new().put(keys::cluster("c2"), b"{}".to_vec()))
+        .await
+        .expect("txn");
+    cache.wait_for(other.revision).await;
+    assert!(on_i1.has_changed().expect("open"), "its own task wakes i1");
+    assert!(*on_i1.borrow_and_update() >= put.revision);
+    assert!(!on_i2.has_changed().expect("open"), "i2 is not woken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_follows_puts_and_deletes_in_the_store() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().expect("open"));
+    store
+        .txn(Txn::new().put("/a/1", b"x".to_vec()))
+        .await
+        .expect("txn");
+    let cache = StateCache::start(store.clone()).await.expect("start");
+    assert_eq!(cache.get("/a/1").expect("listed").value, b"x");
+    let put = store
+        .txn(Txn::new().put("/a/2", b"y".to_vec()))
+        .await
+        .expect("txn");
+    cache.wait_for(put.revision).await;
+    assert_eq!(cache.list("/a/").len(), 2);
+    let del = store.txn(Txn::new().delete("/a/1")).await.expect("txn");
+    cache.wait_for(del.revision).await;
+    assert!(cache.get("/a/1").is_none());
+    let kv = cache.get("/a/2").expect("kv");
+    assert_eq!(kv.mod_revision, put.revision);
+    assert_eq!(kv.version, 1);
+}
