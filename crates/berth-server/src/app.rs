@@ -53,6 +53,17 @@ pub struct App {
     pub config: ServerConfig,
     /// Liveness of agents, as heartbeats and streams show it.
     pub agents: crate::gateway::AgentRegistry,
+    /// One lock per cluster, held from planning a placement to its commit.
+    placement: PlacementLocks,
+}
+
+/// Per-cluster locks that make placements on one cluster take turns. The commit still guards
+/// on the instances' revisions, so correctness does not rest on the lock; without it,
+/// concurrent RunTasks that spread over the same least-loaded instances would nearly all lose
+/// the race and plan again.
+#[derive(Debug, Default)]
+struct PlacementLocks {
+    clusters: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Name of the file the SQLite store keeps in the data dir.
@@ -78,7 +89,21 @@ impl App {
             arns,
             config,
             agents: Default::default(),
+            placement: Default::default(),
         }))
+    }
+
+    /// Takes the placement turn of `cluster`: hold it from planning to commit.
+    pub async fn placement_turn(&self, cluster: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut clusters = self
+                .placement
+                .clusters
+                .lock()
+                .expect("placement locks poisoned");
+            Arc::clone(clusters.entry(cluster.to_string()).or_default())
+        };
+        lock.lock_owned().await
     }
 
     /// Now, in ECS's epoch seconds with millisecond precision.

@@ -8,18 +8,29 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How many revisions of history the log keeps for watches.
 const LOG_KEEP: u64 = 100_000;
 /// Compaction runs every this many revisions.
 const COMPACT_EVERY: u64 = 1_000;
 
+/// Most transactions committed together in one SQLite transaction (one fsync).
+const GROUP_MAX: usize = 512;
+
 /// A store in one SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     head: Arc<watch::Sender<u64>>,
+    /// The writer thread's queue: transactions waiting to be committed.
+    writes: std::sync::mpsc::Sender<Pending>,
+}
+
+/// A transaction waiting for the writer, and who to tell how it went.
+struct Pending {
+    txn: Txn,
+    reply: oneshot::Sender<Result<TxnResult>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -59,10 +70,15 @@ impl SqliteStore {
              INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0), ('compacted', 0);",
         )?;
         let revision = read_meta(&conn, "revision")?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            head: Arc::new(watch::channel(revision).0),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        let head = Arc::new(watch::channel(revision).0);
+        let (writes, queue) = std::sync::mpsc::channel();
+        let (c, h) = (Arc::clone(&conn), Arc::clone(&head));
+        std::thread::Builder::new()
+            .name("berth-store-writer".into())
+            .spawn(move || write_loop(&c, &h, &queue))
+            .map_err(|e| StoreError::Backend(format!("cannot start the store writer: {e}")))?;
+        Ok(Self { conn, head, writes })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -115,29 +131,94 @@ fn get_kv(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
         .optional()?)
 }
 
-fn apply_txn(conn: &mut Connection, txn: Txn) -> Result<(TxnResult, bool)> {
+/// The writer thread: takes every transaction queued, commits them together in one SQLite
+/// transaction (group commit: one fsync for the lot), each in a savepoint with its own
+/// revision and guards, then answers each. Ends when every handle to the store is gone.
+fn write_loop(
+    conn: &Mutex<Connection>,
+    head: &watch::Sender<u64>,
+    queue: &std::sync::mpsc::Receiver<Pending>,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_MAX {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let Ok(mut guard) = conn.lock() else {
+            for pending in batch {
+                let _ = pending
+                    .reply
+                    .send(Err(StoreError::Backend("store lock poisoned".into())));
+            }
+            return;
+        };
+        let results = commit_group(&mut guard, batch.iter().map(|p| &p.txn));
+        drop(guard);
+        let results = match results {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            Err(e) => {
+                let message = e.to_string();
+                batch
+                    .iter()
+                    .map(|_| Err(StoreError::Backend(message.clone())))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let top = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|r: &TxnResult| r.revision)
+            .max();
+        if let Some(top) = top {
+            head.send_if_modified(|head| {
+                let advanced = top > *head;
+                if advanced {
+                    *head = top;
+                }
+                advanced
+            });
+        }
+        for (pending, result) in batch.into_iter().zip(results) {
+            let _ = pending.reply.send(result);
+        }
+    }
+}
+
+/// Commits `txns` in one SQLite transaction, each in a savepoint: a transaction whose guards
+/// fail writes nothing and the others go on. Any SQLite error undoes the whole group.
+fn commit_group<'a>(
+    conn: &mut Connection,
+    txns: impl Iterator<Item = &'a Txn>,
+) -> Result<Vec<TxnResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::new();
+    for txn in txns {
+        results.push(apply_in(&tx, txn)?);
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// Applies one transaction inside an open SQLite transaction.
+fn apply_in(tx: &Connection, txn: &Txn) -> Result<TxnResult> {
     let current = read_meta(&tx, "revision")?;
     for Compare { key, mod_revision } in &txn.compares {
         let actual = get_kv(&tx, key)?.map_or(0, |kv| kv.mod_revision);
         if actual != *mod_revision {
-            return Ok((
-                TxnResult {
-                    succeeded: false,
-                    revision: current,
-                },
-                false,
-            ));
+            return Ok(TxnResult {
+                succeeded: false,
+                revision: current,
+            });
         }
     }
     if txn.ops.is_empty() {
-        return Ok((
-            TxnResult {
-                succeeded: true,
-                revision: current,
-            },
-            false,
-        ));
+        return Ok(TxnResult {
+            succeeded: true,
+            revision: current,
+        });
     }
     let revision = current + 1;
     for (seq, op) in txn.ops.iter().enumerate() {
@@ -177,14 +258,10 @@ fn apply_txn(conn: &mut Connection, txn: Txn) -> Result<(TxnResult, bool)> {
             [(keep_from - 1) as i64],
         )?;
     }
-    tx.commit()?;
-    Ok((
-        TxnResult {
-            succeeded: true,
-            revision,
-        },
-        true,
-    ))
+    Ok(TxnResult {
+        succeeded: true,
+        revision,
+    })
 }
 
 /// Reads log events under `prefix` from revision `from`; also returns the head revision the
@@ -243,17 +320,13 @@ impl Store for SqliteStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResult> {
-        let (result, wrote) = self.with_conn(move |conn| apply_txn(conn, txn)).await?;
-        if wrote {
-            self.head.send_if_modified(|head| {
-                let advanced = result.revision > *head;
-                if advanced {
-                    *head = result.revision;
-                }
-                advanced
-            });
-        }
-        Ok(result)
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Pending { txn, reply })
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
     }
 
     async fn watch(&self, prefix: &str, from: u64) -> Result<crate::WatchStream> {
@@ -488,6 +561,48 @@ mod tests {
             assert_eq!(items.len(), 20);
             assert_eq!(rev, 20);
             assert_eq!(store.revision().await.expect("rev"), 20);
+        });
+    }
+
+    #[test]
+    fn concurrent_transactions_committed_together_keep_their_own_revisions_and_guards() {
+        runtime().block_on(async {
+            let store = SqliteStore::open_in_memory().expect("open");
+            let mut calls = Vec::new();
+            for i in 0..200 {
+                let store = store.clone();
+                calls.push(tokio::spawn(async move {
+                    // Every call races for `/claimed`; each also writes a key of its own.
+                    let claim = store
+                        .txn(
+                            Txn::new()
+                                .when(Compare::absent("/claimed"))
+                                .put("/claimed", format!("{i}").into_bytes()),
+                        )
+                        .await
+                        .expect("claim");
+                    let own = store
+                        .txn(Txn::new().put(format!("/own/{i:03}"), b"x".to_vec()))
+                        .await
+                        .expect("own");
+                    (claim, own)
+                }));
+            }
+            let mut revisions = std::collections::BTreeSet::new();
+            let mut winners = 0;
+            for call in calls {
+                let (claim, own) = call.await.expect("join");
+                winners += usize::from(claim.succeeded);
+                if claim.succeeded {
+                    assert!(revisions.insert(claim.revision), "revision reused");
+                }
+                assert!(revisions.insert(own.revision), "revision reused");
+            }
+            assert_eq!(winners, 1, "exactly one claim wins");
+            assert_eq!(revisions.len(), 201);
+            assert_eq!(store.revision().await.expect("rev"), 201);
+            let (own, _) = store.list("/own/").await.expect("list");
+            assert_eq!(own.len(), 200);
         });
     }
 }

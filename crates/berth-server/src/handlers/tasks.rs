@@ -328,6 +328,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         constraints,
         count: usize::try_from(count).unwrap_or(1),
     };
+    let _turn = ctx.placement_turn(&launch.cluster).await;
     loop {
         let plan = placement::plan(&ctx, &launch.cluster, &request, placement::seed())?;
         if !plan
@@ -473,6 +474,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
         constraints: Vec::new(),
         count: 1,
     };
+    let _turn = ctx.placement_turn(&launch.cluster).await;
     loop {
         let (mut snapshot, instances) = placement::snapshot(&ctx, &launch.cluster)?;
         let now = ctx.now();
