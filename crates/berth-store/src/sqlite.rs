@@ -204,9 +204,9 @@ fn commit_group<'a>(
 
 /// Applies one transaction inside an open SQLite transaction.
 fn apply_in(tx: &Connection, txn: &Txn) -> Result<TxnResult> {
-    let current = read_meta(&tx, "revision")?;
+    let current = read_meta(tx, "revision")?;
     for Compare { key, mod_revision } in &txn.compares {
-        let actual = get_kv(&tx, key)?.map_or(0, |kv| kv.mod_revision);
+        let actual = get_kv(tx, key)?.map_or(0, |kv| kv.mod_revision);
         if actual != *mod_revision {
             return Ok(TxnResult {
                 succeeded: false,
