@@ -206,3 +206,118 @@ pub struct SubmitContainerStateChange {
     pub reason: Option<String>,
     pub network_bindings: Option<Vec<crate::model::task::NetworkBinding>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, td: &str, desired: &str) -> Task {
+        Task {
+            task_arn: Some(format!("arn:task/{id}")),
+            task_definition_arn: Some(format!("arn:td/{td}")),
+            desired_status: Some(desired.into()),
+            ..Task::default()
+        }
+    }
+
+    fn definition(td: &str) -> TaskDefinition {
+        TaskDefinition {
+            task_definition_arn: Some(format!("arn:td/{td}")),
+            ..TaskDefinition::default()
+        }
+    }
+
+    fn line(revision: u64, assigned: &[&str], tasks: Vec<UpdatedTask>) -> DesiredUpdate {
+        DesiredUpdate {
+            revision,
+            assigned: assigned.iter().map(|id| format!("arn:task/{id}")).collect(),
+            tasks,
+        }
+    }
+
+    #[test]
+    fn the_tracker_folds_changes_into_the_whole_desired_state() {
+        let mut tracker = DesiredTracker::default();
+        let first = line(
+            3,
+            &["a", "b"],
+            vec![
+                UpdatedTask {
+                    task: task("a", "web:1", "RUNNING"),
+                    task_definition: Some(definition("web:1")),
+                },
+                UpdatedTask {
+                    task: task("b", "web:1", "RUNNING"),
+                    task_definition: None,
+                },
+            ],
+        );
+        let state = tracker.apply(first).expect("applies");
+        assert_eq!(state.revision, 3);
+        assert_eq!(state.tasks.len(), 2);
+        assert_eq!(state.tasks[1].task_definition, definition("web:1"));
+
+        // b is asked to stop; a is gone; nothing resends the task definition.
+        let second = line(
+            5,
+            &["b"],
+            vec![UpdatedTask {
+                task: task("b", "web:1", "STOPPED"),
+                task_definition: None,
+            }],
+        );
+        let state = tracker.apply(second).expect("applies");
+        assert_eq!(state.tasks.len(), 1);
+        assert_eq!(
+            state.tasks[0].task.desired_status.as_deref(),
+            Some("STOPPED")
+        );
+
+        // A keepalive changes nothing.
+        let state = tracker.apply(line(6, &["b"], Vec::new())).expect("applies");
+        assert_eq!(state.tasks.len(), 1);
+    }
+
+    #[test]
+    fn a_line_naming_a_task_never_sent_asks_for_everything_again() {
+        let mut tracker = DesiredTracker::default();
+        let err = tracker
+            .apply(line(1, &["x"], Vec::new()))
+            .expect_err("unknown task");
+        assert!(err.to_string().contains("arn:task/x"));
+        let missing_definition = line(
+            2,
+            &["y"],
+            vec![UpdatedTask {
+                task: task("y", "db:2", "RUNNING"),
+                task_definition: None,
+            }],
+        );
+        assert!(tracker.apply(missing_definition).is_err());
+    }
+
+    #[test]
+    fn a_full_line_carries_each_task_definition_once() {
+        let state = DesiredState {
+            revision: 9,
+            tasks: ["a", "b"]
+                .iter()
+                .map(|id| AssignedTask {
+                    task: task(id, "web:1", "RUNNING"),
+                    task_definition: definition("web:1"),
+                })
+                .collect(),
+        };
+        let update = DesiredUpdate::full(&state);
+        let sent = update
+            .tasks
+            .iter()
+            .filter(|t| t.task_definition.is_some())
+            .count();
+        assert_eq!(sent, 1);
+        assert_eq!(
+            DesiredTracker::default().apply(update).expect("applies"),
+            state
+        );
+    }
+}
