@@ -13,23 +13,31 @@ import sys
 from unittest import mock
 from urllib.parse import urlencode
 
+import pytest
+
 import harness
 
 _PATH = harness.REPO / "bench" / "hollow_fleet.py"
 
 
-def _load():
+@pytest.fixture(scope="module")
+def hollow_fleet():
+    """bench/hollow_fleet.py as a module. It needs aiohttp: missing is a loud error, never a
+    skip (loaded here rather than at import, so the rest of the suite still collects)."""
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise harness.HarnessError(
+            "the hollow fleet needs aiohttp: `.venv/bin/pip install -r bench/requirements.txt`"
+        ) from None
     spec = importlib.util.spec_from_file_location("hollow_fleet", _PATH)
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("hollow_fleet", module)
+    sys.modules["hollow_fleet"] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
 
-hollow_fleet = _load()
-
-
-def test_the_hollow_fleet_runs_500_tasks_on_50_agents(berth: harness.Berth) -> None:
+def test_the_hollow_fleet_runs_500_tasks_on_50_agents(berth: harness.Berth, hollow_fleet) -> None:
     # Straight to the server: the recording proxy buffers whole bodies, so it cannot carry the
     # agents' desired-state streams.
     config = hollow_fleet.Config(
@@ -57,7 +65,7 @@ def test_the_hollow_fleet_runs_500_tasks_on_50_agents(berth: harness.Berth) -> N
     assert result.ok, summary
 
 
-def test_the_sigv4_signatures_are_those_botocore_computes() -> None:
+def test_the_sigv4_signatures_are_those_botocore_computes(hollow_fleet) -> None:
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
