@@ -439,6 +439,7 @@ class HollowAgent:
         self.reported_stopped: set[str] = set()
         self.foreign: set[str] = set()  # tasks another agent had first
         self.jobs: set[asyncio.Task] = set()
+        self.running_reports: dict[str, asyncio.Task] = {}  # a task's STOPPED report waits for these
 
     def registration(self) -> dict[str, Any]:
         config = self.fleet.config
@@ -486,8 +487,8 @@ class HollowAgent:
         await asyncio.sleep(random.random() * HEARTBEAT_EVERY)
         while not self.fleet.stopping.is_set():
             try:
-                async with self.fleet.inflight:
-                    await self.client.heartbeat(self.cluster, self.arn)
+                # Not behind the reports' gate: a backlog of reports must not silence an agent.
+                await self.client.heartbeat(self.cluster, self.arn)
             except (ApiError, TransportError) as e:
                 self.fleet.fail(f"heartbeat: {error_name(e)}")
             await asyncio.sleep(HEARTBEAT_EVERY)
@@ -545,15 +546,16 @@ class HollowAgent:
             desired = task.get("desiredStatus")
             if desired == "RUNNING" and arn not in self.reported_running:
                 self.reported_running.add(arn)
-                self.spawn(self.report(task, entry, "RUNNING"))
+                self.running_reports[arn] = self.spawn(self.report(task, entry, "RUNNING"))
             elif desired == "STOPPED" and arn not in self.reported_stopped and task.get("lastStatus") != "STOPPED":
                 self.reported_stopped.add(arn)
                 self.spawn(self.report(task, entry, "STOPPED"))
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro) -> asyncio.Task:
         job = asyncio.create_task(coro)
         self.jobs.add(job)
         job.add_done_callback(self.jobs.discard)
+        return job
 
     @staticmethod
     def container_names(task: dict[str, Any], entry: dict[str, Any]) -> list[str]:
@@ -567,6 +569,9 @@ class HollowAgent:
         """SubmitTaskStateChange as `berth agent` sends it once a task's containers started
         (or, for STOPPED, once they exited)."""
         arn = task["taskArn"]
+        earlier = self.running_reports.pop(arn, None) if status == "STOPPED" else None
+        if earlier is not None:
+            await asyncio.wait([earlier])  # a task's reports go in order, as the agent sends them
         now = time.time()
         if status == "RUNNING":
             containers = [
@@ -610,6 +615,8 @@ class HollowAgent:
         self.fleet.report_latency.append(done - started)
         if status == "RUNNING":
             self.fleet.acked_running(arn, done)
+            if self.running_reports.get(arn) is asyncio.current_task():
+                del self.running_reports[arn]
         else:
             self.fleet.stopped_acked.add(arn)
 
@@ -695,11 +702,14 @@ class Driver:
 
     async def run(self) -> Result:
         config = self.config
-        raise_fd_limit(config.agents + config.max_inflight + config.callers + 256)
+        # Each agent holds a stream open and may have a heartbeat in flight; reports share
+        # max_inflight connections, the callers one each.
+        pool = 2 * config.agents + config.max_inflight + config.callers + 64
+        raise_fd_limit(pool + 256)
         self.fleet = fleet = Fleet(config)
         signer = SigV4Signer(config.access_key, config.secret_key, config.region)
         connector = aiohttp.TCPConnector(
-            limit=config.agents + config.max_inflight + config.callers + 64,
+            limit=pool,
             limit_per_host=0,
             keepalive_timeout=60,
         )
@@ -825,14 +835,15 @@ class Driver:
                 "startedBy": self.started_by,
                 "clientToken": token,
             }
+            # Retried with the same clientToken (so never placed twice) until it answers or the
+            # run's time is up; every error counts as a failure.
             out = None
             delay = 0.1
-            for attempt in range(8):
+            while out is None:
                 started = time.perf_counter()
                 try:
                     out = await self.client.call("RunTask", payload)
                     self.run_task_latency.append(time.perf_counter() - started)
-                    break
                 except (ApiError, TransportError) as e:
                     self.run_task_errors += 1
                     fleet.fail(f"RunTask: {error_name(e)}")
@@ -840,8 +851,6 @@ class Driver:
                         raise Abort(f"RunTask refused: {e}") from None
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 5.0)
-            if out is None:
-                raise Abort("RunTask kept failing (8 attempts with one clientToken)")
             now = time.monotonic()
             tasks = out.get("tasks") or []
             for failure in out.get("failures") or ():
