@@ -28,7 +28,7 @@ def hollow_fleet():
         import aiohttp  # noqa: F401
     except ImportError:
         raise harness.HarnessError(
-            "the hollow fleet needs aiohttp: `.venv/bin/pip install -r bench/requirements.txt`"
+            "the hollow fleet needs aiohttp: `.venv/bin/pip install -r tests/requirements.txt` (make venv does)"
         ) from None
     spec = importlib.util.spec_from_file_location("hollow_fleet", _PATH)
     module = importlib.util.module_from_spec(spec)
