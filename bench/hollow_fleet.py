@@ -358,7 +358,9 @@ class Result:
     stream_reconnects: int = 0
     loop_lag_p99_ms: float = float("nan")
     loop_lag_max_ms: float = float("nan")
-    elapsed_seconds: float = float("nan")  # from the first RunTask to the end, when unfinished
+    elapsed_seconds: float = float("nan")  # from the first RunTask to the end of the load
+    client_cpu_seconds: float = float("nan")  # this process's CPU time (all threads) meanwhile
+    client_wall_seconds: float = float("nan")
     stopped_requested: int = 0
     stopped_confirmed: int = 0
     timed_out: bool = False
@@ -721,6 +723,8 @@ class Driver:
             lag = asyncio.create_task(self.watch_loop_lag())
             progress = asyncio.create_task(self.progress())
             readers: Optional[Readers] = None
+            wall = time.monotonic()
+            cpu = process_cpu_seconds()
             try:
                 await asyncio.wait_for(self.phases(running), timeout=max(1.0, self.deadline - time.monotonic()))
             except asyncio.TimeoutError:
@@ -730,6 +734,9 @@ class Driver:
                 self.result.aborted = str(e)
                 self.say(f"hollow fleet: aborted: {e}")
             finally:
+                self.result.client_cpu_seconds = process_cpu_seconds() - cpu
+                self.result.client_wall_seconds = time.monotonic() - wall
+                self.result.elapsed_seconds = time.monotonic() - getattr(self, "t0", time.monotonic())
                 readers = getattr(self, "readers", None)
                 if readers is not None:
                     readers.join()
@@ -740,7 +747,6 @@ class Driver:
                     job.cancel()
                 await asyncio.gather(*running, progress, lag, return_exceptions=True)
                 if self.result.timed_out or self.result.aborted:
-                    self.result.elapsed_seconds = time.monotonic() - getattr(self, "t0", time.monotonic())
                     try:  # what the server says of the placed tasks now, for the report
                         await asyncio.wait_for(self.confirm_running(once=True), 60)
                     except (asyncio.TimeoutError, ApiError, TransportError):
@@ -1030,6 +1036,11 @@ class Abort(Exception):
     """The run cannot go on (the server refuses what the driver asks)."""
 
 
+def process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def raise_fd_limit(wanted: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(max(wanted, soft), hard)
@@ -1077,7 +1088,8 @@ def report(config: Config, r: Result) -> str:
         f"SubmitTaskStateChange p50/p99: {f(r.report_p50_ms)} / {f(r.report_p99_ms)}; placed -> RUNNING acked "
         f"p50/p99: {f(r.placed_to_running_p50_ms)} / {f(r.placed_to_running_p99_ms)}",
         f"stream lines: {r.stream_lines}, reconnects: {r.stream_reconnects}; client loop lag p99/max: "
-        f"{f(r.loop_lag_p99_ms)} / {f(r.loop_lag_max_ms)}",
+        f"{f(r.loop_lag_p99_ms)} / {f(r.loop_lag_max_ms)}; client CPU {r.client_cpu_seconds:.1f} s in "
+        f"{r.client_wall_seconds:.1f} s",
         f"RUNNING: {r.running_confirmed}/{r.tasks_requested} (agents acked {r.running_acked})  "
         f"duplicates: {r.duplicates}  failures: {r.failures}",
     ]
