@@ -9,6 +9,9 @@ use crate::task_definition::{parse_task_cpu, parse_task_memory};
 use crate::task_state::container_override;
 use std::collections::BTreeSet;
 
+pub mod reservation;
+pub use reservation::{Remaining, Reservation};
+
 /// What one task reserves on its instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskResources {

@@ -234,6 +234,16 @@ impl Presenter {
                 (count(load.running), count(load.pending))
             })
             .unwrap_or_default();
+        let load = instance
+            .container_instance_arn
+            .as_ref()
+            .and_then(|arn| self.state.load(arn));
+        let registered = instance.registered_resources.clone().unwrap_or_default();
+        instance.remaining_resources = Some(
+            load.map(|l| l.reserved.clone())
+                .unwrap_or_default()
+                .remaining_resources(&registered),
+        );
         instance.running_tasks_count = Some(running);
         instance.pending_tasks_count = Some(pending);
         if self.tags {

@@ -5,14 +5,11 @@
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use crate::handlers::task_lookup::{resolve_task_definition, task_key_of};
-use berth_core::arn::id_of;
 use berth_core::gateway::{SubmitContainerStateChange, SubmitTaskStateChange};
-use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{ContainerStateChange, Task};
-use berth_core::resources::{release, task_resources};
-use berth_core::task_state::{apply_report, TaskStatus};
+use berth_core::task_state::apply_report;
 use berth_store::typed::encode;
-use berth_store::{keys, Compare, Txn};
+use berth_store::{Compare, Txn};
 use serde::Serialize;
 
 /// Output of both operations.
@@ -84,35 +81,15 @@ async fn apply(ctx: &Ctx, report: SubmitTaskStateChange) -> Result<(), ApiError>
             .clone()
             .unwrap_or_default();
         let mut task = current.value.clone();
-        let was_stopped = TaskStatus::of(&task) == TaskStatus::Stopped;
         let changed = apply_report(&mut task, &report, &definitions, ctx.now())
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
         if !changed {
             return Ok(());
         }
-        let mut txn = Txn::new()
+        // Only the task is written: what its instance has left derives from its tasks.
+        let txn = Txn::new()
             .when(Compare::at(&key, current.mod_revision))
             .put(&key, encode(&task));
-        if !was_stopped && TaskStatus::of(&task) == TaskStatus::Stopped {
-            // Give the task's reservation back to its instance.
-            let instance_id = task
-                .container_instance_arn
-                .as_deref()
-                .and_then(|arn| id_of(arn, "container-instance"))
-                .unwrap_or_default();
-            let instance_key = keys::instance(&cluster, &instance_id);
-            if let Some(instance) = ctx.get::<ContainerInstance>(&instance_key)? {
-                let mut updated = instance.value.clone();
-                let overrides = task.overrides.clone().unwrap_or_default();
-                release(
-                    &mut updated,
-                    &task_resources(&record.task_definition, &overrides),
-                );
-                txn = txn
-                    .when(Compare::at(&instance_key, instance.mod_revision))
-                    .put(&instance_key, encode(&updated));
-            }
-        }
         if ctx.commit(txn).await?.succeeded {
             return Ok(());
         }

@@ -1,7 +1,8 @@
 //! Tasks: RunTask, StartTask, StopTask, DescribeTasks and ListTasks. The scheduler
 //! (`berth_core::scheduler`, through [`placement`]) picks the instances; placing a task writes
-//! the task and the instance's reduced `remainingResources` in one transaction, so two callers
-//! can never both take the last of an instance's memory.
+//! only the task (an instance's `remainingResources` derive from its tasks), and placements on
+//! a cluster take turns from plan to commit, so two callers can never both take the last of an
+//! instance's memory.
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -10,19 +11,18 @@ use crate::handlers::task_lookup::{
 };
 use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
-use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
 use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
 use berth_core::model::{validate_tags, Failure, Tag};
 use berth_core::pagination::PageRequest;
-use berth_core::resources::{reserve, task_resources};
+use berth_core::resources::task_resources;
 use berth_core::scheduler::{default_run_task_strategies, TaskRequest};
 use berth_core::task_state::{new_task, request_stop, stop_code, NewTask};
 use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// Input of RunTask.
 #[derive(Debug, Deserialize)]
@@ -353,7 +353,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
                 failures,
             });
         }
-        let touched = plan.reserved(&needs);
+        let placed_on = plan.placed_ids();
         let mut extra = Txn::new();
         if let Some(key) = &token {
             let record = ClientTokenRecord {
@@ -371,7 +371,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
             &launch.cluster,
             &placements,
             &plan.instances,
-            &touched,
+            &placed_on,
             extra,
         )
         .await?;
@@ -478,7 +478,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
     loop {
         let (mut snapshot, instances) = placement::snapshot(&ctx, &launch.cluster)?;
         let now = ctx.now();
-        let mut touched: BTreeMap<String, ContainerInstance> = BTreeMap::new();
+        let mut placed_on: BTreeSet<String> = BTreeSet::new();
         let mut placements = Vec::new();
         let mut failures = Vec::new();
         for reference in &req.container_instances {
@@ -499,10 +499,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
                 failures.push(Failure::new(arn, reason.code()));
                 continue;
             }
-            let instance = touched
-                .entry(id.clone())
-                .or_insert_with(|| versioned.value.clone());
-            reserve(instance, &needs);
+            placed_on.insert(id.clone());
             placements.push(build_task(&ctx, &launch, &arn, now));
         }
         if placements.is_empty() {
@@ -512,7 +509,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
             });
         }
         if let Some(revision) =
-            placement::commit(&ctx, &launch.cluster, &placements, &instances, &touched).await?
+            placement::commit(&ctx, &launch.cluster, &placements, &instances, &placed_on).await?
         {
             let tasks = placements
                 .into_iter()

@@ -1,7 +1,9 @@
 //! What runs on one container instance, kept up to date from task events: the counts
-//! DescribeContainerInstances shows, and the task groups placement and memberOf queries read.
+//! DescribeContainerInstances shows, the resources its tasks hold (its remainingResources
+//! derive from them), and the task groups placement and memberOf queries read.
 
 use super::tasks::TaskEntry;
+use berth_core::resources::Reservation;
 use berth_core::task_state::TaskStatus;
 use std::collections::BTreeMap;
 
@@ -14,6 +16,8 @@ pub struct InstanceLoad {
     pub pending: i64,
     /// Tasks of each group that are not asked to stop.
     pub groups: BTreeMap<String, u32>,
+    /// What the tasks hold: `remainingResources` is the registered resources less this.
+    pub reserved: Reservation,
 }
 
 impl InstanceLoad {
@@ -23,6 +27,9 @@ impl InstanceLoad {
             Some(Counted::Running) => self.running += sign,
             Some(Counted::Pending) => self.pending += sign,
             None => {}
+        }
+        if let Some(needs) = &task.resources {
+            self.reserved.add(needs, sign);
         }
         if let Some(group) = task.placed_group() {
             let count = self.groups.entry(group.to_string()).or_default();
@@ -35,7 +42,7 @@ impl InstanceLoad {
 
     /// Whether nothing is counted.
     pub fn is_empty(&self) -> bool {
-        self.running == 0 && self.pending == 0 && self.groups.is_empty()
+        self.running == 0 && self.pending == 0 && self.groups.is_empty() && self.reserved.is_empty()
     }
 
     /// The groups as (name, count) pairs in name order.

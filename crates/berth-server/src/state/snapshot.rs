@@ -7,7 +7,9 @@ use super::index::{scoped, Index};
 use super::load::{counted_as, Counted, InstanceLoad};
 use super::tasks::TaskEntry;
 use berth_core::model::container_instance::ContainerInstance;
+use berth_core::model::task::Task;
 use berth_core::model::task_definition::TaskDefinitionRecord;
+use berth_core::resources::{task_resources, TaskResources};
 use berth_store::typed::Versioned;
 use berth_store::{keys, Event, EventKind, KeyValue};
 use imbl::OrdMap;
@@ -141,7 +143,17 @@ impl State {
             let previous = self.tasks.get(&key).cloned();
             match serde_json::from_slice(&entry.value) {
                 Ok(task) => {
-                    let next = TaskEntry::new(&key, task, entry.mod_revision, previous.as_deref());
+                    let resources = self.resources_of(&task);
+                    if resources.is_none() {
+                        tracing::warn!(key = %key, "state: the task definition of a task is not stored");
+                    }
+                    let next = TaskEntry::new(
+                        &key,
+                        task,
+                        entry.mod_revision,
+                        resources,
+                        previous.as_deref(),
+                    );
                     self.set_task(&key, Some(next), touched);
                 }
                 Err(e) => {
@@ -208,6 +220,15 @@ impl State {
         } else if key.starts_with(keys::SERVICES) {
             self.set_status(key, None);
         }
+    }
+
+    /// What a task holds on its instance, from its task definition and overrides.
+    fn resources_of(&self, task: &Task) -> Option<TaskResources> {
+        let record = self.definition(task.task_definition_arn.as_deref()?)?;
+        Some(task_resources(
+            &record.task_definition,
+            &task.overrides.clone().unwrap_or_default(),
+        ))
     }
 
     fn set_task(&mut self, key: &str, next: Option<TaskEntry>, touched: &mut Touched) {

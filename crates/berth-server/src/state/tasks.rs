@@ -3,6 +3,7 @@
 
 use berth_core::arn::id_of;
 use berth_core::model::task::Task;
+use berth_core::resources::TaskResources;
 use berth_core::task_state::TaskStatus;
 
 /// A stored task and what the cache derived from it.
@@ -26,15 +27,19 @@ pub struct TaskEntry {
     pub desired_stopped: bool,
     /// The ARN of the instance it is placed on.
     pub instance_arn: Option<String>,
+    /// What it holds on that instance while it is not STOPPED (`None` when its task
+    /// definition is not stored).
+    pub resources: Option<TaskResources>,
 }
 
 impl TaskEntry {
-    /// The entry of `task` stored at `key` at `mod_revision`; `previous` is the entry it
+    /// The entry of `task` stored at `key` at `mod_revision`, holding `resources`; `previous` is the entry it
     /// replaces, whose `desired_revision` carries over when nothing its agent acts on changed.
     pub fn new(
         key: &str,
         task: Task,
         mod_revision: u64,
+        resources: Option<TaskResources>,
         previous: Option<&TaskEntry>,
     ) -> TaskEntry {
         let cluster = key
@@ -51,6 +56,7 @@ impl TaskEntry {
             task,
             mod_revision,
             desired_revision: mod_revision,
+            resources,
         };
         if let Some(previous) = previous {
             if previous.agent_facts() == entry.agent_facts() {

@@ -81,7 +81,27 @@ fn indexes_always_equal_a_rebuild_from_scratch_after_random_events() {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut state = State::default();
         let mut objects: BTreeMap<String, (Vec<u8>, u64)> = BTreeMap::new();
-        for revision in 1..=60u64 {
+        // Task definitions come before the tasks that use them (RunTask checks), and stay.
+        let definitions = [("web", 256, 80), ("db", 512, 5432)].map(|(family, memory, port)| {
+            let td = serde_json::json!({
+                "taskDefinitionArn": format!("arn:aws:ecs:us-east-1:000000000000:task-definition/{family}:1"),
+                "family": family, "revision": 1,
+                "containerDefinitions": [{"name": "c", "image": "busybox", "memory": memory,
+                    "portMappings": [{"containerPort": port, "hostPort": port}]}]
+            });
+            (keys::task_definition(family, 1), td.to_string().into_bytes())
+        });
+        for (revision, (key, value)) in (1u64..).zip(definitions) {
+            objects.insert(key.clone(), (value.clone(), revision));
+            let event = Event {
+                kind: EventKind::Put,
+                key,
+                value,
+                revision,
+            };
+            state.apply(event, &mut Touched::default());
+        }
+        for revision in 3..=60u64 {
             let event = random_event(&mut rng, revision);
             match event.kind {
                 EventKind::Put => {
@@ -108,6 +128,17 @@ fn indexes_always_equal_a_rebuild_from_scratch_after_random_events() {
                 rebuilt.derived(),
                 "seed {seed}, revision {revision}"
             );
+            let held: i64 = state
+                .all_tasks()
+                .filter(|t| !t.is_stopped() && t.instance_arn.is_some())
+                .map(|t| t.resources.as_ref().map_or(0, |r| r.memory))
+                .sum();
+            let counted: i64 = INSTANCES
+                .iter()
+                .filter_map(|id| state.load(&instance_arn(id)))
+                .map(|l| l.reserved.memory)
+                .sum();
+            assert_eq!(held, counted, "seed {seed}: reservations add up");
         }
     }
 }

@@ -9,11 +9,10 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::handlers::task_lookup::new_task_ids;
 use crate::handlers::tasks::placement;
-use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{Task, TaskOverride};
 use berth_core::model::task_definition::TaskDefinitionRecord;
 use berth_core::model::{merge_tags, Tag};
-use berth_core::resources::{reserve, task_resources};
+use berth_core::resources::task_resources;
 use berth_core::scheduler::{default_service_strategies, Reason, Snapshot, TaskRequest};
 use berth_core::service::events::{closest_instance_short_of, NO_INSTANCES};
 use berth_core::service::reconcile::Launch;
@@ -26,7 +25,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Default)]
 pub struct Launched {
     pub tasks: Vec<(String, Task)>,
-    pub instances: BTreeMap<String, (u64, ContainerInstance)>,
+    pub instances: BTreeMap<String, u64>,
     pub unplaced: Option<String>,
 }
 
@@ -93,11 +92,7 @@ pub fn launch(app: &App, input: &LaunchInput<'_>, launch: &Launch) -> Result<Lau
         let Some(stored) = instances.get(id) else {
             continue;
         };
-        let entry = out
-            .instances
-            .entry(id.to_string())
-            .or_insert_with(|| (stored.mod_revision, stored.value.clone()));
-        reserve(&mut entry.1, &request.resources);
+        out.instances.insert(id.to_string(), stored.mod_revision);
         out.tasks
             .push(build_task(app, input, snapshot.arn(i), &tags));
     }

@@ -170,11 +170,8 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bo
             if let Some(reason) = &launched.unplaced {
                 record_unplaced(&mut record, &mut ids, reason, now);
             }
-            for (id, (revision, instance)) in &launched.instances {
-                let instance_key = keys::instance(cluster, id);
-                txn = txn
-                    .when(Compare::at(&instance_key, *revision))
-                    .put(&instance_key, encode(instance));
+            for (id, revision) in &launched.instances {
+                txn = txn.when(Compare::at(keys::instance(cluster, id), *revision));
             }
             for (id, task) in &launched.tasks {
                 let task_key = keys::task(cluster, id);

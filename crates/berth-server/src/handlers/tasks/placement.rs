@@ -1,13 +1,14 @@
 //! Placement against the stored cluster, for RunTask, StartTask and the service controller:
 //! build the scheduler's snapshot from the state cache (the cluster's instances and the loads
-//! kept from their live tasks), run the pure engine of `berth_core::scheduler`, and commit the placed
-//! tasks with the instances' reduced `remainingResources` in one transaction guarded by the
-//! instances' revisions (`None` from [`commit`] means another writer won: plan again).
+//! kept from their live tasks), run the pure engine of `berth_core::scheduler`, and commit the
+//! placed tasks in one transaction guarded by the instances' revisions (`None` from [`commit`]
+//! means another writer won: plan again). Callers hold the cluster's placement turn
+//! (`App::placement_turn`) from planning to commit.
 //!
 //! The service controller calls [`plan`] with its own [`TaskRequest`] (group `service:<name>`,
 //! strategies from [`strategies`] with `default_service_strategies`, constraints from
-//! [`constraints`]), builds a task per [`Plan::placed_arns`], and calls [`commit`] with
-//! [`Plan::reserved`].
+//! [`constraints`]), builds a task per [`Plan::placed_arns`], and commits them guarded by the
+//! instances of [`Plan::placed_ids`].
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -17,14 +18,14 @@ use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task};
 use berth_core::model::task_definition::TaskDefinitionPlacementConstraint;
 use berth_core::model::Failure;
-use berth_core::resources::{reserve, TaskResources};
+use berth_core::resources::Reservation;
 use berth_core::scheduler::{
     parse_constraints, parse_strategies, Constraint, InstanceInfo, Outcome, Snapshot, Strategy,
     TaskRequest,
 };
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// A cluster's stored instances by id (INACTIVE ones included), with their revisions.
@@ -54,17 +55,36 @@ pub fn snapshot(app: &App, cluster: &str) -> Result<(Snapshot, Instances), ApiEr
     Ok((scheduler_snapshot(&state, &instances), instances))
 }
 
-/// The scheduler's snapshot of `instances` as `state` has them.
+/// The reservation of an instance without tasks.
+static NOTHING_HELD: Reservation = Reservation {
+    cpu: 0,
+    memory: 0,
+    tcp: BTreeMap::new(),
+    udp: BTreeMap::new(),
+};
+
+/// The scheduler's snapshot of `instances` as `state` has them: what each has left is its
+/// registered resources less what its unstopped tasks hold.
 pub fn scheduler_snapshot(state: &State, instances: &Instances) -> Snapshot {
     let infos = instances
         .values()
         .filter(|v| v.value.status.as_deref() != Some("INACTIVE"))
         .map(|v| {
             let mut info = InstanceInfo::from_instance(&v.value);
-            if let Some(load) = state.load(&info.arn) {
+            let load = state.load(&info.arn);
+            if let Some(load) = load {
                 info.running_tasks_count = load.running;
                 info.groups = load.group_list();
             }
+            let registered = v.value.registered_resources.as_deref().unwrap_or_default();
+            let left = load
+                .map(|l| &l.reserved)
+                .unwrap_or(&NOTHING_HELD)
+                .remaining(registered);
+            info.cpu = left.cpu;
+            info.memory = left.memory;
+            info.tcp_ports = left.tcp;
+            info.udp_ports = left.udp;
             info
         })
         .collect();
@@ -113,34 +133,28 @@ impl Plan {
             .collect()
     }
 
-    /// The instances that receive tasks, by id, with `needs` reserved once per task.
-    pub fn reserved(&self, needs: &TaskResources) -> BTreeMap<String, ContainerInstance> {
-        let mut touched: BTreeMap<String, ContainerInstance> = BTreeMap::new();
-        for &i in &self.outcome.placements {
-            let id = self.snapshot.id(i);
-            let Some(stored) = self.instances.get(id) else {
-                continue;
-            };
-            let instance = touched
-                .entry(id.to_string())
-                .or_insert_with(|| stored.value.clone());
-            reserve(instance, needs);
-        }
-        touched
+    /// The ids of the instances that receive tasks.
+    pub fn placed_ids(&self) -> BTreeSet<String> {
+        self.outcome
+            .placements
+            .iter()
+            .map(|&i| self.snapshot.id(i).to_string())
+            .collect()
     }
 }
 
-/// Writes placed tasks (by task id) and the instances they reserve resources on, guarded by
-/// the instances' revisions. Returns the new revision, or `None` when another writer changed
-/// an instance (or a task id was taken).
+/// Writes placed tasks (by task id), guarded by the revisions of the instances they go to
+/// (an instance drained or deregistered meanwhile makes the caller plan again). Nothing is
+/// written to the instances: what they have left derives from their tasks. Returns the new
+/// revision, or `None` when another writer changed an instance (or a task id was taken).
 pub async fn commit(
     app: &App,
     cluster: &str,
     tasks: &[(String, Task)],
     instances: &Instances,
-    touched: &BTreeMap<String, ContainerInstance>,
+    placed_on: &BTreeSet<String>,
 ) -> Result<Option<u64>, ApiError> {
-    commit_with(app, cluster, tasks, instances, touched, Txn::new()).await
+    commit_with(app, cluster, tasks, instances, placed_on, Txn::new()).await
 }
 
 /// `commit`, adding the guards and writes of `txn` to the same transaction (RunTask's
@@ -150,16 +164,13 @@ pub async fn commit_with(
     cluster: &str,
     tasks: &[(String, Task)],
     instances: &Instances,
-    touched: &BTreeMap<String, ContainerInstance>,
+    placed_on: &BTreeSet<String>,
     txn: Txn,
 ) -> Result<Option<u64>, ApiError> {
     let mut txn = txn;
-    for (id, instance) in touched {
-        let key = keys::instance(cluster, id);
+    for id in placed_on {
         let revision = instances.get(id).map_or(0, |v| v.mod_revision);
-        txn = txn
-            .when(Compare::at(&key, revision))
-            .put(&key, encode(instance));
+        txn = txn.when(Compare::at(keys::instance(cluster, id), revision));
     }
     for (task_id, task) in tasks {
         let key = keys::task(cluster, task_id);
