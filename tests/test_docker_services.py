@@ -57,6 +57,8 @@ def service_tasks(ecs: Any, cluster: str, service: str) -> list[dict]:
         pages = ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=service, desiredStatus=desired)
         for page in pages:
             arns += page["taskArns"]
+    # A task asked to stop between the two listings is in both: count it once.
+    arns = list(dict.fromkeys(arns))
     tasks: list[dict] = []
     for i in range(0, len(arns), 100):
         tasks += ecs.describe_tasks(cluster=cluster, tasks=arns[i : i + 100])["tasks"]
