@@ -2,6 +2,7 @@
 //! the clock, with the read and read-modify-write helpers handlers are built from.
 
 use crate::error::ApiError;
+use crate::handlers::tasks::placement;
 use crate::state::{State, StateCache};
 use berth_core::arn::{cluster_name_of, ArnContext};
 use berth_core::model::cluster::Cluster;
@@ -57,13 +58,16 @@ pub struct App {
     placement: PlacementLocks,
 }
 
-/// Per-cluster locks that make placements on one cluster take turns. The commit still guards
+/// Per-cluster locks that make placements on one cluster take turns, each holding the
+/// scheduler snapshot the last placement left (`placement::Kept`). The commit still guards
 /// on the instances' revisions, so correctness does not rest on the lock; without it,
 /// concurrent RunTasks that spread over the same least-loaded instances would nearly all lose
 /// the race and plan again.
 #[derive(Debug, Default)]
 struct PlacementLocks {
-    clusters: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    clusters: std::sync::Mutex<
+        std::collections::HashMap<String, Arc<tokio::sync::Mutex<Option<placement::Kept>>>>,
+    >,
 }
 
 /// Name of the file the SQLite store keeps in the data dir.
@@ -94,7 +98,7 @@ impl App {
     }
 
     /// Takes the placement turn of `cluster`: hold it from planning to commit.
-    pub async fn placement_turn(&self, cluster: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    pub async fn placement_turn(&self, cluster: &str) -> placement::Turn {
         let lock = {
             let mut clusters = self
                 .placement

@@ -18,7 +18,7 @@ pub mod rng;
 mod snapshot;
 pub mod workload;
 
-pub use snapshot::{InstanceInfo, Snapshot, StoredInstance};
+pub use snapshot::{InstanceInfo, Occupancy, Snapshot, StoredInstance};
 
 use crate::model::container_instance::is_valid_attribute_name;
 use crate::model::task::{PlacementConstraint, PlacementStrategy};

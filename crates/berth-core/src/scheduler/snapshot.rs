@@ -43,6 +43,35 @@ pub struct InstanceInfo {
     pub groups: Vec<(String, u32)>,
 }
 
+/// What changes on an instance as tasks come and go: the part of [`InstanceInfo`] that
+/// [`Snapshot::set_load`] refreshes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Occupancy<'a> {
+    /// Remaining CPU units.
+    pub cpu: i64,
+    /// Remaining memory, MiB.
+    pub memory: i64,
+    /// TCP host ports in use, sorted.
+    pub tcp_ports: Vec<u16>,
+    /// UDP host ports in use, sorted.
+    pub udp_ports: Vec<u16>,
+    /// Tasks running on it.
+    pub running_tasks_count: i64,
+    /// Task groups on it, with how many tasks of each.
+    pub groups: &'a [(String, u32)],
+}
+
+impl Occupancy<'_> {
+    /// An instance with `cpu` and `memory` left, no ports in use and no tasks.
+    pub fn default_for(cpu: i64, memory: i64) -> Self {
+        Occupancy {
+            cpu,
+            memory,
+            ..Occupancy::default()
+        }
+    }
+}
+
 /// Bit set in an instance's state when it is ACTIVE.
 pub(super) const ACTIVE: u8 = 1;
 /// Bit set when its agent is connected.
@@ -169,6 +198,34 @@ impl Snapshot {
             })
             .collect();
         Snapshot::new(infos)
+    }
+
+    /// Sets what instance `i` has left and what runs on it, from a fresher count than the one
+    /// the snapshot was made or last placed with (a snapshot kept between batches is brought
+    /// up to date this way, instance by instance). `groups` are (group, task count) pairs.
+    pub fn set_load(&mut self, i: usize, load: Occupancy<'_>) {
+        self.cpu[i] = load.cpu;
+        self.memory[i] = load.memory;
+        self.tcp[i] = load.tcp_ports;
+        self.udp[i] = load.udp_ports;
+        self.running[i] = load.running_tasks_count;
+        let fresh: Vec<(u32, u32)> = load
+            .groups
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(g, n)| (self.group_number(g), *n))
+            .collect();
+        for &(g, _) in &self.groups[i] {
+            if let Some(counts) = self.group_counts.get_mut(&g) {
+                counts[i] = 0;
+            }
+        }
+        for &(g, n) in &fresh {
+            if let Some(counts) = self.group_counts.get_mut(&g) {
+                counts[i] = n;
+            }
+        }
+        self.groups[i] = fresh;
     }
 
     /// How many instances it holds.

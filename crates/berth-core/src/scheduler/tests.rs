@@ -562,3 +562,44 @@ fn no_placement_ever_overcommits_breaks_a_constraint_or_uses_an_unschedulable_in
         }
     }
 }
+
+#[test]
+fn a_snapshot_refreshed_with_set_load_places_as_a_fresh_one_would() {
+    let fresh_infos = || {
+        vec![
+            instance("1", 4096, 1000, "a"),
+            instance("2", 4096, 1000, "b"),
+            instance("3", 4096, 1000, "c"),
+        ]
+    };
+    let mut kept = Snapshot::new(fresh_infos());
+    let mut distinct = request(100, 3, vec![Strategy::Binpack(BinpackField::Memory)]);
+    distinct.constraints = vec![Constraint::DistinctInstance];
+    // A first batch fills the cached group counts; then instance 2 is found busy elsewhere.
+    assert_eq!(kept.place(&distinct, 0).placements.len(), 3);
+    let groups = vec![("family:web".to_string(), 1u32)];
+    for i in [0, 2] {
+        kept.set_load(i, Occupancy::default_for(4096, 1000));
+    }
+    kept.set_load(
+        1,
+        Occupancy {
+            cpu: 4096,
+            memory: 50,
+            running_tasks_count: 1,
+            groups: &groups,
+            ..Occupancy::default()
+        },
+    );
+    let mut fresh_infos = fresh_infos();
+    fresh_infos[1].memory = 50;
+    fresh_infos[1].running_tasks_count = 1;
+    fresh_infos[1].groups = groups.clone();
+    let mut fresh = Snapshot::new(fresh_infos);
+    let from_kept = kept.place(&distinct, 0);
+    let from_fresh = fresh.place(&distinct, 0);
+    assert_eq!(from_kept.placements, from_fresh.placements);
+    assert_eq!(from_kept.placements, vec![0, 2]);
+    assert_eq!(kept.group_count(1, "family:web"), 1);
+    assert_eq!(kept.remaining_memory(1), 50);
+}

@@ -328,9 +328,15 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         constraints,
         count: usize::try_from(count).unwrap_or(1),
     };
-    let _turn = ctx.placement_turn(&launch.cluster).await;
+    let mut turn = ctx.placement_turn(&launch.cluster).await;
     loop {
-        let plan = placement::plan(&ctx, &launch.cluster, &request, placement::seed())?;
+        let plan = placement::plan(
+            &ctx,
+            &mut turn,
+            &launch.cluster,
+            &request,
+            placement::seed(),
+        );
         if !plan
             .instances
             .values()
@@ -376,6 +382,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         )
         .await?;
         if let Some(revision) = committed {
+            placement::keep(&mut turn, plan);
             let tasks = placements
                 .into_iter()
                 .map(|(_, task)| with_version(task, revision))
@@ -474,9 +481,9 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
         constraints: Vec::new(),
         count: 1,
     };
-    let _turn = ctx.placement_turn(&launch.cluster).await;
+    let mut turn = ctx.placement_turn(&launch.cluster).await;
     loop {
-        let (mut snapshot, instances) = placement::snapshot(&ctx, &launch.cluster)?;
+        let (mut snapshot, instances) = placement::snapshot(&ctx, &mut turn, &launch.cluster);
         let now = ctx.now();
         let mut placed_on: BTreeSet<String> = BTreeSet::new();
         let mut placements = Vec::new();

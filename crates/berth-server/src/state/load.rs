@@ -18,6 +18,9 @@ pub struct InstanceLoad {
     pub groups: BTreeMap<String, u32>,
     /// What the tasks hold: `remainingResources` is the registered resources less this.
     pub reserved: Reservation,
+    /// Revision of the last change, so a placement snapshot kept between calls refreshes only
+    /// the instances whose load moved.
+    pub version: u64,
 }
 
 impl InstanceLoad {

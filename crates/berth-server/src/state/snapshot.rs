@@ -76,6 +76,8 @@ pub struct State {
     loads: OrdMap<String, Arc<InstanceLoad>>,
     /// Running and pending task counts by cluster.
     cluster_tasks: OrdMap<String, (i64, i64)>,
+    /// By cluster: the revision of the last change to any of its instance records.
+    instances_version: OrdMap<String, u64>,
 }
 
 /// What an applied batch changed that someone routes on: the instances whose agents have
@@ -288,7 +290,10 @@ impl State {
         if let Some(arn) = task.instance_arn.as_deref() {
             edit(&mut self.by_instance, arn);
             let mut load = self.loads.get(arn).cloned().unwrap_or_default();
-            Arc::make_mut(&mut load).add(task, sign);
+            let revision = self.revision;
+            let changed = Arc::make_mut(&mut load);
+            changed.add(task, sign);
+            changed.version = revision;
             if load.is_empty() {
                 self.loads.remove(arn);
             } else {
@@ -313,6 +318,13 @@ impl State {
         let Some(scope) = status_scope(key) else {
             return;
         };
+        if let Some(cluster) = key
+            .strip_prefix(keys::INSTANCES)
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(cluster, _)| cluster.to_string())
+        {
+            self.instances_version.insert(cluster, self.revision);
+        }
         if let Some(old) = self.statuses.remove(key) {
             self.count_status(&scoped(&scope, &old), -1);
         }
@@ -441,6 +453,11 @@ impl State {
             .get(&keys::task_definition(family, revision))
     }
 
+    /// The revision of the last change to an instance record of `cluster` (0 when none).
+    pub fn instances_version(&self, cluster: &str) -> u64 {
+        self.instances_version.get(cluster).copied().unwrap_or(0)
+    }
+
     /// Running and pending task counts of `cluster`.
     pub fn cluster_task_counts(&self, cluster: &str) -> (i64, i64) {
         self.cluster_tasks.get(cluster).copied().unwrap_or_default()
@@ -473,7 +490,14 @@ impl State {
             loads: self
                 .loads
                 .iter()
-                .map(|(k, v)| (k.clone(), (**v).clone()))
+                .map(|(k, v)| {
+                    // The version is when it changed, which a rebuild cannot know.
+                    let load = InstanceLoad {
+                        version: 0,
+                        ..(**v).clone()
+                    };
+                    (k.clone(), load)
+                })
                 .collect(),
             cluster_tasks: self
                 .cluster_tasks

@@ -40,7 +40,12 @@ pub struct LaunchInput<'a> {
 }
 
 /// Places and builds the tasks of `launch` on the cluster as the view holds it.
-pub fn launch(app: &App, input: &LaunchInput<'_>, launch: &Launch) -> Result<Launched, ApiError> {
+pub fn launch(
+    app: &App,
+    turn: &mut placement::Turn,
+    input: &LaunchInput<'_>,
+    launch: &Launch,
+) -> Result<Launched, ApiError> {
     let mut out = Launched::default();
     let td = &input.task_definition.task_definition;
     let service = &input.service.service;
@@ -61,7 +66,7 @@ pub fn launch(app: &App, input: &LaunchInput<'_>, launch: &Launch) -> Result<Lau
         Launch::None => return Ok(out),
         Launch::Replicas(n) => {
             request.count = *n as usize;
-            let plan = placement::plan(app, input.cluster, &request, placement::seed())?;
+            let plan = placement::plan(app, turn, input.cluster, &request, placement::seed());
             if plan.outcome.unplaced > 0 {
                 out.unplaced = Some(unplaced_reason(&plan.snapshot, &plan.outcome.failures));
             }
@@ -70,7 +75,7 @@ pub fn launch(app: &App, input: &LaunchInput<'_>, launch: &Launch) -> Result<Lau
         }
         Launch::OnInstances(ids) => {
             request.count = 1;
-            let (mut snapshot, instances) = placement::snapshot(app, input.cluster)?;
+            let (mut snapshot, instances) = placement::snapshot(app, turn, input.cluster);
             let mut placed = Vec::new();
             for id in ids {
                 let Some(i) = snapshot.index_of(id) else {

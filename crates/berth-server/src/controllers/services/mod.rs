@@ -69,7 +69,7 @@ fn cluster_of(record: &ServiceRecord) -> Option<String> {
 /// Reconciles the service stored at `key` once. Returns whether it committed a change; a lost
 /// race commits nothing and is left to the next pass.
 pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bool, ApiError> {
-    let _turn = app.placement_turn(cluster).await;
+    let mut turn = app.placement_turn(cluster).await;
     let Some(stored) = app.get::<ServiceRecord>(key)? else {
         return Ok(false);
     };
@@ -156,6 +156,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bo
         if let (Some(td), Some(deployment)) = (launch_td.as_ref(), plan.deployment_id.as_deref()) {
             let launched = launch::launch(
                 app,
+                &mut turn,
                 &launch::LaunchInput {
                     cluster,
                     service: &record,

@@ -20,8 +20,8 @@ use berth_core::model::task_definition::TaskDefinitionPlacementConstraint;
 use berth_core::model::Failure;
 use berth_core::resources::Reservation;
 use berth_core::scheduler::{
-    parse_constraints, parse_strategies, Constraint, InstanceInfo, Outcome, Snapshot, Strategy,
-    TaskRequest,
+    parse_constraints, parse_strategies, Constraint, InstanceInfo, Occupancy, Outcome, Snapshot,
+    Strategy, TaskRequest,
 };
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
@@ -46,13 +46,110 @@ pub fn instances_of(state: &State, cluster: &str) -> Instances {
         .collect()
 }
 
+/// The turn of a cluster's placements, with the snapshot the last one left.
+pub type Turn = tokio::sync::OwnedMutexGuard<Option<Kept>>;
+
+/// A scheduler snapshot kept between placements on a cluster, and what it was made from: the
+/// cluster's instance records as of `instances_version`, and each instance's load as of
+/// `load_versions` (by snapshot index). The next placement refreshes only the instances whose
+/// load moved since, instead of building the snapshot again.
+#[derive(Debug)]
+pub struct Kept {
+    instances_version: u64,
+    snapshot: Snapshot,
+    instances: Instances,
+    load_versions: Vec<u64>,
+}
+
+/// A load version that no load has: the instance is refreshed next time whatever happens.
+const STALE: u64 = u64::MAX;
+
 /// The scheduler's snapshot of `cluster` (instances in id order, INACTIVE ones left out) and
-/// the stored instances it was made from: remaining resources from each instance, running
-/// counts and task groups from the loads the state cache keeps (no task is read).
-pub fn snapshot(app: &App, cluster: &str) -> Result<(Snapshot, Instances), ApiError> {
-    let state = app.snapshot();
-    let instances = instances_of(&state, cluster);
-    Ok((scheduler_snapshot(&state, &instances), instances))
+/// the stored instances it was made from: remaining resources from what each instance's tasks
+/// hold, running counts and task groups from the loads the state cache keeps (no task is
+/// read). Starts from the snapshot the turn kept when the cluster's instances have not
+/// changed since; the turn keeps nothing afterwards (see [`keep`]).
+pub fn snapshot(app: &App, turn: &mut Turn, cluster: &str) -> (Snapshot, Instances) {
+    let kept = refreshed(&app.snapshot(), turn.take(), cluster);
+    (kept.snapshot, kept.instances)
+}
+
+fn refreshed(state: &State, kept: Option<Kept>, cluster: &str) -> Kept {
+    let instances_version = state.instances_version(cluster);
+    let version_of = |arn: &str| state.load(arn).map_or(0, |l| l.version);
+    match kept {
+        Some(mut kept) if kept.instances_version == instances_version => {
+            for i in 0..kept.snapshot.len() {
+                let version = version_of(kept.snapshot.arn(i));
+                if version != kept.load_versions[i] {
+                    let arn = kept.snapshot.arn(i).to_string();
+                    if let Some(stored) = kept.instances.get(kept.snapshot.id(i)) {
+                        set_load(&mut kept.snapshot, i, state, &arn, &stored.value);
+                    }
+                    kept.load_versions[i] = version;
+                }
+            }
+            kept
+        }
+        _ => {
+            let instances = instances_of(state, cluster);
+            let snapshot = scheduler_snapshot(state, &instances);
+            let load_versions = (0..snapshot.len())
+                .map(|i| version_of(snapshot.arn(i)))
+                .collect();
+            Kept {
+                instances_version,
+                snapshot,
+                instances,
+                load_versions,
+            }
+        }
+    }
+}
+
+/// Refreshes instance `i` of `snapshot` from the load `state` keeps for it.
+fn set_load(
+    snapshot: &mut Snapshot,
+    i: usize,
+    state: &State,
+    arn: &str,
+    stored: &ContainerInstance,
+) {
+    let load = state.load(arn);
+    let registered = stored.registered_resources.as_deref().unwrap_or_default();
+    let left = load
+        .map(|l| &l.reserved)
+        .unwrap_or(&NOTHING_HELD)
+        .remaining(registered);
+    let groups = load.map(|l| l.group_list()).unwrap_or_default();
+    snapshot.set_load(
+        i,
+        Occupancy {
+            cpu: left.cpu,
+            memory: left.memory,
+            tcp_ports: left.tcp,
+            udp_ports: left.udp,
+            running_tasks_count: load.map_or(0, |l| l.running),
+            groups: &groups,
+        },
+    );
+}
+
+/// Gives the snapshot of a committed plan back to the turn, for the next placement to start
+/// from; the instances it placed on are refreshed then in any case.
+pub fn keep(turn: &mut Turn, plan: Plan) {
+    let Some(mut load_versions) = plan.load_versions else {
+        return;
+    };
+    for &i in &plan.outcome.placements {
+        load_versions[i] = STALE;
+    }
+    **turn = Some(Kept {
+        instances_version: plan.instances_version,
+        snapshot: plan.snapshot,
+        instances: plan.instances,
+        load_versions,
+    });
 }
 
 /// The reservation of an instance without tasks.
@@ -100,17 +197,22 @@ pub struct Plan {
     pub instances: Instances,
     /// Where each task goes, or why none could go anywhere.
     pub outcome: Outcome,
+    instances_version: u64,
+    load_versions: Option<Vec<u64>>,
 }
 
-/// Places `request` on the cluster as stored now (nothing is written).
-pub fn plan(app: &App, cluster: &str, request: &TaskRequest, seed: u64) -> Result<Plan, ApiError> {
-    let (mut snapshot, instances) = snapshot(app, cluster)?;
-    let outcome = snapshot.place(request, seed);
-    Ok(Plan {
-        snapshot,
-        instances,
+/// Places `request` on the cluster as stored now (nothing is written). Hand the plan to
+/// [`keep`] once it is committed, so the next placement starts from its snapshot.
+pub fn plan(app: &App, turn: &mut Turn, cluster: &str, request: &TaskRequest, seed: u64) -> Plan {
+    let mut kept = refreshed(&app.snapshot(), turn.take(), cluster);
+    let outcome = kept.snapshot.place(request, seed);
+    Plan {
+        snapshot: kept.snapshot,
+        instances: kept.instances,
         outcome,
-    })
+        instances_version: kept.instances_version,
+        load_versions: Some(kept.load_versions),
+    }
 }
 
 impl Plan {

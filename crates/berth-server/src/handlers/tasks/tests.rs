@@ -523,3 +523,46 @@ async fn a_retried_run_task_with_the_same_client_token_starts_nothing_more() {
     .expect_err("too long");
     assert_eq!(e.name, "InvalidParameterException");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_instance_takes_tasks_again_once_one_of_its_tasks_has_stopped() {
+    let app = app().await;
+    let instance = setup(&app).await;
+    let run = |count: i64| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                "RunTask",
+                json!({"cluster": "demo", "taskDefinition": "web", "count": count}),
+            )
+            .await
+            .expect("run")
+        }
+    };
+    let first = run(2).await;
+    assert_eq!(first["tasks"].as_array().expect("tasks").len(), 2);
+    // The snapshot the placement kept must see the instance full...
+    let refused = run(1).await;
+    assert_eq!(
+        refused["failures"],
+        json!([{"arn": instance, "reason": "RESOURCE:MEMORY"}])
+    );
+    // ...and free again once a task has stopped, though no instance record changed.
+    let arn = first["tasks"][0]["taskArn"].as_str().expect("arn");
+    call(
+        &app,
+        "SubmitTaskStateChange",
+        json!({"cluster": "demo", "task": arn, "status": "STOPPED",
+            "containers": [{"containerName": "web", "status": "STOPPED", "exitCode": 1}]}),
+    )
+    .await
+    .expect("report");
+    let again = run(1).await;
+    assert_eq!(again["tasks"].as_array().expect("tasks").len(), 1);
+    assert_eq!(again["failures"], json!([]));
+    assert_eq!(
+        remaining_memory(&describe_instance(&app, &instance).await),
+        0
+    );
+}
