@@ -412,8 +412,9 @@ async fn wait_serving(
 ) -> anyhow::Result<()> {
     let mut last = String::from("no answer yet");
     while started.elapsed() < timeout {
+        // Single attempts, so the time is not rounded up by a retry's pause.
         let cluster = api
-            .call("DescribeClusters", json!({"clusters": [CLUSTER]}))
+            .once("DescribeClusters", json!({"clusters": [CLUSTER]}))
             .await;
         match cluster {
             Ok(answer) if answer["clusters"][0]["status"] == json!("ACTIVE") => {

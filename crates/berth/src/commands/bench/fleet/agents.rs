@@ -125,7 +125,7 @@ impl Fleet {
                     arns.len()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 

@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 /// The cluster the benchmark runs in.
 pub const CLUSTER: &str = "fleet";
-/// Attempts of a call whose failure is transient (server busy, timed out, restarting).
-const ATTEMPTS: u32 = 5;
+/// How long a call is retried while its failure is transient (server busy, timed out,
+/// restarting): a slow server is what the benchmark measures, not a reason to give up.
+const RETRY_WINDOW: Duration = Duration::from_secs(300);
+/// Longest pause between two attempts.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// An ECS client for the benchmark.
 #[derive(Debug, Clone)]
@@ -32,18 +35,28 @@ impl Api {
         (result, started.elapsed())
     }
 
-    /// A call retried (with a growing pause) while it fails transiently.
+    /// A call retried (with a growing pause) while it fails transiently, for up to
+    /// [`RETRY_WINDOW`].
     pub async fn call(&self, op: &str, body: Value) -> anyhow::Result<Value> {
-        let mut attempt = 1;
+        let give_up = Instant::now() + RETRY_WINDOW;
+        let mut pause = Duration::from_millis(50);
         loop {
             match self.client.call::<Value, Value>(op, &body).await {
-                Err(err) if err.is_retryable() && attempt < ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                    attempt += 1;
+                Err(err) if err.is_retryable() && Instant::now() < give_up => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
                 }
                 other => return other.with_context(|| format!("{op} failed")),
             }
         }
+    }
+
+    /// One attempt of a call.
+    pub async fn once(&self, op: &str, body: Value) -> anyhow::Result<Value> {
+        self.timed(op, &body)
+            .await
+            .0
+            .with_context(|| format!("{op} failed"))
     }
 
     /// Every item of a paginated list (`items` is the answer's list field, e.g. `taskArns`).

@@ -3,6 +3,7 @@
 //! every placed task through DescribeTasks until it is RUNNING.
 
 use super::api::{Api, CLUSTER};
+use anyhow::Context;
 use berth_agent::client::ClientError;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -18,8 +19,8 @@ pub const TASK_MEMORY_MIB: u64 = 6;
 pub const TASK_CPU_UNITS: u64 = 1;
 /// Tasks per RunTask call (ECS's most).
 const BATCH: usize = 10;
-/// Attempts of one RunTask batch (same clientToken, so a retry never places twice).
-const RUN_TASK_ATTEMPTS: u32 = 5;
+/// Pause before a RunTask is tried again.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Pause of the reader between two DescribeTasks calls.
 const READER_PAUSE: Duration = Duration::from_millis(10);
 /// Pause of the watcher between two sweeps over the tasks not yet RUNNING.
@@ -150,15 +151,15 @@ async fn run_tasks(
             "placementStrategy": [{"type": "spread", "field": "instanceId"}],
             "clientToken": format!("fleet-{batch}"),
         });
-        let mut attempt = 1;
+        // A transient failure (a timeout on a busy server) is retried until the deadline
+        // with the same clientToken, so a retry never places the batch twice.
         let answer = loop {
             let (result, took) = api.timed("RunTask", &body).await;
             latencies.push(took);
             match result {
-                Err(err) if err.is_retryable() && attempt < RUN_TASK_ATTEMPTS => {
+                Err(err) if err.is_retryable() && Instant::now() < deadline => {
                     shared.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                    attempt += 1;
+                    tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 other => break other,
             }
@@ -259,9 +260,16 @@ async fn watch_running(
         }
         let mut still = Vec::new();
         for batch in watched.pending.chunks(100) {
-            let answer = api
-                .call("DescribeTasks", json!({"cluster": CLUSTER, "tasks": batch}))
-                .await?;
+            let body = json!({"cluster": CLUSTER, "tasks": batch});
+            let answer = match api.timed("DescribeTasks", &body).await.0 {
+                Ok(answer) => answer,
+                // A busy server: look again in the next sweep, until the deadline.
+                Err(err) if err.is_retryable() => {
+                    still.extend(batch.iter().cloned());
+                    continue;
+                }
+                Err(err) => return Err(err).context("DescribeTasks failed"),
+            };
             let seen_at = Instant::now();
             let statuses: BTreeMap<&str, &Value> = answer["tasks"]
                 .as_array()
