@@ -40,3 +40,5 @@ bench: docker
 	target/release/berth bench run-task --tasks 30
 	target/release/berth bench scheduler --instances 5000 --tasks 100000 --strategy binpack
 	target/release/berth bench scheduler --instances 5000 --tasks 100000 --strategy spread
+	BERTH_LOG=error target/release/berth bench fleet --instances 5000 --tasks 100000
+	BERTH_LOG=error target/release/berth bench fleet --scaling --instances 5000 --tasks 20000

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 pub mod docker;
 pub mod fake;
+pub mod hollow;
 
 /// Errors of a container runtime.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! `berth bench`: benchmarks that print their figures, one file each.
 
+pub mod fleet;
 pub mod run_task;
 pub mod scheduler;
 
@@ -12,6 +13,11 @@ pub enum BenchCommand {
     RunTask(run_task::RunTaskArgs),
     /// Placements per second of the pure scheduler on a synthetic cluster.
     Scheduler(scheduler::SchedulerArgs),
+    /// The control plane under a fleet of hollow agents: tasks/s, latencies, memory, restart.
+    Fleet(fleet::FleetArgs),
+    /// The server of `bench fleet` (run by it as a child process; stops when stdin closes).
+    #[command(hide = true)]
+    FleetServer(fleet::FleetServerArgs),
 }
 
 /// Runs a benchmark.
@@ -19,5 +25,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::RunTask(args) => run_task::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args),
+        BenchCommand::Fleet(args) => fleet::run(args).await,
+        BenchCommand::FleetServer(args) => fleet::serve_fleet_server(args).await,
     }
 }
