@@ -124,6 +124,9 @@ pub struct ListTasksResponse {
     next_token: Option<String>,
 }
 
+/// The most JSON a call's `overrides` may take (ECS's quota: 8 KiB).
+pub const MAX_OVERRIDES_BYTES: usize = 8192;
+
 /// Everything common to RunTask and StartTask once validated.
 struct Launch {
     cluster: String,
@@ -188,6 +191,13 @@ fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError
         ));
     }
     let overrides = input.overrides.unwrap_or_default();
+    // ECS's quota, which also keeps one call from filling memory with copies of its overrides.
+    let size = serde_json::to_vec(&overrides).map_or(0, |bytes| bytes.len());
+    if size > MAX_OVERRIDES_BYTES {
+        return Err(ApiError::invalid_parameter(format!(
+            "Container Overrides length must be at most {MAX_OVERRIDES_BYTES} characters; these overrides are {size}."
+        )));
+    }
     let names: Vec<&str> = td
         .container_definitions
         .iter()

@@ -566,3 +566,24 @@ async fn a_full_instance_takes_tasks_again_once_one_of_its_tasks_has_stopped() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_past_the_ecs_quota_of_8_kib_are_refused_and_start_nothing() {
+    let app = app().await;
+    setup(&app).await;
+    let big = "x".repeat(9000);
+    let err = call(
+        &app,
+        "RunTask",
+        json!({"cluster": "demo", "taskDefinition": "web",
+            "overrides": {"containerOverrides": [{"name": "web", "command": [big]}]}}),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.name, "InvalidParameterException");
+    assert!(err.message.contains("8192"), "{}", err.message);
+    let listed = call(&app, "ListTasks", json!({"cluster": "demo"}))
+        .await
+        .expect("list");
+    assert_eq!(listed["taskArns"], json!([]));
+}
