@@ -2,4 +2,5 @@
 
 pub mod gc;
 pub mod instance_health;
+pub mod queue;
 pub mod services;

@@ -21,7 +21,7 @@ pub use tasks::TaskEntry;
 use berth_store::{KeyValue, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// The cache: the current [`State`] and who to wake when it moves.
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub struct StateCache {
     revision: watch::Sender<u64>,
     /// Per instance ARN: the revision of the last change its agent must act on.
     routes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Who is told what each applied batch touched (controllers).
+    listeners: Mutex<Vec<mpsc::UnboundedSender<Arc<Touched>>>>,
 }
 
 impl StateCache {
@@ -44,6 +46,7 @@ impl StateCache {
             current: RwLock::new(Arc::new(state)),
             revision: watch::channel(revision).0,
             routes: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&cache);
         tokio::spawn(async move {
@@ -99,7 +102,30 @@ impl StateCache {
         }
         *self.current.write().expect("state lock poisoned") = Arc::new(next);
         self.route(touched.instances.iter().map(String::as_str), last);
+        self.tell(touched);
         self.advance(last);
+    }
+
+    fn tell(&self, touched: Touched) {
+        if touched.services.is_empty() && touched.clusters.is_empty() {
+            return;
+        }
+        let touched = Arc::new(touched);
+        self.listeners
+            .lock()
+            .expect("listeners lock poisoned")
+            .retain(|listener| listener.send(Arc::clone(&touched)).is_ok());
+    }
+
+    /// What each batch applied from now on touched (services and clusters; routed instances
+    /// go to [`StateCache::instance_changes`]). After a relist, every cluster is reported.
+    pub fn changes(&self) -> mpsc::UnboundedReceiver<Arc<Touched>> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.listeners
+            .lock()
+            .expect("listeners lock poisoned")
+            .push(sender);
+        receiver
     }
 
     /// Replaces the state by a fresh listing (after the watch fell behind compaction): every
@@ -115,6 +141,16 @@ impl StateCache {
             .cloned()
             .collect();
         self.route(all.iter().map(String::as_str), revision);
+        let clusters = self
+            .snapshot()
+            .list(berth_store::keys::CLUSTERS)
+            .filter_map(|(key, _)| key.strip_prefix(berth_store::keys::CLUSTERS))
+            .map(str::to_string)
+            .collect();
+        self.tell(Touched {
+            clusters,
+            ..Touched::default()
+        });
         self.advance(revision);
     }
 

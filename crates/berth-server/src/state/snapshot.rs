@@ -81,10 +81,13 @@ pub struct State {
 }
 
 /// What an applied batch changed that someone routes on: the instances whose agents have
-/// something new to do.
-#[derive(Debug, Default)]
+/// something new to do, the services (by store key) whose record or tasks changed, and the
+/// clusters whose instance records changed (which every service of the cluster may care about).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Touched {
     pub instances: BTreeSet<String>,
+    pub services: BTreeSet<String>,
+    pub clusters: BTreeSet<String>,
 }
 
 impl State {
@@ -200,6 +203,10 @@ impl State {
             }
         } else if key.starts_with(keys::SERVICES) {
             self.set_status(&key, Some(status_field(&entry.value)));
+            touched.services.insert(key.clone());
+        }
+        if let Some(cluster) = cluster_of_instance_key(&key) {
+            touched.clusters.insert(cluster.to_string());
         }
         self.objects.insert(key, entry);
     }
@@ -221,6 +228,10 @@ impl State {
             self.set_status(key, None);
         } else if key.starts_with(keys::SERVICES) {
             self.set_status(key, None);
+            touched.services.insert(key.to_string());
+        }
+        if let Some(cluster) = cluster_of_instance_key(key) {
+            touched.clusters.insert(cluster.to_string());
         }
     }
 
@@ -256,6 +267,13 @@ impl State {
                 .filter_map(|(arn, _)| arn)
             {
                 touched.instances.insert(arn);
+            }
+        }
+        for task in previous.as_deref().into_iter().chain(next.as_ref()) {
+            if let Some(service) = task.service() {
+                touched
+                    .services
+                    .insert(keys::service(&task.cluster, service));
             }
         }
         if let Some(next) = next {
@@ -318,12 +336,9 @@ impl State {
         let Some(scope) = status_scope(key) else {
             return;
         };
-        if let Some(cluster) = key
-            .strip_prefix(keys::INSTANCES)
-            .and_then(|rest| rest.split_once('/'))
-            .map(|(cluster, _)| cluster.to_string())
-        {
-            self.instances_version.insert(cluster, self.revision);
+        if let Some(cluster) = cluster_of_instance_key(key) {
+            self.instances_version
+                .insert(cluster.to_string(), self.revision);
         }
         if let Some(old) = self.statuses.remove(key) {
             self.count_status(&scoped(&scope, &old), -1);
@@ -433,6 +448,19 @@ impl State {
             .map(|(_, instance)| instance)
     }
 
+    /// The keys of the services of `cluster`.
+    pub fn service_keys_of<'a>(&'a self, cluster: &str) -> Vec<&'a String> {
+        let prefix = keys::services_of(cluster);
+        self.objects
+            .range::<_, str>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .map(|(key, _)| key)
+            .collect()
+    }
+
     /// Every stored container instance with its key, in key order.
     pub fn all_instances(
         &self,
@@ -527,6 +555,12 @@ pub struct Derived {
     tasks: usize,
     definitions: usize,
     instances: usize,
+}
+
+/// The cluster of an instance key.
+fn cluster_of_instance_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(keys::INSTANCES)?;
+    rest.split_once('/').map(|(cluster, _)| cluster)
 }
 
 /// The desiredStatus a task is listed under.

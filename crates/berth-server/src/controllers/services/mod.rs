@@ -1,4 +1,5 @@
-//! The service controller: a reconcile loop over every service that is not INACTIVE. Each
+//! The service controller: reconciles each service that is not INACTIVE, driven by a keyed
+//! work queue (`controllers::queue`) that the state cache's change events and a resync fill. Each
 //! reconcile observes the service's tasks and the cluster's instances from the view, lets the
 //! pure `berth_core::service::reconcile` decide, places the launches with the scheduler, and
 //! commits the service, the stopped and new tasks, the instance reservations and the
@@ -10,6 +11,7 @@ pub mod launch;
 pub mod observe;
 
 use crate::app::App;
+use crate::controllers::queue::{spawn_workers, Action, WorkQueue};
 use crate::error::ApiError;
 use crate::handlers::service_deployments::apply_history;
 use crate::handlers::services::RandomIds;
@@ -29,8 +31,6 @@ use std::time::Duration;
 /// How often every service is reconciled even when nothing changed (backoff expiry, grace
 /// periods, missed events).
 pub const RESYNC: Duration = Duration::from_secs(1);
-/// How long the loop lets changes gather before a pass.
-pub const SETTLE: Duration = Duration::from_millis(20);
 
 /// Reconciles every service once; returns how many passes changed something.
 pub async fn reconcile_all(app: &App) -> usize {
@@ -190,31 +190,67 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bo
     Ok(app.commit(txn).await?.succeeded)
 }
 
-/// Runs the controller for as long as the app lives: a pass whenever the view changes (after
-/// a short settle) and at least every [`RESYNC`].
+/// How many services are reconciled at once (never one service twice at once).
+pub const WORKERS: usize = 4;
+
+/// Runs the controller for as long as the app lives, on a keyed work queue of service keys:
+/// a service is queued when its record or one of its tasks changes, when an instance of its
+/// cluster changes, and by a resync of every service each [`RESYNC`] (backoff expiry, grace
+/// periods, missed events). The queue reconciles each service at most once at a time and
+/// retries failures with backoff.
 pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(&app);
-    let mut changes = app.state.subscribe();
+    let mut changes = app.state.changes();
     drop(app);
+    let queue: Arc<WorkQueue<String>> = Arc::default();
+    let workers = spawn_workers(Arc::clone(&queue), WORKERS, {
+        let weak = weak.clone();
+        move |key: String| {
+            let weak = weak.clone();
+            async move {
+                let app = weak.upgrade()?;
+                let cluster = key
+                    .strip_prefix(keys::SERVICES)
+                    .and_then(|rest| rest.split_once('/'))
+                    .map(|(cluster, _)| cluster.to_string())
+                    .unwrap_or_default();
+                Some(
+                    reconcile_service(&app, &cluster, &key)
+                        .await
+                        .map(|_| Action::AwaitChange),
+                )
+            }
+        }
+    });
     tokio::spawn(async move {
+        let mut resync = tokio::time::interval(RESYNC);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            {
-                let Some(app) = weak.upgrade() else { return };
-                while reconcile_all(&app).await > 0 {
-                    // Something changed: go again at once until the services settle.
-                    tokio::time::sleep(SETTLE).await;
-                }
-                changes.borrow_and_update();
-            }
             tokio::select! {
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return;
+                touched = changes.recv() => {
+                    let Some(touched) = touched else { break };
+                    let Some(app) = weak.upgrade() else { break };
+                    let state = app.snapshot();
+                    for key in &touched.services {
+                        queue.add(key.clone());
                     }
-                    tokio::time::sleep(SETTLE).await;
+                    for cluster in &touched.clusters {
+                        for key in state.service_keys_of(cluster) {
+                            queue.add(key.clone());
+                        }
+                    }
                 }
-                _ = tokio::time::sleep(RESYNC) => {}
+                _ = resync.tick() => {
+                    let Some(app) = weak.upgrade() else { break };
+                    let state = app.snapshot();
+                    for (key, _) in state.list(keys::SERVICES) {
+                        queue.add(key.clone());
+                    }
+                }
             }
+        }
+        for worker in workers {
+            worker.abort();
         }
     })
 }

@@ -5,6 +5,7 @@
 mod daemon;
 mod deployments;
 mod replica;
+mod scale;
 
 use super::reconcile_all;
 use crate::app::App;
