@@ -6,7 +6,8 @@ use crate::handlers::tasks::placement;
 use crate::state::{State, StateCache};
 use berth_core::arn::{cluster_name_of, ArnContext};
 use berth_core::model::cluster::Cluster;
-use berth_store::typed::{encode, Versioned};
+use berth_core::model::task::Task;
+use berth_store::typed::{decode, encode, Versioned};
 use berth_store::{keys, Compare, SqliteStore, Store, StoreError, Txn, TxnResult};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -123,19 +124,38 @@ impl App {
         self.state.snapshot()
     }
 
-    /// The object at `key` as the cache holds it.
+    /// The object at `key` as the cache holds it (tasks: see [`App::task`]).
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, ApiError> {
-        self.snapshot()
+        let state = self.snapshot();
+        if key.starts_with(keys::TASKS) {
+            return state
+                .key_value(key)
+                .map(|kv| decode(&kv).map_err(ApiError::from))
+                .transpose();
+        }
+        state
             .get(key)
             .map(|entry| decode_entry(key, entry))
             .transpose()
     }
 
-    /// All objects under `prefix`, in key order.
+    /// The task at `key`, from the decoded copy the cache keeps.
+    pub fn task(&self, key: &str) -> Option<Versioned<Task>> {
+        self.snapshot().task(key).map(|entry| Versioned {
+            value: entry.task.clone(),
+            mod_revision: entry.mod_revision,
+        })
+    }
+
+    /// All objects under `prefix`, in key order (not tasks: read those from the indexes).
     pub fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Versioned<T>>, ApiError> {
-        self.snapshot()
+        let state = self.snapshot();
+        state
             .list(prefix)
-            .map(|(key, entry)| decode_entry(key, entry))
+            .map(|(key, entry)| match state.key_value(key) {
+                Some(kv) if key.starts_with(keys::TASKS) => decode(&kv).map_err(ApiError::from),
+                _ => decode_entry(key, entry),
+            })
             .collect()
     }
 

@@ -114,7 +114,7 @@ pub fn describe(
     let mut failures = Vec::new();
     for reference in references {
         let found = match task_key_of(&cluster_name, reference) {
-            Ok(key) => ctx.get::<Task>(&key)?,
+            Ok(key) => ctx.task(&key),
             Err(_) => None,
         };
         match found {

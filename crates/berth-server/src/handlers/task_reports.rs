@@ -6,7 +6,7 @@ use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use crate::handlers::task_lookup::{resolve_task_definition, task_key_of};
 use berth_core::gateway::{SubmitContainerStateChange, SubmitTaskStateChange};
-use berth_core::model::task::{ContainerStateChange, Task};
+use berth_core::model::task::ContainerStateChange;
 use berth_core::task_state::apply_report;
 use berth_store::typed::encode;
 use berth_store::{Compare, Txn};
@@ -64,7 +64,7 @@ async fn apply(ctx: &Ctx, report: SubmitTaskStateChange) -> Result<(), ApiError>
         .ok_or_else(|| ApiError::invalid_parameter("Missing required parameter 'task'."))?;
     let key = task_key_of(&cluster, &reference)?;
     loop {
-        let Some(current) = ctx.get::<Task>(&key)? else {
+        let Some(current) = ctx.task(&key) else {
             return Err(ApiError::invalid_parameter(
                 "The referenced task was not found.",
             ));

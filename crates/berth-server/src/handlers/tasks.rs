@@ -448,7 +448,7 @@ fn replay(ctx: &Ctx, key: Option<&str>) -> Result<Option<TasksResponse>, ApiErro
         .to_string();
     let mut tasks = Vec::new();
     for arn in &record.value.task_arns {
-        if let Some(task) = ctx.get::<Task>(&task_key_of(&cluster, arn)?)? {
+        if let Some(task) = ctx.task(&task_key_of(&cluster, arn)?) {
             tasks.push(with_version(task.value, task.mod_revision));
         }
     }
@@ -565,7 +565,7 @@ pub async fn stop_task(ctx: Ctx, req: StopTaskRequest) -> Result<StopTaskRespons
     })
     .await?;
     let stored = ctx
-        .get::<Task>(&key)?
+        .task(&key)
         .ok_or_else(|| ApiError::invalid_parameter("The referenced task was not found."))?;
     Ok(StopTaskResponse {
         task: with_version(stored.value, stored.mod_revision),

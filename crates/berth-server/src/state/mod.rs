@@ -67,7 +67,13 @@ impl StateCache {
                             if let Some(last) = events.last() {
                                 from = last.revision + 1;
                             }
-                            cache.apply(events);
+                            // Decoding a large batch is CPU work: keep it off the async workers.
+                            let applying = Arc::clone(&cache);
+                            if let Err(e) =
+                                tokio::task::spawn_blocking(move || applying.apply(events)).await
+                            {
+                                tracing::error!(error = %e, "state: applying a batch failed");
+                            }
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "state: watch ended; listing again");
@@ -207,14 +213,15 @@ impl StateCache {
 
     /// The entry at `key`.
     pub fn get(&self, key: &str) -> Option<KeyValue> {
-        self.snapshot().get(key).map(|e| e.to_key_value(key))
+        self.snapshot().key_value(key)
     }
 
     /// All entries under `prefix`, in key order.
     pub fn list(&self, prefix: &str) -> Vec<KeyValue> {
-        self.snapshot()
+        let state = self.snapshot();
+        state
             .list(prefix)
-            .map(|(key, entry)| entry.to_key_value(key))
+            .filter_map(|(key, _)| state.key_value(key))
             .collect()
     }
 }

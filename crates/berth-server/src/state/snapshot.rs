@@ -160,6 +160,13 @@ impl State {
                         previous.as_deref(),
                     );
                     self.set_task(&key, Some(next), touched);
+                    // The decoded task is the copy kept: its JSON is made again when asked for.
+                    let entry = Entry {
+                        value: Arc::from(Vec::new()),
+                        ..entry
+                    };
+                    self.objects.insert(key, entry);
+                    return;
                 }
                 Err(e) => {
                     tracing::error!(key = %key, error = %e, "state: stored task does not decode");
@@ -371,6 +378,18 @@ impl State {
                 std::ops::Bound::Unbounded,
             ))
             .take_while(move |(key, _)| key.starts_with(prefix))
+    }
+
+    /// The stored value at `key` with its revisions, as the store has it. Tasks keep only
+    /// their decoded form (their entries carry revisions and an empty value): their JSON is
+    /// made again here.
+    pub fn key_value(&self, key: &str) -> Option<KeyValue> {
+        let entry = self.objects.get(key)?;
+        let mut kv = entry.to_key_value(key);
+        if let Some(task) = self.tasks.get(key) {
+            kv.value = berth_store::typed::encode(&task.task);
+        }
+        Some(kv)
     }
 
     /// The task at `key`.
