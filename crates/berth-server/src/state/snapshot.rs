@@ -74,6 +74,9 @@ pub struct State {
     stopped: Index,
     by_instance: Index,
     loads: OrdMap<String, Arc<InstanceLoad>>,
+    /// (cluster, load version, instance ARN) of every load: which loads changed after a
+    /// revision, in O(changed). A load whose tasks all left stays (empty) so its change shows.
+    load_changes: imbl::OrdSet<(String, u64, String)>,
     /// Running and pending task counts by cluster.
     cluster_tasks: OrdMap<String, (i64, i64)>,
     /// By cluster: the revision of the last change to any of its instance records.
@@ -316,14 +319,14 @@ impl State {
             edit(&mut self.by_instance, arn);
             let mut load = self.loads.get(arn).cloned().unwrap_or_default();
             let revision = self.revision;
+            self.load_changes
+                .remove(&(cluster.to_string(), load.version, arn.to_string()));
             let changed = Arc::make_mut(&mut load);
             changed.add(task, sign);
             changed.version = revision;
-            if load.is_empty() {
-                self.loads.remove(arn);
-            } else {
-                self.loads.insert(arn.to_string(), load);
-            }
+            self.load_changes
+                .insert((cluster.to_string(), revision, arn.to_string()));
+            self.loads.insert(arn.to_string(), load);
         }
         if let Some(counted) = counted_as(task.status) {
             let mut counts = self.cluster_tasks.get(cluster).copied().unwrap_or_default();
@@ -447,6 +450,24 @@ impl State {
             .map(|(_, task)| task)
     }
 
+    /// The ARNs of the instances of `cluster` whose load changed after `revision`.
+    pub fn loads_changed_since<'a>(
+        &'a self,
+        cluster: &str,
+        revision: u64,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        let from = (
+            cluster.to_string(),
+            revision.saturating_add(1),
+            String::new(),
+        );
+        let cluster = cluster.to_string();
+        self.load_changes
+            .range(from..)
+            .take_while(move |(c, _, _)| *c == cluster)
+            .map(|(_, _, arn)| arn)
+    }
+
     /// What runs on the instance with this ARN.
     pub fn load(&self, instance_arn: &str) -> Option<&InstanceLoad> {
         self.loads.get(instance_arn).map(Arc::as_ref)
@@ -537,6 +558,7 @@ impl State {
             loads: self
                 .loads
                 .iter()
+                .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| {
                     // The version is when it changed, which a rebuild cannot know.
                     let load = InstanceLoad {

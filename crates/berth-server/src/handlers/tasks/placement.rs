@@ -25,7 +25,7 @@ use berth_core::scheduler::{
 };
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A cluster's stored instances by id (INACTIVE ones included), with their revisions.
@@ -50,19 +50,20 @@ pub fn instances_of(state: &State, cluster: &str) -> Instances {
 pub type Turn = tokio::sync::OwnedMutexGuard<Option<Kept>>;
 
 /// A scheduler snapshot kept between placements on a cluster, and what it was made from: the
-/// cluster's instance records as of `instances_version`, and each instance's load as of
-/// `load_versions` (by snapshot index). The next placement refreshes only the instances whose
-/// load moved since, instead of building the snapshot again.
+/// cluster's instance records as of `instances_version`, and the instances' loads as of state
+/// revision `as_of`. The next placement refreshes only the instances whose load changed since
+/// (and those it placed on), instead of building the snapshot again.
 #[derive(Debug)]
 pub struct Kept {
     instances_version: u64,
+    as_of: u64,
     snapshot: Snapshot,
     instances: Instances,
-    load_versions: Vec<u64>,
+    /// Snapshot index by instance ARN.
+    index_of: HashMap<String, usize>,
+    /// Instances to refresh whatever the loads say (the last placement's).
+    stale: Vec<usize>,
 }
-
-/// A load version that no load has: the instance is refreshed next time whatever happens.
-const STALE: u64 = u64::MAX;
 
 /// The scheduler's snapshot of `cluster` (instances in id order, INACTIVE ones left out) and
 /// the stored instances it was made from: remaining resources from what each instance's tasks
@@ -76,32 +77,38 @@ pub fn snapshot(app: &App, turn: &mut Turn, cluster: &str) -> (Snapshot, Instanc
 
 fn refreshed(state: &State, kept: Option<Kept>, cluster: &str) -> Kept {
     let instances_version = state.instances_version(cluster);
-    let version_of = |arn: &str| state.load(arn).map_or(0, |l| l.version);
     match kept {
         Some(mut kept) if kept.instances_version == instances_version => {
-            for i in 0..kept.snapshot.len() {
-                let version = version_of(kept.snapshot.arn(i));
-                if version != kept.load_versions[i] {
-                    let arn = kept.snapshot.arn(i).to_string();
-                    if let Some(stored) = kept.instances.get(kept.snapshot.id(i)) {
-                        set_load(&mut kept.snapshot, i, state, &arn, &stored.value);
-                    }
-                    kept.load_versions[i] = version;
+            let mut changed: Vec<usize> = std::mem::take(&mut kept.stale);
+            changed.extend(
+                state
+                    .loads_changed_since(cluster, kept.as_of)
+                    .filter_map(|arn| kept.index_of.get(arn).copied()),
+            );
+            changed.sort_unstable();
+            changed.dedup();
+            for i in changed {
+                let arn = kept.snapshot.arn(i).to_string();
+                if let Some(stored) = kept.instances.get(kept.snapshot.id(i)) {
+                    set_load(&mut kept.snapshot, i, state, &arn, &stored.value);
                 }
             }
+            kept.as_of = state.revision();
             kept
         }
         _ => {
             let instances = instances_of(state, cluster);
             let snapshot = scheduler_snapshot(state, &instances);
-            let load_versions = (0..snapshot.len())
-                .map(|i| version_of(snapshot.arn(i)))
+            let index_of = (0..snapshot.len())
+                .map(|i| (snapshot.arn(i).to_string(), i))
                 .collect();
             Kept {
                 instances_version,
+                as_of: state.revision(),
                 snapshot,
                 instances,
-                load_versions,
+                index_of,
+                stale: Vec::new(),
             }
         }
     }
@@ -138,18 +145,13 @@ fn set_load(
 /// Gives the snapshot of a committed plan back to the turn, for the next placement to start
 /// from; the instances it placed on are refreshed then in any case.
 pub fn keep(turn: &mut Turn, plan: Plan) {
-    let Some(mut load_versions) = plan.load_versions else {
+    let Some(mut kept) = plan.kept else {
         return;
     };
-    for &i in &plan.outcome.placements {
-        load_versions[i] = STALE;
-    }
-    **turn = Some(Kept {
-        instances_version: plan.instances_version,
-        snapshot: plan.snapshot,
-        instances: plan.instances,
-        load_versions,
-    });
+    kept.snapshot = plan.snapshot;
+    kept.instances = plan.instances;
+    kept.stale = plan.outcome.placements.clone();
+    **turn = Some(kept);
 }
 
 /// The reservation of an instance without tasks.
@@ -197,8 +199,8 @@ pub struct Plan {
     pub instances: Instances,
     /// Where each task goes, or why none could go anywhere.
     pub outcome: Outcome,
-    instances_version: u64,
-    load_versions: Option<Vec<u64>>,
+    /// What the snapshot was made from (its snapshot and instances moved into the fields above).
+    kept: Option<Kept>,
 }
 
 /// Places `request` on the cluster as stored now (nothing is written). Hand the plan to
@@ -206,12 +208,13 @@ pub struct Plan {
 pub fn plan(app: &App, turn: &mut Turn, cluster: &str, request: &TaskRequest, seed: u64) -> Plan {
     let mut kept = refreshed(&app.snapshot(), turn.take(), cluster);
     let outcome = kept.snapshot.place(request, seed);
+    let snapshot = std::mem::take(&mut kept.snapshot);
+    let instances = std::mem::take(&mut kept.instances);
     Plan {
-        snapshot: kept.snapshot,
-        instances: kept.instances,
+        snapshot,
+        instances,
         outcome,
-        instances_version: kept.instances_version,
-        load_versions: Some(kept.load_versions),
+        kept: Some(kept),
     }
 }
 
