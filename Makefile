@@ -42,3 +42,4 @@ bench: docker
 	target/release/berth bench scheduler --instances 5000 --tasks 100000 --strategy spread
 	BERTH_LOG=error target/release/berth bench fleet --instances 5000 --tasks 100000
 	BERTH_LOG=error target/release/berth bench fleet --scaling --instances 5000 --tasks 20000
+	BERTH_LOG=error target/release/berth bench restart --tasks 1000000

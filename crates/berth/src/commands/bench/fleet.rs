@@ -9,7 +9,7 @@
 mod agents;
 mod api;
 mod load;
-mod server;
+pub(crate) mod server;
 mod services;
 mod stream;
 mod verify;

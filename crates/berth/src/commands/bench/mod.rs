@@ -1,6 +1,7 @@
 //! `berth bench`: benchmarks that print their figures, one file each.
 
 pub mod fleet;
+pub mod restart;
 pub mod run_task;
 pub mod scheduler;
 
@@ -15,6 +16,8 @@ pub enum BenchCommand {
     Scheduler(scheduler::SchedulerArgs),
     /// The control plane under a fleet of hollow agents: tasks/s, latencies, memory, restart.
     Fleet(fleet::FleetArgs),
+    /// Restart to serving with many tasks stored.
+    Restart(restart::RestartArgs),
     /// The server of `bench fleet` (run by it as a child process; stops when stdin closes).
     #[command(hide = true)]
     FleetServer(fleet::FleetServerArgs),
@@ -26,6 +29,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::RunTask(args) => run_task::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args),
         BenchCommand::Fleet(args) => fleet::run(args).await,
+        BenchCommand::Restart(args) => restart::run(args).await,
         BenchCommand::FleetServer(args) => fleet::serve_fleet_server(args).await,
     }
 }
