@@ -1,4 +1,4 @@
-//! The application state every handler receives: the store, the view over it, ARN minting and
+//! The application state every handler receives: the store, the state cache over it, ARN minting and
 //! the clock, with the read and read-modify-write helpers handlers are built from.
 
 use crate::error::ApiError;
@@ -75,7 +75,7 @@ struct PlacementLocks {
 pub const DATABASE_FILE: &str = "berth.db";
 
 impl App {
-    /// Opens the store the config names and builds the view over it.
+    /// Opens the store the config names and builds the state cache over it.
     pub async fn open(config: ServerConfig) -> Result<Arc<App>, StoreError> {
         let store: Arc<dyn Store> = match &config.data_dir {
             Some(dir) => {
@@ -159,7 +159,7 @@ impl App {
             .collect()
     }
 
-    /// Commits a transaction and waits until the view reflects the revision it left the store
+    /// Commits a transaction and waits until the state cache reflects the revision it left the store
     /// at, so a reader after this call sees the write (or, when it failed, what beat it).
     pub async fn commit(&self, txn: Txn) -> Result<TxnResult, ApiError> {
         let result = self.store.txn(txn).await?;

@@ -1,9 +1,9 @@
 //! Launching a service's tasks with the scheduler, through the placement layer RunTask uses
 //! (`handlers::tasks::placement`): the service's strategies, or ECS's default for services
 //! (spread over availability zones, then over instances), and its constraints with its task
-//! definition's. Each placed task reserves its resources on its instance; the controller
-//! writes both in the transaction that also writes the service, guarded by the instances'
-//! revisions as RunTask's commit is.
+//! definition's. The controller writes the placed tasks in the transaction that also writes
+//! the service, guarded by the revisions of the instances they go to, as RunTask's commit is
+//! (what an instance has left derives from its tasks).
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -39,7 +39,7 @@ pub struct LaunchInput<'a> {
     pub now: f64,
 }
 
-/// Places and builds the tasks of `launch` on the cluster as the view holds it.
+/// Places and builds the tasks of `launch` on the cluster as the state cache holds it.
 pub fn launch(
     app: &App,
     turn: &mut placement::Turn,

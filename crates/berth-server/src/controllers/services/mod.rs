@@ -1,9 +1,9 @@
 //! The service controller: reconciles each service that is not INACTIVE, driven by a keyed
-//! work queue (`controllers::queue`) that the state cache's change events and a resync fill. Each
-//! reconcile observes the service's tasks and the cluster's instances from the view, lets the
-//! pure `berth_core::service::reconcile` decide, places the launches with the scheduler, and
-//! commits the service, the stopped and new tasks, the instance reservations and the
-//! deployment history in one transaction guarded by every revision it read. A conflict just
+//! work queue (`controllers::queue`) that the state cache's change events and a resync fill.
+//! Each reconcile observes the service's tasks and the cluster's instances from the state
+//! cache, lets the pure `berth_core::service::reconcile` decide, places the launches with the
+//! scheduler, and commits the service, the stopped and new tasks and the deployment history in
+//! one transaction guarded by every revision it read (the instances it places on included). A conflict just
 //! means another writer won: the next pass decides again from what is stored, which is all the
 //! controller needs, so a restarted controller continues where it was.
 

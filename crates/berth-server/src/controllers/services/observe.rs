@@ -1,4 +1,4 @@
-//! What the service controller reads from the view before it reconciles a service: the
+//! What the service controller reads from the state cache before it reconciles a service: the
 //! service's tasks (with their store revisions, to stop them safely), their facts, and the
 //! facts of the cluster's container instances.
 
