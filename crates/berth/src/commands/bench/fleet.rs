@@ -119,7 +119,7 @@ impl FleetResult {
             let reasons: Vec<String> = load
                 .failures
                 .iter()
-                .map(|(why, n)| format!("{why} (x{n})"))
+                .map(|(why, n)| format!("{why} ({n} tasks)"))
                 .collect();
             problems.push(format!(
                 "{} of {want} tasks were not placed: {}",
@@ -476,6 +476,11 @@ fn report(result: &FleetResult) {
         Some(restart) => println!("restart to serving: {:.2} s", restart.as_secs_f64()),
         None => println!("restart to serving: not measured (the run failed before)"),
     }
+    let restart_note = if result.restart.is_some() {
+        "restart: server stopped, started again on the same data dir; time until DescribeClusters answers and ListTasks lists every RUNNING task"
+    } else {
+        "restart: skipped, the tasks did not all run"
+    };
     println!("-- how these were measured");
     println!(
         "e2e: {} tasks RUNNING in {:.2} s, from the first RunTask to the last task seen RUNNING by DescribeTasks",
@@ -507,7 +512,7 @@ fn report(result: &FleetResult) {
             result.size.service_tasks_each()
         );
     }
-    println!("restart: server stopped, started again on the same data dir; time until DescribeClusters answers and ListTasks lists every RUNNING task");
+    println!("{restart_note}");
 }
 
 fn report_check(result: &FleetResult, problems: &[String]) {
