@@ -119,7 +119,7 @@ impl FleetResult {
             let reasons: Vec<String> = load
                 .failures
                 .iter()
-                .map(|(why, n)| format!("{why} (x{n})"))
+                .map(|(why, n)| format!("{why} ({n} tasks)"))
                 .collect();
             problems.push(format!(
                 "{} of {want} tasks were not placed: {}",
@@ -350,8 +350,7 @@ pub async fn measure(size: FleetSize, options: &FleetOptions) -> anyhow::Result<
         restart: None,
     };
     if !result.problems().is_empty() {
-        fleet.stop().await?;
-        server.stop().await?;
+        teardown(fleet, server).await;
         return Ok(result);
     }
     if size.services > 0 {
@@ -365,7 +364,9 @@ pub async fn measure(size: FleetSize, options: &FleetOptions) -> anyhow::Result<
     result.process_rss = server::own_rss_mib()?;
     if options.restart {
         let addr = server.addr();
-        server.stop().await?;
+        if let Err(err) = server.stop().await {
+            tracing::warn!("{err:#}");
+        }
         let started = Instant::now();
         server = ServerProcess::start(&server_dir, addr).await?;
         let timeout = Duration::from_secs(120) + per_item(size.tasks, 5);
@@ -373,9 +374,20 @@ pub async fn measure(size: FleetSize, options: &FleetOptions) -> anyhow::Result<
         result.restart = Some(started.elapsed());
     }
     result.verification = Some(check);
-    fleet.stop().await?;
-    server.stop().await?;
+    teardown(fleet, server).await;
     Ok(result)
+}
+
+/// Stops the agents and the server. Either may be slow to stop on an overloaded run; they
+/// are gone anyway when this returns (aborted, killed), so that is a warning, not a failure
+/// hiding the figures.
+async fn teardown(fleet: Fleet, server: ServerProcess) {
+    if let Err(err) = fleet.stop().await {
+        tracing::warn!("{err:#}");
+    }
+    if let Err(err) = server.stop().await {
+        tracing::warn!("{err:#}");
+    }
 }
 
 /// `n` times `ms` milliseconds.
@@ -476,6 +488,11 @@ fn report(result: &FleetResult) {
         Some(restart) => println!("restart to serving: {:.2} s", restart.as_secs_f64()),
         None => println!("restart to serving: not measured (the run failed before)"),
     }
+    let restart_note = if result.restart.is_some() {
+        "restart: server stopped, started again on the same data dir; time until DescribeClusters answers and ListTasks lists every RUNNING task"
+    } else {
+        "restart: skipped, the tasks did not all run"
+    };
     println!("-- how these were measured");
     println!(
         "e2e: {} tasks RUNNING in {:.2} s, from the first RunTask to the last task seen RUNNING by DescribeTasks",
@@ -507,7 +524,7 @@ fn report(result: &FleetResult) {
             result.size.service_tasks_each()
         );
     }
-    println!("restart: server stopped, started again on the same data dir; time until DescribeClusters answers and ListTasks lists every RUNNING task");
+    println!("{restart_note}");
 }
 
 fn report_check(result: &FleetResult, problems: &[String]) {

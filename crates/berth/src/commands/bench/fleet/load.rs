@@ -53,7 +53,7 @@ pub struct LoadOutcome {
     pub placed: Vec<Placed>,
     /// Tasks asked for but not placed.
     pub unplaced: usize,
-    /// Why (RunTask `failures` reasons and errors), with how often.
+    /// Why tasks were not placed (RunTask `failures` reasons and errors), with how many.
     pub failures: BTreeMap<String, usize>,
     /// RunTask attempts that failed transiently and were retried.
     pub retries: usize,
@@ -89,7 +89,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(why)
-            .or_default() += 1;
+            .or_default() += tasks;
     }
 }
 
@@ -124,10 +124,19 @@ pub async fn place(
         .last_running
         .map_or(started.elapsed(), |t| t - started);
     outcome.placed = std::mem::take(&mut *shared.placed());
-    outcome.unplaced = shared.unplaced.load(Ordering::Relaxed);
     outcome.retries = shared.retries.load(Ordering::Relaxed);
     outcome.failures =
         std::mem::take(&mut *shared.failures.lock().unwrap_or_else(|p| p.into_inner()));
+    // Batches never sent (the time ran out, or the watcher failed) are not placed either.
+    let failed = shared.unplaced.load(Ordering::Relaxed);
+    let never_asked = tasks.saturating_sub(outcome.placed.len() + failed);
+    if never_asked > 0 {
+        outcome.failures.insert(
+            "never asked for: the time ran out first".to_string(),
+            never_asked,
+        );
+    }
+    outcome.unplaced = failed + never_asked;
     Ok(outcome)
 }
 
