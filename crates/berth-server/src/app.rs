@@ -57,6 +57,8 @@ pub struct App {
     pub agents: crate::gateway::AgentRegistry,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
+    /// Set when the server is stopping: long-lived responses (agent streams) end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Per-cluster locks that make placements on one cluster take turns, each holding the
@@ -95,7 +97,18 @@ impl App {
             config,
             agents: Default::default(),
             placement: Default::default(),
+            closing: tokio::sync::watch::channel(false).0,
         }))
+    }
+
+    /// A receiver that turns true when the server starts stopping.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Tells long-lived responses that the server is stopping.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Takes the placement turn of `cluster`: hold it from planning to commit.

@@ -190,6 +190,7 @@ pub async fn desired(
         first: true,
         last_sent: Instant::now(),
         changes,
+        closing: app.closing(),
     };
     let stream = futures_util::stream::unfold(stream, next_line);
     let mut response = Body::from_stream(stream).into_response();
@@ -209,13 +210,15 @@ struct StreamState {
     first: bool,
     last_sent: Instant,
     changes: tokio::sync::watch::Receiver<u64>,
+    /// Turns true when the server stops: the stream ends, so a graceful shutdown can finish.
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>, StreamState)> {
     loop {
         st.changes.mark_unchanged();
         // An instance deregistered meanwhile ends the stream; the agent will find out why.
-        if instance_arn(&st.app, &st.cluster, &st.arn).is_err() {
+        if *st.closing.borrow() || instance_arn(&st.app, &st.cluster, &st.arn).is_err() {
             return None;
         }
         let state = st.app.snapshot();
@@ -241,6 +244,7 @@ async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>
         let wait = KEEPALIVE.saturating_sub(st.last_sent.elapsed());
         tokio::select! {
             changed = st.changes.changed() => if changed.is_err() { return None },
+            _ = st.closing.changed() => return None,
             _ = tokio::time::sleep(wait) => {}
         }
     }
@@ -258,5 +262,51 @@ pub async fn heartbeat(State(app): State<Arc<App>>, body: Bytes) -> Response {
             (axum::http::StatusCode::OK, "{}").into_response()
         }
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{serve, ServerConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_with_an_agent_stream_open_still_shuts_down() {
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            ..ServerConfig::default()
+        };
+        let server = serve(config).await.expect("serve");
+        let app = server.app();
+        crate::handlers::clusters::ensure_cluster(&app, "demo")
+            .await
+            .expect("cluster");
+        let registered = crate::test_support::ok(
+            &app,
+            "RegisterContainerInstance",
+            serde_json::json!({"cluster": "demo", "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}]}),
+        )
+        .await;
+        let arn = registered["containerInstance"]["containerInstanceArn"]
+            .as_str()
+            .expect("arn")
+            .to_string();
+        let id = arn.rsplit('/').next().expect("id");
+        let mut stream = tokio::net::TcpStream::connect(server.addr())
+            .await
+            .expect("connect");
+        let request = format!(
+            "GET /v1/agent/desired?cluster=demo&containerInstance={id} HTTP/1.1\r\nhost: berth\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut first = [0u8; 64];
+        let n = stream.read(&mut first).await.expect("read");
+        assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+        tokio::time::timeout(std::time::Duration::from_secs(10), server.shutdown())
+            .await
+            .expect("the shutdown does not wait for the open stream")
+            .expect("shutdown");
     }
 }

@@ -36,8 +36,10 @@ impl Server {
         self.app.clone()
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, and returns.
+    /// Stops accepting requests, ends the agents' streams, lets in-flight requests finish,
+    /// and returns.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.app.close();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
