@@ -16,6 +16,7 @@ mod verify;
 
 pub use server::{serve as serve_fleet_server, FleetServerArgs};
 
+use super::quantile;
 use agents::Fleet;
 use anyhow::{bail, Context};
 use api::{Api, CLUSTER};
@@ -445,16 +446,6 @@ async fn wait_serving(
 }
 
 /// The `q` quantile (0..=1) of `samples`, by nearest rank; zero without samples.
-fn quantile(samples: &[Duration], q: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -554,14 +545,6 @@ fn report_check(result: &FleetResult, problems: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantiles_use_the_nearest_rank() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(quantile(&samples, 0.5), Duration::from_millis(50));
-        assert_eq!(quantile(&samples, 0.99), Duration::from_millis(99));
-        assert_eq!(quantile(&[], 0.99), Duration::ZERO);
-    }
 
     #[test]
     fn scaling_sizes_stop_at_the_fleet_size() {

@@ -33,3 +33,45 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::FleetServer(args) => fleet::serve_fleet_server(args).await,
     }
 }
+
+/// The `q` quantile of `samples` by nearest rank (zero when there are none).
+pub fn quantile(samples: &[std::time::Duration], q: f64) -> std::time::Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Calls ECS operation `op` of the server with a JSON body; an error names the operation.
+pub async fn call(
+    client: &berth_agent::client::ServerClient,
+    op: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    client
+        .call::<serde_json::Value, serde_json::Value>(op, &body)
+        .await
+        .with_context(|| format!("{op} failed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantile;
+    use std::time::Duration;
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile(&samples, 0.5), Duration::from_millis(50));
+        assert_eq!(quantile(&samples, 0.99), Duration::from_millis(99));
+        assert_eq!(
+            quantile(&[Duration::from_millis(7)], 0.99),
+            Duration::from_millis(7)
+        );
+        assert_eq!(quantile(&[], 0.99), Duration::ZERO);
+    }
+}

@@ -4,6 +4,7 @@
 //! batches; a new server process starts on that data dir, and the time from its start until
 //! it answers ListTasks is what is printed (`restart to serving: X s`), with its RSS.
 
+use super::call;
 use super::fleet::server::ServerProcess;
 use anyhow::{bail, Context};
 use berth_agent::client::ServerClient;
@@ -12,7 +13,7 @@ use berth_core::model::task_definition::TaskDefinition;
 use berth_core::task_state::{new_task, NewTask};
 use berth_store::{keys, SqliteStore, Store, Txn};
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Instant;
 
 /// Options of `berth bench restart`.
@@ -141,11 +142,4 @@ async fn write_tasks(
         }
     }
     Ok(())
-}
-
-async fn call(client: &ServerClient, op: &str, body: Value) -> anyhow::Result<Value> {
-    client
-        .call::<Value, Value>(op, &body)
-        .await
-        .with_context(|| format!("{op} failed"))
 }

@@ -3,11 +3,12 @@
 //! of a plain `docker run -d` of the same image and command, measured in the same run
 //! (interleaved, so both see the same machine).
 
+use super::{call, quantile};
 use anyhow::{bail, Context};
 use berth_agent::client::ServerClient;
 use berth_agent::AgentConfig;
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -54,13 +55,6 @@ pub async fn run(args: RunTaskArgs) -> anyhow::Result<()> {
     let (berth, docker) = result?;
     report(&berth, &docker);
     Ok(())
-}
-
-async fn call(client: &ServerClient, op: &str, body: Value) -> anyhow::Result<Value> {
-    client
-        .call::<Value, Value>(op, &body)
-        .await
-        .with_context(|| format!("{op} failed"))
 }
 
 async fn measure(
@@ -179,13 +173,6 @@ fn cleanup_containers() {
 }
 
 /// The `q` quantile (0..=1) of `samples`, by nearest rank.
-fn quantile(samples: &[Duration], q: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 fn report(berth: &[Duration], docker: &[Duration]) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let (bm, bp) = (quantile(berth, 0.5), quantile(berth, 0.99));
@@ -202,20 +189,4 @@ fn report(berth: &[Duration], docker: &[Duration]) {
         ms(dp)
     );
     println!("ratio (berth/docker median): {:.2}", ms(bm) / ms(dm));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_use_the_nearest_rank() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(quantile(&samples, 0.5), Duration::from_millis(50));
-        assert_eq!(quantile(&samples, 0.99), Duration::from_millis(99));
-        assert_eq!(
-            quantile(&[Duration::from_millis(7)], 0.99),
-            Duration::from_millis(7)
-        );
-    }
 }
