@@ -1,7 +1,6 @@
-//! What a task needs from an instance (CPU units, MiB of memory, host ports) and the
-//! bookkeeping of an instance's `remainingResources` as tasks are placed and stop.
+//! What a task needs from an instance (CPU units, MiB of memory, host ports), and (in
+//! [`reservation`]) what an instance's tasks hold and the `remainingResources` that leaves.
 
-use crate::model::container_instance::ContainerInstance;
 use crate::model::task::TaskOverride;
 use crate::model::task_definition::TaskDefinition;
 use crate::model::Resource;
@@ -115,83 +114,6 @@ fn ports(resources: &[Resource], name: &str) -> BTreeSet<u16> {
         .and_then(|r| r.string_set_value.as_ref())
         .map(|set| set.iter().filter_map(|p| p.parse().ok()).collect())
         .unwrap_or_default()
-}
-
-/// Whether `needs` fits in what `instance` has left; the first shortfall otherwise, checked in
-/// ECS's order (CPU, MEMORY, PORTS, PORTS_UDP).
-pub fn fits(instance: &ContainerInstance, needs: &TaskResources) -> Result<(), Shortfall> {
-    let remaining = instance.remaining_resources.as_deref().unwrap_or_default();
-    if integer(remaining, "CPU") < needs.cpu {
-        return Err(Shortfall::Cpu);
-    }
-    if integer(remaining, "MEMORY") < needs.memory {
-        return Err(Shortfall::Memory);
-    }
-    let used_tcp = ports(remaining, "PORTS");
-    if needs.tcp_ports.iter().any(|p| used_tcp.contains(p)) || has_duplicates(&needs.tcp_ports) {
-        return Err(Shortfall::Ports);
-    }
-    let used_udp = ports(remaining, "PORTS_UDP");
-    if needs.udp_ports.iter().any(|p| used_udp.contains(p)) || has_duplicates(&needs.udp_ports) {
-        return Err(Shortfall::PortsUdp);
-    }
-    Ok(())
-}
-
-fn has_duplicates(ports: &[u16]) -> bool {
-    let mut seen = BTreeSet::new();
-    !ports.iter().all(|p| seen.insert(*p))
-}
-
-/// Takes `needs` out of the instance's remaining resources (call after `fits`).
-pub fn reserve(instance: &mut ContainerInstance, needs: &TaskResources) {
-    adjust(instance, needs, -1);
-}
-
-/// Gives `needs` back to the instance's remaining resources when a task stops.
-pub fn release(instance: &mut ContainerInstance, needs: &TaskResources) {
-    adjust(instance, needs, 1);
-}
-
-fn adjust(instance: &mut ContainerInstance, needs: &TaskResources, sign: i64) {
-    let registered = instance.registered_resources.clone().unwrap_or_default();
-    let remaining = instance.remaining_resources.get_or_insert_with(Vec::new);
-    for r in remaining.iter_mut() {
-        let name = r.name.clone().unwrap_or_default();
-        match name.as_str() {
-            "CPU" | "MEMORY" => {
-                let amount = if name == "CPU" {
-                    needs.cpu
-                } else {
-                    needs.memory
-                };
-                let cap = integer(&registered, &name);
-                let current = r.integer_value.map(i64::from).unwrap_or(0);
-                let next = (current + sign * amount).clamp(0, cap.max(0));
-                r.integer_value = Some(i32::try_from(next).unwrap_or(i32::MAX));
-            }
-            "PORTS" | "PORTS_UDP" => {
-                let task_ports = if name == "PORTS" {
-                    &needs.tcp_ports
-                } else {
-                    &needs.udp_ports
-                };
-                let reserved = ports(&registered, &name);
-                let set = r.string_set_value.get_or_insert_with(Vec::new);
-                for port in task_ports {
-                    let text = port.to_string();
-                    if sign < 0 {
-                        if !set.contains(&text) {
-                            set.push(text);
-                        }
-                    } else if !reserved.contains(port) {
-                        set.retain(|p| *p != text);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]

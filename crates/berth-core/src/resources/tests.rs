@@ -1,21 +1,6 @@
 use super::*;
-use crate::model::container_instance::{integer_resource, string_set_resource};
 use crate::model::task::ContainerOverride;
 use crate::model::task_definition::{ContainerDefinition, PortMapping};
-
-fn instance(cpu: i32, memory: i32) -> ContainerInstance {
-    let registered = vec![
-        integer_resource("CPU", cpu),
-        integer_resource("MEMORY", memory),
-        string_set_resource("PORTS", vec!["22".into()]),
-        string_set_resource("PORTS_UDP", vec![]),
-    ];
-    ContainerInstance {
-        registered_resources: Some(registered.clone()),
-        remaining_resources: Some(registered),
-        ..ContainerInstance::default()
-    }
-}
 
 fn container(
     name: &str,
@@ -115,59 +100,9 @@ fn only_static_host_ports_are_reserved() {
 }
 
 #[test]
-fn fits_names_the_first_missing_resource() {
-    let i = instance(1024, 512);
-    let needs = |cpu, memory, ports: Vec<u16>| TaskResources {
-        cpu,
-        memory,
-        tcp_ports: ports,
-        udp_ports: vec![],
-    };
-    assert_eq!(fits(&i, &needs(512, 256, vec![])), Ok(()));
-    assert_eq!(fits(&i, &needs(2048, 256, vec![])), Err(Shortfall::Cpu));
-    assert_eq!(fits(&i, &needs(512, 1024, vec![])), Err(Shortfall::Memory));
-    assert_eq!(fits(&i, &needs(0, 0, vec![22])), Err(Shortfall::Ports));
+fn shortfalls_are_named_as_ecs_names_them() {
+    assert_eq!(Shortfall::Cpu.reason(), "RESOURCE:CPU");
     assert_eq!(Shortfall::Memory.reason(), "RESOURCE:MEMORY");
-}
-
-#[test]
-fn reserve_then_release_restores_the_instance() {
-    let original = instance(1024, 512);
-    let mut i = original.clone();
-    let needs = TaskResources {
-        cpu: 256,
-        memory: 128,
-        tcp_ports: vec![8080],
-        udp_ports: vec![],
-    };
-    reserve(&mut i, &needs);
-    assert_eq!(
-        fits(&i, &needs),
-        Err(Shortfall::Ports),
-        "the port is taken now"
-    );
-    let second = TaskResources {
-        cpu: 256,
-        memory: 400,
-        ..TaskResources::default()
-    };
-    assert_eq!(fits(&i, &second), Err(Shortfall::Memory));
-    release(&mut i, &needs);
-    assert_eq!(i, original);
-}
-
-#[test]
-fn release_never_frees_reserved_ports_or_exceeds_registration() {
-    let original = instance(1024, 512);
-    let mut i = original.clone();
-    release(
-        &mut i,
-        &TaskResources {
-            cpu: 99,
-            memory: 99,
-            tcp_ports: vec![22],
-            udp_ports: vec![],
-        },
-    );
-    assert_eq!(i, original);
+    assert_eq!(Shortfall::Ports.reason(), "RESOURCE:PORTS");
+    assert_eq!(Shortfall::PortsUdp.reason(), "RESOURCE:PORTS_UDP");
 }

@@ -49,8 +49,6 @@ pub enum TaskIndex {
     StartedBy,
     /// By (cluster, service name): tasks its deployments started, STOPPED ones included.
     Service,
-    /// By cluster: STOPPED tasks only.
-    Stopped,
     /// By instance ARN: tasks not yet STOPPED.
     Instance,
 }
@@ -71,7 +69,6 @@ pub struct State {
     by_family: Index,
     by_started_by: Index,
     by_service: Index,
-    stopped: Index,
     by_instance: Index,
     loads: OrdMap<String, Arc<InstanceLoad>>,
     /// (cluster, load version, instance ARN) of every load: which loads changed after a
@@ -312,7 +309,6 @@ impl State {
             edit(&mut self.by_service, &scoped(cluster, service));
         }
         if task.is_stopped() {
-            edit(&mut self.stopped, cluster);
             return;
         }
         if let Some(arn) = task.instance_arn.as_deref() {
@@ -428,7 +424,6 @@ impl State {
             TaskIndex::Family => &self.by_family,
             TaskIndex::StartedBy => &self.by_started_by,
             TaskIndex::Service => &self.by_service,
-            TaskIndex::Stopped => &self.stopped,
             TaskIndex::Instance => &self.by_instance,
         }
     }
@@ -550,7 +545,6 @@ impl State {
                 &self.by_family,
                 &self.by_started_by,
                 &self.by_service,
-                &self.stopped,
                 &self.by_instance,
             ]
             .map(Index::pairs)

@@ -83,6 +83,11 @@ pub(super) async fn tasks(app: &Arc<App>, service: &str) -> Vec<Value> {
         .await;
         arns.extend(out["taskArns"].as_array().cloned().unwrap_or_default());
     }
+    describe_tasks(app, &arns).await
+}
+
+/// The tasks of `demo` with these ARNs, described 100 at a time.
+pub(super) async fn describe_tasks(app: &Arc<App>, arns: &[Value]) -> Vec<Value> {
     let mut all = Vec::new();
     for chunk in arns.chunks(100) {
         let out = ok(

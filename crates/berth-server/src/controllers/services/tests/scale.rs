@@ -24,17 +24,7 @@ async fn all_tasks(app: &Arc<App>) -> Vec<Value> {
             }
         }
     }
-    let mut tasks = Vec::new();
-    for chunk in arns.chunks(100) {
-        let out = ok(
-            app,
-            "DescribeTasks",
-            json!({"cluster": "demo", "tasks": chunk}),
-        )
-        .await;
-        tasks.extend(out["tasks"].as_array().cloned().unwrap_or_default());
-    }
-    tasks
+    describe_tasks(app, &arns).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
