@@ -29,18 +29,20 @@ use crate::model::task_definition::TaskDefinition;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Path of the desired-state stream: `GET` with query `cluster`, `containerInstance`, `since`.
 pub const DESIRED_PATH: &str = "/v1/agent/desired";
 /// Path of the heartbeat: `POST` with a [`Heartbeat`] body.
 pub const HEARTBEAT_PATH: &str = "/v1/agent/heartbeat";
 
-/// One task assigned to an instance, with the task definition it runs.
+/// One task assigned to an instance, with the task definition it runs. Shared with the
+/// tracker that folded it: each line's whole desired state costs a count per task, not a copy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignedTask {
-    pub task: Task,
-    pub task_definition: TaskDefinition,
+    pub task: Arc<Task>,
+    pub task_definition: Arc<TaskDefinition>,
 }
 
 /// Every task of an instance that is not yet STOPPED, as of store revision `revision`: what
@@ -88,7 +90,7 @@ impl DesiredUpdate {
                 .tasks
                 .iter()
                 .map(|a| UpdatedTask {
-                    task: a.task.clone(),
+                    task: Task::clone(&a.task),
                     task_definition: sent
                         .insert(
                             a.task_definition
@@ -96,7 +98,7 @@ impl DesiredUpdate {
                                 .as_deref()
                                 .unwrap_or(""),
                         )
-                        .then(|| a.task_definition.clone()),
+                        .then(|| TaskDefinition::clone(&a.task_definition)),
                 })
                 .collect(),
         }
@@ -112,8 +114,8 @@ pub struct UnknownTask(pub String);
 /// The agent's side of the stream: what it was told so far, folded into a [`DesiredState`].
 #[derive(Debug, Clone, Default)]
 pub struct DesiredTracker {
-    tasks: BTreeMap<String, Task>,
-    definitions: HashMap<String, TaskDefinition>,
+    tasks: BTreeMap<String, Arc<Task>>,
+    definitions: HashMap<String, Arc<TaskDefinition>>,
 }
 
 impl DesiredTracker {
@@ -126,10 +128,10 @@ impl DesiredTracker {
         {
             if let Some(td) = task_definition {
                 let arn = td.task_definition_arn.clone().unwrap_or_default();
-                self.definitions.insert(arn, td);
+                self.definitions.insert(arn, Arc::new(td));
             }
             if let Some(arn) = task.task_arn.clone() {
-                self.tasks.insert(arn, task);
+                self.tasks.insert(arn, Arc::new(task));
             }
         }
         let assigned: HashSet<&str> = update.assigned.iter().map(String::as_str).collect();
@@ -153,8 +155,8 @@ impl DesiredTracker {
                 .get(td_arn)
                 .ok_or_else(|| UnknownTask(format!("task definition {td_arn}")))?;
             tasks.push(AssignedTask {
-                task: task.clone(),
-                task_definition: definition.clone(),
+                task: Arc::clone(task),
+                task_definition: Arc::clone(definition),
             });
         }
         Ok(DesiredState {
@@ -255,7 +257,10 @@ mod tests {
         let state = tracker.apply(first).expect("applies");
         assert_eq!(state.revision, 3);
         assert_eq!(state.tasks.len(), 2);
-        assert_eq!(state.tasks[1].task_definition, definition("web:1"));
+        assert_eq!(
+            state.tasks[1].task_definition,
+            Arc::new(definition("web:1"))
+        );
 
         // b is asked to stop; a is gone; nothing resends the task definition.
         let second = line(
@@ -303,8 +308,8 @@ mod tests {
             tasks: ["a", "b"]
                 .iter()
                 .map(|id| AssignedTask {
-                    task: task(id, "web:1", "RUNNING"),
-                    task_definition: definition("web:1"),
+                    task: Arc::new(task(id, "web:1", "RUNNING")),
+                    task_definition: Arc::new(definition("web:1")),
                 })
                 .collect(),
         };

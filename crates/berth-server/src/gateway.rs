@@ -22,28 +22,64 @@ use std::time::{Duration, Instant};
 /// How often an unchanged desired state is sent again, so both sides notice a dead stream.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// When each container instance was last heard from.
+/// When each container instance was last heard from, and who wants to hear of an agent that
+/// speaks up after a silence.
 #[derive(Debug, Default)]
 pub struct AgentRegistry {
-    last_seen: Mutex<HashMap<String, Instant>>,
+    inner: Mutex<Registry>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    last_seen: HashMap<String, Instant>,
+    /// Agents held silent (disconnected): a word from one is news.
+    silent: HashSet<String>,
+    /// Where news goes: the ARN of an agent heard for the first time since the server
+    /// started, or after it was held silent.
+    news: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl AgentRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.inner.lock().expect("registry lock poisoned")
+    }
+
     /// Records that the agent of `instance_arn` is alive now.
     pub fn saw(&self, instance_arn: &str) {
-        self.last_seen
-            .lock()
-            .expect("registry lock poisoned")
-            .insert(instance_arn.to_string(), Instant::now());
+        let mut inner = self.lock();
+        let first = inner
+            .last_seen
+            .insert(instance_arn.to_string(), Instant::now())
+            .is_none();
+        let was_silent = inner.silent.remove(instance_arn);
+        if first || was_silent {
+            if let Some(news) = &inner.news {
+                let _ = news.send(instance_arn.to_string());
+            }
+        }
     }
 
     /// When the agent of `instance_arn` was last heard from.
     pub fn last_seen(&self, instance_arn: &str) -> Option<Instant> {
-        self.last_seen
-            .lock()
-            .expect("registry lock poisoned")
-            .get(instance_arn)
-            .copied()
+        self.lock().last_seen.get(instance_arn).copied()
+    }
+
+    /// News of agents from now on (see [`Registry::news`]); replaces any earlier listener.
+    pub fn news(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.lock().news = Some(sender);
+        receiver
+    }
+
+    /// Holds `instance_arn` silent unless it was heard after `since`: its next word is news.
+    /// Returns whether it is held (false: it spoke meanwhile).
+    pub fn hold_silent(&self, instance_arn: &str, since: Option<Instant>) -> bool {
+        let mut inner = self.lock();
+        if inner.last_seen.get(instance_arn).copied() != since {
+            return false;
+        }
+        inner.silent.insert(instance_arn.to_string());
+        true
     }
 }
 

@@ -116,7 +116,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     );
     crate::controllers::gc::spawn(app.clone(), gc_every);
     crate::controllers::services::spawn(app.clone());
-    crate::controllers::instance_health::spawn(app.clone(), std::time::Duration::from_secs(1));
+    crate::controllers::instance_health::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let task = tokio::spawn(async move {

@@ -100,9 +100,9 @@ impl SqliteStore {
 }
 
 fn read_meta(conn: &Connection, name: &str) -> Result<u64> {
-    let value: i64 = conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |row| {
-        row.get(0)
-    })?;
+    let value: i64 = conn
+        .prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))?;
     Ok(value as u64)
 }
 
@@ -123,11 +123,8 @@ fn row_to_kv(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyValue> {
 
 fn get_kv(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
     Ok(conn
-        .query_row(
-            "SELECT key, value, create_rev, mod_rev, version FROM kv WHERE key = ?1",
-            [key],
-            row_to_kv,
-        )
+        .prepare_cached("SELECT key, value, create_rev, mod_rev, version FROM kv WHERE key = ?1")?
+        .query_row([key], row_to_kv)
         .optional()?)
 }
 
@@ -187,80 +184,87 @@ fn write_loop(
     }
 }
 
-/// Commits `txns` in one SQLite transaction, each in a savepoint: a transaction whose guards
-/// fail writes nothing and the others go on. Any SQLite error undoes the whole group.
+/// Commits `txns` in one SQLite transaction: a transaction whose guards fail writes nothing
+/// and the others go on. Any SQLite error undoes the whole group. The head revision is read
+/// once and written once per group.
 fn commit_group<'a>(
     conn: &mut Connection,
     txns: impl Iterator<Item = &'a Txn>,
 ) -> Result<Vec<TxnResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let start = read_meta(&tx, "revision")?;
+    let mut revision = start;
     let mut results = Vec::new();
     for txn in txns {
-        results.push(apply_in(&tx, txn)?);
+        results.push(apply_in(&tx, txn, &mut revision)?);
+    }
+    if revision != start {
+        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")?
+            .execute([revision as i64])?;
+        let due = (start / COMPACT_EVERY) != (revision / COMPACT_EVERY);
+        if due && revision > LOG_KEEP {
+            let keep_from = revision - LOG_KEEP;
+            tx.execute("DELETE FROM log WHERE rev < ?1", [keep_from as i64])?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
+                [(keep_from - 1) as i64],
+            )?;
+        }
     }
     tx.commit()?;
     Ok(results)
 }
 
-/// Applies one transaction inside an open SQLite transaction.
-fn apply_in(tx: &Connection, txn: &Txn) -> Result<TxnResult> {
-    let current = read_meta(tx, "revision")?;
+/// Applies one transaction inside an open SQLite transaction whose head revision is
+/// `revision`; a transaction that writes advances it by one.
+fn apply_in(tx: &Connection, txn: &Txn, revision: &mut u64) -> Result<TxnResult> {
     for Compare { key, mod_revision } in &txn.compares {
         let actual = get_kv(tx, key)?.map_or(0, |kv| kv.mod_revision);
         if actual != *mod_revision {
             return Ok(TxnResult {
                 succeeded: false,
-                revision: current,
+                revision: *revision,
             });
         }
     }
     if txn.ops.is_empty() {
         return Ok(TxnResult {
             succeeded: true,
-            revision: current,
+            revision: *revision,
         });
     }
-    let revision = current + 1;
+    let rev = *revision + 1;
     for (seq, op) in txn.ops.iter().enumerate() {
         match op {
             Op::Put { key, value } => {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO kv (key, value, create_rev, mod_rev, version) VALUES (?1, ?2, ?3, ?3, 1)
                      ON CONFLICT(key) DO UPDATE SET value = excluded.value,
                          mod_rev = excluded.mod_rev, version = kv.version + 1",
-                    params![key, value, revision as i64],
-                )?;
-                tx.execute(
+                )?
+                .execute(params![key, value, rev as i64])?;
+                tx.prepare_cached(
                     "INSERT INTO log (rev, seq, key, value, deleted) VALUES (?1, ?2, ?3, ?4, 0)",
-                    params![revision as i64, seq as i64, key, value],
-                )?;
+                )?
+                .execute(params![rev as i64, seq as i64, key, value])?;
             }
             Op::Delete { key } => {
-                let removed = tx.execute("DELETE FROM kv WHERE key = ?1", [key])?;
+                let removed = tx
+                    .prepare_cached("DELETE FROM kv WHERE key = ?1")?
+                    .execute([key])?;
                 if removed > 0 {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO log (rev, seq, key, value, deleted) VALUES (?1, ?2, ?3, x'', 1)",
-                        params![revision as i64, seq as i64, key],
-                    )?;
+                    )?
+                    .execute(params![rev as i64, seq as i64, key])?;
                 }
             }
         }
     }
-    tx.execute(
-        "UPDATE meta SET value = ?1 WHERE name = 'revision'",
-        [revision as i64],
-    )?;
-    if revision % COMPACT_EVERY == 0 && revision > LOG_KEEP {
-        let keep_from = revision - LOG_KEEP;
-        tx.execute("DELETE FROM log WHERE rev < ?1", [keep_from as i64])?;
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
-            [(keep_from - 1) as i64],
-        )?;
-    }
+    *revision = rev;
     Ok(TxnResult {
         succeeded: true,
-        revision,
+        revision: rev,
     })
 }
 

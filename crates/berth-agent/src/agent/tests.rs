@@ -185,8 +185,8 @@ fn assigned_task() -> AssignedTask {
         now: 1.0,
     });
     AssignedTask {
-        task,
-        task_definition: td,
+        task: task.into(),
+        task_definition: td.into(),
     }
 }
 

@@ -6,134 +6,109 @@
 //!   never reused);
 //! - a RunTask `clientToken` is remembered for the same retention, then forgotten.
 
+//!
+//! Nothing here scans every task: the state cache keeps STOPPED tasks and client tokens ordered
+//! by time and counts each task definition's unstopped users, so a sweep costs what it deletes,
+//! and the collector sleeps until the oldest record falls due.
+
 use crate::app::App;
-use berth_core::model::task::Task;
+use crate::state::{epoch_ms, State};
 use berth_core::model::task_definition::TaskDefinitionRecord;
 use berth_core::service::ServiceRecord;
-use berth_core::task_state::TaskStatus;
-use berth_store::{keys, Compare, KeyValue, Txn};
+use berth_store::{keys, Compare, Txn};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Which stopped tasks are due for deletion at `now` (epoch seconds): their keys and revisions.
-pub fn expired(tasks: &[(String, u64, Task)], now: f64, retention: Duration) -> Vec<(String, u64)> {
-    tasks
-        .iter()
-        .filter(|(_, _, task)| TaskStatus::of(task) == TaskStatus::Stopped)
-        .filter(|(_, _, task)| {
-            task.stopped_at
-                .is_some_and(|at| now - at >= retention.as_secs_f64())
-        })
-        .map(|(key, revision, _)| (key.clone(), *revision))
-        .collect()
-}
+/// How many records one GC transaction deletes at most.
+const GC_BATCH: usize = 256;
+/// The shortest sleep between sweeps (a due record that keeps losing races is not spun on).
+const MIN_PAUSE: Duration = Duration::from_millis(100);
 
-/// Which DELETE_IN_PROGRESS task definitions no longer have users: none of `in_use` (ARNs of
-/// task definitions of unstopped tasks and of live service deployments).
-pub fn deletable_definitions(
-    definitions: &[(String, u64, TaskDefinitionRecord)],
-    in_use: &HashSet<String>,
+/// Which DELETE_IN_PROGRESS task definitions no longer have users (`in_use` says whether
+/// an unstopped task or a live service deployment uses an ARN).
+pub fn deletable_definitions<'a>(
+    definitions: impl Iterator<Item = (&'a String, u64, &'a TaskDefinitionRecord)>,
+    in_use: impl Fn(&str) -> bool,
 ) -> Vec<(String, u64)> {
     definitions
-        .iter()
         .filter(|(_, _, r)| r.task_definition.status.as_deref() == Some("DELETE_IN_PROGRESS"))
         .filter(|(_, _, r)| {
             r.task_definition
                 .task_definition_arn
-                .as_ref()
-                .is_none_or(|arn| !in_use.contains(arn))
+                .as_deref()
+                .is_none_or(|arn| !in_use(arn))
         })
-        .map(|(key, revision, _)| (key.clone(), *revision))
+        .map(|(key, revision, _)| (key.clone(), revision))
         .collect()
 }
 
-/// Which client-token records (with their `createdAt`) are older than the retention.
-pub fn expired_tokens(
-    tokens: &[(String, u64, f64)],
-    now: f64,
-    retention: Duration,
-) -> Vec<(String, u64)> {
-    tokens
-        .iter()
-        .filter(|(_, _, created_at)| now - created_at >= retention.as_secs_f64())
-        .map(|(key, revision, _)| (key.clone(), *revision))
-        .collect()
-}
-
-fn decoded<T: serde::de::DeserializeOwned>(entries: Vec<KeyValue>) -> Vec<(String, u64, T)> {
-    entries
-        .into_iter()
-        .filter_map(|kv| {
-            let value: T = serde_json::from_slice(&kv.value).ok()?;
-            Some((kv.key, kv.mod_revision, value))
-        })
-        .collect()
-}
-
-/// The task definitions that unstopped tasks and live service deployments use.
-fn definitions_in_use(
-    tasks: &[(String, u64, Task)],
-    services: &[(String, u64, ServiceRecord)],
-) -> HashSet<String> {
-    let mut in_use: HashSet<String> = tasks
-        .iter()
-        .filter(|(_, _, t)| TaskStatus::of(t) != TaskStatus::Stopped)
-        .filter_map(|(_, _, t)| t.task_definition_arn.clone())
-        .collect();
-    for (_, _, record) in services {
-        let service = &record.service;
+/// The task definitions live services use (their current one and every deployment's).
+fn used_by_services(state: &State) -> HashSet<String> {
+    let mut in_use = HashSet::new();
+    for (_, entry) in state.list(keys::SERVICES) {
+        let Ok(record) = serde_json::from_slice::<ServiceRecord>(&entry.value) else {
+            continue;
+        };
+        let service = record.service;
         if service.status.as_deref() == Some("INACTIVE") {
             continue;
         }
-        in_use.extend(service.task_definition.clone());
+        in_use.extend(service.task_definition);
         in_use.extend(
             service
                 .deployments
-                .iter()
+                .into_iter()
                 .flatten()
-                .filter_map(|d| d.task_definition.clone()),
+                .filter_map(|d| d.task_definition),
         );
     }
     in_use
 }
 
-/// How many records one GC transaction deletes at most.
-const GC_BATCH: usize = 256;
-
-/// Deletes what is due once; returns how many records went.
-pub async fn sweep(app: &App) -> usize {
-    let now = app.now();
-    let retention = app.config.stopped_task_retention;
-    let state = app.snapshot();
-    // Only the fields the rules read are copied out of the cache.
-    let tasks: Vec<(String, u64, Task)> = state
-        .all_tasks()
-        .map(|t| {
-            let task = Task {
-                last_status: t.task.last_status.clone(),
-                stopped_at: t.task.stopped_at,
-                task_definition_arn: t.task.task_definition_arn.clone(),
-                ..Task::default()
-            };
-            (t.key.clone(), t.mod_revision, task)
-        })
+/// The keys (with revisions) due for deletion at `now` (epoch seconds).
+fn due(state: &State, now: f64, retention: Duration) -> Vec<(String, u64)> {
+    let retention = retention.as_secs_f64();
+    let before = epoch_ms(now - retention).saturating_add(1);
+    let mut due: Vec<(String, u64)> = state
+        .stopped_before(before)
+        .filter(|t| t.task.stopped_at.is_some_and(|at| now - at >= retention))
+        .map(|t| (t.key.to_string(), t.mod_revision))
         .collect();
-    drop(state);
-    let services: Vec<(String, u64, ServiceRecord)> = decoded(app.state.list(keys::SERVICES));
-    let definitions: Vec<(String, u64, TaskDefinitionRecord)> =
-        decoded(app.state.list(keys::TASK_DEFINITIONS));
-    let tokens: Vec<(String, u64, f64)> =
-        decoded::<serde_json::Value>(app.state.list(keys::CLIENT_TOKENS))
-            .into_iter()
-            .map(|(key, revision, v)| (key, revision, v["createdAt"].as_f64().unwrap_or(0.0)))
-            .collect();
-    let mut due = expired(&tasks, now, retention);
-    due.extend(deletable_definitions(
-        &definitions,
-        &definitions_in_use(&tasks, &services),
-    ));
-    due.extend(expired_tokens(&tokens, now, retention));
+    due.extend(
+        state
+            .tokens_before(before)
+            .map(|(key, revision)| (key.to_string(), revision)),
+    );
+    let deleting = state
+        .all_definitions()
+        .any(|(_, _, r)| r.task_definition.status.as_deref() == Some("DELETE_IN_PROGRESS"));
+    if deleting {
+        let services = used_by_services(state);
+        let definitions = state.all_definitions().map(|(k, r, d)| (k, r, d.as_ref()));
+        due.extend(deletable_definitions(definitions, |arn| {
+            state.definition_in_use(arn) || services.contains(arn)
+        }));
+    }
+    due
+}
+
+/// When the oldest STOPPED task or client token falls due (epoch seconds).
+fn next_due(state: &State, retention: Duration) -> Option<f64> {
+    let first = [state.first_stopped(), state.first_token()]
+        .into_iter()
+        .flatten()
+        .min()?;
+    Some(first as f64 / 1000.0 + retention.as_secs_f64())
+}
+
+/// Deletes what is due now; returns how many records went.
+pub async fn sweep(app: &App) -> usize {
+    let due = due(
+        &app.snapshot(),
+        app.now(),
+        app.config.stopped_task_retention,
+    );
     // Deletes go in batches, each one transaction; a batch that loses a race to another
     // writer is retried key by key, so one changed record does not hold back the rest.
     let mut deleted = 0;
@@ -159,14 +134,13 @@ pub async fn sweep(app: &App) -> usize {
     deleted
 }
 
-/// Runs `sweep` every `every` for as long as the app lives.
+/// Sweeps for as long as the app lives: again when the oldest record falls due, and at least
+/// every `every` (for task definitions whose last user went).
 pub fn spawn(app: Arc<App>, every: Duration) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(&app);
     drop(app);
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(every);
         loop {
-            interval.tick().await;
             let Some(app) = weak.upgrade() else { return };
             let deleted = sweep(&app).await;
             if deleted > 0 {
@@ -175,6 +149,14 @@ pub fn spawn(app: Arc<App>, every: Duration) -> tokio::task::JoinHandle<()> {
                     "gc: purged stopped tasks, deleted task definitions and expired client tokens"
                 );
             }
+            let retention = app.config.stopped_task_retention;
+            let wait = next_due(&app.snapshot(), retention)
+                .map_or(every, |due| {
+                    Duration::from_secs_f64((due - app.now()).clamp(0.0, every.as_secs_f64()))
+                })
+                .max(MIN_PAUSE);
+            drop(app);
+            tokio::time::sleep(wait).await;
         }
     })
 }
@@ -182,32 +164,52 @@ pub fn spawn(app: Arc<App>, every: Duration) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_core::model::task::Task;
     use berth_core::model::task_definition::TaskDefinition;
+    use berth_store::KeyValue;
 
-    fn stopped(at: f64) -> Task {
-        Task {
-            last_status: Some("STOPPED".into()),
-            stopped_at: Some(at),
-            ..Task::default()
+    fn item(key: &str, value: Vec<u8>) -> KeyValue {
+        KeyValue {
+            key: key.to_string(),
+            value,
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
         }
     }
 
+    fn task(key: &str, status: &str, stopped_at: Option<f64>) -> KeyValue {
+        let task = Task {
+            last_status: Some(status.into()),
+            stopped_at,
+            ..Task::default()
+        };
+        item(key, serde_json::to_vec(&task).expect("json"))
+    }
+
     #[test]
-    fn only_stopped_tasks_past_retention_expire() {
-        let tasks = vec![
-            ("/tasks/c/old".to_string(), 3, stopped(1000.0)),
-            ("/tasks/c/new".to_string(), 4, stopped(1000.0 + 3500.0)),
-            (
-                "/tasks/c/running".to_string(),
-                5,
-                Task {
-                    last_status: Some("RUNNING".into()),
-                    ..Task::default()
-                },
-            ),
-        ];
-        let due = expired(&tasks, 1000.0 + 3600.0, Duration::from_secs(3600));
-        assert_eq!(due, vec![("/tasks/c/old".to_string(), 3)]);
+    fn only_stopped_tasks_and_tokens_past_retention_are_due_and_the_oldest_sets_the_timer() {
+        let state = State::from_items(
+            vec![
+                task("/tasks/c/old", "STOPPED", Some(1000.0)),
+                task("/tasks/c/new", "STOPPED", Some(1000.0 + 3500.0)),
+                task("/tasks/c/running", "RUNNING", None),
+                item("/client-tokens/c/a", br#"{"createdAt": 100.0}"#.to_vec()),
+                item("/client-tokens/c/b", br#"{"createdAt": 5000.0}"#.to_vec()),
+            ],
+            1,
+        );
+        let hour = Duration::from_secs(3600);
+        let due = due(&state, 1000.0 + 3600.0, hour);
+        assert_eq!(
+            due,
+            vec![
+                ("/tasks/c/old".to_string(), 1),
+                ("/client-tokens/c/a".to_string(), 1)
+            ]
+        );
+        assert_eq!(next_due(&state, hour), Some(100.0 + 3600.0));
+        assert_eq!(next_due(&State::default(), hour), None);
     }
 
     fn definition(arn: &str, status: &str) -> TaskDefinitionRecord {
@@ -223,7 +225,7 @@ mod tests {
 
     #[test]
     fn deleted_definitions_go_only_once_nothing_uses_them() {
-        let definitions = vec![
+        let definitions = [
             (
                 "/taskdefs/web/1".to_string(),
                 7,
@@ -240,36 +242,11 @@ mod tests {
                 definition("td:web:3", "INACTIVE"),
             ),
         ];
-        let running = Task {
-            last_status: Some("RUNNING".into()),
-            task_definition_arn: Some("td:web:2".into()),
-            ..Task::default()
-        };
-        let finished = Task {
-            task_definition_arn: Some("td:web:1".into()),
-            ..stopped(1.0)
-        };
-        let tasks = vec![
-            ("/tasks/c/a".to_string(), 1, running),
-            ("/tasks/c/b".to_string(), 2, finished),
-        ];
-        let in_use = definitions_in_use(&tasks, &[]);
-        assert_eq!(
-            deletable_definitions(&definitions, &in_use),
-            vec![("/taskdefs/web/1".to_string(), 7)]
-        );
-    }
-
-    #[test]
-    fn client_tokens_are_forgotten_after_the_retention() {
-        let tokens = vec![
-            ("/client-tokens/c/a".to_string(), 1, 100.0),
-            ("/client-tokens/c/b".to_string(), 2, 5000.0),
-        ];
-        assert_eq!(
-            expired_tokens(&tokens, 4000.0, Duration::from_secs(3600)),
-            vec![("/client-tokens/c/a".to_string(), 1)]
-        );
+        let deletable =
+            deletable_definitions(definitions.iter().map(|(k, r, d)| (k, *r, d)), |arn| {
+                arn == "td:web:2"
+            });
+        assert_eq!(deletable, vec![("/taskdefs/web/1".to_string(), 7)]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

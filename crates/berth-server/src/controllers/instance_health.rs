@@ -2,14 +2,23 @@
 //! registration) for the configured grace becomes `agentConnected=false` — it receives no new
 //! tasks, and its tasks show `connectivity: DISCONNECTED` rather than silently RUNNING. The
 //! first heartbeat after that connects it again.
+//!
+//! Each instance has its own timer on a work queue: it is looked at when its agent's grace
+//! would run out, and when its agent speaks for the first time or after a silence. Nothing
+//! passes over every instance.
 
+use super::queue::{spawn_workers, Action, WorkQueue};
 use crate::app::App;
 use crate::state::TaskIndex;
+use berth_core::arn::Arn;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Instances looked at in parallel.
+const WORKERS: usize = 2;
 
 /// Whether an agent last heard from at `last_seen` (or never since `baseline`, the server's
 /// start) counts as connected at `now`.
@@ -24,21 +33,23 @@ pub fn is_connected(
 }
 
 /// Marks `instance` connected or not, with every unstopped task on it, in one transaction.
-async fn set_connected(app: &App, cluster: &str, id: &str, connected: bool) {
-    let key = keys::instance(cluster, id);
-    let Ok(Some(current)) = app.get::<ContainerInstance>(&key) else {
-        return;
+/// An error names a lost race with another write, or a store failure: the key is retried.
+async fn set_connected(app: &App, key: &str, connected: bool) -> Result<(), String> {
+    let current = match app.get::<ContainerInstance>(key) {
+        Ok(Some(current)) => current,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
     };
     let mut instance = current.value;
     if instance.agent_connected == Some(connected) || instance.status.as_deref() == Some("INACTIVE")
     {
-        return;
+        return Ok(());
     }
     instance.agent_connected = Some(connected);
     let arn = instance.container_instance_arn.clone();
     let mut txn = Txn::new()
-        .when(Compare::at(&key, current.mod_revision))
-        .put(&key, encode(&instance));
+        .when(Compare::at(key, current.mod_revision))
+        .put(key, encode(&instance));
     let state = if connected {
         "CONNECTED"
     } else {
@@ -55,58 +66,90 @@ async fn set_connected(app: &App, cluster: &str, id: &str, connected: bool) {
         task.connectivity = Some(state.to_string());
         task.connectivity_at = Some(now);
         txn = txn
-            .when(Compare::at(&entry.key, entry.mod_revision))
-            .put(&entry.key, encode(&task));
+            .when(Compare::at(&*entry.key, entry.mod_revision))
+            .put(&*entry.key, encode(&task));
     }
     match app.commit(txn).await {
         Ok(result) if result.succeeded => {
             tracing::info!(instance = %arn.unwrap_or_default(), connected, "instance health: agent connectivity changed");
+            Ok(())
         }
-        Ok(_) => {} // Something else wrote first; the next pass looks again.
-        Err(e) => tracing::warn!(error = %e, "instance health: update failed"),
+        Ok(_) => Err("another write to the instance or its tasks came first".to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-/// One pass over every registered instance.
-pub async fn check(app: &App, baseline: Instant) {
-    let now = Instant::now();
+/// Brings the instance at `key` in line with its agent's liveness; says when to look again.
+async fn reconcile(app: &App, key: &str, baseline: Instant) -> Result<Action, String> {
     let snapshot = app.snapshot();
-    for (key, stored) in snapshot.all_instances() {
-        let instance = &stored.value;
-        if instance.status.as_deref() == Some("INACTIVE") {
-            continue;
-        }
-        let Some(arn) = instance.container_instance_arn.as_deref() else {
-            continue;
-        };
-        let connected = is_connected(
-            app.agents.last_seen(arn),
-            baseline,
-            now,
-            app.config.agent_grace,
-        );
-        if instance.agent_connected != Some(connected) {
-            let mut parts = key.trim_start_matches(keys::INSTANCES).splitn(2, '/');
-            let (Some(cluster), Some(id)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            set_connected(app, cluster, id, connected).await;
-        }
+    let Some(stored) = snapshot.instance(key) else {
+        return Ok(Action::AwaitChange);
+    };
+    let instance = &stored.value;
+    let Some(arn) = instance.container_instance_arn.clone() else {
+        return Ok(Action::AwaitChange);
+    };
+    if instance.status.as_deref() == Some("INACTIVE") {
+        return Ok(Action::AwaitChange);
+    }
+    let stored_connected = instance.agent_connected;
+    drop(snapshot);
+    let now = Instant::now();
+    let seen = app.agents.last_seen(&arn);
+    let grace = app.config.agent_grace;
+    let connected = is_connected(seen, baseline, now, grace);
+    if stored_connected != Some(connected) {
+        set_connected(app, key, connected).await?;
+    }
+    if connected {
+        let heard = seen.map_or(baseline, |s| s.max(baseline));
+        Ok(Action::RequeueAfter(
+            (heard + grace).saturating_duration_since(now),
+        ))
+    } else if app.agents.hold_silent(&arn, seen) {
+        // Its next word queues it again.
+        Ok(Action::AwaitChange)
+    } else {
+        // It spoke while this looked: look again now.
+        Ok(Action::RequeueAfter(Duration::ZERO))
     }
 }
 
-/// Checks every `every` for as long as the app lives.
-pub fn spawn(app: Arc<App>, every: Duration) -> tokio::task::JoinHandle<()> {
+/// The store key of a container instance ARN.
+fn key_of(arn: &str) -> Option<String> {
+    match Arn::parse(arn)?.path.as_slice() {
+        [cluster, id] => Some(keys::instance(cluster, id)),
+        _ => None,
+    }
+}
+
+/// Runs the controller for as long as the app lives: every stored instance is looked at once
+/// now, then on its own timer and on its agent's news.
+pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(&app);
-    drop(app);
     let baseline = Instant::now();
+    let mut news = app.agents.news();
+    let queue: Arc<WorkQueue<String>> = Arc::default();
+    for (key, _) in app.snapshot().all_instances() {
+        queue.add(key.clone());
+    }
+    drop(app);
+    let workers = spawn_workers(Arc::clone(&queue), WORKERS, move |key: String| {
+        let weak = weak.clone();
+        async move {
+            let app = weak.upgrade()?;
+            Some(reconcile(&app, &key, baseline).await)
+        }
+    });
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let Some(app) = weak.upgrade() else { return };
-            check(&app, baseline).await;
+        // The registry, and so the news, goes with the app.
+        while let Some(arn) = news.recv().await {
+            if let Some(key) = key_of(&arn) {
+                queue.add(key);
+            }
+        }
+        for worker in workers {
+            worker.abort();
         }
     })
 }
@@ -114,6 +157,73 @@ pub fn spawn(app: Arc<App>, every: Duration) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::ServerConfig;
+    use crate::test_support::ok;
+    use serde_json::json;
+
+    async fn connected(app: &Arc<App>, arn: &str) -> Option<bool> {
+        let out = ok(
+            app,
+            "DescribeContainerInstances",
+            json!({"cluster": "health", "containerInstances": [arn]}),
+        )
+        .await;
+        out["containerInstances"][0]["agentConnected"].as_bool()
+    }
+
+    async fn until(app: &Arc<App>, arn: &str, want: bool, within: Duration) -> Duration {
+        let start = Instant::now();
+        while connected(app, arn).await != Some(want) {
+            assert!(
+                start.elapsed() < within,
+                "agentConnected did not become {want} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        start.elapsed()
+    }
+
+    #[tokio::test]
+    async fn a_silent_agent_is_disconnected_on_its_own_timer_and_its_next_word_reconnects_it() {
+        let grace = Duration::from_millis(400);
+        let app = App::open(ServerConfig {
+            agent_grace: grace,
+            ..ServerConfig::default()
+        })
+        .await
+        .expect("app");
+        let _controller = spawn(Arc::clone(&app));
+        ok(&app, "CreateCluster", json!({"clusterName": "health"})).await;
+        let registered = ok(
+            &app,
+            "RegisterContainerInstance",
+            json!({"cluster": "health", "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}
+            ]}),
+        )
+        .await;
+        let arn = registered["containerInstance"]["containerInstanceArn"]
+            .as_str()
+            .expect("arn")
+            .to_string();
+        assert_eq!(connected(&app, &arn).await, Some(true));
+        // Registration was its last word: the grace runs out and its timer fires.
+        let took = until(&app, &arn, false, grace * 5).await;
+        assert!(
+            took >= grace / 2,
+            "disconnected after {took:?}, before the grace"
+        );
+        // A heartbeat is news: it is connected again at once, not at some later pass.
+        app.agents.saw(&arn);
+        until(&app, &arn, true, Duration::from_millis(500)).await;
+        // Heard from regularly, it stays connected past several graces.
+        for _ in 0..6 {
+            tokio::time::sleep(grace / 4).await;
+            app.agents.saw(&arn);
+            assert_eq!(connected(&app, &arn).await, Some(true));
+        }
+    }
 
     #[test]
     fn an_agent_is_connected_until_the_grace_passes_without_word_from_it() {

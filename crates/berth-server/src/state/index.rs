@@ -2,26 +2,42 @@
 //! status, ...), the ordered set of keys of the objects that have it. Ordered by key, so a
 //! listing pages through it from the last key it returned in O(page).
 
+use super::tasks::Key;
 use imbl::{OrdMap, OrdSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// Keys grouped by an index value, both ordered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
-    entries: OrdMap<String, OrdSet<String>>,
+    entries: OrdMap<String, OrdSet<Key>>,
 }
 
 impl Index {
     /// Files `key` under `value`.
-    pub fn insert(&mut self, value: &str, key: &str) {
+    pub fn insert(&mut self, value: &str, key: &Key) {
         match self.entries.get_mut(value) {
             Some(keys) => {
-                keys.insert(key.to_string());
+                keys.insert(Arc::clone(key));
             }
             None => {
                 self.entries
-                    .insert(value.to_string(), OrdSet::unit(key.to_string()));
+                    .insert(value.to_string(), OrdSet::unit(Arc::clone(key)));
             }
+        }
+    }
+
+    /// Moves `key` from under `old` to under `new` (either may be none); nothing is touched
+    /// when the two are the same, so a write that leaves the indexed field alone costs nothing.
+    pub fn refile(&mut self, key: &Key, old: Option<&str>, new: Option<&str>) {
+        if old == new {
+            return;
+        }
+        if let Some(old) = old {
+            self.remove(old, key);
+        }
+        if let Some(new) = new {
+            self.insert(new, key);
         }
     }
 
@@ -49,7 +65,7 @@ impl Index {
         &'a self,
         value: &str,
         after: Option<&str>,
-    ) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+    ) -> Box<dyn Iterator<Item = &'a Key> + 'a> {
         let Some(keys) = self.entries.get(value) else {
             return Box::new(std::iter::empty());
         };
@@ -65,7 +81,7 @@ impl Index {
     pub fn pairs(&self) -> Vec<(String, String)> {
         self.entries
             .iter()
-            .flat_map(|(v, keys)| keys.iter().map(move |k| (v.clone(), k.clone())))
+            .flat_map(|(v, keys)| keys.iter().map(move |k| (v.clone(), k.to_string())))
             .collect()
     }
 }
@@ -84,20 +100,34 @@ mod tests {
     fn keys_page_in_order_after_the_last_one_returned() {
         let mut index = Index::default();
         for key in ["/t/c", "/t/a", "/t/b"] {
-            index.insert("v", key);
+            index.insert("v", &Key::from(key));
         }
-        let first: Vec<&String> = index.keys_after("v", None).take(2).collect();
+        let first: Vec<&str> = index.keys_after("v", None).take(2).map(|k| &**k).collect();
         assert_eq!(first, ["/t/a", "/t/b"]);
-        let rest: Vec<&String> = index.keys_after("v", Some("/t/b")).collect();
+        let rest: Vec<&str> = index.keys_after("v", Some("/t/b")).map(|k| &**k).collect();
         assert_eq!(rest, ["/t/c"]);
+    }
+
+    #[test]
+    fn refiling_moves_a_key_and_leaves_an_unchanged_one_in_place() {
+        let mut index = Index::default();
+        let key = Key::from("/k");
+        index.refile(&key, None, Some("a"));
+        index.refile(&key, Some("a"), Some("a"));
+        assert_eq!(index.pairs(), [("a".to_string(), "/k".to_string())]);
+        index.refile(&key, Some("a"), Some("b"));
+        assert_eq!(index.pairs(), [("b".to_string(), "/k".to_string())]);
+        index.refile(&key, Some("b"), None);
+        assert_eq!(index, Index::default());
     }
 
     #[test]
     fn a_value_whose_last_key_leaves_is_gone() {
         let mut index = Index::default();
-        index.insert("v", "/k");
-        index.remove("v", "/k");
-        index.remove("w", "/k");
+        let key = Key::from("/k");
+        index.insert("v", &key);
+        index.remove("v", &key);
+        index.remove("w", &key);
         assert_eq!(index.count("v"), 0);
         assert!(index.pairs().is_empty());
         assert_eq!(index, Index::default());

@@ -15,7 +15,7 @@ pub mod tasks;
 mod tests;
 
 pub use index::scoped;
-pub use snapshot::{Entry, State, TaskIndex, Touched};
+pub use snapshot::{epoch_ms, Entry, State, TaskIndex, Touched};
 pub use tasks::TaskEntry;
 
 use berth_store::{KeyValue, Store, StoreError};

@@ -5,7 +5,7 @@
 
 use super::index::{scoped, Index};
 use super::load::{counted_as, Counted, InstanceLoad};
-use super::tasks::TaskEntry;
+use super::tasks::{Key, TaskEntry};
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::Task;
 use berth_core::model::task_definition::TaskDefinitionRecord;
@@ -57,8 +57,8 @@ pub enum TaskIndex {
 #[derive(Debug, Clone, Default)]
 pub struct State {
     revision: u64,
-    objects: OrdMap<String, Entry>,
-    tasks: OrdMap<String, Arc<TaskEntry>>,
+    objects: OrdMap<Key, Entry>,
+    tasks: OrdMap<Key, Arc<TaskEntry>>,
     definitions: OrdMap<String, Arc<TaskDefinitionRecord>>,
     instances: OrdMap<String, Arc<Versioned<ContainerInstance>>>,
     /// Status of each instance and service key, to keep `status_counts` on updates.
@@ -70,14 +70,20 @@ pub struct State {
     by_started_by: Index,
     by_service: Index,
     by_instance: Index,
-    loads: OrdMap<String, Arc<InstanceLoad>>,
+    loads: OrdMap<Key, Arc<InstanceLoad>>,
     /// (cluster, load version, instance ARN) of every load: which loads changed after a
     /// revision, in O(changed). A load whose tasks all left stays (empty) so its change shows.
-    load_changes: imbl::OrdSet<(String, u64, String)>,
+    load_changes: imbl::OrdSet<(Key, u64, Key)>,
     /// Running and pending task counts by cluster.
-    cluster_tasks: OrdMap<String, (i64, i64)>,
+    cluster_tasks: OrdMap<Key, (i64, i64)>,
     /// By cluster: the revision of the last change to any of its instance records.
     instances_version: OrdMap<String, u64>,
+    /// STOPPED tasks by (stoppedAt in ms, key): the ones past retention in O(due).
+    stopped: imbl::OrdSet<(i64, Key)>,
+    /// How many tasks not yet STOPPED use each task definition ARN.
+    definition_users: OrdMap<Key, i64>,
+    /// RunTask client tokens by (createdAt in ms, key).
+    tokens: imbl::OrdSet<(i64, Key)>,
 }
 
 /// What an applied batch changed that someone routes on: the instances whose agents have
@@ -109,7 +115,7 @@ impl State {
                 mod_revision: kv.mod_revision,
                 version: kv.version,
             };
-            state.put(kv.key, entry, &mut touched);
+            state.put(Key::from(kv.key), entry, &mut touched);
         }
         state
     }
@@ -130,25 +136,35 @@ impl State {
         self.revision = self.revision.max(revision);
         match kind {
             EventKind::Put => {
-                let previous = self.objects.get(&key);
+                let previous = self.objects.get(key.as_str());
                 let entry = Entry {
                     value: Arc::from(value),
                     create_revision: previous.map_or(revision, |p| p.create_revision),
                     mod_revision: revision,
                     version: previous.map_or(1, |p| p.version + 1),
                 };
-                self.put(key, entry, touched);
+                self.put(Key::from(key), entry, touched);
             }
             EventKind::Delete => self.delete(&key, touched),
         }
     }
 
-    fn put(&mut self, key: String, entry: Entry, touched: &mut Touched) {
+    fn put(&mut self, key: Key, entry: Entry, touched: &mut Touched) {
         if key.starts_with(keys::TASKS) {
             let previous = self.tasks.get(&key).cloned();
-            match serde_json::from_slice(&entry.value) {
+            match serde_json::from_slice::<Task>(&entry.value) {
                 Ok(task) => {
-                    let resources = self.resources_of(&task);
+                    // A task's definition and overrides never change, nor so what it holds.
+                    let resources = match previous.as_deref() {
+                        Some(p)
+                            if p.resources.is_some()
+                                && p.task.task_definition_arn == task.task_definition_arn
+                                && p.task.overrides == task.overrides =>
+                        {
+                            p.resources.clone()
+                        }
+                        _ => self.resources_of(&task),
+                    };
                     if resources.is_none() {
                         tracing::warn!(key = %key, "state: the task definition of a task is not stored");
                     }
@@ -176,18 +192,18 @@ impl State {
         } else if key.starts_with(keys::TASK_DEFINITIONS) {
             match serde_json::from_slice(&entry.value) {
                 Ok(record) => {
-                    self.definitions.insert(key.clone(), Arc::new(record));
+                    self.definitions.insert(key.to_string(), Arc::new(record));
                 }
                 Err(e) => {
                     tracing::error!(key = %key, error = %e, "state: stored task definition does not decode");
-                    self.definitions.remove(&key);
+                    self.definitions.remove(&*key);
                 }
             }
         } else if key.starts_with(keys::INSTANCES) {
             match serde_json::from_slice::<ContainerInstance>(&entry.value) {
                 Ok(instance) => {
                     let status = instance.status.clone().unwrap_or_default();
-                    if self.statuses.get(&key) != Some(&status) {
+                    if self.statuses.get(&*key) != Some(&status) {
                         // Its agent's stream ends when it is deregistered.
                         touched
                             .instances
@@ -195,7 +211,7 @@ impl State {
                     }
                     self.set_status(&key, Some(status));
                     self.instances.insert(
-                        key.clone(),
+                        key.to_string(),
                         Arc::new(Versioned {
                             value: instance,
                             mod_revision: entry.mod_revision,
@@ -205,12 +221,19 @@ impl State {
                 Err(e) => {
                     tracing::error!(key = %key, error = %e, "state: stored instance does not decode");
                     self.set_status(&key, None);
-                    self.instances.remove(&key);
+                    self.instances.remove(&*key);
                 }
             }
         } else if key.starts_with(keys::SERVICES) {
             self.set_status(&key, Some(status_field(&entry.value)));
-            touched.services.insert(key.clone());
+            touched.services.insert(key.to_string());
+        } else if key.starts_with(keys::CLIENT_TOKENS) {
+            if let Some(old) = self.objects.get(&*key) {
+                self.tokens
+                    .remove(&(created_ms(&old.value), Arc::clone(&key)));
+            }
+            self.tokens
+                .insert((created_ms(&entry.value), Arc::clone(&key)));
         }
         if let Some(cluster) = cluster_of_instance_key(&key) {
             touched.clusters.insert(cluster.to_string());
@@ -219,11 +242,15 @@ impl State {
     }
 
     fn delete(&mut self, key: &str, touched: &mut Touched) {
-        if self.objects.remove(key).is_none() {
+        let Some(old) = self.objects.remove(key) else {
             return;
+        };
+        if key.starts_with(keys::CLIENT_TOKENS) {
+            self.tokens
+                .remove(&(created_ms(&old.value), Key::from(key)));
         }
         if key.starts_with(keys::TASKS) {
-            self.set_task(key, None, touched);
+            self.set_task(&Key::from(key), None, touched);
         } else if key.starts_with(keys::TASK_DEFINITIONS) {
             self.definitions.remove(key);
         } else if key.starts_with(keys::INSTANCES) {
@@ -251,14 +278,13 @@ impl State {
         ))
     }
 
-    fn set_task(&mut self, key: &str, next: Option<TaskEntry>, touched: &mut Touched) {
-        let previous = self.tasks.remove(key);
-        if let Some(old) = &previous {
-            self.index_task(old, -1);
-        }
-        if let Some(next) = &next {
-            self.index_task(next, 1);
-        }
+    fn set_task(&mut self, key: &Key, next: Option<TaskEntry>, touched: &mut Touched) {
+        let next = next.map(Arc::new);
+        let previous = match &next {
+            Some(next) => self.tasks.insert(Arc::clone(key), Arc::clone(next)),
+            None => self.tasks.remove(&**key),
+        };
+        self.refile(key, previous.as_deref(), next.as_deref());
         // Route to the instances whose agents must act: the task arrived, left, or what it
         // asks of them changed.
         let before = previous
@@ -273,68 +299,107 @@ impl State {
                 .flatten()
                 .filter_map(|(arn, _)| arn)
             {
-                touched.instances.insert(arn);
+                touched.instances.insert(arn.to_string());
             }
         }
-        for task in previous.as_deref().into_iter().chain(next.as_ref()) {
+        for task in previous.iter().chain(next.iter()) {
             if let Some(service) = task.service() {
                 touched
                     .services
                     .insert(keys::service(&task.cluster, service));
             }
         }
-        if let Some(next) = next {
-            self.tasks.insert(key.to_string(), Arc::new(next));
+    }
+
+    /// Moves the task at `key` in the indexes and counters from what `old` was filed under
+    /// to what `new` is. Only what changed is touched: a progress report usually moves a task
+    /// between counters and leaves every index alone.
+    fn refile(&mut self, key: &Key, old: Option<&TaskEntry>, new: Option<&TaskEntry>) {
+        let scoped_by = |task: Option<&TaskEntry>, field: fn(&TaskEntry) -> Option<&str>| {
+            task.and_then(|t| field(t).map(|value| scoped(&t.cluster, value)))
+        };
+        let indexes: [(&mut Index, Field); 4] = [
+            (&mut self.by_desired, |t| Some(desired_of(t))),
+            (&mut self.by_family, TaskEntry::family),
+            (&mut self.by_started_by, |t| t.task.started_by.as_deref()),
+            (&mut self.by_service, TaskEntry::service),
+        ];
+        for (index, field) in indexes {
+            let (before, after) = (scoped_by(old, field), scoped_by(new, field));
+            index.refile(key, before.as_deref(), after.as_deref());
+        }
+        self.by_instance.refile(key, placed_on(old), placed_on(new));
+        let (before, after) = (stopped_ms(old), stopped_ms(new));
+        if before != after {
+            if let Some(at) = before {
+                self.stopped.remove(&(at, Arc::clone(key)));
+            }
+            if let Some(at) = after {
+                self.stopped.insert((at, Arc::clone(key)));
+            }
+        }
+        let (before, after) = (definition_used(old), definition_used(new));
+        if before != after {
+            for (arn, sign) in [(before, -1), (after, 1)] {
+                if let Some(arn) = arn {
+                    let users = self.definition_users.get(arn).copied().unwrap_or(0) + sign;
+                    if users == 0 {
+                        self.definition_users.remove(arn);
+                    } else {
+                        self.definition_users.insert(Key::from(arn), users);
+                    }
+                }
+            }
+        }
+        if load_facts(old) != load_facts(new) {
+            for (task, sign) in [(old, -1), (new, 1)] {
+                if let Some(task) = task.filter(|t| !t.is_stopped()) {
+                    if let Some(arn) = &task.instance_arn {
+                        self.add_load(&task.cluster, arn, task, sign);
+                    }
+                }
+            }
+        }
+        let (before, after) = (cluster_count(old), cluster_count(new));
+        if before != after {
+            for (counted, sign) in [(before, -1), (after, 1)] {
+                if let Some((cluster, counted)) = counted {
+                    self.count_task(cluster, counted, sign);
+                }
+            }
         }
     }
 
-    fn index_task(&mut self, task: &TaskEntry, sign: i64) {
-        let key = task.key.as_str();
-        let cluster = task.cluster.as_str();
-        let edit = |index: &mut Index, value: &str| {
-            if sign > 0 {
-                index.insert(value, key)
-            } else {
-                index.remove(value, key)
-            }
-        };
-        edit(&mut self.by_desired, &scoped(cluster, desired_of(task)));
-        if let Some(family) = task.family() {
-            edit(&mut self.by_family, &scoped(cluster, family));
-        }
-        if let Some(started_by) = task.task.started_by.as_deref() {
-            edit(&mut self.by_started_by, &scoped(cluster, started_by));
-        }
-        if let Some(service) = task.service() {
-            edit(&mut self.by_service, &scoped(cluster, service));
-        }
-        if task.is_stopped() {
-            return;
-        }
-        if let Some(arn) = task.instance_arn.as_deref() {
-            edit(&mut self.by_instance, arn);
-            let mut load = self.loads.get(arn).cloned().unwrap_or_default();
-            let revision = self.revision;
+    /// Counts `task` in (`sign` 1) or out (-1) of the load of the instance `arn`.
+    fn add_load(&mut self, cluster: &Key, arn: &Key, task: &TaskEntry, sign: i64) {
+        let mut load = self.loads.get(&**arn).cloned().unwrap_or_default();
+        let revision = self.revision;
+        if load.version != revision {
             self.load_changes
-                .remove(&(cluster.to_string(), load.version, arn.to_string()));
-            let changed = Arc::make_mut(&mut load);
-            changed.add(task, sign);
-            changed.version = revision;
+                .remove(&(Arc::clone(cluster), load.version, Arc::clone(arn)));
             self.load_changes
-                .insert((cluster.to_string(), revision, arn.to_string()));
-            self.loads.insert(arn.to_string(), load);
+                .insert((Arc::clone(cluster), revision, Arc::clone(arn)));
         }
-        if let Some(counted) = counted_as(task.status) {
-            let mut counts = self.cluster_tasks.get(cluster).copied().unwrap_or_default();
-            match counted {
-                Counted::Running => counts.0 += sign,
-                Counted::Pending => counts.1 += sign,
-            }
-            if counts == (0, 0) {
-                self.cluster_tasks.remove(cluster);
-            } else {
-                self.cluster_tasks.insert(cluster.to_string(), counts);
-            }
+        let changed = Arc::make_mut(&mut load);
+        changed.add(task, sign);
+        changed.version = revision;
+        self.loads.insert(Arc::clone(arn), load);
+    }
+
+    fn count_task(&mut self, cluster: &Key, counted: Counted, sign: i64) {
+        let mut counts = self
+            .cluster_tasks
+            .get(&**cluster)
+            .copied()
+            .unwrap_or_default();
+        match counted {
+            Counted::Running => counts.0 += sign,
+            Counted::Pending => counts.1 += sign,
+        }
+        if counts == (0, 0) {
+            self.cluster_tasks.remove(&**cluster);
+        } else {
+            self.cluster_tasks.insert(Arc::clone(cluster), counts);
         }
     }
 
@@ -370,7 +435,7 @@ impl State {
     }
 
     /// The entries under `prefix`, in key order.
-    pub fn list<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a Entry)> {
+    pub fn list<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a Key, &'a Entry)> {
         self.objects
             .range::<_, str>((
                 std::ops::Bound::Included(prefix),
@@ -436,11 +501,11 @@ impl State {
     ) -> impl Iterator<Item = &'a Arc<TaskEntry>> + 'a {
         let prefix = keys::tasks_of(cluster);
         let start = match after {
-            Some(after) => std::ops::Bound::Excluded(after.to_string()),
-            None => std::ops::Bound::Included(prefix.clone()),
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Included(prefix.as_str()),
         };
         self.tasks
-            .range((start, std::ops::Bound::Unbounded))
+            .range::<_, str>((start, std::ops::Bound::Unbounded))
             .take_while(move |(key, _)| key.starts_with(&prefix))
             .map(|(_, task)| task)
     }
@@ -450,13 +515,13 @@ impl State {
         &'a self,
         cluster: &str,
         revision: u64,
-    ) -> impl Iterator<Item = &'a String> + 'a {
+    ) -> impl Iterator<Item = &'a Key> + 'a {
+        let cluster = Key::from(cluster);
         let from = (
-            cluster.to_string(),
+            Arc::clone(&cluster),
             revision.saturating_add(1),
-            String::new(),
+            Key::from(""),
         );
-        let cluster = cluster.to_string();
         self.load_changes
             .range(from..)
             .take_while(move |(c, _, _)| *c == cluster)
@@ -484,7 +549,7 @@ impl State {
     }
 
     /// The keys of the services of `cluster`.
-    pub fn service_keys_of<'a>(&'a self, cluster: &str) -> Vec<&'a String> {
+    pub fn service_keys_of<'a>(&'a self, cluster: &str) -> Vec<&'a Key> {
         let prefix = keys::services_of(cluster);
         self.objects
             .range::<_, str>((
@@ -503,6 +568,16 @@ impl State {
         self.instances.iter()
     }
 
+    /// Every stored task definition revision with its key and revision, in key order.
+    pub fn all_definitions(
+        &self,
+    ) -> impl Iterator<Item = (&String, u64, &Arc<TaskDefinitionRecord>)> + '_ {
+        self.definitions.iter().map(|(key, record)| {
+            let revision = self.objects.get(key.as_str()).map_or(0, |e| e.mod_revision);
+            (key, revision, record)
+        })
+    }
+
     /// The container instance stored at `key`.
     pub fn instance(&self, key: &str) -> Option<&Arc<Versioned<ContainerInstance>>> {
         self.instances.get(key)
@@ -514,6 +589,35 @@ impl State {
         let revision = revision.parse::<u32>().ok()?;
         self.definitions
             .get(&keys::task_definition(family, revision))
+    }
+
+    /// STOPPED tasks that stopped before `ms` (epoch ms), oldest first.
+    pub fn stopped_before(&self, ms: i64) -> impl Iterator<Item = &Arc<TaskEntry>> + '_ {
+        self.stopped
+            .range(..(ms, Key::from("")))
+            .filter_map(|(_, key)| self.tasks.get(&**key))
+    }
+
+    /// When the STOPPED task that stopped first did (epoch ms).
+    pub fn first_stopped(&self) -> Option<i64> {
+        self.stopped.get_min().map(|(at, _)| *at)
+    }
+
+    /// Whether any task not yet STOPPED uses the task definition `arn`.
+    pub fn definition_in_use(&self, arn: &str) -> bool {
+        self.definition_users.contains_key(arn)
+    }
+
+    /// The client tokens created before `ms` (epoch ms), with their revisions, oldest first.
+    pub fn tokens_before(&self, ms: i64) -> impl Iterator<Item = (&Key, u64)> + '_ {
+        self.tokens
+            .range(..(ms, Key::from("")))
+            .filter_map(|(_, key)| Some((key, self.objects.get(&**key)?.mod_revision)))
+    }
+
+    /// When the oldest client token was created (epoch ms).
+    pub fn first_token(&self) -> Option<i64> {
+        self.tokens.get_min().map(|(at, _)| *at)
     }
 
     /// The revision of the last change to an instance record of `cluster` (0 when none).
@@ -559,18 +663,33 @@ impl State {
                         version: 0,
                         ..(**v).clone()
                     };
-                    (k.clone(), load)
+                    (k.to_string(), load)
                 })
                 .collect(),
             cluster_tasks: self
                 .cluster_tasks
                 .iter()
-                .map(|(k, v)| (k.clone(), *v))
+                .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             status_counts: self
                 .status_counts
                 .iter()
                 .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            stopped: self
+                .stopped
+                .iter()
+                .map(|(at, k)| (*at, k.to_string()))
+                .collect(),
+            definition_users: self
+                .definition_users
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            tokens: self
+                .tokens
+                .iter()
+                .map(|(at, k)| (*at, k.to_string()))
                 .collect(),
             tasks: self.tasks.len(),
             definitions: self.definitions.len(),
@@ -587,9 +706,78 @@ pub struct Derived {
     loads: Vec<(String, InstanceLoad)>,
     cluster_tasks: Vec<(String, (i64, i64))>,
     status_counts: Vec<(String, i64)>,
+    stopped: Vec<(i64, String)>,
+    definition_users: Vec<(String, i64)>,
+    tokens: Vec<(i64, String)>,
     tasks: usize,
     definitions: usize,
     instances: usize,
+}
+
+/// A field of a task that an index files it under.
+type Field = fn(&TaskEntry) -> Option<&str>;
+
+/// When a STOPPED task stopped, in ms since the epoch (none when it is not STOPPED or the
+/// time is missing: such a task is never purged).
+fn stopped_ms(task: Option<&TaskEntry>) -> Option<i64> {
+    let task = task.filter(|t| t.is_stopped())?;
+    Some(epoch_ms(task.task.stopped_at?))
+}
+
+/// The task definition ARN a task not yet STOPPED uses.
+fn definition_used(task: Option<&TaskEntry>) -> Option<&str> {
+    task.filter(|t| !t.is_stopped())?
+        .task
+        .task_definition_arn
+        .as_deref()
+}
+
+/// Epoch seconds as whole milliseconds, for ordering.
+pub fn epoch_ms(seconds: f64) -> i64 {
+    (seconds * 1000.0).floor() as i64
+}
+
+/// The `createdAt` of a stored client token, in ms (0 when unreadable: purged at once).
+fn created_ms(value: &[u8]) -> i64 {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Created {
+        created_at: Option<f64>,
+    }
+    serde_json::from_slice::<Created>(value)
+        .ok()
+        .and_then(|c| c.created_at)
+        .map_or(0, epoch_ms)
+}
+
+/// The instance a task is placed on, while it is not STOPPED.
+fn placed_on(task: Option<&TaskEntry>) -> Option<&str> {
+    task.filter(|t| !t.is_stopped())?.instance_arn.as_deref()
+}
+
+/// The cluster whose running or pending count a task is in, and which.
+fn cluster_count(task: Option<&TaskEntry>) -> Option<(&Key, Counted)> {
+    let task = task?;
+    Some((&task.cluster, counted_as(task.status)?))
+}
+
+/// What a task adds to its instance's load, while it is not STOPPED: the instance, how it
+/// counts, what it holds and its group.
+type LoadFacts<'a> = (
+    &'a str,
+    Option<Counted>,
+    Option<&'a TaskResources>,
+    Option<&'a str>,
+);
+
+fn load_facts(task: Option<&TaskEntry>) -> Option<LoadFacts<'_>> {
+    let task = task.filter(|t| !t.is_stopped())?;
+    Some((
+        task.instance_arn.as_deref()?,
+        counted_as(task.status),
+        task.resources.as_ref(),
+        task.placed_group(),
+    ))
 }
 
 /// The cluster of an instance key.

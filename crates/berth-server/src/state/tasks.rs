@@ -5,14 +5,19 @@ use berth_core::arn::id_of;
 use berth_core::model::task::Task;
 use berth_core::resources::TaskResources;
 use berth_core::task_state::TaskStatus;
+use std::sync::Arc;
+
+/// A key or name the state files things under. Shared, not copied: the persistent maps copy
+/// keys whenever they copy a node, and an `Arc<str>` copies as a count.
+pub type Key = Arc<str>;
 
 /// A stored task and what the cache derived from it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskEntry {
     /// Its store key, `/tasks/{cluster}/{id}`.
-    pub key: String,
+    pub key: Key,
     /// The cluster's name.
-    pub cluster: String,
+    pub cluster: Key,
     /// The task as stored.
     pub task: Task,
     /// Revision of its last write.
@@ -26,7 +31,7 @@ pub struct TaskEntry {
     /// Whether its `desiredStatus` is STOPPED.
     pub desired_stopped: bool,
     /// The ARN of the instance it is placed on.
-    pub instance_arn: Option<String>,
+    pub instance_arn: Option<Key>,
     /// What it holds on that instance while it is not STOPPED (`None` when its task
     /// definition is not stored).
     pub resources: Option<TaskResources>,
@@ -36,7 +41,7 @@ impl TaskEntry {
     /// The entry of `task` stored at `key` at `mod_revision`, holding `resources`; `previous` is the entry it
     /// replaces, whose `desired_revision` carries over when nothing its agent acts on changed.
     pub fn new(
-        key: &str,
+        key: &Key,
         task: Task,
         mod_revision: u64,
         resources: Option<TaskResources>,
@@ -45,14 +50,13 @@ impl TaskEntry {
         let cluster = key
             .strip_prefix(berth_store::keys::TASKS)
             .and_then(|rest| rest.split_once('/'))
-            .map(|(cluster, _)| cluster.to_string())
-            .unwrap_or_default();
+            .map_or_else(|| Key::from(""), |(cluster, _)| Key::from(cluster));
         let mut entry = TaskEntry {
-            key: key.to_string(),
+            key: Arc::clone(key),
             cluster,
             status: TaskStatus::of(&task),
             desired_stopped: task.desired_status.as_deref() == Some("STOPPED"),
-            instance_arn: task.container_instance_arn.clone(),
+            instance_arn: task.container_instance_arn.as_deref().map(Key::from),
             task,
             mod_revision,
             desired_revision: mod_revision,

@@ -24,12 +24,13 @@ fn random_task(rng: &mut fastrand::Rng, id: &str) -> Task {
         group: Some(["service:api", "family:web", "batch"][rng.usize(..3)].to_string()),
         started_by: [None, Some("ecs-svc/1".to_string()), Some("ci".to_string())][rng.usize(..3)]
             .clone(),
+        stopped_at: [None, Some(1000.5), Some(2000.25)][rng.usize(..3)],
         ..Task::default()
     }
 }
 
 fn random_event(rng: &mut fastrand::Rng, revision: u64) -> Event {
-    let roll = rng.usize(..10);
+    let roll = rng.usize(..11);
     let (key, value) = match roll {
         0..=5 => {
             let id = format!("t{}", rng.usize(..12));
@@ -52,6 +53,21 @@ fn random_event(rng: &mut fastrand::Rng, revision: u64) -> Event {
             let status = ["ACTIVE", "DRAINING"][rng.usize(..2)];
             let value = serde_json::json!({"serviceName": name, "status": status});
             (keys::service("c1", name), value.to_string().into_bytes())
+        }
+        8 => {
+            // A client token, written, rewritten or forgotten.
+            let key = keys::client_token("c1", ["a", "b"][rng.usize(..2)]);
+            if rng.bool() {
+                return Event {
+                    kind: EventKind::Delete,
+                    key,
+                    value: Vec::new(),
+                    revision,
+                };
+            }
+            let created_at = [1.5, 7.25][rng.usize(..2)];
+            let value = serde_json::json!({ "createdAt": created_at });
+            (key, value.to_string().into_bytes())
         }
         _ => {
             // A delete of some task (GC) or a garbage value that does not decode.

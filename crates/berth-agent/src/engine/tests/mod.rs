@@ -58,8 +58,8 @@ fn new_task(td: &TaskDefinition, id: &str) -> AssignedTask {
         now: 1.0,
     });
     AssignedTask {
-        task,
-        task_definition: td.clone(),
+        task: task.into(),
+        task_definition: td.clone().into(),
     }
 }
 
@@ -174,7 +174,7 @@ impl Harness {
         let arn = task_arn(id);
         let assigned = self.tasks.get_mut(&arn).expect("task");
         task_state::request_stop(
-            &mut assigned.task,
+            Arc::make_mut(&mut assigned.task),
             task_state::stop_code::USER_INITIATED,
             None,
             2.0,
@@ -201,8 +201,13 @@ impl Harness {
             .container_definitions
             .clone()
             .unwrap_or_default();
-        task_state::apply_report(&mut assigned.task, &report, &definitions, 3.0)
-            .expect("report applies");
+        task_state::apply_report(
+            Arc::make_mut(&mut assigned.task),
+            &report,
+            &definitions,
+            3.0,
+        )
+        .expect("report applies");
         self.received.push(Received {
             at: self.began.elapsed(),
             report: report.clone(),

@@ -115,7 +115,7 @@ async fn a_task_stopped_before_it_came_here_is_reported_stopped_without_containe
     let td = task_definition(json!([container("web", json!({}))]));
     let mut task = new_task(&td, "t1");
     task_state::request_stop(
-        &mut task.task,
+        Arc::make_mut(&mut task.task),
         task_state::stop_code::USER_INITIATED,
         None,
         1.0,

@@ -92,14 +92,24 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bo
         .placement_constraints
         .clone()
         .unwrap_or_default();
-    let instance_facts = observe::instance_facts(
-        app,
-        cluster,
-        &constraints,
-        &td.as_ref()
-            .map(|r| r.task_definition.clone())
-            .unwrap_or_default(),
-    )?;
+    // A DAEMON service is placed on every eligible instance, so it looks at them all; a
+    // replica service only asks whether the instances its tasks are on are lost.
+    let instance_facts = if stored.value.is_daemon() {
+        observe::instance_facts(
+            app,
+            cluster,
+            &constraints,
+            &td.as_ref()
+                .map(|r| r.task_definition.clone())
+                .unwrap_or_default(),
+        )?
+    } else {
+        observe::facts_of_instances(
+            app,
+            cluster,
+            facts.iter().filter_map(|t| t.instance_id.as_deref()),
+        )
+    };
     let now = app.now();
     let mut record = stored.value.clone();
     let mut ids = RandomIds;
@@ -119,7 +129,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bo
         let Some(task) = tasks.get(&stop.task_id) else {
             continue;
         };
-        let mut updated = task.value.clone();
+        let mut updated = task.task.clone();
         if request_stop(
             &mut updated,
             stop_code::SERVICE_SCHEDULER_INITIATED,
@@ -236,7 +246,7 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
                     }
                     for cluster in &touched.clusters {
                         for key in state.service_keys_of(cluster) {
-                            queue.add(key.clone());
+                            queue.add(key.to_string());
                         }
                     }
                 }
@@ -244,7 +254,7 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
                     let Some(app) = weak.upgrade() else { break };
                     let state = app.snapshot();
                     for (key, _) in state.list(keys::SERVICES) {
-                        queue.add(key.clone());
+                        queue.add(key.to_string());
                     }
                 }
             }

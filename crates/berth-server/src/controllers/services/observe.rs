@@ -5,15 +5,16 @@
 use crate::app::App;
 use crate::error::ApiError;
 use crate::handlers::tasks::placement::{instances_of, scheduler_snapshot};
-use crate::state::{scoped, TaskIndex};
+use crate::state::{scoped, TaskEntry, TaskIndex};
 use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, Task};
 use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
 use berth_core::scheduler::{parse_constraints, Constraint};
 use berth_core::service::facts::{InstanceFact, TaskFact};
+use berth_store::keys;
 use berth_store::typed::Versioned;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// The tasks of service `name` in `cluster` (group `service:{name}`, started by one of its
@@ -23,17 +24,11 @@ pub fn service_tasks(
     app: &App,
     cluster: &str,
     name: &str,
-) -> Result<HashMap<String, Versioned<Task>>, ApiError> {
+) -> Result<HashMap<String, Arc<TaskEntry>>, ApiError> {
     Ok(app
         .snapshot()
         .tasks_by(TaskIndex::Service, &scoped(cluster, name), None)
-        .map(|t| {
-            let task = Versioned {
-                value: t.task.clone(),
-                mod_revision: t.mod_revision,
-            };
-            (t.id().to_string(), task)
-        })
+        .map(|t| (t.id().to_string(), Arc::clone(t)))
         .collect())
 }
 
@@ -64,12 +59,12 @@ pub fn has_health_checks(td: &TaskDefinition) -> bool {
 /// The facts of the service's tasks.
 pub fn task_facts(
     app: &App,
-    tasks: &HashMap<String, Versioned<Task>>,
+    tasks: &HashMap<String, Arc<TaskEntry>>,
 ) -> Result<Vec<TaskFact>, ApiError> {
     let mut checks: HashMap<String, bool> = HashMap::new();
     let mut facts = Vec::with_capacity(tasks.len());
     for task in tasks.values() {
-        let arn = task.value.task_definition_arn.clone().unwrap_or_default();
+        let arn = task.task.task_definition_arn.clone().unwrap_or_default();
         let checked = match checks.get(&arn) {
             Some(c) => *c,
             None => {
@@ -79,10 +74,25 @@ pub fn task_facts(
                 c
             }
         };
-        facts.push(TaskFact::of(&task.value, checked));
+        facts.push(TaskFact::of(&task.task, checked));
     }
     facts.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(facts)
+}
+
+/// The facts of the instances `ids` of `cluster` that are stored (each once), without
+/// placement eligibility, which only DAEMON services read.
+pub fn facts_of_instances<'a>(
+    app: &App,
+    cluster: &str,
+    ids: impl Iterator<Item = &'a str>,
+) -> Vec<InstanceFact> {
+    let state = app.snapshot();
+    ids.collect::<BTreeSet<&str>>()
+        .into_iter()
+        .filter_map(|id| state.instance(&keys::instance(cluster, id)))
+        .map(|stored| InstanceFact::of(&stored.value, true))
+        .collect()
 }
 
 /// The facts of the cluster's instances for a service with `constraints` running `td`:

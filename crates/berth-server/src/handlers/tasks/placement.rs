@@ -83,7 +83,7 @@ fn refreshed(state: &State, kept: Option<Kept>, cluster: &str) -> Kept {
             changed.extend(
                 state
                     .loads_changed_since(cluster, kept.as_of)
-                    .filter_map(|arn| kept.index_of.get(arn).copied()),
+                    .filter_map(|arn| kept.index_of.get(&**arn).copied()),
             );
             changed.sort_unstable();
             changed.dedup();

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use berth_agent::client::{ClientError, ServerClient};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,18 @@ impl Api {
 
     /// One call, as the server answered it, and how long it took.
     pub async fn timed(&self, op: &str, body: &Value) -> (Result<Value, ClientError>, Duration) {
+        self.timed_as(op, body).await
+    }
+
+    /// One call, its answer decoded as `R` (only the fields the caller reads, so the load
+    /// generator spends little of the machine the server shares), and how long it took.
+    pub async fn timed_as<R: DeserializeOwned>(
+        &self,
+        op: &str,
+        body: &Value,
+    ) -> (Result<R, ClientError>, Duration) {
         let started = Instant::now();
-        let result = self.client.call::<Value, Value>(op, body).await;
+        let result = self.client.call::<Value, R>(op, body).await;
         (result, started.elapsed())
     }
 

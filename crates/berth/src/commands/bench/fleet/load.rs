@@ -228,12 +228,29 @@ async fn read_tasks(api: Api, shared: Arc<Shared>) -> Vec<Duration> {
         };
         if !sample.is_empty() {
             let body = json!({"cluster": CLUSTER, "tasks": sample});
-            let (_, took) = api.timed("DescribeTasks", &body).await;
+            let (_, took) = api
+                .timed_as::<serde::de::IgnoredAny>("DescribeTasks", &body)
+                .await;
             latencies.push(took);
         }
         tokio::time::sleep(READER_PAUSE).await;
     }
     latencies
+}
+
+/// The part of a DescribeTasks answer the watcher reads.
+#[derive(Debug, serde::Deserialize)]
+struct Described {
+    tasks: Vec<Seen>,
+}
+
+/// A described task's ARN and status.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Seen {
+    task_arn: String,
+    last_status: Option<String>,
+    stopped_reason: Option<String>,
 }
 
 /// What the watcher saw.
@@ -270,7 +287,7 @@ async fn watch_running(
         let mut still = Vec::new();
         for batch in watched.pending.chunks(100) {
             let body = json!({"cluster": CLUSTER, "tasks": batch});
-            let answer = match api.timed("DescribeTasks", &body).await.0 {
+            let answer = match api.timed_as::<Described>("DescribeTasks", &body).await.0 {
                 Ok(answer) => answer,
                 // A busy server: look again in the next sweep, until the deadline.
                 Err(err) if err.is_retryable() => {
@@ -280,22 +297,21 @@ async fn watch_running(
                 Err(err) => return Err(err).context("DescribeTasks failed"),
             };
             let seen_at = Instant::now();
-            let statuses: BTreeMap<&str, &Value> = answer["tasks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|t| Some((t["taskArn"].as_str()?, t)))
+            let statuses: BTreeMap<&str, &Seen> = answer
+                .tasks
+                .iter()
+                .map(|t| (t.task_arn.as_str(), t))
                 .collect();
             for arn in batch {
                 let task = statuses.get(arn.as_str());
-                match task.and_then(|t| t["lastStatus"].as_str()) {
+                match task.and_then(|t| t.last_status.as_deref()) {
                     Some("RUNNING") => {
                         watched.running += 1;
                         watched.last_running = Some(seen_at);
                     }
                     Some("STOPPED") => watched.stopped.push(format!(
                         "{arn}: {}",
-                        task.and_then(|t| t["stoppedReason"].as_str())
+                        task.and_then(|t| t.stopped_reason.as_deref())
                             .unwrap_or("no reason")
                     )),
                     _ => still.push(arn.clone()),
