@@ -3,54 +3,11 @@
 
 use crate::gateway::SubmitTaskStateChange;
 use crate::model::common::{Tag, Timestamp};
+pub use crate::model::status::TaskStatus;
 use crate::model::task::{Container, ContainerStateChange, Task, TaskOverride};
 use crate::model::task_definition::{ContainerDefinition, TaskDefinition};
 
-/// A task's `lastStatus`, in lifecycle order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TaskStatus {
-    Provisioning,
-    Pending,
-    Activating,
-    Running,
-    Deactivating,
-    Stopping,
-    Deprovisioning,
-    Stopped,
-}
-
 impl TaskStatus {
-    /// Every status, in order.
-    pub const ALL: [TaskStatus; 8] = [
-        TaskStatus::Provisioning,
-        TaskStatus::Pending,
-        TaskStatus::Activating,
-        TaskStatus::Running,
-        TaskStatus::Deactivating,
-        TaskStatus::Stopping,
-        TaskStatus::Deprovisioning,
-        TaskStatus::Stopped,
-    ];
-
-    /// The ECS name of the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Provisioning => "PROVISIONING",
-            TaskStatus::Pending => "PENDING",
-            TaskStatus::Activating => "ACTIVATING",
-            TaskStatus::Running => "RUNNING",
-            TaskStatus::Deactivating => "DEACTIVATING",
-            TaskStatus::Stopping => "STOPPING",
-            TaskStatus::Deprovisioning => "DEPROVISIONING",
-            TaskStatus::Stopped => "STOPPED",
-        }
-    }
-
-    /// Parses an ECS status name.
-    pub fn parse(text: &str) -> Option<TaskStatus> {
-        TaskStatus::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     /// The status of `task`, PROVISIONING when unset or unknown.
     pub fn of(task: &Task) -> TaskStatus {
         task.last_status
@@ -227,7 +184,9 @@ pub fn apply_report(
     let status = match report.status.as_deref() {
         None => None,
         Some(text) => {
-            Some(TaskStatus::parse(text).ok_or_else(|| ReportError::UnknownStatus(text.into()))?)
+            // Agents report up to STOPPED; DELETED is ECS's own, not a report.
+            let status = TaskStatus::parse(text).filter(|s| *s != TaskStatus::Deleted);
+            Some(status.ok_or_else(|| ReportError::UnknownStatus(text.into()))?)
         }
     };
     for change in report.containers.as_deref().unwrap_or_default() {
