@@ -1,6 +1,7 @@
 //! The cluster shape and its settings and configuration.
 
 use super::common::{Attachment, KeyValuePair, Tag};
+use super::status::ClusterStatus;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
@@ -12,7 +13,7 @@ pub struct Cluster {
     pub cluster_arn: Option<String>,
     pub cluster_name: Option<String>,
     pub configuration: Option<ClusterConfiguration>,
-    pub status: Option<String>,
+    pub status: Option<ClusterStatus>,
     pub registered_container_instances_count: Option<i32>,
     pub running_tasks_count: Option<i32>,
     pub pending_tasks_count: Option<i32>,

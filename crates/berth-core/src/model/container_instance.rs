@@ -2,6 +2,7 @@
 //! registers, how its attributes are named and merged, and the identifiers it is given.
 
 use super::common::{merge_tags, validate_tags, Attachment, Attribute, Resource, Tag, Timestamp};
+use super::status::{ContainerInstanceStatus, InstanceHealthCheckState};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
@@ -18,7 +19,7 @@ pub struct ContainerInstance {
     pub version_info: Option<VersionInfo>,
     pub remaining_resources: Option<Vec<Resource>>,
     pub registered_resources: Option<Vec<Resource>>,
-    pub status: Option<String>,
+    pub status: Option<ContainerInstanceStatus>,
     pub status_reason: Option<String>,
     pub agent_connected: Option<bool>,
     pub running_tasks_count: Option<i32>,
@@ -41,13 +42,12 @@ pub struct VersionInfo {
     pub docker_version: Option<String>,
 }
 
-/// The health of an instance: an overall state (`OK`, `IMPAIRED`, `INSUFFICIENT_DATA`,
-/// `INITIALIZING`) and the checks it is made of.
+/// The health of an instance: an overall state and the checks it is made of.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerInstanceHealthStatus {
-    pub overall_status: Option<String>,
+    pub overall_status: Option<InstanceHealthCheckState>,
     pub details: Option<Vec<InstanceHealthCheckResult>>,
 }
 
@@ -58,7 +58,7 @@ pub struct ContainerInstanceHealthStatus {
 pub struct InstanceHealthCheckResult {
     #[serde(rename = "type")]
     pub type_: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<InstanceHealthCheckState>,
     pub status_reason: Option<String>,
     pub last_updated: Option<Timestamp>,
     pub last_status_change: Option<Timestamp>,
@@ -86,16 +86,6 @@ pub const MAX_CUSTOM_ATTRIBUTES: usize = 10;
 
 /// Longest attribute name or value.
 pub const MAX_ATTRIBUTE_LENGTH: usize = 128;
-
-/// Statuses an instance can have; INACTIVE ones are deregistered.
-pub const STATUSES: [&str; 6] = [
-    "ACTIVE",
-    "DRAINING",
-    "REGISTERING",
-    "DEREGISTERING",
-    "REGISTRATION_FAILED",
-    "INACTIVE",
-];
 
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_./\\".contains(c)
@@ -270,7 +260,7 @@ impl Registration {
             version_info: Some(self.version_info.clone().unwrap_or_default()),
             remaining_resources: Some(self.resources.clone()),
             registered_resources: Some(self.resources.clone()),
-            status: Some("ACTIVE".into()),
+            status: Some(ContainerInstanceStatus::Active),
             agent_connected: Some(true),
             running_tasks_count: Some(0),
             pending_tasks_count: Some(0),

@@ -5,6 +5,7 @@
 
 use super::query::Subjects;
 use crate::model::container_instance::ContainerInstance;
+use crate::model::status::ContainerInstanceStatus;
 use crate::model::task::Task;
 use crate::model::Resource;
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ pub struct InstanceInfo {
     /// `ec2InstanceId` in queries.
     pub ec2_instance_id: Option<String>,
     /// ACTIVE, DRAINING, ...
-    pub status: String,
+    pub status: Option<ContainerInstanceStatus>,
     /// Whether its agent is connected.
     pub agent_connected: bool,
     /// The agent's version.
@@ -127,7 +128,7 @@ impl Snapshot {
         let mut s = Snapshot::default();
         for info in instances {
             let mut state = 0;
-            if info.status == "ACTIVE" {
+            if info.status == Some(ContainerInstanceStatus::Active) {
                 state |= ACTIVE;
             }
             if info.agent_connected {
@@ -184,7 +185,7 @@ impl Snapshot {
         }
         let infos = instances
             .into_iter()
-            .filter(|i| i.status.as_deref() != Some("INACTIVE"))
+            .filter(|i| i.status != Some(ContainerInstanceStatus::Inactive))
             .map(|ci| {
                 let mut info = InstanceInfo::from_instance(ci);
                 info.running_tasks_count = running.get(info.arn.as_str()).copied().unwrap_or(0);
@@ -402,7 +403,7 @@ impl InstanceInfo {
         Self {
             id: arn.rsplit('/').next().unwrap_or_default().to_string(),
             ec2_instance_id: ci.ec2_instance_id.clone(),
-            status: ci.status.clone().unwrap_or_default(),
+            status: ci.status,
             agent_connected: ci.agent_connected == Some(true),
             agent_version: ci
                 .version_info

@@ -5,7 +5,7 @@
 use super::*;
 use crate::model::container_instance::ContainerInstance;
 use crate::model::task::Task;
-use crate::model::Resource;
+use crate::model::{ContainerInstanceStatus, Resource};
 use rng::Rng;
 
 fn instance(id: &str, cpu: i64, memory: i64, zone: &str) -> InstanceInfo {
@@ -13,7 +13,7 @@ fn instance(id: &str, cpu: i64, memory: i64, zone: &str) -> InstanceInfo {
         id: id.into(),
         arn: format!("arn:aws:ecs:us-east-1:1:container-instance/c/{id}"),
         ec2_instance_id: Some(format!("i-{id}")),
-        status: "ACTIVE".into(),
+        status: Some(ContainerInstanceStatus::Active),
         agent_connected: true,
         attributes: vec![("ecs.availability-zone".into(), Some(zone.into()))],
         cpu,
@@ -249,7 +249,7 @@ fn resource_failures_name_the_first_missing_resource_and_the_agent() {
     let mut gone = instance("gone", 4096, 8192, "a");
     gone.agent_connected = false;
     let mut draining = instance("draining", 4096, 8192, "a");
-    draining.status = "DRAINING".into();
+    draining.status = Some(ContainerInstanceStatus::Draining);
     let mut s = Snapshot::new(vec![
         instance("cpu", 100, 8192, "a"),
         instance("mem", 4096, 100, "a"),
@@ -318,7 +318,7 @@ fn stored(id: &str, status: &str, zone: &str) -> ContainerInstance {
     };
     ContainerInstance {
         container_instance_arn: Some(format!("arn:aws:ecs:r:1:container-instance/c/{id}")),
-        status: Some(status.into()),
+        status: ContainerInstanceStatus::parse(status),
         agent_connected: Some(true),
         remaining_resources: Some(vec![
             int("CPU", 2048),
@@ -443,12 +443,11 @@ fn random_cluster(rng: &mut Rng, n: usize) -> Vec<InstanceInfo> {
                 512 * (1 + rng.below(16) as i64),
                 ["a", "b", "c"][rng.below(3) as usize],
             );
-            info.status = if rng.below(8) == 0 {
-                "DRAINING"
+            info.status = Some(if rng.below(8) == 0 {
+                ContainerInstanceStatus::Draining
             } else {
-                "ACTIVE"
-            }
-            .into();
+                ContainerInstanceStatus::Active
+            });
             info.agent_connected = rng.below(10) != 0;
             if rng.below(3) == 0 {
                 info.tcp_ports = vec![80];

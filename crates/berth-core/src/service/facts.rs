@@ -5,6 +5,7 @@
 use super::events::REASON_FAILED_HEALTH_CHECKS;
 use crate::arn::id_of;
 use crate::model::container_instance::ContainerInstance;
+use crate::model::status::ContainerInstanceStatus;
 use crate::model::task::Task;
 use crate::task_state::{stop_code, TaskStatus};
 
@@ -137,14 +138,14 @@ impl InstanceFact {
             .as_deref()
             .and_then(|a| id_of(a, "container-instance"))
             .unwrap_or_default();
-        let state = match (
-            instance.status.as_deref(),
-            instance.agent_connected == Some(true),
-        ) {
-            (Some("ACTIVE"), true) => InstanceState::Active,
-            (Some("DRAINING"), true) => InstanceState::Draining,
-            (Some("DRAINING"), false) => InstanceState::Lost,
-            (Some("INACTIVE") | Some("DEREGISTERING"), _) => InstanceState::Lost,
+        let state = match (instance.status, instance.agent_connected == Some(true)) {
+            (Some(ContainerInstanceStatus::Active), true) => InstanceState::Active,
+            (Some(ContainerInstanceStatus::Draining), true) => InstanceState::Draining,
+            (Some(ContainerInstanceStatus::Draining), false) => InstanceState::Lost,
+            (
+                Some(ContainerInstanceStatus::Inactive | ContainerInstanceStatus::Deregistering),
+                _,
+            ) => InstanceState::Lost,
             (_, false) => InstanceState::Lost,
             (_, true) => InstanceState::Draining,
         };
@@ -210,7 +211,7 @@ mod tests {
             container_instance_arn: Some(
                 "arn:aws:ecs:us-east-1:0:container-instance/demo/i1".into(),
             ),
-            status: Some(status.into()),
+            status: ContainerInstanceStatus::parse(status),
             agent_connected: Some(connected),
             ..ContainerInstance::default()
         };

@@ -6,6 +6,7 @@
 use crate::app::App;
 use crate::state::TaskIndex;
 use berth_core::model::container_instance::ContainerInstance;
+use berth_core::model::ContainerInstanceStatus;
 use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
 use std::sync::Arc;
@@ -30,7 +31,8 @@ async fn set_connected(app: &App, cluster: &str, id: &str, connected: bool) {
         return;
     };
     let mut instance = current.value;
-    if instance.agent_connected == Some(connected) || instance.status.as_deref() == Some("INACTIVE")
+    if instance.agent_connected == Some(connected)
+        || instance.status == Some(ContainerInstanceStatus::Inactive)
     {
         return;
     }
@@ -73,7 +75,7 @@ pub async fn check(app: &App, baseline: Instant) {
     let snapshot = app.snapshot();
     for (key, stored) in snapshot.all_instances() {
         let instance = &stored.value;
-        if instance.status.as_deref() == Some("INACTIVE") {
+        if instance.status == Some(ContainerInstanceStatus::Inactive) {
             continue;
         }
         let Some(arn) = instance.container_instance_arn.as_deref() else {

@@ -13,7 +13,7 @@ use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
 use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
-use berth_core::model::{validate_tags, Failure, Tag};
+use berth_core::model::{validate_tags, ContainerInstanceStatus, Failure, Tag};
 use berth_core::pagination::PageRequest;
 use berth_core::resources::task_resources;
 use berth_core::scheduler::{default_run_task_strategies, TaskRequest};
@@ -350,7 +350,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         if !plan
             .instances
             .values()
-            .any(|i| i.value.status.as_deref() == Some("ACTIVE"))
+            .any(|i| i.value.status == Some(ContainerInstanceStatus::Active))
         {
             return Err(ApiError::invalid_parameter(
                 "No Container Instances were found in your cluster.",
@@ -507,7 +507,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
             };
             let index = snapshot.index_of(&id);
             let Some(index) =
-                index.filter(|_| versioned.value.status.as_deref() != Some("INACTIVE"))
+                index.filter(|_| versioned.value.status != Some(ContainerInstanceStatus::Inactive))
             else {
                 failures.push(Failure::new(arn, "INACTIVE"));
                 continue;

@@ -186,7 +186,10 @@ impl State {
         } else if key.starts_with(keys::INSTANCES) {
             match serde_json::from_slice::<ContainerInstance>(&entry.value) {
                 Ok(instance) => {
-                    let status = instance.status.clone().unwrap_or_default();
+                    let status = instance
+                        .status
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default();
                     if self.statuses.get(&key) != Some(&status) {
                         // Its agent's stream ends when it is deregistered.
                         touched

@@ -186,7 +186,7 @@ fn a_new_registration_is_active_with_remaining_equal_to_registered() {
     let instance = registration(1024, &[attr("ecs.os-type", Some("linux"))])
         .new_instance("arn:x/abc", "abc", 5.0)
         .expect("valid");
-    assert_eq!(instance.status.as_deref(), Some("ACTIVE"));
+    assert_eq!(instance.status, Some(ContainerInstanceStatus::Active));
     assert_eq!(instance.agent_connected, Some(true));
     assert_eq!(
         instance.ec2_instance_id.as_deref(),
@@ -201,7 +201,7 @@ fn reregistration_keeps_status_and_registration_time_and_merges_tags() {
     let mut first = registration(1024, &[])
         .new_instance("arn", "abc", 5.0)
         .expect("ok");
-    first.status = Some("DRAINING".into());
+    first.status = Some(ContainerInstanceStatus::Draining);
     first.agent_connected = Some(false);
     first.tags = Some(vec![Tag {
         key: Some("a".into()),
@@ -213,7 +213,7 @@ fn reregistration_keeps_status_and_registration_time_and_merges_tags() {
         value: Some("2".into()),
     }];
     let updated = again.reregister(first).expect("ok");
-    assert_eq!(updated.status.as_deref(), Some("DRAINING"));
+    assert_eq!(updated.status, Some(ContainerInstanceStatus::Draining));
     assert_eq!(updated.agent_connected, Some(true));
     assert_eq!(updated.registered_at, Some(5.0));
     assert_eq!(updated.tags.map(|t| t.len()), Some(2));
