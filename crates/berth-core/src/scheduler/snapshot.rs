@@ -5,7 +5,7 @@
 
 use super::query::Subjects;
 use crate::model::container_instance::ContainerInstance;
-use crate::model::status::ContainerInstanceStatus;
+use crate::model::status::{ContainerInstanceStatus, TaskStatus};
 use crate::model::task::Task;
 use crate::model::Resource;
 use std::collections::HashMap;
@@ -173,11 +173,12 @@ impl Snapshot {
             let Some(arn) = task.container_instance_arn.as_deref() else {
                 continue;
             };
-            let last = task.last_status.as_deref().unwrap_or("");
-            if last == "RUNNING" {
+            if task.last_status == Some(TaskStatus::Running) {
                 *running.entry(arn).or_default() += 1;
             }
-            if last != "STOPPED" && task.desired_status.as_deref() != Some("STOPPED") {
+            if task.last_status != Some(TaskStatus::Stopped)
+                && task.desired_status != Some(TaskStatus::Stopped)
+            {
                 if let Some(group) = task.group.as_deref() {
                     *groups.entry(arn).or_default().entry(group).or_default() += 1;
                 }

@@ -5,7 +5,7 @@
 use super::*;
 use crate::model::container_instance::ContainerInstance;
 use crate::model::task::Task;
-use crate::model::{ContainerInstanceStatus, Resource};
+use crate::model::{ContainerInstanceStatus, Resource, TaskStatus};
 use rng::Rng;
 
 fn instance(id: &str, cpu: i64, memory: i64, zone: &str) -> InstanceInfo {
@@ -338,10 +338,10 @@ fn stored(id: &str, status: &str, zone: &str) -> ContainerInstance {
 
 #[test]
 fn a_snapshot_of_stored_instances_counts_running_tasks_and_live_groups() {
-    let task = |on: &str, last: &str, desired: &str, group: &str| Task {
+    let task = |on: &str, last: TaskStatus, desired: TaskStatus, group: &str| Task {
         container_instance_arn: Some(format!("arn:aws:ecs:r:1:container-instance/c/{on}")),
-        last_status: Some(last.into()),
-        desired_status: Some(desired.into()),
+        last_status: Some(last),
+        desired_status: Some(desired),
         group: Some(group.into()),
         ..Task::default()
     };
@@ -351,10 +351,10 @@ fn a_snapshot_of_stored_instances_counts_running_tasks_and_live_groups() {
         stored("c", "INACTIVE", "z"),
     ];
     let tasks = [
-        task("a", "RUNNING", "RUNNING", "g"),
-        task("a", "PENDING", "RUNNING", "g"),
-        task("a", "RUNNING", "STOPPED", "h"),
-        task("a", "STOPPED", "STOPPED", "g"),
+        task("a", TaskStatus::Running, TaskStatus::Running, "g"),
+        task("a", TaskStatus::Pending, TaskStatus::Running, "g"),
+        task("a", TaskStatus::Running, TaskStatus::Stopped, "h"),
+        task("a", TaskStatus::Stopped, TaskStatus::Stopped, "g"),
     ];
     let s = Snapshot::from_model(&instances, &tasks);
     assert_eq!(s.len(), 2);

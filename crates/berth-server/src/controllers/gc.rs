@@ -111,7 +111,7 @@ pub async fn sweep(app: &App) -> usize {
         .all_tasks()
         .map(|t| {
             let task = Task {
-                last_status: t.task.last_status.clone(),
+                last_status: t.task.last_status,
                 stopped_at: t.task.stopped_at,
                 task_definition_arn: t.task.task_definition_arn.clone(),
                 ..Task::default()
@@ -186,7 +186,7 @@ mod tests {
 
     fn stopped(at: f64) -> Task {
         Task {
-            last_status: Some("STOPPED".into()),
+            last_status: Some(TaskStatus::Stopped),
             stopped_at: Some(at),
             ..Task::default()
         }
@@ -201,7 +201,7 @@ mod tests {
                 "/tasks/c/running".to_string(),
                 5,
                 Task {
-                    last_status: Some("RUNNING".into()),
+                    last_status: Some(TaskStatus::Running),
                     ..Task::default()
                 },
             ),
@@ -241,7 +241,7 @@ mod tests {
             ),
         ];
         let running = Task {
-            last_status: Some("RUNNING".into()),
+            last_status: Some(TaskStatus::Running),
             task_definition_arn: Some("td:web:2".into()),
             ..Task::default()
         };

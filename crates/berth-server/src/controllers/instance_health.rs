@@ -6,7 +6,7 @@
 use crate::app::App;
 use crate::state::TaskIndex;
 use berth_core::model::container_instance::ContainerInstance;
-use berth_core::model::ContainerInstanceStatus;
+use berth_core::model::{Connectivity, ContainerInstanceStatus};
 use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
 use std::sync::Arc;
@@ -42,9 +42,9 @@ async fn set_connected(app: &App, cluster: &str, id: &str, connected: bool) {
         .when(Compare::at(&key, current.mod_revision))
         .put(&key, encode(&instance));
     let state = if connected {
-        "CONNECTED"
+        Connectivity::Connected
     } else {
-        "DISCONNECTED"
+        Connectivity::Disconnected
     };
     let now = app.now();
     let snapshot = app.snapshot();
@@ -54,7 +54,7 @@ async fn set_connected(app: &App, cluster: &str, id: &str, connected: bool) {
         None,
     ) {
         let mut task = entry.task.clone();
-        task.connectivity = Some(state.to_string());
+        task.connectivity = Some(state);
         task.connectivity_at = Some(now);
         txn = txn
             .when(Compare::at(&entry.key, entry.mod_revision))

@@ -606,7 +606,9 @@ fn desired_of(task: &TaskEntry) -> &str {
     if task.desired_stopped {
         "STOPPED"
     } else {
-        task.task.desired_status.as_deref().unwrap_or("RUNNING")
+        task.task
+            .desired_status
+            .map_or("RUNNING", |status| status.as_str())
     }
 }
 

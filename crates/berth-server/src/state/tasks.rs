@@ -51,7 +51,7 @@ impl TaskEntry {
             key: key.to_string(),
             cluster,
             status: TaskStatus::of(&task),
-            desired_stopped: task.desired_status.as_deref() == Some("STOPPED"),
+            desired_stopped: task.desired_status == Some(TaskStatus::Stopped),
             instance_arn: task.container_instance_arn.clone(),
             task,
             mod_revision,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::service::{DeploymentCircuitBreaker, DeploymentConfiguration, Service};
+use crate::model::HealthStatus;
 use crate::service::events::reason_in_progress;
 use crate::service::lifecycle::{start_deployment, NewDeployment};
 use crate::service::test_ids::Counter;
@@ -51,7 +52,7 @@ fn task(id: &str, deployment: &str, status: TaskStatus, on: &str) -> TaskFact {
         status,
         stop_requested: false,
         has_health_checks: false,
-        health: "UNKNOWN".into(),
+        health: HealthStatus::Unknown,
         started_at: (status >= TaskStatus::Running).then_some(10.0),
         stopped_at: None,
         stop_code: None,
@@ -232,7 +233,7 @@ fn unhealthy_tasks_are_stopped_after_the_grace_period_and_count_as_failed() {
     record.service.health_check_grace_period_seconds = Some(30);
     let mut sick = task("a", "d1", TaskStatus::Running, "i1");
     sick.has_health_checks = true;
-    sick.health = "UNHEALTHY".into();
+    sick.health = HealthStatus::Unhealthy;
     let within = run(
         &mut record,
         std::slice::from_ref(&sick),

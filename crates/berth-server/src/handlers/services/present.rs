@@ -10,6 +10,7 @@ use berth_core::model::service::{
     ServiceDeployment, ServiceDeploymentCircuitBreaker, ServiceRevision, ServiceRevisionSummary,
 };
 use berth_core::model::task_definition::TaskDefinition;
+use berth_core::model::Connectivity;
 use berth_core::service::bounds::breaker_threshold;
 use berth_core::service::record::{service_deployment_arn, service_revision_arn};
 use berth_core::service::{IdSource, ServiceRecord};
@@ -86,8 +87,8 @@ fn count<'a>(tasks: impl Iterator<Item = &'a Arc<TaskEntry>>) -> (i32, i32) {
         let task = &entry.task;
         // Tasks the scheduler stopped on an instance whose agent is gone never report
         // STOPPED; they are not the service's any more.
-        if task.connectivity.as_deref() == Some("DISCONNECTED")
-            && task.desired_status.as_deref() == Some("STOPPED")
+        if task.connectivity == Some(Connectivity::Disconnected)
+            && task.desired_status == Some(TaskStatus::Stopped)
         {
             continue;
         }
