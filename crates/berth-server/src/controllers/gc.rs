@@ -9,6 +9,7 @@
 use crate::app::App;
 use berth_core::model::task::Task;
 use berth_core::model::task_definition::TaskDefinitionRecord;
+use berth_core::model::ServiceStatus;
 use berth_core::service::ServiceRecord;
 use berth_core::task_state::TaskStatus;
 use berth_store::{keys, Compare, KeyValue, Txn};
@@ -83,7 +84,7 @@ fn definitions_in_use(
         .collect();
     for (_, _, record) in services {
         let service = &record.service;
-        if service.status.as_deref() == Some("INACTIVE") {
+        if service.status == Some(ServiceStatus::Inactive) {
             continue;
         }
         in_use.extend(service.task_definition.clone());

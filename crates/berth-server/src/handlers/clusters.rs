@@ -8,7 +8,8 @@ use berth_core::model::cluster::{
     ClusterConfiguration, ClusterSetting,
 };
 use berth_core::model::{
-    validate_tags, ClusterStatus, ContainerInstanceStatus, Failure, KeyValuePair, Tag,
+    validate_tags, ClusterStatus, ContainerInstanceStatus, Failure, KeyValuePair, ServiceStatus,
+    Tag,
 };
 use berth_core::names::{invalid_name_message, is_valid_name};
 use berth_core::pagination::PageRequest;
@@ -208,19 +209,18 @@ fn counts(ctx: &Ctx, name: &str) -> ClusterCounts {
     let state = ctx.snapshot();
     let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
     let (running, pending) = state.cluster_task_counts(name);
+    let instances =
+        |status: ContainerInstanceStatus| state.status_count("instances", name, status.as_str());
+    let services = |status: ServiceStatus| state.status_count("services", name, status.as_str());
     ClusterCounts {
         instances: count(
-            state.status_count("instances", name, ContainerInstanceStatus::Active.as_str())
-                + state.status_count(
-                    "instances",
-                    name,
-                    ContainerInstanceStatus::Draining.as_str(),
-                ),
+            instances(ContainerInstanceStatus::Active)
+                + instances(ContainerInstanceStatus::Draining),
         ),
         running_tasks: count(running),
         pending_tasks: count(pending),
-        active_services: count(state.status_count("services", name, "ACTIVE")),
-        draining_services: count(state.status_count("services", name, "DRAINING")),
+        active_services: count(services(ServiceStatus::Active)),
+        draining_services: count(services(ServiceStatus::Draining)),
     }
 }
 
