@@ -40,6 +40,13 @@ macro_rules! ecs_status {
             pub fn parse(text: &str) -> Option<$name> {
                 $name::ALL.iter().copied().find(|s| s.as_str() == text)
             }
+
+            /// The ECS strings of `values` joined by ", ", for messages listing what is
+            /// allowed.
+            pub fn join(values: &[$name]) -> String {
+                let names: Vec<&str> = values.iter().map(|s| s.as_str()).collect();
+                names.join(", ")
+            }
         }
 
         impl fmt::Display for $name {
@@ -210,6 +217,10 @@ mod tests {
             assert_eq!(json, status.as_str());
             assert_eq!(status.to_string(), status.as_str());
         }
+        assert_eq!(
+            TaskDefinitionStatus::join(TaskDefinitionStatus::ALL),
+            "ACTIVE, INACTIVE, DELETE_IN_PROGRESS"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use crate::app::App;
 use berth_core::model::task::Task;
 use berth_core::model::task_definition::TaskDefinitionRecord;
-use berth_core::model::ServiceStatus;
+use berth_core::model::{ServiceStatus, TaskDefinitionStatus};
 use berth_core::service::ServiceRecord;
 use berth_core::task_state::TaskStatus;
 use berth_store::{keys, Compare, KeyValue, Txn};
@@ -38,7 +38,9 @@ pub fn deletable_definitions(
 ) -> Vec<(String, u64)> {
     definitions
         .iter()
-        .filter(|(_, _, r)| r.task_definition.status.as_deref() == Some("DELETE_IN_PROGRESS"))
+        .filter(|(_, _, r)| {
+            r.task_definition.status == Some(TaskDefinitionStatus::DeleteInProgress)
+        })
         .filter(|(_, _, r)| {
             r.task_definition
                 .task_definition_arn
@@ -211,11 +213,11 @@ mod tests {
         assert_eq!(due, vec![("/tasks/c/old".to_string(), 3)]);
     }
 
-    fn definition(arn: &str, status: &str) -> TaskDefinitionRecord {
+    fn definition(arn: &str, status: TaskDefinitionStatus) -> TaskDefinitionRecord {
         TaskDefinitionRecord {
             task_definition: TaskDefinition {
                 task_definition_arn: Some(arn.into()),
-                status: Some(status.into()),
+                status: Some(status),
                 ..TaskDefinition::default()
             },
             tags: Vec::new(),
@@ -228,17 +230,17 @@ mod tests {
             (
                 "/taskdefs/web/1".to_string(),
                 7,
-                definition("td:web:1", "DELETE_IN_PROGRESS"),
+                definition("td:web:1", TaskDefinitionStatus::DeleteInProgress),
             ),
             (
                 "/taskdefs/web/2".to_string(),
                 8,
-                definition("td:web:2", "DELETE_IN_PROGRESS"),
+                definition("td:web:2", TaskDefinitionStatus::DeleteInProgress),
             ),
             (
                 "/taskdefs/web/3".to_string(),
                 9,
-                definition("td:web:3", "INACTIVE"),
+                definition("td:web:3", TaskDefinitionStatus::Inactive),
             ),
         ];
         let running = Task {

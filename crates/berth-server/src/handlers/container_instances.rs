@@ -479,10 +479,9 @@ pub async fn list(
             ContainerInstanceStatus::parse(text)
                 .filter(|s| LIST_STATUSES.contains(s))
                 .ok_or_else(|| {
-                    let names: Vec<&str> = LIST_STATUSES.iter().map(|s| s.as_str()).collect();
                     ApiError::invalid_parameter(format!(
                         "Invalid status '{text}': use one of {}.",
-                        names.join(", ")
+                        ContainerInstanceStatus::join(&LIST_STATUSES)
                     ))
                 })?,
         ),

@@ -212,13 +212,9 @@ pub async fn list(
         .iter()
         .map(|text| {
             ServiceDeploymentStatus::parse(text).ok_or_else(|| {
-                let names: Vec<&str> = ServiceDeploymentStatus::ALL
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect();
                 ApiError::invalid_parameter(format!(
                     "'{text}' is not a service deployment status: use one of {}.",
-                    names.join(", ")
+                    ServiceDeploymentStatus::join(ServiceDeploymentStatus::ALL)
                 ))
             })
         })

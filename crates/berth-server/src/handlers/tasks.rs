@@ -13,7 +13,9 @@ use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
 use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
-use berth_core::model::{validate_tags, ContainerInstanceStatus, Failure, Tag, TaskStatus};
+use berth_core::model::{
+    validate_tags, ContainerInstanceStatus, Failure, Tag, TaskDefinitionStatus, TaskStatus,
+};
 use berth_core::pagination::PageRequest;
 use berth_core::resources::task_resources;
 use berth_core::scheduler::{default_run_task_strategies, TaskRequest};
@@ -159,7 +161,7 @@ fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
     let record: TaskDefinitionRecord = resolve_task_definition(ctx, input.task_definition)?;
     let td = record.task_definition;
-    if td.status.as_deref() != Some("ACTIVE") {
+    if td.status != Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::client(format!(
             "TaskDefinition is inactive: {} cannot run new tasks; register or name an ACTIVE revision.",
             td.task_definition_arn.as_deref().unwrap_or(input.task_definition)
