@@ -5,7 +5,8 @@ use super::status::ClusterStatus;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-/// An ECS cluster as DescribeClusters returns it.
+/// An ECS cluster as DescribeClusters returns it, and as it is stored less the counts and
+/// statistics, which DescribeClusters takes from the state cache.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -30,7 +30,9 @@ pub struct Service {
     pub service_registries: Option<Vec<ServiceRegistry>>,
     pub status: Option<ServiceStatus>,
     pub desired_count: Option<i32>,
+    /// Not stored: counted from the tasks when the service is shown.
     pub running_count: Option<i32>,
+    /// Not stored: counted from the tasks when the service is shown.
     pub pending_count: Option<i32>,
     pub launch_type: Option<String>,
     pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
@@ -186,7 +188,9 @@ pub struct Deployment {
     pub status: Option<DeploymentStatus>,
     pub task_definition: Option<String>,
     pub desired_count: Option<i32>,
+    /// Not stored: counted from the tasks when the service is shown.
     pub pending_count: Option<i32>,
+    /// Not stored: counted from the tasks when the service is shown.
     pub running_count: Option<i32>,
     pub failed_tasks: Option<i32>,
     pub created_at: Option<Timestamp>,

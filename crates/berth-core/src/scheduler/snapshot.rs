@@ -160,9 +160,10 @@ impl Snapshot {
     }
 
     /// A snapshot of stored instances (INACTIVE ones left out) and the tasks of their cluster:
-    /// remaining resources from each instance's `remainingResources`, runningTasksCount from
-    /// tasks whose lastStatus is RUNNING, and task groups from tasks not yet STOPPED whose
-    /// desiredStatus is RUNNING (ECS counts groups by desired status for distinctInstance).
+    /// remaining resources are the registered ones (what tasks hold is for [`Self::set_load`]
+    /// to count), runningTasksCount from tasks whose lastStatus is RUNNING, and task groups
+    /// from tasks not yet STOPPED whose desiredStatus is RUNNING (ECS counts groups by desired
+    /// status for distinctInstance).
     pub fn from_model<'a>(
         instances: impl IntoIterator<Item = &'a ContainerInstance>,
         tasks: impl IntoIterator<Item = &'a Task>,
@@ -396,11 +397,12 @@ impl Subjects for InstanceRef<'_> {
 }
 
 impl InstanceInfo {
-    /// The scheduler's view of a stored instance (running count and groups left empty: they
-    /// come from the tasks).
+    /// The scheduler's view of a stored instance with nothing placed on it: all its registered
+    /// resources left, running count and groups empty (what its tasks hold and run is the
+    /// caller's to set).
     pub fn from_instance(ci: &ContainerInstance) -> Self {
         let arn = ci.container_instance_arn.clone().unwrap_or_default();
-        let remaining = ci.remaining_resources.as_deref().unwrap_or_default();
+        let remaining = ci.registered_resources.as_deref().unwrap_or_default();
         Self {
             id: arn.rsplit('/').next().unwrap_or_default().to_string(),
             ec2_instance_id: ci.ec2_instance_id.clone(),

@@ -320,7 +320,7 @@ fn stored(id: &str, status: &str, zone: &str) -> ContainerInstance {
         container_instance_arn: Some(format!("arn:aws:ecs:r:1:container-instance/c/{id}")),
         status: ContainerInstanceStatus::parse(status),
         agent_connected: Some(true),
-        remaining_resources: Some(vec![
+        registered_resources: Some(vec![
             int("CPU", 2048),
             int("MEMORY", 1024),
             Resource {

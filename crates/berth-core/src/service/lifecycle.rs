@@ -64,8 +64,6 @@ pub fn start_deployment(record: &mut ServiceRecord, new: NewDeployment) {
             status: Some(DeploymentStatus::Primary),
             task_definition: Some(new.task_definition.clone()),
             desired_count: Some(desired),
-            pending_count: Some(0),
-            running_count: Some(0),
             failed_tasks: Some(0),
             created_at: Some(new.now),
             updated_at: Some(new.now),

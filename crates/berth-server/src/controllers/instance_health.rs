@@ -30,7 +30,7 @@ async fn set_connected(app: &App, cluster: &str, id: &str, connected: bool) {
     let Ok(Some(current)) = app.get::<ContainerInstance>(&key) else {
         return;
     };
-    let mut instance = current.value;
+    let mut instance = current.value.without_derived();
     if instance.agent_connected == Some(connected)
         || instance.status == Some(ContainerInstanceStatus::Inactive)
     {

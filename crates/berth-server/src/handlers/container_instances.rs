@@ -172,10 +172,7 @@ where
         let mut txn = Txn::new();
         let mut written = Vec::new();
         for ((key, old), new) in keys.iter().zip(&current).zip(next) {
-            let new = new.map(|mut instance| {
-                instance.version = None;
-                instance
-            });
+            let new = new.map(ContainerInstance::without_derived);
             match new {
                 Some(instance) if old.as_ref().map(|o| &o.value) != Some(&instance) => {
                     let revision = old.as_ref().map_or(0, |o| o.mod_revision);

@@ -204,8 +204,6 @@ pub async fn create_service(
             service_registries: Some(Vec::new()),
             status: Some(ServiceStatus::Active),
             desired_count: Some(desired),
-            running_count: Some(0),
-            pending_count: Some(0),
             launch_type: Some(launch_type.clone()),
             deployment_configuration: Some(with_defaults(
                 req.deployment_configuration.clone(),
