@@ -307,7 +307,7 @@ fn place_on_checks_one_instance_and_release_gives_back() {
     assert_eq!(s.group_count(0, "family:web"), 0);
 }
 
-fn stored(id: &str, status: &str, zone: &str) -> ContainerInstance {
+fn stored(id: &str, status: ContainerInstanceStatus, zone: &str) -> ContainerInstance {
     let int = |name: &str, v: i32| Resource {
         name: Some(name.into()),
         type_: Some("INTEGER".into()),
@@ -318,7 +318,7 @@ fn stored(id: &str, status: &str, zone: &str) -> ContainerInstance {
     };
     ContainerInstance {
         container_instance_arn: Some(format!("arn:aws:ecs:r:1:container-instance/c/{id}")),
-        status: ContainerInstanceStatus::parse(status),
+        status: Some(status),
         agent_connected: Some(true),
         registered_resources: Some(vec![
             int("CPU", 2048),
@@ -346,9 +346,9 @@ fn a_snapshot_of_stored_instances_counts_running_tasks_and_live_groups() {
         ..Task::default()
     };
     let instances = [
-        stored("a", "ACTIVE", "x"),
-        stored("b", "DRAINING", "y"),
-        stored("c", "INACTIVE", "z"),
+        stored("a", ContainerInstanceStatus::Active, "x"),
+        stored("b", ContainerInstanceStatus::Draining, "y"),
+        stored("c", ContainerInstanceStatus::Inactive, "z"),
     ];
     let tasks = [
         task("a", TaskStatus::Running, TaskStatus::Running, "g"),

@@ -206,30 +206,32 @@ mod tests {
 
     #[test]
     fn instances_are_active_draining_or_lost() {
-        let instance = |status: &str, connected: bool| ContainerInstance {
+        let instance = |status: ContainerInstanceStatus, connected: bool| ContainerInstance {
             container_instance_arn: Some(
                 "arn:aws:ecs:us-east-1:0:container-instance/demo/i1".into(),
             ),
-            status: ContainerInstanceStatus::parse(status),
+            status: Some(status),
             agent_connected: Some(connected),
             ..ContainerInstance::default()
         };
-        let active = InstanceFact::of(&instance("ACTIVE", true), true);
+        let active = InstanceFact::of(&instance(ContainerInstanceStatus::Active, true), true);
         assert_eq!(
             (active.state, active.eligible),
             (InstanceState::Active, true)
         );
-        assert!(!InstanceFact::of(&instance("ACTIVE", true), false).eligible);
+        assert!(
+            !InstanceFact::of(&instance(ContainerInstanceStatus::Active, true), false).eligible
+        );
         assert_eq!(
-            InstanceFact::of(&instance("DRAINING", true), true).state,
+            InstanceFact::of(&instance(ContainerInstanceStatus::Draining, true), true).state,
             InstanceState::Draining
         );
         assert_eq!(
-            InstanceFact::of(&instance("ACTIVE", false), true).state,
+            InstanceFact::of(&instance(ContainerInstanceStatus::Active, false), true).state,
             InstanceState::Lost
         );
         assert_eq!(
-            InstanceFact::of(&instance("INACTIVE", false), true).state,
+            InstanceFact::of(&instance(ContainerInstanceStatus::Inactive, false), true).state,
             InstanceState::Lost
         );
     }
