@@ -212,12 +212,13 @@ pub struct SubmitContainerStateChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TaskStatus;
 
-    fn task(id: &str, td: &str, desired: &str) -> Task {
+    fn task(id: &str, td: &str, desired: TaskStatus) -> Task {
         Task {
             task_arn: Some(format!("arn:task/{id}")),
             task_definition_arn: Some(format!("arn:td/{td}")),
-            desired_status: Some(desired.into()),
+            desired_status: Some(desired),
             ..Task::default()
         }
     }
@@ -245,11 +246,11 @@ mod tests {
             &["a", "b"],
             vec![
                 UpdatedTask {
-                    task: task("a", "web:1", "RUNNING"),
+                    task: task("a", "web:1", TaskStatus::Running),
                     task_definition: Some(definition("web:1")),
                 },
                 UpdatedTask {
-                    task: task("b", "web:1", "RUNNING"),
+                    task: task("b", "web:1", TaskStatus::Running),
                     task_definition: None,
                 },
             ],
@@ -267,15 +268,15 @@ mod tests {
             5,
             &["b"],
             vec![UpdatedTask {
-                task: task("b", "web:1", "STOPPED"),
+                task: task("b", "web:1", TaskStatus::Stopped),
                 task_definition: None,
             }],
         );
         let state = tracker.apply(second).expect("applies");
         assert_eq!(state.tasks.len(), 1);
         assert_eq!(
-            state.tasks[0].task.desired_status.as_deref(),
-            Some("STOPPED")
+            state.tasks[0].task.desired_status,
+            Some(TaskStatus::Stopped)
         );
 
         // A keepalive changes nothing.
@@ -294,7 +295,7 @@ mod tests {
             2,
             &["y"],
             vec![UpdatedTask {
-                task: task("y", "db:2", "RUNNING"),
+                task: task("y", "db:2", TaskStatus::Running),
                 task_definition: None,
             }],
         );
@@ -308,7 +309,7 @@ mod tests {
             tasks: ["a", "b"]
                 .iter()
                 .map(|id| AssignedTask {
-                    task: Arc::new(task(id, "web:1", "RUNNING")),
+                    task: Arc::new(task(id, "web:1", TaskStatus::Running)),
                     task_definition: Arc::new(definition("web:1")),
                 })
                 .collect(),

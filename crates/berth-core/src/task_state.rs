@@ -3,72 +3,24 @@
 
 use crate::gateway::SubmitTaskStateChange;
 use crate::model::common::{Tag, Timestamp};
+pub use crate::model::status::TaskStatus;
+use crate::model::status::{Connectivity, HealthStatus};
 use crate::model::task::{Container, ContainerStateChange, Task, TaskOverride};
 use crate::model::task_definition::{ContainerDefinition, TaskDefinition};
 
-/// A task's `lastStatus`, in lifecycle order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TaskStatus {
-    Provisioning,
-    Pending,
-    Activating,
-    Running,
-    Deactivating,
-    Stopping,
-    Deprovisioning,
-    Stopped,
-}
-
 impl TaskStatus {
-    /// Every status, in order.
-    pub const ALL: [TaskStatus; 8] = [
-        TaskStatus::Provisioning,
-        TaskStatus::Pending,
-        TaskStatus::Activating,
-        TaskStatus::Running,
-        TaskStatus::Deactivating,
-        TaskStatus::Stopping,
-        TaskStatus::Deprovisioning,
-        TaskStatus::Stopped,
-    ];
-
-    /// The ECS name of the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Provisioning => "PROVISIONING",
-            TaskStatus::Pending => "PENDING",
-            TaskStatus::Activating => "ACTIVATING",
-            TaskStatus::Running => "RUNNING",
-            TaskStatus::Deactivating => "DEACTIVATING",
-            TaskStatus::Stopping => "STOPPING",
-            TaskStatus::Deprovisioning => "DEPROVISIONING",
-            TaskStatus::Stopped => "STOPPED",
-        }
-    }
-
-    /// Parses an ECS status name.
-    pub fn parse(text: &str) -> Option<TaskStatus> {
-        TaskStatus::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// The status of `task`, PROVISIONING when unset or unknown.
+    /// The status of `task`, PROVISIONING when unset.
     pub fn of(task: &Task) -> TaskStatus {
-        task.last_status
-            .as_deref()
-            .and_then(TaskStatus::parse)
-            .unwrap_or(TaskStatus::Provisioning)
+        task.last_status.unwrap_or(TaskStatus::Provisioning)
     }
 }
 
-/// A container's `lastStatus`, in order.
-fn container_rank(status: &str) -> u8 {
-    match status {
-        "PENDING" => 0,
-        "RUNNING" => 1,
-        "STOPPED" => 2,
-        _ => 0,
-    }
-}
+/// The statuses a container goes through, in order.
+const CONTAINER_STATUSES: [TaskStatus; 3] = [
+    TaskStatus::Pending,
+    TaskStatus::Running,
+    TaskStatus::Stopped,
+];
 
 /// ECS stop codes.
 pub mod stop_code {
@@ -110,10 +62,10 @@ pub fn new_task(new: NewTask<'_>) -> Task {
                 task_arn: Some(new.task_arn.clone()),
                 name: def.name.clone(),
                 image: def.image.clone(),
-                last_status: Some("PENDING".into()),
+                last_status: Some(TaskStatus::Pending),
                 network_bindings: Some(Vec::new()),
                 network_interfaces: Some(Vec::new()),
-                health_status: def.health_check.as_ref().map(|_| "UNKNOWN".to_string()),
+                health_status: def.health_check.as_ref().map(|_| HealthStatus::Unknown),
                 cpu: Some(o.and_then(|o| o.cpu).or(def.cpu).unwrap_or(0).to_string()),
                 memory: o
                     .and_then(|o| o.memory)
@@ -131,18 +83,18 @@ pub fn new_task(new: NewTask<'_>) -> Task {
         attachments: Some(Vec::new()),
         attributes: Some(Vec::new()),
         cluster_arn: Some(new.cluster_arn),
-        connectivity: Some("CONNECTED".into()),
+        connectivity: Some(Connectivity::Connected),
         connectivity_at: Some(new.now),
         container_instance_arn: Some(new.container_instance_arn),
         containers: Some(containers),
         cpu: new.overrides.cpu.clone().or_else(|| td.cpu.clone()),
         memory: new.overrides.memory.clone().or_else(|| td.memory.clone()),
         created_at: Some(new.now),
-        desired_status: Some("RUNNING".into()),
+        desired_status: Some(TaskStatus::Running),
         enable_execute_command: Some(new.enable_execute_command),
         group: Some(new.group),
-        health_status: Some("UNKNOWN".into()),
-        last_status: Some(TaskStatus::Provisioning.as_str().into()),
+        health_status: Some(HealthStatus::Unknown),
+        last_status: Some(TaskStatus::Provisioning),
         launch_type: Some(new.launch_type),
         overrides: Some(TaskOverride {
             container_overrides: Some(
@@ -183,10 +135,10 @@ pub fn container_override<'a>(
 /// Asks a task to stop. Returns false when it was already asked to (the first stop's code
 /// and reason stand, as in ECS).
 pub fn request_stop(task: &mut Task, code: &str, reason: Option<String>, now: Timestamp) -> bool {
-    if task.desired_status.as_deref() == Some("STOPPED") {
+    if task.desired_status == Some(TaskStatus::Stopped) {
         return false;
     }
-    task.desired_status = Some("STOPPED".into());
+    task.desired_status = Some(TaskStatus::Stopped);
     task.stop_code = Some(code.to_string());
     task.stopped_reason = Some(reason.unwrap_or_else(|| match code {
         stop_code::USER_INITIATED => "Task stopped by user".to_string(),
@@ -227,7 +179,9 @@ pub fn apply_report(
     let status = match report.status.as_deref() {
         None => None,
         Some(text) => {
-            Some(TaskStatus::parse(text).ok_or_else(|| ReportError::UnknownStatus(text.into()))?)
+            // Agents report up to STOPPED; DELETED is ECS's own, not a report.
+            let status = TaskStatus::parse(text).filter(|s| *s != TaskStatus::Deleted);
+            Some(status.ok_or_else(|| ReportError::UnknownStatus(text.into()))?)
         }
     };
     for change in report.containers.as_deref().unwrap_or_default() {
@@ -242,7 +196,7 @@ pub fn apply_report(
     if let Some(status) = status.filter(|s| *s > TaskStatus::of(task)) {
         advance(task, status, report, definitions, now);
     }
-    task.health_status = Some(task_health(task, definitions).to_string());
+    task.health_status = Some(task_health(task, definitions));
     Ok(*task != before)
 }
 
@@ -263,14 +217,14 @@ fn advance(
     definitions: &[ContainerDefinition],
     now: Timestamp,
 ) {
-    task.last_status = Some(status.as_str().into());
+    task.last_status = Some(status);
     if status >= TaskStatus::Running && task.started_at.is_none() && status == TaskStatus::Running {
         task.started_at = Some(now);
     }
     if status >= TaskStatus::Deactivating && task.stopping_at.is_none() {
         task.stopping_at = Some(now);
     }
-    if status >= TaskStatus::Deactivating && task.desired_status.as_deref() != Some("STOPPED") {
+    if status >= TaskStatus::Deactivating && task.desired_status != Some(TaskStatus::Stopped) {
         // The agent stopped the task on its own: an essential container exited (even one
         // that exited before the task was ever reported RUNNING), or it never started.
         let code = if task.started_at.is_some() || essential_container_exited(task, definitions) {
@@ -282,7 +236,7 @@ fn advance(
             stop_code::TASK_FAILED_TO_START => "Task failed to start".to_string(),
             _ => "Essential container in task exited".to_string(),
         });
-        task.desired_status = Some("STOPPED".into());
+        task.desired_status = Some(TaskStatus::Stopped);
         task.stop_code = Some(code.into());
         task.stopped_reason = Some(reason);
     }
@@ -290,9 +244,7 @@ fn advance(
         task.stopped_at = Some(now);
         task.execution_stopped_at = Some(report.execution_stopped_at.unwrap_or(now));
         for container in task.containers.iter_mut().flatten() {
-            if container.last_status.as_deref() != Some("STOPPED") {
-                container.last_status = Some("STOPPED".into());
-            }
+            container.last_status = Some(TaskStatus::Stopped);
         }
     }
 }
@@ -308,15 +260,17 @@ fn apply_container_change(
         .flatten()
         .find(|c| c.name.as_deref() == Some(name))
         .ok_or_else(|| ReportError::UnknownContainer(name.to_string()))?;
-    if let Some(status) = change.status.as_deref() {
-        if !matches!(status, "PENDING" | "RUNNING" | "STOPPED") {
-            return Err(ReportError::UnknownContainerStatus(status.to_string()));
-        }
-        let current = container.last_status.as_deref().map_or(0, container_rank);
-        if container_rank(status) < current {
+    if let Some(text) = change.status.as_deref() {
+        let status = TaskStatus::parse(text)
+            .filter(|s| CONTAINER_STATUSES.contains(s))
+            .ok_or_else(|| ReportError::UnknownContainerStatus(text.to_string()))?;
+        if container
+            .last_status
+            .is_some_and(|current| status < current)
+        {
             return Ok(());
         }
-        container.last_status = Some(status.to_string());
+        container.last_status = Some(status);
     }
     if change.runtime_id.is_some() {
         container.runtime_id = change.runtime_id.clone();
@@ -333,11 +287,13 @@ fn apply_container_change(
     if let Some(bindings) = &change.network_bindings {
         container.network_bindings = Some(bindings.clone());
     }
-    if let Some(health) = change.health_status.as_deref() {
-        if matches!(health, "HEALTHY" | "UNHEALTHY" | "UNKNOWN")
-            && container.health_status.is_some()
-        {
-            container.health_status = Some(health.to_string());
+    if let Some(health) = change
+        .health_status
+        .as_deref()
+        .and_then(HealthStatus::parse)
+    {
+        if container.health_status.is_some() {
+            container.health_status = Some(health);
         }
     }
     Ok(())
@@ -345,8 +301,8 @@ fn apply_container_change(
 
 /// A task's health as ECS derives it: UNHEALTHY when any essential container with a health
 /// check is, HEALTHY when all of them are, otherwise UNKNOWN.
-pub fn task_health(task: &Task, definitions: &[ContainerDefinition]) -> &'static str {
-    let checked: Vec<&str> = definitions
+pub fn task_health(task: &Task, definitions: &[ContainerDefinition]) -> HealthStatus {
+    let checked: Vec<HealthStatus> = definitions
         .iter()
         .filter(|d| d.essential.unwrap_or(true) && d.health_check.is_some())
         .filter_map(|d| {
@@ -354,15 +310,15 @@ pub fn task_health(task: &Task, definitions: &[ContainerDefinition]) -> &'static
                 .iter()
                 .flatten()
                 .find(|c| c.name == d.name)
-                .map(|c| c.health_status.as_deref().unwrap_or("UNKNOWN"))
+                .map(|c| c.health_status.unwrap_or(HealthStatus::Unknown))
         })
         .collect();
-    if checked.contains(&"UNHEALTHY") {
-        "UNHEALTHY"
-    } else if !checked.is_empty() && checked.iter().all(|h| *h == "HEALTHY") {
-        "HEALTHY"
+    if checked.contains(&HealthStatus::Unhealthy) {
+        HealthStatus::Unhealthy
+    } else if !checked.is_empty() && checked.iter().all(|h| *h == HealthStatus::Healthy) {
+        HealthStatus::Healthy
     } else {
-        "UNKNOWN"
+        HealthStatus::Unknown
     }
 }
 

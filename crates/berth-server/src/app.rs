@@ -7,6 +7,7 @@ use crate::state::{State, StateCache};
 use berth_core::arn::{cluster_name_of, ArnContext};
 use berth_core::model::cluster::Cluster;
 use berth_core::model::task::Task;
+use berth_core::model::ClusterStatus;
 use berth_store::typed::{decode, encode, Versioned};
 use berth_store::{keys, Compare, SqliteStore, Store, StoreError, Txn, TxnResult};
 use serde::de::DeserializeOwned;
@@ -217,7 +218,7 @@ impl App {
     pub fn active_cluster(&self, reference: Option<&str>) -> Result<Versioned<Cluster>, ApiError> {
         let name = self.cluster_name(reference)?;
         match self.get::<Cluster>(&keys::cluster(&name))? {
-            Some(cluster) if cluster.value.status.as_deref() == Some("ACTIVE") => Ok(cluster),
+            Some(cluster) if cluster.value.status == Some(ClusterStatus::Active) => Ok(cluster),
             _ => Err(ApiError::cluster_not_found()),
         }
     }

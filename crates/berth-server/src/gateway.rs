@@ -13,6 +13,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use berth_core::arn::id_of;
 use berth_core::gateway::{DesiredUpdate, Heartbeat, UpdatedTask};
+use berth_core::model::ContainerInstanceStatus;
 use berth_store::keys;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -102,7 +103,7 @@ fn instance_arn(app: &App, cluster: &str, reference: &str) -> Result<String, Api
     let registered = app
         .snapshot()
         .instance(&keys::instance(cluster, &id))
-        .is_some_and(|i| i.value.status.as_deref() != Some("INACTIVE"));
+        .is_some_and(|i| i.value.status != Some(ContainerInstanceStatus::Inactive));
     if registered {
         Ok(app.arns.container_instance(cluster, &id))
     } else {

@@ -181,7 +181,7 @@ impl Engine {
                 continue;
             };
             wanted.insert(arn);
-            let stop = assigned.task.desired_status.as_deref() == Some("STOPPED");
+            let stop = assigned.task.desired_status == Some(TaskStatus::Stopped);
             if let Some(entry) = self.tasks.get(arn) {
                 if stop {
                     entry.stop.send_replace(true);

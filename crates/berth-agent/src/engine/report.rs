@@ -4,43 +4,16 @@
 use crate::runtime::{Health, PortBinding};
 use berth_core::model::common::Timestamp;
 use berth_core::model::task::{ContainerStateChange, NetworkBinding};
+use berth_core::model::{HealthStatus, TaskStatus};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The task `reason` when an essential container exits, as ECS words it.
 pub const ESSENTIAL_CONTAINER_EXITED: &str = "Essential container in task exited";
 
-/// A container's `lastStatus`, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ContainerStatus {
-    Pending,
-    Running,
-    Stopped,
-}
-
-impl ContainerStatus {
-    /// The ECS name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContainerStatus::Pending => "PENDING",
-            ContainerStatus::Running => "RUNNING",
-            ContainerStatus::Stopped => "STOPPED",
-        }
-    }
-
-    /// Parses an ECS container status; anything unknown counts as PENDING.
-    pub fn parse(text: &str) -> ContainerStatus {
-        match text {
-            "RUNNING" => ContainerStatus::Running,
-            "STOPPED" => ContainerStatus::Stopped,
-            _ => ContainerStatus::Pending,
-        }
-    }
-}
-
-/// A change of container `name` to `status`.
+/// A change of container `name` to `status` (PENDING, RUNNING or STOPPED).
 pub fn container_change(
     name: &str,
-    status: ContainerStatus,
+    status: TaskStatus,
     runtime_id: Option<String>,
 ) -> ContainerStateChange {
     ContainerStateChange {
@@ -62,12 +35,12 @@ pub fn binding(port: &PortBinding) -> NetworkBinding {
     }
 }
 
-/// The ECS name of a runtime health.
-pub fn health_name(health: Health) -> &'static str {
+/// The ECS health of a runtime health.
+pub fn health_status(health: Health) -> HealthStatus {
     match health {
-        Health::Healthy => "HEALTHY",
-        Health::Unhealthy => "UNHEALTHY",
-        Health::Starting | Health::Unknown => "UNKNOWN",
+        Health::Healthy => HealthStatus::Healthy,
+        Health::Unhealthy => HealthStatus::Unhealthy,
+        Health::Starting | Health::Unknown => HealthStatus::Unknown,
     }
 }
 

@@ -3,7 +3,6 @@
 //! (stops, final reports, cleanup) in `stop.rs`.
 
 use super::bounds::{self, bounded, is_transient, CALL_TIMEOUT, RETRY_WINDOW};
-use super::report::ContainerStatus;
 use super::slot::{Phase, Slot};
 use super::Shared;
 use crate::backoff::Backoff;
@@ -75,11 +74,8 @@ impl TaskRunner {
                 .flatten()
                 .find(|c| c.name.as_deref() == Some(&slot.name));
             if let Some(known) = known {
-                slot.reported = known
-                    .last_status
-                    .as_deref()
-                    .map_or(ContainerStatus::Pending, ContainerStatus::parse);
-                slot.reported_health = known.health_status.clone();
+                slot.reported = known.last_status.unwrap_or(TaskStatus::Pending);
+                slot.reported_health = known.health_status;
                 slot.id = known.runtime_id.clone();
                 slot.exit_code = known.exit_code.map(i64::from);
             }
@@ -93,15 +89,16 @@ impl TaskRunner {
                         slot.seen_running_at = Some(Instant::now());
                     }
                 }
-                (None, ContainerStatus::Pending) => slot.id = None,
-                (None, ContainerStatus::Stopped) => {
+                (None, TaskStatus::Stopped) => {
                     slot.phase = Phase::Done;
                     slot.started = slot.id.is_some();
                 }
-                (None, ContainerStatus::Running) => {
+                (None, TaskStatus::Running) => {
                     slot.started = true;
                     slot.vanished();
                 }
+                // PENDING: it never started.
+                (None, _) => slot.id = None,
             }
         }
         let status = TaskStatus::of(task);

@@ -2,13 +2,14 @@
 //! of it, and what the server has been told.
 
 use super::deps::View;
-use super::report::{binding, container_change, health_name, ContainerStatus};
+use super::report::{binding, container_change, health_status};
 use crate::runtime::{ContainerSpec, ContainerState, Health, PortBinding};
 use crate::spec::{self, Prerequisite};
 use berth_core::model::task::ContainerStateChange;
 use berth_core::model::task_definition::{
     ContainerDefinition, ContainerDependency, TaskDefinition,
 };
+use berth_core::model::{HealthStatus, TaskStatus};
 use std::time::Duration;
 
 /// How far a container got on this host.
@@ -40,9 +41,9 @@ pub(super) struct Slot {
     pub image_id: Option<String>,
     pub reason: Option<String>,
     /// The container status the server has been told.
-    pub reported: ContainerStatus,
+    pub reported: TaskStatus,
     /// The health the server has been told.
-    pub reported_health: Option<String>,
+    pub reported_health: Option<HealthStatus>,
     /// The agent asked the runtime to stop it (so its exit is no surprise).
     pub stop_sent: bool,
     /// When the runtime last said it was running.
@@ -65,7 +66,7 @@ impl Slot {
             ports: Vec::new(),
             image_id: None,
             reason: None,
-            reported: ContainerStatus::Pending,
+            reported: TaskStatus::Pending,
             reported_health: None,
             stop_sent: false,
             seen_running_at: None,
@@ -172,35 +173,33 @@ impl Slot {
     pub fn take_changes(&mut self, out: &mut Vec<ContainerStateChange>) {
         let digest = self.image_id.clone();
         let health = (self.has_health_check() && self.phase == Phase::Running)
-            .then(|| health_name(self.health).to_string())
-            .filter(|h| self.reported_health.as_deref() != Some(h.as_str()));
-        if self.started && self.reported < ContainerStatus::Running {
-            let mut change =
-                container_change(&self.name, ContainerStatus::Running, self.id.clone());
+            .then(|| health_status(self.health))
+            .filter(|h| self.reported_health != Some(*h));
+        if self.started && self.reported < TaskStatus::Running {
+            let mut change = container_change(&self.name, TaskStatus::Running, self.id.clone());
             change.network_bindings = Some(self.ports.iter().map(binding).collect());
             change.image_digest = digest.clone();
-            change.health_status = health.clone();
+            change.health_status = health.map(|h| h.as_str().to_string());
             out.push(change);
-            self.reported = ContainerStatus::Running;
+            self.reported = TaskStatus::Running;
             if health.is_some() {
-                self.reported_health = health.clone();
+                self.reported_health = health;
             }
         } else if let Some(health) = health {
             let mut change = container_change(&self.name, self.reported, self.id.clone());
-            change.health_status = Some(health.clone());
+            change.health_status = Some(health.as_str().to_string());
             out.push(change);
             self.reported_health = Some(health);
         }
-        if self.phase == Phase::Done && self.reported < ContainerStatus::Stopped {
-            let mut change =
-                container_change(&self.name, ContainerStatus::Stopped, self.id.clone());
+        if self.phase == Phase::Done && self.reported < TaskStatus::Stopped {
+            let mut change = container_change(&self.name, TaskStatus::Stopped, self.id.clone());
             change.exit_code = self.exit_code.and_then(|c| i32::try_from(c).ok());
             change.reason = self.reason.clone();
             if !self.started {
                 change.image_digest = None;
             }
             out.push(change);
-            self.reported = ContainerStatus::Stopped;
+            self.reported = TaskStatus::Stopped;
         }
     }
 }

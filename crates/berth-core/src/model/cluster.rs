@@ -1,10 +1,12 @@
 //! The cluster shape and its settings and configuration.
 
 use super::common::{Attachment, KeyValuePair, Tag};
+use super::status::ClusterStatus;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-/// An ECS cluster as DescribeClusters returns it.
+/// An ECS cluster as DescribeClusters returns it, and as it is stored less the counts and
+/// statistics, which DescribeClusters takes from the state cache.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -12,7 +14,7 @@ pub struct Cluster {
     pub cluster_arn: Option<String>,
     pub cluster_name: Option<String>,
     pub configuration: Option<ClusterConfiguration>,
-    pub status: Option<String>,
+    pub status: Option<ClusterStatus>,
     pub registered_container_instances_count: Option<i32>,
     pub running_tasks_count: Option<i32>,
     pub pending_tasks_count: Option<i32>,

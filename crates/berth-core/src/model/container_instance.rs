@@ -2,11 +2,13 @@
 //! registers, how its attributes are named and merged, and the identifiers it is given.
 
 use super::common::{merge_tags, validate_tags, Attachment, Attribute, Resource, Tag, Timestamp};
+use super::status::{ContainerInstanceStatus, InstanceHealthCheckState};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-/// A container instance as DescribeContainerInstances returns it (and as it is stored, with its
-/// tags in the top-level `tags` array).
+/// A container instance as DescribeContainerInstances returns it, and as it is stored (with
+/// its tags in the top-level `tags` array) less what the API derives when it shows one:
+/// `version`, `remainingResources`, `runningTasksCount` and `pendingTasksCount`.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,7 +20,7 @@ pub struct ContainerInstance {
     pub version_info: Option<VersionInfo>,
     pub remaining_resources: Option<Vec<Resource>>,
     pub registered_resources: Option<Vec<Resource>>,
-    pub status: Option<String>,
+    pub status: Option<ContainerInstanceStatus>,
     pub status_reason: Option<String>,
     pub agent_connected: Option<bool>,
     pub running_tasks_count: Option<i32>,
@@ -31,6 +33,19 @@ pub struct ContainerInstance {
     pub health_status: Option<ContainerInstanceHealthStatus>,
 }
 
+impl ContainerInstance {
+    /// The instance as it is stored: without what the API derives when it shows it.
+    pub fn without_derived(self) -> ContainerInstance {
+        ContainerInstance {
+            version: None,
+            remaining_resources: None,
+            running_tasks_count: None,
+            pending_tasks_count: None,
+            ..self
+        }
+    }
+}
+
 /// Versions of the agent and the container runtime on an instance.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -41,13 +56,12 @@ pub struct VersionInfo {
     pub docker_version: Option<String>,
 }
 
-/// The health of an instance: an overall state (`OK`, `IMPAIRED`, `INSUFFICIENT_DATA`,
-/// `INITIALIZING`) and the checks it is made of.
+/// The health of an instance: an overall state and the checks it is made of.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerInstanceHealthStatus {
-    pub overall_status: Option<String>,
+    pub overall_status: Option<InstanceHealthCheckState>,
     pub details: Option<Vec<InstanceHealthCheckResult>>,
 }
 
@@ -58,7 +72,7 @@ pub struct ContainerInstanceHealthStatus {
 pub struct InstanceHealthCheckResult {
     #[serde(rename = "type")]
     pub type_: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<InstanceHealthCheckState>,
     pub status_reason: Option<String>,
     pub last_updated: Option<Timestamp>,
     pub last_status_change: Option<Timestamp>,
@@ -86,16 +100,6 @@ pub const MAX_CUSTOM_ATTRIBUTES: usize = 10;
 
 /// Longest attribute name or value.
 pub const MAX_ATTRIBUTE_LENGTH: usize = 128;
-
-/// Statuses an instance can have; INACTIVE ones are deregistered.
-pub const STATUSES: [&str; 6] = [
-    "ACTIVE",
-    "DRAINING",
-    "REGISTERING",
-    "DEREGISTERING",
-    "REGISTRATION_FAILED",
-    "INACTIVE",
-];
 
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_./\\".contains(c)
@@ -268,12 +272,9 @@ impl Registration {
                     .unwrap_or_else(|| managed_instance_id_for(id)),
             ),
             version_info: Some(self.version_info.clone().unwrap_or_default()),
-            remaining_resources: Some(self.resources.clone()),
             registered_resources: Some(self.resources.clone()),
-            status: Some("ACTIVE".into()),
+            status: Some(ContainerInstanceStatus::Active),
             agent_connected: Some(true),
-            running_tasks_count: Some(0),
-            pending_tasks_count: Some(0),
             attributes: Some(self.attributes.clone()),
             registered_at: Some(now),
             attachments: Some(Vec::new()),
@@ -282,15 +283,10 @@ impl Registration {
         })
     }
 
-    /// A known instance registered again: new resources (keeping what tasks use), the agent's
-    /// new attributes (custom ones kept), new versions, tags merged, agent connected; its id,
-    /// status and `registeredAt` unchanged.
+    /// A known instance registered again: new resources (what its tasks hold is counted
+    /// against them when it is shown), the agent's new attributes (custom ones kept), new
+    /// versions, tags merged, agent connected; its id, status and `registeredAt` unchanged.
     pub fn reregister(&self, mut existing: ContainerInstance) -> Result<ContainerInstance, String> {
-        existing.remaining_resources = Some(remaining_after_registration(
-            existing.registered_resources.as_deref().unwrap_or_default(),
-            existing.remaining_resources.as_deref().unwrap_or_default(),
-            &self.resources,
-        ));
         existing.registered_resources = Some(self.resources.clone());
         let attributes = reregistered_attributes(
             existing.attributes.as_deref().unwrap_or_default(),
@@ -502,62 +498,6 @@ pub fn registered_resources(
         resources.push(string_set_resource("GPU", gpus));
     }
     Ok(resources)
-}
-
-fn find<'a>(resources: &'a [Resource], name: &str) -> Option<&'a Resource> {
-    resources.iter().find(|r| r.name.as_deref() == Some(name))
-}
-
-fn set_of(resource: Option<&Resource>) -> Vec<String> {
-    resource
-        .and_then(|r| r.string_set_value.clone())
-        .unwrap_or_default()
-}
-
-/// The `remainingResources` of an instance that registers again with `new_registered`, keeping
-/// what its tasks use: CPU and MEMORY lose the amount in use (never below 0), PORTS and
-/// PORTS_UDP keep the ports tasks hold on top of the reserved ones, and GPUs in use stay taken.
-/// For a first registration (nothing in use) it equals `new_registered`.
-pub fn remaining_after_registration(
-    old_registered: &[Resource],
-    old_remaining: &[Resource],
-    new_registered: &[Resource],
-) -> Vec<Resource> {
-    new_registered
-        .iter()
-        .map(|resource| {
-            let name = resource.name.as_deref().unwrap_or("");
-            let (old_reg, old_rem) = (find(old_registered, name), find(old_remaining, name));
-            match name {
-                "CPU" | "MEMORY" => {
-                    let int = |r: Option<&Resource>| r.and_then(|r| r.integer_value).unwrap_or(0);
-                    let used = (int(old_reg) - int(old_rem)).max(0);
-                    integer_resource(name, (int(Some(resource)) - used).max(0))
-                }
-                "GPU" => {
-                    let in_use: Vec<String> = set_of(old_reg)
-                        .into_iter()
-                        .filter(|g| old_rem.is_some() && !set_of(old_rem).contains(g))
-                        .collect();
-                    let free = set_of(Some(resource))
-                        .into_iter()
-                        .filter(|g| !in_use.contains(g))
-                        .collect();
-                    string_set_resource(name, free)
-                }
-                _ => {
-                    let reserved = set_of(old_reg);
-                    let mut ports = set_of(Some(resource));
-                    for port in set_of(old_rem) {
-                        if !reserved.contains(&port) && !ports.contains(&port) {
-                            ports.push(port);
-                        }
-                    }
-                    string_set_resource(name, ports)
-                }
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

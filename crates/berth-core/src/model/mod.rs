@@ -6,7 +6,9 @@ pub mod common;
 pub mod container_instance;
 pub mod service;
 pub mod settings;
+pub mod status;
 pub mod task;
 pub mod task_definition;
 
 pub use common::*;
+pub use status::*;

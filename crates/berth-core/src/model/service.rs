@@ -9,6 +9,10 @@
 
 use super::cluster::CapacityProviderStrategyItem;
 use super::common::{Tag, Timestamp};
+use super::status::{
+    DeploymentRolloutState, DeploymentStatus, RollbackMonitorsStatus, ServiceDeploymentStatus,
+    ServiceStatus,
+};
 use super::task::{PlacementConstraint, PlacementStrategy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,10 +28,11 @@ pub struct Service {
     pub cluster_arn: Option<String>,
     pub load_balancers: Option<Vec<LoadBalancer>>,
     pub service_registries: Option<Vec<ServiceRegistry>>,
-    /// ACTIVE, DRAINING or INACTIVE.
-    pub status: Option<String>,
+    pub status: Option<ServiceStatus>,
     pub desired_count: Option<i32>,
+    /// Not stored: counted from the tasks when the service is shown.
     pub running_count: Option<i32>,
+    /// Not stored: counted from the tasks when the service is shown.
     pub pending_count: Option<i32>,
     pub launch_type: Option<String>,
     pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
@@ -180,11 +185,12 @@ pub struct AwsVpcConfiguration {
 pub struct Deployment {
     /// `ecs-svc/` and 19 digits.
     pub id: Option<String>,
-    /// PRIMARY (the newest), ACTIVE (older, being replaced) or INACTIVE.
-    pub status: Option<String>,
+    pub status: Option<DeploymentStatus>,
     pub task_definition: Option<String>,
     pub desired_count: Option<i32>,
+    /// Not stored: counted from the tasks when the service is shown.
     pub pending_count: Option<i32>,
+    /// Not stored: counted from the tasks when the service is shown.
     pub running_count: Option<i32>,
     pub failed_tasks: Option<i32>,
     pub created_at: Option<Timestamp>,
@@ -194,8 +200,7 @@ pub struct Deployment {
     pub platform_version: Option<String>,
     pub platform_family: Option<String>,
     pub network_configuration: Option<NetworkConfiguration>,
-    /// IN_PROGRESS, COMPLETED or FAILED.
-    pub rollout_state: Option<String>,
+    pub rollout_state: Option<DeploymentRolloutState>,
     pub rollout_state_reason: Option<String>,
     pub service_connect_configuration: Option<Value>,
     pub service_connect_resources: Option<Vec<ServiceConnectServiceResource>>,
@@ -258,8 +263,7 @@ pub struct ServiceDeployment {
     pub updated_at: Option<Timestamp>,
     pub source_service_revisions: Option<Vec<ServiceRevisionSummary>>,
     pub target_service_revision: Option<ServiceRevisionSummary>,
-    /// One of [`SERVICE_DEPLOYMENT_STATUSES`].
-    pub status: Option<String>,
+    pub status: Option<ServiceDeploymentStatus>,
     pub status_reason: Option<String>,
     pub lifecycle_stage: Option<String>,
     pub lifecycle_hook_details: Option<Vec<Value>>,
@@ -281,7 +285,7 @@ pub struct ServiceDeploymentBrief {
     pub created_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub target_service_revision_arn: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<ServiceDeploymentStatus>,
     pub status_reason: Option<String>,
 }
 
@@ -313,8 +317,7 @@ pub struct Rollback {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceDeploymentCircuitBreaker {
-    /// TRIGGERED, MONITORING, MONITORING_COMPLETE or DISABLED.
-    pub status: Option<String>,
+    pub status: Option<RollbackMonitorsStatus>,
     pub failure_count: Option<i32>,
     pub threshold: Option<i32>,
 }
@@ -324,7 +327,7 @@ pub struct ServiceDeploymentCircuitBreaker {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceDeploymentAlarms {
-    pub status: Option<String>,
+    pub status: Option<RollbackMonitorsStatus>,
     pub alarm_names: Option<Vec<String>>,
     pub triggered_alarm_names: Option<Vec<String>>,
 }
@@ -374,27 +377,6 @@ pub struct CreatedAt {
     pub before: Option<Timestamp>,
     pub after: Option<Timestamp>,
 }
-
-/// Every status a service deployment can have.
-pub const SERVICE_DEPLOYMENT_STATUSES: [&str; 9] = [
-    "PENDING",
-    "SUCCESSFUL",
-    "STOPPED",
-    "STOP_REQUESTED",
-    "IN_PROGRESS",
-    "ROLLBACK_REQUESTED",
-    "ROLLBACK_IN_PROGRESS",
-    "ROLLBACK_SUCCESSFUL",
-    "ROLLBACK_FAILED",
-];
-
-/// Service deployment statuses after which nothing changes any more.
-pub const TERMINAL_SERVICE_DEPLOYMENT_STATUSES: [&str; 4] = [
-    "SUCCESSFUL",
-    "STOPPED",
-    "ROLLBACK_SUCCESSFUL",
-    "ROLLBACK_FAILED",
-];
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! RunTask and services accept.
 
 use super::common::{Attachment, Attribute, Tag, Timestamp};
+use super::status::{Connectivity, HealthStatus, TaskStatus};
 use super::task_definition::{
     EnvironmentFile, EphemeralStorage, InferenceAccelerator, ResourceRequirement,
 };
@@ -19,19 +20,19 @@ pub struct Task {
     pub availability_zone: Option<String>,
     pub capacity_provider_name: Option<String>,
     pub cluster_arn: Option<String>,
-    pub connectivity: Option<String>,
+    pub connectivity: Option<Connectivity>,
     pub connectivity_at: Option<Timestamp>,
     pub container_instance_arn: Option<String>,
     pub containers: Option<Vec<Container>>,
     pub cpu: Option<String>,
     pub created_at: Option<Timestamp>,
-    pub desired_status: Option<String>,
+    pub desired_status: Option<TaskStatus>,
     pub enable_execute_command: Option<bool>,
     pub execution_stopped_at: Option<Timestamp>,
     pub group: Option<String>,
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
     pub inference_accelerators: Option<Vec<InferenceAccelerator>>,
-    pub last_status: Option<String>,
+    pub last_status: Option<TaskStatus>,
     pub launch_type: Option<String>,
     pub memory: Option<String>,
     pub overrides: Option<TaskOverride>,
@@ -63,12 +64,12 @@ pub struct Container {
     pub image: Option<String>,
     pub image_digest: Option<String>,
     pub runtime_id: Option<String>,
-    pub last_status: Option<String>,
+    pub last_status: Option<TaskStatus>,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
     pub network_bindings: Option<Vec<NetworkBinding>>,
     pub network_interfaces: Option<Vec<NetworkInterface>>,
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub memory_reservation: Option<String>,

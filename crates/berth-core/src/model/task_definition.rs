@@ -4,6 +4,7 @@
 //! are not `Option`, so a request that leaves one out is rejected while it is parsed.
 
 use super::common::{Attribute, KeyValuePair, Tag, Timestamp};
+use super::status::TaskDefinitionStatus;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ pub struct TaskDefinition {
     pub network_mode: Option<String>,
     pub revision: Option<i32>,
     pub volumes: Option<Vec<Volume>>,
-    pub status: Option<String>,
+    pub status: Option<TaskDefinitionStatus>,
     pub requires_attributes: Option<Vec<Attribute>>,
     pub placement_constraints: Option<Vec<TaskDefinitionPlacementConstraint>>,
     pub compatibilities: Option<Vec<String>>,

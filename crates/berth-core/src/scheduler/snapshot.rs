@@ -5,6 +5,7 @@
 
 use super::query::Subjects;
 use crate::model::container_instance::ContainerInstance;
+use crate::model::status::{ContainerInstanceStatus, TaskStatus};
 use crate::model::task::Task;
 use crate::model::Resource;
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ pub struct InstanceInfo {
     /// `ec2InstanceId` in queries.
     pub ec2_instance_id: Option<String>,
     /// ACTIVE, DRAINING, ...
-    pub status: String,
+    pub status: Option<ContainerInstanceStatus>,
     /// Whether its agent is connected.
     pub agent_connected: bool,
     /// The agent's version.
@@ -127,7 +128,7 @@ impl Snapshot {
         let mut s = Snapshot::default();
         for info in instances {
             let mut state = 0;
-            if info.status == "ACTIVE" {
+            if info.status == Some(ContainerInstanceStatus::Active) {
                 state |= ACTIVE;
             }
             if info.agent_connected {
@@ -159,9 +160,10 @@ impl Snapshot {
     }
 
     /// A snapshot of stored instances (INACTIVE ones left out) and the tasks of their cluster:
-    /// remaining resources from each instance's `remainingResources`, runningTasksCount from
-    /// tasks whose lastStatus is RUNNING, and task groups from tasks not yet STOPPED whose
-    /// desiredStatus is RUNNING (ECS counts groups by desired status for distinctInstance).
+    /// remaining resources are the registered ones (what tasks hold is for [`Self::set_load`]
+    /// to count), runningTasksCount from tasks whose lastStatus is RUNNING, and task groups
+    /// from tasks not yet STOPPED whose desiredStatus is RUNNING (ECS counts groups by desired
+    /// status for distinctInstance).
     pub fn from_model<'a>(
         instances: impl IntoIterator<Item = &'a ContainerInstance>,
         tasks: impl IntoIterator<Item = &'a Task>,
@@ -172,11 +174,12 @@ impl Snapshot {
             let Some(arn) = task.container_instance_arn.as_deref() else {
                 continue;
             };
-            let last = task.last_status.as_deref().unwrap_or("");
-            if last == "RUNNING" {
+            if task.last_status == Some(TaskStatus::Running) {
                 *running.entry(arn).or_default() += 1;
             }
-            if last != "STOPPED" && task.desired_status.as_deref() != Some("STOPPED") {
+            if task.last_status != Some(TaskStatus::Stopped)
+                && task.desired_status != Some(TaskStatus::Stopped)
+            {
                 if let Some(group) = task.group.as_deref() {
                     *groups.entry(arn).or_default().entry(group).or_default() += 1;
                 }
@@ -184,7 +187,7 @@ impl Snapshot {
         }
         let infos = instances
             .into_iter()
-            .filter(|i| i.status.as_deref() != Some("INACTIVE"))
+            .filter(|i| i.status != Some(ContainerInstanceStatus::Inactive))
             .map(|ci| {
                 let mut info = InstanceInfo::from_instance(ci);
                 info.running_tasks_count = running.get(info.arn.as_str()).copied().unwrap_or(0);
@@ -394,15 +397,16 @@ impl Subjects for InstanceRef<'_> {
 }
 
 impl InstanceInfo {
-    /// The scheduler's view of a stored instance (running count and groups left empty: they
-    /// come from the tasks).
+    /// The scheduler's view of a stored instance with nothing placed on it: all its registered
+    /// resources left, running count and groups empty (what its tasks hold and run is the
+    /// caller's to set).
     pub fn from_instance(ci: &ContainerInstance) -> Self {
         let arn = ci.container_instance_arn.clone().unwrap_or_default();
-        let remaining = ci.remaining_resources.as_deref().unwrap_or_default();
+        let remaining = ci.registered_resources.as_deref().unwrap_or_default();
         Self {
             id: arn.rsplit('/').next().unwrap_or_default().to_string(),
             ec2_instance_id: ci.ec2_instance_id.clone(),
-            status: ci.status.clone().unwrap_or_default(),
+            status: ci.status,
             agent_connected: ci.agent_connected == Some(true),
             agent_version: ci
                 .version_info

@@ -5,7 +5,7 @@
 use super::*;
 use crate::model::container_instance::ContainerInstance;
 use crate::model::task::Task;
-use crate::model::Resource;
+use crate::model::{ContainerInstanceStatus, Resource, TaskStatus};
 use rng::Rng;
 
 fn instance(id: &str, cpu: i64, memory: i64, zone: &str) -> InstanceInfo {
@@ -13,7 +13,7 @@ fn instance(id: &str, cpu: i64, memory: i64, zone: &str) -> InstanceInfo {
         id: id.into(),
         arn: format!("arn:aws:ecs:us-east-1:1:container-instance/c/{id}"),
         ec2_instance_id: Some(format!("i-{id}")),
-        status: "ACTIVE".into(),
+        status: Some(ContainerInstanceStatus::Active),
         agent_connected: true,
         attributes: vec![("ecs.availability-zone".into(), Some(zone.into()))],
         cpu,
@@ -249,7 +249,7 @@ fn resource_failures_name_the_first_missing_resource_and_the_agent() {
     let mut gone = instance("gone", 4096, 8192, "a");
     gone.agent_connected = false;
     let mut draining = instance("draining", 4096, 8192, "a");
-    draining.status = "DRAINING".into();
+    draining.status = Some(ContainerInstanceStatus::Draining);
     let mut s = Snapshot::new(vec![
         instance("cpu", 100, 8192, "a"),
         instance("mem", 4096, 100, "a"),
@@ -307,7 +307,7 @@ fn place_on_checks_one_instance_and_release_gives_back() {
     assert_eq!(s.group_count(0, "family:web"), 0);
 }
 
-fn stored(id: &str, status: &str, zone: &str) -> ContainerInstance {
+fn stored(id: &str, status: ContainerInstanceStatus, zone: &str) -> ContainerInstance {
     let int = |name: &str, v: i32| Resource {
         name: Some(name.into()),
         type_: Some("INTEGER".into()),
@@ -318,9 +318,9 @@ fn stored(id: &str, status: &str, zone: &str) -> ContainerInstance {
     };
     ContainerInstance {
         container_instance_arn: Some(format!("arn:aws:ecs:r:1:container-instance/c/{id}")),
-        status: Some(status.into()),
+        status: Some(status),
         agent_connected: Some(true),
-        remaining_resources: Some(vec![
+        registered_resources: Some(vec![
             int("CPU", 2048),
             int("MEMORY", 1024),
             Resource {
@@ -338,23 +338,23 @@ fn stored(id: &str, status: &str, zone: &str) -> ContainerInstance {
 
 #[test]
 fn a_snapshot_of_stored_instances_counts_running_tasks_and_live_groups() {
-    let task = |on: &str, last: &str, desired: &str, group: &str| Task {
+    let task = |on: &str, last: TaskStatus, desired: TaskStatus, group: &str| Task {
         container_instance_arn: Some(format!("arn:aws:ecs:r:1:container-instance/c/{on}")),
-        last_status: Some(last.into()),
-        desired_status: Some(desired.into()),
+        last_status: Some(last),
+        desired_status: Some(desired),
         group: Some(group.into()),
         ..Task::default()
     };
     let instances = [
-        stored("a", "ACTIVE", "x"),
-        stored("b", "DRAINING", "y"),
-        stored("c", "INACTIVE", "z"),
+        stored("a", ContainerInstanceStatus::Active, "x"),
+        stored("b", ContainerInstanceStatus::Draining, "y"),
+        stored("c", ContainerInstanceStatus::Inactive, "z"),
     ];
     let tasks = [
-        task("a", "RUNNING", "RUNNING", "g"),
-        task("a", "PENDING", "RUNNING", "g"),
-        task("a", "RUNNING", "STOPPED", "h"),
-        task("a", "STOPPED", "STOPPED", "g"),
+        task("a", TaskStatus::Running, TaskStatus::Running, "g"),
+        task("a", TaskStatus::Pending, TaskStatus::Running, "g"),
+        task("a", TaskStatus::Running, TaskStatus::Stopped, "h"),
+        task("a", TaskStatus::Stopped, TaskStatus::Stopped, "g"),
     ];
     let s = Snapshot::from_model(&instances, &tasks);
     assert_eq!(s.len(), 2);
@@ -443,12 +443,11 @@ fn random_cluster(rng: &mut Rng, n: usize) -> Vec<InstanceInfo> {
                 512 * (1 + rng.below(16) as i64),
                 ["a", "b", "c"][rng.below(3) as usize],
             );
-            info.status = if rng.below(8) == 0 {
-                "DRAINING"
+            info.status = Some(if rng.below(8) == 0 {
+                ContainerInstanceStatus::Draining
             } else {
-                "ACTIVE"
-            }
-            .into();
+                ContainerInstanceStatus::Active
+            });
             info.agent_connected = rng.below(10) != 0;
             if rng.below(3) == 0 {
                 info.tcp_ports = vec![80];

@@ -8,6 +8,7 @@ use super::rng::Rng;
 use super::{
     query, BinpackField, Constraint, InstanceInfo, Snapshot, SpreadField, Strategy, TaskRequest,
 };
+use crate::model::ContainerInstanceStatus;
 use crate::resources::TaskResources;
 
 /// Which placement the workload exercises.
@@ -57,7 +58,7 @@ impl Workload {
                     ),
                     ec2_instance_id: Some(format!("i-{i:017x}")),
                     id,
-                    status: "ACTIVE".into(),
+                    status: Some(ContainerInstanceStatus::Active),
                     agent_connected: true,
                     agent_version: Some("1.0.0".into()),
                     registered_at: Some(1.7e9),

@@ -5,6 +5,7 @@
 use super::events::REASON_FAILED_HEALTH_CHECKS;
 use crate::arn::id_of;
 use crate::model::container_instance::ContainerInstance;
+use crate::model::status::{ContainerInstanceStatus, HealthStatus};
 use crate::model::task::Task;
 use crate::task_state::{stop_code, TaskStatus};
 
@@ -20,8 +21,8 @@ pub struct TaskFact {
     pub stop_requested: bool,
     /// Whether its essential containers have health checks.
     pub has_health_checks: bool,
-    /// The task's healthStatus (HEALTHY, UNHEALTHY, UNKNOWN).
-    pub health: String,
+    /// The task's healthStatus.
+    pub health: HealthStatus,
     pub started_at: Option<f64>,
     pub stopped_at: Option<f64>,
     pub stop_code: Option<String>,
@@ -42,12 +43,9 @@ impl TaskFact {
                 .unwrap_or_default(),
             deployment_id: task.started_by.clone(),
             status: TaskStatus::of(task),
-            stop_requested: task.desired_status.as_deref() == Some("STOPPED"),
+            stop_requested: task.desired_status == Some(TaskStatus::Stopped),
             has_health_checks,
-            health: task
-                .health_status
-                .clone()
-                .unwrap_or_else(|| "UNKNOWN".into()),
+            health: task.health_status.unwrap_or(HealthStatus::Unknown),
             started_at: task.started_at,
             stopped_at: task.stopped_at,
             stop_code: task.stop_code.clone(),
@@ -74,12 +72,14 @@ impl TaskFact {
     pub fn is_healthy(&self) -> bool {
         self.is_wanted()
             && self.status == TaskStatus::Running
-            && (!self.has_health_checks || self.health == "HEALTHY")
+            && (!self.has_health_checks || self.health == HealthStatus::Healthy)
     }
 
     /// RUNNING and reported UNHEALTHY.
     pub fn is_unhealthy(&self) -> bool {
-        self.is_wanted() && self.status == TaskStatus::Running && self.health == "UNHEALTHY"
+        self.is_wanted()
+            && self.status == TaskStatus::Running
+            && self.health == HealthStatus::Unhealthy
     }
 
     /// STOPPED because it failed: it never started, an essential container exited, or the
@@ -137,14 +137,14 @@ impl InstanceFact {
             .as_deref()
             .and_then(|a| id_of(a, "container-instance"))
             .unwrap_or_default();
-        let state = match (
-            instance.status.as_deref(),
-            instance.agent_connected == Some(true),
-        ) {
-            (Some("ACTIVE"), true) => InstanceState::Active,
-            (Some("DRAINING"), true) => InstanceState::Draining,
-            (Some("DRAINING"), false) => InstanceState::Lost,
-            (Some("INACTIVE") | Some("DEREGISTERING"), _) => InstanceState::Lost,
+        let state = match (instance.status, instance.agent_connected == Some(true)) {
+            (Some(ContainerInstanceStatus::Active), true) => InstanceState::Active,
+            (Some(ContainerInstanceStatus::Draining), true) => InstanceState::Draining,
+            (Some(ContainerInstanceStatus::Draining), false) => InstanceState::Lost,
+            (
+                Some(ContainerInstanceStatus::Inactive | ContainerInstanceStatus::Deregistering),
+                _,
+            ) => InstanceState::Lost,
             (_, false) => InstanceState::Lost,
             (_, true) => InstanceState::Draining,
         };
@@ -160,12 +160,12 @@ impl InstanceFact {
 mod tests {
     use super::*;
 
-    fn task(status: &str, desired: &str) -> Task {
+    fn task(status: TaskStatus, desired: TaskStatus) -> Task {
         Task {
             task_arn: Some("arn:aws:ecs:us-east-1:0:task/demo/abc".into()),
-            last_status: Some(status.into()),
-            desired_status: Some(desired.into()),
-            health_status: Some("UNKNOWN".into()),
+            last_status: Some(status),
+            desired_status: Some(desired),
+            health_status: Some(HealthStatus::Unknown),
             started_by: Some("ecs-svc/1".into()),
             container_instance_arn: Some(
                 "arn:aws:ecs:us-east-1:0:container-instance/demo/i1".into(),
@@ -176,23 +176,23 @@ mod tests {
 
     #[test]
     fn a_running_task_is_healthy_only_when_its_health_checks_pass() {
-        let fact = TaskFact::of(&task("RUNNING", "RUNNING"), false);
+        let fact = TaskFact::of(&task(TaskStatus::Running, TaskStatus::Running), false);
         assert_eq!(fact.id, "abc");
         assert_eq!(fact.instance_id.as_deref(), Some("i1"));
         assert!(fact.is_healthy());
-        let checked = TaskFact::of(&task("RUNNING", "RUNNING"), true);
+        let checked = TaskFact::of(&task(TaskStatus::Running, TaskStatus::Running), true);
         assert!(!checked.is_healthy());
-        let mut healthy = task("RUNNING", "RUNNING");
-        healthy.health_status = Some("HEALTHY".into());
+        let mut healthy = task(TaskStatus::Running, TaskStatus::Running);
+        healthy.health_status = Some(HealthStatus::Healthy);
         assert!(TaskFact::of(&healthy, true).is_healthy());
-        assert!(!TaskFact::of(&task("RUNNING", "STOPPED"), false).is_healthy());
-        assert!(!TaskFact::of(&task("PENDING", "RUNNING"), false).is_healthy());
+        assert!(!TaskFact::of(&task(TaskStatus::Running, TaskStatus::Stopped), false).is_healthy());
+        assert!(!TaskFact::of(&task(TaskStatus::Pending, TaskStatus::Running), false).is_healthy());
     }
 
     #[test]
     fn failures_are_failed_starts_exits_and_health_check_stops() {
         let stopped = |code: &str, reason: &str| {
-            let mut t = task("STOPPED", "STOPPED");
+            let mut t = task(TaskStatus::Stopped, TaskStatus::Stopped);
             t.stop_code = Some(code.into());
             t.stopped_reason = Some(reason.into());
             TaskFact::of(&t, false)
@@ -206,30 +206,32 @@ mod tests {
 
     #[test]
     fn instances_are_active_draining_or_lost() {
-        let instance = |status: &str, connected: bool| ContainerInstance {
+        let instance = |status: ContainerInstanceStatus, connected: bool| ContainerInstance {
             container_instance_arn: Some(
                 "arn:aws:ecs:us-east-1:0:container-instance/demo/i1".into(),
             ),
-            status: Some(status.into()),
+            status: Some(status),
             agent_connected: Some(connected),
             ..ContainerInstance::default()
         };
-        let active = InstanceFact::of(&instance("ACTIVE", true), true);
+        let active = InstanceFact::of(&instance(ContainerInstanceStatus::Active, true), true);
         assert_eq!(
             (active.state, active.eligible),
             (InstanceState::Active, true)
         );
-        assert!(!InstanceFact::of(&instance("ACTIVE", true), false).eligible);
+        assert!(
+            !InstanceFact::of(&instance(ContainerInstanceStatus::Active, true), false).eligible
+        );
         assert_eq!(
-            InstanceFact::of(&instance("DRAINING", true), true).state,
+            InstanceFact::of(&instance(ContainerInstanceStatus::Draining, true), true).state,
             InstanceState::Draining
         );
         assert_eq!(
-            InstanceFact::of(&instance("ACTIVE", false), true).state,
+            InstanceFact::of(&instance(ContainerInstanceStatus::Active, false), true).state,
             InstanceState::Lost
         );
         assert_eq!(
-            InstanceFact::of(&instance("INACTIVE", false), true).state,
+            InstanceFact::of(&instance(ContainerInstanceStatus::Inactive, false), true).state,
             InstanceState::Lost
         );
     }

@@ -9,6 +9,9 @@ use super::record::{CompletedDeployment, DeploymentState, IdSource, ServiceRecor
 use crate::model::service::{
     Deployment, NetworkConfiguration, Rollback, ServiceDeploymentCircuitBreaker,
 };
+use crate::model::status::{
+    DeploymentRolloutState, DeploymentStatus, RollbackMonitorsStatus, ServiceDeploymentStatus,
+};
 
 /// What a new deployment runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +38,7 @@ pub struct HistoryUpdate {
     /// Which service deployment.
     pub arn: String,
     /// Its new status.
-    pub status: &'static str,
+    pub status: ServiceDeploymentStatus,
     pub status_reason: Option<String>,
     /// Whether it is over (sets finishedAt).
     pub finished: bool,
@@ -49,8 +52,8 @@ pub fn start_deployment(record: &mut ServiceRecord, new: NewDeployment) {
     let desired = record.service.desired_count.unwrap_or(0);
     let deployments = record.service.deployments.get_or_insert_with(Vec::new);
     for d in deployments.iter_mut() {
-        if d.status.as_deref() == Some("PRIMARY") {
-            d.status = Some("ACTIVE".into());
+        if d.status == Some(DeploymentStatus::Primary) {
+            d.status = Some(DeploymentStatus::Active);
             d.updated_at = Some(new.now);
         }
     }
@@ -58,17 +61,15 @@ pub fn start_deployment(record: &mut ServiceRecord, new: NewDeployment) {
         0,
         Deployment {
             id: Some(new.id.clone()),
-            status: Some("PRIMARY".into()),
+            status: Some(DeploymentStatus::Primary),
             task_definition: Some(new.task_definition.clone()),
             desired_count: Some(desired),
-            pending_count: Some(0),
-            running_count: Some(0),
             failed_tasks: Some(0),
             created_at: Some(new.now),
             updated_at: Some(new.now),
             launch_type: new.launch_type.clone(),
             network_configuration: new.network_configuration.clone(),
-            rollout_state: Some("IN_PROGRESS".into()),
+            rollout_state: Some(DeploymentRolloutState::InProgress),
             rollout_state_reason: Some(new.reason.clone()),
             ..Deployment::default()
         },
@@ -103,11 +104,18 @@ fn breaker_of(record: &ServiceRecord) -> (bool, bool) {
 }
 
 /// The circuit breaker summary of the PRIMARY deployment with `status`.
-fn breaker_summary(record: &ServiceRecord, status: &str) -> ServiceDeploymentCircuitBreaker {
+fn breaker_summary(
+    record: &ServiceRecord,
+    status: RollbackMonitorsStatus,
+) -> ServiceDeploymentCircuitBreaker {
     let (enabled, _) = breaker_of(record);
     let desired = u32::try_from(record.service.desired_count.unwrap_or(0).max(0)).unwrap_or(0);
     ServiceDeploymentCircuitBreaker {
-        status: Some(if enabled { status } else { "DISABLED" }.to_string()),
+        status: Some(if enabled {
+            status
+        } else {
+            RollbackMonitorsStatus::Disabled
+        }),
         failure_count: Some(record.primary().and_then(|p| p.failed_tasks).unwrap_or(0)),
         threshold: Some(i32::try_from(breaker_threshold(desired)).unwrap_or(i32::MAX)),
     }
@@ -121,13 +129,13 @@ pub fn complete_primary(
     now: f64,
 ) -> Option<HistoryUpdate> {
     let name = record.name().to_string();
-    let breaker = breaker_summary(record, "MONITORING_COMPLETE");
+    let breaker = breaker_summary(record, RollbackMonitorsStatus::MonitoringComplete);
     let primary = record.primary_mut()?;
-    if primary.rollout_state.as_deref() != Some("IN_PROGRESS") {
+    if primary.rollout_state != Some(DeploymentRolloutState::InProgress) {
         return None;
     }
     let id = primary.id.clone().unwrap_or_default();
-    primary.rollout_state = Some("COMPLETED".into());
+    primary.rollout_state = Some(DeploymentRolloutState::Completed);
     primary.rollout_state_reason = Some(events::reason_completed(&id));
     primary.updated_at = Some(now);
     let task_definition = primary.task_definition.clone().unwrap_or_default();
@@ -141,9 +149,9 @@ pub fn complete_primary(
     Some(HistoryUpdate {
         arn: state.service_deployment_arn,
         status: if state.rollback_of.is_some() {
-            "ROLLBACK_SUCCESSFUL"
+            ServiceDeploymentStatus::RollbackSuccessful
         } else {
-            "SUCCESSFUL"
+            ServiceDeploymentStatus::Successful
         },
         status_reason: None,
         finished: true,
@@ -169,14 +177,14 @@ pub fn count_failure(
     let Some(deployment) = record.deployment_mut(id) else {
         return Vec::new();
     };
-    if deployment.rollout_state.as_deref() == Some("FAILED") {
+    if deployment.rollout_state == Some(DeploymentRolloutState::Failed) {
         return Vec::new();
     }
     let failed = deployment.failed_tasks.unwrap_or(0).saturating_add(1);
     deployment.failed_tasks = Some(failed);
     deployment.updated_at = Some(now);
-    let in_progress = deployment.rollout_state.as_deref() == Some("IN_PROGRESS");
-    let is_primary = deployment.status.as_deref() == Some("PRIMARY");
+    let in_progress = deployment.rollout_state == Some(DeploymentRolloutState::InProgress);
+    let is_primary = deployment.status == Some(DeploymentStatus::Primary);
     if enabled && in_progress && is_primary && failed >= threshold {
         fail_primary(record, ids, now)
     } else {
@@ -193,12 +201,12 @@ fn fail_primary(
 ) -> Vec<HistoryUpdate> {
     let name = record.name().to_string();
     let (_, rollback) = breaker_of(record);
-    let breaker = breaker_summary(record, "TRIGGERED");
+    let breaker = breaker_summary(record, RollbackMonitorsStatus::Triggered);
     let Some(primary) = record.primary_mut() else {
         return Vec::new();
     };
     let id = primary.id.clone().unwrap_or_default();
-    primary.rollout_state = Some("FAILED".into());
+    primary.rollout_state = Some(DeploymentRolloutState::Failed);
     primary.rollout_state_reason = Some(events::REASON_BREAKER_FAILED.into());
     primary.updated_at = Some(now);
     record.push_event(ids, events::deployment_failed(&name, &id), now);
@@ -209,7 +217,7 @@ fn fail_primary(
             let reason = events::reason_rolling_back(&target.deployment_id);
             let update = HistoryUpdate {
                 arn: state.service_deployment_arn.clone(),
-                status: "ROLLBACK_IN_PROGRESS",
+                status: ServiceDeploymentStatus::RollbackInProgress,
                 status_reason: Some(events::REASON_BREAKER_FAILED.into()),
                 finished: false,
                 rollback: Some(Rollback {
@@ -234,9 +242,9 @@ fn fail_primary(
         _ => vec![HistoryUpdate {
             arn: state.service_deployment_arn,
             status: if state.rollback_of.is_some() {
-                "ROLLBACK_FAILED"
+                ServiceDeploymentStatus::RollbackFailed
             } else {
-                "STOPPED"
+                ServiceDeploymentStatus::Stopped
             },
             status_reason: Some(events::REASON_BREAKER_FAILED.into()),
             finished: true,
@@ -325,8 +333,8 @@ mod tests {
             .map(|d| {
                 (
                     d.id.clone().unwrap_or_default(),
-                    d.status.clone().unwrap_or_default(),
-                    d.rollout_state.clone().unwrap_or_default(),
+                    d.status.map(|s| s.to_string()).unwrap_or_default(),
+                    d.rollout_state.map(|s| s.to_string()).unwrap_or_default(),
                 )
             })
             .collect()
@@ -354,11 +362,11 @@ mod tests {
         let mut ids = Counter::default();
         deploy(&mut r, "d1", "web:1");
         let update = complete_primary(&mut r, &mut ids, 5.0).expect("completes");
-        assert_eq!(update.status, "SUCCESSFUL");
+        assert_eq!(update.status, ServiceDeploymentStatus::Successful);
         assert_eq!(update.arn, "sd-d1");
         assert_eq!(
-            r.primary().and_then(|p| p.rollout_state.as_deref()),
-            Some("COMPLETED")
+            r.primary().and_then(|p| p.rollout_state),
+            Some(DeploymentRolloutState::Completed)
         );
         assert_eq!(
             r.state
@@ -384,7 +392,10 @@ mod tests {
         assert!(count_failure(&mut r, "d2", &mut ids, 3.0).is_empty());
         let updates = count_failure(&mut r, "d2", &mut ids, 3.0);
         assert_eq!(updates.len(), 1);
-        assert_eq!(updates[0].status, "ROLLBACK_IN_PROGRESS");
+        assert_eq!(
+            updates[0].status,
+            ServiceDeploymentStatus::RollbackInProgress
+        );
         assert_eq!(updates[0].arn, "sd-d2");
         let failed = r
             .deployments()
@@ -392,8 +403,8 @@ mod tests {
             .find(|d| d.id.as_deref() == Some("d2"))
             .expect("d2");
         assert_eq!(failed.failed_tasks, Some(3));
-        assert_eq!(failed.rollout_state.as_deref(), Some("FAILED"));
-        assert_eq!(failed.status.as_deref(), Some("ACTIVE"));
+        assert_eq!(failed.rollout_state, Some(DeploymentRolloutState::Failed));
+        assert_eq!(failed.status, Some(DeploymentStatus::Active));
         let primary = r.primary().expect("rollback primary");
         assert_eq!(primary.task_definition.as_deref(), Some("web:1"));
         assert_eq!(r.service.task_definition.as_deref(), Some("web:1"));
@@ -420,7 +431,7 @@ mod tests {
         let done = complete_primary(&mut r, &mut ids, 9.0).expect("completes");
         assert_eq!(
             (done.arn.as_str(), done.status),
-            ("sd-d2", "ROLLBACK_SUCCESSFUL")
+            ("sd-d2", ServiceDeploymentStatus::RollbackSuccessful)
         );
     }
 
@@ -435,7 +446,7 @@ mod tests {
         for _ in 0..3 {
             updates.extend(count_failure(&mut r, "d2", &mut ids, 3.0));
         }
-        assert_eq!(updates[0].status, "STOPPED");
+        assert_eq!(updates[0].status, ServiceDeploymentStatus::Stopped);
         assert_eq!(
             statuses(&r)[0],
             ("d2".into(), "PRIMARY".into(), "FAILED".into())
@@ -452,8 +463,8 @@ mod tests {
         }
         assert_eq!(r.primary().and_then(|p| p.failed_tasks), Some(10));
         assert_eq!(
-            r.primary().and_then(|p| p.rollout_state.as_deref()),
-            Some("IN_PROGRESS")
+            r.primary().and_then(|p| p.rollout_state),
+            Some(DeploymentRolloutState::InProgress)
         );
     }
 }

@@ -13,6 +13,7 @@ use super::facts::{InstanceFact, InstanceState, TaskFact};
 use super::lifecycle::{complete_primary, count_failure, remove_deployment, HistoryUpdate};
 use super::record::{IdSource, ServiceRecord};
 use super::replica::{self, Phase, Slot};
+use crate::model::status::{DeploymentRolloutState, DeploymentStatus, ServiceStatus};
 use std::collections::{HashMap, HashSet};
 
 /// How long a condition that holds (no room, backoff) waits before its event repeats.
@@ -64,8 +65,8 @@ pub struct Plan {
 /// Reconciles `record` with what was observed. See the module documentation.
 pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn IdSource) -> Plan {
     let mut plan = Plan::default();
-    let status = record.service.status.clone().unwrap_or_default();
-    if status == "INACTIVE" {
+    let status = record.service.status;
+    if status == Some(ServiceStatus::Inactive) {
         return plan;
     }
     account_stopped(record, seen, ids, &mut plan);
@@ -81,7 +82,7 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
             .unwrap_or(0)
             .max(0),
     );
-    let draining_service = status == "DRAINING";
+    let draining_service = status == Some(ServiceStatus::Draining);
 
     // Sort the live tasks into places (slots); stop the lost, the unhealthy and, when the
     // service is being deleted, all of them.
@@ -149,7 +150,7 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
     if draining_service {
         log_stops(record, ids, stopped_ids, now);
         if slots.is_empty() && plan.stops.is_empty() {
-            record.service.status = Some("INACTIVE".into());
+            record.service.status = Some(ServiceStatus::Inactive);
             record.service.desired_count = Some(0);
             for d in record.service.deployments.iter_mut().flatten() {
                 d.desired_count = Some(0);
@@ -190,7 +191,7 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
     // Launch only for a PRIMARY that has not failed, and not faster than the backoff allows.
     let primary_failed = record
         .primary()
-        .is_some_and(|p| p.rollout_state.as_deref() == Some("FAILED"));
+        .is_some_and(|p| p.rollout_state == Some(DeploymentRolloutState::Failed));
     if launch_wanted && primary_id.is_some() && !primary_failed {
         if record.state.backoff.may_launch(now) {
             plan.launch = launch;
@@ -237,7 +238,7 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
     let mut drained = Vec::new();
     for d in record.service.deployments.iter_mut().flatten() {
         let id = d.id.clone().unwrap_or_default();
-        if d.status.as_deref() == Some("PRIMARY") {
+        if d.status == Some(DeploymentStatus::Primary) {
             set_if_changed(
                 &mut d.desired_count,
                 i32::try_from(desired).unwrap_or(i32::MAX),

@@ -5,6 +5,7 @@
 use super::backoff::Backoff;
 use crate::arn::ArnContext;
 use crate::model::service::{Deployment, Service, ServiceEvent};
+use crate::model::status::DeploymentStatus;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
@@ -98,7 +99,7 @@ impl ServiceRecord {
     pub fn primary(&self) -> Option<&Deployment> {
         self.deployments()
             .iter()
-            .find(|d| d.status.as_deref() == Some("PRIMARY"))
+            .find(|d| d.status == Some(DeploymentStatus::Primary))
     }
 
     /// The PRIMARY deployment, to change it.
@@ -107,7 +108,7 @@ impl ServiceRecord {
             .deployments
             .get_or_insert_with(Vec::new)
             .iter_mut()
-            .find(|d| d.status.as_deref() == Some("PRIMARY"))
+            .find(|d| d.status == Some(DeploymentStatus::Primary))
     }
 
     /// The deployment with `id`, to change it.

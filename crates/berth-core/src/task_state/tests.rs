@@ -82,31 +82,22 @@ fn container(name: &str, status: &str) -> ContainerStateChange {
 #[test]
 fn a_new_task_is_provisioning_with_every_container_pending() {
     let t = task();
-    assert_eq!(t.last_status.as_deref(), Some("PROVISIONING"));
-    assert_eq!(t.desired_status.as_deref(), Some("RUNNING"));
+    assert_eq!(t.last_status, Some(TaskStatus::Provisioning));
+    assert_eq!(t.desired_status, Some(TaskStatus::Running));
     assert_eq!(t.created_at, Some(100.0));
     let containers = t.containers.expect("containers");
     assert_eq!(containers.len(), 2);
     assert!(containers
         .iter()
-        .all(|c| c.last_status.as_deref() == Some("PENDING")));
+        .all(|c| c.last_status == Some(TaskStatus::Pending)));
     assert_eq!(
         containers[0].memory.as_deref(),
         Some("128"),
         "override wins"
     );
-    assert_eq!(containers[0].health_status.as_deref(), Some("UNKNOWN"));
+    assert_eq!(containers[0].health_status, Some(HealthStatus::Unknown));
     assert_eq!(containers[1].memory_reservation.as_deref(), Some("32"));
     assert_eq!(t.group.as_deref(), Some("family:web"));
-}
-
-#[test]
-fn statuses_parse_and_order_as_the_lifecycle() {
-    for pair in TaskStatus::ALL.windows(2) {
-        assert!(pair[0] < pair[1]);
-        assert_eq!(TaskStatus::parse(pair[0].as_str()), Some(pair[0]));
-    }
-    assert_eq!(TaskStatus::parse("BOGUS"), None);
 }
 
 #[test]
@@ -120,7 +111,7 @@ fn reports_move_the_task_forward_and_stamp_started_at() {
         vec![container("web", "RUNNING"), container("sidecar", "RUNNING")],
     );
     assert!(apply_report(&mut t, &running, &defs, 103.0).expect("ok"));
-    assert_eq!(t.last_status.as_deref(), Some("RUNNING"));
+    assert_eq!(t.last_status, Some(TaskStatus::Running));
     assert_eq!(t.started_at, Some(103.0));
     assert!(t.stopping_at.is_none());
 }
@@ -144,10 +135,10 @@ fn stale_reports_never_move_a_task_back() {
     )
     .expect("ok");
     assert!(!changed);
-    assert_eq!(t.last_status.as_deref(), Some("RUNNING"));
+    assert_eq!(t.last_status, Some(TaskStatus::Running));
     assert_eq!(
-        t.containers.expect("c")[0].last_status.as_deref(),
-        Some("RUNNING")
+        t.containers.expect("c")[0].last_status,
+        Some(TaskStatus::Running)
     );
 }
 
@@ -173,7 +164,7 @@ fn user_stop_keeps_its_code_through_to_stopped() {
         ..report(Some("STOPPED"), vec![web])
     };
     apply_report(&mut t, &stopped, &defs, 9.0).expect("ok");
-    assert_eq!(t.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(t.last_status, Some(TaskStatus::Stopped));
     assert_eq!(t.stop_code.as_deref(), Some("UserInitiated"));
     assert_eq!(t.stopped_at, Some(9.0));
     assert_eq!(t.execution_stopped_at, Some(8.0));
@@ -181,7 +172,7 @@ fn user_stop_keeps_its_code_through_to_stopped() {
     assert_eq!(containers[0].exit_code, Some(143));
     assert!(containers
         .iter()
-        .all(|c| c.last_status.as_deref() == Some("STOPPED")));
+        .all(|c| c.last_status == Some(TaskStatus::Stopped)));
 }
 
 #[test]
@@ -192,7 +183,7 @@ fn an_agent_stopping_a_running_task_means_an_essential_container_exited() {
     let mut web = container("web", "STOPPED");
     web.exit_code = Some(3);
     apply_report(&mut t, &report(Some("DEACTIVATING"), vec![web]), &defs, 2.0).expect("ok");
-    assert_eq!(t.desired_status.as_deref(), Some("STOPPED"));
+    assert_eq!(t.desired_status, Some(TaskStatus::Stopped));
     assert_eq!(t.stop_code.as_deref(), Some("EssentialContainerExited"));
     assert_eq!(
         t.stopped_reason.as_deref(),
@@ -223,15 +214,15 @@ fn a_task_stopped_before_running_failed_to_start_with_the_agents_reason() {
 fn health_follows_essential_containers_with_health_checks() {
     let mut t = task();
     let defs = definitions();
-    assert_eq!(task_health(&t, &defs), "UNKNOWN");
+    assert_eq!(task_health(&t, &defs), HealthStatus::Unknown);
     let mut healthy = container("web", "RUNNING");
     healthy.health_status = Some("HEALTHY".into());
     apply_report(&mut t, &report(None, vec![healthy]), &defs, 1.0).expect("ok");
-    assert_eq!(t.health_status.as_deref(), Some("HEALTHY"));
+    assert_eq!(t.health_status, Some(HealthStatus::Healthy));
     let mut sick = container("web", "RUNNING");
     sick.health_status = Some("UNHEALTHY".into());
     apply_report(&mut t, &report(None, vec![sick]), &defs, 2.0).expect("ok");
-    assert_eq!(t.health_status.as_deref(), Some("UNHEALTHY"));
+    assert_eq!(t.health_status, Some(HealthStatus::Unhealthy));
 }
 
 #[test]
@@ -241,6 +232,10 @@ fn bad_reports_are_rejected_with_what_to_fix() {
     assert_eq!(
         apply_report(&mut t, &report(Some("FLYING"), vec![]), &defs, 1.0),
         Err(ReportError::UnknownStatus("FLYING".into()))
+    );
+    assert_eq!(
+        apply_report(&mut t, &report(Some("DELETED"), vec![]), &defs, 1.0),
+        Err(ReportError::UnknownStatus("DELETED".into()))
     );
     assert_eq!(
         apply_report(

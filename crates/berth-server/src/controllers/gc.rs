@@ -14,6 +14,7 @@
 use crate::app::App;
 use crate::state::{epoch_ms, State};
 use berth_core::model::task_definition::TaskDefinitionRecord;
+use berth_core::model::{ServiceStatus, TaskDefinitionStatus};
 use berth_core::service::ServiceRecord;
 use berth_store::{keys, Compare, Txn};
 use std::collections::HashSet;
@@ -32,7 +33,9 @@ pub fn deletable_definitions<'a>(
     in_use: impl Fn(&str) -> bool,
 ) -> Vec<(String, u64)> {
     definitions
-        .filter(|(_, _, r)| r.task_definition.status.as_deref() == Some("DELETE_IN_PROGRESS"))
+        .filter(|(_, _, r)| {
+            r.task_definition.status == Some(TaskDefinitionStatus::DeleteInProgress)
+        })
         .filter(|(_, _, r)| {
             r.task_definition
                 .task_definition_arn
@@ -51,7 +54,7 @@ fn used_by_services(state: &State) -> HashSet<String> {
             continue;
         };
         let service = record.service;
-        if service.status.as_deref() == Some("INACTIVE") {
+        if service.status == Some(ServiceStatus::Inactive) {
             continue;
         }
         in_use.extend(service.task_definition);
@@ -82,7 +85,7 @@ fn due(state: &State, now: f64, retention: Duration) -> Vec<(String, u64)> {
     );
     let deleting = state
         .all_definitions()
-        .any(|(_, _, r)| r.task_definition.status.as_deref() == Some("DELETE_IN_PROGRESS"));
+        .any(|(_, _, r)| r.task_definition.status == Some(TaskDefinitionStatus::DeleteInProgress));
     if deleting {
         let services = used_by_services(state);
         let definitions = state.all_definitions().map(|(k, r, d)| (k, r, d.as_ref()));
@@ -166,6 +169,7 @@ mod tests {
     use super::*;
     use berth_core::model::task::Task;
     use berth_core::model::task_definition::TaskDefinition;
+    use berth_core::model::TaskStatus;
     use berth_store::KeyValue;
 
     fn item(key: &str, value: Vec<u8>) -> KeyValue {
@@ -178,9 +182,9 @@ mod tests {
         }
     }
 
-    fn task(key: &str, status: &str, stopped_at: Option<f64>) -> KeyValue {
+    fn task(key: &str, status: TaskStatus, stopped_at: Option<f64>) -> KeyValue {
         let task = Task {
-            last_status: Some(status.into()),
+            last_status: Some(status),
             stopped_at,
             ..Task::default()
         };
@@ -191,9 +195,9 @@ mod tests {
     fn only_stopped_tasks_and_tokens_past_retention_are_due_and_the_oldest_sets_the_timer() {
         let state = State::from_items(
             vec![
-                task("/tasks/c/old", "STOPPED", Some(1000.0)),
-                task("/tasks/c/new", "STOPPED", Some(1000.0 + 3500.0)),
-                task("/tasks/c/running", "RUNNING", None),
+                task("/tasks/c/old", TaskStatus::Stopped, Some(1000.0)),
+                task("/tasks/c/new", TaskStatus::Stopped, Some(1000.0 + 3500.0)),
+                task("/tasks/c/running", TaskStatus::Running, None),
                 item("/client-tokens/c/a", br#"{"createdAt": 100.0}"#.to_vec()),
                 item("/client-tokens/c/b", br#"{"createdAt": 5000.0}"#.to_vec()),
             ],
@@ -212,11 +216,11 @@ mod tests {
         assert_eq!(next_due(&State::default(), hour), None);
     }
 
-    fn definition(arn: &str, status: &str) -> TaskDefinitionRecord {
+    fn definition(arn: &str, status: TaskDefinitionStatus) -> TaskDefinitionRecord {
         TaskDefinitionRecord {
             task_definition: TaskDefinition {
                 task_definition_arn: Some(arn.into()),
-                status: Some(status.into()),
+                status: Some(status),
                 ..TaskDefinition::default()
             },
             tags: Vec::new(),
@@ -229,17 +233,17 @@ mod tests {
             (
                 "/taskdefs/web/1".to_string(),
                 7,
-                definition("td:web:1", "DELETE_IN_PROGRESS"),
+                definition("td:web:1", TaskDefinitionStatus::DeleteInProgress),
             ),
             (
                 "/taskdefs/web/2".to_string(),
                 8,
-                definition("td:web:2", "DELETE_IN_PROGRESS"),
+                definition("td:web:2", TaskDefinitionStatus::DeleteInProgress),
             ),
             (
                 "/taskdefs/web/3".to_string(),
                 9,
-                definition("td:web:3", "INACTIVE"),
+                definition("td:web:3", TaskDefinitionStatus::Inactive),
             ),
         ];
         let deletable =

@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::state::TaskIndex;
 use berth_core::arn::Arn;
 use berth_core::model::container_instance::ContainerInstance;
+use berth_core::model::{Connectivity, ContainerInstanceStatus};
 use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
 use std::sync::Arc;
@@ -40,8 +41,9 @@ async fn set_connected(app: &App, key: &str, connected: bool) -> Result<(), Stri
         Ok(None) => return Ok(()),
         Err(e) => return Err(e.to_string()),
     };
-    let mut instance = current.value;
-    if instance.agent_connected == Some(connected) || instance.status.as_deref() == Some("INACTIVE")
+    let mut instance = current.value.without_derived();
+    if instance.agent_connected == Some(connected)
+        || instance.status == Some(ContainerInstanceStatus::Inactive)
     {
         return Ok(());
     }
@@ -51,9 +53,9 @@ async fn set_connected(app: &App, key: &str, connected: bool) -> Result<(), Stri
         .when(Compare::at(key, current.mod_revision))
         .put(key, encode(&instance));
     let state = if connected {
-        "CONNECTED"
+        Connectivity::Connected
     } else {
-        "DISCONNECTED"
+        Connectivity::Disconnected
     };
     let now = app.now();
     let snapshot = app.snapshot();
@@ -63,7 +65,7 @@ async fn set_connected(app: &App, key: &str, connected: bool) -> Result<(), Stri
         None,
     ) {
         let mut task = entry.task.clone();
-        task.connectivity = Some(state.to_string());
+        task.connectivity = Some(state);
         task.connectivity_at = Some(now);
         txn = txn
             .when(Compare::at(&*entry.key, entry.mod_revision))
@@ -89,7 +91,7 @@ async fn reconcile(app: &App, key: &str, baseline: Instant) -> Result<Action, St
     let Some(arn) = instance.container_instance_arn.clone() else {
         return Ok(Action::AwaitChange);
     };
-    if instance.status.as_deref() == Some("INACTIVE") {
+    if instance.status == Some(ContainerInstanceStatus::Inactive) {
         return Ok(Action::AwaitChange);
     }
     let stored_connected = instance.agent_connected;

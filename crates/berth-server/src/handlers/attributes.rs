@@ -8,7 +8,7 @@ use berth_core::model::container_instance::{
     check_custom_attribute_limit, put_attribute, remove_attribute, validate_attribute,
     ContainerInstance, TARGET_TYPE,
 };
-use berth_core::model::Attribute;
+use berth_core::model::{Attribute, ContainerInstanceStatus};
 use berth_core::pagination::PageRequest;
 use berth_store::keys;
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,7 @@ where
             .zip(targets)
             .map(|(instance, target)| {
                 let mut instance = instance
-                    .filter(|i| i.status.as_deref() != Some("INACTIVE"))
+                    .filter(|i| i.status != Some(ContainerInstanceStatus::Inactive))
                     .ok_or_else(|| target_not_found(&target.reference, cluster))?;
                 change(
                     instance.attributes.get_or_insert_with(Vec::new),
@@ -226,7 +226,7 @@ pub async fn list(
     let mut entries: Vec<(String, Attribute)> = Vec::new();
     for stored in ctx.list::<ContainerInstance>(&keys::instances_of(&cluster))? {
         let instance = stored.value;
-        if instance.status.as_deref() == Some("INACTIVE") {
+        if instance.status == Some(ContainerInstanceStatus::Inactive) {
             continue;
         }
         let id = id_of(&instance);

@@ -7,7 +7,10 @@ use berth_core::model::cluster::{
     merge_cluster_settings, validate_cluster_settings, CapacityProviderStrategyItem, Cluster,
     ClusterConfiguration, ClusterSetting,
 };
-use berth_core::model::{validate_tags, Failure, KeyValuePair, Tag};
+use berth_core::model::{
+    validate_tags, ClusterStatus, ContainerInstanceStatus, Failure, KeyValuePair, ServiceStatus,
+    Tag,
+};
 use berth_core::names::{invalid_name_message, is_valid_name};
 use berth_core::pagination::PageRequest;
 use berth_store::keys;
@@ -129,7 +132,7 @@ fn new_cluster(ctx: &Ctx, name: &str, req: &CreateClusterRequest) -> Cluster {
         cluster_arn: Some(ctx.arns.cluster(name)),
         cluster_name: Some(name.to_string()),
         configuration: req.configuration.clone(),
-        status: Some("ACTIVE".into()),
+        status: Some(ClusterStatus::Active),
         tags: Some(req.tags.clone().unwrap_or_default()),
         settings: Some(settings),
         capacity_providers: Some(Vec::new()),
@@ -176,7 +179,7 @@ pub async fn create_cluster(
     let key = keys::cluster(&name);
     let cluster = ctx
         .update::<Cluster, _>(&key, |current| match current {
-            Some(existing) if existing.status.as_deref() == Some("ACTIVE") => Ok(existing),
+            Some(existing) if existing.status == Some(ClusterStatus::Active) => Ok(existing),
             _ => Ok(new_cluster(&ctx, &name, &req)),
         })
         .await?;
@@ -206,15 +209,18 @@ fn counts(ctx: &Ctx, name: &str) -> ClusterCounts {
     let state = ctx.snapshot();
     let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
     let (running, pending) = state.cluster_task_counts(name);
+    let instances =
+        |status: ContainerInstanceStatus| state.status_count("instances", name, status.as_str());
+    let services = |status: ServiceStatus| state.status_count("services", name, status.as_str());
     ClusterCounts {
         instances: count(
-            state.status_count("instances", name, "ACTIVE")
-                + state.status_count("instances", name, "DRAINING"),
+            instances(ContainerInstanceStatus::Active)
+                + instances(ContainerInstanceStatus::Draining),
         ),
         running_tasks: count(running),
         pending_tasks: count(pending),
-        active_services: count(state.status_count("services", name, "ACTIVE")),
-        draining_services: count(state.status_count("services", name, "DRAINING")),
+        active_services: count(services(ServiceStatus::Active)),
+        draining_services: count(services(ServiceStatus::Draining)),
     }
 }
 
@@ -222,7 +228,7 @@ fn counts(ctx: &Ctx, name: &str) -> ClusterCounts {
 fn with_counts(ctx: &Ctx, mut cluster: Cluster, include: &[String]) -> Cluster {
     let wants = |what: &str| include.iter().any(|i| i == what);
     let name = cluster.cluster_name.clone().unwrap_or_default();
-    let active = cluster.status.as_deref() == Some("ACTIVE");
+    let active = cluster.status == Some(ClusterStatus::Active);
     let c = if active {
         counts(ctx, &name)
     } else {
@@ -330,7 +336,7 @@ pub async fn list_clusters(
     let names: Vec<String> = ctx
         .list::<Cluster>(keys::CLUSTERS)?
         .into_iter()
-        .filter(|c| c.value.status.as_deref() == Some("ACTIVE"))
+        .filter(|c| c.value.status == Some(ClusterStatus::Active))
         .filter_map(|c| c.value.cluster_name)
         .collect();
     let (names, next_token) = page.page(names, Clone::clone);
@@ -385,7 +391,7 @@ async fn update_active(
 ) -> Result<Cluster, ApiError> {
     let name = ctx.cluster_name(Some(reference))?;
     ctx.update::<Cluster, _>(&keys::cluster(&name), |current| match current {
-        Some(mut cluster) if cluster.status.as_deref() == Some("ACTIVE") => {
+        Some(mut cluster) if cluster.status == Some(ClusterStatus::Active) => {
             change(&mut cluster);
             Ok(cluster)
         }
@@ -403,7 +409,7 @@ pub async fn delete_cluster(
     let name = ctx.cluster_name(Some(&req.cluster))?;
     let cluster = ctx
         .update::<Cluster, _>(&keys::cluster(&name), |current| {
-            let Some(mut cluster) = current.filter(|c| c.status.as_deref() == Some("ACTIVE")) else {
+            let Some(mut cluster) = current.filter(|c| c.status == Some(ClusterStatus::Active)) else {
                 return Err(ApiError::cluster_not_found());
             };
             let c = counts(&ctx, &name);
@@ -425,7 +431,7 @@ pub async fn delete_cluster(
                     "The Cluster cannot be deleted while Tasks are active.",
                 ));
             }
-            cluster.status = Some("INACTIVE".into());
+            cluster.status = Some(ClusterStatus::Inactive);
             Ok(cluster)
         })
         .await?;

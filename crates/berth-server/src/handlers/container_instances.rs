@@ -10,7 +10,10 @@ use berth_core::model::container_instance::{
     reported_attributes, ContainerInstance, ContainerInstanceHealthStatus, PlatformDevice,
     Registration, VersionInfo,
 };
-use berth_core::model::{validate_tags, Attribute, Failure, Resource, Tag};
+use berth_core::model::{
+    validate_tags, Attribute, ContainerInstanceStatus, Failure, InstanceHealthCheckState, Resource,
+    Tag,
+};
 use berth_core::pagination::PageRequest;
 use berth_core::scheduler::{query, StoredInstance};
 use berth_store::typed::{encode, Versioned};
@@ -98,12 +101,18 @@ pub struct UpdateContainerInstancesStateRequest {
 }
 
 /// Statuses ListContainerInstances filters by.
-const LIST_STATUSES: [&str; 5] = [
-    "ACTIVE",
-    "DRAINING",
-    "REGISTERING",
-    "DEREGISTERING",
-    "REGISTRATION_FAILED",
+const LIST_STATUSES: [ContainerInstanceStatus; 5] = [
+    ContainerInstanceStatus::Active,
+    ContainerInstanceStatus::Draining,
+    ContainerInstanceStatus::Registering,
+    ContainerInstanceStatus::Deregistering,
+    ContainerInstanceStatus::RegistrationFailed,
+];
+
+/// The instance statuses UpdateContainerInstancesState sets, and changes.
+const SETTABLE_STATUSES: [ContainerInstanceStatus; 2] = [
+    ContainerInstanceStatus::Active,
+    ContainerInstanceStatus::Draining,
 ];
 
 /// The id of the container instance `reference` names in `cluster`: a bare id, or a
@@ -163,10 +172,7 @@ where
         let mut txn = Txn::new();
         let mut written = Vec::new();
         for ((key, old), new) in keys.iter().zip(&current).zip(next) {
-            let new = new.map(|mut instance| {
-                instance.version = None;
-                instance
-            });
+            let new = new.map(ContainerInstance::without_derived);
             match new {
                 Some(instance) if old.as_ref().map(|o| &o.value) != Some(&instance) => {
                     let revision = old.as_ref().map_or(0, |o| o.mod_revision);
@@ -256,7 +262,7 @@ impl Presenter {
                 instance
                     .health_status
                     .unwrap_or_else(|| ContainerInstanceHealthStatus {
-                        overall_status: Some("INSUFFICIENT_DATA".into()),
+                        overall_status: Some(InstanceHealthCheckState::InsufficientData),
                         details: Some(Vec::new()),
                     }),
             )
@@ -330,7 +336,7 @@ pub async fn register(
     let updated = update_instances(&ctx, std::slice::from_ref(&key), |current| {
         let instance = match current.into_iter().next().flatten() {
             None => registration.new_instance(&arn, &id, now),
-            Some(existing) if existing.status.as_deref() == Some("INACTIVE") => {
+            Some(existing) if existing.status == Some(ContainerInstanceStatus::Inactive) => {
                 return Err(ApiError::client(format!(
                     "Container instance {arn} was deregistered and cannot register again: \
                      register without containerInstanceArn to join the cluster as a new \
@@ -385,8 +391,8 @@ pub async fn deregister(
         let Some(mut instance) = current.into_iter().next().flatten() else {
             return Err(not_found());
         };
-        if instance.status.as_deref() != Some("INACTIVE") {
-            instance.status = Some("INACTIVE".into());
+        if instance.status != Some(ContainerInstanceStatus::Inactive) {
+            instance.status = Some(ContainerInstanceStatus::Inactive);
             instance.agent_connected = Some(false);
         }
         Ok(vec![Some(instance)])
@@ -464,14 +470,19 @@ pub async fn list(
             ))
         })?),
     };
-    if let Some(status) = req.status.as_deref() {
-        if !LIST_STATUSES.contains(&status) {
-            return Err(ApiError::invalid_parameter(format!(
-                "Invalid status '{status}': use one of {}.",
-                LIST_STATUSES.join(", ")
-            )));
-        }
-    }
+    let status = match req.status.as_deref() {
+        None => None,
+        Some(text) => Some(
+            ContainerInstanceStatus::parse(text)
+                .filter(|s| LIST_STATUSES.contains(s))
+                .ok_or_else(|| {
+                    ApiError::invalid_parameter(format!(
+                        "Invalid status '{text}': use one of {}.",
+                        ContainerInstanceStatus::join(&LIST_STATUSES)
+                    ))
+                })?,
+        ),
+    };
     let page = PageRequest::parse(req.next_token.as_deref(), req.max_results, 100)?;
     let cluster = ctx.cluster_name(req.cluster.as_deref())?;
     ctx.active_cluster(Some(&cluster))?;
@@ -479,9 +490,9 @@ pub async fn list(
         .list::<ContainerInstance>(&keys::instances_of(&cluster))?
         .into_iter()
         .map(|v| v.value)
-        .filter(|i| match req.status.as_deref() {
-            Some(status) => i.status.as_deref() == Some(status),
-            None => i.status.as_deref() != Some("INACTIVE"),
+        .filter(|i| match status {
+            Some(status) => i.status == Some(status),
+            None => i.status != Some(ContainerInstanceStatus::Inactive),
         })
         .collect();
     let instances = match &filter {
@@ -523,12 +534,14 @@ pub async fn update_state(
     ctx: Ctx,
     req: UpdateContainerInstancesStateRequest,
 ) -> Result<ContainerInstancesResponse, ApiError> {
-    let status = req.status.as_str();
-    if !["ACTIVE", "DRAINING"].contains(&status) {
+    let Some(status) =
+        ContainerInstanceStatus::parse(&req.status).filter(|s| SETTABLE_STATUSES.contains(s))
+    else {
         return Err(ApiError::invalid_parameter(format!(
-            "Invalid status '{status}': container instances can only be set to ACTIVE or DRAINING."
+            "Invalid status '{}': container instances can only be set to ACTIVE or DRAINING.",
+            req.status
         )));
-    }
+    };
     if req.container_instances.is_empty() || req.container_instances.len() > 10 {
         return Err(ApiError::invalid_parameter(
             "containerInstances must name between 1 and 10 container instances.",
@@ -553,13 +566,13 @@ pub async fn update_state(
             .into_iter()
             .map(|instance| {
                 let mut instance = instance?;
-                match instance.status.as_deref() {
-                    Some("ACTIVE") | Some("DRAINING") => {
-                        instance.status = Some(status.to_string());
+                match instance.status {
+                    Some(current) if SETTABLE_STATUSES.contains(&current) => {
+                        instance.status = Some(status);
                         Some(instance)
                     }
                     other => {
-                        let other = other.unwrap_or("UNKNOWN");
+                        let other = other.map_or("UNKNOWN", ContainerInstanceStatus::as_str);
                         refused.push(Failure {
                             arn: instance.container_instance_arn.clone(),
                             reason: Some(other.to_string()),

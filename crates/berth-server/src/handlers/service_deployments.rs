@@ -8,9 +8,10 @@ use crate::error::ApiError;
 use crate::handlers::services::{service_name_of, service_not_found, RandomIds, TaskCounts};
 use berth_core::model::service::{
     CreatedAt, Rollback, ServiceDeployment, ServiceDeploymentBrief, ServiceRevision,
-    ServiceRevisionSummary, SERVICE_DEPLOYMENT_STATUSES, TERMINAL_SERVICE_DEPLOYMENT_STATUSES,
+    ServiceRevisionSummary,
 };
 use berth_core::model::Failure;
+use berth_core::model::{DeploymentRolloutState, ServiceDeploymentStatus};
 use berth_core::pagination::PageRequest;
 use berth_core::service::events;
 use berth_core::service::lifecycle::{roll_back_to, HistoryUpdate};
@@ -92,18 +93,21 @@ const MAX_DESCRIBE: usize = 20;
 
 /// Applies a history change to a stored service deployment.
 pub fn apply_history(sd: &mut ServiceDeployment, update: &HistoryUpdate, now: f64) {
-    sd.status = Some(update.status.to_string());
+    sd.status = Some(update.status);
     if update.status_reason.is_some() {
         sd.status_reason = update.status_reason.clone();
     }
     sd.updated_at = Some(now);
     if update.finished {
         sd.finished_at.get_or_insert(now);
-        if update.status == "STOPPED" {
+        if update.status == ServiceDeploymentStatus::Stopped {
             sd.stopped_at.get_or_insert(now);
         }
-        if matches!(update.status, "SUCCESSFUL" | "ROLLBACK_SUCCESSFUL") {
-            let summary = if update.status == "SUCCESSFUL" {
+        if matches!(
+            update.status,
+            ServiceDeploymentStatus::Successful | ServiceDeploymentStatus::RollbackSuccessful
+        ) {
+            let summary = if update.status == ServiceDeploymentStatus::Successful {
                 sd.target_service_revision.as_mut()
             } else {
                 None
@@ -149,7 +153,7 @@ pub fn source_revisions(
 /// deployments' failures, from the service's current deployments.
 fn refresh(sd: &mut ServiceDeployment, record: &ServiceRecord, counts: &TaskCounts) {
     let arn = sd.service_deployment_arn.clone().unwrap_or_default();
-    if TERMINAL_SERVICE_DEPLOYMENT_STATUSES.contains(&sd.status.as_deref().unwrap_or("")) {
+    if sd.status.is_some_and(ServiceDeploymentStatus::is_terminal) {
         return;
     }
     let target = sd
@@ -202,16 +206,19 @@ pub async fn list(
         Some(req.max_results.unwrap_or(20)),
         100,
     )?;
-    let statuses = req.status.unwrap_or_default();
-    if let Some(bad) = statuses
+    let statuses = req
+        .status
+        .unwrap_or_default()
         .iter()
-        .find(|s| !SERVICE_DEPLOYMENT_STATUSES.contains(&s.as_str()))
-    {
-        return Err(ApiError::invalid_parameter(format!(
-            "'{bad}' is not a service deployment status: use one of {}.",
-            SERVICE_DEPLOYMENT_STATUSES.join(", ")
-        )));
-    }
+        .map(|text| {
+            ServiceDeploymentStatus::parse(text).ok_or_else(|| {
+                ApiError::invalid_parameter(format!(
+                    "'{text}' is not a service deployment status: use one of {}.",
+                    ServiceDeploymentStatus::join(ServiceDeploymentStatus::ALL)
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if ctx
         .get::<ServiceRecord>(&keys::service(&cluster_name, &name))?
         .is_none()
@@ -223,9 +230,7 @@ pub async fn list(
         .list::<ServiceDeployment>(&keys::service_deployments_of(&cluster_name, &name))?
         .into_iter()
         .map(|v| v.value)
-        .filter(|sd| {
-            statuses.is_empty() || statuses.iter().any(|s| sd.status.as_deref() == Some(s))
-        })
+        .filter(|sd| statuses.is_empty() || sd.status.is_some_and(|s| statuses.contains(&s)))
         .filter(|sd| {
             let at = sd.created_at.unwrap_or(0.0);
             created.before.is_none_or(|b| at <= b) && created.after.is_none_or(|a| at >= a)
@@ -365,19 +370,23 @@ pub async fn stop(
         let sd = ctx
             .get::<ServiceDeployment>(&sd_key)?
             .ok_or_else(deployment_not_found)?;
-        let status = sd.value.status.clone().unwrap_or_default();
-        match status.as_str() {
-            "PENDING" | "IN_PROGRESS" => {}
-            "STOP_REQUESTED" | "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" => {
+        match sd.value.status {
+            Some(ServiceDeploymentStatus::Pending | ServiceDeploymentStatus::InProgress) => {}
+            Some(
+                ServiceDeploymentStatus::StopRequested
+                | ServiceDeploymentStatus::RollbackRequested
+                | ServiceDeploymentStatus::RollbackInProgress,
+            ) => {
                 return Ok(StopServiceDeploymentResponse {
                     service_deployment_arn: arn,
                 })
             }
             other => {
+                let other = other.map_or("", ServiceDeploymentStatus::as_str);
                 return Err(ApiError::new(
                     "ConflictException",
                     format!("The service deployment is {other}: only a service deployment in progress can be stopped."),
-                ))
+                ));
             }
         }
         let record = ctx
@@ -407,7 +416,7 @@ pub async fn stop(
         let now = ctx.now();
         let name = updated.name().to_string();
         if let Some(p) = updated.primary_mut() {
-            p.rollout_state = Some("FAILED".into());
+            p.rollout_state = Some(DeploymentRolloutState::Failed);
             p.rollout_state_reason =
                 Some("ECS deployment stopped by StopServiceDeployment.".into());
             p.updated_at = Some(now);
@@ -432,7 +441,7 @@ pub async fn stop(
             &mut new_sd,
             &HistoryUpdate {
                 arn: arn.clone(),
-                status: "ROLLBACK_IN_PROGRESS",
+                status: ServiceDeploymentStatus::RollbackInProgress,
                 status_reason: Some("Stopped by StopServiceDeployment: rolling back.".into()),
                 finished: false,
                 rollback: Some(Rollback {

@@ -18,7 +18,9 @@ use berth_core::model::service::{
     DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController, Service,
     ServiceDeployment,
 };
-use berth_core::model::{validate_tags, Failure};
+use berth_core::model::{
+    validate_tags, DeploymentRolloutState, Failure, ServiceDeploymentStatus, ServiceStatus,
+};
 use berth_core::names::{invalid_name_message, is_valid_name};
 use berth_core::pagination::PageRequest;
 use berth_core::service::bounds::{
@@ -160,8 +162,8 @@ pub async fn create_service(
         let existing = ctx.get::<ServiceRecord>(&key)?;
         let revision = existing.as_ref().map_or(0, |e| e.mod_revision);
         if let Some(existing) = &existing {
-            match existing.value.service.status.as_deref() {
-                Some("ACTIVE") => {
+            match existing.value.service.status {
+                Some(ServiceStatus::Active) => {
                     let same_token = req.client_token.is_some()
                         && existing.value.state.client_token == req.client_token;
                     if same_token {
@@ -174,7 +176,7 @@ pub async fn create_service(
                         "Creation of service was not idempotent.",
                     ));
                 }
-                Some("DRAINING") => {
+                Some(ServiceStatus::Draining) => {
                     return Err(ApiError::invalid_parameter(
                         "Unable to Start a service that is still Draining.",
                     ))
@@ -200,10 +202,8 @@ pub async fn create_service(
             cluster_arn: Some(ctx.arns.cluster(&cluster_name)),
             load_balancers: Some(Vec::new()),
             service_registries: Some(Vec::new()),
-            status: Some("ACTIVE".into()),
+            status: Some(ServiceStatus::Active),
             desired_count: Some(desired),
-            running_count: Some(0),
-            pending_count: Some(0),
             launch_type: Some(launch_type.clone()),
             deployment_configuration: Some(with_defaults(
                 req.deployment_configuration.clone(),
@@ -336,7 +336,7 @@ pub async fn update_service(
     loop {
         let current = load(&ctx, &key)?;
         let mut record = current.value.clone();
-        if record.service.status.as_deref() != Some("ACTIVE") {
+        if record.service.status != Some(ServiceStatus::Active) {
             return Err(ApiError::new(
                 "ServiceNotActiveException",
                 "Service was not ACTIVE.",
@@ -458,7 +458,7 @@ fn complete_if_steady(
     let [primary] = deployments else {
         return Ok(None);
     };
-    if primary.rollout_state.as_deref() != Some("IN_PROGRESS") {
+    if primary.rollout_state != Some(DeploymentRolloutState::InProgress) {
         return Ok(None);
     }
     let id = primary.id.clone().unwrap_or_default();
@@ -497,8 +497,13 @@ fn superseded_history(
             .clone()
             .unwrap_or_default();
         let running = matches!(
-            stored.value.status.as_deref(),
-            Some("PENDING" | "IN_PROGRESS" | "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS")
+            stored.value.status,
+            Some(
+                ServiceDeploymentStatus::Pending
+                    | ServiceDeploymentStatus::InProgress
+                    | ServiceDeploymentStatus::RollbackRequested
+                    | ServiceDeploymentStatus::RollbackInProgress
+            )
         );
         if !running || !arns.contains(&arn.as_str()) {
             continue;
@@ -511,7 +516,7 @@ fn superseded_history(
                 &mut sd,
                 &HistoryUpdate {
                     arn,
-                    status: "STOPPED",
+                    status: ServiceDeploymentStatus::Stopped,
                     status_reason: Some("Superseded by a newer service deployment.".into()),
                     finished: true,
                     rollback: None,
@@ -542,9 +547,9 @@ pub async fn delete_service(
     loop {
         let current = load(&ctx, &key)?;
         let mut record = current.value.clone();
-        match record.service.status.as_deref() {
-            Some("ACTIVE") => {}
-            Some("DRAINING") => {
+        match record.service.status {
+            Some(ServiceStatus::Active) => {}
+            Some(ServiceStatus::Draining) => {
                 let counts = TaskCounts::of(&ctx, &cluster_name)?;
                 return Ok(ServiceResponse {
                     service: present(&record, &counts, false),
@@ -561,7 +566,7 @@ pub async fn delete_service(
             ));
         }
         let now = ctx.now();
-        record.service.status = Some("DRAINING".into());
+        record.service.status = Some(ServiceStatus::Draining);
         record.service.desired_count = Some(0);
         let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
         for (sd_key, sd_revision, mut sd) in
@@ -661,7 +666,7 @@ pub async fn list_services(
         .list::<ServiceRecord>(&keys::services_of(&cluster_name))?
         .into_iter()
         .map(|v| v.value.service)
-        .filter(|s| s.status.as_deref() != Some("INACTIVE"))
+        .filter(|s| s.status != Some(ServiceStatus::Inactive))
         .filter(|s| req.launch_type.is_none() || s.launch_type == req.launch_type)
         .filter(|s| {
             req.scheduling_strategy.is_none() || s.scheduling_strategy == req.scheduling_strategy

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use berth_core::model::task_definition::{
     RegisterTaskDefinitionRequest, TaskDefinition, TaskDefinitionRecord,
 };
-use berth_core::model::{Failure, Tag};
+use berth_core::model::{Failure, Tag, TaskDefinitionStatus};
 use berth_core::pagination::PageRequest;
 use berth_core::task_definition::{
     parse_reference, parse_revision_reference, prepare_registration, TaskDefinitionError,
@@ -127,10 +127,6 @@ struct FamilyCounter {
 /// How often registration retries when other registrations of the family keep winning.
 const MAX_REGISTER_ATTEMPTS: usize = 100;
 
-fn status_of(record: &TaskDefinitionRecord) -> &str {
-    record.task_definition.status.as_deref().unwrap_or("")
-}
-
 fn not_described() -> ApiError {
     ApiError::client("Unable to describe task definition.")
 }
@@ -163,7 +159,7 @@ pub async fn register(
         }
         td.task_definition_arn = Some(ctx.arns.task_definition(&family, revision));
         td.revision = Some(revision as i32);
-        td.status = Some("ACTIVE".to_string());
+        td.status = Some(TaskDefinitionStatus::Active);
         td.registered_at = Some(ctx.now());
         td.registered_by = Some(format!("arn:aws:iam::{}:root", ctx.config.account_id));
         let key = keys::task_definition(&family, revision);
@@ -208,7 +204,7 @@ fn find(
             .list::<TaskDefinitionRecord>(&keys::task_definitions_of(family))?
             .into_iter()
             .map(|v| v.value)
-            .filter(|r| status_of(r) == "ACTIVE")
+            .filter(|r| r.task_definition.status == Some(TaskDefinitionStatus::Active))
             .max_by_key(|r| r.task_definition.revision),
     })
 }
@@ -234,26 +230,32 @@ pub async fn describe(
     })
 }
 
+fn invalid_value(member: &str, value: &str, allowed: &str) -> ApiError {
+    ApiError::invalid_parameter(format!(
+        "Invalid value '{value}' for {member}: use one of {allowed}."
+    ))
+}
+
 fn check_value(member: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
     if allowed.contains(&value) {
         Ok(())
     } else {
-        Err(ApiError::invalid_parameter(format!(
-            "Invalid value '{value}' for {member}: use one of {}.",
-            allowed.join(", ")
-        )))
+        Err(invalid_value(member, value, &allowed.join(", ")))
     }
 }
 
 /// Every stored revision as (family, revision, status), in no particular order.
-fn all_revisions(ctx: &Ctx, prefix: &str) -> Result<Vec<(String, u32, String)>, ApiError> {
+fn all_revisions(
+    ctx: &Ctx,
+    prefix: &str,
+) -> Result<Vec<(String, u32, Option<TaskDefinitionStatus>)>, ApiError> {
     Ok(ctx
         .list::<TaskDefinitionRecord>(prefix)?
         .into_iter()
         .filter_map(|v| {
             let td = v.value.task_definition;
             let revision = u32::try_from(td.revision?).ok()?;
-            Some((td.family?, revision, td.status.unwrap_or_default()))
+            Some((td.family?, revision, td.status))
         })
         .collect())
 }
@@ -265,12 +267,14 @@ pub async fn list(
     ctx: Ctx,
     req: ListTaskDefinitionsRequest,
 ) -> Result<ListTaskDefinitionsResponse, ApiError> {
-    let status = req.status.as_deref().unwrap_or("ACTIVE");
-    check_value(
-        "status",
-        status,
-        &["ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS"],
-    )?;
+    let text = req.status.as_deref().unwrap_or("ACTIVE");
+    let status = TaskDefinitionStatus::parse(text).ok_or_else(|| {
+        invalid_value(
+            "status",
+            text,
+            &TaskDefinitionStatus::join(TaskDefinitionStatus::ALL),
+        )
+    })?;
     let sort = req.sort.as_deref().unwrap_or("ASC");
     check_value("sort", sort, &["ASC", "DESC"])?;
     let page = PageRequest::parse(req.next_token.as_deref(), req.max_results, 100)?;
@@ -290,7 +294,7 @@ pub async fn list(
     };
     let mut items: Vec<(String, u32)> = all_revisions(&ctx, &prefix)?
         .into_iter()
-        .filter(|(_, _, s)| s == status)
+        .filter(|(_, _, s)| *s == Some(status))
         .map(|(family, revision, _)| (family, revision))
         .collect();
     items.sort();
@@ -334,7 +338,8 @@ pub async fn list_families(
     let mut has_active: BTreeMap<String, bool> = BTreeMap::new();
     for (family, _, revision_status) in all_revisions(&ctx, keys::TASK_DEFINITIONS)? {
         if family.starts_with(&prefix) {
-            *has_active.entry(family).or_default() |= revision_status == "ACTIVE";
+            *has_active.entry(family).or_default() |=
+                revision_status == Some(TaskDefinitionStatus::Active);
         }
     }
     let families: Vec<String> = has_active
@@ -364,7 +369,7 @@ pub async fn deregister(
     let key = keys::task_definition(&family, revision);
     let missing = || ApiError::client("The specified task definition does not exist.");
     let current = ctx.get::<TaskDefinitionRecord>(&key)?.ok_or_else(missing)?;
-    if status_of(&current.value) != "ACTIVE" {
+    if current.value.task_definition.status != Some(TaskDefinitionStatus::Active) {
         return Ok(DeregisterTaskDefinitionResponse {
             task_definition: current.value.task_definition,
         });
@@ -373,8 +378,8 @@ pub async fn deregister(
     let record = ctx
         .update::<TaskDefinitionRecord, _>(&key, |current| {
             let mut record = current.ok_or_else(missing)?;
-            if status_of(&record) == "ACTIVE" {
-                record.task_definition.status = Some("INACTIVE".to_string());
+            if record.task_definition.status == Some(TaskDefinitionStatus::Active) {
+                record.task_definition.status = Some(TaskDefinitionStatus::Inactive);
                 record.task_definition.deregistered_at = Some(now);
             }
             Ok(record)
@@ -414,16 +419,16 @@ async fn delete_one(
             "Check the family and revision: ListTaskDefinitions shows the registered ones.",
         ));
     };
-    match status_of(&current.value) {
-        "ACTIVE" => Ok(failure(
+    match current.value.task_definition.status {
+        Some(TaskDefinitionStatus::Active) => Ok(failure(
             arn,
             "The specified task definition is still in ACTIVE status. Please deregister the target and try again.",
             format!("Call DeregisterTaskDefinition for {family}:{revision} first."),
         )),
-        "DELETE_IN_PROGRESS" => Ok(Ok(current.value.task_definition)),
+        Some(TaskDefinitionStatus::DeleteInProgress) => Ok(Ok(current.value.task_definition)),
         _ => {
             let mut record = current.value;
-            record.task_definition.status = Some("DELETE_IN_PROGRESS".to_string());
+            record.task_definition.status = Some(TaskDefinitionStatus::DeleteInProgress);
             record.task_definition.delete_requested_at = Some(now);
             let txn = Txn::new()
                 .when(Compare::at(&key, current.mod_revision))

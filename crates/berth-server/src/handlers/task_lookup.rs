@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use berth_core::arn::{id_of, Arn};
 use berth_core::model::task::Task;
 use berth_core::model::task_definition::TaskDefinitionRecord;
-use berth_core::model::Failure;
+use berth_core::model::{Failure, TaskDefinitionStatus};
 use berth_core::task_definition::{parse_reference, TaskDefinitionRef};
 use berth_store::keys;
 use serde::Serialize;
@@ -84,7 +84,7 @@ pub fn resolve_task_definition(
             .into_iter()
             .rev()
             .map(|v| v.value)
-            .find(|r| r.task_definition.status.as_deref() == Some("ACTIVE"))
+            .find(|r| r.task_definition.status == Some(TaskDefinitionStatus::Active))
             .ok_or_else(not_found),
     }
 }

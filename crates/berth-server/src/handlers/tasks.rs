@@ -13,7 +13,9 @@ use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
 use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
-use berth_core::model::{validate_tags, Failure, Tag};
+use berth_core::model::{
+    validate_tags, ContainerInstanceStatus, Failure, Tag, TaskDefinitionStatus, TaskStatus,
+};
 use berth_core::pagination::PageRequest;
 use berth_core::resources::task_resources;
 use berth_core::scheduler::{default_run_task_strategies, TaskRequest};
@@ -159,7 +161,7 @@ fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
     let record: TaskDefinitionRecord = resolve_task_definition(ctx, input.task_definition)?;
     let td = record.task_definition;
-    if td.status.as_deref() != Some("ACTIVE") {
+    if td.status != Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::client(format!(
             "TaskDefinition is inactive: {} cannot run new tasks; register or name an ACTIVE revision.",
             td.task_definition_arn.as_deref().unwrap_or(input.task_definition)
@@ -350,7 +352,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         if !plan
             .instances
             .values()
-            .any(|i| i.value.status.as_deref() == Some("ACTIVE"))
+            .any(|i| i.value.status == Some(ContainerInstanceStatus::Active))
         {
             return Err(ApiError::invalid_parameter(
                 "No Container Instances were found in your cluster.",
@@ -507,7 +509,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
             };
             let index = snapshot.index_of(&id);
             let Some(index) =
-                index.filter(|_| versioned.value.status.as_deref() != Some("INACTIVE"))
+                index.filter(|_| versioned.value.status != Some(ContainerInstanceStatus::Inactive))
             else {
                 failures.push(Failure::new(arn, "INACTIVE"));
                 continue;
@@ -585,17 +587,25 @@ pub async fn describe_tasks(
     )
 }
 
+/// The desired statuses ListTasks filters by.
+const LIST_DESIRED_STATUSES: [TaskStatus; 3] = [
+    TaskStatus::Running,
+    TaskStatus::Pending,
+    TaskStatus::Stopped,
+];
+
 /// Lists task ARNs of a cluster, filtered as ECS filters them.
 pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResponse, ApiError> {
     let cluster = ctx.active_cluster(req.cluster.as_deref())?;
     let cluster_name = cluster.value.cluster_name.unwrap_or_default();
     let page = PageRequest::parse(req.next_token.as_deref(), req.max_results, 100)?;
-    let desired = req.desired_status.as_deref().unwrap_or("RUNNING");
-    if !matches!(desired, "RUNNING" | "PENDING" | "STOPPED") {
+    let text = req.desired_status.as_deref().unwrap_or("RUNNING");
+    let Some(desired) = TaskStatus::parse(text).filter(|s| LIST_DESIRED_STATUSES.contains(s))
+    else {
         return Err(ApiError::invalid_parameter(format!(
-            "'{desired}' is not a desired status: use RUNNING, PENDING or STOPPED."
+            "'{text}' is not a desired status: use RUNNING, PENDING or STOPPED."
         )));
-    }
+    };
     if let Some(lt) = req.launch_type.as_deref() {
         if !matches!(lt, "EC2" | "FARGATE" | "EXTERNAL" | "MANAGED_INSTANCES") {
             return Err(ApiError::invalid_parameter(format!(
@@ -621,7 +631,7 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
     };
     // Read the most selective index, from after the last task of the previous page, and
     // stop one past the page: O(page) when the index matches the filters.
-    if desired == "PENDING" {
+    if desired == TaskStatus::Pending {
         return Ok(ListTasksResponse::default());
     }
     let state = ctx.snapshot();
@@ -630,7 +640,9 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
         .as_deref()
         .and_then(|arn| id_of(arn, "task"))
         .map(|id| keys::task(&cluster_name, &id));
-    let (index, value) = if let Some(arn) = instance_arn.as_deref().filter(|_| desired == "RUNNING")
+    let (index, value) = if let Some(arn) = instance_arn
+        .as_deref()
+        .filter(|_| desired == TaskStatus::Running)
     {
         (TaskIndex::Instance, arn.to_string())
     } else if let Some(service) = req.service_name.as_deref() {
@@ -640,14 +652,14 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
     } else if let Some(started_by) = req.started_by.as_deref() {
         (TaskIndex::StartedBy, scoped(&cluster_name, started_by))
     } else {
-        (TaskIndex::Desired, scoped(&cluster_name, desired))
+        (TaskIndex::Desired, scoped(&cluster_name, desired.as_str()))
     };
     let service_group = req.service_name.as_ref().map(|s| format!("service:{s}"));
     let arns: Vec<String> = state
         .tasks_by(index, &value, after.as_deref())
         .filter(|t| req.family.is_none() || t.family() == req.family.as_deref())
         .map(|t| &t.task)
-        .filter(|t| t.desired_status.as_deref() == Some(desired))
+        .filter(|t| t.desired_status == Some(desired))
         .filter(|t| instance_arn.is_none() || t.container_instance_arn == instance_arn)
         .filter(|t| req.started_by.is_none() || t.started_by == req.started_by)
         .filter(|t| req.launch_type.is_none() || t.launch_type == req.launch_type)

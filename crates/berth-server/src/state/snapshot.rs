@@ -202,7 +202,10 @@ impl State {
         } else if key.starts_with(keys::INSTANCES) {
             match serde_json::from_slice::<ContainerInstance>(&entry.value) {
                 Ok(instance) => {
-                    let status = instance.status.clone().unwrap_or_default();
+                    let status = instance
+                        .status
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default();
                     if self.statuses.get(&*key) != Some(&status) {
                         // Its agent's stream ends when it is deregistered.
                         touched
@@ -791,7 +794,9 @@ fn desired_of(task: &TaskEntry) -> &str {
     if task.desired_stopped {
         "STOPPED"
     } else {
-        task.task.desired_status.as_deref().unwrap_or("RUNNING")
+        task.task
+            .desired_status
+            .map_or("RUNNING", |status| status.as_str())
     }
 }
 

@@ -55,7 +55,7 @@ impl TaskEntry {
             key: Arc::clone(key),
             cluster,
             status: TaskStatus::of(&task),
-            desired_stopped: task.desired_status.as_deref() == Some("STOPPED"),
+            desired_stopped: task.desired_status == Some(TaskStatus::Stopped),
             instance_arn: task.container_instance_arn.as_deref().map(Key::from),
             task,
             mod_revision,

@@ -1,10 +1,17 @@
 use super::*;
 use berth_core::model::task::Task;
+use berth_core::model::TaskStatus;
 use berth_store::{keys, Event, EventKind, SqliteStore, Txn};
 use std::collections::BTreeMap;
 
 const INSTANCES: [&str; 3] = ["i1", "i2", "i3"];
-const STATUSES: [&str; 5] = ["PROVISIONING", "PENDING", "RUNNING", "STOPPING", "STOPPED"];
+const STATUSES: [TaskStatus; 5] = [
+    TaskStatus::Provisioning,
+    TaskStatus::Pending,
+    TaskStatus::Running,
+    TaskStatus::Stopping,
+    TaskStatus::Stopped,
+];
 
 fn instance_arn(id: &str) -> String {
     format!("arn:aws:ecs:us-east-1:000000000000:container-instance/c1/{id}")
@@ -19,8 +26,8 @@ fn random_task(rng: &mut fastrand::Rng, id: &str) -> Task {
         )),
         container_instance_arn: (rng.usize(..5) > 0)
             .then(|| instance_arn(INSTANCES[rng.usize(..INSTANCES.len())])),
-        last_status: Some(STATUSES[rng.usize(..STATUSES.len())].to_string()),
-        desired_status: Some(["RUNNING", "STOPPED"][rng.usize(..2)].to_string()),
+        last_status: Some(STATUSES[rng.usize(..STATUSES.len())]),
+        desired_status: Some([TaskStatus::Running, TaskStatus::Stopped][rng.usize(..2)]),
         group: Some(["service:api", "family:web", "batch"][rng.usize(..3)].to_string()),
         started_by: [None, Some("ecs-svc/1".to_string()), Some("ci".to_string())][rng.usize(..3)]
             .clone(),
@@ -165,8 +172,8 @@ fn a_task_report_that_changes_nothing_for_the_agent_routes_nowhere() {
     let mut task = Task {
         task_arn: Some("arn:aws:ecs:us-east-1:000000000000:task/c1/t1".into()),
         container_instance_arn: Some(instance_arn("i1")),
-        last_status: Some("PENDING".into()),
-        desired_status: Some("RUNNING".into()),
+        last_status: Some(TaskStatus::Pending),
+        desired_status: Some(TaskStatus::Running),
         ..Task::default()
     };
     let put = |task: &Task, revision| Event {
@@ -179,7 +186,7 @@ fn a_task_report_that_changes_nothing_for_the_agent_routes_nowhere() {
     state.apply(put(&task, 1), &mut touched);
     assert_eq!(touched.instances.len(), 1, "a new task wakes its instance");
 
-    task.last_status = Some("RUNNING".into());
+    task.last_status = Some(TaskStatus::Running);
     let mut touched = Touched::default();
     state.apply(put(&task, 2), &mut touched);
     assert!(touched.instances.is_empty(), "its own report wakes nobody");
@@ -191,7 +198,7 @@ fn a_task_report_that_changes_nothing_for_the_agent_routes_nowhere() {
         1
     );
 
-    task.desired_status = Some("STOPPED".into());
+    task.desired_status = Some(TaskStatus::Stopped);
     let mut touched = Touched::default();
     state.apply(put(&task, 3), &mut touched);
     assert!(
@@ -211,8 +218,8 @@ async fn an_unrelated_write_wakes_no_other_instance_stream() {
     let task = Task {
         task_arn: Some("arn:aws:ecs:us-east-1:000000000000:task/c1/t1".into()),
         container_instance_arn: Some(instance_arn("i1")),
-        last_status: Some("PENDING".into()),
-        desired_status: Some("RUNNING".into()),
+        last_status: Some(TaskStatus::Pending),
+        desired_status: Some(TaskStatus::Running),
         ..Task::default()
     };
     let put = store

@@ -15,7 +15,7 @@ async fn a_restarted_engine_adopts_running_containers_instead_of_creating_copies
         )
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     let before = h.fake.containers();
     let mut h = h.restart().await;
     h.assign(&[new_task(&td, "t1")]);
@@ -26,7 +26,7 @@ async fn a_restarted_engine_adopts_running_containers_instead_of_creating_copies
         "only the first run created"
     );
     assert_eq!(h.fake.containers(), before);
-    assert_eq!(h.task("t1").last_status.as_deref(), Some("RUNNING"));
+    assert_eq!(h.task("t1").last_status, Some(TaskStatus::Running));
     assert!(
         h.received.is_empty(),
         "nothing new to report: {:?}",
@@ -34,7 +34,7 @@ async fn a_restarted_engine_adopts_running_containers_instead_of_creating_copies
     );
     // The adopted containers are the ones stopped on StopTask.
     h.stop_task("t1", &["t1"]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     assert!(h.fake.containers().iter().all(|c| !c.running));
     assert_eq!(h.container("t1", "app").exit_code, Some(143));
 }
@@ -44,7 +44,7 @@ async fn an_essential_exit_while_the_agent_was_away_is_reported_after_restart() 
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     let id = h.runtime_id("t1", "web");
     let engine = h.engine;
     drop(engine);
@@ -56,7 +56,7 @@ async fn an_essential_exit_while_the_agent_was_away_is_reported_after_restart() 
         .expect("engine");
     h.reports = reports;
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("EssentialContainerExited"));
     assert_eq!(h.container("t1", "web").exit_code, Some(2));
@@ -79,11 +79,11 @@ async fn a_task_caught_between_create_and_start_is_started_from_its_existing_con
         )
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "ACTIVATING").await;
+    h.until("t1", TaskStatus::Activating).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let mut h = h.restart().await;
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 2);
     assert_eq!(h.fake.containers().len(), 2);
     assert!(h.fake.containers().iter().all(|c| c.running));
@@ -94,7 +94,7 @@ async fn containers_of_tasks_no_longer_assigned_are_stopped_then_removed() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     let mut h = h.restart().await;
     h.assign(&[]);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -116,7 +116,7 @@ async fn containers_of_other_instances_are_left_alone() {
     let mut other = Harness::on(fake.clone(), other_config).await;
     let td = task_definition(json!([container("web", json!({}))]));
     other.assign(&[new_task(&td, "t9")]);
-    other.until("t9", "RUNNING").await;
+    other.until("t9", TaskStatus::Running).await;
     let mut h = Harness::on(fake, config()).await;
     h.assign(&[]);
     tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -132,7 +132,7 @@ async fn containers_that_exited_long_ago_are_removed_without_a_new_full_delay() 
         .set_behavior("web", Behavior::exits(Duration::from_secs(1), 0));
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     // The container exited (by the wall clock) longer ago than the cleanup delay.
     let exited = h.fake.containers()[0].clone();
     let old = crate::runtime::ContainerState {

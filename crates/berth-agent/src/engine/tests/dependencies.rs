@@ -34,7 +34,7 @@ async fn start_dependencies_start_first_whatever_the_definition_order() {
         container("db", json!({}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert!(start_of(&h, "db") < start_of(&h, "app"));
 }
 
@@ -48,7 +48,7 @@ async fn complete_waits_for_the_dependency_to_exit_with_any_code() {
         container("app", depends("init", "COMPLETE"))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    let at = h.until("t1", "RUNNING").await;
+    let at = h.until("t1", TaskStatus::Running).await;
     assert!(
         at >= Duration::from_secs(10),
         "RUNNING only once app started"
@@ -56,8 +56,8 @@ async fn complete_waits_for_the_dependency_to_exit_with_any_code() {
     assert!(running_at(&h, "app") >= Duration::from_secs(10));
     assert_eq!(h.container("t1", "init").exit_code, Some(1));
     assert_eq!(
-        h.container("t1", "app").last_status.as_deref(),
-        Some("RUNNING")
+        h.container("t1", "app").last_status,
+        Some(TaskStatus::Running)
     );
 }
 
@@ -71,7 +71,7 @@ async fn success_starts_the_dependent_after_a_zero_exit() {
         container("app", depends("init", "SUCCESS"))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert!(running_at(&h, "app") >= Duration::from_secs(3));
 }
 
@@ -85,7 +85,7 @@ async fn success_with_a_non_zero_exit_fails_the_task() {
         container("app", depends("init", "SUCCESS"))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
     let reason = task.stopped_reason.clone().expect("reason");
@@ -116,13 +116,13 @@ async fn healthy_holds_the_dependent_until_the_health_check_passes() {
         container("app", depends("db", "HEALTHY"))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    let at = h.until("t1", "RUNNING").await;
+    let at = h.until("t1", TaskStatus::Running).await;
     assert!(running_at(&h, "db") < Duration::from_secs(1));
     assert!(running_at(&h, "app") >= Duration::from_secs(20));
     assert!(at >= Duration::from_secs(20));
     assert_eq!(
-        h.container("t1", "db").health_status.as_deref(),
-        Some("HEALTHY")
+        h.container("t1", "db").health_status,
+        Some(HealthStatus::Healthy)
     );
 }
 
@@ -141,7 +141,7 @@ async fn healthy_fails_the_task_when_the_dependency_turns_unhealthy() {
         container("app", depends("db", "HEALTHY"))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
     assert!(task
@@ -160,7 +160,7 @@ async fn a_dependency_on_a_container_that_is_not_in_the_task_fails_it() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("app", depends("ghost", "START"))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     assert!(h
         .task("t1")
         .stopped_reason
@@ -176,7 +176,7 @@ async fn a_dependency_cycle_fails_the_task_before_anything_is_created() {
         container("b", depends("a", "START"))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let reason = h.task("t1").stopped_reason.clone().expect("reason");
     assert!(reason.contains("a -> b -> a"), "{reason}");
     assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 0);
@@ -199,7 +199,7 @@ async fn a_start_timeout_gives_up_on_dependencies_that_take_too_long() {
         app
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    let at = h.until("t1", "STOPPED").await;
+    let at = h.until("t1", TaskStatus::Stopped).await;
     assert!(
         at >= Duration::from_secs(60) && at < Duration::from_secs(120),
         "{at:?}"

@@ -13,7 +13,7 @@ async fn a_pull_failure_stops_the_task_with_a_reason_naming_the_image() {
         container("sidecar", json!({"essential": false}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(h.statuses("t1"), path(&["PENDING"]));
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
@@ -21,7 +21,7 @@ async fn a_pull_failure_stops_the_task_with_a_reason_naming_the_image() {
     assert!(reason.starts_with("CannotPullContainerError"), "{reason}");
     assert!(reason.contains("nope:latest"), "{reason}");
     let web = h.container("t1", "web");
-    assert_eq!(web.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(web.last_status, Some(TaskStatus::Stopped));
     assert!(web
         .reason
         .expect("container reason")
@@ -37,7 +37,7 @@ async fn a_create_failure_stops_the_task_as_failed_to_start() {
         .set_behavior("web", Behavior::create_fails("invalid mount config"));
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(h.statuses("t1"), path(&["PENDING", "ACTIVATING"]));
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
@@ -64,7 +64,7 @@ async fn a_start_failure_stops_the_containers_that_had_started() {
         )
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(h.statuses("t1"), path(&["PENDING", "ACTIVATING"]));
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
@@ -73,7 +73,7 @@ async fn a_start_failure_stops_the_containers_that_had_started() {
         Some("CannotStartContainerError: port is already allocated")
     );
     let db = h.container("t1", "db");
-    assert_eq!(db.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(db.last_status, Some(TaskStatus::Stopped));
     assert_eq!(db.exit_code, Some(143), "db got SIGTERM");
     let db_id = h.runtime_id("t1", "db");
     assert_eq!(
@@ -93,7 +93,7 @@ async fn an_essential_container_exit_stops_the_task_with_its_exit_code() {
         container("sidecar", json!({"essential": false}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(
         h.statuses("t1"),
         path(&["PENDING", "ACTIVATING", "RUNNING"])
@@ -107,7 +107,7 @@ async fn an_essential_container_exit_stops_the_task_with_its_exit_code() {
     assert!(task.execution_stopped_at.is_some());
     assert_eq!(h.container("t1", "web").exit_code, Some(3));
     let sidecar = h.container("t1", "sidecar");
-    assert_eq!(sidecar.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(sidecar.last_status, Some(TaskStatus::Stopped));
     assert_eq!(sidecar.exit_code, Some(143));
     // The exit is reported before the others are stopped.
     let exit_report = h
@@ -142,14 +142,14 @@ async fn an_essential_container_that_exits_while_others_wait_stops_the_task_as_e
         )
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let task = h.task("t1");
     // It ran and exited: EssentialContainerExited, as ECS says, though the task never ran.
     assert_eq!(task.stop_code.as_deref(), Some("EssentialContainerExited"));
     assert_eq!(h.container("t1", "db").exit_code, Some(2));
     assert_eq!(
-        h.container("t1", "app").last_status.as_deref(),
-        Some("STOPPED")
+        h.container("t1", "app").last_status,
+        Some(TaskStatus::Stopped)
     );
 }
 
@@ -158,7 +158,7 @@ async fn a_container_definition_the_runtime_cannot_use_fails_the_task() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({"stopTimeout": -5}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let reason = h.task("t1").stopped_reason.clone().expect("reason");
     assert!(reason.starts_with("CannotCreateContainerError"), "{reason}");
     assert!(reason.contains("stopTimeout"), "{reason}");
@@ -175,7 +175,7 @@ async fn a_field_berth_cannot_honour_fails_the_task_naming_container_and_field()
         )
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
     let reason = task.stopped_reason.clone().expect("reason");
@@ -185,7 +185,7 @@ async fn a_field_berth_cannot_honour_fails_the_task_naming_container_and_field()
          reads values from AWS Systems Manager Parameter Store or Secrets Manager)"
     );
     let app = h.container("t1", "app");
-    assert_eq!(app.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(app.last_status, Some(TaskStatus::Stopped));
     assert_eq!(app.reason.as_deref(), Some(reason.as_str()));
     assert_eq!(h.statuses("t1"), path(&["PENDING"]));
     assert_eq!(h.count(|c| matches!(c, Call::Pull(_) | Call::Create(_))), 0);
@@ -199,7 +199,7 @@ async fn an_aws_log_driver_fails_the_task_instead_of_reaching_docker() {
         json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}})
     )]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
     let reason = task.stopped_reason.clone().expect("reason");

@@ -41,7 +41,7 @@ async fn ten_agent_crashes_never_duplicate_or_lose_a_container() {
         tasks
     };
     h.assign(&tasks(&loop_ids));
-    h.until("steady", "RUNNING").await;
+    h.until("steady", TaskStatus::Running).await;
     let steady_id = h.runtime_id("steady", "web");
     let mut stopped_loops = 0;
     for crash in 0..10u64 {
@@ -50,14 +50,14 @@ async fn ten_agent_crashes_never_duplicate_or_lose_a_container() {
         h = h.restart().await;
         // The "service": a loop task that stopped is replaced by a new one.
         let current = loop_ids.last().cloned().expect("loop task");
-        if h.task(&current).last_status.as_deref() == Some("STOPPED") {
+        if h.task(&current).last_status == Some(TaskStatus::Stopped) {
             stopped_loops += 1;
             loop_ids = vec![format!("loop-{}", crash + 1)];
         }
         h.assign(&tasks(&loop_ids));
         h.pump(Duration::from_millis(100)).await;
         assert_eq!(h.container_ids_of("steady"), vec![steady_id.clone()]);
-        assert_eq!(h.task("steady").last_status.as_deref(), Some("RUNNING"));
+        assert_eq!(h.task("steady").last_status, Some(TaskStatus::Running));
     }
     h.pump(Duration::from_secs(5)).await;
     let creates: Vec<String> = h
@@ -91,13 +91,13 @@ async fn a_docker_daemon_restart_stops_tasks_with_exit_codes_and_an_explanation(
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     h.fake.set_unavailable(Some("connection refused"));
     h.fake.restart_daemon(143);
     let restarted = h.began.elapsed();
     tokio::time::sleep(Duration::from_secs(8)).await;
     h.fake.set_unavailable(None);
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     assert!(
         stopped_at - restarted < Duration::from_secs(8 + 6),
         "noticed within the reconnect backoff: {:?}",
@@ -116,7 +116,7 @@ async fn an_exit_after_the_daemon_is_back_is_not_blamed_on_it() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     let id = h.runtime_id("t1", "web");
     h.fake.set_unavailable(Some("connection refused"));
     // A resync finds the daemon away, the next one finds the container running again.
@@ -124,7 +124,7 @@ async fn an_exit_after_the_daemon_is_back_is_not_blamed_on_it() {
     h.fake.set_unavailable(None);
     tokio::time::sleep(Duration::from_secs(31)).await;
     h.fake.exit(&id, 3);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let web = h.container("t1", "web");
     assert_eq!(web.exit_code, Some(3));
     assert_eq!(web.reason, None, "an exit of its own");
@@ -137,9 +137,9 @@ async fn a_hung_docker_stop_escalates_to_a_kill() {
         .set_behavior("web", Behavior::running().with_hanging_stop());
     let td = task_definition(json!([container("web", json!({"stopTimeout": 10}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let running_at = h.until("t1", "RUNNING").await;
+    let running_at = h.until("t1", TaskStatus::Running).await;
     h.stop_task("t1", &["t1"]);
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(
         stopped_at - running_at,
         Duration::from_secs(10) + STOP_CALL_GRACE
@@ -157,11 +157,11 @@ async fn a_wedged_daemon_cannot_hold_a_task_in_stopping_past_its_bound() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({"stopTimeout": 10}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let running_at = h.until("t1", "RUNNING").await;
+    let running_at = h.until("t1", TaskStatus::Running).await;
     let id = h.runtime_id("t1", "web");
     h.fake.set_hung(true);
     h.stop_task("t1", &["t1"]);
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(
         stopped_at - running_at,
         Duration::from_secs(10) + STOP_SLACK,
@@ -189,10 +189,10 @@ async fn pulls_wait_out_a_daemon_restart() {
     h.fake.set_unavailable(Some("connection refused"));
     let td = task_definition(json!([container("web", json!({"image": "app:1"}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "PENDING").await;
+    h.until("t1", TaskStatus::Pending).await;
     tokio::time::sleep(Duration::from_secs(20)).await;
     h.fake.set_unavailable(None);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert_eq!(
         h.count(|c| matches!(c, Call::Create(_))),
         1,
@@ -207,8 +207,8 @@ async fn a_task_leaves_pending_within_the_pull_timeout_when_the_daemon_never_ret
     h.fake.set_unavailable(Some("connection refused"));
     let td = task_definition(json!([container("web", json!({"image": "app:1"}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let pending_at = h.until("t1", "PENDING").await;
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let pending_at = h.until("t1", TaskStatus::Pending).await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     let pending = stopped_at - pending_at;
     assert!(
         pending >= DEFAULT_PULL_TIMEOUT && pending <= DEFAULT_PULL_TIMEOUT + Duration::from_secs(6),
@@ -227,7 +227,7 @@ async fn a_create_refused_while_the_daemon_restarts_is_retried() {
     h.fake.fail_next_creates(4);
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 5);
     assert_eq!(h.fake.containers().len(), 1);
 }
@@ -238,8 +238,8 @@ async fn a_create_refused_for_longer_than_the_retry_window_fails_the_task() {
     h.fake.fail_next_creates(u32::MAX);
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let activating_at = h.until("t1", "ACTIVATING").await;
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let activating_at = h.until("t1", TaskStatus::Activating).await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     assert!(stopped_at - activating_at <= RETRY_WINDOW + Duration::from_secs(5));
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
@@ -253,10 +253,10 @@ async fn a_stop_requested_while_creates_are_retried_ends_the_task_at_once() {
     h.fake.fail_next_creates(u32::MAX);
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let activating_at = h.until("t1", "ACTIVATING").await;
+    let activating_at = h.until("t1", TaskStatus::Activating).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     h.stop_task("t1", &["t1"]);
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     assert!(stopped_at - activating_at < Duration::from_secs(4));
     assert_eq!(h.task("t1").stop_code.as_deref(), Some("UserInitiated"));
 }
@@ -270,7 +270,7 @@ async fn containers_carry_the_agent_home() {
     let mut h = Harness::on(fake, with_home).await;
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     let labels = &h.fake.containers()[0].labels;
     assert_eq!(
         labels

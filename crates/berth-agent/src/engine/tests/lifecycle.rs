@@ -13,10 +13,10 @@ async fn a_task_goes_through_pending_and_activating_to_running_with_its_bindings
         json!({"portMappings": [{"containerPort": 80, "hostPort": 0}, {"containerPort": 53, "hostPort": 5353, "protocol": "udp"}]})
     )]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert_eq!(h.statuses("t1"), ["PENDING", "ACTIVATING", "RUNNING"]);
     let web = h.container("t1", "web");
-    assert_eq!(web.last_status.as_deref(), Some("RUNNING"));
+    assert_eq!(web.last_status, Some(TaskStatus::Running));
     let runtime_id = web.runtime_id.clone().expect("runtime id");
     let state = h
         .fake
@@ -56,7 +56,7 @@ async fn an_image_that_is_not_on_the_host_is_pulled_before_the_containers_are_cr
         container("sidecar", json!({"image": "nginx:1", "essential": false}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    let at = h.until("t1", "RUNNING").await;
+    let at = h.until("t1", TaskStatus::Running).await;
     assert!(at >= Duration::from_secs(4));
     assert_eq!(
         h.count(|c| matches!(c, Call::Pull(i) if i == "nginx:1")),
@@ -84,17 +84,17 @@ async fn a_non_essential_container_exit_is_only_a_container_report() {
         container("helper", json!({"essential": false}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     h.drain().await;
     assert_eq!(h.statuses("t1"), ["PENDING", "ACTIVATING", "RUNNING"]);
     let helper = h.container("t1", "helper");
-    assert_eq!(helper.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(helper.last_status, Some(TaskStatus::Stopped));
     assert_eq!(helper.exit_code, Some(1));
     assert_eq!(
-        h.container("t1", "web").last_status.as_deref(),
-        Some("RUNNING")
+        h.container("t1", "web").last_status,
+        Some(TaskStatus::Running)
     );
-    assert_eq!(h.task("t1").desired_status.as_deref(), Some("RUNNING"));
+    assert_eq!(h.task("t1").desired_status, Some(TaskStatus::Running));
 }
 
 #[tokio::test(start_paused = true)]
@@ -112,22 +112,22 @@ async fn health_changes_are_reported_and_make_the_task_health() {
         json!({"healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5}})
     )]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
-    assert_eq!(h.task("t1").health_status.as_deref(), Some("UNKNOWN"));
-    while h.task("t1").health_status.as_deref() != Some("HEALTHY") {
+    h.until("t1", TaskStatus::Running).await;
+    assert_eq!(h.task("t1").health_status, Some(HealthStatus::Unknown));
+    while h.task("t1").health_status != Some(HealthStatus::Healthy) {
         h.next().await.expect("health report");
     }
     assert_eq!(
-        h.container("t1", "web").health_status.as_deref(),
-        Some("HEALTHY")
+        h.container("t1", "web").health_status,
+        Some(HealthStatus::Healthy)
     );
-    while h.task("t1").health_status.as_deref() != Some("UNHEALTHY") {
+    while h.task("t1").health_status != Some(HealthStatus::Unhealthy) {
         h.next().await.expect("health report");
     }
     assert!(h.began.elapsed() >= Duration::from_secs(90));
     // An unhealthy standalone task keeps running, as in ECS.
     h.drain().await;
-    assert_eq!(h.task("t1").last_status.as_deref(), Some("RUNNING"));
+    assert_eq!(h.task("t1").last_status, Some(TaskStatus::Running));
 }
 
 #[tokio::test(start_paused = true)]
@@ -137,7 +137,7 @@ async fn the_same_desired_state_applied_again_runs_each_task_once() {
     let task = new_task(&td, "t1");
     h.assign(std::slice::from_ref(&task));
     h.assign(std::slice::from_ref(&task));
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     h.assign(std::slice::from_ref(&task));
     h.drain().await;
     assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 1);
@@ -149,8 +149,8 @@ async fn several_tasks_run_side_by_side() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1"), new_task(&td, "t2")]);
-    h.until("t1", "RUNNING").await;
-    h.until("t2", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
+    h.until("t2", TaskStatus::Running).await;
     assert_eq!(h.fake.containers().iter().filter(|c| c.running).count(), 2);
 }
 
@@ -162,7 +162,7 @@ async fn containers_carry_the_labels_of_their_task_and_instance() {
         json!({"dockerLabels": {"team": "blue"}})
     )]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     let spec = h.fake.specs().pop().expect("spec");
     assert_eq!(
         spec.labels

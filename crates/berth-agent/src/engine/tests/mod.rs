@@ -16,6 +16,7 @@ use crate::runtime::ContainerRuntime;
 use berth_core::gateway::{AssignedTask, DesiredState, SubmitTaskStateChange};
 use berth_core::model::task::{Container, Task, TaskOverride};
 use berth_core::model::task_definition::TaskDefinition;
+use berth_core::model::{HealthStatus, TaskStatus};
 use berth_core::task_state::{self, NewTask};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -216,9 +217,9 @@ impl Harness {
     }
 
     /// Receives reports until task `id` reaches `status`; panics when it never does.
-    async fn until(&mut self, id: &str, status: &str) -> Duration {
+    async fn until(&mut self, id: &str, status: TaskStatus) -> Duration {
         loop {
-            if self.task(id).last_status.as_deref() == Some(status) {
+            if self.task(id).last_status == Some(status) {
                 return self.began.elapsed();
             }
             if self.next().await.is_none() {

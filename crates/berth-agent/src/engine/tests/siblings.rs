@@ -42,7 +42,7 @@ async fn a_volumes_from_source_listed_later_is_created_first() {
         container("data", json!({"essential": false}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert!(created(&h, "data") < created(&h, "app"));
     let app = h
         .fake
@@ -61,12 +61,12 @@ async fn a_link_target_is_created_and_started_before_the_container_linking_to_it
         container("db", json!({}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert!(created(&h, "db") < created(&h, "app"));
     assert!(started(&h, "t1", "db") < started(&h, "t1", "app"));
     // And on the way down the linking container stops first.
     h.stop_task("t1", &["t1"]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let app = h.runtime_id("t1", "app");
     let db = h.runtime_id("t1", "db");
     assert!(
@@ -90,7 +90,7 @@ async fn task_pid_and_ipc_modes_start_the_namespace_holder_first() {
         ]),
     );
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     assert!(started(&h, "t1", "main") < started(&h, "t1", "side"));
     assert!(started(&h, "t1", "main") < started(&h, "t1", "app"));
     let specs = h.fake.specs();
@@ -116,7 +116,7 @@ async fn containers_that_need_each_other_created_first_fail_the_task() {
         container("b", json!({"links": ["a"]}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let task = h.task("t1");
     assert_eq!(task.stop_code.as_deref(), Some("TaskFailedToStart"));
     let reason = task.stopped_reason.clone().expect("reason");
@@ -137,7 +137,7 @@ async fn a_link_target_that_fails_to_start_fails_the_task_before_the_linking_con
         container("db", json!({}))
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(
         h.task("t1").stopped_reason.as_deref(),
         Some("CannotStartContainerError: no such device")

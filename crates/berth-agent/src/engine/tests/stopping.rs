@@ -11,9 +11,9 @@ async fn stop_task_kills_a_container_that_ignores_sigterm_after_its_stop_timeout
         .set_behavior("web", Behavior::running().ignoring_sigterm());
     let td = task_definition(json!([container("web", json!({"stopTimeout": 10}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let running_at = h.until("t1", "RUNNING").await;
+    let running_at = h.until("t1", TaskStatus::Running).await;
     h.stop_task("t1", &["t1"]);
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(stopped_at - running_at, Duration::from_secs(10));
     assert_eq!(
         h.statuses("t1"),
@@ -41,9 +41,9 @@ async fn a_container_without_stop_timeout_gets_thirty_seconds() {
         .set_behavior("web", Behavior::running().ignoring_sigterm());
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let running_at = h.until("t1", "RUNNING").await;
+    let running_at = h.until("t1", TaskStatus::Running).await;
     h.stop_task("t1", &["t1"]);
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(stopped_at - running_at, Duration::from_secs(30));
 }
 
@@ -52,9 +52,9 @@ async fn a_container_that_honours_sigterm_stops_at_once_with_its_exit_code() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let running_at = h.until("t1", "RUNNING").await;
+    let running_at = h.until("t1", TaskStatus::Running).await;
     h.stop_task("t1", &["t1"]);
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(stopped_at, running_at);
     assert_eq!(h.container("t1", "web").exit_code, Some(143));
 }
@@ -70,9 +70,9 @@ async fn dependents_are_stopped_before_the_containers_they_depend_on() {
         )
     ]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     h.stop_task("t1", &["t1"]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     let (db, app) = (h.runtime_id("t1", "db"), h.runtime_id("t1", "app"));
     let stop_app = h.position(|c| matches!(c, Call::Stop { id, .. } if *id == app));
     let stop_db = h.position(|c| matches!(c, Call::Stop { id, .. } if *id == db));
@@ -84,12 +84,12 @@ async fn a_task_that_leaves_the_desired_set_is_stopped() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1"), new_task(&td, "t2")]);
-    h.until("t1", "RUNNING").await;
-    h.until("t2", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
+    h.until("t2", TaskStatus::Running).await;
     h.assign(&[new_task(&td, "t2")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     h.drain().await;
-    assert_eq!(h.task("t2").last_status.as_deref(), Some("RUNNING"));
+    assert_eq!(h.task("t2").last_status, Some(TaskStatus::Running));
     assert_eq!(h.engine.active_tasks(), vec![task_arn("t2")]);
 }
 
@@ -100,10 +100,10 @@ async fn a_stop_during_the_pull_ends_the_task_without_creating_containers() {
     let mut h = Harness::on(fake, config()).await;
     let td = task_definition(json!([container("web", json!({"image": "big:1"}))]));
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "PENDING").await;
+    h.until("t1", TaskStatus::Pending).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     h.stop_task("t1", &["t1"]);
-    let at = h.until("t1", "STOPPED").await;
+    let at = h.until("t1", TaskStatus::Stopped).await;
     assert!(at < Duration::from_secs(120));
     assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 0);
     assert_eq!(h.task("t1").stop_code.as_deref(), Some("UserInitiated"));
@@ -121,7 +121,7 @@ async fn a_task_stopped_before_it_came_here_is_reported_stopped_without_containe
         1.0,
     );
     h.assign(&[task]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 0);
 }
 
@@ -132,7 +132,7 @@ async fn stopped_containers_are_removed_after_the_cleanup_delay() {
         .set_behavior("web", Behavior::exits(Duration::from_secs(1), 0));
     let td = task_definition(json!([container("web", json!({}))]));
     h.assign(&[new_task(&td, "t1")]);
-    let stopped_at = h.until("t1", "STOPPED").await;
+    let stopped_at = h.until("t1", TaskStatus::Stopped).await;
     // The server drops the stopped task from the desired set.
     h.assign(&[]);
     assert_eq!(
@@ -159,7 +159,7 @@ async fn a_stale_desired_state_does_not_restart_a_finished_task() {
     let td = task_definition(json!([container("web", json!({}))]));
     let original = new_task(&td, "t1");
     h.assign(std::slice::from_ref(&original));
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     h.send_desired(vec![original]);
     h.drain().await;
     assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 1);

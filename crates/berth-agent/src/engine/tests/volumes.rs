@@ -40,7 +40,7 @@ const TASK_VOLUMES: [&str; 2] = ["berth-web-1-cache-t1", "berth-web-1-scratch-t1
 async fn task_volumes_are_removed_with_the_containers_and_shared_ones_stay() {
     let mut h = Harness::new().await;
     h.assign(&[new_task(&with_volumes(), "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     let volumes = h.fake.volumes();
     assert_eq!(
         volume_names(&h),
@@ -49,7 +49,7 @@ async fn task_volumes_are_removed_with_the_containers_and_shared_ones_stay() {
     assert_eq!(volumes[TASK_VOLUMES[0]].driver_opts["type"], "tmpfs");
     assert_eq!(volumes[TASK_VOLUMES[0]].labels["team"], "a");
     h.stop_task("t1", &["t1"]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     tokio::time::sleep(Duration::from_secs(599)).await;
     assert_eq!(volume_names(&h).len(), 3, "kept during the cleanup delay");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -71,7 +71,7 @@ async fn task_volumes_are_removed_with_the_containers_and_shared_ones_stay() {
 async fn task_volumes_of_a_task_no_longer_assigned_are_removed_with_its_containers() {
     let mut h = Harness::new().await;
     h.assign(&[new_task(&with_volumes(), "t1")]);
-    h.until("t1", "RUNNING").await;
+    h.until("t1", TaskStatus::Running).await;
     let mut h = h.restart().await;
     h.assign(&[]);
     tokio::time::sleep(Duration::from_secs(601)).await;
@@ -88,7 +88,7 @@ async fn a_task_that_failed_before_creating_anything_removes_no_volume() {
         defs[0].image = Some("nope:latest".into());
     }
     h.assign(&[new_task(&td, "t1")]);
-    h.until("t1", "STOPPED").await;
+    h.until("t1", TaskStatus::Stopped).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(h.count(|c| matches!(c, Call::RemoveVolume(_))), 0);
 }

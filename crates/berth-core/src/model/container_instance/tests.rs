@@ -23,7 +23,11 @@ fn set(name: &str, values: &[&str]) -> Resource {
 }
 
 fn value_of(resources: &[Resource], name: &str) -> Resource {
-    find(resources, name).cloned().expect("resource present")
+    resources
+        .iter()
+        .find(|r| r.name.as_deref() == Some(name))
+        .cloned()
+        .expect("resource present")
 }
 
 fn attr(name: &str, value: Option<&str>) -> Attribute {
@@ -90,27 +94,6 @@ fn unknown_mistyped_negative_or_repeated_resources_are_rejected() {
         type_: "TPU".into(),
     };
     assert!(registered_resources(&[], &[tpu]).is_err());
-}
-
-#[test]
-fn reregistration_keeps_the_resources_tasks_use() {
-    let old_registered =
-        registered_resources(&[int("CPU", 1024), set("PORTS", &["22"])], &[]).expect("ok");
-    let mut old_remaining = old_registered.clone();
-    old_remaining[0] = integer_resource("CPU", 768);
-    old_remaining[2] = string_set_resource("PORTS", vec!["22".into(), "8080".into()]);
-    let new_registered =
-        registered_resources(&[int("CPU", 2048), set("PORTS", &["22", "2375"])], &[]).expect("ok");
-    let remaining = remaining_after_registration(&old_registered, &old_remaining, &new_registered);
-    assert_eq!(value_of(&remaining, "CPU").integer_value, Some(1792));
-    assert_eq!(
-        value_of(&remaining, "PORTS").string_set_value,
-        Some(vec!["22".into(), "2375".into(), "8080".into()])
-    );
-    assert_eq!(
-        remaining_after_registration(&[], &[], &new_registered),
-        new_registered
-    );
 }
 
 #[test]
@@ -182,18 +165,19 @@ fn registration(cpu: i32, attributes: &[Attribute]) -> Registration {
 }
 
 #[test]
-fn a_new_registration_is_active_with_remaining_equal_to_registered() {
+fn a_new_registration_is_active_and_stores_nothing_derived_from_tasks() {
     let instance = registration(1024, &[attr("ecs.os-type", Some("linux"))])
         .new_instance("arn:x/abc", "abc", 5.0)
         .expect("valid");
-    assert_eq!(instance.status.as_deref(), Some("ACTIVE"));
+    assert_eq!(instance.status, Some(ContainerInstanceStatus::Active));
     assert_eq!(instance.agent_connected, Some(true));
     assert_eq!(
         instance.ec2_instance_id.as_deref(),
         Some("mi-abc00000000000000")
     );
     assert_eq!(instance.registered_at, Some(5.0));
-    assert_eq!(instance.remaining_resources, instance.registered_resources);
+    assert_eq!(instance.remaining_resources, None);
+    assert_eq!(instance.running_tasks_count, None);
 }
 
 #[test]
@@ -201,7 +185,7 @@ fn reregistration_keeps_status_and_registration_time_and_merges_tags() {
     let mut first = registration(1024, &[])
         .new_instance("arn", "abc", 5.0)
         .expect("ok");
-    first.status = Some("DRAINING".into());
+    first.status = Some(ContainerInstanceStatus::Draining);
     first.agent_connected = Some(false);
     first.tags = Some(vec![Tag {
         key: Some("a".into()),
@@ -213,7 +197,7 @@ fn reregistration_keeps_status_and_registration_time_and_merges_tags() {
         value: Some("2".into()),
     }];
     let updated = again.reregister(first).expect("ok");
-    assert_eq!(updated.status.as_deref(), Some("DRAINING"));
+    assert_eq!(updated.status, Some(ContainerInstanceStatus::Draining));
     assert_eq!(updated.agent_connected, Some(true));
     assert_eq!(updated.registered_at, Some(5.0));
     assert_eq!(updated.tags.map(|t| t.len()), Some(2));
@@ -267,6 +251,26 @@ fn instance_ids_are_letters_digits_and_hyphens() {
     assert!(!is_valid_instance_id(""));
     assert!(!is_valid_instance_id("a/b"));
     assert!(!is_valid_instance_id(&"a".repeat(65)));
+}
+
+#[test]
+fn the_stored_form_drops_version_remaining_resources_and_task_counts() {
+    let shown = ContainerInstance {
+        ec2_instance_id: Some("mi-1".into()),
+        version: Some(3),
+        remaining_resources: Some(vec![integer_resource("CPU", 1)]),
+        running_tasks_count: Some(2),
+        pending_tasks_count: Some(1),
+        ..ContainerInstance::default()
+    };
+    let stored = shown.without_derived();
+    assert_eq!(
+        stored,
+        ContainerInstance {
+            ec2_instance_id: Some("mi-1".into()),
+            ..ContainerInstance::default()
+        }
+    );
 }
 
 #[test]

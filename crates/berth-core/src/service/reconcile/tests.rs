@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::service::{DeploymentCircuitBreaker, DeploymentConfiguration, Service};
+use crate::model::{HealthStatus, ServiceDeploymentStatus};
 use crate::service::events::reason_in_progress;
 use crate::service::lifecycle::{start_deployment, NewDeployment};
 use crate::service::test_ids::Counter;
@@ -11,7 +12,7 @@ fn service(desired: i32, breaker: Option<(bool, bool)>) -> ServiceRecord {
     let mut record = ServiceRecord {
         service: Service {
             service_name: Some("web".into()),
-            status: Some("ACTIVE".into()),
+            status: Some(ServiceStatus::Active),
             desired_count: Some(desired),
             scheduling_strategy: Some("REPLICA".into()),
             deployment_configuration: Some(DeploymentConfiguration {
@@ -51,7 +52,7 @@ fn task(id: &str, deployment: &str, status: TaskStatus, on: &str) -> TaskFact {
         status,
         stop_requested: false,
         has_health_checks: false,
-        health: "UNKNOWN".into(),
+        health: HealthStatus::Unknown,
         started_at: (status >= TaskStatus::Running).then_some(10.0),
         stopped_at: None,
         stop_code: None,
@@ -132,7 +133,7 @@ fn healthy_tasks_at_the_desired_count_complete_the_deployment_and_reach_steady_s
     let plan = run(&mut record, &tasks, &[active("i1")], 100.0);
     assert_eq!(plan.launch, Launch::None);
     assert_eq!(plan.history.len(), 1);
-    assert_eq!(plan.history[0].status, "SUCCESSFUL");
+    assert_eq!(plan.history[0].status, ServiceDeploymentStatus::Successful);
     assert_eq!(
         messages(&record)[..2],
         [
@@ -200,10 +201,16 @@ fn the_circuit_breaker_rolls_back_to_the_last_completed_deployment() {
         .cloned();
     // d2 has no live task left: it failed and is gone from the list.
     assert!(d2.is_none());
-    assert_eq!(plan.history[0].status, "ROLLBACK_IN_PROGRESS");
+    assert_eq!(
+        plan.history[0].status,
+        ServiceDeploymentStatus::RollbackInProgress
+    );
     let primary = record.primary().expect("primary");
     assert_eq!(primary.task_definition.as_deref(), Some("web:1"));
-    assert_eq!(primary.rollout_state.as_deref(), Some("IN_PROGRESS"));
+    assert_eq!(
+        primary.rollout_state,
+        Some(DeploymentRolloutState::InProgress)
+    );
     // The rollback deployment starts its tasks beside the old ones (max 200 %).
     assert_eq!(plan.launch, Launch::Replicas(3));
     assert!(plan.stops.is_empty());
@@ -232,7 +239,7 @@ fn unhealthy_tasks_are_stopped_after_the_grace_period_and_count_as_failed() {
     record.service.health_check_grace_period_seconds = Some(30);
     let mut sick = task("a", "d1", TaskStatus::Running, "i1");
     sick.has_health_checks = true;
-    sick.health = "UNHEALTHY".into();
+    sick.health = HealthStatus::Unhealthy;
     let within = run(
         &mut record,
         std::slice::from_ref(&sick),
@@ -258,13 +265,13 @@ fn unhealthy_tasks_are_stopped_after_the_grace_period_and_count_as_failed() {
 #[test]
 fn a_draining_service_stops_its_tasks_then_becomes_inactive() {
     let mut record = service(2, None);
-    record.service.status = Some("DRAINING".into());
+    record.service.status = Some(ServiceStatus::Draining);
     record.service.desired_count = Some(0);
     let tasks = [task("a", "d1", TaskStatus::Running, "i1")];
     let plan = run(&mut record, &tasks, &[active("i1")], 100.0);
     assert_eq!(stopped_ids(&plan), vec!["a"]);
     assert_eq!(plan.launch, Launch::None);
-    assert_eq!(record.service.status.as_deref(), Some("DRAINING"));
+    assert_eq!(record.service.status, Some(ServiceStatus::Draining));
     let mut stopping = tasks[0].clone();
     stopping.stop_requested = true;
     run(
@@ -273,13 +280,13 @@ fn a_draining_service_stops_its_tasks_then_becomes_inactive() {
         &[active("i1")],
         101.0,
     );
-    assert_eq!(record.service.status.as_deref(), Some("DRAINING"));
+    assert_eq!(record.service.status, Some(ServiceStatus::Draining));
     let gone = TaskFact {
         status: TaskStatus::Stopped,
         ..stopping
     };
     run(&mut record, &[gone], &[active("i1")], 102.0);
-    assert_eq!(record.service.status.as_deref(), Some("INACTIVE"));
+    assert_eq!(record.service.status, Some(ServiceStatus::Inactive));
 }
 
 #[test]

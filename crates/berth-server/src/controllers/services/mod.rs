@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::handlers::service_deployments::apply_history;
 use crate::handlers::services::RandomIds;
 use berth_core::model::service::ServiceDeployment;
+use berth_core::model::ServiceStatus;
 use berth_core::service::facts::TaskFact;
 use berth_core::service::reconcile::{
     reconcile, record_started, record_unplaced, Launch, Observed,
@@ -43,7 +44,7 @@ pub async fn reconcile_all(app: &App) -> usize {
         }
     };
     for stored in records {
-        if stored.value.service.status.as_deref() == Some("INACTIVE") {
+        if stored.value.service.status == Some(ServiceStatus::Inactive) {
             continue;
         }
         let Some(cluster) = cluster_of(&stored.value) else {
@@ -73,7 +74,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bo
     let Some(stored) = app.get::<ServiceRecord>(key)? else {
         return Ok(false);
     };
-    if stored.value.service.status.as_deref() == Some("INACTIVE") {
+    if stored.value.service.status == Some(ServiceStatus::Inactive) {
         return Ok(false);
     }
     let name = stored.value.name().to_string();

@@ -67,7 +67,7 @@ async fn registration_assigns_a_hex_id_a_managed_instance_id_and_ecs_defaults() 
         ctx.arns.container_instance("default", &id)
     );
     assert_eq!(instance.ec2_instance_id, Some(managed_instance_id_for(&id)));
-    assert_eq!(instance.status.as_deref(), Some("ACTIVE"));
+    assert_eq!(instance.status, Some(ContainerInstanceStatus::Active));
     assert_eq!(resource(&instance, "CPU").integer_value, Some(2048));
     assert_eq!(instance.tags.as_ref().map(Vec::len), Some(1));
     let stored = ctx
@@ -321,8 +321,8 @@ async fn update_state_drains_and_reactivates_and_reports_failures() {
         .expect("updates");
     assert_eq!(drained.container_instances.len(), 1);
     assert_eq!(
-        drained.container_instances[0].status.as_deref(),
-        Some("DRAINING")
+        drained.container_instances[0].status,
+        Some(ContainerInstanceStatus::Draining)
     );
     let reasons: Vec<_> = drained
         .failures
@@ -332,8 +332,8 @@ async fn update_state_drains_and_reactivates_and_reports_failures() {
     assert_eq!(reasons, ["MISSING", "INACTIVE"]);
     let active = set("ACTIVE", vec![live.clone()]).await.expect("updates");
     assert_eq!(
-        active.container_instances[0].status.as_deref(),
-        Some("ACTIVE")
+        active.container_instances[0].status,
+        Some(ContainerInstanceStatus::Active)
     );
     let bad = set("INACTIVE", vec![live.clone()])
         .await
@@ -372,7 +372,10 @@ async fn deregistration_with_unstopped_tasks_needs_force_and_frees_the_cluster()
     let mut forced = body.clone();
     forced["force"] = json!(true);
     let gone = deregister(ctx.clone(), req(forced)).await.expect("forced");
-    assert_eq!(gone.container_instance.status.as_deref(), Some("INACTIVE"));
+    assert_eq!(
+        gone.container_instance.status,
+        Some(ContainerInstanceStatus::Inactive)
+    );
     assert_eq!(gone.container_instance.running_tasks_count, Some(1));
     let unknown = json!({"cluster": "demo", "containerInstance": "feedface"});
     let err = deregister(ctx.clone(), req(unknown))

@@ -10,6 +10,9 @@ use berth_core::model::service::{
     ServiceDeployment, ServiceDeploymentCircuitBreaker, ServiceRevision, ServiceRevisionSummary,
 };
 use berth_core::model::task_definition::TaskDefinition;
+use berth_core::model::{
+    Connectivity, RollbackMonitorsStatus, ServiceDeploymentStatus, ServiceStatus,
+};
 use berth_core::service::bounds::breaker_threshold;
 use berth_core::service::record::{service_deployment_arn, service_revision_arn};
 use berth_core::service::{IdSource, ServiceRecord};
@@ -86,8 +89,8 @@ fn count<'a>(tasks: impl Iterator<Item = &'a Arc<TaskEntry>>) -> (i32, i32) {
         let task = &entry.task;
         // Tasks the scheduler stopped on an instance whose agent is gone never report
         // STOPPED; they are not the service's any more.
-        if task.connectivity.as_deref() == Some("DISCONNECTED")
-            && task.desired_status.as_deref() == Some("STOPPED")
+        if task.connectivity == Some(Connectivity::Disconnected)
+            && task.desired_status == Some(TaskStatus::Stopped)
         {
             continue;
         }
@@ -117,7 +120,7 @@ pub fn present(record: &ServiceRecord, counts: &TaskCounts, with_tags: bool) -> 
         deployment.running_count = Some(running);
         deployment.pending_count = Some(pending);
         deployment.failed_tasks.get_or_insert(0);
-        if record.service.status.as_deref() == Some("INACTIVE") {
+        if record.service.status == Some(ServiceStatus::Inactive) {
             continue;
         }
         let Some(state) = record.deployment_state(&id) else {
@@ -205,7 +208,11 @@ pub fn initial_breaker(
         .is_some_and(|b| b.enable);
     let desired = u32::try_from(desired.max(0)).unwrap_or(0);
     ServiceDeploymentCircuitBreaker {
-        status: Some(if enabled { "MONITORING" } else { "DISABLED" }.into()),
+        status: Some(if enabled {
+            RollbackMonitorsStatus::Monitoring
+        } else {
+            RollbackMonitorsStatus::Disabled
+        }),
         failure_count: Some(0),
         threshold: Some(i32::try_from(breaker_threshold(desired)).unwrap_or(i32::MAX)),
     }
@@ -239,7 +246,7 @@ pub fn new_service_deployment(
             pending_task_count: Some(0),
             ..ServiceRevisionSummary::default()
         }),
-        status: Some("IN_PROGRESS".into()),
+        status: Some(ServiceDeploymentStatus::InProgress),
         deployment_configuration: service.deployment_configuration.clone(),
         deployment_circuit_breaker: Some(initial_breaker(
             service.deployment_configuration.as_ref(),

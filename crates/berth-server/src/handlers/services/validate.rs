@@ -10,6 +10,7 @@ use berth_core::model::service::{
 };
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy};
 use berth_core::model::task_definition::TaskDefinition;
+use berth_core::model::TaskDefinitionStatus;
 use berth_core::scheduler::{check_daemon_strategies, parse_constraints, parse_strategies};
 use berth_core::service::bounds::validate_deployment_configuration;
 use serde_json::Value;
@@ -204,7 +205,7 @@ pub fn placement(
 /// Checks that a task definition can run as a service here: ACTIVE, compatible with the
 /// launch type, not awsvpc.
 pub fn task_definition(td: &TaskDefinition, reference: &str, launch: &str) -> Result<(), ApiError> {
-    if td.status.as_deref() != Some("ACTIVE") {
+    if td.status != Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::client(format!(
             "TaskDefinition is inactive: {} cannot run new tasks; register or name an ACTIVE \
              revision.",

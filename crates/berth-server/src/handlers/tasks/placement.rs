@@ -17,7 +17,7 @@ use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task};
 use berth_core::model::task_definition::TaskDefinitionPlacementConstraint;
-use berth_core::model::Failure;
+use berth_core::model::{ContainerInstanceStatus, Failure};
 use berth_core::resources::Reservation;
 use berth_core::scheduler::{
     parse_constraints, parse_strategies, Constraint, InstanceInfo, Occupancy, Outcome, Snapshot,
@@ -167,7 +167,7 @@ static NOTHING_HELD: Reservation = Reservation {
 pub fn scheduler_snapshot(state: &State, instances: &Instances) -> Snapshot {
     let infos = instances
         .values()
-        .filter(|v| v.value.status.as_deref() != Some("INACTIVE"))
+        .filter(|v| v.value.status != Some(ContainerInstanceStatus::Inactive))
         .map(|v| {
             let mut info = InstanceInfo::from_instance(&v.value);
             let load = state.load(&info.arn);

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use berth_agent::client::ServerClient;
 use berth_core::arn::ArnContext;
 use berth_core::model::task_definition::TaskDefinition;
-use berth_core::task_state::{new_task, NewTask};
+use berth_core::task_state::{new_task, NewTask, TaskStatus};
 use berth_store::{keys, SqliteStore, Store, Txn};
 use clap::Args;
 use serde_json::json;
@@ -122,16 +122,20 @@ async fn write_tasks(
             now,
         });
         let running = n % 10 == 0;
-        let status = if running { "RUNNING" } else { "STOPPED" };
-        task.last_status = Some(status.into());
-        task.desired_status = Some(status.into());
+        let status = if running {
+            TaskStatus::Running
+        } else {
+            TaskStatus::Stopped
+        };
+        task.last_status = Some(status);
+        task.desired_status = Some(status);
         if !running {
             task.stopped_at = Some(now);
             task.stop_code = Some("EssentialContainerExited".into());
             task.stopped_reason = Some("Essential container in task exited".into());
         }
         for container in task.containers.iter_mut().flatten() {
-            container.last_status = Some(status.into());
+            container.last_status = Some(status);
             container.exit_code = (!running).then_some(0);
         }
         txn = txn.put(keys::task(CLUSTER, &id), berth_store::typed::encode(&task));
