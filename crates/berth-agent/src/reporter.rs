@@ -5,10 +5,10 @@ use crate::backoff::Backoff;
 use crate::client::{ClientError, ServerClient};
 use async_trait::async_trait;
 use berth_core::gateway::SubmitTaskStateChange;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Where reports go: the server, or a recording fake in tests.
 #[async_trait]
@@ -25,36 +25,45 @@ impl ReportSink for ServerClient {
 }
 
 /// Sends every report from `reports` until that channel closes and every queue is drained.
-/// Reports of one task go one at a time, in order; tasks do not wait for each other.
+/// Reports of one task go one at a time, in order; tasks do not wait for each other. A task
+/// with nothing to send holds no worker and no queue: a worker starts when a report queues
+/// and ends when its queue is empty.
 pub fn spawn(
     sink: Arc<dyn ReportSink>,
     mut reports: mpsc::UnboundedReceiver<SubmitTaskStateChange>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut queues: HashMap<String, mpsc::UnboundedSender<SubmitTaskStateChange>> =
-            HashMap::new();
-        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        let queues: Arc<Mutex<Queues>> = Arc::default();
+        let mut workers = JoinSet::new();
         while let Some(report) = reports.recv().await {
+            while workers.try_join_next().is_some() {}
             let task = report.task.clone().unwrap_or_default();
-            let last = report.status.as_deref() == Some("STOPPED");
-            let queue = queues.entry(task.clone()).or_insert_with(|| {
-                let (sender, receiver) = mpsc::unbounded_channel();
-                workers.retain(|w| !w.is_finished());
-                workers.push(tokio::spawn(send_in_order(Arc::clone(&sink), receiver)));
-                sender
-            });
-            // The worker only ends once its queue is closed, so this cannot fail.
-            let _ = queue.send(report);
-            if last {
-                // Nothing follows STOPPED: let the worker finish and end.
-                queues.remove(&task);
+            let started = {
+                let mut queues = lock(&queues);
+                match queues.get_mut(&task) {
+                    Some(queue) => {
+                        queue.push_back(report);
+                        false
+                    }
+                    None => {
+                        queues.insert(task.clone(), VecDeque::from([report]));
+                        true
+                    }
+                }
+            };
+            if started {
+                workers.spawn(send_in_order(Arc::clone(&sink), Arc::clone(&queues), task));
             }
         }
-        drop(queues);
-        for worker in workers {
-            let _ = worker.await;
-        }
+        workers.join_all().await;
     })
+}
+
+/// Reports waiting to go, by task ARN. A task is listed exactly while its worker runs.
+type Queues = HashMap<String, VecDeque<SubmitTaskStateChange>>;
+
+fn lock(queues: &Mutex<Queues>) -> std::sync::MutexGuard<'_, Queues> {
+    queues.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Most reports of one task merged into one submission.
@@ -86,18 +95,25 @@ pub fn coalesce(
     }
 }
 
-async fn send_in_order(
-    sink: Arc<dyn ReportSink>,
-    mut queue: mpsc::UnboundedReceiver<SubmitTaskStateChange>,
-) {
-    while let Some(mut report) = queue.recv().await {
+/// Sends the queued reports of `task` until its queue is empty, then ends (and unlists it).
+async fn send_in_order(sink: Arc<dyn ReportSink>, queues: Arc<Mutex<Queues>>, task: String) {
+    loop {
         // Reports that queued up while the previous one was on its way go out as one.
-        for _ in 0..MAX_COALESCED {
-            match queue.try_recv() {
-                Ok(next) => report = coalesce(report, next),
-                Err(_) => break,
+        let report = {
+            let mut queues = lock(&queues);
+            let next = queues.get_mut(&task).and_then(|queue| {
+                let mut taken = queue.drain(..queue.len().min(MAX_COALESCED + 1));
+                let first = taken.next()?;
+                Some(taken.fold(first, coalesce))
+            });
+            match next {
+                Some(report) => report,
+                None => {
+                    queues.remove(&task);
+                    return;
+                }
             }
-        }
+        };
         let mut backoff = Backoff::default();
         let mut failures = 0u32;
         loop {

@@ -151,7 +151,9 @@ pub async fn create_service(
              ARN) the service runs.",
         )
     })?;
-    let td = resolve_task_definition(&ctx, reference)?.task_definition;
+    let td = resolve_task_definition(&ctx, reference)?
+        .task_definition
+        .clone();
     validate::task_definition(&td, reference, &launch_type)?;
     let constraints = req.placement_constraints.clone().unwrap_or_default();
     let strategies = req.placement_strategy.clone().unwrap_or_default();
@@ -351,13 +353,17 @@ pub async fn update_service(
             .unwrap_or_else(|| "EC2".into());
         let td = match req.task_definition.as_deref() {
             Some(reference) => {
-                let td = resolve_task_definition(&ctx, reference)?.task_definition;
+                let td = resolve_task_definition(&ctx, reference)?
+                    .task_definition
+                    .clone();
                 validate::task_definition(&td, reference, &launch_type)?;
                 td
             }
             None => {
                 let current_td = record.service.task_definition.clone().unwrap_or_default();
-                resolve_task_definition(&ctx, &current_td)?.task_definition
+                resolve_task_definition(&ctx, &current_td)?
+                    .task_definition
+                    .clone()
             }
         };
         let mut config = record

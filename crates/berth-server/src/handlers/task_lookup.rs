@@ -10,6 +10,7 @@ use berth_core::model::{Failure, TaskDefinitionStatus};
 use berth_core::task_definition::{parse_reference, TaskDefinitionRef};
 use berth_store::keys;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Output of DescribeTasks.
 #[derive(Debug, Serialize)]
@@ -71,21 +72,23 @@ pub fn task_key_of(cluster: &str, reference: &str) -> Result<String, ApiError> {
 pub fn resolve_task_definition(
     ctx: &Ctx,
     reference: &str,
-) -> Result<TaskDefinitionRecord, ApiError> {
+) -> Result<Arc<TaskDefinitionRecord>, ApiError> {
     let parsed = parse_reference(reference)?;
     let not_found = || ApiError::client(format!("Unable to find task definition '{reference}'."));
+    let state = ctx.snapshot();
     match parsed {
-        TaskDefinitionRef::Revision { family, revision } => ctx
-            .get::<TaskDefinitionRecord>(&keys::task_definition(&family, revision))?
-            .map(|v| v.value)
+        TaskDefinitionRef::Revision { family, revision } => state
+            .definition_at(&keys::task_definition(&family, revision))
+            .cloned()
             .ok_or_else(not_found),
-        TaskDefinitionRef::Family(family) => ctx
-            .list::<TaskDefinitionRecord>(&keys::task_definitions_of(&family))?
-            .into_iter()
-            .rev()
-            .map(|v| v.value)
-            .find(|r| r.task_definition.status == Some(TaskDefinitionStatus::Active))
-            .ok_or_else(not_found),
+        TaskDefinitionRef::Family(family) => {
+            let prefix = keys::task_definitions_of(&family);
+            let found = state
+                .definitions_under(&prefix)
+                .find(|r| r.task_definition.status == Some(TaskDefinitionStatus::Active))
+                .cloned();
+            found.ok_or_else(not_found)
+        }
     }
 }
 

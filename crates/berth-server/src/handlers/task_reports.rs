@@ -78,10 +78,10 @@ async fn apply(ctx: &Ctx, report: SubmitTaskStateChange) -> Result<(), ApiError>
         let definitions = record
             .task_definition
             .container_definitions
-            .clone()
+            .as_deref()
             .unwrap_or_default();
         let mut task = current.value.clone();
-        let changed = apply_report(&mut task, &report, &definitions, ctx.now())
+        let changed = apply_report(&mut task, &report, definitions, ctx.now())
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
         if !changed {
             return Ok(());

@@ -12,7 +12,7 @@ use crate::handlers::task_lookup::{
 use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
-use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
+use berth_core::model::task_definition::TaskDefinition;
 use berth_core::model::{
     validate_tags, ContainerInstanceStatus, Failure, Tag, TaskDefinitionStatus, TaskStatus,
 };
@@ -159,8 +159,8 @@ struct LaunchInput<'a> {
 fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError> {
     let cluster = ctx.active_cluster(input.cluster)?;
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
-    let record: TaskDefinitionRecord = resolve_task_definition(ctx, input.task_definition)?;
-    let td = record.task_definition;
+    let record = resolve_task_definition(ctx, input.task_definition)?;
+    let td = record.task_definition.clone();
     if td.status != Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::client(format!(
             "TaskDefinition is inactive: {} cannot run new tasks; register or name an ACTIVE revision.",

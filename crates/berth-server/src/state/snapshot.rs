@@ -571,6 +571,28 @@ impl State {
         self.instances.iter()
     }
 
+    /// The task definition revision stored at `key`.
+    pub fn definition_at(&self, key: &str) -> Option<&Arc<TaskDefinitionRecord>> {
+        self.definitions.get(key)
+    }
+
+    /// The task definition revisions under `prefix` (one family's), newest first.
+    pub fn definitions_under<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<TaskDefinitionRecord>> + 'a {
+        self.definitions
+            .range::<_, str>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+            .map(|(_, record)| record)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+    }
+
     /// Every stored task definition revision with its key and revision, in key order.
     pub fn all_definitions(
         &self,
