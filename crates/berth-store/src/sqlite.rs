@@ -45,7 +45,22 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        Self::init(conn, true)
+        let store = Self::init(conn, true)?;
+        // Checkpoints run beside the writer, not inside its commits: a commit never waits for
+        // the WAL to be copied back into the database.
+        let checkpoints = Connection::open(path)?;
+        checkpoints.busy_timeout(std::time::Duration::from_secs(5))?;
+        store
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Backend("store lock poisoned".into()))?
+            .pragma_update(None, "wal_autocheckpoint", 0)?;
+        let head = Arc::downgrade(&store.head);
+        std::thread::Builder::new()
+            .name("berth-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoints, &head))
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
+        Ok(store)
     }
 
     /// A store in memory, gone when dropped: the fake for fast tests.
@@ -56,9 +71,6 @@ impl SqliteStore {
     fn init(conn: Connection, on_disk: bool) -> Result<Self> {
         if on_disk {
             conn.pragma_update(None, "journal_mode", "WAL")?;
-            // Checkpoint every ~40 MiB of WAL rather than 4 MiB: hot pages (the log's tail,
-            // busy kv pages) are copied back once per checkpoint, not once per few commits.
-            conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -129,6 +141,29 @@ fn get_kv(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
         .prepare_cached("SELECT key, value, create_rev, mod_rev, version FROM kv WHERE key = ?1")?
         .query_row([key], row_to_kv)
         .optional()?)
+}
+
+/// How often the checkpointer looks for new commits to copy back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The checkpointer thread: copies committed WAL frames back into the database while writes
+/// go on (a PASSIVE checkpoint waits for no reader or writer), whenever the head moved.
+/// Ends when the store is gone.
+fn checkpoint_loop(conn: &Connection, head: &std::sync::Weak<watch::Sender<u64>>) {
+    let mut done = None;
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let Some(head) = head.upgrade() else { return };
+        let now = *head.borrow();
+        drop(head);
+        if done == Some(now) {
+            continue;
+        }
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => done = Some(now),
+            Err(e) => tracing::warn!(error = %e, "store: checkpoint failed; retrying"),
+        }
+    }
 }
 
 /// The writer thread: takes every transaction queued, commits them together in one SQLite
