@@ -45,6 +45,8 @@ import aiohttp
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 AMZ_JSON = "application/x-amz-json-1.1"
 DESIRED_PATH = "/v1/agent/desired"
+# The line format this fleet reads (berth-core `STREAM_PROTOCOL`).
+STREAM_PROTOCOL = "2"
 HEARTBEAT_PATH = "/v1/agent/heartbeat"
 HEARTBEAT_EVERY = 5.0
 AGENT_VERSION = "1.0.0-hollow"
@@ -217,7 +219,7 @@ class Client:
 
     def desired_request(self, cluster: str, instance: str, since: Optional[int]):
         """The request context of a desired-state stream (read it with `async with`)."""
-        query = {"cluster": cluster, "containerInstance": instance}
+        query = {"cluster": cluster, "containerInstance": instance, "protocol": STREAM_PROTOCOL}
         if since is not None:
             query["since"] = str(since)
         headers = self.signer.sign("GET", self.host, DESIRED_PATH, query, {"Accept": "application/x-ndjson"}, b"")

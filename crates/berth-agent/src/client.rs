@@ -4,7 +4,7 @@
 
 use berth_core::gateway::{
     DesiredUpdate, Heartbeat, SubmitContainerStateChange, SubmitTaskStateChange, DESIRED_PATH,
-    HEARTBEAT_PATH,
+    HEARTBEAT_PATH, STREAM_PROTOCOL,
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -228,7 +228,7 @@ impl ServerClient {
         since: Option<u64>,
     ) -> Result<DesiredStream, ClientError> {
         let mut query = format!(
-            "{DESIRED_PATH}?cluster={}&containerInstance={}",
+            "{DESIRED_PATH}?cluster={}&containerInstance={}&protocol={STREAM_PROTOCOL}",
             encode(cluster),
             encode(container_instance)
         );

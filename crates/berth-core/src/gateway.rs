@@ -4,10 +4,14 @@
 //!
 //! # The desired-state stream
 //!
-//! `GET /v1/agent/desired?cluster=NAME&containerInstance=ID[&since=REVISION]` answers
-//! `application/x-ndjson`: one [`DesiredUpdate`] per line, for as long as the connection
-//! lasts.
+//! `GET /v1/agent/desired?cluster=NAME&containerInstance=ID&protocol=2[&since=REVISION]`
+//! answers `application/x-ndjson`: one [`DesiredUpdate`] per line, for as long as the
+//! connection lasts.
 //!
+//! - `protocol` is [`STREAM_PROTOCOL`], the version of the line format the agent reads. A
+//!   server answers only agents that name its own version; any other (an agent from before
+//!   versions were named sends none) gets `InvalidParameterException` saying which to run, so
+//!   a server and its agents of different versions fail loudly rather than misread lines.
 //! - `assigned` on every line lists every task of the instance that is not yet STOPPED, as of
 //!   store revision `revision`: a task no longer listed is no longer the agent's.
 //! - `tasks` holds the tasks the agent does not know in their current form: on the first line
@@ -31,7 +35,11 @@ use serde_with::skip_serializing_none;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Path of the desired-state stream: `GET` with query `cluster`, `containerInstance`, `since`.
+/// The version of the desired-state line format: agents name it in `protocol`.
+pub const STREAM_PROTOCOL: u32 = 2;
+
+/// Path of the desired-state stream: `GET` with query `cluster`, `containerInstance`,
+/// `protocol`, `since`.
 pub const DESIRED_PATH: &str = "/v1/agent/desired";
 /// Path of the heartbeat: `POST` with a [`Heartbeat`] body.
 pub const HEARTBEAT_PATH: &str = "/v1/agent/heartbeat";

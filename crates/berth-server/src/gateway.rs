@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use berth_core::arn::id_of;
-use berth_core::gateway::{DesiredUpdate, Heartbeat, UpdatedTask};
+use berth_core::gateway::{DesiredUpdate, Heartbeat, UpdatedTask, STREAM_PROTOCOL};
 use berth_core::model::ContainerInstanceStatus;
 use berth_store::keys;
 use serde::Deserialize;
@@ -90,6 +90,8 @@ impl AgentRegistry {
 pub struct DesiredQuery {
     cluster: String,
     container_instance: String,
+    /// The line format the agent reads ([`STREAM_PROTOCOL`]).
+    protocol: Option<u32>,
     since: Option<u64>,
 }
 
@@ -203,11 +205,20 @@ pub async fn desired(
         Ok(query) => query,
         Err(e) => {
             return ApiError::invalid_parameter(format!(
-                "The desired-state stream needs ?cluster=NAME&containerInstance=ID[&since=REVISION]: {e}"
+                "The desired-state stream needs ?cluster=NAME&containerInstance=ID&protocol={STREAM_PROTOCOL}[&since=REVISION]: {e}"
             ))
             .into_response()
         }
     };
+    if query.protocol != Some(STREAM_PROTOCOL) {
+        let asked = query
+            .protocol
+            .map_or_else(|| "none".to_string(), |p| p.to_string());
+        return ApiError::invalid_parameter(format!(
+            "This server speaks desired-state stream protocol {STREAM_PROTOCOL}; the agent asked for protocol {asked}. Run the agent of the same Berth version as the server."
+        ))
+        .into_response();
+    }
     let arn = match instance_arn(&app, &query.cluster, &query.container_instance) {
         Ok(arn) => arn,
         Err(e) => return e.into_response(),
@@ -304,11 +315,13 @@ pub async fn heartbeat(State(app): State<Arc<App>>, body: Bytes) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use super::STREAM_PROTOCOL;
     use crate::{serve, ServerConfig};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_server_with_an_agent_stream_open_still_shuts_down() {
+    /// A served server with one registered instance in cluster `demo`; the instance's id.
+    async fn serving_one_instance() -> (crate::http::Server, String) {
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             ..ServerConfig::default()
@@ -328,22 +341,47 @@ mod tests {
         .await;
         let arn = registered["containerInstance"]["containerInstanceArn"]
             .as_str()
-            .expect("arn")
-            .to_string();
-        let id = arn.rsplit('/').next().expect("id");
-        let mut stream = tokio::net::TcpStream::connect(server.addr())
-            .await
-            .expect("connect");
-        let request = format!(
-            "GET /v1/agent/desired?cluster=demo&containerInstance={id} HTTP/1.1\r\nhost: berth\r\n\r\n"
-        );
+            .expect("arn");
+        let id = arn.rsplit('/').next().expect("id").to_string();
+        (server, id)
+    }
+
+    /// Opens the stream with `query` and reads the start of the answer.
+    async fn open_stream(server: &crate::http::Server, query: &str) -> (TcpStream, String) {
+        let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+        let request = format!("GET /v1/agent/desired?{query} HTTP/1.1\r\nhost: berth\r\n\r\n");
         stream.write_all(request.as_bytes()).await.expect("send");
-        let mut first = [0u8; 64];
+        let mut first = [0u8; 1024];
         let n = stream.read(&mut first).await.expect("read");
-        assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+        let head = String::from_utf8_lossy(&first[..n]).to_string();
+        (stream, head)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_with_an_agent_stream_open_still_shuts_down() {
+        let (server, id) = serving_one_instance().await;
+        let query = format!("cluster=demo&containerInstance={id}&protocol={STREAM_PROTOCOL}");
+        let (_stream, head) = open_stream(&server, &query).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         tokio::time::timeout(std::time::Duration::from_secs(10), server.shutdown())
             .await
             .expect("the shutdown does not wait for the open stream")
             .expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_of_another_stream_protocol_is_refused_with_the_version_to_run() {
+        let (server, id) = serving_one_instance().await;
+        for protocol in ["", "&protocol=1", "&protocol=3"] {
+            let query = format!("cluster=demo&containerInstance={id}{protocol}");
+            let (_stream, head) = open_stream(&server, &query).await;
+            assert!(head.starts_with("HTTP/1.1 400"), "{protocol}: {head}");
+            assert!(head.contains("InvalidParameterException"), "{head}");
+            assert!(
+                head.contains("speaks desired-state stream protocol 2"),
+                "{head}"
+            );
+        }
+        server.shutdown().await.expect("shutdown");
     }
 }

@@ -65,9 +65,10 @@ async fn tap(
 ) -> std::io::Result<u64> {
     let socket = TcpStream::connect(addr).await?;
     let request = format!(
-        "GET {}?cluster={CLUSTER}&containerInstance={instance} HTTP/1.1\r\nHost: {addr}\r\n\
-         Accept: application/x-ndjson\r\n\r\n",
-        berth_core::gateway::DESIRED_PATH
+        "GET {}?cluster={CLUSTER}&containerInstance={instance}&protocol={} HTTP/1.1\r\n\
+         Host: {addr}\r\nAccept: application/x-ndjson\r\n\r\n",
+        berth_core::gateway::DESIRED_PATH,
+        berth_core::gateway::STREAM_PROTOCOL
     );
     // Plain readiness calls (tokio's `net`), so no I/O utility layer is needed for this.
     let mut unsent = request.as_bytes();
