@@ -655,8 +655,15 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
         (TaskIndex::Desired, scoped(&cluster_name, desired.as_str()))
     };
     let service_group = req.service_name.as_ref().map(|s| format!("service:{s}"));
-    let arns: Vec<String> = state
-        .tasks_by(index, &value, after.as_deref())
+    // A service's STOPPED tasks sit in a cold index of their own; a task that has not
+    // stopped may already be desired STOPPED, so that listing reads both.
+    let tasks: Box<dyn Iterator<Item = &std::sync::Arc<crate::state::TaskEntry>>> =
+        if index == TaskIndex::Service && desired == TaskStatus::Stopped {
+            Box::new(state.service_tasks(&value, after.as_deref()))
+        } else {
+            Box::new(state.tasks_by(index, &value, after.as_deref()))
+        };
+    let arns: Vec<String> = tasks
         .filter(|t| req.family.is_none() || t.family() == req.family.as_deref())
         .map(|t| &t.task)
         .filter(|t| t.desired_status == Some(desired))

@@ -47,8 +47,10 @@ pub enum TaskIndex {
     Family,
     /// By (cluster, startedBy).
     StartedBy,
-    /// By (cluster, service name): tasks its deployments started, STOPPED ones included.
+    /// By (cluster, service name): tasks its deployments started that are not STOPPED.
     Service,
+    /// By (cluster, service name): its STOPPED tasks (kept out of the hot index above).
+    ServiceStopped,
     /// By instance ARN: tasks not yet STOPPED.
     Instance,
 }
@@ -69,6 +71,7 @@ pub struct State {
     by_family: Index,
     by_started_by: Index,
     by_service: Index,
+    by_service_stopped: Index,
     by_instance: Index,
     loads: OrdMap<Key, Arc<InstanceLoad>>,
     /// (cluster, load version, instance ARN) of every load: which loads changed after a
@@ -321,11 +324,16 @@ impl State {
         let scoped_by = |task: Option<&TaskEntry>, field: fn(&TaskEntry) -> Option<&str>| {
             task.and_then(|t| field(t).map(|value| scoped(&t.cluster, value)))
         };
-        let indexes: [(&mut Index, Field); 4] = [
+        let indexes: [(&mut Index, Field); 5] = [
             (&mut self.by_desired, |t| Some(desired_of(t))),
             (&mut self.by_family, TaskEntry::family),
             (&mut self.by_started_by, |t| t.task.started_by.as_deref()),
-            (&mut self.by_service, TaskEntry::service),
+            (&mut self.by_service, |t| {
+                t.service().filter(|_| !t.is_stopped())
+            }),
+            (&mut self.by_service_stopped, |t| {
+                t.service().filter(|_| t.is_stopped())
+            }),
         ];
         for (index, field) in indexes {
             let (before, after) = (scoped_by(old, field), scoped_by(new, field));
@@ -481,6 +489,24 @@ impl State {
             .filter_map(|key| self.tasks.get(key))
     }
 
+    /// Every task of the service `value` (cluster-scoped), STOPPED ones included, in key
+    /// order from after `after`: its hot and cold indexes merged.
+    pub fn service_tasks<'a>(
+        &'a self,
+        value: &str,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a Arc<TaskEntry>> + 'a {
+        let mut live = self.tasks_by(TaskIndex::Service, value, after).peekable();
+        let mut stopped = self
+            .tasks_by(TaskIndex::ServiceStopped, value, after)
+            .peekable();
+        std::iter::from_fn(move || match (live.peek(), stopped.peek()) {
+            (Some(a), Some(b)) if b.key < a.key => stopped.next(),
+            (Some(_), _) => live.next(),
+            (None, _) => stopped.next(),
+        })
+    }
+
     /// How many tasks `index` files under `value`.
     pub fn count_tasks(&self, index: TaskIndex, value: &str) -> usize {
         self.index(index).count(value)
@@ -492,6 +518,7 @@ impl State {
             TaskIndex::Family => &self.by_family,
             TaskIndex::StartedBy => &self.by_started_by,
             TaskIndex::Service => &self.by_service,
+            TaskIndex::ServiceStopped => &self.by_service_stopped,
             TaskIndex::Instance => &self.by_instance,
         }
     }
@@ -674,6 +701,7 @@ impl State {
                 &self.by_family,
                 &self.by_started_by,
                 &self.by_service,
+                &self.by_service_stopped,
                 &self.by_instance,
             ]
             .map(Index::pairs)

@@ -261,3 +261,45 @@ async fn the_cache_follows_puts_and_deletes_in_the_store() {
     assert_eq!(kv.mod_revision, put.revision);
     assert_eq!(kv.version, 1);
 }
+
+#[test]
+fn a_services_tasks_merge_its_hot_and_stopped_indexes_in_key_order_from_any_point() {
+    let items: Vec<KeyValue> = (0..8)
+        .map(|i| {
+            let id = format!("t{i}");
+            let stopped = i % 3 == 0;
+            let task = Task {
+                task_arn: Some(format!("arn:aws:ecs:us-east-1:000000000000:task/c1/{id}")),
+                last_status: Some(if stopped {
+                    TaskStatus::Stopped
+                } else {
+                    TaskStatus::Running
+                }),
+                group: Some("service:api".into()),
+                started_by: Some("ecs-svc/1".into()),
+                ..Task::default()
+            };
+            KeyValue {
+                key: keys::task("c1", &id),
+                value: serde_json::to_vec(&task).expect("json"),
+                create_revision: 1,
+                mod_revision: 1,
+                version: 1,
+            }
+        })
+        .collect();
+    let state = State::from_items(items, 1);
+    let value = scoped("c1", "api");
+    let ids = |after: Option<&str>| -> Vec<String> {
+        state
+            .service_tasks(&value, after)
+            .map(|t| t.id().to_string())
+            .collect()
+    };
+    let all: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+    assert_eq!(ids(None), all);
+    assert_eq!(ids(Some(&keys::task("c1", "t3"))), all[4..].to_vec());
+    // The hot index holds only the tasks that have not stopped.
+    assert_eq!(state.count_tasks(TaskIndex::Service, &value), 5);
+    assert_eq!(state.count_tasks(TaskIndex::ServiceStopped, &value), 3);
+}

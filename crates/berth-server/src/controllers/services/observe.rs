@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::error::ApiError;
 use crate::handlers::tasks::placement::{instances_of, scheduler_snapshot};
-use crate::state::{scoped, TaskEntry, TaskIndex};
+use crate::state::{scoped, TaskEntry};
 use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, Task};
@@ -27,7 +27,7 @@ pub fn service_tasks(
 ) -> Result<HashMap<String, Arc<TaskEntry>>, ApiError> {
     Ok(app
         .snapshot()
-        .tasks_by(TaskIndex::Service, &scoped(cluster, name), None)
+        .service_tasks(&scoped(cluster, name), None)
         .map(|t| (t.id().to_string(), Arc::clone(t)))
         .collect())
 }
