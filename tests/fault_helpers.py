@@ -432,7 +432,10 @@ def start_dockerd(daemon: DaemonProcess, log: Path) -> None:
     directory, output appended to `log`, detached through a shell that exits at once (as
     scripts/ensure-docker does), so that the daemon belongs to init and never to the tests."""
     command = " ".join(shlex.quote(a) for a in daemon.argv)
-    script = f"cd {shlex.quote(daemon.cwd)} && nohup {command} >>{shlex.quote(str(log))} 2>&1 </dev/null &"
+    # A daemon started from a directory removed since (its cwd reads "... (deleted)") starts
+    # again from the root.
+    cwd = daemon.cwd if os.path.isdir(daemon.cwd) else "/"
+    script = f"cd {shlex.quote(cwd)} && nohup {command} >>{shlex.quote(str(log))} 2>&1 </dev/null &"
     subprocess.run(["sh", "-c", script], check=True, timeout=30, start_new_session=True)
 
 
