@@ -13,7 +13,7 @@ is STOPPED). Every request is SigV4-signed (service `ecs`) with the given access
 
 The driver creates the cluster and a one-container task definition, waits until every agent's
 stream is open, then runs RunTask count=10 (spread by instanceId) from concurrent callers until
-K tasks are placed. Meanwhile reader threads time DescribeTasks (up to 100 ARNs) and
+K tasks are placed. Meanwhile reader loops in a process of their own time DescribeTasks (up to 100 ARNs) and
 DescribeClusters. The run ends when every placed task is RUNNING, as the agents' acknowledged
 reports say and a DescribeTasks sweep confirms. Exit status 0 only when all K are RUNNING, no
 task is duplicated and nothing failed.
@@ -29,10 +29,11 @@ import datetime as _dt
 import hashlib
 import hmac
 import json
+import multiprocessing
+import queue
 import random
 import resource
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -387,7 +388,7 @@ class Fleet:
         # taskArn -> index of the first agent whose stream carried it.
         self.owner: dict[str, int] = {}
         self.placed_at: dict[str, float] = {}  # taskArn -> when RunTask answered it
-        self.placed_list: list[str] = []  # read (not written) by the reader threads
+        self.placed_list: list[str] = []  # fed to the reader process
         self.running_at: dict[str, float] = {}  # taskArn -> when its RUNNING report was acked
         self.stopped_acked: set[str] = set()
         self.running_placed = 0  # tasks both placed and acked RUNNING
@@ -631,35 +632,93 @@ class HollowAgent:
 
 
 class Readers:
-    """Reader loops in a thread with its own event loop and connection pool, so the agents'
-    work on the main loop does not add to the latency they measure."""
+    """Reader loops in a process of their own (own interpreter, event loop and connection
+    pool), so neither the agents' work on the main loop nor its hold on the GIL adds to the
+    latency they measure. The main process feeds it the ARNs placed so far."""
 
     def __init__(self, config: Config, fleet: Fleet):
         self.config = config
         self.fleet = fleet
-        self.stop = threading.Event()
+        context = multiprocessing.get_context("spawn")
+        self.arns = context.Queue()
+        self.stop = context.Event()
+        self.ready = context.Event()
+        self.results, results_out = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_readers_main,
+            args=(config, self.arns, self.ready, self.stop, results_out),
+            name="hollow-fleet-readers",
+            daemon=True,
+        )
+        self.fed = 0
+        self.joined = False
         self.describe_tasks: list[float] = []
         self.describe_clusters: list[float] = []
         self.errors: Counter[str] = Counter()
-        self.thread = threading.Thread(target=self._main, name="hollow-fleet-readers", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
+    async def start(self) -> None:
+        """Starts the reader process and waits until it is about to read, so the reads span
+        the whole load."""
+        self.process.start()
+        if not await asyncio.to_thread(self.ready.wait, 60):
+            raise RuntimeError("the reader process did not start within 60 s")
+
+    def feed(self) -> None:
+        """Hands the readers the ARNs placed since the last call."""
+        placed = self.fleet.placed_list
+        if len(placed) > self.fed:
+            self.arns.put(placed[self.fed :])
+            self.fed = len(placed)
 
     def join(self) -> None:
+        if self.joined:
+            return
+        self.joined = True
+        self.feed()
         self.stop.set()
-        self.thread.join(timeout=self.config.call_timeout + 10)
+        if self.results.poll(self.config.call_timeout + 10):
+            describe_tasks, describe_clusters, errors = self.results.recv()
+            self.describe_tasks.extend(describe_tasks)
+            self.describe_clusters.extend(describe_clusters)
+            self.errors.update(errors)
+        else:
+            self.errors["readers: no results"] += 1
+        self.process.join(timeout=10)
 
-    def _main(self) -> None:
-        asyncio.run(self._run())
 
-    async def _run(self) -> None:
+def _readers_main(config: Config, arns: Any, ready: Any, stop: Any, results: Any) -> None:
+    """The readers' process: reads until `stop`, then sends back what it timed."""
+    reader = _ReaderLoops(config, arns, ready, stop)
+    asyncio.run(reader.run())
+    results.send((reader.describe_tasks, reader.describe_clusters, dict(reader.errors)))
+
+
+class _ReaderLoops:
+    def __init__(self, config: Config, arns: Any, ready: Any, stop: Any):
+        self.config = config
+        self.arns = arns
+        self.ready = ready
+        self.stop = stop
+        self.placed: list[str] = []
+        self.describe_tasks: list[float] = []
+        self.describe_clusters: list[float] = []
+        self.errors: Counter[str] = Counter()
+
+    async def run(self) -> None:
         config = self.config
         signer = SigV4Signer(config.access_key, config.secret_key, config.region)
         connector = aiohttp.TCPConnector(limit=config.readers * 2 + 2)
         async with aiohttp.ClientSession(connector=connector) as session:
             client = Client(session, config.endpoint, signer, config.call_timeout)
+            self.ready.set()
             await asyncio.gather(*(self._reader(client, i) for i in range(config.readers)))
+
+    def _take_new_arns(self) -> None:
+        while True:
+            try:
+                self.placed.extend(self.arns.get_nowait())
+            except queue.Empty:
+                return
 
     async def _timed(self, client: Client, operation: str, payload: dict[str, Any], into: list[float]) -> None:
         started = time.perf_counter()
@@ -673,7 +732,8 @@ class Readers:
     async def _reader(self, client: Client, index: int) -> None:
         await asyncio.sleep(index * self.config.read_interval / max(1, self.config.readers))
         while not self.stop.is_set():
-            placed = self.fleet.placed_list
+            self._take_new_arns()
+            placed = self.placed
             n = len(placed)
             if n:
                 start = random.randrange(n)
@@ -796,10 +856,11 @@ class Driver:
         )
         # The load: RunTask from concurrent callers while the readers time reads.
         self.readers = Readers(config, fleet)
+        await self.readers.start()
         self.t0 = time.monotonic()
-        self.readers.start()
         self.placed = 0
         self.claimed = 0
+        feeding = asyncio.create_task(self.feed_readers())
         await gather_or_cancel(*(self.caller() for _ in range(config.callers)))
         fleet.placing_done = True
         self.result.placement_seconds = time.monotonic() - self.t0
@@ -807,6 +868,7 @@ class Driver:
         fleet.check_all_running()
         await fleet.all_running.wait()
         last = max(fleet.running_at[arn] for arn in fleet.placed_at) if fleet.placed_at else self.t0
+        feeding.cancel()
         self.readers.join()
         # Confirm with the server what the agents' acknowledged reports say.
         await self.confirm_running()
@@ -816,6 +878,12 @@ class Driver:
         await self.count_extra_tasks()
         if config.stop_tasks:
             await self.stop_some()
+
+    async def feed_readers(self) -> None:
+        """Hands the reader process the placed ARNs, a few times a second."""
+        while True:
+            self.readers.feed()
+            await asyncio.sleep(0.1)
 
     async def warn_about_leftovers(self) -> None:
         out = await self.client.call("DescribeClusters", {"clusters": [self.config.cluster]})
@@ -970,8 +1038,9 @@ class Driver:
         started = time.monotonic()
         while True:
             await asyncio.sleep(self.config.progress_every)
+            # The reader process reports its counts when it ends; here: the ARNs fed to it.
             readers = getattr(self, "readers", None)
-            reads = f" reads={len(readers.describe_tasks)}+{len(readers.describe_clusters)}" if readers else ""
+            reads = f" fed-to-readers={readers.fed}" if readers else ""
             self.say(
                 f"  [{time.monotonic() - started:6.1f} s] registered={self.result.agents_registered} "
                 f"streaming={fleet.connected} placed={len(fleet.placed_at)} running={len(fleet.running_at)} "

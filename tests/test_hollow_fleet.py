@@ -30,11 +30,10 @@ def hollow_fleet():
         raise harness.HarnessError(
             "the hollow fleet needs aiohttp: `.venv/bin/pip install -r tests/requirements.txt` (make venv does)"
         ) from None
-    spec = importlib.util.spec_from_file_location("hollow_fleet", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hollow_fleet"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    # Importable by name, here and in the reader process it spawns (which gets this sys.path).
+    if str(_PATH.parent) not in sys.path:
+        sys.path.insert(0, str(_PATH.parent))
+    return importlib.import_module("hollow_fleet")
 
 
 def test_the_hollow_fleet_runs_500_tasks_on_50_agents(berth: harness.Berth, hollow_fleet) -> None:
