@@ -486,37 +486,39 @@ pub async fn list(
     let page = PageRequest::parse(req.next_token.as_deref(), req.max_results, 100)?;
     let cluster = ctx.cluster_name(req.cluster.as_deref())?;
     ctx.active_cluster(Some(&cluster))?;
-    let instances: Vec<ContainerInstance> = ctx
-        .list::<ContainerInstance>(&keys::instances_of(&cluster))?
-        .into_iter()
-        .map(|v| v.value)
+    // From after the previous page's last id, one past the page: O(page) for the usual
+    // filters (all, or ACTIVE).
+    let state = ctx.snapshot();
+    let instances: Vec<ContainerInstance> = state
+        .instances_after(&cluster, page.after.as_deref())
+        .map(|v| &v.value)
         .filter(|i| match status {
             Some(status) => i.status == Some(status),
             None => i.status != Some(ContainerInstanceStatus::Inactive),
         })
-        .collect();
-    let instances = match &filter {
-        None => instances,
-        Some(expr) => {
-            let state = ctx.snapshot();
-            instances
-                .into_iter()
-                .filter(|i| {
-                    let load = i
-                        .container_instance_arn
-                        .as_ref()
-                        .and_then(|arn| state.load(arn));
-                    let groups: Vec<String> = load
-                        .map(|l| l.groups.keys().cloned().collect())
-                        .unwrap_or_default();
-                    expr.matches(&StoredInstance {
-                        instance: i,
-                        running_tasks_count: load.map_or(0, |l| l.running),
-                        groups: &groups,
-                    })
+        .filter(|i| match &filter {
+            None => true,
+            Some(expr) => {
+                let load = i
+                    .container_instance_arn
+                    .as_ref()
+                    .and_then(|arn| state.load(arn));
+                let groups: Vec<String> = load
+                    .map(|l| l.groups.keys().cloned().collect())
+                    .unwrap_or_default();
+                expr.matches(&StoredInstance {
+                    instance: i,
+                    running_tasks_count: load.map_or(0, |l| l.running),
+                    groups: &groups,
                 })
-                .collect()
-        }
+            }
+        })
+        .take(page.limit + 1)
+        .cloned()
+        .collect();
+    let page = PageRequest {
+        after: None,
+        limit: page.limit,
     };
     let (instances, next_token) = page.page(instances, id_of);
     Ok(ListContainerInstancesResponse {

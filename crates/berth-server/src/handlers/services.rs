@@ -668,10 +668,26 @@ pub async fn list_services(
             )))
         }
     };
-    let arns: Vec<String> = ctx
-        .list::<ServiceRecord>(&keys::services_of(&cluster_name))?
-        .into_iter()
-        .map(|v| v.value.service)
+    // From after the previous page's last service (tokens are ARNs, which sort as the
+    // service keys do), decoding one past the page: O(page) when the filters match.
+    let state = ctx.snapshot();
+    let prefix = keys::services_of(&cluster_name);
+    let after = page
+        .after
+        .as_deref()
+        .and_then(|arn| arn.rsplit('/').next())
+        .map(|name| keys::service(&cluster_name, name));
+    let arns: Vec<String> = state
+        .list_after(&prefix, after.as_deref())
+        .filter_map(|(key, entry)| {
+            match serde_json::from_slice::<ServiceRecord>(&entry.value) {
+                Ok(record) => Some(record.service),
+                Err(e) => {
+                    tracing::error!(key = %key, error = %e, "ListServices: stored service does not decode");
+                    None
+                }
+            }
+        })
         .filter(|s| s.status != Some(ServiceStatus::Inactive))
         .filter(|s| req.launch_type.is_none() || s.launch_type == req.launch_type)
         .filter(|s| {
@@ -679,7 +695,12 @@ pub async fn list_services(
         })
         .filter(|_| !managed_by_ecs)
         .filter_map(|s| s.service_arn)
+        .take(page.limit + 1)
         .collect();
+    let page = PageRequest {
+        after: None,
+        limit: page.limit,
+    };
     let (service_arns, next_token) = page.page(arns, Clone::clone);
     Ok(ListServicesResponse {
         service_arns,

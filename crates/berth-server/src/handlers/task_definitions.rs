@@ -288,27 +288,20 @@ pub async fn list(
                 .ok_or(berth_core::pagination::PageError::Token)
         })
         .transpose()?;
-    let prefix = match req.family_prefix.as_deref().filter(|f| !f.is_empty()) {
-        Some(family) => keys::task_definitions_of(family),
-        None => keys::TASK_DEFINITIONS.to_string(),
-    };
-    let mut items: Vec<(String, u32)> = all_revisions(&ctx, &prefix)?
-        .into_iter()
-        .filter(|(_, _, s)| *s == Some(status))
-        .map(|(family, revision, _)| (family, revision))
-        .collect();
-    items.sort();
+    // From the (status, family, revision) index, from after the previous page's last
+    // revision, one past the page: O(page).
+    let family = req.family_prefix.as_deref().filter(|f| !f.is_empty());
+    let state = ctx.snapshot();
     let descending = sort == "DESC";
-    if descending {
-        items.reverse();
-    }
-    let rest: Vec<(String, u32)> = items
-        .into_iter()
-        .filter(|item| match &after {
-            None => true,
-            Some(last) if descending => item < last,
-            Some(last) => item > last,
-        })
+    let rest: Vec<(String, u32)> = state
+        .definition_revisions(
+            status.as_str(),
+            family,
+            after.as_ref().map(|(f, r)| (f.as_str(), *r)),
+            descending,
+        )
+        .take(page.limit + 1)
+        .map(|(f, r)| (f.to_string(), r))
         .collect();
     let first_page = PageRequest {
         after: None,

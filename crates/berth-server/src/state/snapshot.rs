@@ -87,6 +87,9 @@ pub struct State {
     definition_users: OrdMap<Key, i64>,
     /// RunTask client tokens by (createdAt in ms, key).
     tokens: imbl::OrdSet<(i64, Key)>,
+    /// Task definition revisions by (status, family, revision): ListTaskDefinitions pages
+    /// from it in either order.
+    definition_revisions: OrdMap<&'static str, imbl::OrdSet<(String, u32)>>,
 }
 
 /// What an applied batch changed that someone routes on: the instances whose agents have
@@ -195,11 +198,11 @@ impl State {
         } else if key.starts_with(keys::TASK_DEFINITIONS) {
             match serde_json::from_slice(&entry.value) {
                 Ok(record) => {
-                    self.definitions.insert(key.to_string(), Arc::new(record));
+                    self.set_definition(&key, Some(Arc::new(record)));
                 }
                 Err(e) => {
                     tracing::error!(key = %key, error = %e, "state: stored task definition does not decode");
-                    self.definitions.remove(&*key);
+                    self.set_definition(&key, None);
                 }
             }
         } else if key.starts_with(keys::INSTANCES) {
@@ -258,7 +261,7 @@ impl State {
         if key.starts_with(keys::TASKS) {
             self.set_task(&Key::from(key), None, touched);
         } else if key.starts_with(keys::TASK_DEFINITIONS) {
-            self.definitions.remove(key);
+            self.set_definition(key, None);
         } else if key.starts_with(keys::INSTANCES) {
             if let Some(old) = self.instances.remove(key) {
                 touched
@@ -272,6 +275,33 @@ impl State {
         }
         if let Some(cluster) = cluster_of_instance_key(key) {
             touched.clusters.insert(cluster.to_string());
+        }
+    }
+
+    /// Stores (or with `None` forgets) the task definition revision at `key`, refiling it in
+    /// the (status, family, revision) index.
+    fn set_definition(&mut self, key: &str, record: Option<Arc<TaskDefinitionRecord>>) {
+        let old = match &record {
+            Some(record) => self.definitions.insert(key.to_string(), Arc::clone(record)),
+            None => self.definitions.remove(key),
+        };
+        if let Some((status, family, revision)) = old.as_deref().and_then(revision_filing) {
+            let emptied = self
+                .definition_revisions
+                .get_mut(status)
+                .is_some_and(|set| {
+                    set.remove(&(family, revision));
+                    set.is_empty()
+                });
+            if emptied {
+                self.definition_revisions.remove(status);
+            }
+        }
+        if let Some((status, family, revision)) = record.as_deref().and_then(revision_filing) {
+            self.definition_revisions
+                .entry(status)
+                .or_default()
+                .insert((family, revision));
         }
     }
 
@@ -447,11 +477,22 @@ impl State {
 
     /// The entries under `prefix`, in key order.
     pub fn list<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a Key, &'a Entry)> {
+        self.list_after(prefix, None)
+    }
+
+    /// The entries under `prefix` in key order, from after `after` when given: a listing
+    /// resumes there in O(page).
+    pub fn list_after<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Entry)> {
+        let start = match after {
+            Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
+            _ => std::ops::Bound::Included(prefix),
+        };
         self.objects
-            .range::<_, str>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range::<_, str>((start, std::ops::Bound::Unbounded))
             .take_while(move |(key, _)| key.starts_with(prefix))
     }
 
@@ -568,12 +609,23 @@ impl State {
         &'a self,
         cluster: &str,
     ) -> impl Iterator<Item = &'a Arc<Versioned<ContainerInstance>>> + 'a {
+        self.instances_after(cluster, None)
+    }
+
+    /// The stored container instances of `cluster` in key (id) order, from after the one
+    /// with id `after` when given.
+    pub fn instances_after<'a>(
+        &'a self,
+        cluster: &str,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a Arc<Versioned<ContainerInstance>>> + 'a {
         let prefix = keys::instances_of(cluster);
+        let start = match after {
+            Some(id) => std::ops::Bound::Excluded(keys::instance(cluster, id)),
+            None => std::ops::Bound::Included(prefix.clone()),
+        };
         self.instances
-            .range::<_, str>((
-                std::ops::Bound::Included(prefix.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
+            .range((start, std::ops::Bound::Unbounded))
             .take_while(move |(key, _)| key.starts_with(&prefix))
             .map(|(_, instance)| instance)
     }
@@ -618,6 +670,43 @@ impl State {
             .collect::<Vec<_>>()
             .into_iter()
             .rev()
+    }
+
+    /// The (family, revision) of the task definition revisions with `status`, of `family`
+    /// only when given, in (family, revision) order from after `after`, or in reverse order
+    /// from before it when `descending`: O(page).
+    pub fn definition_revisions<'a>(
+        &'a self,
+        status: &str,
+        family: Option<&str>,
+        after: Option<(&str, u32)>,
+        descending: bool,
+    ) -> Box<dyn Iterator<Item = (&'a str, u32)> + 'a> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let Some(set) = self.definition_revisions.get(status) else {
+            return Box::new(std::iter::empty());
+        };
+        let (mut low, mut high) = match family {
+            Some(family) => (
+                Included((family.to_string(), 0)),
+                Included((family.to_string(), u32::MAX)),
+            ),
+            None => (Unbounded, Unbounded),
+        };
+        if let Some((family, revision)) = after {
+            let last = (family.to_string(), revision);
+            if descending {
+                high = Excluded(last);
+            } else {
+                low = Excluded(last);
+            }
+        }
+        let range = set.range((low, high)).map(|(f, r)| (f.as_str(), *r));
+        if descending {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        }
     }
 
     /// Every stored task definition revision with its key and revision, in key order.
@@ -744,6 +833,11 @@ impl State {
                 .iter()
                 .map(|(at, k)| (*at, k.to_string()))
                 .collect(),
+            definition_revisions: self
+                .definition_revisions
+                .iter()
+                .flat_map(|(s, set)| set.iter().map(move |(f, r)| (s.to_string(), f.clone(), *r)))
+                .collect(),
             tasks: self.tasks.len(),
             definitions: self.definitions.len(),
             instances: self.instances.len(),
@@ -762,6 +856,7 @@ pub struct Derived {
     stopped: Vec<(i64, String)>,
     definition_users: Vec<(String, i64)>,
     tokens: Vec<(i64, String)>,
+    definition_revisions: Vec<(String, String, u32)>,
     tasks: usize,
     definitions: usize,
     instances: usize,
@@ -801,6 +896,16 @@ fn created_ms(value: &[u8]) -> i64 {
         .ok()
         .and_then(|c| c.created_at)
         .map_or(0, epoch_ms)
+}
+
+/// Where a task definition revision is filed: (status, family, revision).
+fn revision_filing(record: &TaskDefinitionRecord) -> Option<(&'static str, String, u32)> {
+    let td = &record.task_definition;
+    Some((
+        td.status?.as_str(),
+        td.family.clone()?,
+        u32::try_from(td.revision?).ok()?,
+    ))
 }
 
 /// The instance a task is placed on, while it is not STOPPED.
