@@ -9,6 +9,7 @@ use super::tasks::{Key, TaskEntry};
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::Task;
 use berth_core::model::task_definition::TaskDefinitionRecord;
+use berth_core::model::Connectivity;
 use berth_core::resources::{task_resources, TaskResources};
 use berth_store::typed::Versioned;
 use berth_store::{keys, Event, EventKind, KeyValue};
@@ -79,6 +80,10 @@ pub struct State {
     load_changes: imbl::OrdSet<(Key, u64, Key)>,
     /// Running and pending task counts by cluster.
     cluster_tasks: OrdMap<Key, (i64, i64)>,
+    /// Running and pending task counts of each service, by (cluster, service name), and of
+    /// each service deployment, by (cluster, deployment id): what DescribeServices shows.
+    service_tasks: OrdMap<String, (i64, i64)>,
+    deployment_tasks: OrdMap<String, (i64, i64)>,
     /// By cluster: the revision of the last change to any of its instance records.
     instances_version: OrdMap<String, u64>,
     /// STOPPED tasks by (stoppedAt in ms, key): the ones past retention in O(due).
@@ -406,6 +411,21 @@ impl State {
             for (counted, sign) in [(before, -1), (after, 1)] {
                 if let Some((cluster, counted)) = counted {
                     self.count_task(cluster, counted, sign);
+                }
+            }
+        }
+        for (counters, field) in [
+            (&mut self.service_tasks, TaskEntry::service as Field),
+            (&mut self.deployment_tasks, |t| {
+                t.service().and(t.task.started_by.as_deref())
+            }),
+        ] {
+            let (before, after) = (service_count(old, field), service_count(new, field));
+            if before != after {
+                for (counted, sign) in [(before, -1), (after, 1)] {
+                    if let Some((key, counted)) = counted {
+                        bump(counters, key, counted, sign);
+                    }
                 }
             }
         }
@@ -766,6 +786,19 @@ impl State {
         self.instances_version.get(cluster).copied().unwrap_or(0)
     }
 
+    /// Running and pending task counts of the service `value` (cluster-scoped).
+    pub fn service_task_counts(&self, value: &str) -> (i64, i64) {
+        self.service_tasks.get(value).copied().unwrap_or_default()
+    }
+
+    /// Running and pending task counts of the service deployment `value` (cluster-scoped id).
+    pub fn deployment_task_counts(&self, value: &str) -> (i64, i64) {
+        self.deployment_tasks
+            .get(value)
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Running and pending task counts of `cluster`.
     pub fn cluster_task_counts(&self, cluster: &str) -> (i64, i64) {
         self.cluster_tasks.get(cluster).copied().unwrap_or_default()
@@ -833,6 +866,12 @@ impl State {
                 .iter()
                 .map(|(at, k)| (*at, k.to_string()))
                 .collect(),
+            service_tasks: self
+                .service_tasks
+                .iter()
+                .chain(self.deployment_tasks.iter())
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             definition_revisions: self
                 .definition_revisions
                 .iter()
@@ -857,6 +896,7 @@ pub struct Derived {
     definition_users: Vec<(String, i64)>,
     tokens: Vec<(i64, String)>,
     definition_revisions: Vec<(String, String, u32)>,
+    service_tasks: Vec<(String, (i64, i64))>,
     tasks: usize,
     definitions: usize,
     instances: usize,
@@ -911,6 +951,35 @@ fn revision_filing(record: &TaskDefinitionRecord) -> Option<(&'static str, Strin
 /// The instance a task is placed on, while it is not STOPPED.
 fn placed_on(task: Option<&TaskEntry>) -> Option<&str> {
     task.filter(|t| !t.is_stopped())?.instance_arn.as_deref()
+}
+
+/// The (cluster, `field`) counter a service task counts in, and as what. ECS stops counting
+/// a task the scheduler stopped on an instance whose agent is gone (it never reports STOPPED).
+fn service_count(task: Option<&TaskEntry>, field: Field) -> Option<(String, Counted)> {
+    let task = task?;
+    let abandoned =
+        task.task.connectivity == Some(Connectivity::Disconnected) && task.desired_stopped;
+    if abandoned {
+        return None;
+    }
+    Some((
+        scoped(&task.cluster, field(task)?),
+        counted_as(task.status)?,
+    ))
+}
+
+/// Adds `sign` to the `counted` count of `key`; a pair that reaches zero is dropped.
+fn bump(counters: &mut OrdMap<String, (i64, i64)>, key: String, counted: Counted, sign: i64) {
+    let mut counts = counters.get(&key).copied().unwrap_or_default();
+    match counted {
+        Counted::Running => counts.0 += sign,
+        Counted::Pending => counts.1 += sign,
+    }
+    if counts == (0, 0) {
+        counters.remove(&key);
+    } else {
+        counters.insert(key, counts);
+    }
 }
 
 /// The cluster whose running or pending count a task is in, and which.

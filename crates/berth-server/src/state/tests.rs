@@ -1,6 +1,6 @@
 use super::*;
 use berth_core::model::task::Task;
-use berth_core::model::TaskStatus;
+use berth_core::model::{Connectivity, TaskStatus};
 use berth_store::{keys, Event, EventKind, SqliteStore, Txn};
 use std::collections::BTreeMap;
 
@@ -32,6 +32,11 @@ fn random_task(rng: &mut fastrand::Rng, id: &str) -> Task {
         started_by: [None, Some("ecs-svc/1".to_string()), Some("ci".to_string())][rng.usize(..3)]
             .clone(),
         stopped_at: [None, Some(1000.5), Some(2000.25)][rng.usize(..3)],
+        connectivity: [
+            None,
+            Some(Connectivity::Connected),
+            Some(Connectivity::Disconnected),
+        ][rng.usize(..3)],
         ..Task::default()
     }
 }

@@ -4,19 +4,16 @@
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
-use crate::state::{scoped, State, TaskEntry, TaskIndex};
+use crate::state::{scoped, State};
 use berth_core::model::service::{
     ContainerImage, DeploymentConfiguration, Service, ServiceCurrentRevisionSummary,
     ServiceDeployment, ServiceDeploymentCircuitBreaker, ServiceRevision, ServiceRevisionSummary,
 };
 use berth_core::model::task_definition::TaskDefinition;
-use berth_core::model::{
-    Connectivity, RollbackMonitorsStatus, ServiceDeploymentStatus, ServiceStatus,
-};
+use berth_core::model::{RollbackMonitorsStatus, ServiceDeploymentStatus, ServiceStatus};
 use berth_core::service::bounds::breaker_threshold;
 use berth_core::service::record::{service_deployment_arn, service_revision_arn};
 use berth_core::service::{IdSource, ServiceRecord};
-use berth_core::task_state::TaskStatus;
 use std::sync::Arc;
 
 /// Identifiers from randomness: deployment ids `ecs-svc/` + 19 digits, event ids UUIDs.
@@ -39,8 +36,8 @@ pub fn nineteen_digits() -> String {
     (low + random % (9 * low)).to_string()
 }
 
-/// Running and pending tasks of a cluster's services and deployments, counted from the
-/// state cache's indexes (O(tasks of the one service or deployment asked about)).
+/// Running and pending tasks of a cluster's services and deployments: the state cache keeps
+/// them as counters, so each is O(1).
 #[derive(Debug)]
 pub struct TaskCounts {
     state: Arc<State>,
@@ -65,42 +62,23 @@ impl TaskCounts {
         })
     }
 
-    /// (running, pending) of service `name`.
+    /// (running, pending) of service `name`, from the cache's counters.
     pub fn service(&self, name: &str) -> (i32, i32) {
-        count(
-            self.state
-                .tasks_by(TaskIndex::Service, &scoped(&self.cluster, name), None),
-        )
+        narrow(self.state.service_task_counts(&scoped(&self.cluster, name)))
     }
 
-    /// (running, pending) of deployment `id`.
+    /// (running, pending) of deployment `id`, from the cache's counters.
     pub fn deployment(&self, id: &str) -> (i32, i32) {
-        count(
+        narrow(
             self.state
-                .tasks_by(TaskIndex::StartedBy, &scoped(&self.cluster, id), None)
-                .filter(|t| t.service().is_some()),
+                .deployment_task_counts(&scoped(&self.cluster, id)),
         )
     }
 }
 
-fn count<'a>(tasks: impl Iterator<Item = &'a Arc<TaskEntry>>) -> (i32, i32) {
-    let (mut running, mut pending) = (0, 0);
-    for entry in tasks {
-        let task = &entry.task;
-        // Tasks the scheduler stopped on an instance whose agent is gone never report
-        // STOPPED; they are not the service's any more.
-        if task.connectivity == Some(Connectivity::Disconnected)
-            && task.desired_status == Some(TaskStatus::Stopped)
-        {
-            continue;
-        }
-        match entry.status {
-            TaskStatus::Running => running += 1,
-            s if s < TaskStatus::Running => pending += 1,
-            _ => {}
-        }
-    }
-    (running, pending)
+fn narrow((running, pending): (i64, i64)) -> (i32, i32) {
+    let clamp = |n: i64| i32::try_from(n.max(0)).unwrap_or(i32::MAX);
+    (clamp(running), clamp(pending))
 }
 
 /// The service as the API returns it: live counts, the current service deployment and
