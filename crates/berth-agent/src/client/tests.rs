@@ -219,7 +219,7 @@ async fn the_desired_stream_yields_each_line_and_ends_at_eof() {
     let request = server.await.expect("server");
     assert!(
         request.starts_with(
-            "GET /v1/agent/desired?cluster=demo&containerInstance=abc123&since=5 HTTP/1.1"
+            "GET /v1/agent/desired?cluster=demo&containerInstance=abc123&protocol=2&since=5 HTTP/1.1"
         ),
         "{request}"
     );
