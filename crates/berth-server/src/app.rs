@@ -46,6 +46,17 @@ impl Default for ServerConfig {
     }
 }
 
+/// Creates the data dir (and its parents) if missing, and makes it accessible to its owner
+/// only: it holds the whole store.
+fn owner_only_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// Shared state of the server.
 #[derive(Debug)]
 pub struct App {
@@ -82,7 +93,7 @@ impl App {
     pub async fn open(config: ServerConfig) -> Result<Arc<App>, StoreError> {
         let store: Arc<dyn Store> = match &config.data_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
+                owner_only_dir(dir).map_err(|e| {
                     StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
                 })?;
                 Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE))?)
@@ -239,4 +250,32 @@ fn decode_entry<T: DeserializeOwned>(
         value,
         mod_revision: entry.mod_revision,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_data_dir_is_accessible_to_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("new").join("data");
+        let config = ServerConfig {
+            data_dir: Some(dir.clone()),
+            ..ServerConfig::default()
+        };
+        drop(App::open(config).await.expect("open"));
+        let mode = std::fs::metadata(&dir).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // An existing dir that others could read is tightened.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let config = ServerConfig {
+            data_dir: Some(dir.clone()),
+            ..ServerConfig::default()
+        };
+        drop(App::open(config).await.expect("reopen"));
+        let mode = std::fs::metadata(&dir).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 }

@@ -44,6 +44,7 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        owner_only(path)?;
         let conn = Connection::open(path)?;
         let store = Self::init(conn, true)?;
         // Checkpoints run beside the writer, not inside its commits: a commit never waits for
@@ -141,6 +142,35 @@ fn get_kv(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
         .prepare_cached("SELECT key, value, create_rev, mod_rev, version FROM kv WHERE key = ?1")?
         .query_row([key], row_to_kv)
         .optional()?)
+}
+
+/// Makes the database at `path` readable by its owner only, creating it empty if missing:
+/// SQLite creates the WAL and shared-memory files with the database's mode, so they follow.
+/// Files left by an older version are tightened too.
+fn owner_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| {
+        StoreError::Backend(format!(
+            "cannot secure the database {}: {e}",
+            path.display()
+        ))
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
 }
 
 /// How often the checkpointer looks for new commits to copy back into the database.
@@ -603,6 +633,28 @@ mod tests {
             assert_eq!(items.len(), 20);
             assert_eq!(rev, 20);
             assert_eq!(store.revision().await.expect("rev"), 20);
+        });
+    }
+
+    #[test]
+    fn the_database_and_its_wal_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("berth.db");
+        // A file an older version left world-readable is tightened too.
+        std::fs::write(&path, b"").expect("create");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        runtime().block_on(async {
+            let store = SqliteStore::open(&path).expect("open");
+            store
+                .txn(Txn::new().put("/k", b"v".to_vec()))
+                .await
+                .expect("txn");
+            for suffix in ["", "-wal", "-shm"] {
+                let file = dir.path().join(format!("berth.db{suffix}"));
+                let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+            }
         });
     }
 
