@@ -152,12 +152,24 @@ async fn ecs(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Res
             );
             response
         }
-        Err(error) => error.into_response(),
+        Err(error) => client_facing(error, &request_id).into_response(),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amzn-RequestId", value);
     }
     response
+}
+
+/// What the client is told of `error`. The server's own faults keep their detail in the
+/// log, under the request id the client is given: internal text never reaches a client.
+fn client_facing(error: ApiError, request_id: &str) -> ApiError {
+    if error.name != "ServerException" {
+        return error;
+    }
+    tracing::error!(request_id, error = %error.message, "request failed in the server");
+    ApiError::server(format!(
+        "The server could not complete the request; its log has the cause under request id {request_id}."
+    ))
 }
 
 /// Reads a request body of at most `MAX_BODY_BYTES`. A larger one is read on (and dropped) up
@@ -205,5 +217,23 @@ async fn handle(app: Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8
                 "The server hit an internal error handling this request.",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_fault_reaches_the_client_as_its_request_id_only() {
+        let fault = ApiError::server("disk I/O error in /var/lib/berth/berth.db");
+        let told = client_facing(fault, "req-42");
+        assert_eq!(told.name, "ServerException");
+        assert!(told.message.contains("req-42"), "{}", told.message);
+        assert!(!told.message.contains("berth.db"), "{}", told.message);
+        let mistake = ApiError::invalid_parameter("maxResults must be between 1 and 100, got 0.");
+        let told = client_facing(mistake, "req-43");
+        assert_eq!(told.name, "InvalidParameterException");
+        assert_eq!(told.message, "maxResults must be between 1 and 100, got 0.");
     }
 }
