@@ -261,21 +261,16 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("new").join("data");
-        let config = ServerConfig {
-            data_dir: Some(dir.clone()),
-            ..ServerConfig::default()
-        };
-        drop(App::open(config).await.expect("open"));
-        let mode = std::fs::metadata(&dir).expect("stat").permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
-        // An existing dir that others could read is tightened.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let config = ServerConfig {
-            data_dir: Some(dir.clone()),
-            ..ServerConfig::default()
-        };
-        drop(App::open(config).await.expect("reopen"));
-        let mode = std::fs::metadata(&dir).expect("stat").permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
+        // First a new dir, then one left open to others (0755), which is tightened.
+        for _ in 0..2 {
+            let config = ServerConfig {
+                data_dir: Some(dir.clone()),
+                ..ServerConfig::default()
+            };
+            drop(App::open(config).await.expect("open"));
+            let mode = std::fs::metadata(&dir).expect("stat").permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
     }
 }

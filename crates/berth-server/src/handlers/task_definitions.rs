@@ -245,19 +245,16 @@ fn check_value(member: &str, value: &str, allowed: &[&str]) -> Result<(), ApiErr
 }
 
 /// Every stored revision as (family, revision, status), in no particular order.
-fn all_revisions(
-    ctx: &Ctx,
-    prefix: &str,
-) -> Result<Vec<(String, u32, Option<TaskDefinitionStatus>)>, ApiError> {
-    Ok(ctx
-        .list::<TaskDefinitionRecord>(prefix)?
-        .into_iter()
-        .filter_map(|v| {
-            let td = v.value.task_definition;
+fn all_revisions(ctx: &Ctx, prefix: &str) -> Vec<(String, u32, Option<TaskDefinitionStatus>)> {
+    // The cache's decoded copies: no JSON is read again.
+    ctx.snapshot()
+        .definitions_under(prefix)
+        .filter_map(|record| {
+            let td = &record.task_definition;
             let revision = u32::try_from(td.revision?).ok()?;
-            Some((td.family?, revision, td.status))
+            Some((td.family.clone()?, revision, td.status))
         })
-        .collect())
+        .collect()
 }
 
 /// Lists task definition ARNs with a status (ACTIVE by default), of one family when
@@ -329,7 +326,7 @@ pub async fn list_families(
     let page = PageRequest::parse(req.next_token.as_deref(), req.max_results, 100)?;
     let prefix = req.family_prefix.unwrap_or_default();
     let mut has_active: BTreeMap<String, bool> = BTreeMap::new();
-    for (family, _, revision_status) in all_revisions(&ctx, keys::TASK_DEFINITIONS)? {
+    for (family, _, revision_status) in all_revisions(&ctx, keys::TASK_DEFINITIONS) {
         if family.starts_with(&prefix) {
             *has_active.entry(family).or_default() |=
                 revision_status == Some(TaskDefinitionStatus::Active);
