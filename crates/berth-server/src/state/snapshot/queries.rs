@@ -54,7 +54,8 @@ impl State {
         self.tasks.get(key)
     }
 
-    /// Every task, in key order.
+    /// Every task, in key order (for checks against a full scan).
+    #[cfg(test)]
     pub fn all_tasks(&self) -> impl Iterator<Item = &Arc<TaskEntry>> {
         self.tasks.values()
     }
@@ -103,23 +104,6 @@ impl State {
             TaskIndex::ServiceStopped => &self.by_service_stopped,
             TaskIndex::Instance => &self.by_instance,
         }
-    }
-
-    /// Every task of `cluster` (STOPPED ones included), in key order, from after `after`.
-    pub fn tasks_of<'a>(
-        &'a self,
-        cluster: &str,
-        after: Option<&str>,
-    ) -> impl Iterator<Item = &'a Arc<TaskEntry>> + 'a {
-        let prefix = keys::tasks_of(cluster);
-        let start = match after {
-            Some(after) => std::ops::Bound::Excluded(after),
-            None => std::ops::Bound::Included(prefix.as_str()),
-        };
-        self.tasks
-            .range::<_, str>((start, std::ops::Bound::Unbounded))
-            .take_while(move |(key, _)| key.starts_with(&prefix))
-            .map(|(_, task)| task)
     }
 
     /// The ARNs of the instances of `cluster` whose load changed after `revision`.
