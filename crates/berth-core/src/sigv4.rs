@@ -39,8 +39,42 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<hidden>")
-            .field("session_token", &self.session_token.as_ref().map(|_| "<hidden>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<hidden>"),
+            )
             .finish()
+    }
+}
+
+impl Credentials {
+    /// The credentials of `profile` in the text of an AWS shared-credentials file
+    /// (`[profile]` then `aws_access_key_id`, `aws_secret_access_key`, and optionally
+    /// `aws_session_token`); `None` when the profile or one of its keys is missing.
+    pub fn from_profile(text: &str, profile: &str) -> Option<Credentials> {
+        let mut in_profile = false;
+        let (mut id, mut secret, mut token) = (None, None, None);
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                in_profile = name.trim() == profile;
+            } else if let (true, Some((key, value))) = (in_profile, line.split_once('=')) {
+                let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+                match key.trim() {
+                    "aws_access_key_id" => id = value,
+                    "aws_secret_access_key" => secret = value,
+                    "aws_session_token" => token = value,
+                    _ => {}
+                }
+            }
+        }
+        Some(Credentials {
+            access_key_id: id?,
+            secret_access_key: secret?,
+            session_token: token,
+        })
     }
 }
 
@@ -164,7 +198,10 @@ impl Signed {
         )
     }
 
-    fn from_query(_request: &RequestParts<'_>, query: &[(String, String)]) -> Result<Signed, Refusal> {
+    fn from_query(
+        _request: &RequestParts<'_>,
+        query: &[(String, String)],
+    ) -> Result<Signed, Refusal> {
         let get = |name: &str| {
             query
                 .iter()
@@ -385,7 +422,10 @@ pub fn sign(
     }
     let mut headers: Vec<(&str, &str)> = request.headers.to_vec();
     headers.extend(added.iter().map(|(k, v)| (*k, v.as_str())));
-    let mut names: Vec<String> = headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
     names.sort();
     names.dedup();
     let with_added = RequestParts {

@@ -102,9 +102,8 @@ impl App {
             }
             None => Arc::new(SqliteStore::open_in_memory()?),
         };
-        let keys = crate::auth::KeyRing::open(config.data_dir.as_deref()).map_err(|e| {
-            StoreError::Backend(format!("cannot read or make the master key: {e}"))
-        })?;
+        let keys = crate::auth::KeyRing::open(config.data_dir.as_deref())
+            .map_err(|e| StoreError::Backend(format!("cannot read or make the master key: {e}")))?;
         let state = StateCache::start(store.clone()).await?;
         let arns = ArnContext::new(config.region.clone(), config.account_id.clone());
         let app = Arc::new(App {

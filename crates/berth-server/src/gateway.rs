@@ -369,7 +369,9 @@ mod tests {
             assert_eq!(answer.status, 400, "{protocol}: {answer:?}");
             assert_eq!(answer.error_type(), "InvalidParameterException");
             assert!(
-                answer.body.contains("speaks desired-state stream protocol 2"),
+                answer
+                    .body
+                    .contains("speaks desired-state stream protocol 2"),
                 "{answer:?}"
             );
         }

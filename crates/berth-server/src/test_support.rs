@@ -47,7 +47,10 @@ pub async fn served() -> Served {
         ..ServerConfig::default()
     };
     let server = crate::serve(config).await.expect("serve");
-    let file = server.app().credentials_file().expect("a data dir has a credentials file");
+    let file = server
+        .app()
+        .credentials_file()
+        .expect("a data dir has a credentials file");
     let credentials = read_profile(&file, crate::auth::PROFILE);
     Served {
         server,
@@ -59,24 +62,7 @@ pub async fn served() -> Served {
 /// The credentials of `profile` in an AWS shared-credentials file.
 pub fn read_profile(path: &std::path::Path, profile: &str) -> berth_core::sigv4::Credentials {
     let text = std::fs::read_to_string(path).expect("credentials file");
-    let mut in_profile = false;
-    let (mut id, mut secret) = (None, None);
-    for line in text.lines().map(str::trim) {
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_profile = name.trim() == profile;
-        } else if let (true, Some((k, v))) = (in_profile, line.split_once('=')) {
-            match k.trim() {
-                "aws_access_key_id" => id = Some(v.trim().to_string()),
-                "aws_secret_access_key" => secret = Some(v.trim().to_string()),
-                _ => {}
-            }
-        }
-    }
-    berth_core::sigv4::Credentials {
-        access_key_id: id.expect("aws_access_key_id"),
-        secret_access_key: secret.expect("aws_secret_access_key"),
-        session_token: None,
-    }
+    berth_core::sigv4::Credentials::from_profile(&text, profile).expect("the profile's keys")
 }
 
 /// What came back from [`send`]: the status line's code, the head, and the body (up to the
@@ -160,13 +146,11 @@ pub async fn send(
     let mut bytes = Vec::new();
     let mut buffer = [0u8; 8192];
     loop {
-        let read = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            stream.read(&mut buffer),
-        )
-        .await
-        .expect("an answer within 10 s")
-        .expect("read");
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .expect("an answer within 10 s")
+                .expect("read");
         bytes.extend_from_slice(&buffer[..read]);
         let text = String::from_utf8_lossy(&bytes);
         let streaming = text.contains("application/x-ndjson") && text.contains("\r\n\r\n");

@@ -101,7 +101,11 @@ fn cases() -> Vec<Case> {
         let stamp = context["timestamp"].as_str().expect("timestamp");
         let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
         cases.push(Case {
-            name: dir.file_name().expect("name").to_string_lossy().into_owned(),
+            name: dir
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
             secret: context["credentials"]["secret_access_key"]
                 .as_str()
                 .expect("secret")
@@ -179,7 +183,9 @@ fn every_case_of_the_suite_canonicalises_and_verifies_in_both_forms() {
             tampered.with(|parts| {
                 let signed = Signed::parse(parts).expect("parse");
                 assert!(
-                    signed.verify(parts, &case.secret, case.now, case.rules).is_err(),
+                    signed
+                        .verify(parts, &case.secret, case.now, case.rules)
+                        .is_err(),
                     "{} {form}: a changed body must not verify",
                     case.name
                 );
@@ -248,7 +254,10 @@ fn a_session_token_is_signed_and_travels_with_the_request() {
         secret_access_key: "secret".into(),
         session_token: Some("token/with+chars=".into()),
     };
-    let headers = [("host", "127.0.0.1:7700"), ("content-type", "application/json")];
+    let headers = [
+        ("host", "127.0.0.1:7700"),
+        ("content-type", "application/json"),
+    ];
     let parts = RequestParts {
         method: "POST",
         path: "/",
@@ -308,7 +317,31 @@ fn malformed_signatures_are_incomplete_and_none_is_missing() {
         );
     }
     assert!(matches!(
-        parse(None, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20150830T123600Z"),
+        parse(
+            None,
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20150830T123600Z"
+        ),
         Err(Refusal::Incomplete(_))
     ));
+}
+
+#[test]
+fn a_profile_is_read_from_a_shared_credentials_file() {
+    let text = "# comment\n[default]\naws_access_key_id = A\naws_secret_access_key = B\n\n\
+                [berth]\naws_access_key_id=AKIAX\n aws_secret_access_key = s/e+c=\n\
+                aws_session_token = T\n";
+    let berth = Credentials::from_profile(text, "berth").expect("berth");
+    assert_eq!(berth.access_key_id, "AKIAX");
+    assert_eq!(berth.secret_access_key, "s/e+c=");
+    assert_eq!(berth.session_token.as_deref(), Some("T"));
+    let default = Credentials::from_profile(text, "default").expect("default");
+    assert_eq!(
+        (default.access_key_id.as_str(), default.session_token),
+        ("A", None)
+    );
+    assert_eq!(Credentials::from_profile(text, "other"), None);
+    assert_eq!(
+        Credentials::from_profile("[x]\naws_access_key_id = A\n", "x"),
+        None
+    );
 }

@@ -163,14 +163,18 @@ mod tests {
         let secret = ring.secret_of(&id);
         assert_eq!(secret.len(), 40);
         assert_eq!(
-            KeyRing::open(Some(dir.path())).expect("reopen").secret_of(&id),
+            KeyRing::open(Some(dir.path()))
+                .expect("reopen")
+                .secret_of(&id),
             secret,
             "the same data dir derives the same secret"
         );
         assert_ne!(ring.secret_of(&new_access_key_id().expect("id")), secret);
         let other = tempfile::tempdir().expect("tempdir");
         assert_ne!(
-            KeyRing::open(Some(other.path())).expect("open").secret_of(&id),
+            KeyRing::open(Some(other.path()))
+                .expect("open")
+                .secret_of(&id),
             secret,
             "another master key derives another secret"
         );

@@ -11,9 +11,19 @@ async fn the_root_key_from_the_credentials_file_signs_and_everything_else_is_ref
     let good = &served.credentials;
     let create = |name: &str| json!({ "clusterName": name });
 
-    let ok = send_ecs(&served, "CreateCluster", &create("signed"), Signing::As(good, now())).await;
+    let ok = send_ecs(
+        &served,
+        "CreateCluster",
+        &create("signed"),
+        Signing::As(good, now()),
+    )
+    .await;
     assert_eq!(ok.status, 200, "{ok:?}");
-    assert!(ok.head.to_ascii_lowercase().contains("x-amzn-requestid"), "{}", ok.head);
+    assert!(
+        ok.head.to_ascii_lowercase().contains("x-amzn-requestid"),
+        "{}",
+        ok.head
+    );
 
     let wrong_secret = Credentials {
         secret_access_key: format!("{}x", good.secret_access_key),
@@ -28,12 +38,42 @@ async fn the_root_key_from_the_credentials_file_signs_and_everything_else_is_ref
         ..good.clone()
     };
     let refused = [
-        ("unsigned", Signing::None, 403, "MissingAuthenticationTokenException"),
-        ("wrong secret", Signing::As(&wrong_secret, now()), 403, "InvalidSignatureException"),
-        ("unknown key", Signing::As(&unknown, now()), 403, "UnrecognizedClientException"),
-        ("forged session token", Signing::As(&with_token, now()), 403, "UnrecognizedClientException"),
-        ("20 minutes old", Signing::As(good, now() - 20 * 60), 403, "InvalidSignatureException"),
-        ("20 minutes ahead", Signing::As(good, now() + 20 * 60), 403, "InvalidSignatureException"),
+        (
+            "unsigned",
+            Signing::None,
+            403,
+            "MissingAuthenticationTokenException",
+        ),
+        (
+            "wrong secret",
+            Signing::As(&wrong_secret, now()),
+            403,
+            "InvalidSignatureException",
+        ),
+        (
+            "unknown key",
+            Signing::As(&unknown, now()),
+            403,
+            "UnrecognizedClientException",
+        ),
+        (
+            "forged session token",
+            Signing::As(&with_token, now()),
+            403,
+            "UnrecognizedClientException",
+        ),
+        (
+            "20 minutes old",
+            Signing::As(good, now() - 20 * 60),
+            403,
+            "InvalidSignatureException",
+        ),
+        (
+            "20 minutes ahead",
+            Signing::As(good, now() + 20 * 60),
+            403,
+            "InvalidSignatureException",
+        ),
     ];
     for (why, signing, status, error) in refused {
         let name = format!("refused-{}", why.replace(' ', "-"));
@@ -41,15 +81,36 @@ async fn the_root_key_from_the_credentials_file_signs_and_everything_else_is_ref
         assert_eq!(answer.status, status, "{why}: {answer:?}");
         assert_eq!(answer.error_type(), error, "{why}: {answer:?}");
     }
-    let stale = send_ecs(&served, "ListClusters", &json!({}), Signing::As(good, now() - 20 * 60)).await;
+    let stale = send_ecs(
+        &served,
+        "ListClusters",
+        &json!({}),
+        Signing::As(good, now() - 20 * 60),
+    )
+    .await;
     assert!(stale.body.contains("Signature expired"), "{stale:?}");
     // Within the 15 minutes either way, a request is on time.
-    let skewed = send_ecs(&served, "ListClusters", &json!({}), Signing::As(good, now() - 5 * 60)).await;
+    let skewed = send_ecs(
+        &served,
+        "ListClusters",
+        &json!({}),
+        Signing::As(good, now() - 5 * 60),
+    )
+    .await;
     assert_eq!(skewed.status, 200, "{skewed:?}");
 
-    let listed = send_ecs(&served, "ListClusters", &json!({}), Signing::As(good, now())).await;
+    let listed = send_ecs(
+        &served,
+        "ListClusters",
+        &json!({}),
+        Signing::As(good, now()),
+    )
+    .await;
     assert!(listed.body.contains("cluster/signed"), "{listed:?}");
-    assert!(!listed.body.contains("refused-"), "a refused call wrote nothing: {listed:?}");
+    assert!(
+        !listed.body.contains("refused-"),
+        "a refused call wrote nothing: {listed:?}"
+    );
     served.server.shutdown().await.expect("shutdown");
 }
 
@@ -61,7 +122,10 @@ async fn a_body_changed_after_signing_and_a_malformed_signature_are_refused() {
     let body = br#"{"clusterName":"a"}"#;
     let headers = [
         ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", "AmazonEC2ContainerServiceV20141113.CreateCluster"),
+        (
+            "x-amz-target",
+            "AmazonEC2ContainerServiceV20141113.CreateCluster",
+        ),
     ];
     let parts = berth_core::sigv4::RequestParts {
         method: "POST",
@@ -73,8 +137,20 @@ async fn a_body_changed_after_signing_and_a_malformed_signature_are_refused() {
     let signature = berth_core::sigv4::sign(&parts, good, "us-east-1", "ecs", now());
     let mut signed: Vec<(&str, &str)> = headers.to_vec();
     signed.extend(signature.iter().map(|(k, v)| (*k, v.as_str())));
-    let tampered = send(addr, "POST", "/", &signed, br#"{"clusterName":"b"}"#, Signing::None).await;
-    assert_eq!(tampered.error_type(), "InvalidSignatureException", "{tampered:?}");
+    let tampered = send(
+        addr,
+        "POST",
+        "/",
+        &signed,
+        br#"{"clusterName":"b"}"#,
+        Signing::None,
+    )
+    .await;
+    assert_eq!(
+        tampered.error_type(),
+        "InvalidSignatureException",
+        "{tampered:?}"
+    );
     let honest = send(addr, "POST", "/", &signed, body, Signing::None).await;
     assert_eq!(honest.status, 200, "{honest:?}");
 
@@ -88,7 +164,11 @@ async fn a_body_changed_after_signing_and_a_malformed_signature_are_refused() {
         sent.push(("x-amz-date", "20261130T120000Z"));
         let answer = send(addr, "POST", "/", &sent, body, Signing::None).await;
         assert_eq!(answer.status, 400, "{header:?}: {answer:?}");
-        assert_eq!(answer.error_type(), "IncompleteSignatureException", "{answer:?}");
+        assert_eq!(
+            answer.error_type(),
+            "IncompleteSignatureException",
+            "{answer:?}"
+        );
     }
     // Signed for another service: refused, whatever the key.
     let mut other = vec![("host", addr.to_string())];
@@ -102,7 +182,11 @@ async fn a_body_changed_after_signing_and_a_malformed_signature_are_refused() {
     let mut sent: Vec<(&str, &str)> = headers.to_vec();
     sent.extend(signature.iter().map(|(k, v)| (*k, v.as_str())));
     let answer = send(addr, "POST", "/", &sent, body, Signing::None).await;
-    assert_eq!(answer.error_type(), "InvalidSignatureException", "{answer:?}");
+    assert_eq!(
+        answer.error_type(),
+        "InvalidSignatureException",
+        "{answer:?}"
+    );
     assert!(answer.body.contains("'ecs'"), "{answer:?}");
     served.server.shutdown().await.expect("shutdown");
 }
@@ -137,7 +221,10 @@ async fn the_credentials_file_is_private_and_stays_the_same_across_restarts() {
         server.addr(),
         "POST",
         "/",
-        &[("x-amz-target", "AmazonEC2ContainerServiceV20141113.ListClusters")],
+        &[(
+            "x-amz-target",
+            "AmazonEC2ContainerServiceV20141113.ListClusters",
+        )],
         b"{}",
         Signing::As(&again, now()),
     )
@@ -154,14 +241,22 @@ async fn the_agent_gateway_answers_signed_calls_only() {
     let heartbeat = br#"{"cluster":"default","containerInstance":"nope"}"#;
     let path = berth_core::gateway::HEARTBEAT_PATH;
     let unsigned = send(addr, "POST", path, &[], heartbeat, Signing::None).await;
-    assert_eq!(unsigned.error_type(), "MissingAuthenticationTokenException", "{unsigned:?}");
+    assert_eq!(
+        unsigned.error_type(),
+        "MissingAuthenticationTokenException",
+        "{unsigned:?}"
+    );
     let stream = format!(
         "{}?cluster=default&containerInstance=nope&protocol={}",
         berth_core::gateway::DESIRED_PATH,
         berth_core::gateway::STREAM_PROTOCOL
     );
     let unsigned = send(addr, "GET", &stream, &[], b"", Signing::None).await;
-    assert_eq!(unsigned.error_type(), "MissingAuthenticationTokenException", "{unsigned:?}");
+    assert_eq!(
+        unsigned.error_type(),
+        "MissingAuthenticationTokenException",
+        "{unsigned:?}"
+    );
     // Signed, the calls reach the gateway, which then looks for the instance.
     for (method, path, body) in [("POST", path, &heartbeat[..]), ("GET", &stream, b"")] {
         let signed = send(addr, method, path, &[], body, Signing::As(good, now())).await;
