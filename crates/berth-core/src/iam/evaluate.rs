@@ -2,7 +2,7 @@
 //! resource and condition keys, and which effect wins.
 
 use super::policy::{
-    is_account_id, Actions, Condition, Effect, Principal, Principals, Qualifier, Resources,
+    is_account_id, Actions, Condition, Effect, Piece, Principal, Principals, Qualifier, Resources,
     Statement, Template, Test, Tok,
 };
 use super::{Context, Decision, Policy, Request};
@@ -127,8 +127,8 @@ impl Template {
         let mut toks = Vec::new();
         for piece in pieces {
             match piece {
-                super::policy::Piece::Tok(t) => toks.push(*t),
-                super::policy::Piece::Var { key, default } => {
+                Piece::Tok(t) => toks.push(*t),
+                Piece::Var { key, default } => {
                     let value = match (context.get(key), default) {
                         (Some([one]), _) => one.as_str(),
                         (_, Some(default)) => default.as_str(),
@@ -142,9 +142,9 @@ impl Template {
     }
 }
 
-/// `*` matches any run of characters, `?` one character; everything else itself. Linear
-/// backtracking over the last `*`, so no input makes it exponential.
-pub(crate) fn glob(pattern: &[Tok], text: &[char]) -> bool {
+/// `*` matches any run of characters, `?` one character; everything else itself. Backtracks
+/// only to the last `*`: at worst pattern × text steps, never exponential.
+fn glob(pattern: &[Tok], text: &[char]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
@@ -287,10 +287,9 @@ fn dates(value: &str, pattern: &[Tok]) -> Option<Ordering> {
     parse_date(value)?.partial_cmp(&parse_date(&text_of(pattern))?)
 }
 
-/// ARN matching as AWS documents it for `ArnLike`: each of the six colon-separated parts
-/// separately, so a wildcard does not run across a colon except in the last (resource) part.
-/// What is not six parts on both sides (`*`, a value that is no ARN) falls back to a glob over
-/// the whole string.
+/// ARN matching as AWS documents it for `ArnLike`: each colon-separated part separately, so a
+/// wildcard does not run across a colon except in the pattern's last part, which takes the
+/// rest of the value (`*` alone matches anything, `arn:aws:ecs:*` any ECS ARN).
 fn arn_like(pattern: &[Tok], value: &str) -> bool {
     let mut parts: Vec<&[Tok]> = Vec::with_capacity(6);
     let mut rest = pattern;
@@ -304,15 +303,12 @@ fn arn_like(pattern: &[Tok], value: &str) -> bool {
         }
     }
     parts.push(rest);
-    let values: Vec<&str> = value.splitn(6, ':').collect();
-    if parts.len() == 6 && values.len() == 6 {
-        parts
+    let values: Vec<&str> = value.splitn(parts.len(), ':').collect();
+    values.len() == parts.len()
+        && parts
             .iter()
             .zip(&values)
             .all(|(p, v)| glob(p, &v.chars().collect::<Vec<_>>()))
-    } else {
-        glob(pattern, &value.chars().collect::<Vec<_>>())
-    }
 }
 
 /// Whether the address `value` lies in `cidr` (`203.0.113.0/24`, `2001:db8::/32`, or a single
@@ -348,7 +344,7 @@ fn in_cidr(value: &str, cidr: &str) -> Option<bool> {
 /// Seconds since the Unix epoch of a date as the `Date*` operators take them: epoch seconds
 /// (`1700000000`) or ISO 8601 (`2024-05-01`, `2024-05-01T12:00:00Z`, `...T12:00:00.5+02:00`,
 /// the basic `20240501T120000Z`); no zone means UTC.
-pub(crate) fn parse_date(text: &str) -> Option<f64> {
+fn parse_date(text: &str) -> Option<f64> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse::<f64>().ok();

@@ -81,8 +81,13 @@ impl Policy {
             if statement.principal.is_none() {
                 return Err(PolicyError::new("Missing required field Principal"));
             }
-            if statement.resource.is_some() {
-                return Err(PolicyError::new("Has prohibited field Resource"));
+            if let Some(resource) = &statement.resource {
+                let field = if resource.negated {
+                    "NotResource"
+                } else {
+                    "Resource"
+                };
+                return Err(PolicyError::new(format!("Has prohibited field {field}")));
             }
         }
         Ok(())

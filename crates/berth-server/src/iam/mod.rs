@@ -3,6 +3,7 @@
 //! One file per resource; each handler reads its query parameters and writes IAM's XML.
 
 mod access_keys;
+pub mod agent_user;
 mod roles;
 mod user_policies;
 mod users;
@@ -122,8 +123,19 @@ fn write_tags(xml: &mut Xml, tags: &[IamTag]) {
     }
 }
 
+/// What a policy document is for: a trust policy names principals, an identity policy may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PolicyKind {
+    Identity,
+    Trust,
+}
+
 /// A policy document checked against the IAM policy grammar.
-fn policy_document(request: &QueryRequest, field: &str) -> Result<String, ApiError> {
+fn policy_document(
+    request: &QueryRequest,
+    field: &str,
+    kind: PolicyKind,
+) -> Result<String, ApiError> {
     let document = request.required(field)?;
     if document.len() > 131_072 {
         return Err(ApiError::new(
@@ -131,8 +143,13 @@ fn policy_document(request: &QueryRequest, field: &str) -> Result<String, ApiErr
             "Cannot exceed quota for PolicySize: 131072.",
         ));
     }
-    berth_core::iam::Policy::parse(document)
+    let policy = berth_core::iam::Policy::parse(document)
         .map_err(|e| ApiError::new("MalformedPolicyDocument", e.message))?;
+    match kind {
+        PolicyKind::Identity => policy.check_identity_policy(),
+        PolicyKind::Trust => policy.check_trust_policy(),
+    }
+    .map_err(|e| ApiError::new("MalformedPolicyDocument", e.message))?;
     Ok(document.to_string())
 }
 

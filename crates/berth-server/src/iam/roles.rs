@@ -4,7 +4,7 @@
 
 use super::{
     id_fault, no_such_entity, page, policy_document, tags_of, validate_name, validate_path,
-    write_page_end, write_tags,
+    write_page_end, write_tags, PolicyKind,
 };
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -63,7 +63,11 @@ pub(super) async fn create(ctx: &Ctx, request: &QueryRequest) -> Result<Option<X
         path: path.to_string(),
         arn: format!("arn:aws:iam::{}:role{path}{name}", ctx.arns.account_id),
         create_date: ctx.now().floor(),
-        assume_role_policy_document: policy_document(request, "AssumeRolePolicyDocument")?,
+        assume_role_policy_document: policy_document(
+            request,
+            "AssumeRolePolicyDocument",
+            PolicyKind::Trust,
+        )?,
         description,
         max_session_duration,
         tags: tags_of(request)?,
@@ -139,7 +143,7 @@ pub(super) async fn put_policy(ctx: &Ctx, request: &QueryRequest) -> Result<Opti
     let policy = InlinePolicy {
         owner: role.role_name.clone(),
         policy_name: name.to_string(),
-        policy_document: policy_document(request, "PolicyDocument")?,
+        policy_document: policy_document(request, "PolicyDocument", PolicyKind::Identity)?,
     };
     let key = keys::role_policy(&role.role_name, name);
     ctx.commit(Txn::new().put(key, encode(&policy))).await?;

@@ -1,6 +1,8 @@
 //! Inline policies of users: PutUserPolicy, GetUserPolicy, DeleteUserPolicy, ListUserPolicies.
 
-use super::{no_such_entity, page, policy_document, users, validate_name, write_page_end};
+use super::{
+    no_such_entity, page, policy_document, users, validate_name, write_page_end, PolicyKind,
+};
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use crate::protocol::query::{url_encode, QueryRequest, Xml};
@@ -15,7 +17,7 @@ pub(super) async fn put(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>
     let policy = InlinePolicy {
         owner: user.user_name.clone(),
         policy_name: name.to_string(),
-        policy_document: policy_document(request, "PolicyDocument")?,
+        policy_document: policy_document(request, "PolicyDocument", PolicyKind::Identity)?,
     };
     let key = keys::user_policy(&user.user_name, name);
     ctx.commit(Txn::new().put(key, encode(&policy))).await?;
