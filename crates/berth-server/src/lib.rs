@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod handlers;
 pub mod http;
 pub mod iam;
+pub mod limits;
 pub mod protocol;
 pub mod state;
 pub mod sts;
