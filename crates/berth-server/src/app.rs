@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub agent_grace: std::time::Duration,
     /// What one client may take of the server.
     pub limits: crate::limits::Limits,
+    /// Whether (and with which certificate) the endpoint speaks TLS.
+    pub tls: crate::tls::Tls,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +47,7 @@ impl Default for ServerConfig {
             stopped_task_retention: std::time::Duration::from_secs(24 * 3600),
             agent_grace: std::time::Duration::from_secs(20),
             limits: crate::limits::Limits::default(),
+            tls: crate::tls::Tls::Off,
         }
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    scheme: &'static str,
     app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -32,6 +33,11 @@ impl Server {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The endpoint clients use: `http://ADDR`, or `https://ADDR` when it speaks TLS.
+    pub fn endpoint(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The application state (for in-process callers such as `berth up`).
@@ -104,6 +110,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] berth_store::StoreError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Opens the store, binds the listener and starts serving in the background.
@@ -115,6 +124,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
+    let acceptor = crate::tls::acceptor(&config.tls, config.data_dir.as_deref(), addr)?;
     let app = App::open(config).await?;
     let gc_every = (app.config.stopped_task_retention / 4).clamp(
         std::time::Duration::from_secs(1),
@@ -126,9 +136,11 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let limits = app.config.limits.clone();
-    let task = tokio::spawn(accept(listener, router, limits, stopped));
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let task = tokio::spawn(accept(listener, router, limits, acceptor, stopped));
     Ok(Server {
         addr,
+        scheme,
         app,
         stop: Some(stop),
         task,
@@ -145,6 +157,7 @@ async fn accept(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: crate::limits::Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stopped: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -178,13 +191,37 @@ async fn accept(
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(acceptor) => {
+                // The handshake gets the time a request head gets.
+                let handshake =
+                    tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
+                let (http, watcher) = (http.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let connection =
+                                watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                            if let Err(e) = connection.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())

@@ -17,6 +17,7 @@ pub mod state;
 pub mod sts;
 #[cfg(test)]
 pub mod test_support;
+pub mod tls;
 
 pub use app::{App, ServerConfig};
 pub use http::{serve, Server, StartError};

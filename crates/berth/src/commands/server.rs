@@ -43,6 +43,22 @@ pub struct ServerArgs {
     /// Desired-state streams each principal may hold open.
     #[arg(long, default_value_t = 10_000)]
     pub max_streams_per_principal: usize,
+    /// TLS certificate chain (PEM) of the endpoint; with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with Berth's own CA (DATA_DIR/tls/ca.pem) even on a loopback address. On any
+    /// other address it is the default when no --tls-cert is given.
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, conflicts_with_all = ["tls", "tls_cert"])]
+    pub insecure_http: bool,
+    /// Another name or address for the own CA's server certificate; repeatable.
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
 }
 
 impl ServerArgs {
@@ -66,6 +82,27 @@ impl ServerArgs {
                 burst: self.rate_burst,
                 max_streams_per_principal: self.max_streams_per_principal,
             },
+            tls: self.tls_mode(),
+        }
+    }
+}
+
+impl ServerArgs {
+    /// TLS as the options say: the operator's certificate, else Berth's own CA when asked or
+    /// when listening beyond loopback, else plain HTTP.
+    fn tls_mode(&self) -> berth_server::tls::Tls {
+        use berth_server::tls::Tls;
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Tls::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ if self.tls || (!self.listen.ip().is_loopback() && !self.insecure_http) => {
+                Tls::OwnCa {
+                    extra_names: self.tls_sans.clone(),
+                }
+            }
+            _ => Tls::Off,
         }
     }
 }
@@ -78,11 +115,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("berth server could not start")?;
     tracing::info!(
-        endpoint = %format!("http://{}", server.addr()),
+        endpoint = %server.endpoint(),
         data_dir = %data_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
         "berth server is serving the ECS API"
     );
-    println!("berth server listening on http://{}", server.addr());
+    println!("berth server listening on {}", server.endpoint());
     if let Some(file) = server.app().credentials_file() {
         tracing::info!(credentials = %file.display(), "the root user's access key (profile berth) is in this file");
         println!(

@@ -30,7 +30,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let server = berth_server::serve(config)
         .await
         .context("berth could not start")?;
-    let endpoint = format!("http://{}", server.addr());
+    let endpoint = server.endpoint();
     berth_server::handlers::clusters::ensure_cluster(&server.app(), "default")
         .await
         .context("could not create cluster 'default'")?;
@@ -42,6 +42,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut agent_config =
         AgentConfig::new(&endpoint, "default", data_dir.join("agent"), credentials);
     agent_config.availability_zone = args.availability_zone;
+    let ca = data_dir.join(berth_server::tls::CA_FILE);
+    if endpoint.starts_with("https://") && ca.exists() {
+        agent_config.ca = Some(ca.clone());
+    }
     let credentials_file = data_dir.join(berth_server::auth::CREDENTIALS_FILE);
     println!(
         "Berth is up. ECS endpoint: {endpoint}  (cluster: default, data: {})",
@@ -54,6 +58,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         credentials_file.display(),
         args.server.region
     );
+    if endpoint.starts_with("https://") && ca.exists() {
+        println!("  export AWS_CA_BUNDLE={}", ca.display());
+    }
     println!("Try:  aws ecs list-container-instances");
     let agent = berth_agent::run(agent_config, runtime, super::shutdown_signal());
     let result = agent.await;
