@@ -1,7 +1,9 @@
 """A corpus of malformed requests sent raw over HTTP (http.client, through the recording proxy).
 
-Every request must get a 4xx with a JSON body holding a string `__type` and a string `message`;
-none may get a 5xx or no answer. Afterwards the server must still answer /healthz, and what the
+Every request is correctly SigV4-signed with the server's keys over exactly the bytes sent: the
+server checks the signature before it parses, so each must reach the parser and be refused
+there, never by authentication. Every request must get a 4xx with a JSON body holding a
+string `__type` and a string `message`; none may get a 5xx or no answer. Afterwards the server must still answer /healthz, and what the
 corpus could have written (clusters, task definitions, instances, attributes, tags, account
 settings) must be exactly as before: nothing half-written."""
 
@@ -15,7 +17,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from conformance import ecs_model
+from conformance import AUTH_ERRORS, ecs_model, normalise_error_type
 from harness import CONTENT_TYPE, TARGET_PREFIX, Berth
 from helpers import WEB, cluster_arn
 
@@ -154,6 +156,8 @@ def judge(status: int, body: bytes) -> Optional[str]:
         return f"HTTP {status} without a __type: {body[:200]!r}"
     if not isinstance(parsed.get("message"), str) or not parsed["message"]:
         return f"HTTP {status} {parsed['__type']} without a message: {body[:200]!r}"
+    if normalise_error_type(parsed["__type"]) in AUTH_ERRORS:
+        return f"HTTP {status}: a correctly signed request was refused by authentication: {body[:300]!r}"
     return None
 
 
