@@ -619,6 +619,22 @@ def query_path(path: str, params: dict[str, str]) -> str:
     return f"{path}?{urlencode(sorted(params.items()), quote_via=quote)}" if params else path
 
 
+def _as_text(headers: dict[str, str | bytes]) -> dict[str, str]:
+    """Headers to sign. botocore hashes the canonical request as UTF-8, so raw bytes (a header
+    no SDK would send) are signed as their UTF-8 text, which hashes as the bytes sent; bytes
+    that are not UTF-8 have no such text and are signed one character per byte (latin-1),
+    which a server cannot match: such a request is not correctly signed."""
+    out = {}
+    for name, value in headers.items():
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                value = value.decode("latin-1")
+        out[name] = value
+    return out
+
+
 def raw_request(
     endpoint: str,
     body: bytes | str = b"{}",
@@ -656,11 +672,10 @@ def raw_request(
         headers["Content-Type"] = content_type
     headers.update(extra_headers or {})
     if credentials is not None:
-        # Raw bytes (a header no SDK would send) are signed as the characters http.client
-        # sends them as: one per byte.
-        text = {k: v.decode("latin-1") if isinstance(v, bytes) else v for k, v in headers.items()}
         payload = body if signed_body is None else signed_body
-        headers = dict(sign_request(credentials, method, f"http://{host_port}{path}", text, payload, signed_at))
+        signed = sign_request(credentials, method, f"http://{host_port}{path}", _as_text(headers), payload, signed_at)
+        # Raw header bytes go out as given; the other headers as signed.
+        headers = {**signed, **{k: v for k, v in headers.items() if isinstance(v, bytes)}}
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         conn.putrequest(method, path, skip_host="host" in (k.lower() for k in headers), skip_accept_encoding=True)
