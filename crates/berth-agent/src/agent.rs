@@ -40,8 +40,8 @@ pub struct AgentConfig {
     pub memory_reserve_mib: u64,
     /// Region named in the request signature.
     pub region: String,
-    /// Access key id named in the request signature.
-    pub access_key_id: String,
+    /// What the agent signs its requests with.
+    pub credentials: berth_core::sigv4::Credentials,
     /// Time between heartbeats.
     pub heartbeat_interval: Duration,
     /// Time between SIGTERM and SIGKILL for containers without a `stopTimeout`.
@@ -53,7 +53,12 @@ pub struct AgentConfig {
 impl AgentConfig {
     /// A configuration with the defaults: cleanup after 1 h, 256 MiB reserve, heartbeats
     /// every 5 s, pulls within 10 min, region us-east-1.
-    pub fn new(server: &str, cluster: &str, data_dir: PathBuf) -> AgentConfig {
+    pub fn new(
+        server: &str,
+        cluster: &str,
+        data_dir: PathBuf,
+        credentials: berth_core::sigv4::Credentials,
+    ) -> AgentConfig {
         AgentConfig {
             server: server.to_string(),
             cluster: cluster.to_string(),
@@ -63,7 +68,7 @@ impl AgentConfig {
             task_cleanup_wait: Duration::from_secs(3600),
             memory_reserve_mib: crate::host::DEFAULT_MEMORY_RESERVE_MIB,
             region: "us-east-1".into(),
-            access_key_id: "berth-agent".into(),
+            credentials,
             heartbeat_interval: Duration::from_secs(5),
             default_stop_timeout: crate::spec::DEFAULT_STOP_TIMEOUT,
             pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
@@ -117,7 +122,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
-    let client = ServerClient::new(&config.server, &config.region, &config.access_key_id)?;
+    let client = ServerClient::new(&config.server, &config.region, config.credentials.clone())?;
     let info = bounds::bounded(bounds::CALL_TIMEOUT, runtime.ping())
         .await
         .map_err(AgentError::RuntimeUnavailable)?;

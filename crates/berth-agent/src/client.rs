@@ -1,15 +1,16 @@
 //! The agent's HTTP client for the Berth server (plain HTTP/1 through hyper): ECS JSON calls
 //! (RegisterContainerInstance, SubmitTaskStateChange, SubmitContainerStateChange), the NDJSON
-//! desired-state stream and heartbeats.
+//! desired-state stream and heartbeats, every one SigV4-signed (scope `ecs`).
 
 use berth_core::gateway::{
     DesiredUpdate, Heartbeat, SubmitContainerStateChange, SubmitTaskStateChange, DESIRED_PATH,
     HEARTBEAT_PATH, STREAM_PROTOCOL,
 };
+use berth_core::sigv4::{self, Credentials, RequestParts};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -68,7 +69,7 @@ pub struct ServerClient {
     base: String,
     authority: String,
     region: String,
-    access_key_id: String,
+    credentials: Credentials,
 }
 
 impl std::fmt::Debug for ServerClient {
@@ -88,9 +89,13 @@ struct ErrorBody {
 }
 
 impl ServerClient {
-    /// A client of the server at `url` (`http://host:port`), signing as `access_key_id` in
+    /// A client of the server at `url` (`http://host:port`), signing with `credentials` in
     /// `region`.
-    pub fn new(url: &str, region: &str, access_key_id: &str) -> Result<ServerClient, ClientError> {
+    pub fn new(
+        url: &str,
+        region: &str,
+        credentials: Credentials,
+    ) -> Result<ServerClient, ClientError> {
         let invalid = |why: &str| ClientError::InvalidUrl {
             url: url.to_string(),
             why: why.to_string(),
@@ -120,7 +125,7 @@ impl ServerClient {
             base: format!("http://{authority}"),
             authority,
             region: region.to_string(),
-            access_key_id: access_key_id.to_string(),
+            credentials,
         })
     }
 
@@ -136,6 +141,44 @@ impl ServerClient {
                 url: self.base.clone(),
                 why: format!("bad path {path_and_query}"),
             })
+    }
+
+    /// A request to `path_and_query` with `headers` and `body`, signed.
+    fn signed(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let mut all: Vec<(&str, &str)> = vec![(HOST.as_str(), &self.authority)];
+        all.extend_from_slice(headers);
+        let parts = RequestParts {
+            method: method.as_str(),
+            path,
+            query,
+            headers: &all,
+            body: &body,
+        };
+        let added = sigv4::sign(&parts, &self.credentials, &self.region, "ecs", now);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(self.uri(path_and_query)?);
+        for (name, value) in all {
+            request = request.header(name, value);
+        }
+        for (name, value) in added {
+            request = request.header(name, value);
+        }
+        request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response<Incoming>, ClientError> {
@@ -155,22 +198,9 @@ impl ServerClient {
         body: &Req,
     ) -> Result<Resp, ClientError> {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri("/")?)
-            .header(HOST, &self.authority)
-            .header(CONTENT_TYPE, AMZ_JSON)
-            .header("x-amz-target", format!("{TARGET_PREFIX}{operation}"))
-            .header("x-amz-date", amz_date(now))
-            .header(
-                AUTHORIZATION,
-                authorization(&self.access_key_id, &self.region, now),
-            )
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let target = format!("{TARGET_PREFIX}{operation}");
+        let headers = [(CONTENT_TYPE.as_str(), AMZ_JSON), ("x-amz-target", &target)];
+        let request = self.signed(Method::POST, "/", &headers, body)?;
         let response = self.send(request).await?;
         let status = response.status();
         let bytes = read_body(response).await?;
@@ -203,13 +233,8 @@ impl ServerClient {
     /// Sends one heartbeat.
     pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), ClientError> {
         let body = serde_json::to_vec(heartbeat).map_err(|e| ClientError::Decode(e.to_string()))?;
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri(HEARTBEAT_PATH)?)
-            .header(HOST, &self.authority)
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let headers = [(CONTENT_TYPE.as_str(), "application/json")];
+        let request = self.signed(Method::POST, HEARTBEAT_PATH, &headers, body)?;
         let response = self.send(request).await?;
         let status = response.status();
         let bytes = read_body(response).await?;
@@ -235,13 +260,8 @@ impl ServerClient {
         if let Some(since) = since {
             query.push_str(&format!("&since={since}"));
         }
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(self.uri(&query)?)
-            .header(HOST, &self.authority)
-            .header("accept", "application/x-ndjson")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let headers = [("accept", "application/x-ndjson")];
+        let request = self.signed(Method::GET, &query, &headers, Vec::new())?;
         let response = self.send(request).await?;
         let status = response.status();
         if !status.is_success() {
@@ -353,43 +373,6 @@ fn encode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// `YYYYMMDD` and `HHMMSS` of a Unix time (UTC).
-fn civil(epoch_seconds: u64) -> (String, String) {
-    let days = (epoch_seconds / 86_400) as i64;
-    let secs = epoch_seconds % 86_400;
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        format!("{year:04}{month:02}{day:02}"),
-        format!("{:02}{:02}{:02}", secs / 3600, secs % 3600 / 60, secs % 60),
-    )
-}
-
-/// The `X-Amz-Date` of a Unix time.
-fn amz_date(epoch_seconds: u64) -> String {
-    let (date, time) = civil(epoch_seconds);
-    format!("{date}T{time}Z")
-}
-
-/// An `Authorization` header in SigV4 shape. The server reads only the access key id from it
-/// for now, so the signature is not computed.
-fn authorization(access_key_id: &str, region: &str, epoch_seconds: u64) -> String {
-    let (date, _) = civil(epoch_seconds);
-    format!(
-        "AWS4-HMAC-SHA256 Credential={access_key_id}/{date}/{region}/ecs/aws4_request, \
-         SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={}",
-        "0".repeat(64)
-    )
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub use agent::{run, AgentConfig, AgentError};
 pub mod agent;
 pub mod backoff;
 pub mod client;
+pub mod credentials;
 pub mod engine;
 pub mod host;
 pub mod identity;

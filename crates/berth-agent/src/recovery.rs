@@ -98,7 +98,12 @@ mod tests {
     const HOME: &str = "0011223344556677";
 
     fn config(dir: &std::path::Path) -> AgentConfig {
-        AgentConfig::new("http://127.0.0.1:1", "demo", dir.to_path_buf())
+        AgentConfig::new(
+            "http://127.0.0.1:1",
+            "demo",
+            dir.to_path_buf(),
+            crate::credentials::for_fake_servers(),
+        )
     }
 
     async fn container_of(fake: &FakeRuntime, name: &str, cluster: &str, instance: &str) {

@@ -109,7 +109,12 @@ mod tests {
 
     #[test]
     fn a_restarted_agent_registers_with_its_kept_arn() {
-        let config = AgentConfig::new("http://127.0.0.1:7700", "demo", "/tmp/berth-test".into());
+        let config = AgentConfig::new(
+            "http://127.0.0.1:7700",
+            "demo",
+            "/tmp/berth-test".into(),
+            crate::credentials::for_fake_servers(),
+        );
         let runtime = RuntimeInfo {
             version: "27.1.0".into(),
         };

@@ -10,6 +10,7 @@ pub mod pagination;
 pub mod resources;
 pub mod scheduler;
 pub mod service;
+pub mod sigv4;
 pub mod task_definition;
 pub mod task_state;
 

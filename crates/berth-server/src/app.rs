@@ -67,6 +67,8 @@ pub struct App {
     pub config: ServerConfig,
     /// Liveness of agents, as heartbeats and streams show it.
     pub agents: crate::gateway::AgentRegistry,
+    /// The master key access key secrets are derived from.
+    pub keys: crate::auth::KeyRing,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
     /// Set when the server is stopping: long-lived responses (agent streams) end.
@@ -100,17 +102,33 @@ impl App {
             }
             None => Arc::new(SqliteStore::open_in_memory()?),
         };
+        let keys = crate::auth::KeyRing::open(config.data_dir.as_deref())
+            .map_err(|e| StoreError::Backend(format!("cannot read or make the master key: {e}")))?;
         let state = StateCache::start(store.clone()).await?;
         let arns = ArnContext::new(config.region.clone(), config.account_id.clone());
-        Ok(Arc::new(App {
+        let app = Arc::new(App {
             store,
             state,
             arns,
             config,
             agents: Default::default(),
+            keys,
             placement: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
-        }))
+        });
+        crate::auth::bootstrap(&app)
+            .await
+            .map_err(|e| StoreError::Backend(format!("cannot issue the root access key: {e}")))?;
+        Ok(app)
+    }
+
+    /// `DATA_DIR/credentials`, which holds the root user's access key (profile `berth`);
+    /// `None` for an in-memory server.
+    pub fn credentials_file(&self) -> Option<PathBuf> {
+        self.config
+            .data_dir
+            .as_ref()
+            .map(|dir| dir.join(crate::auth::CREDENTIALS_FILE))
     }
 
     /// A receiver that turns true when the server starts stopping.

@@ -2,6 +2,7 @@
 //! returns its typed output; this module does the parsing and serialising around it.
 
 use crate::app::App;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::handlers::{
     account_settings, attributes, clusters, container_instances, service_deployments, services,
@@ -14,18 +15,12 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// Who made a request, as far as the server knows before signatures are verified.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Caller {
-    /// The access key id of the SigV4 signature, if the request was signed.
-    pub access_key_id: Option<String>,
-}
-
 /// What a handler receives besides its input: the application and the caller.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub app: Arc<App>,
-    pub caller: Caller,
+    /// The principal whose signature the request carries.
+    pub caller: Principal,
 }
 
 impl Deref for Ctx {

@@ -65,12 +65,15 @@ impl ApiError {
         Self::new("ServerException", message)
     }
 
-    /// The HTTP status ECS uses for this error.
+    /// The HTTP status AWS uses for this error: 500 for the server's faults, 403 for a
+    /// request whose signature is missing, unknown or wrong, 400 for everything else.
     pub fn status(&self) -> StatusCode {
-        if self.name == "ServerException" {
-            StatusCode::INTERNAL_SERVER_ERROR
-        } else {
-            StatusCode::BAD_REQUEST
+        match self.name {
+            "ServerException" => StatusCode::INTERNAL_SERVER_ERROR,
+            "MissingAuthenticationTokenException"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException" => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 }

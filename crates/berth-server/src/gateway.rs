@@ -316,18 +316,12 @@ pub async fn heartbeat(State(app): State<Arc<App>>, body: Bytes) -> Response {
 #[cfg(test)]
 mod tests {
     use super::STREAM_PROTOCOL;
-    use crate::{serve, ServerConfig};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
+    use crate::test_support::{now, send, served, Served, Signing};
 
     /// A served server with one registered instance in cluster `demo`; the instance's id.
-    async fn serving_one_instance() -> (crate::http::Server, String) {
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ..ServerConfig::default()
-        };
-        let server = serve(config).await.expect("serve");
-        let app = server.app();
+    async fn serving_one_instance() -> (Served, String) {
+        let served = served().await;
+        let app = served.server.app();
         crate::handlers::clusters::ensure_cluster(&app, "demo")
             .await
             .expect("cluster");
@@ -343,27 +337,24 @@ mod tests {
             .as_str()
             .expect("arn");
         let id = arn.rsplit('/').next().expect("id").to_string();
-        (server, id)
+        (served, id)
     }
 
-    /// Opens the stream with `query` and reads the start of the answer.
-    async fn open_stream(server: &crate::http::Server, query: &str) -> (TcpStream, String) {
-        let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
-        let request = format!("GET /v1/agent/desired?{query} HTTP/1.1\r\nhost: berth\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("send");
-        let mut first = [0u8; 1024];
-        let n = stream.read(&mut first).await.expect("read");
-        let head = String::from_utf8_lossy(&first[..n]).to_string();
-        (stream, head)
+    /// Opens the stream with `query`, signed by the root key, and reads the start of the
+    /// answer.
+    async fn open_stream(served: &Served, query: &str) -> crate::test_support::Answer {
+        let path = format!("/v1/agent/desired?{query}");
+        let signing = Signing::As(&served.credentials, now());
+        send(served.server.addr(), "GET", &path, &[], b"", signing).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_server_with_an_agent_stream_open_still_shuts_down() {
-        let (server, id) = serving_one_instance().await;
+        let (served, id) = serving_one_instance().await;
         let query = format!("cluster=demo&containerInstance={id}&protocol={STREAM_PROTOCOL}");
-        let (_stream, head) = open_stream(&server, &query).await;
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        tokio::time::timeout(std::time::Duration::from_secs(10), server.shutdown())
+        let answer = open_stream(&served, &query).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        tokio::time::timeout(std::time::Duration::from_secs(10), served.server.shutdown())
             .await
             .expect("the shutdown does not wait for the open stream")
             .expect("shutdown");
@@ -371,17 +362,19 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_agent_of_another_stream_protocol_is_refused_with_the_version_to_run() {
-        let (server, id) = serving_one_instance().await;
+        let (served, id) = serving_one_instance().await;
         for protocol in ["", "&protocol=1", "&protocol=3"] {
             let query = format!("cluster=demo&containerInstance={id}{protocol}");
-            let (_stream, head) = open_stream(&server, &query).await;
-            assert!(head.starts_with("HTTP/1.1 400"), "{protocol}: {head}");
-            assert!(head.contains("InvalidParameterException"), "{head}");
+            let answer = open_stream(&served, &query).await;
+            assert_eq!(answer.status, 400, "{protocol}: {answer:?}");
+            assert_eq!(answer.error_type(), "InvalidParameterException");
             assert!(
-                head.contains("speaks desired-state stream protocol 2"),
-                "{head}"
+                answer
+                    .body
+                    .contains("speaks desired-state stream protocol 2"),
+                "{answer:?}"
             );
         }
-        server.shutdown().await.expect("shutdown");
+        served.server.shutdown().await.expect("shutdown");
     }
 }

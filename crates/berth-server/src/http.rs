@@ -1,14 +1,17 @@
-//! The HTTP front: `POST /` carries ECS operations; `/healthz` answers liveness probes. Every
-//! request gets a request id; a handler that panics is a `ServerException`, never a dropped
-//! connection.
+//! The HTTP front: `POST /` carries ECS operations, `/v1/agent/...` the agent gateway;
+//! `/healthz` answers liveness probes. Every request but `/healthz` must be SigV4-signed by a
+//! known access key before any handler sees it. Every request gets a request id; a handler
+//! that panics is a `ServerException`, never a dropped connection.
 
 use crate::app::{App, ServerConfig};
-use crate::dispatch::{dispatch, Caller, Ctx};
+use crate::auth::{authenticate, Principal};
+use crate::dispatch::{dispatch, Ctx};
 use crate::error::ApiError;
-use crate::protocol::{access_key_of, operation_of, CONTENT_TYPE, MAX_BODY_BYTES};
-use axum::body::Body;
-use axum::extract::State;
+use crate::protocol::{operation_of, CONTENT_TYPE, MAX_BODY_BYTES};
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -58,9 +61,8 @@ impl Server {
 
 /// The router of the ECS API and the side endpoints.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let signed = Router::new()
         .route("/", post(ecs))
-        .route("/healthz", get(|| async { "ok\n" }))
         .route(
             berth_core::gateway::DESIRED_PATH,
             get(crate::gateway::desired),
@@ -69,6 +71,10 @@ pub fn router(app: Arc<App>) -> Router {
             berth_core::gateway::HEARTBEAT_PATH,
             post(crate::gateway::heartbeat),
         )
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), signed));
+    Router::new()
+        .merge(signed)
+        .route("/healthz", get(|| async { "ok\n" }))
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 "UnknownOperationException",
@@ -140,10 +146,73 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     })
 }
 
-async fn ecs(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let result = handle(app, &headers, body).await;
-    let mut response = match result {
+/// The id of a request, made as it arrives: every answer carries it in `x-amzn-RequestId`,
+/// and the log names it beside any fault.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The SigV4 scope name of every API the signed routes serve.
+const SERVICE: &str = "ecs";
+
+/// Reads the body, checks the request's signature and passes it on with its [`Principal`];
+/// or answers AWS's refusal, having run no handler.
+async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let request_id = RequestId(uuid::Uuid::new_v4().to_string());
+    let (parts, body) = request.into_parts();
+    let checked = match read_body(body).await {
+        Ok(body) => principal_of(&app, &parts, &body).map(|principal| (principal, body)),
+        Err(e) => Err(e),
+    };
+    let mut response = match checked {
+        Ok((principal, body)) => {
+            let mut request = Request::from_parts(parts, Body::from(body));
+            request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(request_id.clone());
+            next.run(request).await
+        }
+        Err(error) => {
+            tracing::debug!(request_id = %request_id.0, error = %error, "request refused");
+            client_facing(error, &request_id.0).into_response()
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
+        response.headers_mut().insert("x-amzn-RequestId", value);
+    }
+    response
+}
+
+fn principal_of(
+    app: &App,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<Principal, ApiError> {
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let request = berth_core::sigv4::RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    authenticate(app, &request, SERVICE, now)
+}
+
+async fn ecs(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = handle(app, caller, &headers, body).await;
+    match result {
         Ok(json) => {
             let mut response = (StatusCode::OK, json).into_response();
             response.headers_mut().insert(
@@ -152,12 +221,8 @@ async fn ecs(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Res
             );
             response
         }
-        Err(error) => client_facing(error, &request_id).into_response(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-amzn-RequestId", value);
+        Err(error) => client_facing(error, &request_id.0).into_response(),
     }
-    response
 }
 
 /// What the client is told of `error`. The server's own faults keep their detail in the
@@ -200,13 +265,14 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-async fn handle(app: Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let op = operation_of(header("x-amz-target"))?.to_string();
-    let body = read_body(body).await?;
-    let caller = Caller {
-        access_key_id: access_key_of(header("authorization")),
-    };
+async fn handle(
+    app: Arc<App>,
+    caller: Principal,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let op = operation_of(target)?.to_string();
     let ctx = Ctx { app, caller };
     let task = tokio::spawn(async move { dispatch(ctx, &op, &body).await });
     match task.await {

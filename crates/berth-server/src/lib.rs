@@ -2,6 +2,7 @@
 //! in-memory view of the store that a watch keeps current.
 
 pub mod app;
+pub mod auth;
 pub mod controllers;
 pub mod dispatch;
 pub mod error;

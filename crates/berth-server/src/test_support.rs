@@ -2,7 +2,7 @@
 //! with the JSON an ECS client sends.
 
 use crate::app::{App, ServerConfig};
-use crate::dispatch::{dispatch, Caller, Ctx};
+use crate::dispatch::{dispatch, Ctx};
 use crate::error::ApiError;
 use serde_json::Value;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub async fn app() -> Arc<App> {
 pub async fn call(app: &Arc<App>, op: &str, body: Value) -> Result<Value, ApiError> {
     let ctx = Ctx {
         app: app.clone(),
-        caller: Caller::default(),
+        caller: crate::auth::root_principal(app).expect("root principal"),
     };
     let bytes = dispatch(ctx, op, body.to_string().as_bytes()).await?;
     Ok(serde_json::from_slice(&bytes).expect("json response"))
@@ -28,4 +28,168 @@ pub async fn ok(app: &Arc<App>, op: &str, body: Value) -> Value {
         Ok(v) => v,
         Err(e) => panic!("{op} failed: {e}"),
     }
+}
+
+/// A server on a temp data dir, listening on a free loopback port, and the credentials it
+/// wrote to `DATA_DIR/credentials` (read as a user's tools read that file).
+pub struct Served {
+    pub server: crate::http::Server,
+    pub credentials: berth_core::sigv4::Credentials,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a [`Served`] server.
+pub async fn served() -> Served {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: Some(dir.path().join("data")),
+        ..ServerConfig::default()
+    };
+    let server = crate::serve(config).await.expect("serve");
+    let file = server
+        .app()
+        .credentials_file()
+        .expect("a data dir has a credentials file");
+    let credentials = read_profile(&file, crate::auth::PROFILE);
+    Served {
+        server,
+        credentials,
+        dir,
+    }
+}
+
+/// The credentials of `profile` in an AWS shared-credentials file.
+pub fn read_profile(path: &std::path::Path, profile: &str) -> berth_core::sigv4::Credentials {
+    let text = std::fs::read_to_string(path).expect("credentials file");
+    berth_core::sigv4::Credentials::from_profile(&text, profile).expect("the profile's keys")
+}
+
+/// What came back from [`send`]: the status line's code, the head, and the body (up to the
+/// first read's worth for streams).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// The `__type` of an error body.
+    pub fn error_type(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v["__type"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// How [`send`] signs.
+pub enum Signing<'a> {
+    /// Not at all.
+    None,
+    /// With these credentials, at this Unix time.
+    As(&'a berth_core::sigv4::Credentials, u64),
+}
+
+/// The current Unix time.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Sends one HTTP/1.1 request over a fresh connection, signed (scope `ecs`) as `signing`
+/// says; `extra` headers are sent and signed. Reads the answer until the connection closes or,
+/// for a stream, until the first body bytes arrive.
+pub async fn send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+    signing: Signing<'_>,
+) -> Answer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = addr.to_string();
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut headers: Vec<(String, String)> = vec![("host".into(), host)];
+    headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    if let Signing::As(credentials, time) = signing {
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let parts = berth_core::sigv4::RequestParts {
+            method,
+            path,
+            query,
+            headers: &refs,
+            body,
+        };
+        let added = berth_core::sigv4::sign(&parts, credentials, "us-east-1", "ecs", time);
+        headers.extend(added.into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
+    let mut request = format!("{method} {path_and_query} HTTP/1.1\r\n");
+    for (k, v) in &headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    stream.write_all(body).await.expect("send body");
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .expect("an answer within 10 s")
+                .expect("read");
+        bytes.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&bytes);
+        let streaming = text.contains("application/x-ndjson") && text.contains("\r\n\r\n");
+        if read == 0 || streaming {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    Answer {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// An ECS call through [`send`].
+pub async fn send_ecs(
+    served: &Served,
+    operation: &str,
+    body: &Value,
+    signing: Signing<'_>,
+) -> Answer {
+    let target = format!("AmazonEC2ContainerServiceV20141113.{operation}");
+    send(
+        served.server.addr(),
+        "POST",
+        "/",
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", &target),
+        ],
+        body.to_string().as_bytes(),
+        signing,
+    )
+    .await
 }

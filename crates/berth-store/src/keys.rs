@@ -22,6 +22,14 @@ pub const SERVICE_DEPLOYMENTS: &str = "/service-deployments/";
 /// Prefix of all service revisions.
 pub const SERVICE_REVISIONS: &str = "/service-revisions/";
 
+/// Prefix of all IAM access keys (their metadata; secrets are never stored).
+pub const ACCESS_KEYS: &str = "/iam/access-keys/";
+
+/// `/iam/access-keys/{id}`
+pub fn access_key(id: &str) -> String {
+    format!("{ACCESS_KEYS}{id}")
+}
+
 /// `/clusters/{name}`
 pub fn cluster(name: &str) -> String {
     format!("{CLUSTERS}{name}")

@@ -1,6 +1,6 @@
 //! Client conformance with the AWS SDK for Rust: `aws-sdk-ecs` drives an in-process Berth
-//! server over plain HTTP with static dummy credentials, as any Rust program pointed at Berth
-//! would.
+//! server over plain HTTP, signing with the root user's keys the server wrote to
+//! `DATA_DIR/credentials`, as any Rust program pointed at Berth would.
 
 use aws_credential_types::Credentials;
 use aws_sdk_ecs::config::retry::RetryConfig;
@@ -35,23 +35,13 @@ impl Harness {
             ..ServerConfig::default()
         };
         let server = serve(config).await.expect("server starts");
-        let sdk_config = aws_sdk_ecs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(format!("http://{}", server.addr()))
-            .credentials_provider(Credentials::new(
-                "AKIDBERTHTESTS000000",
-                "berth-tests-dummy-secret-key",
-                None,
-                None,
-                "berth-tests",
-            ))
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .retry_config(RetryConfig::disabled())
-            .build();
+        let file = server.app().credentials_file().expect("credentials file");
+        let text = std::fs::read_to_string(file).expect("the server wrote its credentials");
+        let keys = berth_core::sigv4::Credentials::from_profile(&text, "berth").expect("profile");
+        let client = client(&server, &keys.access_key_id, &keys.secret_access_key);
         Harness {
             server,
-            client: Client::from_conf(sdk_config),
+            client,
             _data: data,
         }
     }
@@ -59,6 +49,41 @@ impl Harness {
     async fn stop(self) {
         self.server.shutdown().await.expect("server stops cleanly");
     }
+}
+
+/// An SDK client of `server` signing with the given keys.
+fn client(server: &Server, access_key_id: &str, secret: &str) -> Client {
+    let sdk_config = aws_sdk_ecs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{}", server.addr()))
+        .credentials_provider(Credentials::new(
+            access_key_id,
+            secret,
+            None,
+            None,
+            "berth-tests",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(sdk_config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_with_a_wrong_secret_or_an_unknown_key_is_refused_in_aws_words() {
+    let h = Harness::start().await;
+    let text = std::fs::read_to_string(h.server.app().credentials_file().expect("file"))
+        .expect("credentials");
+    let keys = berth_core::sigv4::Credentials::from_profile(&text, "berth").expect("profile");
+    let wrong = client(&h.server, &keys.access_key_id, "not-the-secret");
+    let err = wrong.list_clusters().send().await.expect_err("refused");
+    assert_eq!(err.code(), Some("InvalidSignatureException"), "{err:?}");
+    let unknown = client(&h.server, "AKIAUNKNOWNUNKNOWN00", &keys.secret_access_key);
+    let err = unknown.list_clusters().send().await.expect_err("refused");
+    assert_eq!(err.code(), Some("UnrecognizedClientException"), "{err:?}");
+    assert!(h.client.list_clusters().send().await.is_ok());
+    h.stop().await;
 }
 
 fn web_container() -> ContainerDefinition {

@@ -198,7 +198,12 @@ fn start_agent(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), AgentError>>,
 ) {
-    let mut config = AgentConfig::new(&server.url, "demo", data_dir.to_path_buf());
+    let mut config = AgentConfig::new(
+        &server.url,
+        "demo",
+        data_dir.to_path_buf(),
+        crate::credentials::for_fake_servers(),
+    );
     config.heartbeat_interval = Duration::from_millis(50);
     config.attributes = vec![("stack".into(), Some("test".into()))];
     config.availability_zone = Some("lab-1a".into());
@@ -333,7 +338,12 @@ async fn a_shutdown_while_the_server_is_away_ends_the_agent() {
     drop(listener);
     let fake = FakeRuntime::new();
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let config = AgentConfig::new(&url, "demo", data_dir.path().to_path_buf());
+    let config = AgentConfig::new(
+        &url,
+        "demo",
+        data_dir.path().to_path_buf(),
+        crate::credentials::for_fake_servers(),
+    );
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(fake);
     let result = tokio::time::timeout(
         Duration::from_secs(5),

@@ -4,12 +4,43 @@ use super::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+fn credentials() -> Credentials {
+    Credentials {
+        access_key_id: "AKIDBERTH".into(),
+        secret_access_key: "test-secret".into(),
+        session_token: None,
+    }
+}
+
 async fn listener() -> (TcpListener, ServerClient) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let client =
-        ServerClient::new(&format!("http://{addr}"), "us-east-1", "AKIDBERTH").expect("client");
+        ServerClient::new(&format!("http://{addr}"), "us-east-1", credentials()).expect("client");
     (listener, client)
+}
+
+/// Checks the SigV4 signature of a request as received (head and body), with the test secret.
+fn verify(request: &str) -> Result<(), sigv4::Refusal> {
+    let (head, body) = request.split_once("\r\n\r\n").expect("head");
+    let mut lines = head.lines();
+    let line: Vec<&str> = lines.next().expect("request line").split(' ').collect();
+    let (path, query) = line[1].split_once('?').unwrap_or((line[1], ""));
+    let headers: Vec<(&str, &str)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k, v.trim()))
+        .collect();
+    let parts = RequestParts {
+        method: line[0],
+        path,
+        query,
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    sigv4::Signed::parse(&parts)?.verify(&parts, "test-secret", now, sigv4::PathRules::SERVICES)
 }
 
 /// Reads one request (head and a content-length body) from `stream`.
@@ -50,25 +81,9 @@ async fn answer(listener: &TcpListener, status: &str, body: &str) -> String {
 }
 
 #[test]
-fn amz_dates_are_utc_calendar_dates() {
-    assert_eq!(amz_date(0), "19700101T000000Z");
-    assert_eq!(amz_date(1_700_000_000), "20231114T221320Z");
-    assert_eq!(amz_date(951_782_400), "20000229T000000Z");
-}
-
-#[test]
-fn the_authorization_header_has_the_sigv4_shape_with_the_access_key() {
-    let header = authorization("AKIDBERTH", "eu-west-1", 1_700_000_000);
-    assert!(header.starts_with(
-        "AWS4-HMAC-SHA256 Credential=AKIDBERTH/20231114/eu-west-1/ecs/aws4_request, "
-    ));
-    assert!(header.contains("SignedHeaders=") && header.contains("Signature="));
-}
-
-#[test]
 fn only_plain_http_urls_with_a_host_are_accepted() {
-    assert!(ServerClient::new("http://127.0.0.1:7700", "us-east-1", "a").is_ok());
-    assert!(ServerClient::new("http://127.0.0.1:7700/", "us-east-1", "a").is_ok());
+    assert!(ServerClient::new("http://127.0.0.1:7700", "us-east-1", credentials()).is_ok());
+    assert!(ServerClient::new("http://127.0.0.1:7700/", "us-east-1", credentials()).is_ok());
     for bad in [
         "https://x:1",
         "127.0.0.1:7700",
@@ -76,7 +91,7 @@ fn only_plain_http_urls_with_a_host_are_accepted() {
         "http://x:1/api",
         "not a url",
     ] {
-        let err = ServerClient::new(bad, "us-east-1", "a").expect_err(bad);
+        let err = ServerClient::new(bad, "us-east-1", credentials()).expect_err(bad);
         assert!(
             matches!(err, ClientError::InvalidUrl { .. }),
             "{bad}: {err}"
@@ -124,7 +139,14 @@ async fn ecs_calls_carry_the_target_content_type_and_authorization() {
         .submit_task_state_change(&report)
         .await
         .expect("submitted");
-    let request = server.await.expect("server").to_ascii_lowercase();
+    let request = server.await.expect("server");
+    verify(&request).expect("the request verifies with the client's secret");
+    let tampered = request.replacen("RUNNING", "STOPPED", 1);
+    assert!(
+        verify(&tampered).is_err(),
+        "a changed report does not verify"
+    );
+    let request = request.to_ascii_lowercase();
     assert!(request.starts_with("post / http/1.1"), "{request}");
     assert!(
         request.contains("x-amz-target: amazonec2containerservicev20141113.submittaskstatechange")
@@ -222,6 +244,12 @@ async fn the_desired_stream_yields_each_line_and_ends_at_eof() {
             "GET /v1/agent/desired?cluster=demo&containerInstance=abc123&protocol=2&since=5 HTTP/1.1"
         ),
         "{request}"
+    );
+    verify(&request).expect("the stream request is signed, query included");
+    let other = request.replacen("abc123", "abc124", 1);
+    assert!(
+        verify(&other).is_err(),
+        "another instance's stream needs its own signature"
     );
 }
 

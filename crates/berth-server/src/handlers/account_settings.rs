@@ -1,7 +1,7 @@
 //! Account settings: PutAccountSetting, PutAccountSettingDefault, ListAccountSettings and
 //! DeleteAccountSetting. A principal's own setting wins over the account default, which wins
-//! over the AWS-managed default. Until signatures are verified every caller is the account's
-//! root principal.
+//! over the AWS-managed default. Without `principalArn` a request is about the caller's own
+//! settings.
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -74,10 +74,10 @@ fn root_arn(ctx: &Ctx) -> String {
     format!("arn:aws:iam::{}:root", ctx.arns.account_id)
 }
 
-/// The principal a request acts for: the one it names, else the caller (the root user).
+/// The principal a request acts for: the one it names, else the caller.
 fn principal(ctx: &Ctx, principal_arn: Option<&str>) -> Result<String, ApiError> {
     match principal_arn {
-        None => Ok(root_arn(ctx)),
+        None => Ok(ctx.caller.arn.clone()),
         Some(arn) => {
             let valid = arn.starts_with("arn:aws:iam::")
                 && arn.split(':').nth(5).is_some_and(|r| {

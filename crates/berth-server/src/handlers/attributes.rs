@@ -281,10 +281,8 @@ mod tests {
         clusters::ensure_cluster(&app, "demo")
             .await
             .expect("cluster");
-        let ctx = Ctx {
-            app,
-            caller: Default::default(),
-        };
+        let caller = crate::auth::root_principal(&app).expect("root");
+        let ctx = Ctx { app, caller };
         let mut arns = Vec::new();
         for _ in 0..n {
             let body = json!({"cluster": "demo",

@@ -447,7 +447,7 @@ pub async fn ensure_cluster(
 ) -> Result<Cluster, ApiError> {
     let ctx = Ctx {
         app: app.clone(),
-        caller: Default::default(),
+        caller: crate::auth::root_principal(app)?,
     };
     let req = CreateClusterRequest {
         cluster_name: Some(name.to_string()),

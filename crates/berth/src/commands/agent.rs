@@ -45,29 +45,33 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
-    /// The agent configuration these options describe.
-    pub fn config(&self) -> AgentConfig {
+    /// The agent configuration these options describe, with the credentials of this
+    /// process's AWS environment (`AWS_ACCESS_KEY_ID`..., else `AWS_PROFILE` in the shared
+    /// credentials file).
+    pub fn config(&self) -> anyhow::Result<AgentConfig> {
         let data_dir = self
             .data_dir
             .clone()
             .unwrap_or_else(super::default_data_dir);
-        let mut config = AgentConfig::new(&self.server, &self.cluster, data_dir);
+        let credentials = berth_agent::credentials::from_environment()?;
+        let mut config = AgentConfig::new(&self.server, &self.cluster, data_dir, credentials);
         config.attributes = self.attributes.clone();
         config.availability_zone = self.availability_zone.clone();
         config.task_cleanup_wait = self.task_cleanup_wait;
         config.pull_timeout = self.image_pull_timeout;
-        config
+        Ok(config)
     }
 }
 
 /// Connects to Docker, then runs the agent until Ctrl-C or SIGTERM.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
     let runtime = connect_docker().await?;
     println!(
         "Berth agent joining cluster '{}' at {}.",
         args.cluster, args.server
     );
-    berth_agent::run(args.config(), runtime, super::shutdown_signal())
+    berth_agent::run(config, runtime, super::shutdown_signal())
         .await
         .context("the agent stopped with an error")?;
     println!("Berth agent stopped; containers keep running.");

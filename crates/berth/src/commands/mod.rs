@@ -5,7 +5,8 @@ pub mod bench;
 pub mod server;
 pub mod up;
 
-use std::path::PathBuf;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The data dir used when none is given: `$BERTH_DATA_DIR`, else `~/.local/share/berth`.
@@ -18,6 +19,23 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// Parses a duration for command-line options: `90`, `30s`, `10m`, `1h`, `1h30m`, `500ms`.
+/// The root user's keys a server keeps in `DATA_DIR/credentials` (profile `berth`), read as
+/// any AWS tool reads a shared-credentials file.
+pub fn server_credentials(data_dir: &Path) -> anyhow::Result<berth_core::sigv4::Credentials> {
+    let file = data_dir.join(berth_server::auth::CREDENTIALS_FILE);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read the server's credentials at {}", file.display()))?;
+    berth_core::sigv4::Credentials::from_profile(&text, berth_server::auth::PROFILE).with_context(
+        || {
+            format!(
+                "{} has no profile '{}'",
+                file.display(),
+                berth_server::auth::PROFILE
+            )
+        },
+    )
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("'{text}' is not a duration: use e.g. 30s, 10m, 1h or 1h30m");
     let text = text.trim();

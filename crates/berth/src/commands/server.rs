@@ -61,6 +61,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "berth server is serving the ECS API"
     );
     println!("berth server listening on http://{}", server.addr());
+    if let Some(file) = server.app().credentials_file() {
+        tracing::info!(credentials = %file.display(), "the root user's access key (profile berth) is in this file");
+        println!(
+            "Root user's keys: export AWS_PROFILE={} AWS_SHARED_CREDENTIALS_FILE={}",
+            berth_server::auth::PROFILE,
+            file.display()
+        );
+    }
     super::shutdown_signal().await;
     tracing::info!("shutting down");
     server

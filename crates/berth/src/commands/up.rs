@@ -34,13 +34,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     berth_server::handlers::clusters::ensure_cluster(&server.app(), "default")
         .await
         .context("could not create cluster 'default'")?;
-    let mut agent_config = AgentConfig::new(&endpoint, "default", data_dir.join("agent"));
+    let credentials = super::server_credentials(&data_dir)?;
+    let mut agent_config =
+        AgentConfig::new(&endpoint, "default", data_dir.join("agent"), credentials);
     agent_config.availability_zone = args.availability_zone;
+    let credentials_file = data_dir.join(berth_server::auth::CREDENTIALS_FILE);
     println!(
         "Berth is up. ECS endpoint: {endpoint}  (cluster: default, data: {})",
         data_dir.display()
     );
-    println!("Try:  aws --endpoint-url {endpoint} ecs list-container-instances");
+    println!("Every request must be signed. To use the account's root user's keys:");
+    println!(
+        "  export AWS_PROFILE={} AWS_SHARED_CREDENTIALS_FILE={} AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION={}",
+        berth_server::auth::PROFILE,
+        credentials_file.display(),
+        args.server.region
+    );
+    println!("Try:  aws ecs list-container-instances");
     let agent = berth_agent::run(agent_config, runtime, super::shutdown_signal());
     let result = agent.await;
     println!("Stopping Berth (task containers keep running).");

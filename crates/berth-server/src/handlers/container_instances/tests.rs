@@ -13,10 +13,8 @@ async fn app_with(names: &[&str]) -> Ctx {
             .await
             .expect("creates cluster");
     }
-    Ctx {
-        app,
-        caller: Default::default(),
-    }
+    let caller = crate::auth::root_principal(&app).expect("root");
+    Ctx { app, caller }
 }
 
 fn req<T: DeserializeOwned>(body: Value) -> T {

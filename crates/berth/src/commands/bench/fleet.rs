@@ -312,10 +312,12 @@ pub async fn measure(size: FleetSize, options: &FleetOptions) -> anyhow::Result<
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut server = ServerProcess::start(&server_dir, any_port).await?;
     let endpoint = format!("http://{}", server.addr());
-    let api = Api::new(&endpoint)?;
+    let credentials = crate::commands::server_credentials(&server_dir)?;
+    let api = Api::new(&endpoint, credentials.clone())?;
     api.call("CreateCluster", json!({"clusterName": CLUSTER}))
         .await?;
-    let mut fleet = Fleet::start(&endpoint, size.instances, &dir.path().join("agents"));
+    let agents_dir = dir.path().join("agents");
+    let mut fleet = Fleet::start(&endpoint, size.instances, &agents_dir, &credentials);
     let connect_timeout = Duration::from_secs(60) + per_item(size.instances, 50);
     let instances = fleet.wait_connected(&api, connect_timeout).await?;
     api.call("RegisterTaskDefinition", load::task_definition())

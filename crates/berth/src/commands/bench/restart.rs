@@ -40,7 +40,12 @@ pub async fn run(args: RestartArgs) -> anyhow::Result<()> {
     let data_dir = dir.path().join("server");
     let listen = "127.0.0.1:0".parse().context("listen address")?;
     let server = ServerProcess::start(&data_dir, listen).await?;
-    let client = ServerClient::new(&format!("http://{}", server.addr()), "us-east-1", "bench")?;
+    let credentials = crate::commands::server_credentials(&data_dir)?;
+    let client = ServerClient::new(
+        &format!("http://{}", server.addr()),
+        "us-east-1",
+        credentials.clone(),
+    )?;
     call(&client, "CreateCluster", json!({"clusterName": CLUSTER})).await?;
     let registered = call(
         &client,
@@ -60,7 +65,11 @@ pub async fn run(args: RestartArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let server = ServerProcess::start(&data_dir, listen).await?;
-    let client = ServerClient::new(&format!("http://{}", server.addr()), "us-east-1", "bench")?;
+    let client = ServerClient::new(
+        &format!("http://{}", server.addr()),
+        "us-east-1",
+        credentials,
+    )?;
     let listed = call(
         &client,
         "ListTasks",

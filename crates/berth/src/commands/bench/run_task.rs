@@ -40,13 +40,19 @@ pub async fn run(args: RunTaskArgs) -> anyhow::Result<()> {
     let server = berth_server::serve(config).await.context("server")?;
     let endpoint = format!("http://{}", server.addr());
     berth_server::handlers::clusters::ensure_cluster(&server.app(), "bench").await?;
-    let mut agent_config = AgentConfig::new(&endpoint, "bench", dir.path().join("agent"));
+    let credentials = crate::commands::server_credentials(&dir.path().join("server"))?;
+    let mut agent_config = AgentConfig::new(
+        &endpoint,
+        "bench",
+        dir.path().join("agent"),
+        credentials.clone(),
+    );
     agent_config.task_cleanup_wait = Duration::from_secs(5);
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(berth_agent::run(agent_config, runtime, async {
         let _ = agent_stopped.await;
     }));
-    let client = ServerClient::new(&endpoint, "us-east-1", "bench")?;
+    let client = ServerClient::new(&endpoint, "us-east-1", credentials)?;
     let result = measure(&client, &args).await;
     let _ = stop_agent.send(());
     let _ = agent.await;

@@ -6,6 +6,7 @@ use super::api::{Api, CLUSTER};
 use anyhow::bail;
 use berth_agent::runtime::hollow::HollowRuntime;
 use berth_agent::{AgentConfig, AgentError};
+use berth_core::sigv4::Credentials;
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,15 +29,19 @@ pub struct Fleet {
 
 impl Fleet {
     /// Starts `count` agents of cluster [`CLUSTER`] against `endpoint`, with data dirs under
-    /// `dir`.
-    pub fn start(endpoint: &str, count: usize, dir: &Path) -> Fleet {
+    /// `dir`, signing with `credentials`.
+    pub fn start(endpoint: &str, count: usize, dir: &Path, credentials: &Credentials) -> Fleet {
         let (stop, stopped) = watch::channel(false);
         let mut runtimes = Vec::with_capacity(count);
         let mut agents = Vec::with_capacity(count);
         for i in 0..count {
-            let mut config = AgentConfig::new(endpoint, CLUSTER, dir.join(format!("agent-{i}")));
+            let mut config = AgentConfig::new(
+                endpoint,
+                CLUSTER,
+                dir.join(format!("agent-{i}")),
+                credentials.clone(),
+            );
             config.availability_zone = Some(ZONES[i % ZONES.len()].to_string());
-            config.access_key_id = format!("fleet-agent-{i}");
             let runtime = Arc::new(HollowRuntime::new());
             runtimes.push(Arc::clone(&runtime));
             let mut stopped = stopped.clone();

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use berth_agent::client::{ClientError, ServerClient};
+use berth_core::sigv4::Credentials;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -22,10 +23,10 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client of the server at `endpoint` (`http://HOST:PORT`).
-    pub fn new(endpoint: &str) -> anyhow::Result<Api> {
+    /// A client of the server at `endpoint` (`http://HOST:PORT`), signing with `credentials`.
+    pub fn new(endpoint: &str, credentials: Credentials) -> anyhow::Result<Api> {
         Ok(Api {
-            client: ServerClient::new(endpoint, "us-east-1", "bench-fleet")?,
+            client: ServerClient::new(endpoint, "us-east-1", credentials)?,
         })
     }
 
