@@ -15,7 +15,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from unittest import mock
 
 import botocore
@@ -211,20 +211,16 @@ def signed_create_cluster(berth: Berth, name: str) -> tuple[bytes, dict[str, str
     return body, harness.sign_request(berth.credentials, "POST", f"{berth.endpoint}/", headers, body)
 
 
-def without_host_in_signed_headers(headers: dict[str, str]) -> dict[str, str]:
-    authorization = re.sub(r"SignedHeaders=([^,]*)", lambda m: "SignedHeaders=" + ";".join(
-        h for h in m.group(1).split(";") if h != "host"), headers["Authorization"])
-    return {**headers, "Authorization": authorization}
+def authorization_edited(pattern: str, replacement: str) -> Callable[[dict[str, str]], dict[str, str]]:
+    """A breakage: the signed headers with `pattern` of their Authorization replaced."""
+    return lambda headers: {**headers, "Authorization": re.sub(pattern, replacement, headers["Authorization"])}
 
 
 INCOMPLETE = {
-    "garbled Authorization": lambda headers: {**headers, "Authorization": "AWS4-HMAC-SHA256 garbage"},
-    "no Credential": lambda headers: {
-        **headers,
-        "Authorization": re.sub(r"Credential=[^,]*, ", "", headers["Authorization"]),
-    },
+    "garbled Authorization": authorization_edited(r" .*", " garbage"),
+    "no Credential": authorization_edited(r"Credential=[^,]*, ", ""),
+    "host not signed": authorization_edited(r"(?<=[=;])host;", ""),
     "no X-Amz-Date": lambda headers: {k: v for k, v in headers.items() if k.lower() != "x-amz-date"},
-    "host not signed": without_host_in_signed_headers,
 }
 
 
