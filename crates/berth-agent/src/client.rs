@@ -51,11 +51,13 @@ pub enum ClientError {
 
 impl ClientError {
     /// Whether trying again later may succeed: transport failures, server faults and
-    /// throttling; not a request the server rejected.
+    /// throttling (`ThrottlingException`, or HTTP 429); not a request the server rejected.
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Transport(_) | ClientError::Decode(_) => true,
-            ClientError::Api { status, .. } => *status >= 500 || *status == 429,
+            ClientError::Api { status, kind, .. } => {
+                *status >= 500 || *status == 429 || kind == "ThrottlingException"
+            }
             ClientError::InvalidUrl { .. } => false,
         }
     }

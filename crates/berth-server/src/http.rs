@@ -7,7 +7,7 @@ use crate::app::{App, ServerConfig};
 use crate::auth::{authenticate, Principal};
 use crate::dispatch::{dispatch, Ctx};
 use crate::error::ApiError;
-use crate::protocol::{operation_of, CONTENT_TYPE, MAX_BODY_BYTES};
+use crate::protocol::{operation_of, query, CONTENT_TYPE, MAX_BODY_BYTES};
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -62,7 +62,7 @@ impl Server {
 /// The router of the ECS API and the side endpoints.
 pub fn router(app: Arc<App>) -> Router {
     let signed = Router::new()
-        .route("/", post(ecs))
+        .route("/", post(api))
         .route(
             berth_core::gateway::DESIRED_PATH,
             get(crate::gateway::desired),
@@ -125,19 +125,8 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::controllers::instance_health::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
-    let task = tokio::spawn(async move {
-        // Small stream lines and answers must not wait on Nagle and delayed ACKs.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY could not be set");
-            }
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let limits = app.config.limits.clone();
+    let task = tokio::spawn(accept(listener, router, limits, stopped));
     Ok(Server {
         addr,
         app,
@@ -146,33 +135,152 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     })
 }
 
+/// How long a stopping server waits for requests in flight.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections until `stopped`, at most `limits.max_connections` at once (beyond,
+/// new ones wait in the listen backlog), each given `limits.header_read_timeout` to send a
+/// request's head; then lets the requests in flight finish.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: crate::limits::Limits,
+    mut stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = &mut stopped => break,
+        };
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        // Small stream lines and answers must not wait on Nagle and delayed ACKs.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    Ok(())
+}
+
 /// The id of a request, made as it arrives: every answer carries it in `x-amzn-RequestId`,
 /// and the log names it beside any fault.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The SigV4 scope name of every API the signed routes serve.
-const SERVICE: &str = "ecs";
+/// The service a request's signature is scoped to (`ecs`, `iam`, `sts`).
+#[derive(Debug, Clone)]
+pub struct SignedService(pub String);
+
+/// The wire protocol a request speaks, as its headers tell: errors are answered in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// AWS JSON 1.1 (`X-Amz-Target`), and the agent gateway.
+    Json,
+    /// The query protocol (a form body), answered in XML.
+    Query,
+}
+
+fn wire_of(headers: &HeaderMap) -> Wire {
+    let form = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(query::FORM_CONTENT_TYPE));
+    if form && !headers.contains_key("x-amz-target") {
+        Wire::Query
+    } else {
+        Wire::Json
+    }
+}
+
+/// The XML namespace of the query service a request's signature names (IAM's by default).
+fn namespace_of(service: &str) -> &'static str {
+    match service {
+        "sts" => crate::sts::NAMESPACE,
+        _ => crate::iam::NAMESPACE,
+    }
+}
+
+/// `error` in the request's wire protocol.
+fn error_answer(wire: Wire, service: &str, error: ApiError, request_id: &str) -> Response {
+    let error = client_facing(error, request_id);
+    match wire {
+        Wire::Json => error.into_response(),
+        Wire::Query => {
+            let xml = query::error_response(namespace_of(service), &error, request_id);
+            xml_answer(error.status(), xml)
+        }
+    }
+}
+
+fn xml_answer(status: StatusCode, xml: String) -> Response {
+    let mut response = (status, xml).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(query::XML_CONTENT_TYPE),
+    );
+    response
+}
 
 /// Reads the body, checks the request's signature and passes it on with its [`Principal`];
 /// or answers AWS's refusal, having run no handler.
 async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let request_id = RequestId(uuid::Uuid::new_v4().to_string());
     let (parts, body) = request.into_parts();
+    let wire = wire_of(&parts.headers);
     let checked = match read_body(body).await {
-        Ok(body) => principal_of(&app, &parts, &body).map(|principal| (principal, body)),
+        Ok(body) => principal_of(&app, &parts, &body).map(|signed| (signed, body)),
         Err(e) => Err(e),
     };
     let mut response = match checked {
-        Ok((principal, body)) => {
+        Ok(((principal, _), _)) if !app.rate.admit(&principal.arn, &app.config.limits) => {
+            let error = ApiError::new("ThrottlingException", "Rate exceeded");
+            let service = wire_service(&parts.headers);
+            error_answer(wire, service, error, &request_id.0)
+        }
+        Ok(((principal, service), body)) => {
             let mut request = Request::from_parts(parts, Body::from(body));
             request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(SignedService(service));
             request.extensions_mut().insert(request_id.clone());
             next.run(request).await
         }
         Err(error) => {
             tracing::debug!(request_id = %request_id.0, error = %error, "request refused");
-            client_facing(error, &request_id.0).into_response()
+            error_answer(wire, wire_service(&parts.headers), error, &request_id.0)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id.0) {
@@ -181,11 +289,21 @@ async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Re
     response
 }
 
+/// The service an `Authorization` header's scope names (IAM's when it names none), for
+/// errors answered before the request is authenticated.
+fn wire_service(headers: &HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('/').nth(3))
+        .unwrap_or("iam")
+}
+
 fn principal_of(
     app: &App,
     parts: &axum::http::request::Parts,
     body: &[u8],
-) -> Result<Principal, ApiError> {
+) -> Result<(Principal, String), ApiError> {
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
@@ -201,28 +319,102 @@ fn principal_of(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    authenticate(app, &request, SERVICE, now)
+    let (principal, service) = authenticate(app, &request, now)?;
+    // The agent gateway is part of the ECS API.
+    if parts.uri.path().starts_with("/v1/agent/") && service != "ecs" {
+        return Err(wrong_service("ecs", &service));
+    }
+    Ok((principal, service))
 }
 
-async fn ecs(
+fn wrong_service(expected: &str, got: &str) -> ApiError {
+    ApiError::new(
+        "InvalidSignatureException",
+        format!("Credential should be scoped to correct service: '{expected}', not '{got}'."),
+    )
+}
+
+/// `POST /`: an ECS operation (JSON) or an IAM or STS action (query), as the request's
+/// protocol and signature scope say.
+async fn api(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Principal>,
+    Extension(SignedService(service)): Extension<SignedService>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = handle(app, caller, &headers, body).await;
-    match result {
-        Ok(json) => {
-            let mut response = (StatusCode::OK, json).into_response();
-            response.headers_mut().insert(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static(CONTENT_TYPE),
-            );
-            response
+    let wire = wire_of(&headers);
+    let ctx = Ctx { app, caller };
+    match wire {
+        Wire::Json => {
+            if service != "ecs" {
+                return error_answer(
+                    wire,
+                    &service,
+                    wrong_service("ecs", &service),
+                    &request_id.0,
+                );
+            }
+            match handle_ecs(ctx, &headers, body).await {
+                Ok(json) => {
+                    let mut response = (StatusCode::OK, json).into_response();
+                    response.headers_mut().insert(
+                        axum::http::header::CONTENT_TYPE,
+                        HeaderValue::from_static(CONTENT_TYPE),
+                    );
+                    response
+                }
+                Err(error) => error_answer(wire, &service, error, &request_id.0),
+            }
         }
-        Err(error) => client_facing(error, &request_id.0).into_response(),
+        Wire::Query => match handle_query(ctx, &service, body, &request_id.0).await {
+            Ok(xml) => xml_answer(StatusCode::OK, xml),
+            Err(error) => error_answer(wire, &service, error, &request_id.0),
+        },
     }
+}
+
+/// Runs `work` on its own task, so a handler that panics answers a `ServerException`.
+async fn guarded<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "handler panicked");
+            Err(ApiError::server(
+                "The server hit an internal error handling this request.",
+            ))
+        }
+    }
+}
+
+async fn handle_query(
+    ctx: Ctx,
+    service: &str,
+    body: Bytes,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    let request = query::QueryRequest::parse(&body)?;
+    let action = request.action.clone();
+    let (namespace, result) = match service {
+        "iam" => (
+            crate::iam::NAMESPACE,
+            guarded(async move { crate::iam::dispatch(ctx, request).await }).await?,
+        ),
+        "sts" => (
+            crate::sts::NAMESPACE,
+            guarded(async move { crate::sts::dispatch(ctx, request).await }).await?,
+        ),
+        other => {
+            return Err(ApiError::new(
+                "InvalidAction",
+                format!("Berth serves no query API for the service '{other}': sign IAM requests for 'iam' and STS requests for 'sts'."),
+            ))
+        }
+    };
+    Ok(query::response(&action, namespace, result, request_id))
 }
 
 /// What the client is told of `error`. The server's own faults keep their detail in the
@@ -265,30 +457,124 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-async fn handle(
-    app: Arc<App>,
-    caller: Principal,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Vec<u8>, ApiError> {
+async fn handle_ecs(ctx: Ctx, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let op = operation_of(target)?.to_string();
-    let ctx = Ctx { app, caller };
-    let task = tokio::spawn(async move { dispatch(ctx, &op, &body).await });
-    match task.await {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::error!(error = %e, "handler panicked");
-            Err(ApiError::server(
-                "The server hit an internal error handling this request.",
-            ))
-        }
-    }
+    guarded(async move { dispatch(ctx, &op, &body).await }).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::limits::Limits;
+    use crate::test_support::{now, send_ecs, served_with, Signing};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_finishes_its_request_head_is_cut_off() {
+        let served = served_with(Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        })
+        .await;
+        let mut slow = tokio::net::TcpStream::connect(served.server.addr())
+            .await
+            .expect("connect");
+        slow.write_all(b"POST / HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .expect("half a head");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+            .await
+            .expect("the server closes the connection, not the test's timeout")
+            .ok();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "no request was served: {answer}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "cut off by the timeout"
+        );
+        served.server.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn beyond_the_connection_cap_a_client_waits_until_a_connection_closes() {
+        let served = served_with(Limits {
+            max_connections: 1,
+            ..Limits::default()
+        })
+        .await;
+        let holder = tokio::net::TcpStream::connect(served.server.addr())
+            .await
+            .expect("connect");
+        let credentials = served.credentials.clone();
+        let waiting = tokio::spawn({
+            let addr = served.server.addr();
+            async move {
+                crate::test_support::send(
+                    addr,
+                    "POST",
+                    "/",
+                    &[(
+                        "x-amz-target",
+                        "AmazonEC2ContainerServiceV20141113.ListClusters",
+                    )],
+                    b"{}",
+                    Signing::As(&credentials, now()),
+                )
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the second connection is not served yet"
+        );
+        drop(holder);
+        let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("served once the first connection closed")
+            .expect("task");
+        assert_eq!(answer.status, 200, "{answer:?}");
+        served.server.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_principal_beyond_its_rate_is_throttled_as_ecs_throttles() {
+        let served = served_with(Limits {
+            requests_per_second: 0.5,
+            burst: 3.0,
+            ..Limits::default()
+        })
+        .await;
+        let good = &served.credentials;
+        let body = serde_json::json!({});
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            let answer = send_ecs(&served, "ListClusters", &body, Signing::As(good, now())).await;
+            statuses.push((answer.status, answer.error_type()));
+        }
+        assert_eq!(
+            statuses[..3],
+            [
+                (200, String::new()),
+                (200, String::new()),
+                (200, String::new())
+            ]
+        );
+        assert_eq!(
+            statuses[3],
+            (400, "ThrottlingException".to_string()),
+            "{statuses:?}"
+        );
+        served.server.shutdown().await.expect("shutdown");
+    }
 
     #[test]
     fn a_server_fault_reaches_the_client_as_its_request_id_only() {

@@ -114,6 +114,12 @@ fn server_faults_and_transport_errors_are_retried_but_rejections_are_not() {
         message: String::new()
     }
     .is_retryable());
+    assert!(ClientError::Api {
+        status: 400,
+        kind: "ThrottlingException".into(),
+        message: "Rate exceeded".into()
+    }
+    .is_retryable());
     assert!(!ClientError::Api {
         status: 400,
         kind: "ClientException".into(),

@@ -28,6 +28,21 @@ pub struct ServerArgs {
     /// agentConnected=false and receives no new tasks. Agents heartbeat every 5 s.
     #[arg(long, default_value = "20s", value_parser = super::parse_duration)]
     pub agent_grace: std::time::Duration,
+    /// Connections open at once; beyond it new ones wait until one closes.
+    #[arg(long, default_value_t = 16_000)]
+    pub max_connections: usize,
+    /// Time a client has to send a request's head, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = super::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// Requests per second each principal may make on average (beyond: ThrottlingException).
+    #[arg(long, default_value_t = 20_000.0)]
+    pub rate_limit: f64,
+    /// Requests a principal may make at once above its rate.
+    #[arg(long, default_value_t = 40_000.0)]
+    pub rate_burst: f64,
+    /// Desired-state streams each principal may hold open.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_streams_per_principal: usize,
 }
 
 impl ServerArgs {
@@ -44,6 +59,13 @@ impl ServerArgs {
             account_id: self.account_id.clone(),
             stopped_task_retention: self.stopped_task_retention,
             agent_grace: self.agent_grace,
+            limits: berth_server::limits::Limits {
+                max_connections: self.max_connections,
+                header_read_timeout: self.header_read_timeout,
+                requests_per_second: self.rate_limit,
+                burst: self.rate_burst,
+                max_streams_per_principal: self.max_streams_per_principal,
+            },
         }
     }
 }
