@@ -1,5 +1,5 @@
 # One entry point for humans and CI. `make test` is what the README and .ci/run name.
-.PHONY: test build lint unit client venv docker up bench
+.PHONY: test build lint unit client venv docker tools up bench
 
 VENV := .venv
 
@@ -20,7 +20,11 @@ docker:
 unit: docker
 	cargo nextest run --workspace --no-fail-fast
 
-client: build venv docker
+# Debian tools the client suites drive (faketime).
+tools:
+	scripts/ensure-test-tools
+
+client: build venv docker tools
 	BERTH_BIN=$(CURDIR)/target/debug/berth $(VENV)/bin/pytest tests -q
 
 venv: $(VENV)/.installed
