@@ -1,0 +1,112 @@
+"""TLS as a user meets it: `berth server --tls` makes its own CA in DATA_DIR/tls; boto3 and
+the AWS CLI that trust that CA are served over https, clients that do not are refused, and a
+`berth agent` given `--ca` registers its instance over https."""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import SSLError
+
+from harness import REGION, BerthServer, aws_cli, berth_bin
+
+
+class TlsServer(BerthServer):
+    """`berth server --tls`: https on loopback with the server's own CA."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, extra_args=["--tls"])
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
+
+    def healthy(self, timeout: float = 2.0) -> bool:
+        if not self.ca.exists():
+            return False
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca))
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=context)
+            try:
+                conn.request("GET", "/healthz")
+                return conn.getresponse().status == 200
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException, ssl.SSLError):
+            return False
+
+
+def client(server: TlsServer, verify) -> object:
+    keys = server.credentials
+    session = boto3.session.Session(
+        region_name=REGION, aws_access_key_id=keys.access_key, aws_secret_access_key=keys.secret_key
+    )
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+    return session.client("ecs", endpoint_url=server.url, verify=verify, config=config)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory):
+    server = TlsServer(tmp_path_factory.mktemp("tls") / "data").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_clients_trusting_the_servers_ca_are_served_over_https(tls_server: TlsServer) -> None:
+    ecs = client(tls_server, str(tls_server.ca))
+    assert ecs.create_cluster(clusterName="secure")["cluster"]["status"] == "ACTIVE"
+    cli = subprocess.run(
+        [*aws_cli(), "--endpoint-url", tls_server.url, "--ca-bundle", str(tls_server.ca), "ecs", "list-clusters"],
+        capture_output=True,
+        text=True,
+        env=tls_server.credentials.env(),
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "cluster/secure" in cli.stdout
+
+
+def test_a_client_that_does_not_trust_the_ca_and_plain_http_are_refused(tls_server: TlsServer) -> None:
+    with pytest.raises(SSLError):
+        client(tls_server, True).list_clusters()
+    plain = http.client.HTTPConnection("127.0.0.1", tls_server.port, timeout=10)
+    try:
+        plain.request("GET", "/healthz")
+        with pytest.raises((http.client.HTTPException, OSError)):
+            plain.getresponse()
+    finally:
+        plain.close()
+
+
+def test_an_agent_given_the_ca_registers_over_https(tls_server: TlsServer, tmp_path: Path) -> None:
+    ecs = client(tls_server, str(tls_server.ca))
+    ecs.create_cluster(clusterName="default")
+    agent = subprocess.Popen(
+        [str(berth_bin()), "agent", "--server", tls_server.url, "--ca", str(tls_server.ca),
+         "--cluster", "default", "--data-dir", str(tmp_path / "agent")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=tls_server.credentials.env(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ecs.list_container_instances(cluster="default")["containerInstanceArns"]:
+            assert agent.poll() is None, "the agent exited"
+            assert time.monotonic() < deadline, "no instance registered over https within 60 s"
+            time.sleep(0.2)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
