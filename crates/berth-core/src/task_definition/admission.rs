@@ -113,6 +113,41 @@ impl Allowances {
         }
     }
 
+    /// The cluster tags that grant these allowances (the inverse of [`from_cluster_tags`]);
+    /// none for the default.
+    ///
+    /// [`from_cluster_tags`]: Allowances::from_cluster_tags
+    pub fn to_cluster_tags(&self) -> Vec<Tag> {
+        let tag = |key: &str, value: String| Tag {
+            key: Some(key.to_string()),
+            value: Some(value),
+        };
+        let mut tags = Vec::new();
+        for (key, set) in [
+            (TAG_ALLOW_PRIVILEGED, self.privileged),
+            (TAG_ALLOW_HOST_NETWORK, self.host_network),
+            (TAG_ALLOW_HOST_PID, self.host_pid),
+            (TAG_ALLOW_HOST_IPC, self.host_ipc),
+            (TAG_ALLOW_DOCKER_VOLUME_BINDS, self.docker_volume_binds),
+            (TAG_ALLOW_DEVICES, self.devices),
+            (TAG_ALLOW_UNCONFINED, self.unconfined),
+            (TAG_FORBID_ROOT_USER, self.forbid_root_user),
+        ] {
+            if set {
+                tags.push(tag(key, "true".into()));
+            }
+        }
+        for (key, list) in [
+            (TAG_ALLOW_BIND_MOUNTS, &self.bind_mount_prefixes),
+            (TAG_ALLOW_CAPABILITIES, &self.capabilities),
+        ] {
+            if !list.is_empty() {
+                tags.push(tag(key, list.join(" ")));
+            }
+        }
+        tags
+    }
+
     /// Whether `path` (a host path) lies under one of the allowed prefixes, both compared
     /// normalised (so `/srv/../etc` is `/etc`, not under `/srv`).
     pub fn allows_bind_mount(&self, path: &str) -> bool {

@@ -484,6 +484,12 @@ fn cluster_tags_grant_allowances_and_other_tags_grant_nothing() {
         },
     ]);
     assert_eq!(denied, Allowances::default());
+    assert_eq!(Allowances::default().to_cluster_tags(), Vec::new());
+    assert_eq!(
+        Allowances::from_cluster_tags(&allowances.to_cluster_tags()),
+        allowances,
+        "the tags an allowance is written as read back as it"
+    );
 }
 
 #[test]
