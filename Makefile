@@ -38,6 +38,7 @@ up: docker
 bench: docker
 	cargo build --release -p berth
 	target/release/berth bench run-task --tasks 30
+	target/release/berth bench sigv4
 	target/release/berth bench scheduler --instances 5000 --tasks 100000 --strategy binpack
 	target/release/berth bench scheduler --instances 5000 --tasks 100000 --strategy spread
 	BERTH_LOG=error target/release/berth bench fleet --instances 5000 --tasks 100000

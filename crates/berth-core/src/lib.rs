@@ -4,6 +4,7 @@
 
 pub mod arn;
 pub mod gateway;
+pub mod iam;
 pub mod model;
 pub mod names;
 pub mod pagination;

@@ -44,6 +44,7 @@ where
 
 /// Runs the operation `op` on the JSON `body`; returns the JSON response body.
 pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    crate::authz::authorize_ecs(&ctx, op, body)?;
     match op {
         "CreateCluster" => call(ctx, body, clusters::create_cluster).await,
         "DescribeClusters" => call(ctx, body, clusters::describe_clusters).await,

@@ -66,13 +66,18 @@ impl ApiError {
     }
 
     /// The HTTP status AWS uses for this error: 500 for the server's faults, 403 for a
-    /// request whose signature is missing, unknown or wrong, 400 for everything else.
+    /// request whose signature is missing, unknown, wrong or expired and for IAM's and STS's
+    /// denials, 404 and 409 as IAM uses them, 400 for everything else.
     pub fn status(&self) -> StatusCode {
         match self.name {
             "ServerException" => StatusCode::INTERNAL_SERVER_ERROR,
             "MissingAuthenticationTokenException"
             | "UnrecognizedClientException"
-            | "InvalidSignatureException" => StatusCode::FORBIDDEN,
+            | "InvalidSignatureException"
+            | "ExpiredTokenException"
+            | "AccessDenied" => StatusCode::FORBIDDEN,
+            "NoSuchEntity" => StatusCode::NOT_FOUND,
+            "EntityAlreadyExists" | "DeleteConflict" | "LimitExceeded" => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         }
     }

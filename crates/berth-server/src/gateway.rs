@@ -5,10 +5,13 @@
 //! O(tasks on that instance).
 
 use crate::app::App;
+use crate::auth::Principal;
+use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use crate::handlers::task_lookup::with_version;
 use crate::state::{State as CacheState, TaskEntry, TaskIndex};
 use axum::body::{Body, Bytes};
+use axum::extract::Extension;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use berth_core::arn::id_of;
@@ -115,6 +118,26 @@ fn instance_arn(app: &App, cluster: &str, reference: &str) -> Result<String, Api
     }
 }
 
+/// The ARN of the instance an agent names, once the caller may act for it: `ecs:Poll` on it
+/// is allowed and the caller is the principal that registered it.
+fn agent_instance(
+    app: &Arc<App>,
+    caller: Principal,
+    cluster: &str,
+    reference: &str,
+) -> Result<String, ApiError> {
+    let arn = instance_arn(app, cluster, reference)?;
+    let ctx = Ctx {
+        app: app.clone(),
+        caller,
+    };
+    let context = vec![("ecs:cluster".to_string(), app.arns.cluster(cluster))];
+    crate::authz::authorize_as(&ctx, "ecs:Poll", &arn, &context, "AccessDeniedException")?;
+    let id = id_of(&arn, "container-instance").unwrap_or_default();
+    crate::auth::instances::check_owner(&ctx, cluster, &id)?;
+    Ok(arn)
+}
+
 /// What one connection has told its agent: the `desired_revision` of each task it holds.
 #[derive(Debug, Default)]
 pub struct Told {
@@ -199,6 +222,7 @@ pub fn next_update(
 /// `GET /v1/agent/desired`: the stream of an instance's desired tasks.
 pub async fn desired(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Principal>,
     query: Result<Query<DesiredQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Query(query) = match query {
@@ -219,7 +243,7 @@ pub async fn desired(
         ))
         .into_response();
     }
-    let arn = match instance_arn(&app, &query.cluster, &query.container_instance) {
+    let arn = match agent_instance(&app, caller, &query.cluster, &query.container_instance) {
         Ok(arn) => arn,
         Err(e) => return e.into_response(),
     };
@@ -299,12 +323,16 @@ async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>
 }
 
 /// `POST /v1/agent/heartbeat`: the agent of an instance is alive.
-pub async fn heartbeat(State(app): State<Arc<App>>, body: Bytes) -> Response {
+pub async fn heartbeat(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Principal>,
+    body: Bytes,
+) -> Response {
     let beat: Heartbeat = match crate::protocol::parse_input(&body) {
         Ok(beat) => beat,
         Err(e) => return e.into_response(),
     };
-    match instance_arn(&app, &beat.cluster, &beat.container_instance) {
+    match agent_instance(&app, caller, &beat.cluster, &beat.container_instance) {
         Ok(arn) => {
             app.agents.saw(&arn);
             (axum::http::StatusCode::OK, "{}").into_response()

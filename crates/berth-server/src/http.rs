@@ -7,7 +7,7 @@ use crate::app::{App, ServerConfig};
 use crate::auth::{authenticate, Principal};
 use crate::dispatch::{dispatch, Ctx};
 use crate::error::ApiError;
-use crate::protocol::{operation_of, CONTENT_TYPE, MAX_BODY_BYTES};
+use crate::protocol::{operation_of, query, CONTENT_TYPE, MAX_BODY_BYTES};
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -62,7 +62,7 @@ impl Server {
 /// The router of the ECS API and the side endpoints.
 pub fn router(app: Arc<App>) -> Router {
     let signed = Router::new()
-        .route("/", post(ecs))
+        .route("/", post(api))
         .route(
             berth_core::gateway::DESIRED_PATH,
             get(crate::gateway::desired),
@@ -151,28 +151,87 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The SigV4 scope name of every API the signed routes serve.
-const SERVICE: &str = "ecs";
+/// The service a request's signature is scoped to (`ecs`, `iam`, `sts`).
+#[derive(Debug, Clone)]
+pub struct SignedService(pub String);
+
+/// The wire protocol a request speaks, as its headers tell: errors are answered in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// AWS JSON 1.1 (`X-Amz-Target`), and the agent gateway.
+    Json,
+    /// The query protocol (a form body), answered in XML.
+    Query,
+}
+
+fn wire_of(headers: &HeaderMap) -> Wire {
+    let form = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(query::FORM_CONTENT_TYPE));
+    if form && !headers.contains_key("x-amz-target") {
+        Wire::Query
+    } else {
+        Wire::Json
+    }
+}
+
+/// The XML namespace of the query service a request's signature names (IAM's by default).
+fn namespace_of(service: &str) -> &'static str {
+    match service {
+        "sts" => crate::sts::NAMESPACE,
+        _ => crate::iam::NAMESPACE,
+    }
+}
+
+/// `error` in the request's wire protocol.
+fn error_answer(wire: Wire, service: &str, error: ApiError, request_id: &str) -> Response {
+    let error = client_facing(error, request_id);
+    match wire {
+        Wire::Json => error.into_response(),
+        Wire::Query => {
+            let xml = query::error_response(namespace_of(service), &error, request_id);
+            xml_answer(error.status(), xml)
+        }
+    }
+}
+
+fn xml_answer(status: StatusCode, xml: String) -> Response {
+    let mut response = (status, xml).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(query::XML_CONTENT_TYPE),
+    );
+    response
+}
 
 /// Reads the body, checks the request's signature and passes it on with its [`Principal`];
 /// or answers AWS's refusal, having run no handler.
 async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let request_id = RequestId(uuid::Uuid::new_v4().to_string());
     let (parts, body) = request.into_parts();
+    let wire = wire_of(&parts.headers);
     let checked = match read_body(body).await {
-        Ok(body) => principal_of(&app, &parts, &body).map(|principal| (principal, body)),
+        Ok(body) => principal_of(&app, &parts, &body).map(|signed| (signed, body)),
         Err(e) => Err(e),
     };
     let mut response = match checked {
-        Ok((principal, body)) => {
+        Ok(((principal, service), body)) => {
             let mut request = Request::from_parts(parts, Body::from(body));
             request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(SignedService(service));
             request.extensions_mut().insert(request_id.clone());
             next.run(request).await
         }
         Err(error) => {
             tracing::debug!(request_id = %request_id.0, error = %error, "request refused");
-            client_facing(error, &request_id.0).into_response()
+            let service = parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split('/').nth(3))
+                .unwrap_or("iam");
+            error_answer(wire, service, error, &request_id.0)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id.0) {
@@ -185,7 +244,7 @@ fn principal_of(
     app: &App,
     parts: &axum::http::request::Parts,
     body: &[u8],
-) -> Result<Principal, ApiError> {
+) -> Result<(Principal, String), ApiError> {
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
@@ -201,28 +260,102 @@ fn principal_of(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    authenticate(app, &request, SERVICE, now)
+    let (principal, service) = authenticate(app, &request, now)?;
+    // The agent gateway is part of the ECS API.
+    if parts.uri.path().starts_with("/v1/agent/") && service != "ecs" {
+        return Err(wrong_service("ecs", &service));
+    }
+    Ok((principal, service))
 }
 
-async fn ecs(
+fn wrong_service(expected: &str, got: &str) -> ApiError {
+    ApiError::new(
+        "InvalidSignatureException",
+        format!("Credential should be scoped to correct service: '{expected}', not '{got}'."),
+    )
+}
+
+/// `POST /`: an ECS operation (JSON) or an IAM or STS action (query), as the request's
+/// protocol and signature scope say.
+async fn api(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Principal>,
+    Extension(SignedService(service)): Extension<SignedService>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = handle(app, caller, &headers, body).await;
-    match result {
-        Ok(json) => {
-            let mut response = (StatusCode::OK, json).into_response();
-            response.headers_mut().insert(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static(CONTENT_TYPE),
-            );
-            response
+    let wire = wire_of(&headers);
+    let ctx = Ctx { app, caller };
+    match wire {
+        Wire::Json => {
+            if service != "ecs" {
+                return error_answer(
+                    wire,
+                    &service,
+                    wrong_service("ecs", &service),
+                    &request_id.0,
+                );
+            }
+            match handle_ecs(ctx, &headers, body).await {
+                Ok(json) => {
+                    let mut response = (StatusCode::OK, json).into_response();
+                    response.headers_mut().insert(
+                        axum::http::header::CONTENT_TYPE,
+                        HeaderValue::from_static(CONTENT_TYPE),
+                    );
+                    response
+                }
+                Err(error) => error_answer(wire, &service, error, &request_id.0),
+            }
         }
-        Err(error) => client_facing(error, &request_id.0).into_response(),
+        Wire::Query => match handle_query(ctx, &service, body, &request_id.0).await {
+            Ok(xml) => xml_answer(StatusCode::OK, xml),
+            Err(error) => error_answer(wire, &service, error, &request_id.0),
+        },
     }
+}
+
+/// Runs `work` on its own task, so a handler that panics answers a `ServerException`.
+async fn guarded<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "handler panicked");
+            Err(ApiError::server(
+                "The server hit an internal error handling this request.",
+            ))
+        }
+    }
+}
+
+async fn handle_query(
+    ctx: Ctx,
+    service: &str,
+    body: Bytes,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    let request = query::QueryRequest::parse(&body)?;
+    let action = request.action.clone();
+    let (namespace, result) = match service {
+        "iam" => (
+            crate::iam::NAMESPACE,
+            guarded(async move { crate::iam::dispatch(ctx, request).await }).await?,
+        ),
+        "sts" => (
+            crate::sts::NAMESPACE,
+            guarded(async move { crate::sts::dispatch(ctx, request).await }).await?,
+        ),
+        other => {
+            return Err(ApiError::new(
+                "InvalidAction",
+                format!("Berth serves no query API for the service '{other}': sign IAM requests for 'iam' and STS requests for 'sts'."),
+            ))
+        }
+    };
+    Ok(query::response(&action, namespace, result, request_id))
 }
 
 /// What the client is told of `error`. The server's own faults keep their detail in the
@@ -265,25 +398,10 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-async fn handle(
-    app: Arc<App>,
-    caller: Principal,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Vec<u8>, ApiError> {
+async fn handle_ecs(ctx: Ctx, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let op = operation_of(target)?.to_string();
-    let ctx = Ctx { app, caller };
-    let task = tokio::spawn(async move { dispatch(ctx, &op, &body).await });
-    match task.await {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::error!(error = %e, "handler panicked");
-            Err(ApiError::server(
-                "The server hit an internal error handling this request.",
-            ))
-        }
-    }
+    guarded(async move { dispatch(ctx, &op, &body).await }).await
 }
 
 #[cfg(test)]

@@ -3,14 +3,17 @@
 
 pub mod app;
 pub mod auth;
+pub mod authz;
 pub mod controllers;
 pub mod dispatch;
 pub mod error;
 pub mod gateway;
 pub mod handlers;
 pub mod http;
+pub mod iam;
 pub mod protocol;
 pub mod state;
+pub mod sts;
 #[cfg(test)]
 pub mod test_support;
 

@@ -30,6 +30,53 @@ pub fn access_key(id: &str) -> String {
     format!("{ACCESS_KEYS}{id}")
 }
 
+/// Prefix of all IAM users (keyed by lower-cased name).
+pub const USERS: &str = "/iam/users/";
+/// Prefix of all IAM roles (keyed by lower-cased name).
+pub const ROLES: &str = "/iam/roles/";
+/// Prefix of the inline policies of IAM users.
+pub const USER_POLICIES: &str = "/iam/user-policies/";
+/// Prefix of the inline policies of IAM roles.
+pub const ROLE_POLICIES: &str = "/iam/role-policies/";
+
+/// `/iam/users/{lower-cased name}`
+pub fn user(name: &str) -> String {
+    format!("{USERS}{}", name.to_lowercase())
+}
+
+/// `/iam/roles/{lower-cased name}`
+pub fn role(name: &str) -> String {
+    format!("{ROLES}{}", name.to_lowercase())
+}
+
+/// `/iam/user-policies/{lower-cased user}/` — the inline policies of one user.
+pub fn user_policies_of(user: &str) -> String {
+    format!("{USER_POLICIES}{}/", user.to_lowercase())
+}
+
+/// `/iam/user-policies/{lower-cased user}/{lower-cased policy}`
+pub fn user_policy(user: &str, policy: &str) -> String {
+    format!("{}{}", user_policies_of(user), policy.to_lowercase())
+}
+
+/// `/iam/role-policies/{lower-cased role}/` — the inline policies of one role.
+pub fn role_policies_of(role: &str) -> String {
+    format!("{ROLE_POLICIES}{}/", role.to_lowercase())
+}
+
+/// `/iam/role-policies/{lower-cased role}/{lower-cased policy}`
+pub fn role_policy(role: &str, policy: &str) -> String {
+    format!("{}{}", role_policies_of(role), policy.to_lowercase())
+}
+
+/// Prefix of the principals container instances belong to.
+pub const INSTANCE_OWNERS: &str = "/instance-owners/";
+
+/// `/instance-owners/{cluster}/{id}` — who registered that instance.
+pub fn instance_owner(cluster: &str, id: &str) -> String {
+    format!("{INSTANCE_OWNERS}{cluster}/{id}")
+}
+
 /// `/clusters/{name}`
 pub fn cluster(name: &str) -> String {
     format!("{CLUSTERS}{name}")

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod common;
 pub mod container_instance;
+pub mod iam;
 pub mod service;
 pub mod settings;
 pub mod status;

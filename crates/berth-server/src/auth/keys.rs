@@ -7,7 +7,6 @@
 //! never issued again (ids are random), so its secret never comes back.
 
 use berth_core::sigv4::{hmac, Credentials};
-use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::Path;
 
@@ -18,25 +17,7 @@ pub const CREDENTIALS_FILE: &str = "credentials";
 /// The profile of that file.
 pub const PROFILE: &str = "berth";
 
-/// Whether an access key may sign requests (IAM's `statusType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KeyStatus {
-    Active,
-    Inactive,
-}
-
-/// The stored metadata of an access key (IAM's `AccessKeyMetadata`, plus whose key it is).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AccessKey {
-    pub access_key_id: String,
-    /// The IAM user the key belongs to; `None` for the account's root user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_name: Option<String>,
-    pub status: KeyStatus,
-    /// Epoch seconds.
-    pub create_date: f64,
-}
+pub use berth_core::model::iam::{AccessKey, KeyStatus};
 
 /// The master key and what it derives.
 #[derive(Clone)]
@@ -90,6 +71,12 @@ impl KeyRing {
         base64::engine::general_purpose::STANDARD.encode(&derived[..30])
     }
 
+    /// An HMAC of `data` under the master key, for what the server signs itself (session
+    /// tokens).
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        hmac(&self.master, data)
+    }
+
     /// The credentials of access key `access_key_id`.
     pub fn credentials_of(&self, access_key_id: &str) -> Credentials {
         Credentials {
@@ -102,9 +89,15 @@ impl KeyRing {
 
 /// A new long-term access key id: `AKIA` and 16 random characters of AWS's alphabet.
 pub fn new_access_key_id() -> std::io::Result<String> {
+    new_id("AKIA")
+}
+
+/// A new IAM id: `prefix` (`AKIA` access key, `ASIA` temporary key, `AIDA` user, `AROA`
+/// role) and 16 random characters of AWS's alphabet.
+pub fn new_id(prefix: &str) -> std::io::Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let bytes: [u8; 16] = random_bytes()?;
-    let mut id = String::from("AKIA");
+    let mut id = String::from(prefix);
     id.extend(bytes.iter().map(|b| ALPHABET[usize::from(b % 32)] as char));
     Ok(id)
 }

@@ -6,10 +6,13 @@
 //! `DATA_DIR/credentials` (profile `berth`, mode 0600): that file is how a user, `berth up`'s
 //! own agent and the test suites get their first keys.
 
+pub mod instances;
 pub mod keys;
+pub mod session;
 
 use crate::app::App;
 use crate::error::ApiError;
+use berth_core::model::iam::{Role, User};
 use berth_core::sigv4::{PathRules, Refusal, RequestParts, Signed};
 use berth_store::typed::encode;
 use berth_store::{keys as store_keys, Compare, Txn};
@@ -19,61 +22,127 @@ use std::path::PathBuf;
 /// The principal a request was signed by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// `arn:aws:iam::{account}:root` or `arn:aws:iam::{account}:user/{name}`.
+    /// `arn:aws:iam::{account}:root`, `arn:aws:iam::{account}:user/{name}` or
+    /// `arn:aws:sts::{account}:assumed-role/{role}/{session}`.
     pub arn: String,
     pub access_key_id: String,
-    /// The IAM user; `None` for the account's root user.
-    pub user_name: Option<String>,
+    pub identity: Identity,
+}
+
+/// Who a principal is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The account's root user: allowed everything, as in AWS.
+    Root,
+    /// An IAM user.
+    User { name: String, id: String },
+    /// A session of a role, from AssumeRole.
+    AssumedRole {
+        role: String,
+        role_id: String,
+        session: String,
+    },
 }
 
 impl Principal {
-    /// Whether this is the account's root user (allowed everything, as in AWS).
+    /// Whether this is the account's root user.
     pub fn is_root(&self) -> bool {
-        self.user_name.is_none()
+        self.identity == Identity::Root
+    }
+
+    /// `aws:userid`: the account id for root, the user id, or `roleId:session`.
+    pub fn user_id(&self, account_id: &str) -> String {
+        match &self.identity {
+            Identity::Root => account_id.to_string(),
+            Identity::User { id, .. } => id.clone(),
+            Identity::AssumedRole {
+                role_id, session, ..
+            } => format!("{role_id}:{session}"),
+        }
     }
 }
 
-/// Checks the SigV4 signature of `request` for `service` at `now` (Unix seconds) and names
-/// its principal, or refuses it with AWS's error.
+/// Checks the SigV4 signature of `request` at `now` (Unix seconds) and names its principal,
+/// or refuses it with AWS's error. Returns the service the signature is scoped to, which the
+/// router holds the request to.
 pub fn authenticate(
     app: &App,
     request: &RequestParts<'_>,
-    service: &str,
     now: u64,
-) -> Result<Principal, ApiError> {
+) -> Result<(Principal, String), ApiError> {
     let signed = Signed::parse(request).map_err(refusal)?;
-    if signed.service != service {
-        return Err(ApiError::new(
-            "InvalidSignatureException",
-            format!(
-                "Credential should be scoped to correct service: '{service}'. Credential={}",
-                signed.scope()
-            ),
-        ));
-    }
-    let key = app
-        .get::<AccessKey>(&store_keys::access_key(&signed.access_key_id))?
-        .map(|k| k.value)
-        .filter(|k| k.status == KeyStatus::Active);
-    let (Some(key), None) = (key, &signed.session_token) else {
-        return Err(ApiError::new(
+    let invalid_token = || {
+        ApiError::new(
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
-        ));
+        )
     };
-    let secret = app.keys.secret_of(&key.access_key_id);
+    let account = &app.config.account_id;
+    let (principal, secret) = match &signed.session_token {
+        None => {
+            let key = app
+                .get::<AccessKey>(&store_keys::access_key(&signed.access_key_id))?
+                .map(|k| k.value)
+                .filter(|k| k.status == KeyStatus::Active)
+                .ok_or_else(invalid_token)?;
+            let identity = match &key.user_name {
+                None => Identity::Root,
+                Some(name) => {
+                    let user = app
+                        .get::<User>(&store_keys::user(name))?
+                        .ok_or_else(invalid_token)?
+                        .value;
+                    Identity::User {
+                        name: user.user_name,
+                        id: user.user_id,
+                    }
+                }
+            };
+            let arn = match &identity {
+                Identity::User { name, .. } => format!("arn:aws:iam::{account}:user/{name}"),
+                _ => format!("arn:aws:iam::{account}:root"),
+            };
+            let principal = Principal {
+                arn,
+                access_key_id: key.access_key_id,
+                identity,
+            };
+            (principal, app.keys.secret_of(&signed.access_key_id))
+        }
+        Some(token) => {
+            let session = session::Session::from_token(token, &app.keys)
+                .filter(|s| s.access_key_id == signed.access_key_id)
+                .ok_or_else(invalid_token)?;
+            if session.expires <= now {
+                return Err(ApiError::new(
+                    "ExpiredTokenException",
+                    "The security token included in the request is expired",
+                ));
+            }
+            let role = app
+                .get::<Role>(&store_keys::role(&session.role_name))?
+                .map(|r| r.value)
+                .filter(|r| r.role_id == session.role_id)
+                .ok_or_else(invalid_token)?;
+            let principal = Principal {
+                arn: format!(
+                    "arn:aws:sts::{account}:assumed-role/{}/{}",
+                    role.role_name, session.session_name
+                ),
+                access_key_id: session.access_key_id.clone(),
+                identity: Identity::AssumedRole {
+                    role: role.role_name,
+                    role_id: role.role_id,
+                    session: session.session_name,
+                },
+            };
+            (principal, app.keys.secret_of(&session.access_key_id))
+        }
+    };
     signed
         .verify(request, &secret, now, PathRules::SERVICES)
         .map_err(refusal)?;
-    let account = &app.config.account_id;
-    Ok(Principal {
-        arn: match &key.user_name {
-            None => format!("arn:aws:iam::{account}:root"),
-            Some(name) => format!("arn:aws:iam::{account}:user/{name}"),
-        },
-        access_key_id: key.access_key_id,
-        user_name: key.user_name,
-    })
+    Ok((principal, signed.service))
 }
 
 /// The account's root user, for what the server does on its own behalf (`berth up` making
@@ -88,7 +157,7 @@ pub fn root_principal(app: &App) -> Result<Principal, ApiError> {
     Ok(Principal {
         arn: format!("arn:aws:iam::{}:root", app.config.account_id),
         access_key_id: key.access_key_id,
-        user_name: None,
+        identity: Identity::Root,
     })
 }
 

@@ -330,6 +330,8 @@ pub async fn register(
     };
     validate_tags(&registration.tags).map_err(ApiError::invalid_parameter)?;
     let id = registration_id(&cluster, req.container_instance_arn.as_deref())?;
+    // An instance belongs to the principal that registered it (its agent).
+    crate::auth::instances::claim(&ctx, &cluster, &id).await?;
     let arn = ctx.arns.container_instance(&cluster, &id);
     let now = ctx.now();
     let key = keys::instance(&cluster, &id);

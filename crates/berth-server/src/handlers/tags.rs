@@ -109,6 +109,18 @@ fn tags_of(record: &Value) -> Result<Vec<Tag>, ApiError> {
     }
 }
 
+/// The tags of the resource `resource_arn` names, for `aws:ResourceTag/...` (none when it
+/// names no taggable resource, or one that does not exist).
+pub fn resource_tags(ctx: &Ctx, resource_arn: &str) -> Vec<Tag> {
+    let Ok(target) = target_of(resource_arn) else {
+        return Vec::new();
+    };
+    match ctx.get::<Value>(&target.key) {
+        Ok(Some(record)) => tags_of(&record.value).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 async fn edit_tags(
     ctx: &Ctx,
     target: Target,

@@ -5,6 +5,7 @@
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use crate::handlers::task_lookup::{resolve_task_definition, task_key_of};
+use berth_core::arn::id_of;
 use berth_core::gateway::{SubmitContainerStateChange, SubmitTaskStateChange};
 use berth_core::model::task::ContainerStateChange;
 use berth_core::task_state::apply_report;
@@ -69,6 +70,14 @@ async fn apply(ctx: &Ctx, report: SubmitTaskStateChange) -> Result<(), ApiError>
                 "The referenced task was not found.",
             ));
         };
+        // Only the agent of the task's instance reports on it.
+        let instance = current
+            .value
+            .container_instance_arn
+            .as_deref()
+            .unwrap_or_default();
+        let instance_id = id_of(instance, "container-instance").unwrap_or_default();
+        crate::auth::instances::check_owner(ctx, &cluster, &instance_id)?;
         let td_arn = current
             .value
             .task_definition_arn

@@ -39,7 +39,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let cluster = berth_server::handlers::clusters::ensure_cluster(&server.app(), "default")
         .await
         .context("could not create cluster 'default'")?;
-    let credentials = super::server_credentials(&data_dir)?;
+    // The local agent runs as an IAM user allowed only an agent's actions.
+    let credentials =
+        berth_server::iam::agent_user::ensure_agent_user(&server.app(), "berth-up-agent")
+            .await
+            .context("could not set up the agent's IAM user")?;
     let mut agent_config =
         AgentConfig::new(&endpoint, "default", data_dir.join("agent"), credentials);
     agent_config.availability_zone = args.availability_zone;

@@ -4,6 +4,7 @@ pub mod fleet;
 pub mod restart;
 pub mod run_task;
 pub mod scheduler;
+pub mod sigv4;
 
 use clap::Subcommand;
 
@@ -16,6 +17,8 @@ pub enum BenchCommand {
     Scheduler(scheduler::SchedulerArgs),
     /// The control plane under a fleet of hollow agents: tasks/s, latencies, memory, restart.
     Fleet(fleet::FleetArgs),
+    /// Signed requests verified per second on one core.
+    Sigv4(sigv4::Sigv4Args),
     /// Restart to serving with many tasks stored.
     Restart(restart::RestartArgs),
     /// The server of `bench fleet` (run by it as a child process; stops when stdin closes).
@@ -30,6 +33,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Scheduler(args) => scheduler::run(args),
         BenchCommand::Fleet(args) => fleet::run(args).await,
         BenchCommand::Restart(args) => restart::run(args).await,
+        BenchCommand::Sigv4(args) => sigv4::run(args).await,
         BenchCommand::FleetServer(args) => fleet::serve_fleet_server(args).await,
     }
 }

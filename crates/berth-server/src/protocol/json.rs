@@ -1,5 +1,5 @@
-//! The AWS JSON 1.1 framing of ECS: which operation a request names, who signed it, and the
-//! typed input its body holds. Pure parsing; no handler logic.
+//! The AWS JSON 1.1 framing of ECS: which operation a request names and the typed input its
+//! body holds. Pure parsing; no handler logic.
 
 use crate::error::ApiError;
 use serde::de::DeserializeOwned;
@@ -26,15 +26,6 @@ pub fn operation_of(target: Option<&str>) -> Result<&str, ApiError> {
             format!("X-Amz-Target '{target}' does not name an ECS operation: expected '{TARGET_PREFIX}<Operation>'."),
         )),
     }
-}
-
-/// The access key id of a SigV4 `Authorization` header
-/// (`AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, ...`).
-pub fn access_key_of(authorization: Option<&str>) -> Option<String> {
-    let header = authorization?;
-    let credential = header.split("Credential=").nth(1)?;
-    let key = credential.split('/').next()?.trim();
-    (!key.is_empty()).then(|| key.to_string())
 }
 
 /// Reads a request body as the operation's input. An empty body is `{}`. Malformed JSON and
@@ -105,14 +96,6 @@ mod tests {
             operation_of(None).expect_err("missing").name,
             "MissingAction"
         );
-    }
-
-    #[test]
-    fn access_key_comes_from_the_sigv4_credential() {
-        let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=abc";
-        assert_eq!(access_key_of(Some(header)).as_deref(), Some("AKIDEXAMPLE"));
-        assert_eq!(access_key_of(Some("Bearer x")), None);
-        assert_eq!(access_key_of(None), None);
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! The IAM action and resources of every ECS operation, as ECS documents them: `ecs:<Op>` on
+//! the cluster, task, task definition, container instance or service it names, with
+//! `ecs:cluster` for what lives in a cluster. Operations on a whole cluster (the List
+//! operations, container instance registration, agent reports) are on the cluster's ARN, so
+//! a policy on one cluster covers them; account-wide ones (ListClusters, task definitions,
+//! account settings) are on `*`.
+
+use super::{check, Keys};
+use crate::dispatch::Ctx;
+use crate::error::ApiError;
+use berth_core::arn::{cluster_name_of, id_of};
+use serde_json::Value;
+
+/// Authorises ECS operation `op` with the JSON input `body`; `AccessDeniedException` when
+/// the caller's policies do not allow it.
+pub fn authorize_ecs(ctx: &Ctx, op: &str, body: &[u8]) -> Result<(), ApiError> {
+    if ctx.caller.is_root() {
+        return Ok(());
+    }
+    let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let targets = targets(ctx, op, &input);
+    check(ctx, &format!("ecs:{op}"), &targets, "AccessDeniedException")
+}
+
+/// The resources `op` acts on, each with its condition keys.
+fn targets(ctx: &Ctx, op: &str, input: &Value) -> Vec<(String, Keys)> {
+    let text = |field: &str| input.get(field).and_then(Value::as_str);
+    let list = |field: &str| -> Vec<String> {
+        input
+            .get(field)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let cluster_name = cluster_name_of(text("cluster").unwrap_or("default"))
+        .unwrap_or_else(|| text("cluster").unwrap_or_default().to_string());
+    let cluster = ctx.arns.cluster(&cluster_name);
+    let request_tags = request_tags(input);
+    let in_cluster = |resource: String| {
+        let mut context = request_tags.clone();
+        context.push(("ecs:cluster".into(), cluster.clone()));
+        (resource, context)
+    };
+    let plain = |resource: String| (resource, request_tags.clone());
+    let task_definition = |reference: &str| {
+        crate::handlers::task_lookup::resolve_task_definition(ctx, reference)
+            .ok()
+            .and_then(|r| r.task_definition.task_definition_arn.clone())
+            .unwrap_or_else(|| reference.to_string())
+    };
+    let mut targets = match op {
+        "CreateCluster" => vec![plain(
+            ctx.arns.cluster(text("clusterName").unwrap_or("default")),
+        )],
+        "DescribeClusters" => {
+            let named = list("clusters");
+            let named = if named.is_empty() {
+                vec!["default".to_string()]
+            } else {
+                named
+            };
+            named
+                .iter()
+                .map(|c| {
+                    plain(
+                        ctx.arns
+                            .cluster(&cluster_name_of(c).unwrap_or_else(|| c.clone())),
+                    )
+                })
+                .collect()
+        }
+        "UpdateCluster"
+        | "UpdateClusterSettings"
+        | "DeleteCluster"
+        | "ListServices"
+        | "ListContainerInstances"
+        | "RegisterContainerInstance"
+        | "DeregisterContainerInstance"
+        | "PutAttributes"
+        | "DeleteAttributes"
+        | "ListAttributes"
+        | "SubmitTaskStateChange"
+        | "SubmitContainerStateChange" => {
+            vec![in_cluster(cluster.clone())]
+        }
+        "ListTasks" => match text("containerInstance") {
+            Some(instance) => vec![in_cluster(instance_arn(ctx, &cluster_name, instance))],
+            None => vec![in_cluster(cluster.clone())],
+        },
+        "DescribeContainerInstances" | "UpdateContainerInstancesState" => {
+            list("containerInstances")
+                .iter()
+                .map(|i| in_cluster(instance_arn(ctx, &cluster_name, i)))
+                .collect()
+        }
+        "RunTask" | "StartTask" => {
+            let mut target =
+                in_cluster(task_definition(text("taskDefinition").unwrap_or_default()));
+            for instance in list("containerInstances") {
+                target.1.push((
+                    "ecs:container-instances".into(),
+                    instance_arn(ctx, &cluster_name, &instance),
+                ));
+            }
+            vec![target]
+        }
+        "StopTask" => vec![in_cluster(task_arn(
+            ctx,
+            &cluster_name,
+            text("task").unwrap_or_default(),
+        ))],
+        "DescribeTasks" => list("tasks")
+            .iter()
+            .map(|t| in_cluster(task_arn(ctx, &cluster_name, t)))
+            .collect(),
+        "CreateService" => vec![in_cluster(
+            ctx.arns
+                .service(&cluster_name, text("serviceName").unwrap_or_default()),
+        )],
+        "UpdateService" | "DeleteService" | "ListServiceDeployments" => {
+            vec![in_cluster(service_arn(
+                ctx,
+                &cluster_name,
+                text("service").unwrap_or_default(),
+            ))]
+        }
+        "DescribeServices" => list("services")
+            .iter()
+            .map(|s| in_cluster(service_arn(ctx, &cluster_name, s)))
+            .collect(),
+        "DescribeServiceDeployments" => list("serviceDeploymentArns")
+            .into_iter()
+            .map(plain)
+            .collect(),
+        "DescribeServiceRevisions" => list("serviceRevisionArns").into_iter().map(plain).collect(),
+        "StopServiceDeployment" => vec![plain(
+            text("serviceDeploymentArn").unwrap_or_default().to_string(),
+        )],
+        "TagResource" | "UntagResource" | "ListTagsForResource" => {
+            let resource = text("resourceArn").unwrap_or_default().to_string();
+            let mut context = request_tags.clone();
+            for key in list("tagKeys") {
+                context.push(("aws:TagKeys".into(), key));
+            }
+            vec![(resource, context)]
+        }
+        _ => vec![plain("*".to_string())],
+    };
+    for (resource, context) in &mut targets {
+        if resource != "*" {
+            for tag in crate::handlers::tags::resource_tags(ctx, resource) {
+                if let (Some(key), Some(value)) = (tag.key, tag.value) {
+                    context.push((format!("aws:ResourceTag/{key}"), value));
+                }
+            }
+        }
+    }
+    targets
+}
+
+/// `aws:RequestTag/<key>` and `aws:TagKeys` of the request's `tags`.
+fn request_tags(input: &Value) -> Keys {
+    let mut context = Keys::new();
+    let tags = input.get("tags").and_then(Value::as_array);
+    for tag in tags.into_iter().flatten() {
+        if let Some(key) = tag.get("key").and_then(Value::as_str) {
+            let value = tag.get("value").and_then(Value::as_str).unwrap_or_default();
+            context.push((format!("aws:RequestTag/{key}"), value.to_string()));
+            context.push(("aws:TagKeys".into(), key.to_string()));
+        }
+    }
+    context
+}
+
+fn instance_arn(ctx: &Ctx, cluster: &str, reference: &str) -> String {
+    match id_of(reference, "container-instance") {
+        Some(id) if !reference.starts_with("arn:") => ctx.arns.container_instance(cluster, &id),
+        _ => reference.to_string(),
+    }
+}
+
+fn task_arn(ctx: &Ctx, cluster: &str, reference: &str) -> String {
+    match id_of(reference, "task") {
+        Some(id) if !reference.starts_with("arn:") => ctx.arns.task(cluster, &id),
+        _ => reference.to_string(),
+    }
+}
+
+fn service_arn(ctx: &Ctx, cluster: &str, reference: &str) -> String {
+    if reference.starts_with("arn:") {
+        reference.to_string()
+    } else {
+        ctx.arns.service(cluster, reference)
+    }
+}
