@@ -42,6 +42,8 @@ pub struct AgentConfig {
     pub region: String,
     /// What the agent signs its requests with.
     pub credentials: berth_core::sigv4::Credentials,
+    /// The CA certificates (PEM) an `https://` server must chain to; `None`: the system's.
+    pub ca: Option<PathBuf>,
     /// Time between heartbeats.
     pub heartbeat_interval: Duration,
     /// Time between SIGTERM and SIGKILL for containers without a `stopTimeout`.
@@ -73,6 +75,7 @@ impl AgentConfig {
             memory_reserve_mib: crate::host::DEFAULT_MEMORY_RESERVE_MIB,
             region: "us-east-1".into(),
             credentials,
+            ca: None,
             heartbeat_interval: Duration::from_secs(5),
             default_stop_timeout: crate::spec::DEFAULT_STOP_TIMEOUT,
             pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
@@ -127,7 +130,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
-    let client = ServerClient::new(&config.server, &config.region, config.credentials.clone())?;
+    let client = ServerClient::with_ca(
+        &config.server,
+        &config.region,
+        config.credentials.clone(),
+        config.ca.as_deref(),
+    )?;
     let info = bounds::bounded(bounds::CALL_TIMEOUT, runtime.ping())
         .await
         .map_err(AgentError::RuntimeUnavailable)?;

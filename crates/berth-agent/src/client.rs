@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -51,11 +52,13 @@ pub enum ClientError {
 
 impl ClientError {
     /// Whether trying again later may succeed: transport failures, server faults and
-    /// throttling; not a request the server rejected.
+    /// throttling (`ThrottlingException`, or HTTP 429); not a request the server rejected.
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Transport(_) | ClientError::Decode(_) => true,
-            ClientError::Api { status, .. } => *status >= 500 || *status == 429,
+            ClientError::Api { status, kind, .. } => {
+                *status >= 500 || *status == 429 || kind == "ThrottlingException"
+            }
             ClientError::InvalidUrl { .. } => false,
         }
     }
@@ -64,7 +67,7 @@ impl ClientError {
 /// The client. Cheap to clone: clones share the connection pool.
 #[derive(Clone)]
 pub struct ServerClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// `scheme://authority`, without a trailing slash.
     base: String,
     authority: String,
@@ -89,12 +92,23 @@ struct ErrorBody {
 }
 
 impl ServerClient {
-    /// A client of the server at `url` (`http://host:port`), signing with `credentials` in
-    /// `region`.
+    /// A client of the server at `url` (`http://host:port`, or `https://` trusting the
+    /// system's CAs), signing with `credentials` in `region`.
     pub fn new(
         url: &str,
         region: &str,
         credentials: Credentials,
+    ) -> Result<ServerClient, ClientError> {
+        ServerClient::with_ca(url, region, credentials, None)
+    }
+
+    /// [`ServerClient::new`], trusting for `https://` only the CA certificates in the PEM file
+    /// `ca` (a Berth server's own CA is `DATA_DIR/tls/ca.pem`).
+    pub fn with_ca(
+        url: &str,
+        region: &str,
+        credentials: Credentials,
+        ca: Option<&std::path::Path>,
     ) -> Result<ServerClient, ClientError> {
         let invalid = |why: &str| ClientError::InvalidUrl {
             url: url.to_string(),
@@ -104,11 +118,10 @@ impl ServerClient {
             .trim_end_matches('/')
             .parse()
             .map_err(|_| invalid("it is not a URL; use http://HOST:PORT"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(invalid("TLS is not supported yet; use http://")),
-            _ => return Err(invalid("use http://HOST:PORT")),
-        }
+        let scheme = match uri.scheme_str() {
+            Some(scheme @ ("http" | "https")) => scheme.to_string(),
+            _ => return Err(invalid("use http://HOST:PORT or https://HOST:PORT")),
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| invalid("it names no host; use http://HOST:PORT"))?
@@ -119,10 +132,20 @@ impl ServerClient {
         let mut connector = HttpConnector::new();
         // Reports and stream lines are small: send them at once, not after Nagle's delay.
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let tls = tls_config(ca).map_err(|why| ClientError::InvalidUrl {
+            url: url.to_string(),
+            why,
+        })?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new()).build(connector);
         Ok(ServerClient {
             http,
-            base: format!("http://{authority}"),
+            base: format!("{scheme}://{authority}"),
             authority,
             region: region.to_string(),
             credentials,
@@ -273,6 +296,40 @@ impl ServerClient {
             buffer: Vec::new(),
         })
     }
+}
+
+/// The TLS configuration of a client trusting the CAs of PEM file `ca`, or the system's.
+fn tls_config(ca: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+            for cert in CertificateDer::pem_slice_iter(&bytes) {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{} holds no CA certificate", path.display()));
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A system certificate rustls cannot use is skipped, as browsers do.
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// An open desired-state stream: newline-delimited JSON [`DesiredUpdate`] lines.

@@ -3,6 +3,7 @@
 //! Nothing here does I/O or needs an async runtime.
 
 pub mod arn;
+pub mod civil;
 pub mod gateway;
 pub mod iam;
 pub mod model;

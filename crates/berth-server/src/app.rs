@@ -31,6 +31,10 @@ pub struct ServerConfig {
     pub stopped_task_retention: std::time::Duration,
     /// How long an agent may stay silent before its instance is `agentConnected=false`.
     pub agent_grace: std::time::Duration,
+    /// What one client may take of the server.
+    pub limits: crate::limits::Limits,
+    /// Whether (and with which certificate) the endpoint speaks TLS.
+    pub tls: crate::tls::Tls,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +46,8 @@ impl Default for ServerConfig {
             account_id: "000000000000".to_string(),
             stopped_task_retention: std::time::Duration::from_secs(24 * 3600),
             agent_grace: std::time::Duration::from_secs(20),
+            limits: crate::limits::Limits::default(),
+            tls: crate::tls::Tls::Off,
         }
     }
 }
@@ -69,6 +75,10 @@ pub struct App {
     pub agents: crate::gateway::AgentRegistry,
     /// The master key access key secrets are derived from.
     pub keys: crate::auth::KeyRing,
+    /// Requests per principal, against `config.limits`.
+    pub rate: crate::limits::RateLimiter,
+    /// Open desired-state streams per principal.
+    pub streams: Arc<crate::limits::StreamCount>,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
     /// Set when the server is stopping: long-lived responses (agent streams) end.
@@ -113,6 +123,8 @@ impl App {
             config,
             agents: Default::default(),
             keys,
+            rate: Default::default(),
+            streams: Default::default(),
             placement: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
         });

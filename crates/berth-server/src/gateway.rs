@@ -243,6 +243,17 @@ pub async fn desired(
         ))
         .into_response();
     }
+    let max_streams = app.config.limits.max_streams_per_principal;
+    let Some(slot) = app.streams.open(&caller.arn, max_streams) else {
+        return ApiError::new(
+            "LimitExceededException",
+            format!(
+                "{} already holds {max_streams} desired-state streams open, the most one principal may.",
+                caller.arn
+            ),
+        )
+        .into_response();
+    };
     let arn = match agent_instance(&app, caller, &query.cluster, &query.container_instance) {
         Ok(arn) => arn,
         Err(e) => return e.into_response(),
@@ -263,6 +274,7 @@ pub async fn desired(
         last_sent: Instant::now(),
         changes,
         closing: app.closing(),
+        _slot: slot,
     };
     let stream = futures_util::stream::unfold(stream, next_line);
     let mut response = Body::from_stream(stream).into_response();
@@ -284,6 +296,8 @@ struct StreamState {
     changes: tokio::sync::watch::Receiver<u64>,
     /// Turns true when the server stops: the stream ends, so a graceful shutdown can finish.
     closing: tokio::sync::watch::Receiver<bool>,
+    /// This stream's place among its principal's open streams.
+    _slot: crate::limits::StreamSlot,
 }
 
 async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>, StreamState)> {
@@ -386,6 +400,35 @@ mod tests {
             .await
             .expect("the shutdown does not wait for the open stream")
             .expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_principal_holds_no_more_streams_than_its_limit() {
+        let (served, id) = serving_one_instance().await;
+        let app = served.server.app();
+        let _held = app
+            .streams
+            .open(&served.credentials_arn(), 1)
+            .expect("a slot");
+        // The limit is the server's (10,000 by default): fill it from the same principal.
+        let max = app.config.limits.max_streams_per_principal;
+        let _rest: Vec<_> = (1..max)
+            .map(|_| {
+                app.streams
+                    .open(&served.credentials_arn(), max)
+                    .expect("slot")
+            })
+            .collect();
+        let query = format!("cluster=demo&containerInstance={id}&protocol={STREAM_PROTOCOL}");
+        let answer = open_stream(&served, &query).await;
+        assert_eq!(answer.error_type(), "LimitExceededException", "{answer:?}");
+        drop(_rest);
+        let answer = open_stream(&served, &query).await;
+        assert_eq!(
+            answer.status, 200,
+            "a closed stream frees its slot: {answer:?}"
+        );
+        served.server.shutdown().await.expect("shutdown");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    scheme: &'static str,
     app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -32,6 +33,11 @@ impl Server {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The endpoint clients use: `http://ADDR`, or `https://ADDR` when it speaks TLS.
+    pub fn endpoint(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The application state (for in-process callers such as `berth up`).
@@ -104,6 +110,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] berth_store::StoreError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Opens the store, binds the listener and starts serving in the background.
@@ -115,6 +124,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
+    let acceptor = crate::tls::acceptor(&config.tls, config.data_dir.as_deref(), addr)?;
     let app = App::open(config).await?;
     let gc_every = (app.config.stopped_task_retention / 4).clamp(
         std::time::Duration::from_secs(1),
@@ -125,25 +135,102 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::controllers::instance_health::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
-    let task = tokio::spawn(async move {
-        // Small stream lines and answers must not wait on Nagle and delayed ACKs.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY could not be set");
-            }
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let limits = app.config.limits.clone();
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let task = tokio::spawn(accept(listener, router, limits, acceptor, stopped));
     Ok(Server {
         addr,
+        scheme,
         app,
         stop: Some(stop),
         task,
     })
+}
+
+/// How long a stopping server waits for requests in flight.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections until `stopped`, at most `limits.max_connections` at once (beyond,
+/// new ones wait in the listen backlog), each given `limits.header_read_timeout` to send a
+/// request's head; then lets the requests in flight finish.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: crate::limits::Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = &mut stopped => break,
+        };
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        // Small stream lines and answers must not wait on Nagle and delayed ACKs.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        match &tls {
+            None => {
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                // The handshake gets the time a request head gets.
+                let handshake =
+                    tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
+                let (http, watcher) = (http.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let connection =
+                                watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                            if let Err(e) = connection.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    Ok(())
 }
 
 /// The id of a request, made as it arrives: every answer carries it in `x-amzn-RequestId`,
@@ -216,6 +303,11 @@ async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Re
         Err(e) => Err(e),
     };
     let mut response = match checked {
+        Ok(((principal, _), _)) if !app.rate.admit(&principal.arn, &app.config.limits) => {
+            let error = ApiError::new("ThrottlingException", "Rate exceeded");
+            let service = wire_service(&parts.headers);
+            error_answer(wire, service, error, &request_id.0)
+        }
         Ok(((principal, service), body)) => {
             let mut request = Request::from_parts(parts, Body::from(body));
             request.extensions_mut().insert(principal);
@@ -225,19 +317,23 @@ async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Re
         }
         Err(error) => {
             tracing::debug!(request_id = %request_id.0, error = %error, "request refused");
-            let service = parts
-                .headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split('/').nth(3))
-                .unwrap_or("iam");
-            error_answer(wire, service, error, &request_id.0)
+            error_answer(wire, wire_service(&parts.headers), error, &request_id.0)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id.0) {
         response.headers_mut().insert("x-amzn-RequestId", value);
     }
     response
+}
+
+/// The service an `Authorization` header's scope names (IAM's when it names none), for
+/// errors answered before the request is authenticated.
+fn wire_service(headers: &HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('/').nth(3))
+        .unwrap_or("iam")
 }
 
 fn principal_of(
@@ -407,6 +503,115 @@ async fn handle_ecs(ctx: Ctx, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::limits::Limits;
+    use crate::test_support::{now, send_ecs, served_with, Signing};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_finishes_its_request_head_is_cut_off() {
+        let served = served_with(Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        })
+        .await;
+        let mut slow = tokio::net::TcpStream::connect(served.server.addr())
+            .await
+            .expect("connect");
+        slow.write_all(b"POST / HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .expect("half a head");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+            .await
+            .expect("the server closes the connection, not the test's timeout")
+            .ok();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "no request was served: {answer}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "cut off by the timeout"
+        );
+        served.server.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn beyond_the_connection_cap_a_client_waits_until_a_connection_closes() {
+        let served = served_with(Limits {
+            max_connections: 1,
+            ..Limits::default()
+        })
+        .await;
+        let holder = tokio::net::TcpStream::connect(served.server.addr())
+            .await
+            .expect("connect");
+        let credentials = served.credentials.clone();
+        let waiting = tokio::spawn({
+            let addr = served.server.addr();
+            async move {
+                crate::test_support::send(
+                    addr,
+                    "POST",
+                    "/",
+                    &[(
+                        "x-amz-target",
+                        "AmazonEC2ContainerServiceV20141113.ListClusters",
+                    )],
+                    b"{}",
+                    Signing::As(&credentials, now()),
+                )
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the second connection is not served yet"
+        );
+        drop(holder);
+        let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("served once the first connection closed")
+            .expect("task");
+        assert_eq!(answer.status, 200, "{answer:?}");
+        served.server.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_principal_beyond_its_rate_is_throttled_as_ecs_throttles() {
+        let served = served_with(Limits {
+            requests_per_second: 0.5,
+            burst: 3.0,
+            ..Limits::default()
+        })
+        .await;
+        let good = &served.credentials;
+        let body = serde_json::json!({});
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            let answer = send_ecs(&served, "ListClusters", &body, Signing::As(good, now())).await;
+            statuses.push((answer.status, answer.error_type()));
+        }
+        assert_eq!(
+            statuses[..3],
+            [
+                (200, String::new()),
+                (200, String::new()),
+                (200, String::new())
+            ]
+        );
+        assert_eq!(
+            statuses[3],
+            (400, "ThrottlingException".to_string()),
+            "{statuses:?}"
+        );
+        served.server.shutdown().await.expect("shutdown");
+    }
 
     #[test]
     fn a_server_fault_reaches_the_client_as_its_request_id_only() {

@@ -11,11 +11,13 @@ pub mod gateway;
 pub mod handlers;
 pub mod http;
 pub mod iam;
+pub mod limits;
 pub mod protocol;
 pub mod state;
 pub mod sts;
 #[cfg(test)]
 pub mod test_support;
+pub mod tls;
 
 pub use app::{App, ServerConfig};
 pub use http::{serve, Server, StartError};

@@ -38,12 +38,25 @@ pub struct Served {
     pub dir: tempfile::TempDir,
 }
 
+impl Served {
+    /// The ARN of the principal [`Served::credentials`] sign as (the root user).
+    pub fn credentials_arn(&self) -> String {
+        format!("arn:aws:iam::{}:root", self.server.app().config.account_id)
+    }
+}
+
 /// Starts a [`Served`] server.
 pub async fn served() -> Served {
+    served_with(crate::limits::Limits::default()).await
+}
+
+/// Starts a [`Served`] server with the given limits.
+pub async fn served_with(limits: crate::limits::Limits) -> Served {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: Some(dir.path().join("data")),
+        limits,
         ..ServerConfig::default()
     };
     let server = crate::serve(config).await.expect("serve");

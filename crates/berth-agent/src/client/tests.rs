@@ -84,13 +84,8 @@ async fn answer(listener: &TcpListener, status: &str, body: &str) -> String {
 fn only_plain_http_urls_with_a_host_are_accepted() {
     assert!(ServerClient::new("http://127.0.0.1:7700", "us-east-1", credentials()).is_ok());
     assert!(ServerClient::new("http://127.0.0.1:7700/", "us-east-1", credentials()).is_ok());
-    for bad in [
-        "https://x:1",
-        "127.0.0.1:7700",
-        "ftp://x",
-        "http://x:1/api",
-        "not a url",
-    ] {
+    assert!(ServerClient::new("https://127.0.0.1:7700", "us-east-1", credentials()).is_ok());
+    for bad in ["127.0.0.1:7700", "ftp://x", "http://x:1/api", "not a url"] {
         let err = ServerClient::new(bad, "us-east-1", credentials()).expect_err(bad);
         assert!(
             matches!(err, ClientError::InvalidUrl { .. }),
@@ -112,6 +107,12 @@ fn server_faults_and_transport_errors_are_retried_but_rejections_are_not() {
         status: 429,
         kind: "ThrottlingException".into(),
         message: String::new()
+    }
+    .is_retryable());
+    assert!(ClientError::Api {
+        status: 400,
+        kind: "ThrottlingException".into(),
+        message: "Rate exceeded".into()
     }
     .is_retryable());
     assert!(!ClientError::Api {

@@ -263,12 +263,7 @@ pub fn epoch_seconds(text: &str) -> Option<f64> {
         return None;
     }
     let fraction: f64 = format!("0.{fraction}").parse().ok()?;
-    // Days since 1970-01-01 of a Gregorian date (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let days = berth_core::civil::days_from_civil(year, month, day);
     Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64 + fraction)
 }
 

@@ -4,8 +4,8 @@
 
 mod access_keys;
 pub mod agent_user;
+mod inline_policies;
 mod roles;
-mod user_policies;
 mod users;
 
 use crate::dispatch::Ctx;
@@ -20,6 +20,7 @@ pub const NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
 /// Runs IAM action `request.action`; the XML of its result, if it has one.
 pub async fn dispatch(ctx: Ctx, request: QueryRequest) -> Result<Option<Xml>, ApiError> {
+    use inline_policies::Owner::{Role, User};
     crate::authz::authorize_iam(&ctx, &request)?;
     match request.action.as_str() {
         "CreateUser" => users::create(&ctx, &request).await,
@@ -30,18 +31,18 @@ pub async fn dispatch(ctx: Ctx, request: QueryRequest) -> Result<Option<Xml>, Ap
         "ListAccessKeys" => access_keys::list(&ctx, &request),
         "UpdateAccessKey" => access_keys::update(&ctx, &request).await,
         "DeleteAccessKey" => access_keys::delete(&ctx, &request).await,
-        "PutUserPolicy" => user_policies::put(&ctx, &request).await,
-        "GetUserPolicy" => user_policies::get(&ctx, &request),
-        "DeleteUserPolicy" => user_policies::delete(&ctx, &request).await,
-        "ListUserPolicies" => user_policies::list(&ctx, &request),
+        "PutUserPolicy" => inline_policies::put(&ctx, &request, User).await,
+        "GetUserPolicy" => inline_policies::get(&ctx, &request, User),
+        "DeleteUserPolicy" => inline_policies::delete(&ctx, &request, User).await,
+        "ListUserPolicies" => inline_policies::list(&ctx, &request, User),
         "CreateRole" => roles::create(&ctx, &request).await,
         "GetRole" => roles::get(&ctx, &request),
         "ListRoles" => roles::list(&ctx, &request),
         "DeleteRole" => roles::delete(&ctx, &request).await,
-        "PutRolePolicy" => roles::put_policy(&ctx, &request).await,
-        "GetRolePolicy" => roles::get_policy(&ctx, &request),
-        "DeleteRolePolicy" => roles::delete_policy(&ctx, &request).await,
-        "ListRolePolicies" => roles::list_policies(&ctx, &request),
+        "PutRolePolicy" => inline_policies::put(&ctx, &request, Role).await,
+        "GetRolePolicy" => inline_policies::get(&ctx, &request, Role),
+        "DeleteRolePolicy" => inline_policies::delete(&ctx, &request, Role).await,
+        "ListRolePolicies" => inline_policies::list(&ctx, &request, Role),
         other => Err(ApiError::new(
             "InvalidAction",
             format!("The action {other} is not valid for this web service."),

@@ -1,6 +1,6 @@
-//! Roles and their inline policies: CreateRole, GetRole, ListRoles, DeleteRole,
-//! PutRolePolicy, GetRolePolicy, DeleteRolePolicy, ListRolePolicies. A role is assumed with
-//! STS AssumeRole by the principals its trust policy (`AssumeRolePolicyDocument`) names.
+//! Roles: CreateRole, GetRole, ListRoles, DeleteRole (their inline policies are in
+//! `inline_policies`). A role is assumed with STS AssumeRole by the principals its trust
+//! policy (`AssumeRolePolicyDocument`) names.
 
 use super::{
     id_fault, no_such_entity, page, policy_document, tags_of, validate_name, validate_path,
@@ -134,61 +134,4 @@ pub(super) async fn delete(ctx: &Ctx, request: &QueryRequest) -> Result<Option<X
         ));
     }
     Ok(None)
-}
-
-pub(super) async fn put_policy(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>, ApiError> {
-    let role = existing(ctx, request.required("RoleName")?)?;
-    let name = request.required("PolicyName")?;
-    validate_name("policyName", name, 128)?;
-    let policy = InlinePolicy {
-        owner: role.role_name.clone(),
-        policy_name: name.to_string(),
-        policy_document: policy_document(request, "PolicyDocument", PolicyKind::Identity)?,
-    };
-    let key = keys::role_policy(&role.role_name, name);
-    ctx.commit(Txn::new().put(key, encode(&policy))).await?;
-    Ok(None)
-}
-
-fn existing_policy(ctx: &Ctx, request: &QueryRequest) -> Result<InlinePolicy, ApiError> {
-    let role = existing(ctx, request.required("RoleName")?)?;
-    let name = request.required("PolicyName")?;
-    ctx.get::<InlinePolicy>(&keys::role_policy(&role.role_name, name))?
-        .map(|p| p.value)
-        .ok_or_else(|| no_such_entity(format!("The role policy with name {name} cannot be found.")))
-}
-
-pub(super) fn get_policy(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>, ApiError> {
-    let policy = existing_policy(ctx, request)?;
-    let mut xml = Xml::new();
-    xml.field("RoleName", &policy.owner)
-        .field("PolicyName", &policy.policy_name)
-        .field("PolicyDocument", &url_encode(&policy.policy_document));
-    Ok(Some(xml))
-}
-
-pub(super) async fn delete_policy(
-    ctx: &Ctx,
-    request: &QueryRequest,
-) -> Result<Option<Xml>, ApiError> {
-    let policy = existing_policy(ctx, request)?;
-    let key = keys::role_policy(&policy.owner, &policy.policy_name);
-    ctx.commit(Txn::new().delete(key)).await?;
-    Ok(None)
-}
-
-pub(super) fn list_policies(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>, ApiError> {
-    let role = existing(ctx, request.required("RoleName")?)?;
-    let names: Vec<String> = ctx
-        .list::<InlinePolicy>(&keys::role_policies_of(&role.role_name))?
-        .into_iter()
-        .map(|p| p.value.policy_name)
-        .collect();
-    let (names, marker) = page(request, names, |n| n.to_lowercase())?;
-    let mut xml = Xml::new();
-    xml.list("PolicyNames", &names, |xml, name| {
-        xml.text(name);
-    });
-    write_page_end(&mut xml, marker);
-    Ok(Some(xml))
 }

@@ -20,9 +20,14 @@ pub const DOCKER_HINT: &str =
 /// Options of `berth agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// URL of the Berth server, e.g. http://127.0.0.1:7700.
+    /// URL of the Berth server, e.g. http://127.0.0.1:7700 or https://berth.example:7700.
     #[arg(long)]
     pub server: String,
+    /// CA certificate (PEM) the server's TLS certificate must chain to: a Berth server's own
+    /// CA is DATA_DIR/tls/ca.pem. Without it, https:// servers need a certificate the
+    /// system trusts.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// Cluster to join.
     #[arg(long, default_value = "default")]
     pub cluster: String,
@@ -132,6 +137,7 @@ impl AgentArgs {
         config.task_cleanup_wait = self.task_cleanup_wait;
         config.pull_timeout = self.image_pull_timeout;
         config.allowances = self.allow.allowances();
+        config.ca = self.ca.clone();
         Ok(config)
     }
 }

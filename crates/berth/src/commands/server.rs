@@ -28,6 +28,37 @@ pub struct ServerArgs {
     /// agentConnected=false and receives no new tasks. Agents heartbeat every 5 s.
     #[arg(long, default_value = "20s", value_parser = super::parse_duration)]
     pub agent_grace: std::time::Duration,
+    /// Connections open at once; beyond it new ones wait until one closes.
+    #[arg(long, default_value_t = 16_000)]
+    pub max_connections: usize,
+    /// Time a client has to send a request's head, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = super::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// Requests per second each principal may make on average (beyond: ThrottlingException).
+    #[arg(long, default_value_t = 20_000.0)]
+    pub rate_limit: f64,
+    /// Requests a principal may make at once above its rate.
+    #[arg(long, default_value_t = 40_000.0)]
+    pub rate_burst: f64,
+    /// Desired-state streams each principal may hold open.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_streams_per_principal: usize,
+    /// TLS certificate chain (PEM) of the endpoint; with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with Berth's own CA (DATA_DIR/tls/ca.pem) even on a loopback address. On any
+    /// other address it is the default when no --tls-cert is given.
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, conflicts_with_all = ["tls", "tls_cert"])]
+    pub insecure_http: bool,
+    /// Another name or address for the own CA's server certificate; repeatable.
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
 }
 
 impl ServerArgs {
@@ -44,6 +75,34 @@ impl ServerArgs {
             account_id: self.account_id.clone(),
             stopped_task_retention: self.stopped_task_retention,
             agent_grace: self.agent_grace,
+            limits: berth_server::limits::Limits {
+                max_connections: self.max_connections,
+                header_read_timeout: self.header_read_timeout,
+                requests_per_second: self.rate_limit,
+                burst: self.rate_burst,
+                max_streams_per_principal: self.max_streams_per_principal,
+            },
+            tls: self.tls_mode(),
+        }
+    }
+}
+
+impl ServerArgs {
+    /// TLS as the options say: the operator's certificate, else Berth's own CA when asked or
+    /// when listening beyond loopback, else plain HTTP.
+    fn tls_mode(&self) -> berth_server::tls::Tls {
+        use berth_server::tls::Tls;
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Tls::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ if self.tls || (!self.listen.ip().is_loopback() && !self.insecure_http) => {
+                Tls::OwnCa {
+                    extra_names: self.tls_sans.clone(),
+                }
+            }
+            _ => Tls::Off,
         }
     }
 }
@@ -56,11 +115,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("berth server could not start")?;
     tracing::info!(
-        endpoint = %format!("http://{}", server.addr()),
+        endpoint = %server.endpoint(),
         data_dir = %data_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
         "berth server is serving the ECS API"
     );
-    println!("berth server listening on http://{}", server.addr());
+    println!("berth server listening on {}", server.endpoint());
     if let Some(file) = server.app().credentials_file() {
         tracing::info!(credentials = %file.display(), "the root user's access key (profile berth) is in this file");
         println!(

@@ -35,7 +35,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let server = berth_server::serve(config)
         .await
         .context("berth could not start")?;
-    let endpoint = format!("http://{}", server.addr());
+    let endpoint = server.endpoint();
     let cluster = berth_server::handlers::clusters::ensure_cluster(&server.app(), "default")
         .await
         .context("could not create cluster 'default'")?;
@@ -48,6 +48,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         AgentConfig::new(&endpoint, "default", data_dir.join("agent"), credentials);
     agent_config.availability_zone = args.availability_zone;
     agent_config.allowances = args.allow.allowances();
+    let ca = data_dir.join(berth_server::tls::CA_FILE);
+    if endpoint.starts_with("https://") && ca.exists() {
+        agent_config.ca = Some(ca.clone());
+    }
     let credentials_file = data_dir.join(berth_server::auth::CREDENTIALS_FILE);
     println!(
         "Berth is up. ECS endpoint: {endpoint}  (cluster: default, data: {})",
@@ -60,6 +64,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         credentials_file.display(),
         args.server.region
     );
+    if endpoint.starts_with("https://") && ca.exists() {
+        println!("  export AWS_CA_BUNDLE={}", ca.display());
+    }
     println!("Try:  aws ecs list-container-instances");
     print_admission_hint(&cluster, &agent_config.allowances);
     let agent = berth_agent::run(agent_config, runtime, super::shutdown_signal());

@@ -2,6 +2,7 @@
 //! reports the first problem with the position (0-based character offset) where it is.
 
 use super::{Argument, Comparison, Expr, Literal, Operator, Pattern, Subject};
+use crate::civil::{days_from_civil, days_in_month};
 use std::fmt;
 
 /// The longest expression ECS accepts.
@@ -483,24 +484,4 @@ pub(super) fn time_range(text: &str) -> Option<(f64, f64)> {
     };
     let t = (midnight + (h * 3600 + m * 60 + s - offset) as f64).floor();
     Some((t, t + 1.0))
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
