@@ -3,13 +3,16 @@
 server over HTTP only, while a driver places K tasks and measures the end-to-end rate and the
 latency of reads under that load.
 
-    python bench/hollow_fleet.py --endpoint http://127.0.0.1:7700 --agents 1000 --tasks 10000
+    python bench/hollow_fleet.py --endpoint http://127.0.0.1:7700 --credentials-file DATA_DIR/credentials \
+        --agents 1000 --tasks 10000
 
 A hollow agent speaks the agent protocol of `berth agent` (crates/berth-agent) without running
 anything: RegisterContainerInstance, the desired-state stream (`GET /v1/agent/desired`,
 newline-delimited JSON, resumed with `since=<revision>`), heartbeats every 5 s, and
 SubmitTaskStateChange RUNNING for each task it is given (STOPPED once the task's desired status
-is STOPPED). Every request is SigV4-signed (service `ecs`) with the given access key and secret.
+is STOPPED). Every request, the stream's GET and the heartbeats included, is SigV4-signed
+(service `ecs`) with the given access key and secret, or those of a profile (default `berth`) of
+a shared-credentials file such as the `credentials` file `berth server` writes to its data dir.
 
 The driver creates the cluster and a one-container task definition, waits until every agent's
 stream is open, then runs RunTask count=10 (spread by instanceId) from concurrent callers until
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import configparser
 import datetime as _dt
 import hashlib
 import hmac
@@ -42,6 +46,7 @@ from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import yarl
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 AMZ_JSON = "application/x-amz-json-1.1"
@@ -138,6 +143,18 @@ class SigV4Signer:
         return out
 
 
+def read_credentials(path: str, profile: str = "berth") -> tuple[str, str]:
+    """The access key id and secret of `profile` in the shared-credentials file at `path`."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+        section = parser[profile]
+        return section["aws_access_key_id"], section["aws_secret_access_key"]
+    except (OSError, KeyError, configparser.Error) as e:
+        raise SystemExit(f"no access key in profile [{profile}] of {path}: {type(e).__name__}: {e}") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # HTTP client
 # ---------------------------------------------------------------------------------------------
@@ -224,10 +241,11 @@ class Client:
         if since is not None:
             query["since"] = str(since)
         headers = self.signer.sign("GET", self.host, DESIRED_PATH, query, {"Accept": "application/x-ndjson"}, b"")
-        # The query is encoded here exactly as it was signed.
+        # The query is encoded here exactly as it was signed, and sent as is (encoded=True:
+        # yarl would otherwise decode the %3A and %2F of an ARN).
         qs = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(query.items()))
         return self.session.get(
-            f"{self.base}{DESIRED_PATH}?{qs}",
+            yarl.URL(f"{self.base}{DESIRED_PATH}?{qs}", encoded=True),
             headers=headers,
             # The server sends a line at least every 15 s; a silent stream is dead.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=45),
@@ -301,8 +319,8 @@ class Config:
     endpoint: str
     agents: int = 1000
     tasks: int = 10000
-    access_key: str = "AKIDHOLLOWFLEET00000"
-    secret_key: str = "hollow-fleet-secret"
+    access_key: str = ""
+    secret_key: str = ""
     region: str = "us-east-1"
     cluster: str = "fleet"
     family: str = "hollow"
@@ -1126,6 +1144,8 @@ async def run(config: Config) -> Result:
     assert_loopback(config.endpoint)
     if config.tasks < 1 or config.agents < 1:
         raise ValueError("--agents and --tasks must be at least 1")
+    if not (config.access_key and config.secret_key):
+        raise ValueError("an access key and its secret are needed: the server verifies signatures")
     return await Driver(config).run()
 
 
@@ -1186,8 +1206,10 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[Config, Optional[str]]
     p.add_argument("--endpoint", required=True, help="the Berth server, http://127.0.0.1:PORT (loopback only)")
     p.add_argument("--agents", type=int, default=d.agents, help=f"hollow agents (default {d.agents})")
     p.add_argument("--tasks", type=int, default=d.tasks, help=f"tasks to place (default {d.tasks})")
-    p.add_argument("--access-key", default=d.access_key, help="SigV4 access key id")
-    p.add_argument("--secret-key", default=d.secret_key, help="SigV4 secret access key")
+    p.add_argument("--credentials-file", metavar="FILE", help="shared-credentials file with the keys (DATA_DIR/credentials)")
+    p.add_argument("--profile", default="berth", help="profile of --credentials-file (default berth)")
+    p.add_argument("--access-key", help="SigV4 access key id (instead of --credentials-file)")
+    p.add_argument("--secret-key", help="SigV4 secret access key (instead of --credentials-file)")
     p.add_argument("--region", default=d.region)
     p.add_argument("--cluster", default=d.cluster, help=f"cluster to create and use (default {d.cluster})")
     p.add_argument("--family", default=d.family, help=f"task definition family (default {d.family})")
@@ -1204,12 +1226,20 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[Config, Optional[str]]
     p.add_argument("--json", metavar="FILE", help="also write the result as JSON to FILE")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     a = p.parse_args(argv)
+    if a.credentials_file:
+        if a.access_key or a.secret_key:
+            p.error("give --credentials-file or --access-key and --secret-key, not both")
+        access_key, secret_key = read_credentials(a.credentials_file, a.profile)
+    elif a.access_key and a.secret_key:
+        access_key, secret_key = a.access_key, a.secret_key
+    else:
+        p.error("the server verifies signatures: give --credentials-file (or --access-key and --secret-key)")
     config = Config(
         endpoint=a.endpoint,
         agents=a.agents,
         tasks=a.tasks,
-        access_key=a.access_key,
-        secret_key=a.secret_key,
+        access_key=access_key,
+        secret_key=secret_key,
         region=a.region,
         cluster=a.cluster,
         family=a.family,

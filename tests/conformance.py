@@ -21,8 +21,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable, Optional
 
-# Error names that come from the AWS JSON protocol layer rather than from the ECS model.
-PROTOCOL_ERRORS = frozenset({"SerializationException", "UnknownOperationException", "MissingAction"})
+# Error names that come from the AWS JSON protocol layer rather than from the ECS model,
+# among them the refusals of request authentication (AWS's common errors).
+AUTH_ERRORS = frozenset(
+    {
+        "MissingAuthenticationTokenException",
+        "IncompleteSignatureException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+    }
+)
+PROTOCOL_ERRORS = frozenset({"SerializationException", "UnknownOperationException", "MissingAction"}) | AUTH_ERRORS
 _PROTOCOL_ERROR_MEMBERS = frozenset({"message"})
 
 _INT32 = (-(2**31), 2**31 - 1)

@@ -27,9 +27,8 @@ from harness import (
     REPO,
     BerthAgent,
     BerthServer,
+    Credentials,
     HarnessError,
-    berth_bin,
-    boto3_client,
     docker,
     remove_containers,
     wait_until,
@@ -144,19 +143,11 @@ class FaultServer(BerthServer):
         assert self.port, "start() first"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    str(berth_bin()),
-                    self.subcommand,
-                    "--listen",
-                    f"127.0.0.1:{self.port}",
-                    "--data-dir",
-                    str(self.data_dir),
-                    *self.extra_args,
-                ],
+                self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "BERTH_LOG": os.environ.get("BERTH_LOG", "info"), **self.env},
+                env=self.environment(),
             )
         wait_until(
             lambda: self.proc is not None and (self.proc.poll() is not None or self.healthy(timeout=1.0)),
@@ -167,6 +158,9 @@ class FaultServer(BerthServer):
         )
         if self.proc.poll() is not None:
             raise HarnessError(f"the restarted server exited with {self.proc.returncode}.\n{self.log_tail()}")
+        kept = Credentials.read(self.credentials_path)
+        if kept != self.credentials:
+            raise HarnessError(f"the restarted server changed its credentials ({self.credentials_path})")
         return self
 
     def kill9(self) -> None:
@@ -252,7 +246,7 @@ class FaultCluster:
         self.name = name
         self.server = FaultServer(self.base / "server", extra_args=list(server_args))
         self.agents: list[FaultAgent] = [
-            FaultAgent("http://127.0.0.1:1", name, self.base / f"agent-{i}") for i in range(agents)
+            FaultAgent(self.server, name, self.base / f"agent-{i}") for i in range(agents)
         ]
         self._ecs = None
 
@@ -260,7 +254,6 @@ class FaultCluster:
         self.server.start()
         self.ecs.create_cluster(clusterName=self.name)
         for agent in self.agents:
-            agent.server_url = self.server.url
             agent.start()
         if self.agents:
             self.wait_connected(len(self.agents), 30)
@@ -269,7 +262,7 @@ class FaultCluster:
     @property
     def ecs(self):
         if self._ecs is None:
-            self._ecs = boto3_client(self.server.url)
+            self._ecs = self.server.client()
         return self._ecs
 
     def logs(self) -> str:

@@ -2,6 +2,12 @@
 a `berth server` subprocess on a temp data dir, a recording proxy in front of it, and client
 factories (boto3, the AWS CLI, raw HTTP) that can only ever reach loopback.
 
+Every client signs its requests (SigV4) with the keys the server wrote to
+`<data_dir>/credentials` on its first start (profile `berth`): boto3 clients get them
+explicitly, raw HTTP requests are signed with botocore's SigV4Auth over the exact bytes sent,
+and the AWS CLI and `berth agent` subprocesses find them the way a user's would, through
+AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE. No AWS keys are ever in the environment.
+
 Nothing here skips: a missing binary or CLI is a loud error naming the command that fixes it.
 """
 
@@ -17,18 +23,25 @@ import subprocess
 import tempfile
 import threading
 import time
+from configparser import ConfigParser
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
+from unittest import mock
+from urllib.parse import quote, urlencode
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
-ACCESS_KEY = "AKIDBERTHTESTS000000"
-SECRET_KEY = "berth-tests-dummy-secret-key"
+# What requests are signed for (SigV4 credential scope).
+SIGNING_SERVICE = "ecs"
+# The file and profile in which a server's data dir holds its root access key.
+CREDENTIALS_FILE = "credentials"
+PROFILE = "berth"
 # A closed port: any client that ignores its loopback endpoint and tries a real AWS host goes
 # through this "proxy" and fails at once instead of leaving the machine.
 DEAD_PROXY = "http://127.0.0.1:9"
@@ -74,14 +87,20 @@ def aws_cli() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Keeping every client on loopback with dummy credentials
+# Keeping every client on loopback, with no credentials but those a server gives
 # ---------------------------------------------------------------------------------------------
 
-_SCRUBBED = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
+# Credentials in the environment beat any profile, so none may come from it.
+_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+)
+_SCRUBBED = (
+    *_CREDENTIAL_VARIABLES,
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_ECS",
     "AWS_CA_BUNDLE",
@@ -95,9 +114,10 @@ _EMPTY_AWS_DIR: Optional[str] = None
 
 
 def isolate_aws_environment() -> None:
-    """Points this process (and so every subprocess) at dummy credentials, empty config
-    files, region us-east-1, one attempt per call, and a dead proxy for anything that is not
-    loopback."""
+    """Points this process (and so every subprocess) at no credentials at all (no AWS keys in
+    the environment, empty config and credentials files), region us-east-1, one attempt per
+    call, and a dead proxy for anything that is not loopback. Clients get their keys from the
+    server they talk to (BerthServer.credentials)."""
     global _EMPTY_AWS_DIR
     if _EMPTY_AWS_DIR is None:
         _EMPTY_AWS_DIR = tempfile.mkdtemp(prefix="berth-aws-config-")
@@ -107,8 +127,6 @@ def isolate_aws_environment() -> None:
         os.environ.pop(name, None)
     os.environ.update(
         {
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
             "AWS_CONFIG_FILE": str(Path(_EMPTY_AWS_DIR, "config")),
@@ -132,6 +150,105 @@ def assert_loopback(url: str) -> None:
     host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
     if not (host.startswith("127.") or host in ("localhost", "::1")):
         raise HarnessError(f"refusing non-loopback endpoint {url}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Credentials
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An access key and its secret; `path` is the shared-credentials file that holds them
+    under `profile` (None for keys made up in a test)."""
+
+    access_key: str
+    secret_key: str
+    path: Optional[Path] = None
+    profile: str = PROFILE
+
+    @classmethod
+    def read(cls, path: Path, profile: str = PROFILE) -> "Credentials":
+        """The keys of `profile` in the shared-credentials file at `path`; a missing file,
+        profile or key is a loud error."""
+        parser = ConfigParser(interpolation=None)
+        try:
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f)
+        except OSError as e:
+            raise HarnessError(f"cannot read the server's credentials file {path}: {e}") from None
+        if not parser.has_section(profile):
+            raise HarnessError(f"{path} has no [{profile}] profile (it has {parser.sections()})")
+        section = parser[profile]
+        missing = [k for k in ("aws_access_key_id", "aws_secret_access_key") if not section.get(k)]
+        if missing:
+            raise HarnessError(f"profile [{profile}] of {path} lacks {', '.join(missing)}")
+        return cls(section["aws_access_key_id"], section["aws_secret_access_key"], Path(path), profile)
+
+    def write(self, path: Path) -> "Credentials":
+        """Writes these keys to a new shared-credentials file at `path` (mode 0600) under
+        `profile`; returns the credentials with that path."""
+        parser = ConfigParser(interpolation=None)
+        parser[self.profile] = {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            parser.write(f)
+        return Credentials(self.access_key, self.secret_key, Path(path), self.profile)
+
+    def with_secret(self, secret_key: str) -> "Credentials":
+        """The same access key with another secret (not backed by a file)."""
+        return Credentials(self.access_key, secret_key, None, self.profile)
+
+    def botocore(self):
+        """These keys as botocore Credentials."""
+        from botocore.credentials import Credentials as BotocoreCredentials
+
+        return BotocoreCredentials(self.access_key, self.secret_key)
+
+    def env(self) -> dict[str, str]:
+        """The environment of a subprocess (AWS CLI, `berth agent`) that finds these keys the
+        standard AWS way: this process's environment, without any AWS keys or profile, plus
+        AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE naming the file and profile."""
+        if self.path is None:
+            raise HarnessError("these credentials are in no file: write() them to one first")
+        return {**subprocess_env(), "AWS_SHARED_CREDENTIALS_FILE": str(self.path), "AWS_PROFILE": self.profile}
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """This process's environment without AWS keys or profile (they would beat any profile a
+    subprocess is meant to use), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in _CREDENTIAL_VARIABLES}
+    env.update(extra)
+    return env
+
+
+def sign_request(
+    credentials: Credentials,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    at: Optional[datetime] = None,
+) -> dict[str, str]:
+    """`headers` plus Host, X-Amz-Date and Authorization, as botocore's SigV4Auth signs the
+    request (service `ecs`, region us-east-1) with `body` as its payload. The path and query of
+    `url` must be sent exactly as given (the query already percent-encoded, see query_path).
+    `at` (a timezone-aware datetime) signs as if the clock said so."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    # The Host sent is the one signed: name it rather than let botocore derive its own.
+    headers = {"Host": url.split("://", 1)[1].split("/", 1)[0], **headers}
+    request = AWSRequest(method=method, url=url, headers=headers, data=body)
+    signer = SigV4Auth(credentials.botocore(), SIGNING_SERVICE, REGION)
+    if at is None:
+        signer.add_auth(request)
+    else:
+        # botocore reads the time through this function, as naive UTC.
+        utc = at.astimezone(timezone.utc).replace(tzinfo=None)
+        with mock.patch("botocore.auth.get_current_datetime", return_value=utc):
+            signer.add_auth(request)
+    return dict(request.headers.items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +306,6 @@ _HOP_BY_HOP = {
     "te",
     "trailer",
     "upgrade",
-    "host",
     "content-length",
 }
 
@@ -257,8 +373,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _upstream(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes, Optional[str]]:
         conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=120)
         try:
+            # Path, headers and body go on as the client sent them, Host included: a SigV4
+            # signature covers all three, so the server must see what the client signed.
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-            conn.putheader("Host", f"127.0.0.1:{self.server.upstream_port}")
+            if "Host" not in self.headers:
+                conn.putheader("Host", f"127.0.0.1:{self.server.upstream_port}")
             for name, value in self.headers.items():
                 if name.lower() not in _HOP_BY_HOP:
                     conn.putheader(name, value.encode("latin-1", "replace"))
@@ -342,10 +461,43 @@ class BerthServer:
         self.env = dict(env or {})
         self.port = 0
         self.proc: Optional[subprocess.Popen[bytes]] = None
+        self._credentials: Optional[Credentials] = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_dir / CREDENTIALS_FILE
+
+    @property
+    def credentials(self) -> Credentials:
+        """The account's root access key, as the server wrote it to its data dir (read by
+        start() once the server answers /healthz: the file is written before that)."""
+        if self._credentials is None:
+            raise HarnessError(f"berth {self.subcommand} was never started: no credentials to read yet")
+        return self._credentials
+
+    def client(self, credentials: Optional[Credentials] = None, **config: Any):
+        """A boto3 ECS client straight to this server (no recording proxy), signing with the
+        server's keys unless `credentials` says otherwise."""
+        return boto3_client(self.url, credentials or self.credentials, **config)
+
+    def command(self) -> list[str]:
+        return [
+            str(berth_bin()),
+            self.subcommand,
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--data-dir",
+            str(self.data_dir),
+            *self.extra_args,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: no AWS keys (`berth up`'s agent must use its data dir's)."""
+        return subprocess_env(BERTH_LOG=os.environ.get("BERTH_LOG", "info"), **self.env)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -354,29 +506,22 @@ class BerthServer:
             return "<no log>"
 
     def start(self, timeout: float = 30.0) -> "BerthServer":
-        binary = berth_bin()
+        berth_bin()  # a missing binary is a loud error before anything starts
         last_error = ""
         for _ in range(5):
             self.port = free_port()
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [
-                        str(binary),
-                        self.subcommand,
-                        "--listen",
-                        f"127.0.0.1:{self.port}",
-                        "--data-dir",
-                        str(self.data_dir),
-                        *self.extra_args,
-                    ],
+                    self.command(),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env={**os.environ, "BERTH_LOG": os.environ.get("BERTH_LOG", "info"), **self.env},
+                    env=self.environment(),
                 )
             deadline = time.monotonic() + timeout
             while self.proc.poll() is None:
                 if self.healthy(timeout=1.0):
+                    self._credentials = Credentials.read(self.credentials_path)
                     return self
                 if time.monotonic() > deadline:
                     self.kill()
@@ -434,22 +579,26 @@ class BerthServer:
 # ---------------------------------------------------------------------------------------------
 
 
-def boto3_client(endpoint: str, service: str = "ecs"):
-    """A boto3 client for `endpoint` with dummy credentials and exactly one attempt per call."""
+def boto3_client(endpoint: str, credentials: Optional[Credentials], service: str = "ecs", **config: Any):
+    """A boto3 client for `endpoint` that signs with `credentials` and makes exactly one
+    attempt per call. `config` adds botocore Config options (say,
+    signature_version=botocore.UNSIGNED, the only case for credentials=None)."""
     import boto3
     from botocore.config import Config
 
     assert_loopback(endpoint)
-    session = boto3.session.Session(
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
-    )
-    config = Config(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=120,
-        max_pool_connections=32,
-    )
-    return session.client(service, endpoint_url=endpoint, config=config)
+    keys = {}
+    if credentials is not None:
+        keys = {"aws_access_key_id": credentials.access_key, "aws_secret_access_key": credentials.secret_key}
+    session = boto3.session.Session(region_name=REGION, **keys)
+    options: dict[str, Any] = {
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
+        "connect_timeout": 10,
+        "read_timeout": 120,
+        "max_pool_connections": 32,
+        **config,
+    }
+    return session.client(service, endpoint_url=endpoint, config=Config(**options))
 
 
 @dataclass
@@ -464,6 +613,28 @@ class RawResponse:
         return json.loads(self.body)
 
 
+def query_path(path: str, params: dict[str, str]) -> str:
+    """`path?query`, the query percent-encoded as SigV4 canonicalises it (so what is signed
+    is what is sent)."""
+    return f"{path}?{urlencode(sorted(params.items()), quote_via=quote)}" if params else path
+
+
+def _as_text(headers: dict[str, str | bytes]) -> dict[str, str]:
+    """Headers to sign. botocore hashes the canonical request as UTF-8, so raw bytes (a header
+    no SDK would send) are signed as their UTF-8 text, which hashes as the bytes sent; bytes
+    that are not UTF-8 have no such text and are signed one character per byte (latin-1),
+    which a server cannot match: such a request is not correctly signed."""
+    out = {}
+    for name, value in headers.items():
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                value = value.decode("latin-1")
+        out[name] = value
+    return out
+
+
 def raw_request(
     endpoint: str,
     body: bytes | str = b"{}",
@@ -474,9 +645,19 @@ def raw_request(
     path: str = "/",
     extra_headers: Optional[dict[str, str]] = None,
     timeout: float = 60.0,
+    credentials: Optional[Credentials] = None,
+    signed_body: Optional[bytes] = None,
+    signed_at: Optional[datetime] = None,
+    first_line: bool = False,
 ) -> RawResponse:
     """One hand-made HTTP request with http.client: whatever headers and body the caller
-    wants, including ones no SDK would send."""
+    wants, including ones no SDK would send.
+
+    With `credentials` it is SigV4-signed (botocore's SigV4Auth) over exactly the method,
+    path, headers and body sent; without, it goes unsigned. To mis-sign on purpose: other
+    credentials, `signed_body` (sign these bytes, send `body`), `signed_at` (sign as if the
+    clock said so). `first_line` reads the body only up to its first newline (for the
+    desired-state stream, which does not end)."""
     assert_loopback(endpoint)
     host_port = endpoint.split("://", 1)[1].rstrip("/")
     host, port = host_port.rsplit(":", 1)
@@ -484,24 +665,61 @@ def raw_request(
         body = body.encode("utf-8")
     if operation is not None:
         target = TARGET_PREFIX + operation
+    headers: dict[str, str | bytes] = {}
+    if target is not None:
+        headers["X-Amz-Target"] = target
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    headers.update(extra_headers or {})
+    if credentials is not None:
+        payload = body if signed_body is None else signed_body
+        signed = sign_request(credentials, method, f"http://{host_port}{path}", _as_text(headers), payload, signed_at)
+        # Raw header bytes go out as given; the other headers as signed.
+        headers = {**signed, **{k: v for k, v in headers.items() if isinstance(v, bytes)}}
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
-        conn.putrequest(method, path)
-        if target is not None:
-            conn.putheader("X-Amz-Target", target)
-        if content_type is not None:
-            conn.putheader("Content-Type", content_type)
-        for name, value in (extra_headers or {}).items():
+        conn.putrequest(method, path, skip_host="host" in (k.lower() for k in headers), skip_accept_encoding=True)
+        for name, value in headers.items():
             conn.putheader(name, value)
         conn.putheader("Content-Length", str(len(body)))
         resp = finish_request(conn, body)
-        return RawResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        data = resp.readline() if first_line else resp.read()
+        return RawResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
     finally:
         conn.close()
 
 
+# The agent gateway (crates/berth-core/src/gateway.rs): the desired-state stream, which
+# names the line format it reads, and the heartbeat.
+DESIRED_PATH = "/v1/agent/desired"
+HEARTBEAT_PATH = "/v1/agent/heartbeat"
+STREAM_PROTOCOL = "2"
+
+
+def heartbeat(server: "BerthServer", cluster: str, instance: str, **kwargs: Any) -> RawResponse:
+    """An agent's heartbeat for `instance`, straight to the server, signed with its keys;
+    `kwargs` as for raw_request (credentials=None: unsigned)."""
+    kwargs.setdefault("credentials", server.credentials)
+    body = json.dumps({"cluster": cluster, "containerInstance": instance})
+    return raw_request(server.url, body, content_type="application/json", path=HEARTBEAT_PATH, **kwargs)
+
+
+def desired_stream(server: "BerthServer", cluster: str, instance: str, **kwargs: Any) -> RawResponse:
+    """Opens the desired-state stream of `instance` as an agent does, straight to the server
+    (signed with its keys), and closes it after the first line; the response holds that line.
+    `kwargs` as for raw_request (credentials=None: unsigned)."""
+    kwargs.setdefault("credentials", server.credentials)
+    kwargs.setdefault("timeout", 30.0)
+    query = {"cluster": cluster, "containerInstance": instance, "protocol": STREAM_PROTOCOL}
+    path = query_path(DESIRED_PATH, query)
+    return raw_request(
+        server.url, b"", content_type=None, method="GET", path=path, extra_headers={"Accept": "application/x-ndjson"}, first_line=True, **kwargs
+    )
+
+
 class Berth:
-    """A running berth server behind a recording proxy, with client factories."""
+    """A running berth server behind a recording proxy, with client factories. Every client
+    signs with the server's own keys unless told otherwise."""
 
     def __init__(self, server: BerthServer, proxy: RecordingProxy) -> None:
         self.server = server
@@ -514,24 +732,40 @@ class Berth:
         return self.proxy.url
 
     @property
+    def credentials(self) -> Credentials:
+        """The server's root access key (from its data dir)."""
+        return self.server.credentials
+
+    @property
     def ecs(self):
         """A shared boto3 ECS client (thread-safe for calls)."""
         if self._client is None:
-            self._client = boto3_client(self.endpoint)
+            self._client = boto3_client(self.endpoint, self.credentials)
         return self._client
 
-    def new_client(self):
-        return boto3_client(self.endpoint)
+    def new_client(self, credentials: Optional[Credentials] = None, **config: Any):
+        """A new boto3 ECS client, signing with `credentials` (default: the server's);
+        `config` as for boto3_client."""
+        return boto3_client(self.endpoint, credentials or self.credentials, **config)
 
     def raw(self, *args: Any, **kwargs: Any) -> RawResponse:
+        """raw_request through the proxy, signed with the server's keys; `credentials=None`
+        sends it unsigned."""
+        kwargs.setdefault("credentials", self.credentials)
         return raw_request(self.endpoint, *args, **kwargs)
 
-    def call(self, operation: str, payload: dict[str, Any]) -> RawResponse:
-        """A well-formed unsigned request for `operation` with a JSON `payload`."""
-        return raw_request(self.endpoint, json.dumps(payload), operation=operation)
+    def call(self, operation: str, payload: dict[str, Any], **kwargs: Any) -> RawResponse:
+        """A well-formed signed request for `operation` with a JSON `payload`; `kwargs` as
+        for raw()."""
+        return self.raw(json.dumps(payload), operation=operation, **kwargs)
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 120.0) -> "CliResult":
-        """Runs `aws ecs <args>` against this server and parses its JSON output."""
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 120.0, credentials: Optional[Credentials] = None
+    ) -> "CliResult":
+        """Runs `aws ecs <args>` against this server and parses its JSON output. The CLI finds
+        its keys as a user's would: AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE name the
+        server's credentials file (or that of `credentials`), and no keys are in its
+        environment."""
         assert_loopback(self.endpoint)
         cmd = [
             *aws_cli(),
@@ -544,7 +778,8 @@ class Berth:
             "--output",
             "json",
         ]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+        env = (credentials or self.credentials).env()
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         result = CliResult(cmd, done.returncode, done.stdout, done.stderr)
         if check and done.returncode != 0:
             raise AssertionError(f"aws CLI failed: {result}")
@@ -643,19 +878,20 @@ def containers_with(label: str, all_states: bool = True) -> list[dict]:
 
 class BerthAgent:
     """`berth agent --server URL --cluster NAME --data-dir DIR [--attribute K=V]...` as a
-    subprocess. Agents talk to the server directly: the desired-state stream is a long-lived
-    response the recording proxy (which buffers whole bodies) cannot carry."""
+    subprocess of `server` (its URL and keys are read when the agent starts). Agents talk to
+    the server directly: the desired-state stream is a long-lived response the recording proxy
+    (which buffers whole bodies) cannot carry. An agent finds its keys as on a host: through
+    AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE naming the server's credentials file."""
 
     def __init__(
         self,
-        server_url: str,
+        server: BerthServer,
         cluster: str,
         data_dir: Path,
         attributes: Sequence[str] = (),
         extra_args: Sequence[str] = ("--task-cleanup-wait", "30s"),
     ) -> None:
-        assert_loopback(server_url)
-        self.server_url = server_url
+        self.server = server
         self.cluster = cluster
         self.data_dir = Path(data_dir)
         self.attributes = list(attributes)
@@ -663,7 +899,12 @@ class BerthAgent:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
+    @property
+    def server_url(self) -> str:
+        return self.server.url
+
     def start(self) -> "BerthAgent":
+        assert_loopback(self.server_url)
         args = [str(berth_bin()), "agent", "--server", self.server_url, "--cluster", self.cluster]
         args += ["--data-dir", str(self.data_dir)]
         for attribute in self.attributes:
@@ -675,7 +916,7 @@ class BerthAgent:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "BERTH_LOG": os.environ.get("BERTH_LOG", "info")},
+                env={**self.server.credentials.env(), "BERTH_LOG": os.environ.get("BERTH_LOG", "info")},
             )
         return self
 

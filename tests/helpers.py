@@ -37,6 +37,45 @@ def expect_error(codes: str | Iterable[str], call: Callable[..., Any], *args: An
     raise AssertionError(f"expected {' or '.join(wanted)}, but the call succeeded: {result}")
 
 
+# How a refusal of request authentication is answered: its HTTP status.
+AUTH_ERROR_STATUS = {
+    "MissingAuthenticationTokenException": 403,
+    "IncompleteSignatureException": 400,
+    "UnrecognizedClientException": 403,
+    "InvalidSignatureException": 403,
+}
+
+
+def expect_auth_error(code: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> ClientError:
+    """Calls `call` and asserts authentication refused it with `code`, the HTTP status that
+    goes with it, and a message. Returns the error."""
+    try:
+        result = call(*args, **kwargs)
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        assert (error.get("Code"), status) == (code, AUTH_ERROR_STATUS[code]), (
+            f"expected {code} (HTTP {AUTH_ERROR_STATUS[code]}), got {error.get('Code')} (HTTP {status}): "
+            f"{error.get('Message')}"
+        )
+        assert error.get("Message"), f"{code} came without a message"
+        return e
+    result = {k: v for k, v in (result or {}).items() if k != "ResponseMetadata"}
+    raise AssertionError(f"expected {code}, but the call succeeded: {result}")
+
+
+def assert_refused(response: Any, code: str) -> dict:
+    """A raw response (harness.RawResponse) is authentication's refusal `code`: its HTTP
+    status, and a JSON body with that `__type` and a message. Returns the body."""
+    assert response.status == AUTH_ERROR_STATUS[code], (
+        f"expected {code} (HTTP {AUTH_ERROR_STATUS[code]}), got HTTP {response.status}: {response.body[:300]!r}"
+    )
+    body = response.json()
+    assert body.get("__type") == code, f"expected {code}, got {body}"
+    assert isinstance(body.get("message"), str) and body["message"], f"{code} came without a message: {body}"
+    return body
+
+
 def assert_subset(expected: Any, actual: Any, path: str = "") -> None:
     """Every member of `expected` is in `actual` with an equal value (recursively for
     objects; lists must match element by element). Extra members in `actual` (defaults the

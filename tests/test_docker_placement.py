@@ -50,7 +50,7 @@ def cluster(berth: Berth, docker_ready: None, tmp_path_factory: pytest.TempPathF
     berth.ecs.create_cluster(clusterName=name)
     root = tmp_path_factory.mktemp("agents")
     agents = [
-        BerthAgent(berth.server.url, name, root / f"agent-{zone}", attributes=[f"zone={zone}"]) for zone in ZONES
+        BerthAgent(berth.server, name, root / f"agent-{zone}", attributes=[f"zone={zone}"]) for zone in ZONES
     ]
     errors: list[str] = []
     try:

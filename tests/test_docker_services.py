@@ -330,7 +330,7 @@ class Agents:
         self.agents: list[BerthAgent] = []
 
     def add(self) -> BerthAgent:
-        agent = BerthAgent(self.berth.server.url, self.name, self.root / f"agent-{len(self.agents)}")
+        agent = BerthAgent(self.berth.server, self.name, self.root / f"agent-{len(self.agents)}")
         self.agents.append(agent)
         return agent.start()
 

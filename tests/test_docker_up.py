@@ -3,11 +3,10 @@ stopped-task retention with a short `--stopped-task-retention`."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
-from harness import berth_bin, free_port, wait_until
+from harness import berth_bin, free_port, subprocess_env, wait_until
 
 # The server sweeps expired stopped tasks once at start and then every 60 s
 # (crates/berth-server/src/http.rs, controllers/task_gc.rs); there is no flag to shorten it.
@@ -22,7 +21,7 @@ def test_berth_up_without_a_docker_daemon_says_how_to_start_one_and_exits_non_ze
         text=True,
         timeout=60,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"},
+        env=subprocess_env(DOCKER_HOST="unix:///nonexistent.sock"),
     )
     said = done.stdout + done.stderr
     assert done.returncode != 0, f"berth up exited 0 without Docker:\n{said}"

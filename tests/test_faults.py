@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from fault_helpers import CRASHER, SLEEPER, TABLE, Fault, FaultCluster, describe, duplicates, fault, poll
 from fault_helpers import render_table, restart_dockerd
-from harness import LABEL_CLUSTER, boto3_client, raw_request, remove_containers, wait_until
+from harness import LABEL_CLUSTER, heartbeat, remove_containers, wait_until
 
 # The agent's documented heartbeat interval, and the grace of the SIGSTOP scenario's server.
 HEARTBEAT = 5
@@ -395,7 +395,7 @@ def run_stream(cluster: FaultCluster, f: Fault, plans: list[list[Call]]) -> None
     restarted = threading.Event()
 
     def work(plan: list[Call]) -> None:
-        client = boto3_client(server.url)
+        client = server.client()
         for call in plan:
             try:
                 call.response = getattr(client, call.operation)(**call.params)
@@ -477,7 +477,7 @@ def check_services(cluster: FaultCluster, f: Fault, plans: list[list[Call]]) -> 
 def check_client_tokens(cluster: FaultCluster, f: Fault, calls: list[Call]) -> None:
     """RunTask sent again with its clientToken: an acknowledged one answers the same task, and
     no call ever makes a second task."""
-    client = boto3_client(cluster.server.url)
+    client = cluster.server.client()
     acked = [c for c in calls if c.operation == "run_task" and c.outcome == "acked" and c.response.get("tasks")]
     unanswered = [c for c in calls if c.operation == "run_task" and c.outcome == "no-response"]
     for c in acked[:5] + unanswered[:5]:
@@ -505,13 +505,16 @@ def test_a_server_killed_under_500_writes_keeps_every_acknowledged_one_exactly_o
             registered = cluster.ecs.register_container_instance(cluster=cluster.name, totalResources=resources)
             instance_id = registered["containerInstance"]["containerInstanceArn"].rsplit("/", 1)[-1]
 
+            refused_beats: list[str] = []
+
             def beat() -> None:
-                body = f'{{"cluster": "{cluster.name}", "containerInstance": "{instance_id}"}}'
                 while not stop_beats.wait(1.0):
                     try:
-                        raw_request(server.url, body, target=None, path="/v1/agent/heartbeat", timeout=5)
+                        answer = heartbeat(server, cluster.name, instance_id, timeout=5)
                     except OSError:
-                        pass
+                        continue
+                    if answer.status in (400, 403):
+                        refused_beats.append(f"HTTP {answer.status} {answer.body[:200]!r}")
 
             threading.Thread(target=beat, daemon=True).start()
             plans = plan_calls(cluster.name, cluster.register("writes", SLEEPER, memory=8))
@@ -534,6 +537,7 @@ def test_a_server_killed_under_500_writes_keeps_every_acknowledged_one_exactly_o
             check_tasks(cluster, f, calls)
             check_services(cluster, f, plans)
             check_client_tokens(cluster, f, calls)
+            assert not refused_beats, f"the server refused signed heartbeats: {refused_beats[:3]}"
 
             proc = server.proc
             assert proc is not None

@@ -1,7 +1,8 @@
 """The external hollow fleet (bench/hollow_fleet.py) against a real `berth server`: 50 hollow
 agents, 500 tasks. Correctness only (every task RUNNING, none duplicated, nothing failed, a few
-stopped again); the figures it measures are not asserted. Needs aiohttp
-(bench/requirements.txt)."""
+stopped again); the figures it measures are not asserted. Every call of the
+fleet, the desired-state streams and heartbeats included, is signed with the keys of the
+server's credentials file. Needs aiohttp (bench/requirements.txt)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def test_the_hollow_fleet_runs_500_tasks_on_50_agents(berth: harness.Berth, holl
         endpoint=berth.server.url,
         agents=50,
         tasks=500,
-        access_key=harness.ACCESS_KEY,
-        secret_key=harness.SECRET_KEY,
+        access_key=berth.credentials.access_key,
+        secret_key=berth.credentials.secret_key,
         callers=8,
         stop_tasks=20,
         timeout=150,
@@ -64,18 +65,30 @@ def test_the_hollow_fleet_runs_500_tasks_on_50_agents(berth: harness.Berth, holl
     assert result.ok, summary
 
 
+def test_the_fleet_takes_its_keys_from_the_servers_credentials_file(berth: harness.Berth, hollow_fleet) -> None:
+    path = str(berth.server.credentials_path)
+    config, _ = hollow_fleet.parse_args(["--endpoint", berth.server.url, "--credentials-file", path])
+    assert (config.access_key, config.secret_key) == (berth.credentials.access_key, berth.credentials.secret_key)
+    with pytest.raises(SystemExit):
+        hollow_fleet.parse_args(["--endpoint", berth.server.url])  # no keys at all: refused
+
+
+# Made-up keys: this test compares signatures and sends nothing.
+KEY_ID, SECRET = "AKIDHOLLOWFLEETTEST0", "hollow-fleet-test-secret"
+
+
 def test_the_sigv4_signatures_are_those_botocore_computes(hollow_fleet) -> None:
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     now = datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.timezone.utc)
-    signer = hollow_fleet.SigV4Signer(harness.ACCESS_KEY, harness.SECRET_KEY, "us-east-1", "ecs")
+    signer = hollow_fleet.SigV4Signer(KEY_ID, SECRET, "us-east-1", "ecs")
 
     def botocore_signature(method: str, url: str, headers: dict, body: bytes) -> str:
         request = AWSRequest(method=method, url=url, data=body, headers=headers)
         with mock.patch("botocore.auth.get_current_datetime", return_value=now):
-            SigV4Auth(Credentials(harness.ACCESS_KEY, harness.SECRET_KEY), "ecs", "us-east-1").add_auth(request)
+            SigV4Auth(Credentials(KEY_ID, SECRET), "ecs", "us-east-1").add_auth(request)
         return request.headers["Authorization"]
 
     body = json.dumps({"cluster": "fleet", "reason": "é & ü"}).encode()
@@ -88,3 +101,30 @@ def test_the_sigv4_signatures_are_those_botocore_computes(hollow_fleet) -> None:
     ours = signer.sign("GET", "127.0.0.1:7700", hollow_fleet.DESIRED_PATH, query, headers, b"", now)
     url = f"http://127.0.0.1:7700{hollow_fleet.DESIRED_PATH}?{urlencode(query)}"
     assert ours["Authorization"] == botocore_signature("GET", url, headers, b"")
+
+
+def test_the_stream_request_sends_the_query_it_signed(hollow_fleet) -> None:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    class Recording:
+        """Stands in for the aiohttp session: keeps what get() was asked to send."""
+
+        def get(self, url, headers, timeout):
+            self.url, self.headers = url, headers
+
+    session = Recording()
+    signer = hollow_fleet.SigV4Signer(KEY_ID, SECRET, "us-east-1", "ecs")
+    client = hollow_fleet.Client(session, "http://127.0.0.1:7700", signer, 5.0)
+    instance = "arn:aws:ecs:us-east-1:000000000000:container-instance/fleet/0a"
+    client.desired_request("fleet", instance, 42)
+    sent = str(session.url)  # what goes on the wire: no re-encoding by yarl
+    assert "containerInstance=arn%3Aaws%3Aecs%3A" in sent and "%2Ffleet%2F0a" in sent, sent
+    # botocore signs the query string as given: the same signature for the URL sent.
+    amz_date = session.headers["X-Amz-Date"]
+    now = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ")
+    request = AWSRequest(method="GET", url=sent, headers={"Accept": "application/x-ndjson"})
+    with mock.patch("botocore.auth.get_current_datetime", return_value=now):
+        SigV4Auth(Credentials(KEY_ID, SECRET), "ecs", "us-east-1").add_auth(request)
+    assert session.headers["Authorization"] == request.headers["Authorization"]

@@ -1,7 +1,9 @@
 """A corpus of malformed requests sent raw over HTTP (http.client, through the recording proxy).
 
-Every request must get a 4xx with a JSON body holding a string `__type` and a string `message`;
-none may get a 5xx or no answer. Afterwards the server must still answer /healthz, and what the
+Every request is correctly SigV4-signed with the server's keys over exactly the bytes sent: the
+server checks the signature before it parses, so each must reach the parser and be refused
+there, never by authentication. Every request must get a 4xx with a JSON body holding a
+string `__type` and a string `message`; none may get a 5xx or no answer. Afterwards the server must still answer /healthz, and what the
 corpus could have written (clusters, task definitions, instances, attributes, tags, account
 settings) must be exactly as before: nothing half-written."""
 
@@ -15,7 +17,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from conformance import ecs_model
+from conformance import AUTH_ERRORS, ecs_model, normalise_error_type
 from harness import CONTENT_TYPE, TARGET_PREFIX, Berth
 from helpers import WEB, cluster_arn
 
@@ -35,6 +37,17 @@ class Case:
     content_type: Optional[str] = CONTENT_TYPE
     method: str = "POST"
     path: str = "/"
+
+    @property
+    def signable(self) -> bool:
+        """Whether SigV4 can sign it at all: a header of bytes that are not UTF-8 has no
+        canonical text, so such a request is refused by authentication, rightly."""
+        if isinstance(self.target, bytes):
+            try:
+                self.target.decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+        return True
 
 
 @dataclass
@@ -129,7 +142,7 @@ def send_all(corpus: Corpus, cases: list[Case]) -> None:
         except Exception as e:  # noqa: BLE001 - any transport failure is a finding
             problems.append(f"{case.name}: no HTTP response ({type(e).__name__}: {e})")
             continue
-        problem = judge(response.status, response.body)
+        problem = judge(response.status, response.body, signed=case.signable)
         if problem:
             problems.append(f"{case.name}: {problem}")
     assert corpus.berth.server.alive(), f"the server died:\n{corpus.berth.server.log_tail()}"
@@ -139,7 +152,7 @@ def send_all(corpus: Corpus, cases: list[Case]) -> None:
     )
 
 
-def judge(status: int, body: bytes) -> Optional[str]:
+def judge(status: int, body: bytes, signed: bool = True) -> Optional[str]:
     if status >= 500:
         return f"HTTP {status} (a server fault) {body[:200]!r}"
     if not 400 <= status < 500:
@@ -154,6 +167,8 @@ def judge(status: int, body: bytes) -> Optional[str]:
         return f"HTTP {status} without a __type: {body[:200]!r}"
     if not isinstance(parsed.get("message"), str) or not parsed["message"]:
         return f"HTTP {status} {parsed['__type']} without a message: {body[:200]!r}"
+    if signed and normalise_error_type(parsed["__type"]) in AUTH_ERRORS:
+        return f"HTTP {status}: a correctly signed request was refused by authentication: {body[:300]!r}"
     return None
 
 

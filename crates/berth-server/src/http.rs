@@ -251,12 +251,14 @@ enum Wire {
     Query,
 }
 
+/// A form body without `X-Amz-Target` is a query request, unless its signature is scoped to
+/// ECS, which speaks only JSON.
 fn wire_of(headers: &HeaderMap) -> Wire {
     let form = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(query::FORM_CONTENT_TYPE));
-    if form && !headers.contains_key("x-amz-target") {
+    if form && !headers.contains_key("x-amz-target") && wire_service(headers) != "ecs" {
         Wire::Query
     } else {
         Wire::Json
@@ -341,10 +343,14 @@ fn principal_of(
     parts: &axum::http::request::Parts,
     body: &[u8],
 ) -> Result<(Principal, String), ApiError> {
+    // Values are signed as UTF-8 text (AWS's SDKs sign non-ASCII values so); one that is not
+    // UTF-8 cannot have been signed and leaves its header out.
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .filter_map(|(name, value)| {
+            Some((name.as_str(), std::str::from_utf8(value.as_bytes()).ok()?))
+        })
         .collect();
     let request = berth_core::sigv4::RequestParts {
         method: parts.method.as_str(),
@@ -495,7 +501,9 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
 }
 
 async fn handle_ecs(ctx: Ctx, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok());
     let op = operation_of(target)?.to_string();
     guarded(async move { dispatch(ctx, &op, &body).await }).await
 }
