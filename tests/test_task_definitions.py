@@ -83,6 +83,14 @@ def test_revisions_count_up_per_family_independently(ecs, unique):
 def test_a_full_container_definition_is_stored_and_returned(ecs, unique):
     family = unique("rich")
     volumes = [{"name": "data", "host": {"sourcePath": "/var/lib/app"}}]
+    # NET_ADMIN and a host bind mount grant root on a host: a cluster must allow them.
+    ecs.create_cluster(
+        clusterName=unique("rich-hosts"),
+        tags=[
+            {"key": "berth:allow-capabilities", "value": "NET_ADMIN"},
+            {"key": "berth:allow-bind-mounts", "value": "/var/lib/app"},
+        ],
+    )
     td = register(
         ecs,
         family,

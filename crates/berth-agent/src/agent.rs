@@ -50,11 +50,15 @@ pub struct AgentConfig {
     pub default_stop_timeout: Duration,
     /// How long a task may stay PENDING pulling its images (retries included).
     pub pull_timeout: Duration,
+    /// What this host allows of task definitions that grant root on it (`--allow-*` and
+    /// `--forbid-root-user`); nothing by default.
+    pub allowances: berth_core::task_definition::admission::Allowances,
 }
 
 impl AgentConfig {
     /// A configuration with the defaults: cleanup after 1 h, 256 MiB reserve, heartbeats
-    /// every 5 s, pulls within 10 min, region us-east-1.
+    /// every 5 s, pulls within 10 min, region us-east-1, nothing that grants root on the host
+    /// allowed.
     pub fn new(
         server: &str,
         cluster: &str,
@@ -75,6 +79,7 @@ impl AgentConfig {
             heartbeat_interval: Duration::from_secs(5),
             default_stop_timeout: crate::spec::DEFAULT_STOP_TIMEOUT,
             pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
+            allowances: Default::default(),
         }
     }
 }
@@ -153,6 +158,7 @@ pub async fn run(
     engine_config.default_stop_timeout = config.default_stop_timeout;
     engine_config.agent_home = Some(home);
     engine_config.pull_timeout = config.pull_timeout;
+    engine_config.allowances = config.allowances.clone();
     let mut engine = tokio::select! {
         engine = start_engine(runtime, engine_config, reports) => engine,
         _ = &mut shutdown => return Ok(()),

@@ -3,6 +3,7 @@
 //! `compatibilities`, and the parsing of task definition references (`family`,
 //! `family:revision`, ARN).
 
+pub mod admission;
 mod container;
 mod launch;
 mod reference;

@@ -4,6 +4,7 @@
 //! arrive, and on start re-adopts the containers a previous agent run left behind. How long it
 //! waits for the runtime is bounded (`bounds`).
 
+mod admission;
 pub mod bounds;
 mod deps;
 mod report;
@@ -18,6 +19,7 @@ mod tests;
 use crate::runtime::{ContainerRuntime, ContainerState, RuntimeError, RuntimeEvent};
 use crate::spec;
 use berth_core::gateway::{DesiredState, SubmitTaskStateChange};
+use berth_core::task_definition::admission::Allowances;
 use berth_core::task_state::TaskStatus;
 use runner::TaskRunner;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,10 +49,14 @@ pub struct EngineConfig {
     pub agent_home: Option<String>,
     /// How long PENDING (image checks and pulls, with retries) may last.
     pub pull_timeout: Duration,
+    /// What this host allows of task definitions that grant root on it (nothing by
+    /// default); a task asking for more is refused before any container is created.
+    pub allowances: Allowances,
 }
 
 impl EngineConfig {
-    /// A configuration with ECS's defaults: cleanup after 1 h, stop timeout 30 s.
+    /// A configuration with ECS's defaults: cleanup after 1 h, stop timeout 30 s; nothing
+    /// that grants root on the host allowed.
     pub fn new(cluster: &str, instance_id: &str) -> EngineConfig {
         EngineConfig {
             cluster: cluster.to_string(),
@@ -60,6 +66,7 @@ impl EngineConfig {
             resync_interval: Duration::from_secs(30),
             agent_home: None,
             pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
+            allowances: Allowances::default(),
         }
     }
 }

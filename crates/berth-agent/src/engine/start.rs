@@ -1,5 +1,6 @@
-//! The way up of a task: PENDING → images (pulled only when absent) → ACTIVATING → containers
-//! created → started in `dependsOn` order → RUNNING, and the watch while it runs.
+//! The way up of a task: PENDING → admission (`admission`) → images (pulled only when absent)
+//! → ACTIVATING → containers created → started in `dependsOn` order → RUNNING, and the watch
+//! while it runs.
 
 use super::bounds::{bounded, is_transient, CALL_TIMEOUT};
 use super::deps::{self, Readiness, View};
@@ -21,6 +22,7 @@ impl TaskRunner {
     pub(super) async fn start(&mut self) -> Result<(), StopCause> {
         self.check_stop()?;
         self.flush(TaskStatus::Pending);
+        self.admit()?;
         if let Some(cycle) = deps::find_cycle(
             &self
                 .slots

@@ -2,6 +2,7 @@
 //! documentation of that operation.
 
 pub mod account_settings;
+pub mod admission;
 pub mod attributes;
 pub mod clusters;
 pub mod container_instances;

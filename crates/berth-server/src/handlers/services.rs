@@ -155,6 +155,7 @@ pub async fn create_service(
         .task_definition
         .clone();
     validate::task_definition(&td, reference, &launch_type)?;
+    super::admission::admit_on_cluster(&cluster.value, &td)?;
     let constraints = req.placement_constraints.clone().unwrap_or_default();
     let strategies = req.placement_strategy.clone().unwrap_or_default();
     validate::placement(&constraints, &strategies, &td, daemon)?;
@@ -388,6 +389,9 @@ pub async fn update_service(
         validate::placement(&constraints, &strategies, &td, daemon)?;
 
         let new_td = td.task_definition_arn != record.service.task_definition;
+        if new_td {
+            super::admission::admit_on_cluster(&cluster.value, &td)?;
+        }
         let new_placement = record.service.placement_constraints.as_ref() != Some(&constraints)
             || record.service.placement_strategy.as_ref() != Some(&strategies);
         let new_deployment = new_td || new_placement || req.force_new_deployment == Some(true);

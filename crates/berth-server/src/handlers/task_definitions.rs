@@ -139,6 +139,7 @@ pub async fn register(
     req: RegisterTaskDefinitionRequest,
 ) -> Result<TaskDefinitionResponse, ApiError> {
     let (mut td, tags) = prepare_registration(&req)?;
+    super::admission::admit_for_registration(&ctx, &td)?;
     let family = req.family;
     let family_key = keys::family(&family);
     for _ in 0..MAX_REGISTER_ATTEMPTS {

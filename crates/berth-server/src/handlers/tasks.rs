@@ -167,6 +167,7 @@ fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError
             td.task_definition_arn.as_deref().unwrap_or(input.task_definition)
         )));
     }
+    super::admission::admit_on_cluster(&cluster.value, &td)?;
     let launch_type = input.launch_type.unwrap_or_else(|| "EC2".to_string());
     match launch_type.as_str() {
         "EC2" | "EXTERNAL" => {}

@@ -5,6 +5,7 @@ use anyhow::Context;
 use berth_agent::runtime::docker::DockerRuntime;
 use berth_agent::runtime::ContainerRuntime;
 use berth_agent::AgentConfig;
+use berth_core::task_definition::admission::{capability_name, normalize_path, Allowances};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +48,77 @@ pub struct AgentArgs {
     /// is away included) before it stops with CannotPullContainerError, e.g. 10m.
     #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
     pub image_pull_timeout: Duration,
+    #[command(flatten)]
+    pub allow: AllowArgs,
+}
+
+/// What this host allows of task definitions that grant root on it, for `berth agent` and
+/// `berth up`. Everything is refused by default (a refused task stops with
+/// TaskFailedToStart before any container is created); the cluster must allow it too, with
+/// its `berth:allow-*` tags.
+#[derive(Debug, Default, Args)]
+pub struct AllowArgs {
+    /// Allow privileged containers (`privileged: true`).
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// Allow `networkMode: host`.
+    #[arg(long)]
+    pub allow_host_network: bool,
+    /// Allow `pidMode: host`.
+    #[arg(long)]
+    pub allow_host_pid: bool,
+    /// Allow `ipcMode: host`.
+    #[arg(long)]
+    pub allow_host_ipc: bool,
+    /// Allow host bind mounts (`volumes[].host.sourcePath`) at or below this absolute path,
+    /// symlinks followed; repeatable.
+    #[arg(long = "allow-bind-mount", value_name = "PATH", value_parser = parse_host_path)]
+    pub allow_bind_mounts: Vec<String>,
+    /// Allow Docker volumes whose driver options bind-mount a host path (`o: bind`, or
+    /// `type: none` with a `device`).
+    #[arg(long)]
+    pub allow_docker_volume_binds: bool,
+    /// Allow `linuxParameters.devices`.
+    #[arg(long)]
+    pub allow_devices: bool,
+    /// Allow adding this capability beyond Docker's default set (e.g. NET_ADMIN; ALL allows
+    /// any); repeatable.
+    #[arg(long = "allow-capability", value_name = "CAP")]
+    pub allow_capabilities: Vec<String>,
+    /// Allow `dockerSecurityOptions` that lift seccomp, AppArmor or SELinux confinement
+    /// (`seccomp=unconfined`, `apparmor=unconfined`, `label=disable`,
+    /// `systempaths=unconfined`).
+    #[arg(long)]
+    pub allow_unconfined: bool,
+    /// Refuse containers whose `user` is root (`root`, `0`, `0:GID`, `root:GROUP`).
+    #[arg(long)]
+    pub forbid_root_user: bool,
+}
+
+impl AllowArgs {
+    /// The allowances these flags grant.
+    pub fn allowances(&self) -> Allowances {
+        Allowances {
+            privileged: self.allow_privileged,
+            host_network: self.allow_host_network,
+            host_pid: self.allow_host_pid,
+            host_ipc: self.allow_host_ipc,
+            bind_mount_prefixes: self.allow_bind_mounts.clone(),
+            docker_volume_binds: self.allow_docker_volume_binds,
+            devices: self.allow_devices,
+            capabilities: self
+                .allow_capabilities
+                .iter()
+                .map(|c| capability_name(c))
+                .collect(),
+            unconfined: self.allow_unconfined,
+            forbid_root_user: self.forbid_root_user,
+        }
+    }
+}
+
+fn parse_host_path(text: &str) -> Result<String, String> {
+    normalize_path(text).ok_or_else(|| format!("'{text}' is not an absolute path"))
 }
 
 impl AgentArgs {
@@ -64,6 +136,7 @@ impl AgentArgs {
         config.availability_zone = self.availability_zone.clone();
         config.task_cleanup_wait = self.task_cleanup_wait;
         config.pull_timeout = self.image_pull_timeout;
+        config.allowances = self.allow.allowances();
         config.ca = self.ca.clone();
         Ok(config)
     }
@@ -94,4 +167,70 @@ pub async fn connect_docker() -> anyhow::Result<Arc<dyn ContainerRuntime>> {
 
 fn parse_attribute(text: &str) -> Result<(String, Option<String>), String> {
     berth_agent::host::parse_attribute(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        allow: AllowArgs,
+    }
+
+    fn allowances(args: &[&str]) -> Result<Allowances, clap::Error> {
+        Flags::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+            .map(|flags| flags.allow.allowances())
+    }
+
+    #[test]
+    fn without_flags_an_agent_allows_nothing_that_grants_root() {
+        assert_eq!(allowances(&[]).expect("parses"), Allowances::default());
+    }
+
+    #[test]
+    fn each_flag_sets_its_allowance_and_lists_repeat() {
+        let all = allowances(&[
+            "--allow-privileged",
+            "--allow-host-network",
+            "--allow-host-pid",
+            "--allow-host-ipc",
+            "--allow-bind-mount",
+            "/srv/",
+            "--allow-bind-mount",
+            "/data/../opt",
+            "--allow-docker-volume-binds",
+            "--allow-devices",
+            "--allow-capability",
+            "net_admin",
+            "--allow-capability",
+            "CAP_SYS_TIME",
+            "--allow-unconfined",
+            "--forbid-root-user",
+        ])
+        .expect("parses");
+        assert_eq!(
+            all,
+            Allowances {
+                privileged: true,
+                host_network: true,
+                host_pid: true,
+                host_ipc: true,
+                bind_mount_prefixes: vec!["/srv".into(), "/opt".into()],
+                docker_volume_binds: true,
+                devices: true,
+                capabilities: vec!["NET_ADMIN".into(), "SYS_TIME".into()],
+                unconfined: true,
+                forbid_root_user: true,
+            }
+        );
+    }
+
+    #[test]
+    fn a_relative_bind_mount_path_is_refused() {
+        let err = allowances(&["--allow-bind-mount", "srv"]).expect_err("refused");
+        assert!(err.to_string().contains("not an absolute path"), "{err}");
+    }
 }

@@ -4,6 +4,9 @@
 use super::server::ServerArgs;
 use anyhow::Context;
 use berth_agent::AgentConfig;
+use berth_core::model::cluster::Cluster;
+use berth_core::model::Tag;
+use berth_core::task_definition::admission::Allowances;
 use clap::Args;
 
 /// Options of `berth up`.
@@ -14,6 +17,8 @@ pub struct UpArgs {
     /// Availability zone the local instance reports (`ecs.availability-zone`).
     #[arg(long)]
     pub availability_zone: Option<String>,
+    #[command(flatten)]
+    pub allow: super::agent::AllowArgs,
 }
 
 /// Checks Docker, starts the server and makes sure cluster `default` exists, then runs the
@@ -31,7 +36,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         .context("berth could not start")?;
     let endpoint = server.endpoint();
-    berth_server::handlers::clusters::ensure_cluster(&server.app(), "default")
+    let cluster = berth_server::handlers::clusters::ensure_cluster(&server.app(), "default")
         .await
         .context("could not create cluster 'default'")?;
     // The local agent runs as an IAM user allowed only an agent's actions.
@@ -42,6 +47,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut agent_config =
         AgentConfig::new(&endpoint, "default", data_dir.join("agent"), credentials);
     agent_config.availability_zone = args.availability_zone;
+    agent_config.allowances = args.allow.allowances();
     let ca = data_dir.join(berth_server::tls::CA_FILE);
     if endpoint.starts_with("https://") && ca.exists() {
         agent_config.ca = Some(ca.clone());
@@ -62,6 +68,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("  export AWS_CA_BUNDLE={}", ca.display());
     }
     println!("Try:  aws ecs list-container-instances");
+    print_admission_hint(&cluster, &agent_config.allowances);
     let agent = berth_agent::run(agent_config, runtime, super::shutdown_signal());
     let result = agent.await;
     println!("Stopping Berth (task containers keep running).");
@@ -71,4 +78,34 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .context("server stopped with an error")?;
     result.context("the agent stopped with an error")?;
     Ok(())
+}
+
+/// When the agent allows what cluster `default`'s tags do not, says how to tag the cluster:
+/// the server admits a task only where both allow it.
+fn print_admission_hint(cluster: &Cluster, allowances: &Allowances) {
+    let present = cluster.tags.clone().unwrap_or_default();
+    let missing: Vec<Tag> = allowances
+        .to_cluster_tags()
+        .into_iter()
+        .filter(|tag| !present.contains(tag))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let shorthand: Vec<String> = missing
+        .iter()
+        .map(|t| {
+            format!(
+                "'key={},value={}'",
+                t.key.as_deref().unwrap_or_default(),
+                t.value.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    println!("The agent's --allow-* flags take effect once cluster default allows the same:");
+    println!(
+        "  aws ecs tag-resource --resource-arn {} --tags {}",
+        cluster.cluster_arn.as_deref().unwrap_or("default"),
+        shorthand.join(" ")
+    );
 }

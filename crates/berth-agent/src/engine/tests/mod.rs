@@ -1,6 +1,7 @@
 //! Engine tests on the fake runtime: a harness that plays the server (it applies every report
 //! with `berth_core::task_state` and can send desired states back), then one file per subject.
 
+mod admission;
 mod adoption;
 mod dependencies;
 mod failures;
