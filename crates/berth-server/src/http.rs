@@ -549,6 +549,36 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+        let served = served_with(Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        })
+        .await;
+        let mut idle = tokio::net::TcpStream::connect(served.server.addr())
+            .await
+            .expect("connect");
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("a whole request");
+        let mut answer = [0u8; 512];
+        let read = idle.read(&mut answer).await.expect("answer");
+        assert!(String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 200"));
+        // Kept alive, then silent: the server closes it.
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+            .await
+            .expect("the server closes an idle connection")
+            .ok();
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "closed by the timeout"
+        );
+        served.server.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn beyond_the_connection_cap_a_client_waits_until_a_connection_closes() {
         let served = served_with(Limits {
             max_connections: 1,
