@@ -330,7 +330,7 @@ pub async fn measure(size: FleetSize, options: &FleetOptions) -> anyhow::Result<
         .take(options.stream_sample)
         .cloned()
         .collect();
-    let taps = stream::StreamTaps::open(server.addr(), sample);
+    let taps = stream::StreamTaps::open(server.addr(), sample, &credentials);
     let timeout = options
         .timeout
         .unwrap_or(Duration::from_secs(60) + per_item(size.tasks, 50));

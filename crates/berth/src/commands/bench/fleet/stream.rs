@@ -5,6 +5,7 @@
 //! until told to stop. Bytes per task is that total over the tasks placed on those instances.
 
 use super::api::{id_of, CLUSTER};
+use berth_core::sigv4::{sign, Credentials, RequestParts};
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -19,12 +20,16 @@ pub struct StreamTaps {
 }
 
 impl StreamTaps {
-    /// Opens a counted stream for each of `instances` (ARNs) on the server at `addr`.
-    pub fn open(addr: SocketAddr, instances: Vec<String>) -> StreamTaps {
+    /// Opens a counted stream for each of `instances` (ARNs) on the server at `addr`, signed
+    /// with `credentials` as the agents sign theirs.
+    pub fn open(addr: SocketAddr, instances: Vec<String>, credentials: &Credentials) -> StreamTaps {
         let (stop, stopped) = watch::channel(false);
         let taps = instances
             .iter()
-            .map(|arn| tokio::spawn(tap(addr, id_of(arn).to_string(), stopped.clone())))
+            .map(|arn| {
+                let instance = id_of(arn).to_string();
+                tokio::spawn(tap(addr, instance, credentials.clone(), stopped.clone()))
+            })
             .collect();
         StreamTaps {
             instances,
@@ -61,15 +66,34 @@ impl Drop for StreamTaps {
 async fn tap(
     addr: SocketAddr,
     instance: String,
+    credentials: Credentials,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<u64> {
     let socket = TcpStream::connect(addr).await?;
-    let request = format!(
-        "GET {}?cluster={CLUSTER}&containerInstance={instance}&protocol={} HTTP/1.1\r\n\
-         Host: {addr}\r\nAccept: application/x-ndjson\r\n\r\n",
-        berth_core::gateway::DESIRED_PATH,
+    let query = format!(
+        "cluster={CLUSTER}&containerInstance={instance}&protocol={}",
         berth_core::gateway::STREAM_PROTOCOL
     );
+    let host = addr.to_string();
+    let headers = [("host", host.as_str()), ("accept", "application/x-ndjson")];
+    let parts = RequestParts {
+        method: "GET",
+        path: berth_core::gateway::DESIRED_PATH,
+        query: &query,
+        headers: &headers,
+        body: b"",
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut request = format!(
+        "GET {}?{query} HTTP/1.1\r\nHost: {host}\r\nAccept: application/x-ndjson\r\n",
+        berth_core::gateway::DESIRED_PATH
+    );
+    for (name, value) in sign(&parts, &credentials, "us-east-1", "ecs", now) {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
     // Plain readiness calls (tokio's `net`), so no I/O utility layer is needed for this.
     let mut unsent = request.as_bytes();
     while !unsent.is_empty() {
@@ -82,6 +106,8 @@ async fn tap(
     }
     let mut buffer = vec![0u8; 64 * 1024];
     let mut total = 0u64;
+    // The status line, checked once whole: a refused stream is an error, not a count.
+    let mut head = Vec::new();
     loop {
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return Ok(total),
@@ -90,7 +116,19 @@ async fn tap(
                 match socket.try_read(&mut buffer) {
                     // The server ended the stream; nothing more will come.
                     Ok(0) => break,
-                    Ok(n) => total += n as u64,
+                    Ok(n) => {
+                        if head.len() < 12 {
+                            head.extend_from_slice(&buffer[..n.min(12 - head.len())]);
+                            if head.len() == 12 && !head.starts_with(b"HTTP/1.1 200") {
+                                let line = String::from_utf8_lossy(&buffer[..n]);
+                                let line = line.lines().next().unwrap_or_default().to_string();
+                                return Err(std::io::Error::other(format!(
+                                    "the server refused the stream of {instance}: {line}"
+                                )));
+                            }
+                        }
+                        total += n as u64;
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
