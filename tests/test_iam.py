@@ -176,6 +176,9 @@ def test_a_role_is_assumed_by_whom_its_trust_policy_names_only(server, unique) -
     assert error_of(role_ecs.create_cluster, clusterName=unique("x"))[0] == "AccessDeniedException"
     assert error_of(sts(server, stranger_keys).assume_role, RoleArn=role["Arn"], RoleSessionName="xx") == ("AccessDenied", 403)
     assert error_of(sts(server, trusted_keys).assume_role, RoleArn=role["Arn"], RoleSessionName="ci", DurationSeconds=7200)[0] == "ValidationError"
+    narrower = document(allow("ecs:DescribeClusters"))
+    refused = error_of(sts(server, trusted_keys).assume_role, RoleArn=role["Arn"], RoleSessionName="ci", Policy=narrower)
+    assert refused[0] == "ValidationError", "a session policy is refused, never ignored"
     forged = boto3.session.Session(
         region_name="us-east-1",
         aws_access_key_id=session["AccessKeyId"],
