@@ -505,3 +505,274 @@ def test_iam_and_sts_with_the_cli_as_root_and_as_a_user(server, unique, tmp_path
     bad = aws(server, root, tmp_path, "iam", "put-user-policy", "--user-name", name, "--policy-name", "bad", "--policy-document", MALFORMED["no Resource"])
     assert cli_error(bad) == "MalformedPolicyDocument"
     assert cli_error(aws(server, root, tmp_path, "iam", "delete-user", "--user-name", name)) == "DeleteConflict"
+
+
+# ---------------------------------------------------------------------------------------------
+# What policies allow
+# ---------------------------------------------------------------------------------------------
+
+
+def busybox_family(server, unique, base: str) -> str:
+    family = unique(base)
+    server.client().register_task_definition(
+        family=family, containerDefinitions=[{"name": "app", "image": "busybox", "memory": 64, "essential": True}]
+    )
+    return family
+
+
+def test_the_reader_of_one_cluster_reads_its_tasks_instances_and_services_and_changes_nothing(server, unique) -> None:
+    dev, prod = unique("read-dev"), unique("read-prod")
+    root = server.client()
+    family = busybox_family(server, unique, "reader-td")
+    placed = {}
+    for cluster in (dev, prod):
+        root.create_cluster(clusterName=cluster)
+        instance = root.register_container_instance(cluster=cluster, totalResources=RESOURCES)["containerInstance"]["containerInstanceArn"]
+        task = root.run_task(cluster=cluster, taskDefinition=family)["tasks"][0]["taskArn"]
+        service = root.create_service(cluster=cluster, serviceName="web", taskDefinition=family, desiredCount=0)["service"]["serviceArn"]
+        placed[cluster] = (instance, task, service)
+    reads = [cluster_arn(dev), ecs_arn("task", dev, "*"), ecs_arn("container-instance", dev, "*"), ecs_arn("service", dev, "*")]
+    reader = ecs(server, make_user(server, unique("deep-reader"), allow(["ecs:Describe*", "ecs:List*"], reads)))
+
+    instance, task, service = placed[dev]
+    assert reader.describe_tasks(cluster=dev, tasks=[task])["tasks"][0]["taskArn"] == task
+    assert reader.describe_container_instances(cluster=dev, containerInstances=[instance])["containerInstances"][0]["containerInstanceArn"] == instance
+    assert reader.describe_services(cluster=dev, services=[service])["services"][0]["serviceArn"] == service
+    assert reader.list_tasks(cluster=dev, containerInstance=instance)["taskArns"] == [task]
+    assert reader.list_tags_for_resource(resourceArn=task)["tags"] == []
+
+    instance, task, service = placed[prod]
+    for call, kwargs in (
+        (reader.describe_tasks, {"cluster": prod, "tasks": [task]}),
+        (reader.describe_container_instances, {"cluster": prod, "containerInstances": [instance]}),
+        (reader.describe_services, {"cluster": prod, "services": [service]}),
+        (reader.list_tasks, {"cluster": prod, "containerInstance": instance}),
+        (reader.list_tags_for_resource, {"resourceArn": task}),
+    ):
+        assert error_of(call, **kwargs) == ("AccessDeniedException", 400), call
+
+    instance, task, service = placed[dev]
+    for call, kwargs in (
+        (reader.stop_task, {"cluster": dev, "task": task}),
+        (reader.update_service, {"cluster": dev, "service": service, "desiredCount": 2}),
+        (reader.delete_service, {"cluster": dev, "service": service, "force": True}),
+        (reader.create_service, {"cluster": dev, "serviceName": unique("svc"), "taskDefinition": family}),
+        (reader.update_container_instances_state, {"cluster": dev, "containerInstances": [instance], "status": "DRAINING"}),
+        (reader.deregister_container_instance, {"cluster": dev, "containerInstance": instance, "force": True}),
+        (reader.put_attributes, {"cluster": dev, "attributes": [{"name": "a", "targetType": "container-instance", "targetId": instance}]}),
+        (reader.tag_resource, {"resourceArn": task, "tags": [{"key": "k", "value": "v"}]}),
+        (reader.update_cluster, {"cluster": dev, "settings": [{"name": "containerInsights", "value": "enabled"}]}),
+    ):
+        assert error_of(call, **kwargs) == ("AccessDeniedException", 400), call
+    assert root.describe_tasks(cluster=dev, tasks=[task])["tasks"][0]["desiredStatus"] == "RUNNING"
+    described = root.describe_services(cluster=dev, services=[service])["services"][0]
+    assert (described["status"], described["desiredCount"]) == ("ACTIVE", 0)
+    assert root.describe_container_instances(cluster=dev, containerInstances=[instance])["containerInstances"][0]["status"] == "ACTIVE"
+    assert root.list_tags_for_resource(resourceArn=task)["tags"] == []
+
+
+def test_tag_keys_and_request_tags_decide_what_a_user_may_tag(server, unique) -> None:
+    name = unique("team-tagger")
+    tagging = ["ecs:CreateCluster", "ecs:TagResource", "ecs:UntagResource"]
+    tagger = ecs(
+        server,
+        make_user(
+            server,
+            name,
+            allow(["ecs:CreateCluster", "ecs:TagResource"], Condition={"StringEquals": {"aws:RequestTag/team": "${aws:username}"}}),
+            allow("ecs:UntagResource"),
+            deny(tagging, Condition={"ForAnyValue:StringLike": {"aws:TagKeys": "berth:*"}}),
+        ),
+    )
+    own = unique("team-own")
+    team = {"key": "team", "value": name}
+    assert tagger.create_cluster(clusterName=own, tags=[team])["cluster"]["status"] == "ACTIVE"
+    refused = {
+        "no team tag": (tagger.create_cluster, {"clusterName": unique("untagged")}),
+        "another team": (tagger.create_cluster, {"clusterName": unique("theirs"), "tags": [{"key": "team", "value": "other"}]}),
+        "a berth: tag key beside the team": (
+            tagger.create_cluster,
+            {"clusterName": unique("privileged"), "tags": [team, {"key": "berth:allow-privileged", "value": "true"}]},
+        ),
+        "tagging without the team tag": (tagger.tag_resource, {"resourceArn": cluster_arn(own), "tags": [{"key": "note", "value": "x"}]}),
+        "tagging a berth: key": (
+            tagger.tag_resource,
+            {"resourceArn": cluster_arn(own), "tags": [team, {"key": "berth:allow-host-network", "value": "true"}]},
+        ),
+        "untagging a berth: key": (tagger.untag_resource, {"resourceArn": cluster_arn(own), "tagKeys": ["berth:allow-privileged"]}),
+    }
+    for what, (call, kwargs) in refused.items():
+        assert error_of(call, **kwargs) == ("AccessDeniedException", 400), what
+    tagger.tag_resource(resourceArn=cluster_arn(own), tags=[team, {"key": "note", "value": "x"}])
+    tagger.untag_resource(resourceArn=cluster_arn(own), tagKeys=["note"])
+    root = server.client()
+    assert root.list_tags_for_resource(resourceArn=cluster_arn(own))["tags"] == [team]
+    never = [kwargs["clusterName"] for call, kwargs in refused.values() if "clusterName" in kwargs]
+    assert [f["reason"] for f in root.describe_clusters(clusters=never)["failures"]] == ["MISSING"] * len(never)
+
+
+def test_the_principals_own_condition_keys(server, unique) -> None:
+    blue, red = unique("blue"), unique("red")
+    root = iam(server)
+    for name, team in ((blue, "blue"), (red, "red")):
+        root.create_user(UserName=name, Tags=[{"Key": "team", "Value": team}])
+    blue_id = root.get_user(UserName=blue)["User"]["UserId"]
+    statements = [
+        allow("ecs:ListClusters", Condition={"StringEquals": {"aws:username": blue}}),
+        allow("ecs:ListTaskDefinitions", Condition={"StringEquals": {"aws:PrincipalTag/team": "blue"}}),
+        allow("ecs:ListTaskDefinitionFamilies", Condition={"StringEquals": {"aws:PrincipalArn": user_arn(blue)}}),
+        allow("ecs:ListAccountSettings", Condition={"StringEquals": {"aws:userid": blue_id}}),
+    ]
+    clients = {}
+    for name in (blue, red):
+        root.put_user_policy(UserName=name, PolicyName="keys", PolicyDocument=document(*statements))
+        key = root.create_access_key(UserName=name)["AccessKey"]
+        clients[name] = ecs(server, Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
+    calls = ("list_clusters", "list_task_definitions", "list_task_definition_families", "list_account_settings")
+    for call in calls:
+        getattr(clients[blue], call)()
+        assert error_of(getattr(clients[red], call)) == ("AccessDeniedException", 400), call
+
+
+# ---------------------------------------------------------------------------------------------
+# Roles and their sessions
+# ---------------------------------------------------------------------------------------------
+
+
+def test_assume_role_durations_and_expiration(server, unique) -> None:
+    user = unique("durations")
+    keys = make_user(server, user)
+    role_name = unique("durable")
+    role = make_role(server, role_name, user_arn(user), allow("ecs:ListClusters"), MaxSessionDuration=7200)
+    role_id = iam(server).get_role(RoleName=role_name)["Role"]["RoleId"]
+    for duration in (900, None, 7200):
+        before = time.time()
+        got = assume(server, keys, role, "timed", **({"DurationSeconds": duration} if duration else {}))
+        expires = got["Credentials"]["Expiration"].timestamp()
+        lasts = duration or 3600
+        assert before + lasts - 2 <= expires <= time.time() + lasts + 2, (duration, got["Credentials"]["Expiration"])
+        assert got["AssumedRoleUser"] == {"AssumedRoleId": f"{role_id}:timed", "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role_name}/timed"}
+    # What botocore would refuse itself, sent anyway: the server's own ValidationError.
+    raw = unvalidated(server, keys, "sts")
+    for duration in (800, 899, 7201, 43200):
+        assert error_of(raw.assume_role, RoleArn=role, RoleSessionName="timed", DurationSeconds=duration) == ("ValidationError", 400), duration
+    assert error_of(raw.assume_role, RoleArn=role, RoleSessionName="x") == ("ValidationError", 400), "a session name of 1 character"
+    assert error_of(sts(server, keys).assume_role, RoleArn=role, RoleSessionName="has space") == ("ValidationError", 400)
+
+
+def test_a_role_trusting_the_account_needs_the_callers_own_permission_too(server, unique) -> None:
+    role_name = unique("account-role")
+    role = make_role(server, role_name, ACCOUNT_ROOT, allow("ecs:ListClusters"))
+    other = make_role(server, unique("other-role"), ACCOUNT_ROOT)
+    may = make_user(server, unique("may"), allow("sts:AssumeRole", role))
+    elsewhere = make_user(server, unique("elsewhere"), allow("sts:AssumeRole", other))
+    nothing = make_user(server, unique("nothing"))
+    denied = make_user(server, unique("denied"), allow("sts:AssumeRole"), deny("sts:AssumeRole", role))
+    got = assume(server, may, role, "mine")
+    assert got["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role_name}/mine"
+    assert "clusterArns" in session(server, got["Credentials"]).client("ecs").list_clusters()
+    for keys in (elsewhere, nothing, denied):
+        assert error_of(sts(server, keys).assume_role, RoleArn=role, RoleSessionName="theirs") == ("AccessDenied", 403)
+    assert error_of(sts(server, may).assume_role, RoleArn=role_arn(unique("no-such-role")), RoleSessionName="none") == ("AccessDenied", 403)
+
+
+def test_a_session_has_its_roles_permissions_and_tags_and_nothing_else(server, unique) -> None:
+    user = unique("session-user")
+    keys = make_user(server, user, allow("ecs:*"), allow("iam:*"))
+    role_name = unique("session-role")
+    role = make_role(
+        server,
+        role_name,
+        user_arn(user),
+        allow("ecs:ListClusters"),
+        allow("ecs:ListTaskDefinitions", Condition={"StringEquals": {"aws:PrincipalTag/team": "ops"}}),
+        allow("ecs:ListTaskDefinitionFamilies", Condition={"StringEquals": {"aws:PrincipalTag/team": "dev"}}),
+        Tags=[{"Key": "team", "Value": "ops"}],
+    )
+    temporary = assume(server, keys, role, "work")["Credentials"]
+    assert temporary["AccessKeyId"].startswith("ASIA")
+    as_role = session(server, temporary)
+    role_id = iam(server).get_role(RoleName=role_name)["Role"]["RoleId"]
+    identity = as_role.client("sts").get_caller_identity()
+    assert (identity["Arn"], identity["UserId"], identity["Account"]) == (
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/{role_name}/work",
+        f"{role_id}:work",
+        ACCOUNT,
+    )
+    role_ecs = as_role.client("ecs")
+    role_ecs.list_clusters()
+    role_ecs.list_task_definitions()
+    # The role's permissions, not the user's who assumed it.
+    assert error_of(role_ecs.list_task_definition_families) == ("AccessDeniedException", 400)
+    assert error_of(role_ecs.create_cluster, clusterName=unique("by-role")) == ("AccessDeniedException", 400)
+    assert error_of(as_role.client("iam").list_users) == ("AccessDenied", 403)
+    assert error_of(as_role.client("sts").assume_role, RoleArn=role, RoleSessionName="again") == ("AccessDenied", 403)
+    # Its token belongs to its key: without it, or altered, the key is unknown.
+    for token in ("", temporary["SessionToken"][:-4] + "AAAA", "x" + temporary["SessionToken"][1:]):
+        forged = as_role.with_token(token) if token else session(server, {**temporary, "SessionToken": None})
+        assert error_of(forged.client("ecs").list_clusters) == ("UnrecognizedClientException", 403), token
+        assert error_of(forged.client("sts").get_caller_identity) == ("InvalidClientTokenId", 403), token
+    other = assume(server, keys, role, "other")["Credentials"]
+    swapped = session(server, {**temporary, "SessionToken": other["SessionToken"]})
+    assert error_of(swapped.client("ecs").list_clusters) == ("UnrecognizedClientException", 403), "another session's token"
+    # Once the role's policy is gone, so is what the session may do.
+    iam(server).delete_role_policy(RoleName=role_name, PolicyName="policy")
+    assert error_of(role_ecs.list_clusters) == ("AccessDeniedException", 400)
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents bound to their instances
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_agent_reports_only_the_tasks_on_its_own_instance(server, unique) -> None:
+    cluster = unique("reports")
+    root = server.client()
+    root.create_cluster(clusterName=cluster)
+    mine, theirs = make_user(server, unique("reporter-a"), AGENT), make_user(server, unique("reporter-b"), AGENT)
+    a, b = ecs(server, mine), ecs(server, theirs)
+    instance = a.register_container_instance(cluster=cluster, totalResources=RESOURCES)["containerInstance"]["containerInstanceArn"]
+    b.register_container_instance(cluster=cluster, totalResources=[{"name": "CPU", "type": "INTEGER", "integerValue": 1}, {"name": "MEMORY", "type": "INTEGER", "integerValue": 1}])
+    task = root.run_task(cluster=cluster, taskDefinition=busybox_family(server, unique, "reported"))["tasks"][0]
+    assert task["containerInstanceArn"] == instance, "only A's instance has room for it"
+    arn = task["taskArn"]
+    assert a.submit_task_state_change(cluster=cluster, task=arn, status="RUNNING")["acknowledgment"] == "ACK"
+    assert a.submit_container_state_change(cluster=cluster, task=arn, containerName="app", status="RUNNING")["acknowledgment"] == "ACK"
+    assert root.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING"
+    for call, kwargs in (
+        (b.submit_task_state_change, {"status": "STOPPED", "reason": "forged"}),
+        (b.submit_task_state_change, {"status": "STOPPED", "reason": "forged", "task": arn.rsplit("/", 1)[1]}),
+        (b.submit_container_state_change, {"containerName": "app", "status": "STOPPED", "exitCode": 1}),
+    ):
+        assert error_of(call, **{"cluster": cluster, "task": arn, **kwargs}) == ("AccessDeniedException", 400), kwargs
+    described = root.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+    assert (described["lastStatus"], described["desiredStatus"]) == ("RUNNING", "RUNNING")
+    assert described["containers"][0]["lastStatus"] == "RUNNING"
+
+
+def test_the_gateway_wants_ecs_poll_a_signature_and_the_instances_own_agent(server, unique) -> None:
+    cluster = unique("gateway")
+    server.client().create_cluster(clusterName=cluster)
+    mine = make_user(server, unique("gw-a"), AGENT)
+    instance = ecs(server, mine).register_container_instance(cluster=cluster, totalResources=RESOURCES)["containerInstance"]["containerInstanceArn"]
+    instance_id = instance.rsplit("/", 1)[1]
+    no_poll = make_user(server, unique("gw-no-poll"), AGENT, deny("ecs:Poll"))
+    own = ecs(server, no_poll).register_container_instance(cluster=cluster, totalResources=RESOURCES)["containerInstance"]["containerInstanceArn"]
+    nobody = make_user(server, unique("gw-nobody"))
+    for call in (heartbeat, desired_stream):
+        cases = {
+            "an explicit Deny on ecs:Poll, its own instance": (own.rsplit("/", 1)[1], no_poll, 400, "AccessDeniedException"),
+            "no policy at all": (instance_id, nobody, 400, "AccessDeniedException"),
+            "unsigned": (instance_id, None, 403, "MissingAuthenticationTokenException"),
+            "the wrong secret": (instance_id, mine.with_secret("0" * 40), 403, "InvalidSignatureException"),
+            "an unknown key": (instance_id, Credentials("AKIAAAAAAAAAAAAAAAAA", "0" * 40), 403, "UnrecognizedClientException"),
+        }
+        for what, (target, credentials, status, code) in cases.items():
+            answer = call(server, cluster, target, credentials=credentials)
+            assert (answer.status, answer.json()["__type"]) == (status, code), (call.__name__, what, answer)
+        assert call(server, cluster, instance_id, credentials=mine).status == 200
+        assert call(server, cluster, instance, credentials=mine).status == 200, "the instance named by its ARN"
+    # The root user may register the instance again, and then it is the root user's.
+    server.client().register_container_instance(cluster=cluster, containerInstanceArn=instance, totalResources=RESOURCES)
+    taken = heartbeat(server, cluster, instance_id, credentials=mine)
+    assert (taken.status, taken.json()["__type"]) == (400, "AccessDeniedException")
