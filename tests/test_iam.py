@@ -776,3 +776,227 @@ def test_the_gateway_wants_ecs_poll_a_signature_and_the_instances_own_agent(serv
     server.client().register_container_instance(cluster=cluster, containerInstanceArn=instance, totalResources=RESOURCES)
     taken = heartbeat(server, cluster, instance_id, credentials=mine)
     assert (taken.status, taken.json()["__type"]) == (400, "AccessDeniedException")
+
+
+# ---------------------------------------------------------------------------------------------
+# Known server defects: each test asserts what the server should do and is a strict xfail, so
+# it runs every time and fails loudly (XPASS) once the server is fixed: then drop the marker.
+# ---------------------------------------------------------------------------------------------
+
+
+def known_defect(what: str):
+    return pytest.mark.xfail(strict=True, reason=f"server defect: {what}")
+
+
+def accepted(attempts: dict[str, tuple]) -> list[str]:
+    """The attempts (name: (call, kwargs)) that the server carried out rather than refused:
+    every success but a read that found nothing."""
+    from botocore.exceptions import ClientError
+
+    done = []
+    for what, (call, kwargs) in attempts.items():
+        try:
+            result = call(**kwargs)
+        except ClientError:
+            continue
+        result.pop("ResponseMetadata", None)
+        listed = [result[field] for field in ("tasks", "containerInstances", "taskArns", "tags") if field in result]
+        # A read that found nothing (MISSING) refused nothing but gave nothing away either.
+        if not listed or any(listed):
+            done.append(what)
+    return done
+
+
+def aliases(arn: str) -> dict[str, str]:
+    """Other spellings of an ECS ARN that the server resolves to the same resource."""
+    kind, rest = arn.split(":", 5)[5].split("/", 1)
+    return {
+        "another region": arn.replace(":us-east-1:", ":eu-west-1:"),
+        "another account": arn.replace(f":{ACCOUNT}:", ":111111111111:"),
+        "the old format without the cluster": f"{ECS_ARN}:{kind}/{rest.rsplit('/', 1)[-1]}",
+    }
+
+
+@known_defect(
+    "ECS resolves an ARN of another region or account, or a task/container-instance ARN in the old "
+    "format, to the resource it names, but authorisation judges the ARN as written: a Deny on the "
+    "resource's own ARN does not stop DescribeTasks, DescribeContainerInstances, TagResource, "
+    "UntagResource or ListTagsForResource"
+)
+def test_a_deny_on_a_resources_arn_covers_every_spelling_of_it(server, unique) -> None:
+    guarded = unique("spelled")
+    root = server.client()
+    root.create_cluster(clusterName=guarded)
+    instance = root.register_container_instance(cluster=guarded, totalResources=RESOURCES)["containerInstance"]["containerInstanceArn"]
+    task = root.run_task(cluster=guarded, taskDefinition=busybox_family(server, unique, "spelled"))["tasks"][0]["taskArn"]
+    root.tag_resource(resourceArn=cluster_arn(guarded), tags=[{"key": "env", "value": "prod"}])
+    user = ecs(
+        server,
+        make_user(
+            server,
+            unique("spelling"),
+            allow("ecs:*"),
+            deny("ecs:*", [cluster_arn(guarded), ecs_arn("task", guarded, "*"), ecs_arn("container-instance", guarded, "*")]),
+        ),
+    )
+    assert error_of(user.describe_tasks, cluster=guarded, tasks=[task]) == ("AccessDeniedException", 400)
+    attempts = {}
+    for how, alias in aliases(task).items():
+        attempts[f"DescribeTasks, {how}"] = (user.describe_tasks, {"cluster": guarded, "tasks": [alias]})
+    for how, alias in aliases(instance).items():
+        attempts[f"DescribeContainerInstances, {how}"] = (user.describe_container_instances, {"cluster": guarded, "containerInstances": [alias]})
+    for how, alias in list(aliases(cluster_arn(guarded)).items())[:2]:
+        attempts[f"TagResource, {how}"] = (user.tag_resource, {"resourceArn": alias, "tags": [{"key": "by", "value": "alias"}]})
+        attempts[f"UntagResource, {how}"] = (user.untag_resource, {"resourceArn": alias, "tagKeys": ["env"]})
+        attempts[f"ListTagsForResource, {how}"] = (user.list_tags_for_resource, {"resourceArn": alias})
+    carried_out = accepted(attempts)
+    assert carried_out == [], carried_out
+    assert root.list_tags_for_resource(resourceArn=cluster_arn(guarded))["tags"] == [{"key": "env", "value": "prod"}]
+
+
+@known_defect(
+    "ListTasks with containerInstance authorises the instance ARN as written but lists the instance "
+    "of that id in `cluster`: a user allowed only container-instance/dev/* lists prod's tasks by "
+    "naming a prod instance id under dev"
+)
+def test_list_tasks_by_instance_stays_in_the_cluster_the_policy_allows(server, unique) -> None:
+    dev, prod = unique("lt-dev"), unique("lt-prod")
+    root = server.client()
+    for cluster in (dev, prod):
+        root.create_cluster(clusterName=cluster)
+    instance = root.register_container_instance(cluster=prod, totalResources=RESOURCES)["containerInstance"]["containerInstanceArn"]
+    task = root.run_task(cluster=prod, taskDefinition=busybox_family(server, unique, "lt"))["tasks"][0]["taskArn"]
+    reader = ecs(server, make_user(server, unique("lt-reader"), allow("ecs:List*", [cluster_arn(dev), ecs_arn("container-instance", dev, "*")])))
+    relabelled = ecs_arn("container-instance", dev, instance.rsplit("/", 1)[1])
+    try:
+        listed = reader.list_tasks(cluster=prod, containerInstance=relabelled)["taskArns"]
+    except Exception as refused:  # noqa: BLE001 - any refusal is right
+        listed = [f"refused: {refused}"]
+    assert task not in listed, listed
+
+
+@known_defect(
+    "IAM finds users by name whatever its case, but authorises the ARN of the name as typed: a user "
+    "denied iam:* on user/NAME gets a new access key (and so the powers) of NAME by typing it in capitals"
+)
+def test_a_deny_on_a_user_covers_its_name_in_any_case(server, unique) -> None:
+    admin = unique("admin")
+    make_user(server, admin, allow("*"))
+    manager = iam(server, make_user(server, unique("manager"), allow("iam:*"), deny("iam:*", user_arn(admin))))
+    assert error_of(manager.create_access_key, UserName=admin) == ("AccessDenied", 403)
+    attempts = {
+        "CreateAccessKey": (manager.create_access_key, {"UserName": admin.upper()}),
+        "PutUserPolicy": (manager.put_user_policy, {"UserName": admin.upper(), "PolicyName": "x", "PolicyDocument": document(allow("*"))}),
+        "GetUser": (manager.get_user, {"UserName": admin.upper()}),
+    }
+    carried_out = accepted(attempts)
+    assert carried_out == [], carried_out
+    assert len(iam(server).list_access_keys(UserName=admin)["AccessKeyMetadata"]) == 1
+
+
+@known_defect(
+    "AssumeRole skips the caller's own policies when the trust policy names the caller's ARN, so an "
+    "explicit Deny of sts:AssumeRole in them does not win"
+)
+def test_an_explicit_deny_of_assume_role_wins_over_a_trust_naming_the_caller(server, unique) -> None:
+    user = unique("deny-assume")
+    keys = make_user(server, user, deny("sts:AssumeRole"))
+    role = make_role(server, unique("names-caller"), user_arn(user), allow("ecs:ListClusters"))
+    assert error_of(sts(server, keys).assume_role, RoleArn=role, RoleSessionName="denied") == ("AccessDenied", 403)
+
+
+@known_defect(
+    "aws:PrincipalArn of an assumed-role session is the session's ARN (arn:aws:sts::...:assumed-role/R/S); "
+    "AWS defines it as the role's ARN (arn:aws:iam::...:role/R)"
+)
+def test_the_principal_arn_of_a_session_is_its_roles_arn(server, unique) -> None:
+    user = unique("pa-user")
+    keys = make_user(server, user)
+    name = unique("pa-role")
+    role = make_role(server, name, user_arn(user), allow("ecs:ListClusters", Condition={"StringEquals": {"aws:PrincipalArn": role_arn(name)}}))
+    role_ecs = session(server, assume(server, keys, role)["Credentials"]).client("ecs")
+    assert "clusterArns" in role_ecs.list_clusters()
+
+
+@known_defect(
+    "a user created with a Path has the ARN user/PATH/NAME (CreateUser, GetUser) but GetCallerIdentity, "
+    "aws:PrincipalArn, the IAM resource it is authorised on and trust policies use user/NAME"
+)
+def test_a_user_with_a_path_is_its_arn_everywhere(server, unique) -> None:
+    name = unique("pathed")
+    root = iam(server)
+    arn = root.create_user(UserName=name, Path="/eng/")["User"]["Arn"]
+    assert arn == user_arn(name, "/eng/")
+    policy = document(
+        allow("iam:GetUser", user_arn("*", "/eng/")),
+        allow("ecs:ListClusters", Condition={"StringEquals": {"aws:PrincipalArn": arn}}),
+    )
+    root.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=policy)
+    key = root.create_access_key(UserName=name)["AccessKey"]
+    keys = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    role = make_role(server, unique("for-pathed"), arn)
+    problems = []
+    if sts(server, keys).get_caller_identity()["Arn"] != arn:
+        problems.append("GetCallerIdentity")
+    for what, call, kwargs in (
+        ("GetUser on user/eng/*", iam(server, keys).get_user, {"UserName": name}),
+        ("aws:PrincipalArn", ecs(server, keys).list_clusters, {}),
+        ("a trust naming the ARN", sts(server, keys).assume_role, {"RoleArn": role, "RoleSessionName": "pathed"}),
+    ):
+        try:
+            call(**kwargs)
+        except Exception as refused:  # noqa: BLE001
+            problems.append(f"{what}: {refused}")
+    assert problems == []
+
+
+@known_defect("a trust policy's condition on sts:ExternalId is never met: AssumeRole with the right ExternalId is refused")
+def test_a_trust_policy_may_require_an_external_id(server, unique) -> None:
+    user = unique("external")
+    keys = make_user(server, user)
+    name = unique("external-role")
+    role = iam(server).create_role(RoleName=name, AssumeRolePolicyDocument=trust_with_external_id(user_arn(user), "ticket-4711"))["Role"]["Arn"]
+    assert error_of(sts(server, keys).assume_role, RoleArn=role, RoleSessionName="ext", ExternalId="wrong-0000") == ("AccessDenied", 403)
+    assert assume(server, keys, role, "ext", ExternalId="ticket-4711")["AssumedRoleUser"]["Arn"].endswith(f"/{name}/ext")
+
+
+def trust_with_external_id(principal: str, external_id: str) -> str:
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": principal},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+        }
+    )
+
+
+@known_defect(
+    "AssumeRole accepts session Tags and ignores them (no sts:TagSession check, no aws:PrincipalTag from "
+    "them), where it refuses session policies rather than ignore them"
+)
+def test_session_tags_are_refused_or_honoured_never_ignored(server, unique) -> None:
+    user = unique("tagged-session")
+    keys = make_user(server, user)
+    role = make_role(server, unique("tag-role"), user_arn(user), allow("ecs:ListClusters"))
+    # The trust policy does not allow sts:TagSession: AWS refuses the tags.
+    assert error_of(sts(server, keys).assume_role, RoleArn=role, RoleSessionName="tags", Tags=[{"Key": "team", "Value": "x"}])[0] in {
+        "AccessDenied",
+        "ValidationError",
+    }
+
+
+@known_defect(
+    "an instance belongs to the ARN of the principal that registered it: a user deleted and made again "
+    "under the same name (a new principal, another UserId) inherits the old one's instances"
+)
+def test_a_user_made_again_under_the_same_name_does_not_inherit_instances(server, unique) -> None:
+    cluster = unique("reborn")
+    server.client().create_cluster(clusterName=cluster)
+    name = unique("reborn-agent")
+    first = make_user(server, name, AGENT)
+    instance = ecs(server, first).register_container_instance(cluster=cluster, totalResources=RESOURCES)["containerInstance"]["containerInstanceArn"]
+    delete_user(server, name)
+    second = make_user(server, name, AGENT)
+    answer = heartbeat(server, cluster, instance.rsplit("/", 1)[1], credentials=second)
+    assert (answer.status, answer.json().get("__type")) == (400, "AccessDeniedException"), answer
