@@ -1,7 +1,9 @@
 """A corpus of unauthorised attempts, every one refused, nothing written: every ECS operation
-and every IAM action by a user without permissions (and unsigned, and with a wrong secret),
-every agent-gateway route and agent report with another agent's keys, and re-registration of
-another agent's instances. boto3 for every API call; botocore-signed raw HTTP for the gateway."""
+and every IAM action by a user without permissions, by a role session without permissions,
+unsigned, with a wrong secret and with an unknown key; AssumeRole by whom no trust policy
+allows; every agent-gateway route with another agent's keys, without permission, unsigned and
+mis-signed; agent reports of tasks on another agent's instance, and re-registration of another
+agent's instances. boto3 for every API call; botocore-signed raw HTTP for the gateway."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from harness import Credentials, boto3_client, desired_stream, heartbeat
-from iam_helpers import allow, ecs, iam, make_user
+from harness import ACCOUNT, Credentials, boto3_client, desired_stream, heartbeat
+from iam_helpers import ACCOUNT_ROOT, allow, assume, ecs, iam, make_role, make_user, role_arn, session, user_arn
 
 IAM_ACTIONS = [
     "CreateUser", "GetUser", "ListUsers", "DeleteUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey",
@@ -95,13 +97,33 @@ class Tally:
 
 
 def snapshot(server) -> dict[str, Any]:
-    root = server.client()
+    """Everything a refused call could have written, as the root user reads it."""
+    root, root_iam = server.client(), iam(server)
+    clusters = sorted(root.list_clusters()["clusterArns"])
+    users = sorted(u["UserName"] for u in root_iam.list_users(MaxItems=1000)["Users"])
+    roles = sorted(r["RoleName"] for r in root_iam.list_roles(MaxItems=1000)["Roles"])
     return {
-        "clusters": sorted(root.list_clusters()["clusterArns"]),
+        "clusters": clusters,
+        "cluster details": root.describe_clusters(clusters=clusters, include=["TAGS", "SETTINGS"])["clusters"] if clusters else [],
         "families": sorted(root.list_task_definition_families()["families"]),
-        "users": sorted(u["UserName"] for u in iam(server).list_users(MaxItems=1000)["Users"]),
-        "roles": sorted(r["RoleName"] for r in iam(server).list_roles(MaxItems=1000)["Roles"]),
+        "task definitions": sorted(root.list_task_definitions(maxResults=100)["taskDefinitionArns"]),
+        "services": {c: sorted(root.list_services(cluster=c)["serviceArns"]) for c in clusters},
+        "instances": {c: sorted(root.list_container_instances(cluster=c)["containerInstanceArns"]) for c in clusters},
+        "tasks": {c: sorted(root.list_tasks(cluster=c)["taskArns"]) for c in clusters},
+        "attributes": {c: root.list_attributes(cluster=c, targetType="container-instance")["attributes"] for c in clusters},
+        "account settings": root.list_account_settings()["settings"],
+        "users": users,
+        "access keys": {u: sorted(k["AccessKeyId"] + k["Status"] for k in root_iam.list_access_keys(UserName=u)["AccessKeyMetadata"]) for u in users},
+        "user policies": {u: root_iam.list_user_policies(UserName=u)["PolicyNames"] for u in users},
+        "roles": roles,
+        "role policies": {r: root_iam.list_role_policies(RoleName=r)["PolicyNames"] for r in roles},
     }
+
+
+def statuses(root, cluster: str, tasks: list[dict]) -> dict[str, tuple]:
+    described = root.describe_tasks(cluster=cluster, tasks=[t["taskArn"] for t in tasks])["tasks"]
+    assert len(described) == len(tasks)
+    return {t["taskArn"]: (t["lastStatus"], t["desiredStatus"], [c["lastStatus"] for c in t["containers"]]) for t in described}
 
 
 def test_two_hundred_unauthorised_attempts_and_none_accepted(berth, unique) -> None:
@@ -109,7 +131,8 @@ def test_two_hundred_unauthorised_attempts_and_none_accepted(berth, unique) -> N
     tally = Tally()
     cluster = unique("corpus")
     server.client().create_cluster(clusterName=cluster)
-    nobody = make_user(server, unique("nobody"))
+    nobody_name = unique("nobody")
+    nobody = make_user(server, nobody_name)
     agent_a = make_user(server, unique("agent-a"), AGENT)
     agent_b = make_user(server, unique("agent-b"), AGENT)
     wrong = Credentials(nobody.access_key, "0" * 40)
@@ -125,30 +148,72 @@ def test_two_hundred_unauthorised_attempts_and_none_accepted(berth, unique) -> N
     family = root.list_task_definition_families(familyPrefix="corpus-td")["families"][0]
     tasks = root.run_task(cluster=cluster, taskDefinition=family, count=10)["tasks"]
     assert len(tasks) == 10, "tasks placed on agent A's instances"
+    # A role no policy of which allows anything, assumed by the user it trusts.
+    powerless_role = make_role(server, unique("powerless"), user_arn(nobody_name))
+    as_role = session(server, assume(server, nobody, powerless_role, "corpus")["Credentials"])
+    # Roles the user without permissions may not assume: one trusting another user, one
+    # trusting the account (the caller's own policies would have to allow it).
+    others_role = make_role(server, unique("others"), user_arn(unique("agent-a")), allow("*"))  # agent A's
+    account_role = make_role(server, unique("account"), ACCOUNT_ROOT, allow("*"))
     before = snapshot(server)
+    task_states = statuses(root, cluster, tasks)
 
-    # Every ECS operation: without permissions, unsigned, and with a wrong secret.
+    unknown = Credentials("AKIA" + "Q" * 16, "0" * 40)
+    # Every ECS operation: by a user and a role session without permissions, unsigned, with a
+    # wrong secret, with an unknown key.
     operations = botocore.session.get_session().get_service_model("ecs").operation_names
-    unsigned = boto3_client(server.url, None, signature_version=botocore.UNSIGNED)
+    ecs_callers = {
+        "without permission": (ecs(server, nobody), {"AccessDeniedException"}),
+        "as a role session without permission": (as_role.client("ecs"), {"AccessDeniedException"}),
+        "unsigned": (boto3_client(server.url, None, signature_version=botocore.UNSIGNED), {"MissingAuthenticationTokenException"}),
+        "wrong secret": (ecs(server, wrong), {"InvalidSignatureException"}),
+        "unknown key": (ecs(server, unknown), {"UnrecognizedClientException"}),
+    }
     for operation in operations:
         params = params_of("ecs", operation)
-        method = snake(operation)
-        tally.refused(f"ecs:{operation} without permission", getattr(ecs(server, nobody), method), {"AccessDeniedException"}, **params)
-        tally.refused(f"ecs:{operation} unsigned", getattr(unsigned, method), {"MissingAuthenticationTokenException"}, **params)
-        tally.refused(f"ecs:{operation} wrong secret", getattr(ecs(server, wrong), method), {"InvalidSignatureException"}, **params)
+        for how, (client, expected) in ecs_callers.items():
+            tally.refused(f"ecs:{operation} {how}", getattr(client, snake(operation)), expected, **params)
 
-    # Every IAM action without permissions.
-    nobody_iam = iam(server, nobody)
+    # Every IAM action, the same ways.
+    iam_callers = {
+        "without permission": (iam(server, nobody), {"AccessDenied"}),
+        "as a role session without permission": (as_role.client("iam"), {"AccessDenied"}),
+        "unsigned": (boto3_client(server.url, None, service="iam", signature_version=botocore.UNSIGNED), {"MissingAuthenticationToken"}),
+        "wrong secret": (iam(server, wrong), {"SignatureDoesNotMatch"}),
+        "unknown key": (iam(server, unknown), {"InvalidClientTokenId"}),
+    }
     for action in IAM_ACTIONS:
-        tally.refused(f"iam:{action}", getattr(nobody_iam, snake(action)), {"AccessDenied"}, **params_of("iam", action))
+        for how, (client, expected) in iam_callers.items():
+            tally.refused(f"iam:{action} {how}", getattr(client, snake(action)), {*expected}, **params_of("iam", action))
 
-    # Agent B against agent A's instances and tasks: its policy allows the actions, the
-    # binding does not.
+    # AssumeRole by whom no trust policy (or no policy of their own) allows.
+    sts_callers = {
+        "without permission": boto3_client(server.url, nobody, service="sts"),
+        "agent B": boto3_client(server.url, agent_b, service="sts"),
+        "a role session": as_role.client("sts"),
+    }
+    for how, client in sts_callers.items():
+        for role in (others_role, account_role, powerless_role if how != "without permission" else role_arn(unique("missing"))):
+            tally.refused(f"sts:AssumeRole of {role} {how}", client.assume_role, {"AccessDenied"}, RoleArn=role, RoleSessionName="corpus")
+    tally.refused("sts:AssumeRole unsigned", boto3_client(server.url, None, service="sts", signature_version=botocore.UNSIGNED).assume_role,
+                  {"MissingAuthenticationToken"}, RoleArn=account_role, RoleSessionName="corpus")
+    tally.refused("sts:GetCallerIdentity with a forged session token", as_role.with_token("x" + as_role.token[1:]).client("sts").get_caller_identity,
+                  {"InvalidClientTokenId"})
+
+    # Agent A's instances: agent B (its policy allows the actions, the binding does not), a
+    # user without permission, unsigned and mis-signed requests.
     b_ecs = ecs(server, agent_b)
+    gateway_callers = {
+        "as agent B": (agent_b, "AccessDeniedException"),
+        "without permission": (nobody, "AccessDeniedException"),
+        "unsigned": (None, "MissingAuthenticationTokenException"),
+        "with A's key and a wrong secret": (agent_a.with_secret("0" * 40), "InvalidSignatureException"),
+    }
     for arn in instances:
         instance = arn.rsplit("/", 1)[1]
-        tally.raw_refused(f"stream of {instance} as B", desired_stream(server, cluster, instance, credentials=agent_b), "AccessDeniedException")
-        tally.raw_refused(f"heartbeat of {instance} as B", heartbeat(server, cluster, instance, credentials=agent_b), "AccessDeniedException")
+        for how, (credentials, expected) in gateway_callers.items():
+            tally.raw_refused(f"stream of {instance} {how}", desired_stream(server, cluster, instance, credentials=credentials), expected)
+            tally.raw_refused(f"heartbeat of {instance} {how}", heartbeat(server, cluster, instance, credentials=credentials), expected)
         tally.refused(
             f"re-registering {instance} as B",
             b_ecs.register_container_instance,
@@ -182,5 +247,4 @@ def test_two_hundred_unauthorised_attempts_and_none_accepted(berth, unique) -> N
     assert len(tally.attempts) >= 200, len(tally.attempts)
     assert tally.accepted == []
     assert snapshot(server) == before, "a refused call wrote something"
-    described = root.describe_tasks(cluster=cluster, tasks=[t["taskArn"] for t in tasks])["tasks"]
-    assert {t["desiredStatus"] for t in described} == {"RUNNING"}, "no forged report stopped a task"
+    assert statuses(root, cluster, tasks) == task_states, "no forged report changed a task"
