@@ -110,3 +110,23 @@ def test_an_agent_given_the_ca_registers_over_https(tls_server: TlsServer, tmp_p
     finally:
         agent.terminate()
         agent.wait(timeout=30)
+
+
+def test_requests_over_tls_meet_aws_secure_transport(tls_server: TlsServer, unique) -> None:
+    from iam_helpers import allow, document
+
+    keys = tls_server.credentials
+    root = boto3.session.Session(
+        region_name=REGION, aws_access_key_id=keys.access_key, aws_secret_access_key=keys.secret_key
+    )
+    iam = root.client("iam", endpoint_url=tls_server.url, verify=str(tls_server.ca))
+    name = unique("secure")
+    iam.create_user(UserName=name)
+    only_tls = allow("ecs:ListClusters", Condition={"Bool": {"aws:SecureTransport": "true"}})
+    iam.put_user_policy(UserName=name, PolicyName="tls", PolicyDocument=document(only_tls))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    session = boto3.session.Session(
+        region_name=REGION, aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]
+    )
+    ecs = session.client("ecs", endpoint_url=tls_server.url, verify=str(tls_server.ca))
+    assert "clusterArns" in ecs.list_clusters()

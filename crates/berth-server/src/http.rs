@@ -147,6 +147,10 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     })
 }
 
+/// Marks the requests of a TLS connection (`aws:SecureTransport`).
+#[derive(Debug, Clone, Copy)]
+struct OverTls;
+
 /// How long a stopping server waits for requests in flight.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -162,6 +166,7 @@ async fn accept(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let tls_router = router.clone().layer(axum::Extension(OverTls));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -202,6 +207,7 @@ async fn accept(
                 });
             }
             Some(acceptor) => {
+                let service = hyper_util::service::TowerToHyperService::new(tls_router.clone());
                 // The handshake gets the time a request head gets.
                 let handshake =
                     tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
@@ -310,7 +316,8 @@ async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Re
             let service = wire_service(&parts.headers);
             error_answer(wire, service, error, &request_id.0)
         }
-        Ok(((principal, service), body)) => {
+        Ok(((mut principal, service), body)) => {
+            principal.secure_transport = parts.extensions.get::<OverTls>().is_some();
             let mut request = Request::from_parts(parts, Body::from(body));
             request.extensions_mut().insert(principal);
             request.extensions_mut().insert(SignedService(service));

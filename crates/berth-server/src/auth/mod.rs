@@ -27,6 +27,8 @@ pub struct Principal {
     pub arn: String,
     pub access_key_id: String,
     pub identity: Identity,
+    /// Whether the request came over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
 }
 
 /// Who a principal is.
@@ -106,6 +108,7 @@ pub fn authenticate(
                 arn,
                 access_key_id: key.access_key_id,
                 identity,
+                secure_transport: false,
             };
             (principal, app.keys.secret_of(&signed.access_key_id))
         }
@@ -135,6 +138,7 @@ pub fn authenticate(
                     role_id: role.role_id,
                     session: session.session_name,
                 },
+                secure_transport: false,
             };
             (principal, app.keys.secret_of(&session.access_key_id))
         }
@@ -158,6 +162,7 @@ pub fn root_principal(app: &App) -> Result<Principal, ApiError> {
         arn: format!("arn:aws:iam::{}:root", app.config.account_id),
         access_key_id: key.access_key_id,
         identity: Identity::Root,
+        secure_transport: false,
     })
 }
 

@@ -49,7 +49,12 @@ pub fn principal_context(ctx: &Ctx) -> Context {
     context.insert("aws:PrincipalArn", ctx.caller.arn.clone());
     context.insert("aws:PrincipalAccount", account.clone());
     context.insert("aws:userid", ctx.caller.user_id(account));
-    context.insert("aws:SecureTransport", "false");
+    let secure = if ctx.caller.secure_transport {
+        "true"
+    } else {
+        "false"
+    };
+    context.insert("aws:SecureTransport", secure);
     let (kind, tags) = match &ctx.caller.identity {
         Identity::Root => ("Account", Vec::new()),
         Identity::User { name, .. } => {
