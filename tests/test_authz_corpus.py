@@ -13,10 +13,9 @@ from typing import Any
 
 import botocore
 import botocore.session
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from harness import ACCOUNT, Credentials, boto3_client, desired_stream, heartbeat
+from harness import Credentials, boto3_client, desired_stream, heartbeat
 from iam_helpers import ACCOUNT_ROOT, allow, assume, ecs, iam, make_role, make_user, role_arn, session, user_arn
 
 IAM_ACTIONS = [
@@ -184,21 +183,23 @@ def test_two_hundred_unauthorised_attempts_and_none_accepted(berth, unique) -> N
     }
     for action in IAM_ACTIONS:
         for how, (client, expected) in iam_callers.items():
-            tally.refused(f"iam:{action} {how}", getattr(client, snake(action)), {*expected}, **params_of("iam", action))
+            tally.refused(f"iam:{action} {how}", getattr(client, snake(action)), expected, **params_of("iam", action))
 
-    # AssumeRole by whom no trust policy (or no policy of their own) allows.
-    sts_callers = {
-        "without permission": boto3_client(server.url, nobody, service="sts"),
-        "agent B": boto3_client(server.url, agent_b, service="sts"),
-        "a role session": as_role.client("sts"),
+    # AssumeRole by whom no trust policy (or no policy of their own) allows. The user without
+    # permissions is trusted by the powerless role, so it tries a role that does not exist.
+    missing_role = role_arn(unique("missing"))
+    sts_attempts = {
+        "without permission": (boto3_client(server.url, nobody, service="sts"), [others_role, account_role, missing_role]),
+        "as agent B": (boto3_client(server.url, agent_b, service="sts"), [others_role, account_role, powerless_role]),
+        "as a role session": (as_role.client("sts"), [others_role, account_role, powerless_role]),
     }
-    for how, client in sts_callers.items():
-        for role in (others_role, account_role, powerless_role if how != "without permission" else role_arn(unique("missing"))):
+    for how, (client, roles) in sts_attempts.items():
+        for role in roles:
             tally.refused(f"sts:AssumeRole of {role} {how}", client.assume_role, {"AccessDenied"}, RoleArn=role, RoleSessionName="corpus")
-    tally.refused("sts:AssumeRole unsigned", boto3_client(server.url, None, service="sts", signature_version=botocore.UNSIGNED).assume_role,
-                  {"MissingAuthenticationToken"}, RoleArn=account_role, RoleSessionName="corpus")
-    tally.refused("sts:GetCallerIdentity with a forged session token", as_role.with_token("x" + as_role.token[1:]).client("sts").get_caller_identity,
-                  {"InvalidClientTokenId"})
+    unsigned_sts = boto3_client(server.url, None, service="sts", signature_version=botocore.UNSIGNED)
+    tally.refused("sts:AssumeRole unsigned", unsigned_sts.assume_role, {"MissingAuthenticationToken"}, RoleArn=account_role, RoleSessionName="corpus")
+    forged = as_role.with_token("x" + as_role.token[1:])
+    tally.refused("sts:GetCallerIdentity with a forged session token", forged.client("sts").get_caller_identity, {"InvalidClientTokenId"})
 
     # Agent A's instances: agent B (its policy allows the actions, the binding does not), a
     # user without permission, unsigned and mis-signed requests.

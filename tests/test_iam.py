@@ -10,6 +10,7 @@ import json
 import subprocess
 import time
 import urllib.parse
+from datetime import datetime
 
 import pytest
 
@@ -489,15 +490,13 @@ def test_iam_and_sts_with_the_cli_as_root_and_as_a_user(server, unique, tmp_path
         aws(server, user, tmp_path, "sts", "assume-role", "--role-arn", role_arn(role), "--role-session-name", "cli", "--duration-seconds", "900").stdout
     )
     assert assumed["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/cli"
-    from datetime import datetime
-
     expires = datetime.fromisoformat(assumed["Credentials"]["Expiration"].replace("Z", "+00:00")).timestamp()
     assert before + 900 - 2 <= expires <= time.time() + 900 + 2, assumed["Credentials"]["Expiration"]
     stranger = unique("cli-stranger")
     ok("iam", "create-user", "--user-name", stranger)
     stranger_key = ok("iam", "create-access-key", "--user-name", stranger)["AccessKey"]
-    refused = aws(server, Credentials(stranger_key["AccessKeyId"], stranger_key["SecretAccessKey"]), tmp_path,
-                  "sts", "assume-role", "--role-arn", role_arn(role), "--role-session-name", "cli")
+    stranger_keys = Credentials(stranger_key["AccessKeyId"], stranger_key["SecretAccessKey"])
+    refused = aws(server, stranger_keys, tmp_path, "sts", "assume-role", "--role-arn", role_arn(role), "--role-session-name", "cli")
     assert cli_error(refused) == "AccessDenied"
 
     assert cli_error(aws(server, root, tmp_path, "iam", "get-user", "--user-name", unique("nobody"))) == "NoSuchEntity"
