@@ -875,18 +875,23 @@ def test_list_tasks_by_instance_stays_in_the_cluster_the_policy_allows(server, u
 
 
 @known_defect(
-    "IAM finds users by name whatever its case, but authorises the ARN of the name as typed: a user "
-    "denied iam:* on user/NAME gets a new access key (and so the powers) of NAME by typing it in capitals"
+    "IAM finds users and roles by name whatever its case, but authorises the ARN of the name as typed: "
+    "a principal denied iam:* on user/NAME gets a new access key (and so the powers) of NAME by typing "
+    "it in capitals, and one denied iam:* on role/NAME rewrites that role's policies the same way"
 )
-def test_a_deny_on_a_user_covers_its_name_in_any_case(server, unique) -> None:
-    admin = unique("admin")
+def test_a_deny_on_a_user_or_role_covers_its_name_in_any_case(server, unique) -> None:
+    admin, admins = unique("admin"), unique("admins-role")
     make_user(server, admin, allow("*"))
-    manager = iam(server, make_user(server, unique("manager"), allow("iam:*"), deny("iam:*", user_arn(admin))))
+    make_role(server, admins, ACCOUNT_ROOT, allow("*"))
+    manager = iam(server, make_user(server, unique("manager"), allow("iam:*"), deny("iam:*", [user_arn(admin), role_arn(admins)])))
     assert error_of(manager.create_access_key, UserName=admin) == ("AccessDenied", 403)
+    assert error_of(manager.put_role_policy, RoleName=admins, PolicyName="x", PolicyDocument=document(allow("*"))) == ("AccessDenied", 403)
     attempts = {
         "CreateAccessKey": (manager.create_access_key, {"UserName": admin.upper()}),
         "PutUserPolicy": (manager.put_user_policy, {"UserName": admin.upper(), "PolicyName": "x", "PolicyDocument": document(allow("*"))}),
         "GetUser": (manager.get_user, {"UserName": admin.upper()}),
+        "PutRolePolicy": (manager.put_role_policy, {"RoleName": admins.upper(), "PolicyName": "x", "PolicyDocument": document(allow("*"))}),
+        "DeleteRolePolicy": (manager.delete_role_policy, {"RoleName": admins.upper(), "PolicyName": "policy"}),
     }
     carried_out = accepted(attempts)
     assert carried_out == [], carried_out
