@@ -1,8 +1,10 @@
 """IAM, STS and the authorisation of every call, with the AWS CLI and boto3: users, access
 keys and inline policies; roles; a read-only user on one cluster; a Deny on a resource tag
 beating an Allow; request tags and tag keys; the principal's condition keys; roles assumed and
-refused; agents bound to their instances. The last section holds the server's known defects,
-each a strict xfail that turns into a failure once the server is fixed."""
+refused; agents bound to their instances. The last section holds the ways around a Deny that
+an earlier build let through: other spellings of an ARN, names in other cases, a trust policy
+naming the caller, role sessions' and pathed users' ARNs, external ids, session tags, and a
+user made again under an old name."""
 
 from __future__ import annotations
 
@@ -778,13 +780,9 @@ def test_the_gateway_wants_ecs_poll_a_signature_and_the_instances_own_agent(serv
 
 
 # ---------------------------------------------------------------------------------------------
-# Known server defects: each test asserts what the server should do and is a strict xfail, so
-# it runs every time and fails loudly (XPASS) once the server is fixed: then drop the marker.
+# Ways around a Deny that an earlier build let through (found by these tests, then fixed): each
+# test asserts the refusal AWS gives.
 # ---------------------------------------------------------------------------------------------
-
-
-def known_defect(what: str):
-    return pytest.mark.xfail(strict=True, reason=f"server defect: {what}")
 
 
 def accepted(attempts: dict[str, tuple]) -> list[str]:
@@ -816,12 +814,6 @@ def aliases(arn: str) -> dict[str, str]:
     }
 
 
-@known_defect(
-    "ECS resolves an ARN of another region or account, or a task/container-instance ARN in the old "
-    "format, to the resource it names, but authorisation judges the ARN as written: a Deny on the "
-    "resource's own ARN does not stop DescribeTasks, DescribeContainerInstances, TagResource, "
-    "UntagResource or ListTagsForResource"
-)
 def test_a_deny_on_a_resources_arn_covers_every_spelling_of_it(server, unique) -> None:
     guarded = unique("spelled")
     root = server.client()
@@ -853,11 +845,6 @@ def test_a_deny_on_a_resources_arn_covers_every_spelling_of_it(server, unique) -
     assert root.list_tags_for_resource(resourceArn=cluster_arn(guarded))["tags"] == [{"key": "env", "value": "prod"}]
 
 
-@known_defect(
-    "ListTasks with containerInstance authorises the instance ARN as written but lists the instance "
-    "of that id in `cluster`: a user allowed only container-instance/dev/* lists prod's tasks by "
-    "naming a prod instance id under dev"
-)
 def test_list_tasks_by_instance_stays_in_the_cluster_the_policy_allows(server, unique) -> None:
     dev, prod = unique("lt-dev"), unique("lt-prod")
     root = server.client()
@@ -874,11 +861,6 @@ def test_list_tasks_by_instance_stays_in_the_cluster_the_policy_allows(server, u
     assert task not in listed, listed
 
 
-@known_defect(
-    "IAM finds users and roles by name whatever its case, but authorises the ARN of the name as typed: "
-    "a principal denied iam:* on user/NAME gets a new access key (and so the powers) of NAME by typing "
-    "it in capitals, and one denied iam:* on role/NAME rewrites that role's policies the same way"
-)
 def test_a_deny_on_a_user_or_role_covers_its_name_in_any_case(server, unique) -> None:
     admin, admins = unique("admin"), unique("admins-role")
     make_user(server, admin, allow("*"))
@@ -898,10 +880,6 @@ def test_a_deny_on_a_user_or_role_covers_its_name_in_any_case(server, unique) ->
     assert len(iam(server).list_access_keys(UserName=admin)["AccessKeyMetadata"]) == 1
 
 
-@known_defect(
-    "AssumeRole skips the caller's own policies when the trust policy names the caller's ARN, so an "
-    "explicit Deny of sts:AssumeRole in them does not win"
-)
 def test_an_explicit_deny_of_assume_role_wins_over_a_trust_naming_the_caller(server, unique) -> None:
     user = unique("deny-assume")
     keys = make_user(server, user, deny("sts:AssumeRole"))
@@ -909,10 +887,6 @@ def test_an_explicit_deny_of_assume_role_wins_over_a_trust_naming_the_caller(ser
     assert error_of(sts(server, keys).assume_role, RoleArn=role, RoleSessionName="denied") == ("AccessDenied", 403)
 
 
-@known_defect(
-    "aws:PrincipalArn of an assumed-role session is the session's ARN (arn:aws:sts::...:assumed-role/R/S); "
-    "AWS defines it as the role's ARN (arn:aws:iam::...:role/R)"
-)
 def test_the_principal_arn_of_a_session_is_its_roles_arn(server, unique) -> None:
     user = unique("pa-user")
     keys = make_user(server, user)
@@ -922,10 +896,6 @@ def test_the_principal_arn_of_a_session_is_its_roles_arn(server, unique) -> None
     assert "clusterArns" in role_ecs.list_clusters()
 
 
-@known_defect(
-    "a user created with a Path has the ARN user/PATH/NAME (CreateUser, GetUser) but GetCallerIdentity, "
-    "aws:PrincipalArn, the IAM resource it is authorised on and trust policies use user/NAME"
-)
 def test_a_user_with_a_path_is_its_arn_everywhere(server, unique) -> None:
     name = unique("pathed")
     root = iam(server)
@@ -954,7 +924,6 @@ def test_a_user_with_a_path_is_its_arn_everywhere(server, unique) -> None:
     assert problems == []
 
 
-@known_defect("a trust policy's condition on sts:ExternalId is never met: AssumeRole with the right ExternalId is refused")
 def test_a_trust_policy_may_require_an_external_id(server, unique) -> None:
     user = unique("external")
     keys = make_user(server, user)
@@ -975,10 +944,6 @@ def trust_with_external_id(principal: str, external_id: str) -> str:
     )
 
 
-@known_defect(
-    "AssumeRole accepts session Tags and ignores them (no sts:TagSession check, no aws:PrincipalTag from "
-    "them), where it refuses session policies rather than ignore them"
-)
 def test_session_tags_are_refused_or_honoured_never_ignored(server, unique) -> None:
     user = unique("tagged-session")
     keys = make_user(server, user)
@@ -990,10 +955,6 @@ def test_session_tags_are_refused_or_honoured_never_ignored(server, unique) -> N
     }
 
 
-@known_defect(
-    "an instance belongs to the ARN of the principal that registered it: a user deleted and made again "
-    "under the same name (a new principal, another UserId) inherits the old one's instances"
-)
 def test_a_user_made_again_under_the_same_name_does_not_inherit_instances(server, unique) -> None:
     cluster = unique("reborn")
     server.client().create_cluster(clusterName=cluster)

@@ -9,17 +9,29 @@ use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
 use serde::{Deserialize, Serialize};
 
-/// Who registered an instance.
+/// Who registered an instance: its ARN (for messages) and its unique id (what is compared: a
+/// user deleted and made again under the same name is another principal, while every session
+/// of one role is the same one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct InstanceOwner {
     principal_arn: String,
+    principal_id: String,
 }
 
-fn owner_of(ctx: &Ctx, cluster: &str, id: &str) -> Result<Option<String>, ApiError> {
+impl InstanceOwner {
+    fn of(ctx: &Ctx) -> InstanceOwner {
+        InstanceOwner {
+            principal_arn: ctx.caller.arn.clone(),
+            principal_id: ctx.caller.unique_id(&ctx.arns.account_id),
+        }
+    }
+}
+
+fn owner_of(ctx: &Ctx, cluster: &str, id: &str) -> Result<Option<InstanceOwner>, ApiError> {
     Ok(ctx
         .get::<InstanceOwner>(&keys::instance_owner(cluster, id))?
-        .map(|o| o.value.principal_arn))
+        .map(|o| o.value))
 }
 
 fn not_yours(ctx: &Ctx, instance_arn: &str, owner: Option<&str>) -> ApiError {
@@ -41,13 +53,14 @@ pub fn check_owner(ctx: &Ctx, cluster: &str, id: &str) -> Result<(), ApiError> {
         return Ok(());
     }
     let owner = owner_of(ctx, cluster, id)?;
-    if owner.as_deref() == Some(ctx.caller.arn.as_str()) {
+    let me = InstanceOwner::of(ctx);
+    if owner.as_ref().map(|o| &o.principal_id) == Some(&me.principal_id) {
         Ok(())
     } else {
         Err(not_yours(
             ctx,
             &ctx.arns.container_instance(cluster, id),
-            owner.as_deref(),
+            owner.as_ref().map(|o| o.principal_arn.as_str()),
         ))
     }
 }
@@ -58,8 +71,9 @@ pub fn check_owner(ctx: &Ctx, cluster: &str, id: &str) -> Result<(), ApiError> {
 pub async fn claim(ctx: &Ctx, cluster: &str, id: &str) -> Result<(), ApiError> {
     let key = keys::instance_owner(cluster, id);
     let current = ctx.get::<InstanceOwner>(&key)?;
+    let me = InstanceOwner::of(ctx);
     match &current {
-        Some(owner) if owner.value.principal_arn == ctx.caller.arn => return Ok(()),
+        Some(owner) if owner.value.principal_id == me.principal_id => return Ok(()),
         Some(owner) if !ctx.caller.is_root() => {
             return Err(not_yours(
                 ctx,
@@ -73,10 +87,7 @@ pub async fn claim(ctx: &Ctx, cluster: &str, id: &str) -> Result<(), ApiError> {
         Some(owner) => Compare::at(&key, owner.mod_revision),
         None => Compare::absent(&key),
     };
-    let owner = InstanceOwner {
-        principal_arn: ctx.caller.arn.clone(),
-    };
-    let txn = Txn::new().when(guard).put(&key, encode(&owner));
+    let txn = Txn::new().when(guard).put(&key, encode(&me));
     if ctx.commit(txn).await?.succeeded {
         Ok(())
     } else {

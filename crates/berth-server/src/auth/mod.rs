@@ -52,6 +52,17 @@ impl Principal {
         self.identity == Identity::Root
     }
 
+    /// What stays the same for this principal and no other, ever: the user's or role's unique
+    /// id (a user made again under the same name is another principal), or the account's for
+    /// root. Sessions of one role share it.
+    pub fn unique_id(&self, account_id: &str) -> String {
+        match &self.identity {
+            Identity::Root => format!("root:{account_id}"),
+            Identity::User { id, .. } => id.clone(),
+            Identity::AssumedRole { role_id, .. } => role_id.clone(),
+        }
+    }
+
     /// `aws:userid`: the account id for root, the user id, or `roleId:session`.
     pub fn user_id(&self, account_id: &str) -> String {
         match &self.identity {
@@ -87,22 +98,20 @@ pub fn authenticate(
                 .map(|k| k.value)
                 .filter(|k| k.status == KeyStatus::Active)
                 .ok_or_else(invalid_token)?;
-            let identity = match &key.user_name {
-                None => Identity::Root,
+            let (identity, arn) = match &key.user_name {
+                None => (Identity::Root, format!("arn:aws:iam::{account}:root")),
                 Some(name) => {
                     let user = app
                         .get::<User>(&store_keys::user(name))?
                         .ok_or_else(invalid_token)?
                         .value;
-                    Identity::User {
+                    let identity = Identity::User {
                         name: user.user_name,
                         id: user.user_id,
-                    }
+                    };
+                    // The user's own ARN, its path included.
+                    (identity, user.arn)
                 }
-            };
-            let arn = match &identity {
-                Identity::User { name, .. } => format!("arn:aws:iam::{account}:user/{name}"),
-                _ => format!("arn:aws:iam::{account}:root"),
             };
             let principal = Principal {
                 arn,

@@ -8,7 +8,7 @@
 use super::{check, Keys};
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
-use berth_core::arn::{cluster_name_of, id_of};
+use berth_core::arn::{cluster_name_of, id_of, Arn};
 use serde_json::Value;
 
 /// Authorises ECS operation `op` with the JSON input `body`; `AccessDeniedException` when
@@ -135,15 +135,19 @@ fn targets(ctx: &Ctx, op: &str, input: &Value) -> Vec<(String, Keys)> {
             .map(|s| in_cluster(service_arn(ctx, &cluster_name, s)))
             .collect(),
         "DescribeServiceDeployments" => list("serviceDeploymentArns")
-            .into_iter()
-            .map(plain)
+            .iter()
+            .map(|arn| plain(canonical(ctx, arn)))
             .collect(),
-        "DescribeServiceRevisions" => list("serviceRevisionArns").into_iter().map(plain).collect(),
-        "StopServiceDeployment" => vec![plain(
-            text("serviceDeploymentArn").unwrap_or_default().to_string(),
-        )],
+        "DescribeServiceRevisions" => list("serviceRevisionArns")
+            .iter()
+            .map(|arn| plain(canonical(ctx, arn)))
+            .collect(),
+        "StopServiceDeployment" => vec![plain(canonical(
+            ctx,
+            text("serviceDeploymentArn").unwrap_or_default(),
+        ))],
         "TagResource" | "UntagResource" | "ListTagsForResource" => {
-            let resource = text("resourceArn").unwrap_or_default().to_string();
+            let resource = canonical(ctx, text("resourceArn").unwrap_or_default());
             let mut context = request_tags.clone();
             for key in list("tagKeys") {
                 context.push(("aws:TagKeys".into(), key));
@@ -178,24 +182,42 @@ fn request_tags(input: &Value) -> Keys {
     context
 }
 
+// A resource is authorised by the ARN of what the handler will act on, never by the ARN as the
+// caller spelled it: handlers find tasks, instances and services by the request's cluster and
+// the id or name at the end of a reference, and ignore an ARN's region and account.
+
+/// The container instance a reference names in `cluster`, as the handlers resolve it.
 fn instance_arn(ctx: &Ctx, cluster: &str, reference: &str) -> String {
-    match id_of(reference, "container-instance") {
-        Some(id) if !reference.starts_with("arn:") => ctx.arns.container_instance(cluster, &id),
-        _ => reference.to_string(),
-    }
+    let id = id_of(reference, "container-instance").unwrap_or_else(|| reference.to_string());
+    ctx.arns.container_instance(cluster, &id)
 }
 
+/// The task a reference names in `cluster`, as the handlers resolve it.
 fn task_arn(ctx: &Ctx, cluster: &str, reference: &str) -> String {
-    match id_of(reference, "task") {
-        Some(id) if !reference.starts_with("arn:") => ctx.arns.task(cluster, &id),
-        _ => reference.to_string(),
-    }
+    let id = id_of(reference, "task").unwrap_or_else(|| reference.to_string());
+    ctx.arns.task(cluster, &id)
 }
 
+/// The service a reference names in `cluster`, as the handlers resolve it.
 fn service_arn(ctx: &Ctx, cluster: &str, reference: &str) -> String {
-    if reference.starts_with("arn:") {
-        reference.to_string()
-    } else {
-        ctx.arns.service(cluster, reference)
+    let name = match Arn::parse(reference) {
+        Some(arn) if arn.resource_type == "service" => arn.path.last().cloned().unwrap_or_default(),
+        _ => reference.to_string(),
+    };
+    ctx.arns.service(cluster, &name)
+}
+
+/// An ECS ARN in this server's region and account (handlers ignore those parts); other text
+/// as it is.
+fn canonical(ctx: &Ctx, text: &str) -> String {
+    match Arn::parse(text) {
+        Some(arn) => format!(
+            "arn:aws:ecs:{}:{}:{}/{}",
+            ctx.arns.region,
+            ctx.arns.account_id,
+            arn.resource_type,
+            arn.path.join("/")
+        ),
+        None => text.to_string(),
     }
 }

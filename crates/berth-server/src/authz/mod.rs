@@ -46,7 +46,6 @@ fn policies_of(ctx: &Ctx) -> Result<Vec<Policy>, ApiError> {
 pub fn principal_context(ctx: &Ctx) -> Context {
     let account = &ctx.arns.account_id;
     let mut context = Context::new();
-    context.insert("aws:PrincipalArn", ctx.caller.arn.clone());
     context.insert("aws:PrincipalAccount", account.clone());
     context.insert("aws:userid", ctx.caller.user_id(account));
     let secure = if ctx.caller.secure_transport {
@@ -55,6 +54,8 @@ pub fn principal_context(ctx: &Ctx) -> Context {
         "false"
     };
     context.insert("aws:SecureTransport", secure);
+    // `aws:PrincipalArn` of a role session is the role's ARN, as AWS defines it.
+    let mut principal_arn = ctx.caller.arn.clone();
     let (kind, tags) = match &ctx.caller.identity {
         Identity::Root => ("Account", Vec::new()),
         Identity::User { name, .. } => {
@@ -68,15 +69,15 @@ pub fn principal_context(ctx: &Ctx) -> Context {
             ("User", tags)
         }
         Identity::AssumedRole { role, .. } => {
-            let tags = ctx
-                .get::<Role>(&keys::role(role))
-                .ok()
-                .flatten()
-                .map(|r| r.value.tags)
-                .unwrap_or_default();
+            let record = ctx.get::<Role>(&keys::role(role)).ok().flatten();
+            if let Some(record) = &record {
+                principal_arn = record.value.arn.clone();
+            }
+            let tags = record.map(|r| r.value.tags).unwrap_or_default();
             ("AssumedRole", tags)
         }
     };
+    context.insert("aws:PrincipalArn", principal_arn);
     context.insert("aws:PrincipalType", kind);
     for tag in tags {
         context.insert(&format!("aws:PrincipalTag/{}", tag.key), tag.value);
@@ -105,6 +106,26 @@ pub fn authorize_as(
         &[(resource.to_string(), extra.clone())],
         error_name,
     )
+}
+
+/// What the caller's own policies decide for `action` on `resource` (root: Allow).
+pub fn decide(ctx: &Ctx, action: &str, resource: &str, extra: &Keys) -> Result<Decision, ApiError> {
+    if ctx.caller.is_root() {
+        return Ok(Decision::Allow);
+    }
+    let policies = policies_of(ctx)?;
+    let policies: Vec<&Policy> = policies.iter().collect();
+    let mut context = principal_context(ctx);
+    for (key, value) in extra {
+        context.insert(key, value.clone());
+    }
+    let request = Request {
+        principal_arn: &ctx.caller.arn,
+        action,
+        resource,
+        context: &context,
+    };
+    Ok(evaluate(&policies, &request))
 }
 
 /// Checks `action` on every `(resource, condition keys)` target; the first denial is the
@@ -148,13 +169,18 @@ fn check(
     Ok(())
 }
 
-/// Authorises an IAM action: `iam:<Action>` on the user or role it is about.
+/// Authorises an IAM action: `iam:<Action>` on the user or role it is about — by that
+/// user's or role's own ARN (names are found whatever their case, and ARNs carry paths).
 pub fn authorize_iam(ctx: &Ctx, request: &QueryRequest) -> Result<(), ApiError> {
     let account = &ctx.arns.account_id;
     let resource = if let Some(role) = request.get("RoleName") {
-        format!("arn:aws:iam::{account}:role/{role}")
+        ctx.get::<Role>(&keys::role(role))?
+            .map(|r| r.value.arn)
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/{role}"))
     } else if let Some(user) = request.get("UserName") {
-        format!("arn:aws:iam::{account}:user/{user}")
+        ctx.get::<User>(&keys::user(user))?
+            .map(|u| u.value.arn)
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{user}"))
     } else {
         match (&ctx.caller.identity, request.action.as_str()) {
             (_, "ListUsers" | "ListRoles") => "*".to_string(),

@@ -85,12 +85,50 @@ fn assume_role(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>, ApiErro
         .ok()
         .filter(|r| r.arn == role_arn)
         .ok_or_else(|| access_denied(&ctx.caller, "sts:AssumeRole", role_arn))?;
+    // Trust first, so a caller the role does not trust learns nothing more of it. The role's
+    // trust policy must allow the caller (with the request's `sts:ExternalId` and
+    // `sts:RoleSessionName`), and the caller's own policies must not deny sts:AssumeRole. As
+    // within one AWS account, a trust policy that names the caller's own ARN is enough; one
+    // that trusts the whole account also needs an Allow in the caller's own policies.
+    let trust = Policy::parse(&role.assume_role_policy_document)
+        .map_err(|e| ApiError::server(format!("stored trust policy of {}: {e}", role.arn)))?;
+    let mut context = crate::authz::principal_context(ctx);
+    context.insert("sts:RoleSessionName", session_name);
+    if let Some(external_id) = request.get("ExternalId") {
+        context.insert("sts:ExternalId", external_id);
+    }
+    let asked = Request {
+        principal_arn: &ctx.caller.arn,
+        action: "sts:AssumeRole",
+        resource: &role.arn,
+        context: &context,
+    };
+    if berth_core::iam::evaluate(&[&trust], &asked) != Decision::Allow {
+        return Err(access_denied(&ctx.caller, "sts:AssumeRole", &role.arn));
+    }
+    let own = crate::authz::decide(ctx, "sts:AssumeRole", &role.arn, &Vec::new())?;
+    let named = names_principal(&role.assume_role_policy_document, &ctx.caller.arn);
+    match own {
+        Decision::Allow => {}
+        Decision::ImplicitDeny if named => {}
+        _ => return Err(access_denied(&ctx.caller, "sts:AssumeRole", &role.arn)),
+    }
     // A session policy narrows what the session may do; ignoring one would grant more than
     // the caller asked for, so it is refused until it is supported.
     if request.get("Policy").is_some() || !request.structures("PolicyArns").is_empty() {
         return Err(ApiError::new(
             "ValidationError",
             "Berth does not support session policies (Policy, PolicyArns) yet: assume the role without them, or give the role a narrower policy.",
+        ));
+    }
+    // Session tags would become principal tags that policies trust; until they are
+    // supported (with sts:TagSession), they are refused rather than ignored.
+    let tagged = !request.structures("Tags").is_empty()
+        || request.get("TransitiveTagKeys.member.1").is_some();
+    if tagged {
+        return Err(ApiError::new(
+            "ValidationError",
+            "Berth does not support session tags (Tags, TransitiveTagKeys) yet: assume the role without them.",
         ));
     }
     let duration = request.integer("DurationSeconds")?.unwrap_or(3600);
@@ -102,24 +140,6 @@ fn assume_role(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>, ApiErro
                 role.max_session_duration
             ),
         ));
-    }
-    // The role's trust policy must allow the caller. As in AWS within one account, a trust
-    // policy that names the caller's own ARN is enough; one that trusts the whole account
-    // also needs the caller's own policies to allow sts:AssumeRole on the role.
-    if !names_principal(&role.assume_role_policy_document, &ctx.caller.arn) {
-        crate::authz::authorize(ctx, "sts:AssumeRole", &role.arn, &Vec::new())?;
-    }
-    let trust = Policy::parse(&role.assume_role_policy_document)
-        .map_err(|e| ApiError::server(format!("stored trust policy of {}: {e}", role.arn)))?;
-    let context = crate::authz::principal_context(ctx);
-    let asked = Request {
-        principal_arn: &ctx.caller.arn,
-        action: "sts:AssumeRole",
-        resource: &role.arn,
-        context: &context,
-    };
-    if berth_core::iam::evaluate(&[&trust], &asked) != Decision::Allow {
-        return Err(access_denied(&ctx.caller, "sts:AssumeRole", &role.arn));
     }
     let now = ctx.now().floor() as u64;
     let session = Session {
