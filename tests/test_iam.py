@@ -88,6 +88,12 @@ def test_iam_errors_with_boto3(server, unique) -> None:
     assert error_of(root.create_user, UserName="bad name!") == ("ValidationError", 400)
     bad = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*"}]}'
     assert error_of(root.put_user_policy, UserName=name, PolicyName="p", PolicyDocument=bad)[0] == "MalformedPolicyDocument"
+    no_principal = document({"Effect": "Allow", "Action": "sts:AssumeRole"})
+    try:
+        root.create_role(RoleName=unique("no-principal"), AssumeRolePolicyDocument=no_principal)
+        raise AssertionError("a trust policy without a principal was accepted")
+    except root.exceptions.MalformedPolicyDocumentException as refused:
+        assert "Principal" in refused.response["Error"]["Message"], refused.response
     first = root.create_access_key(UserName=name)["AccessKey"]
     root.create_access_key(UserName=name)
     assert error_of(root.create_access_key, UserName=name) == ("LimitExceeded", 409)

@@ -144,8 +144,17 @@ fn policy_document(
             "Cannot exceed quota for PolicySize: 131072.",
         ));
     }
-    let policy = berth_core::iam::Policy::parse(document)
-        .map_err(|e| ApiError::new("MalformedPolicyDocument", e.message))?;
+    let policy = berth_core::iam::Policy::parse(document).map_err(|e| {
+        // A trust statement without a principal fails the grammar's resource rule first;
+        // IAM names what a trust policy lacks.
+        let message = match kind {
+            PolicyKind::Trust if e.message == "Policy statement must contain resources." => {
+                "Missing required field Principal".to_string()
+            }
+            _ => e.message,
+        };
+        ApiError::new("MalformedPolicyDocument", message)
+    })?;
     match kind {
         PolicyKind::Identity => policy.check_identity_policy(),
         PolicyKind::Trust => policy.check_trust_policy(),
