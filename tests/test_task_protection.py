@@ -108,7 +108,8 @@ def test_protection_keeps_tasks_through_scale_in_and_deployments_until_removed_o
             diagnose=lambda: diagnose(berth_up, ecs, CLUSTER, expiring),
         )
         stopping_at = stopping["stoppingAt"].timestamp()
-        assert expires_at <= stopping_at <= expires_at + 3, (expires_at, stopping_at)
+        why = (stopping.get("stopCode"), stopping.get("stoppedReason"), diagnose(berth_up, ecs, CLUSTER, expiring))
+        assert expires_at <= stopping_at <= expires_at + 3, (expires_at, stopping_at, why)
         assert protection_of(ecs, old)["protectionEnabled"] is False
         ecs.get_waiter("services_stable").wait(
             cluster=CLUSTER, services=[expiring], WaiterConfig={"Delay": 1, "MaxAttempts": 30}
