@@ -14,6 +14,7 @@ pub mod scheduler;
 pub mod service;
 pub mod sigv4;
 pub mod task_definition;
+pub mod task_protection;
 pub mod task_state;
 
 pub use arn::{Arn, ArnContext};

@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::handlers::{
     account_settings, attributes, clusters, container_instances, service_deployments, services,
-    tags, task_definitions, task_reports, tasks,
+    tags, task_definitions, task_protection, task_reports, tasks,
 };
 use crate::protocol::parse_input;
 use serde::de::DeserializeOwned;
@@ -84,6 +84,8 @@ pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErr
         "StopTask" => call(ctx, body, tasks::stop_task).await,
         "DescribeTasks" => call(ctx, body, tasks::describe_tasks).await,
         "ListTasks" => call(ctx, body, tasks::list_tasks).await,
+        "UpdateTaskProtection" => call(ctx, body, task_protection::update).await,
+        "GetTaskProtection" => call(ctx, body, task_protection::get).await,
         "SubmitTaskStateChange" => call(ctx, body, task_reports::submit_task_state_change).await,
         "SubmitContainerStateChange" => {
             call(ctx, body, task_reports::submit_container_state_change).await

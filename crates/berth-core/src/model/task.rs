@@ -51,6 +51,20 @@ pub struct Task {
     pub task_definition_arn: Option<String>,
     pub version: Option<i64>,
     pub ephemeral_storage: Option<EphemeralStorage>,
+    /// Berth's record (not in ECS's Task shape, never shown by DescribeTasks): until when the
+    /// task is protected from scale-in, as UpdateTaskProtection set it. Protection is on while
+    /// now is before it; GetTaskProtection shows it as a [`ProtectedTask`].
+    pub protection_expires_at: Option<Timestamp>,
+}
+
+/// A task's scale-in protection, as UpdateTaskProtection and GetTaskProtection return it.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectedTask {
+    pub task_arn: Option<String>,
+    pub protection_enabled: Option<bool>,
+    pub expiration_date: Option<Timestamp>,
 }
 
 /// One container of a task.

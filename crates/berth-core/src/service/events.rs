@@ -51,6 +51,15 @@ pub fn closest_instance_short_of(instance_id: &str, what: &str) -> String {
 /// The `unable_to_place` reason when the cluster has no usable instance.
 pub const NO_INSTANCES: &str = "Reason: No Container Instances were found in your cluster.";
 
+/// `(service NAME) was unable to scale in due to (reason N tasks under protection).`: tasks
+/// the scheduler would stop to scale in or to finish a deployment are protected from scale-in.
+pub fn unable_to_scale_in(service: &str, protected_tasks: usize) -> String {
+    format!(
+        "(service {service}) was unable to scale in due to (reason {protected_tasks} tasks under \
+         protection)."
+    )
+}
+
 /// `(service NAME) is unable to consistently start tasks successfully. ...`
 pub fn unable_to_start(service: &str) -> String {
     format!(
@@ -154,6 +163,10 @@ mod tests {
         assert_eq!(
             rolling_back("web", "ecs-svc/1"),
             "(service web) rolling back to deployment ecs-svc/1."
+        );
+        assert_eq!(
+            unable_to_scale_in("web", 1),
+            "(service web) was unable to scale in due to (reason 1 tasks under protection)."
         );
         assert!(unable_to_place("web", NO_INSTANCES).starts_with(
             "(service web) was unable to place a task because no container instance met all of its requirements. Reason:"

@@ -30,6 +30,8 @@ pub struct TaskFact {
     /// The id of the container instance it was placed on.
     pub instance_id: Option<String>,
     pub created_at: Option<f64>,
+    /// Until when it is protected from scale-in (UpdateTaskProtection), if it was protected.
+    pub protection_expires_at: Option<f64>,
 }
 
 impl TaskFact {
@@ -55,7 +57,13 @@ impl TaskFact {
                 .as_deref()
                 .and_then(|a| id_of(a, "container-instance")),
             created_at: task.created_at,
+            protection_expires_at: task.protection_expires_at,
         }
+    }
+
+    /// Whether its scale-in protection holds at `now`.
+    pub fn is_protected(&self, now: f64) -> bool {
+        crate::task_protection::holds(self.protection_expires_at, now)
     }
 
     /// Not yet STOPPED: it holds a place on its instance.

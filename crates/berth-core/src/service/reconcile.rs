@@ -12,7 +12,7 @@ use super::events;
 use super::facts::{InstanceFact, InstanceState, TaskFact};
 use super::lifecycle::{complete_primary, count_failure, remove_deployment, HistoryUpdate};
 use super::record::{IdSource, ServiceRecord};
-use super::replica::{self, Phase, Slot};
+use super::replica::{self, Phase, Slot, StopWhy};
 use crate::model::status::{DeploymentRolloutState, DeploymentStatus, ServiceStatus};
 use std::collections::{HashMap, HashSet};
 
@@ -60,6 +60,11 @@ pub struct Plan {
     pub task_definition: Option<String>,
     /// Changes to the service deployment history.
     pub history: Vec<HistoryUpdate>,
+    /// Protected tasks it would have stopped to scale in or to replace them, and kept.
+    pub held: Vec<String>,
+    /// When the first of those tasks' protection ends (epoch seconds): the caller reconciles
+    /// again then, so the held stop happens on time.
+    pub wake_at: Option<f64>,
 }
 
 /// Reconciles `record` with what was observed. See the module documentation.
@@ -142,6 +147,7 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
             primary: primary_id.is_some() && task.deployment_id == primary_id,
             phase,
             draining: instance.is_some_and(|i| i.state == InstanceState::Draining),
+            protected: task.is_protected(now),
         };
         let instance_id = task.instance_id.clone().unwrap_or_default();
         slots.push((slot, instance_id));
@@ -171,8 +177,22 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
                 instance_id: on.clone(),
             })
             .collect();
-        let step = daemon::step(seen.instances, &daemon_slots);
+        let mut step = daemon::step(seen.instances, &daemon_slots);
         record.service.desired_count = Some(i32::try_from(step.desired).unwrap_or(i32::MAX));
+        // A protected task is not replaced either: its instance gets the PRIMARY's task once
+        // the protection ends.
+        let protected: HashSet<&str> = slots
+            .iter()
+            .filter(|(s, _)| s.protected)
+            .map(|(s, _)| s.id.as_str())
+            .collect();
+        step.stop.retain(|(id, why)| {
+            let hold = protected.contains(id.as_str()) && *why != StopWhy::Draining;
+            if hold {
+                plan.held.push(id.clone());
+            }
+            !hold
+        });
         (step.desired, step.stop, Launch::OnInstances(step.start_on))
     } else {
         let desired = u32::try_from(record.service.desired_count.unwrap_or(0).max(0)).unwrap_or(0);
@@ -183,6 +203,7 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
         );
         let only: Vec<Slot> = slots.iter().map(|(s, _)| s.clone()).collect();
         let step = replica::step(desired, bounds, &only);
+        plan.held = step.held;
         (desired, step.stop, Launch::Replicas(step.start))
     };
     let launch_wanted = !matches!(&launch, Launch::Replicas(0))
@@ -205,6 +226,21 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
                 EVENT_REPEAT_SECONDS,
             );
         }
+    }
+
+    if !plan.held.is_empty() {
+        record.push_event_throttled(
+            ids,
+            events::unable_to_scale_in(&name, plan.held.len()),
+            now,
+            EVENT_REPEAT_SECONDS,
+        );
+        plan.wake_at = seen
+            .tasks
+            .iter()
+            .filter(|t| plan.held.contains(&t.id))
+            .filter_map(|t| t.protection_expires_at)
+            .min_by(f64::total_cmp);
     }
 
     let primary_label = primary_id.clone().unwrap_or_default();

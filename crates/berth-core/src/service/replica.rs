@@ -2,6 +2,8 @@
 //! how many tasks the PRIMARY deployment starts now and which tasks stop now, so that at all
 //! times tasks RUNNING or PENDING stay at most `max_total` and healthy tasks at least
 //! `min_healthy` (tasks stopped for scale-in excepted: they are above the desired count).
+//! Tasks protected from scale-in are never stopped to scale in or to replace them: the step
+//! holds them back and says so, and a deployment waits for their protection to end.
 
 use super::bounds::Bounds;
 
@@ -25,6 +27,8 @@ pub struct Slot {
     pub phase: Phase,
     /// Whether its instance is DRAINING, so the task has to move.
     pub draining: bool,
+    /// Whether it is protected from scale-in (UpdateTaskProtection) right now.
+    pub protected: bool,
 }
 
 /// Why the step stops a task.
@@ -45,6 +49,8 @@ pub struct Step {
     pub start: u32,
     /// Tasks to stop, and why.
     pub stop: Vec<(String, StopWhy)>,
+    /// Protected tasks the step would have stopped to scale in or to replace them, and kept.
+    pub held: Vec<String>,
 }
 
 /// One step of a rolling update towards `desired` PRIMARY tasks within `bounds`.
@@ -57,20 +63,35 @@ pub fn step(desired: u32, bounds: Bounds, slots: &[Slot]) -> Step {
         .collect();
     let mut healthy = count(wanted.iter().filter(|s| s.phase == Phase::Healthy).count());
 
-    // Scale in: PRIMARY tasks above the desired count go, those not yet healthy first.
+    // Scale in: PRIMARY tasks above the desired count go, unprotected ones first and of
+    // those the ones not yet healthy first; protected ones above the count are held.
     let mut keep: Vec<&Slot> = wanted
         .iter()
         .copied()
         .filter(|s| s.primary && !s.draining)
         .collect();
-    keep.sort_by_key(|s| (s.phase == Phase::Healthy, std::cmp::Reverse(s.id.clone())));
+    keep.sort_by_key(|s| {
+        (
+            s.protected,
+            s.phase == Phase::Healthy,
+            std::cmp::Reverse(s.id.clone()),
+        )
+    });
     let excess = keep.len().saturating_sub(desired as usize);
+    let mut held_above = Vec::new();
     for slot in keep.drain(..excess) {
+        if slot.protected {
+            out.held.push(slot.id.clone());
+            held_above.push(slot);
+            continue;
+        }
         if slot.phase == Phase::Healthy {
             healthy -= 1;
         }
         out.stop.push((slot.id.clone(), StopWhy::ScaleIn));
     }
+    // A held task still takes its place: the PRIMARY starts nothing to make up for it.
+    keep.extend(held_above);
 
     // Scale out: start what the PRIMARY lacks, within the maximum.
     let need = desired.saturating_sub(count(keep.len()));
@@ -92,6 +113,10 @@ pub fn step(desired: u32, bounds: Bounds, slots: &[Slot]) -> Step {
         } else {
             StopWhy::Replaced
         };
+        if slot.protected && why == StopWhy::Replaced {
+            out.held.push(slot.id.clone());
+            continue;
+        }
         if slot.phase == Phase::Healthy {
             if healthy <= bounds.min_healthy {
                 continue;
@@ -117,6 +142,14 @@ mod tests {
             primary,
             phase,
             draining: false,
+            protected: false,
+        }
+    }
+
+    fn protected(id: &str, primary: bool, phase: Phase) -> Slot {
+        Slot {
+            protected: true,
+            ..slot(id, primary, phase)
         }
     }
 
@@ -280,5 +313,58 @@ mod tests {
         assert!(slots.iter().all(|s| s.primary && s.phase == Phase::Healthy));
         assert_eq!(slots.len(), 3);
         assert_eq!(next, 3, "exactly three new tasks were started");
+    }
+
+    #[test]
+    fn scale_in_stops_the_unprotected_task_and_keeps_the_protected_one() {
+        let slots = [
+            protected("a", true, Phase::Healthy),
+            slot("b", true, Phase::Healthy),
+        ];
+        let step = step(1, bounds(1, 2), &slots);
+        assert_eq!(step.stop, vec![("b".to_string(), StopWhy::ScaleIn)]);
+        assert!(step.held.is_empty());
+        assert_eq!(step.start, 0);
+    }
+
+    #[test]
+    fn scale_in_below_the_protected_tasks_holds_them_and_starts_nothing() {
+        let slots = [
+            protected("a", true, Phase::Healthy),
+            protected("b", true, Phase::Healthy),
+            slot("c", true, Phase::Starting),
+        ];
+        let step = step(1, bounds(1, 2), &slots);
+        assert_eq!(step.stop, vec![("c".to_string(), StopWhy::ScaleIn)]);
+        assert_eq!(step.held, vec!["b".to_string()]);
+        assert_eq!(step.start, 0);
+    }
+
+    #[test]
+    fn a_deployment_replaces_unprotected_old_tasks_and_waits_for_protected_ones() {
+        let slots = [
+            protected("o1", false, Phase::Healthy),
+            slot("o2", false, Phase::Healthy),
+            slot("n1", true, Phase::Healthy),
+            slot("n2", true, Phase::Healthy),
+        ];
+        let step = step(2, bounds(2, 4), &slots);
+        assert_eq!(step.stop, vec![("o2".to_string(), StopWhy::Replaced)]);
+        assert_eq!(step.held, vec!["o1".to_string()]);
+        assert_eq!(step.start, 0);
+    }
+
+    #[test]
+    fn protection_does_not_keep_a_task_on_a_draining_instance() {
+        let mut draining = protected("d", true, Phase::Healthy);
+        draining.draining = true;
+        let slots = [
+            draining,
+            slot("a", true, Phase::Healthy),
+            slot("r", true, Phase::Healthy),
+        ];
+        let step = step(2, bounds(2, 4), &slots);
+        assert_eq!(step.stop, vec![("d".to_string(), StopWhy::Draining)]);
+        assert!(step.held.is_empty());
     }
 }

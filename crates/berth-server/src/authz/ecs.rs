@@ -115,7 +115,9 @@ fn targets(ctx: &Ctx, op: &str, input: &Value) -> Vec<(String, Keys)> {
             &cluster_name,
             text("task").unwrap_or_default(),
         ))],
-        "DescribeTasks" => list("tasks")
+        // GetTaskProtection without `tasks` reads every protected task of the cluster.
+        "GetTaskProtection" if list("tasks").is_empty() => vec![in_cluster(cluster.clone())],
+        "DescribeTasks" | "UpdateTaskProtection" | "GetTaskProtection" => list("tasks")
             .iter()
             .map(|t| in_cluster(task_arn(ctx, &cluster_name, t)))
             .collect(),

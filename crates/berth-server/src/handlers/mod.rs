@@ -11,5 +11,6 @@ pub mod services;
 pub mod tags;
 pub mod task_definitions;
 pub mod task_lookup;
+pub mod task_protection;
 pub mod task_reports;
 pub mod tasks;

@@ -42,9 +42,12 @@ pub fn new_task_ids(
     (id, task_arn, container_arns)
 }
 
-/// A task with its `version` set from the store revision of its last write.
+/// A task as the API shows it: its `version` set from the store revision of its last write,
+/// and without Berth's own record of its scale-in protection, which ECS shows only through
+/// GetTaskProtection (`handlers::task_protection`).
 pub fn with_version(mut task: Task, revision: u64) -> Task {
     task.version = Some(i64::try_from(revision).unwrap_or(i64::MAX));
+    task.protection_expires_at = None;
     task
 }
 

@@ -59,6 +59,14 @@ fn task(id: &str, deployment: &str, status: TaskStatus, on: &str) -> TaskFact {
         stopped_reason: None,
         instance_id: Some(on.into()),
         created_at: Some(1.0),
+        protection_expires_at: None,
+    }
+}
+
+fn protected_until(fact: TaskFact, until: f64) -> TaskFact {
+    TaskFact {
+        protection_expires_at: Some(until),
+        ..fact
     }
 }
 
@@ -331,4 +339,75 @@ fn reconciling_the_same_observation_twice_decides_the_same() {
     assert_eq!(first, second);
     assert_eq!(a.launch, Launch::Replicas(2));
     assert_eq!(stopped_ids(&a), vec!["o1"]);
+}
+
+#[test]
+fn scale_in_stops_the_unprotected_task_and_keeps_the_protected_one() {
+    let mut record = service(1, None);
+    let tasks = [
+        protected_until(task("a", "d1", TaskStatus::Running, "i1"), 500.0),
+        task("b", "d1", TaskStatus::Running, "i1"),
+    ];
+    let plan = run(&mut record, &tasks, &[active("i1")], 100.0);
+    assert_eq!(stopped_ids(&plan), vec!["b"]);
+    assert!(plan.held.is_empty());
+    assert_eq!(plan.wake_at, None);
+}
+
+#[test]
+fn a_protected_task_above_the_desired_count_is_held_with_an_event_until_it_expires() {
+    let mut record = service(1, None);
+    let tasks = [
+        protected_until(task("a", "d1", TaskStatus::Running, "i1"), 500.0),
+        protected_until(task("b", "d1", TaskStatus::Running, "i1"), 400.0),
+    ];
+    let plan = run(&mut record, &tasks, &[active("i1")], 100.0);
+    assert!(plan.stops.is_empty());
+    assert_eq!(plan.held, vec!["b".to_string()]);
+    assert_eq!(plan.wake_at, Some(400.0));
+    assert!(messages(&record).contains(
+        &"(service web) was unable to scale in due to (reason 1 tasks under protection).".into()
+    ));
+    assert!(!record.state.steady);
+
+    // Once b's protection has lapsed, the next reconcile stops it.
+    let plan = run(&mut record, &tasks, &[active("i1")], 400.0);
+    assert_eq!(stopped_ids(&plan), vec!["b"]);
+    assert!(plan.held.is_empty());
+}
+
+#[test]
+fn a_deployment_waits_for_a_protected_old_task() {
+    let mut record = service(1, None);
+    deploy(&mut record, "d2", "web:2");
+    let old = protected_until(task("o", "d1", TaskStatus::Running, "i1"), 900.0);
+    let new = task("n", "d2", TaskStatus::Running, "i1");
+    let plan = run(
+        &mut record,
+        &[old.clone(), new.clone()],
+        &[active("i1")],
+        100.0,
+    );
+    assert!(plan.stops.is_empty(), "the protected task stays");
+    assert_eq!(plan.held, vec!["o".to_string()]);
+    assert_eq!(plan.wake_at, Some(900.0));
+    assert_eq!(record.deployments().len(), 2, "the deployment is not done");
+
+    // Protection removed: the old task goes and the deployment can finish.
+    let unprotected = TaskFact {
+        protection_expires_at: None,
+        ..old
+    };
+    let plan = run(&mut record, &[unprotected, new], &[active("i1")], 101.0);
+    assert_eq!(stopped_ids(&plan), vec!["o"]);
+    assert!(plan.held.is_empty());
+}
+
+#[test]
+fn protection_does_not_keep_an_unhealthy_task() {
+    let mut record = service(1, None);
+    let mut sick = protected_until(task("a", "d1", TaskStatus::Running, "i1"), 900.0);
+    sick.health = HealthStatus::Unhealthy;
+    let plan = run(&mut record, &[sick], &[active("i1")], 100.0);
+    assert_eq!(stopped_ids(&plan), vec!["a"]);
 }

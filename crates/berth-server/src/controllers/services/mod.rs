@@ -52,8 +52,8 @@ pub async fn reconcile_all(app: &App) -> usize {
         };
         let key = keys::service(&cluster, stored.value.name());
         match reconcile_service(app, &cluster, &key).await {
-            Ok(true) => changed += 1,
-            Ok(false) => {}
+            Ok(pass) if pass.changed => changed += 1,
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, service = key, "service controller: reconcile failed")
             }
@@ -67,15 +67,34 @@ fn cluster_of(record: &ServiceRecord) -> Option<String> {
     berth_core::arn::cluster_name_of(arn)
 }
 
-/// Reconciles the service stored at `key` once. Returns whether it committed a change; a lost
-/// race commits nothing and is left to the next pass.
-pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bool, ApiError> {
+/// What one reconcile of a service did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pass {
+    /// Whether it committed a change (a lost race commits nothing: the next pass decides).
+    pub changed: bool,
+    /// When to reconcile again even if nothing changes: the scale-in protection of a task it
+    /// held back ends then.
+    pub wake_after: Option<Duration>,
+}
+
+impl Pass {
+    /// The work queue's action after this pass.
+    pub fn action(&self) -> Action {
+        match self.wake_after {
+            Some(delay) => Action::RequeueAfter(delay),
+            None => Action::AwaitChange,
+        }
+    }
+}
+
+/// Reconciles the service stored at `key` once.
+pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pass, ApiError> {
     let mut turn = app.placement_turn(cluster).await;
     let Some(stored) = app.get::<ServiceRecord>(key)? else {
-        return Ok(false);
+        return Ok(Pass::default());
     };
     if stored.value.service.status == Some(ServiceStatus::Inactive) {
-        return Ok(false);
+        return Ok(Pass::default());
     }
     let name = stored.value.name().to_string();
     let tasks = observe::service_tasks(app, cluster, &name)?;
@@ -194,12 +213,27 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<bo
             }
         }
     }
+    // A held task's protection ends at `wake_at`: come back just after it, whatever else
+    // happens (the resync is only a safety net).
+    let wake_after = plan
+        .wake_at
+        .map(|at| Duration::from_secs_f64((at - now).max(0.0)) + WAKE_MARGIN);
     if record == stored.value && writes == 0 {
-        return Ok(false);
+        return Ok(Pass {
+            changed: false,
+            wake_after,
+        });
     }
     txn = txn.put(key, encode(&record));
-    Ok(app.commit(txn).await?.succeeded)
+    Ok(Pass {
+        changed: app.commit(txn).await?.succeeded,
+        wake_after,
+    })
 }
+
+/// How long after a protection's end the held task is looked at again, so the clock has
+/// surely passed it.
+const WAKE_MARGIN: Duration = Duration::from_millis(50);
 
 /// How many services are reconciled at once (never one service twice at once).
 pub const WORKERS: usize = 4;
@@ -228,7 +262,7 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
                 Some(
                     reconcile_service(&app, &cluster, &key)
                         .await
-                        .map(|_| Action::AwaitChange),
+                        .map(|pass| pass.action()),
                 )
             }
         }

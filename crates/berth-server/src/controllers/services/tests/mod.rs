@@ -4,6 +4,7 @@
 
 mod daemon;
 mod deployments;
+mod protection;
 mod replica;
 mod scale;
 
