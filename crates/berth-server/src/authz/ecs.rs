@@ -18,7 +18,12 @@ pub fn authorize_ecs(ctx: &Ctx, op: &str, body: &[u8]) -> Result<(), ApiError> {
         return Ok(());
     }
     let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let targets = targets(ctx, op, &input);
+    let mut targets = targets(ctx, op, &input);
+    // A request naming no resource (an empty list) is judged on `*`, never let through for
+    // want of something to judge.
+    if targets.is_empty() {
+        targets.push(("*".to_string(), Vec::new()));
+    }
     check(ctx, &format!("ecs:{op}"), &targets, "AccessDeniedException")
 }
 
