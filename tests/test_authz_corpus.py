@@ -173,6 +173,12 @@ def test_two_hundred_unauthorised_attempts_and_none_accepted(berth, unique) -> N
         for how, (client, expected) in ecs_callers.items():
             tally.refused(f"ecs:{operation} {how}", getattr(client, snake(operation)), expected, **params)
 
+    # Lists naming nothing are judged too, not let through for want of a resource.
+    empty_lists = (("describe_tasks", "tasks"), ("describe_container_instances", "containerInstances"), ("describe_services", "services"))
+    for method, field in empty_lists:
+        call = getattr(ecs(server, nobody), method)
+        tally.refused(f"{method} of an empty list", call, {"AccessDeniedException"}, cluster=cluster, **{field: []})
+
     # Every IAM action, the same ways.
     iam_callers = {
         "without permission": (iam(server, nobody), {"AccessDenied"}),
