@@ -1,11 +1,13 @@
 //! The placement loop. For each task of a batch it scans the instances once: an instance is a
-//! candidate when it is ACTIVE with its agent connected, has the CPU, memory and host ports,
-//! and meets the constraints; candidates are ranked by the strategies in order (later ones
+//! candidate when it is ACTIVE with its agent connected, carries the required attributes, has
+//! the CPU, memory and host ports, and meets the constraints; candidates are ranked by the strategies in order (later ones
 //! break ties of earlier ones, `random` picks uniformly among what is still tied, and without
 //! it the earliest instance wins). memberOf expressions that read no task state are evaluated
 //! once per instance and kept in the snapshot; the others once per instance per batch and again
-//! for the instance a task lands on.
+//! for the instance a task lands on. Required attributes are folded into the same per-instance
+//! mask as memberOf results (from the snapshot's cache), so the scan pays nothing for them.
 
+use super::attributes::SATISFIED;
 use super::query::Expr;
 use super::rng::Rng;
 use super::snapshot::{InstanceRef, Snapshot, ValueIndex, ACTIVE, CONNECTED, SCHEDULABLE};
@@ -133,6 +135,13 @@ impl Snapshot {
         let g = self.group_number(&request.group);
         let mut group = self.take_group_counts(g);
         let (mut member, dynamic) = self.member_mask(&request.constraints);
+        let missing = (!request.required_attributes.is_empty())
+            .then(|| self.missing_attributes(&request.required_attributes));
+        if let Some(missing) = &missing {
+            for (m, k) in member.iter_mut().zip(missing.iter()) {
+                *m &= *k == SATISFIED;
+            }
+        }
         let distinct = request
             .constraints
             .iter()
@@ -171,7 +180,9 @@ impl Snapshot {
                 outcome.failures = (0..n)
                     .filter(|&i| self.state[i] & ACTIVE != 0)
                     .filter_map(|i| {
-                        let reason = self.refusal(i, needs, member[i], distinct && group[i] > 0);
+                        let lacks = missing.as_ref().map_or(SATISFIED, |m| m[i]);
+                        let taken = distinct && group[i] > 0;
+                        let reason = self.refusal(i, needs, lacks, member[i], taken);
                         reason.map(|r| (i, r))
                     })
                     .collect();
@@ -186,6 +197,7 @@ impl Snapshot {
                 }
             }
             if !dynamic.is_empty() {
+                // `c` carries the required attributes: it was just chosen.
                 member[c] = self.static_ok(c, &request.constraints)
                     && dynamic
                         .iter()
@@ -198,10 +210,13 @@ impl Snapshot {
     }
 
     /// Places one task of `request` on instance `i` if it can go there (StartTask): the agent
-    /// must be connected and the resources and constraints met; the status is the caller's
-    /// business.
+    /// must be connected, the required attributes carried and the resources and constraints
+    /// met; the status is the caller's business.
     pub fn place_on(&mut self, i: usize, request: &TaskRequest) -> Result<(), Reason> {
         let g = self.group_number(&request.group);
+        let lacks = self
+            .first_missing(i, &request.required_attributes)
+            .unwrap_or(SATISFIED);
         let member = request.constraints.iter().all(|c| match c {
             Constraint::MemberOf(e) => e.matches(&InstanceRef { s: self, i }),
             Constraint::DistinctInstance => true,
@@ -211,7 +226,7 @@ impl Snapshot {
             .iter()
             .any(|c| matches!(c, Constraint::DistinctInstance));
         let taken = distinct && self.group_count(i, &request.group) > 0;
-        if let Some(reason) = self.refusal(i, &request.resources, member, taken) {
+        if let Some(reason) = self.refusal(i, &request.resources, lacks, member, taken) {
             return Err(reason);
         }
         self.reserve(i, &request.resources);
@@ -252,17 +267,23 @@ impl Snapshot {
         self.running[i] += 1;
     }
 
-    /// Why instance `i` cannot take the task, checked in ECS's order: the agent, then
-    /// resources (CPU, memory, ports), then constraints. `None` when it can.
+    /// Why instance `i` cannot take the task, checked in ECS's order: the agent, then the
+    /// required attributes (`lacks`: the first one missing, or [`SATISFIED`]; no amount of
+    /// freed resources would help there), then resources (CPU, memory, ports), then
+    /// constraints. `None` when it can.
     fn refusal(
         &self,
         i: usize,
         needs: &TaskResources,
+        lacks: u16,
         member: bool,
         taken: bool,
     ) -> Option<Reason> {
         if self.state[i] & CONNECTED == 0 {
             return Some(Reason::Agent);
+        }
+        if lacks != SATISFIED {
+            return Some(Reason::Attribute(lacks));
         }
         let shortfall = if self.cpu[i] < needs.cpu {
             Some(Shortfall::Cpu)

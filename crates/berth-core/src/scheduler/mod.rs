@@ -5,19 +5,22 @@
 //!
 //! ECS behaviour followed here (Amazon ECS Developer Guide: "Amazon ECS task placement",
 //! "task placement strategies", "task placement constraints", "Cluster query language"):
-//! instances are filtered by CPU, memory and ports, then by constraints, then ranked by the
+//! instances are filtered by the task definition's required attributes (`requiresAttributes`:
+//! ECS's `ATTRIBUTE` failure), by CPU, memory and ports, then by constraints, then ranked by the
 //! strategies in order; only ACTIVE instances with a connected agent receive tasks; `spread`
 //! balances the tasks of the request's group (a service's tasks, or a standalone task group);
 //! distinctInstance counts tasks whose desired status is RUNNING; RunTask's default strategy
 //! is random, a service's is spread over `attribute:ecs.availability-zone` then over
 //! instances.
 
+mod attributes;
 mod engine;
 pub mod query;
 pub mod rng;
 mod snapshot;
 pub mod workload;
 
+pub use attributes::{required_attributes, RequiredAttribute};
 pub use snapshot::{InstanceInfo, Occupancy, Snapshot, StoredInstance};
 
 use crate::model::container_instance::is_valid_attribute_name;
@@ -80,8 +83,25 @@ pub struct TaskRequest {
     pub strategies: Vec<Strategy>,
     /// Filters, all of which must hold.
     pub constraints: Vec<Constraint>,
+    /// The attributes an instance must carry (the task definition's `requiresAttributes`).
+    pub required_attributes: Vec<RequiredAttribute>,
     /// How many tasks.
     pub count: usize,
+}
+
+impl TaskRequest {
+    /// The `detail` of a `failures` entry for `reason`: for [`Reason::Attribute`] the
+    /// required attribute the instance lacks (`name`, or `name=value` when a value is
+    /// required); `None` for the others.
+    pub fn failure_detail(&self, reason: Reason) -> Option<String> {
+        match reason {
+            Reason::Attribute(k) => self
+                .required_attributes
+                .get(usize::from(k))
+                .map(RequiredAttribute::to_string),
+            _ => None,
+        }
+    }
 }
 
 /// Why an instance did not receive a task.
@@ -89,6 +109,9 @@ pub struct TaskRequest {
 pub enum Reason {
     /// Its agent is disconnected.
     Agent,
+    /// It lacks a required attribute: the index of the first one in
+    /// [`TaskRequest::required_attributes`].
+    Attribute(u16),
     /// It lacks a resource.
     Resource(Shortfall),
     /// It fails a memberOf constraint.
@@ -102,6 +125,7 @@ impl Reason {
     pub fn code(self) -> &'static str {
         match self {
             Reason::Agent => "AGENT",
+            Reason::Attribute(_) => "ATTRIBUTE",
             Reason::Resource(s) => s.reason(),
             Reason::MemberOf => "MemberOf placement constraint unsatisfied.",
             Reason::DistinctInstance => "DistinctInstance placement constraint unsatisfied.",

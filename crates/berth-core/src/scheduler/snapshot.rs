@@ -3,6 +3,7 @@
 //! Facts that placing a task does not change (attributes, status, versions) are kept once, and
 //! what is derived from them (memberOf results, spread values) is cached between batches.
 
+use super::attributes::RequiredAttribute;
 use super::query::Subjects;
 use crate::model::container_instance::ContainerInstance;
 use crate::model::status::{ContainerInstanceStatus, TaskStatus};
@@ -88,6 +89,7 @@ pub(super) struct Fixed {
     pub ec2_instance_id: Option<String>,
     pub agent_version: Option<String>,
     pub registered_at: Option<f64>,
+    /// Sorted by name (stably: of two with one name, the first given is found).
     pub attributes: Vec<(String, Option<String>)>,
 }
 
@@ -120,6 +122,9 @@ pub struct Snapshot {
     pub(super) masks: HashMap<String, Arc<Vec<bool>>>,
     /// Spread values by attribute name.
     pub(super) spread_values: HashMap<String, Arc<ValueIndex>>,
+    /// Per set of required attributes: each instance's first missing one (see
+    /// [`Snapshot::missing_attributes`]).
+    pub(super) attribute_masks: HashMap<Vec<RequiredAttribute>, Arc<Vec<u16>>>,
 }
 
 impl Snapshot {
@@ -147,13 +152,15 @@ impl Snapshot {
             s.udp.push(info.udp_ports);
             s.running.push(info.running_tasks_count);
             s.groups.push(groups);
+            let mut attributes = info.attributes;
+            attributes.sort_by(|a, b| a.0.cmp(&b.0));
             s.fixed.push(Fixed {
                 id: info.id,
                 arn: info.arn,
                 ec2_instance_id: info.ec2_instance_id,
                 agent_version: info.agent_version,
                 registered_at: info.registered_at,
-                attributes: info.attributes,
+                attributes,
             });
         }
         s
@@ -292,6 +299,17 @@ impl Snapshot {
         self.state[i] == SCHEDULABLE
     }
 
+    /// The value of attribute `name` on instance `i`: `None` when it has no such attribute,
+    /// `Some(None)` when it has one without a value.
+    pub fn attribute(&self, i: usize, name: &str) -> Option<Option<&str>> {
+        let attributes = &self.fixed[i].attributes;
+        let k = attributes.partition_point(|(n, _)| n.as_str() < name);
+        attributes
+            .get(k)
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_deref())
+    }
+
     /// What queries see of instance `i`.
     pub fn subjects(&self, i: usize) -> impl Subjects + '_ {
         InstanceRef { s: self, i }
@@ -342,10 +360,11 @@ impl Snapshot {
             .fixed
             .iter()
             .map(|f| {
+                let k = f.attributes.partition_point(|(n, _)| n.as_str() < name);
                 let value = f
                     .attributes
-                    .iter()
-                    .find(|(n, _)| n == name)
+                    .get(k)
+                    .filter(|(n, _)| n == name)
                     .and_then(|(_, v)| v.as_deref());
                 let next = u32::try_from(numbers.len()).unwrap_or(u32::MAX);
                 *numbers.entry(value).or_insert(next)
@@ -374,11 +393,7 @@ impl Subjects for InstanceRef<'_> {
         self.s.fixed[self.i].agent_version.as_deref()
     }
     fn attribute(&self, name: &str) -> Option<Option<&str>> {
-        self.s.fixed[self.i]
-            .attributes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_deref())
+        self.s.attribute(self.i, name)
     }
     fn ec2_instance_id(&self) -> Option<&str> {
         self.s.fixed[self.i].ec2_instance_id.as_deref()

@@ -32,6 +32,7 @@ fn request(memory: i64, count: usize, strategies: Vec<Strategy>) -> TaskRequest 
         group: "family:web".into(),
         strategies,
         constraints: Vec::new(),
+        required_attributes: Vec::new(),
         count,
     }
 }
@@ -489,6 +490,16 @@ fn random_request(rng: &mut Rng) -> TaskRequest {
     for _ in 0..rng.below(3) {
         constraints.push(member_of(expressions[rng.below(5) as usize]));
     }
+    let required = |value: Option<&str>| RequiredAttribute {
+        name: "tier".into(),
+        value: value.map(str::to_string),
+        target: None,
+    };
+    let required_attributes = match rng.below(4) {
+        0 => vec![required(None)],
+        1 => vec![required(Some("web"))],
+        _ => Vec::new(),
+    };
     TaskRequest {
         resources: TaskResources {
             cpu: 128 * rng.below(8) as i64,
@@ -501,6 +512,7 @@ fn random_request(rng: &mut Rng) -> TaskRequest {
             .map(|_| all[rng.below(6) as usize].clone())
             .collect(),
         constraints,
+        required_attributes,
         count: 1 + rng.below(10) as usize,
     }
 }
@@ -551,12 +563,27 @@ fn no_placement_ever_overcommits_breaks_a_constraint_or_uses_an_unschedulable_in
                         }
                     }
                 }
+                for r in &req.required_attributes {
+                    let carried = before.attribute(i, &r.name);
+                    assert!(
+                        carried.is_some_and(|v| r.value.is_none() || v == r.value.as_deref()),
+                        "{ctx}: lacks required attribute {r}"
+                    );
+                }
             }
             for (i, reason) in &out.failures {
                 assert!(
                     before.state[*i] & snapshot::ACTIVE != 0,
                     "failures name ACTIVE instances only: {reason:?}"
                 );
+                if let Reason::Attribute(k) = reason {
+                    let r = &req.required_attributes[usize::from(*k)];
+                    let carried = before.attribute(*i, &r.name);
+                    assert!(
+                        !carried.is_some_and(|v| r.value.is_none() || v == r.value.as_deref()),
+                        "instance {i} refused for {r}, which it carries"
+                    );
+                }
             }
         }
     }

@@ -105,6 +105,7 @@ impl Workload {
                 group: format!("family:app{g}"),
                 strategies: strategies.clone(),
                 constraints: constraints.clone(),
+                required_attributes: Vec::new(),
                 count: batch,
             })
             .collect();
