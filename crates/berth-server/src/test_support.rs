@@ -30,6 +30,29 @@ pub async fn ok(app: &Arc<App>, op: &str, body: Value) -> Value {
     }
 }
 
+/// The capability attributes a Berth agent on a stock Docker daemon registers with (Docker
+/// Remote API versions, the json-file, local and syslog log drivers, the local volume driver,
+/// container health checks and ordering), plus `extra`: for tests that register instances as
+/// an agent would, so task definitions needing these capabilities can be placed.
+pub fn agent_attributes(extra: &[Value]) -> Value {
+    let mut out: Vec<Value> = (17..=44)
+        .map(|v| serde_json::json!({"name": format!("com.amazonaws.ecs.capability.docker-remote-api.1.{v}")}))
+        .collect();
+    for name in [
+        "com.amazonaws.ecs.capability.logging-driver.json-file",
+        "com.amazonaws.ecs.capability.logging-driver.local",
+        "com.amazonaws.ecs.capability.logging-driver.syslog",
+        "ecs.capability.docker-plugin.local",
+        "ecs.capability.container-health-check",
+        "ecs.capability.container-ordering",
+        "ecs.capability.container-port-range",
+    ] {
+        out.push(serde_json::json!({ "name": name }));
+    }
+    out.extend(extra.iter().cloned());
+    Value::Array(out)
+}
+
 /// A server on a temp data dir, listening on a free loopback port, and the credentials it
 /// wrote to `DATA_DIR/credentials` (read as a user's tools read that file).
 pub struct Served {

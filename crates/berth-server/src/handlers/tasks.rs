@@ -339,6 +339,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         group: launch.group.clone(),
         strategies,
         constraints,
+        required_attributes: placement::requirements(launch.td.requires_attributes.as_deref()),
         count: usize::try_from(count).unwrap_or(1),
     };
     let mut turn = ctx.placement_turn(&launch.cluster).await;
@@ -462,7 +463,7 @@ fn replay(ctx: &Ctx, key: Option<&str>) -> Result<Option<TasksResponse>, ApiErro
 }
 
 /// Starts one task on each named container instance. The scheduler checks each instance
-/// (agent connected, CPU, memory, host ports); the caller chose the instances, so no
+/// (agent connected, the task definition's required attributes, CPU, memory, host ports); the caller chose the instances, so no
 /// strategy applies, and like ECS's StartTask no placement constraint does either.
 pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse, ApiError> {
     if req.container_instances.is_empty() || req.container_instances.len() > 10 {
@@ -492,6 +493,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
         group: launch.group.clone(),
         strategies: Vec::new(),
         constraints: Vec::new(),
+        required_attributes: placement::requirements(launch.td.requires_attributes.as_deref()),
         count: 1,
     };
     let mut turn = ctx.placement_turn(&launch.cluster).await;
@@ -516,7 +518,11 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
                 continue;
             };
             if let Err(reason) = snapshot.place_on(index, &request) {
-                failures.push(Failure::new(arn, reason.code()));
+                failures.push(placement::failure(
+                    &arn,
+                    reason,
+                    &request.required_attributes,
+                ));
                 continue;
             }
             placed_on.insert(id.clone());
@@ -687,6 +693,9 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
 }
 
 pub mod placement;
+
+#[cfg(test)]
+mod attributes_tests;
 
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,7 @@ pub fn launch(
             service.placement_constraints.as_deref(),
             td.placement_constraints.as_deref(),
         )?,
+        required_attributes: placement::requirements(td.requires_attributes.as_deref()),
         count: 0,
     };
     let (snapshot, instances, placed) = match launch {
@@ -184,6 +185,10 @@ fn unplaced_reason(snapshot: &Snapshot, failures: &[(usize, Reason)]) -> String 
         Reason::Agent => {
             format!("The closest matching (container-instance {id}) has its agent disconnected.")
         }
+        Reason::Attribute(_) => format!(
+            "The closest matching (container-instance {id}) is missing an attribute required by \
+             your task."
+        ),
         other => format!(
             "The closest matching (container-instance {id}) encountered error \"{}\"",
             other.code()

@@ -3,7 +3,7 @@
 //! cluster's tag allows it, refused by RunTask, StartTask, CreateService and UpdateService on
 //! a cluster that allows everything else, and accepted on the cluster that allows it.
 
-use crate::test_support::{now, send_ecs, served, Answer, Served, Signing};
+use crate::test_support::{agent_attributes, now, send_ecs, served, Answer, Served, Signing};
 use serde_json::{json, Value};
 
 /// One root-granting field: the task members and container members that ask for it, the
@@ -135,7 +135,7 @@ async fn cluster_with_instance(s: &Served, name: &str, tags: Vec<Value>) -> Stri
     let instance = ok(
         s,
         "RegisterContainerInstance",
-        json!({"cluster": name, "totalResources": [
+        json!({"cluster": name, "attributes": agent_attributes(&[]), "totalResources": [
             {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
             {"name": "MEMORY", "type": "INTEGER", "integerValue": 4096}
         ]}),

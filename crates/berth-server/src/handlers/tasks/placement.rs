@@ -17,11 +17,12 @@ use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task};
 use berth_core::model::task_definition::TaskDefinitionPlacementConstraint;
+use berth_core::model::Attribute;
 use berth_core::model::{ContainerInstanceStatus, Failure};
 use berth_core::resources::Reservation;
 use berth_core::scheduler::{
-    parse_constraints, parse_strategies, Constraint, InstanceInfo, Occupancy, Outcome, Snapshot,
-    Strategy, TaskRequest,
+    parse_constraints, parse_strategies, required_attributes, Constraint, InstanceInfo, Occupancy,
+    Outcome, Reason, RequiredAttribute, Snapshot, Strategy, TaskRequest,
 };
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
@@ -199,6 +200,9 @@ pub struct Plan {
     pub instances: Instances,
     /// Where each task goes, or why none could go anywhere.
     pub outcome: Outcome,
+    /// The request's required attributes when some tasks were not placed (for the failures'
+    /// details), else empty.
+    required: Vec<RequiredAttribute>,
     /// What the snapshot was made from (its snapshot and instances moved into the fields above).
     kept: Option<Kept>,
 }
@@ -210,10 +214,16 @@ pub fn plan(app: &App, turn: &mut Turn, cluster: &str, request: &TaskRequest, se
     let outcome = kept.snapshot.place(request, seed);
     let snapshot = std::mem::take(&mut kept.snapshot);
     let instances = std::mem::take(&mut kept.instances);
+    let required = if outcome.unplaced > 0 {
+        request.required_attributes.clone()
+    } else {
+        Vec::new()
+    };
     Plan {
         snapshot,
         instances,
         outcome,
+        required,
         kept: Some(kept),
     }
 }
@@ -229,12 +239,12 @@ impl Plan {
     }
 
     /// ECS's `failures` entries for the tasks that could not be placed: one per refusing
-    /// instance, with its reason.
+    /// instance, with its reason (and, for `ATTRIBUTE`, the missing attribute as `detail`).
     pub fn failures(&self) -> Vec<Failure> {
         self.outcome
             .failures
             .iter()
-            .map(|&(i, reason)| Failure::new(self.snapshot.arn(i), reason.code()))
+            .map(|&(i, reason)| failure(self.snapshot.arn(i), reason, &self.required))
             .collect()
     }
 
@@ -310,6 +320,21 @@ pub fn constraints(
         task_definition.unwrap_or_default(),
     )
     .map_err(ApiError::invalid_parameter)
+}
+
+/// The `failures` entry of an instance refused for `reason`: ECS's reason code, and for
+/// `ATTRIBUTE` the first required attribute it lacks as `detail` (`name` or `name=value`).
+pub fn failure(arn: &str, reason: Reason, required: &[RequiredAttribute]) -> Failure {
+    let mut failure = Failure::new(arn, reason.code());
+    if let Reason::Attribute(k) = reason {
+        failure.detail = required.get(usize::from(k)).map(ToString::to_string);
+    }
+    failure
+}
+
+/// What a task definition's `requiresAttributes` asks of the instances its tasks go to.
+pub fn requirements(requires_attributes: Option<&[Attribute]>) -> Vec<RequiredAttribute> {
+    required_attributes(requires_attributes.unwrap_or_default())
 }
 
 /// A fresh seed for `random`.

@@ -10,7 +10,7 @@ mod scale;
 
 use super::reconcile_all;
 use crate::app::App;
-pub(super) use crate::test_support::{app, call, ok};
+pub(super) use crate::test_support::{agent_attributes, app, call, ok};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -53,7 +53,7 @@ pub(super) async fn register(app: &Arc<App>, zone: &str) -> String {
         json!({"cluster": "demo", "totalResources": [
             {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
             {"name": "MEMORY", "type": "INTEGER", "integerValue": 4096}
-        ], "attributes": [{"name": "ecs.availability-zone", "value": zone}]}),
+        ], "attributes": agent_attributes(&[json!({"name": "ecs.availability-zone", "value": zone})])}),
     )
     .await;
     out["containerInstance"]["containerInstanceArn"]
