@@ -1,23 +1,75 @@
 //! What the host offers: CPU units and memory for tasks, reserved ports, and the attributes
 //! the agent registers (OS, architecture, zone, the user's own, and ECS capabilities).
 
+use crate::runtime::RuntimeInfo;
+use crate::spec::UNSUPPORTED_LOG_DRIVERS;
 use berth_core::model::container_instance::DEFAULT_RESERVED_PORTS;
 use berth_core::model::{Attribute, Resource};
+use berth_core::task_definition::admission::Allowances;
+use berth_core::task_definition::logging_driver_attribute;
 
 /// Memory kept back for the host and the agent when none is configured, in MiB.
 pub const DEFAULT_MEMORY_RESERVE_MIB: u64 = 256;
 
-/// Capabilities of this agent as ECS names them: the Docker Remote API versions and features
-/// task definitions may require.
-pub const CAPABILITIES: &[&str] = &[
-    "com.amazonaws.ecs.capability.privileged-container",
-    "com.amazonaws.ecs.capability.logging-driver.json-file",
+/// Capabilities every Berth agent has, as ECS names them: health checks, `dependsOn` and
+/// container port ranges are the agent's own work, whatever the runtime.
+pub const AGENT_CAPABILITIES: &[&str] = &[
     "ecs.capability.container-health-check",
     "ecs.capability.container-ordering",
+    "ecs.capability.container-port-range",
 ];
 
-/// Docker Remote API versions advertised as `com.amazonaws.ecs.capability.docker-remote-api.*`.
-const DOCKER_API_VERSIONS: std::ops::RangeInclusive<u32> = 17..=44;
+/// Advertised when the agent runs privileged containers (`--allow-privileged`).
+pub const PRIVILEGED_CAPABILITY: &str = "com.amazonaws.ecs.capability.privileged-container";
+
+/// The Docker Remote API versions advertised as `com.amazonaws.ecs.capability.docker-remote-api.*`
+/// run from 1.17 (the oldest ECS names) to the daemon's newest; to this one when the daemon
+/// does not say.
+const DOCKER_API_MINOR_FALLBACK: u32 = 44;
+const DOCKER_API_MINOR_OLDEST: u32 = 17;
+
+/// The `ecs.capability.*` / `com.amazonaws.ecs.capability.*` attributes this agent really
+/// has on `runtime` with `allowances`: the Docker Remote API versions the daemon speaks, its
+/// logging drivers (but those Berth refuses: `awslogs`, `awsfirelens`) and `none`, its
+/// volume drivers (`ecs.capability.docker-plugin.<driver>`), privileged containers only when
+/// allowed, and the agent's own capabilities. Nothing Berth cannot do yet is claimed: no task
+/// IAM roles, secrets, awsvpc (task ENIs), EFS, FireLens or ECR authentication.
+pub fn capabilities(runtime: &RuntimeInfo, allowances: &Allowances) -> Vec<String> {
+    let newest = runtime
+        .api_version
+        .as_deref()
+        .and_then(|v| v.strip_prefix("1."))
+        .and_then(|minor| minor.parse::<u32>().ok())
+        .unwrap_or(DOCKER_API_MINOR_FALLBACK);
+    let mut out: Vec<String> = (DOCKER_API_MINOR_OLDEST..=newest)
+        .map(|minor| format!("com.amazonaws.ecs.capability.docker-remote-api.1.{minor}"))
+        .collect();
+    let mut drivers: Vec<&str> = runtime
+        .log_drivers
+        .iter()
+        .map(String::as_str)
+        .chain(["none"])
+        .filter(|d| {
+            !UNSUPPORTED_LOG_DRIVERS
+                .iter()
+                .any(|(refused, _)| refused == d)
+        })
+        .collect();
+    drivers.sort_unstable();
+    drivers.dedup();
+    out.extend(drivers.into_iter().map(logging_driver_attribute));
+    out.extend(
+        runtime
+            .volume_drivers
+            .iter()
+            .map(|d| format!("ecs.capability.docker-plugin.{d}")),
+    );
+    if allowances.privileged {
+        out.push(PRIVILEGED_CAPABILITY.to_string());
+    }
+    out.extend(AGENT_CAPABILITIES.iter().map(|c| c.to_string()));
+    out
+}
 
 /// The resources of this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,10 +147,11 @@ pub fn total_resources(host: HostResources) -> Vec<Resource> {
     ]
 }
 
-/// The attributes to register: OS, architecture, zone (when known), capabilities, then the
-/// user's own (which may not override the agent's).
+/// The attributes to register: OS, architecture, zone (when known), `capabilities` (see
+/// [`capabilities`]), then the user's own (which may not override the agent's).
 pub fn attributes(
     availability_zone: Option<&str>,
+    capabilities: &[String],
     custom: &[(String, Option<String>)],
 ) -> Vec<Attribute> {
     let attribute = |name: &str, value: Option<&str>| Attribute {
@@ -114,13 +167,7 @@ pub fn attributes(
     if let Some(zone) = availability_zone {
         out.push(attribute("ecs.availability-zone", Some(zone)));
     }
-    for version in DOCKER_API_VERSIONS {
-        out.push(attribute(
-            &format!("com.amazonaws.ecs.capability.docker-remote-api.1.{version}"),
-            None,
-        ));
-    }
-    out.extend(CAPABILITIES.iter().map(|name| attribute(name, None)));
+    out.extend(capabilities.iter().map(|name| attribute(name, None)));
     for (name, value) in custom {
         if !out.iter().any(|a| a.name == *name) {
             out.push(attribute(name, value.as_deref()));
@@ -182,7 +229,8 @@ mod tests {
             ("stack".to_string(), Some("prod".to_string())),
             ("ecs.os-type".to_string(), Some("windows".to_string())),
         ];
-        let attributes = attributes(Some("eu-west-1a"), &custom);
+        let capabilities = capabilities(&RuntimeInfo::stock("27.1.0"), &Allowances::default());
+        let attributes = attributes(Some("eu-west-1a"), &capabilities, &custom);
         let get = |name: &str| {
             attributes
                 .iter()
@@ -214,6 +262,68 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn capabilities_are_what_the_daemon_reports_and_the_flags_allow() {
+        let runtime = RuntimeInfo {
+            version: "28.0.1".into(),
+            api_version: Some("1.48".into()),
+            log_drivers: vec!["json-file".into(), "splunk".into(), "awslogs".into()],
+            volume_drivers: vec!["local".into(), "rexray/ebs".into()],
+        };
+        let plain = capabilities(&runtime, &Allowances::default());
+        let has = |list: &[String], name: &str| list.iter().any(|c| c == name);
+        for expected in [
+            "com.amazonaws.ecs.capability.docker-remote-api.1.17",
+            "com.amazonaws.ecs.capability.docker-remote-api.1.48",
+            "com.amazonaws.ecs.capability.logging-driver.json-file",
+            "com.amazonaws.ecs.capability.logging-driver.splunk",
+            "com.amazonaws.ecs.capability.logging-driver.none",
+            "ecs.capability.docker-plugin.local",
+            "ecs.capability.docker-plugin.rexray/ebs",
+            "ecs.capability.container-health-check",
+            "ecs.capability.container-ordering",
+        ] {
+            assert!(has(&plain, expected), "{expected} missing from {plain:?}");
+        }
+        for absent in [
+            "com.amazonaws.ecs.capability.docker-remote-api.1.49",
+            "com.amazonaws.ecs.capability.docker-remote-api.1.16",
+            // Berth refuses awslogs, and has no task roles, secrets, awsvpc or ECR auth yet.
+            "com.amazonaws.ecs.capability.logging-driver.awslogs",
+            "com.amazonaws.ecs.capability.logging-driver.syslog",
+            PRIVILEGED_CAPABILITY,
+            "com.amazonaws.ecs.capability.task-iam-role",
+            "ecs.capability.secrets.ssm.environment-variables",
+            "ecs.capability.secrets.asm.environment-variables",
+            "ecs.capability.task-eni",
+            "com.amazonaws.ecs.capability.ecr-auth",
+        ] {
+            assert!(!has(&plain, absent), "{absent} advertised: {plain:?}");
+        }
+        let privileged = capabilities(
+            &runtime,
+            &Allowances {
+                privileged: true,
+                ..Allowances::default()
+            },
+        );
+        assert!(has(&privileged, PRIVILEGED_CAPABILITY));
+        assert_eq!(privileged.len(), plain.len() + 1);
+    }
+
+    #[test]
+    fn every_capability_the_agent_claims_for_a_task_definition_is_one_ecs_names() {
+        use berth_core::task_definition::CAPABILITY_ATTRIBUTES;
+        let stock = capabilities(&RuntimeInfo::stock("27.1.0"), &Allowances::default());
+        for c in &stock {
+            let named = CAPABILITY_ATTRIBUTES.contains(&c.as_str())
+                || c.starts_with("com.amazonaws.ecs.capability.logging-driver.")
+                || c.starts_with("com.amazonaws.ecs.capability.docker-remote-api.1.")
+                || c.starts_with("ecs.capability.docker-plugin.");
+            assert!(named, "{c}");
+        }
     }
 
     #[test]

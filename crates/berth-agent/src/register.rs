@@ -48,7 +48,11 @@ pub fn request(
             ),
             docker_version: Some(format!("DockerVersion: {}", runtime.version)),
         },
-        attributes: host::attributes(config.availability_zone.as_deref(), &config.attributes),
+        attributes: host::attributes(
+            config.availability_zone.as_deref(),
+            &host::capabilities(runtime, &config.allowances),
+            &config.attributes,
+        ),
         container_instance_arn: previous.map(|p| p.container_instance_arn.clone()),
     }
 }
@@ -115,9 +119,7 @@ mod tests {
             "/tmp/berth-test".into(),
             crate::credentials::for_fake_servers(),
         );
-        let runtime = RuntimeInfo {
-            version: "27.1.0".into(),
-        };
+        let runtime = RuntimeInfo::stock("27.1.0");
         let fresh = request(&config, &runtime, None);
         let json = serde_json::to_value(&fresh).expect("json");
         assert_eq!(json["cluster"], "demo");

@@ -393,8 +393,18 @@ impl ContainerRuntime for DockerRuntime {
             .version()
             .await
             .map_err(|e| unavailable_or_other(&e))?;
+        let plugins = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| unavailable_or_other(&e))?
+            .plugins
+            .unwrap_or_default();
         Ok(RuntimeInfo {
             version: version.version.unwrap_or_default(),
+            api_version: version.api_version,
+            log_drivers: plugins.log.unwrap_or_default(),
+            volume_drivers: plugins.volume.unwrap_or_default(),
         })
     }
 
@@ -540,7 +550,10 @@ impl ContainerRuntime for DockerRuntime {
         labels: &BTreeMap<String, String>,
     ) -> Result<mpsc::Receiver<RuntimeEvent>> {
         // Fail now when the daemon is away; later failures are retried in the background.
-        self.ping().await?;
+        self.docker
+            .version()
+            .await
+            .map_err(|e| unavailable_or_other(&e))?;
         let mut filters = label_filters(labels);
         filters.insert("type".to_string(), vec!["container".to_string()]);
         // Start from now even though the stream connects a little later, so that an event

@@ -310,9 +310,7 @@ fn set_health(state: &Mutex<State>, id: &str, health: Health) {
 impl ContainerRuntime for FakeRuntime {
     async fn ping(&self) -> Result<RuntimeInfo> {
         self.enter(Call::Ping).await?;
-        Ok(RuntimeInfo {
-            version: "fake-1.0".into(),
-        })
+        Ok(RuntimeInfo::stock("fake-1.0"))
     }
 
     async fn image_present(&self, image: &str) -> Result<bool> {

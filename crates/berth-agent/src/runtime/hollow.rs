@@ -181,9 +181,7 @@ impl HollowRuntime {
 #[async_trait]
 impl ContainerRuntime for HollowRuntime {
     async fn ping(&self) -> Result<RuntimeInfo> {
-        Ok(RuntimeInfo {
-            version: "hollow".into(),
-        })
+        Ok(RuntimeInfo::stock("hollow"))
     }
 
     async fn image_present(&self, image: &str) -> Result<bool> {

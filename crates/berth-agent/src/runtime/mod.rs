@@ -232,12 +232,44 @@ pub enum RuntimeEvent {
 pub struct RuntimeInfo {
     /// Runtime version, e.g. the Docker server version.
     pub version: String,
+    /// The newest Docker Engine API version it speaks (`1.47`), when it says.
+    pub api_version: Option<String>,
+    /// The logging drivers it has (Docker's built-in ones and logging plugins).
+    pub log_drivers: Vec<String>,
+    /// The volume drivers it has (`local` and volume plugins).
+    pub volume_drivers: Vec<String>,
+}
+
+/// The logging drivers built into Docker Engine (what `docker info` lists under Plugins/Log).
+pub const DOCKER_LOG_DRIVERS: &[&str] = &[
+    "awslogs",
+    "fluentd",
+    "gcplogs",
+    "gelf",
+    "journald",
+    "json-file",
+    "local",
+    "splunk",
+    "syslog",
+];
+
+impl RuntimeInfo {
+    /// A runtime of `version` with what a stock Docker Engine has: API 1.44, its built-in
+    /// logging drivers and the `local` volume driver (for runtimes that cannot ask a daemon).
+    pub fn stock(version: &str) -> Self {
+        RuntimeInfo {
+            version: version.to_string(),
+            api_version: Some("1.44".into()),
+            log_drivers: DOCKER_LOG_DRIVERS.iter().map(|d| d.to_string()).collect(),
+            volume_drivers: vec!["local".into()],
+        }
+    }
 }
 
 /// Every container side effect of the agent.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + 'static {
-    /// Checks the runtime answers; returns its version.
+    /// Checks the runtime answers; returns its version and what it offers.
     async fn ping(&self) -> Result<RuntimeInfo>;
     /// Whether `image` is present locally.
     async fn image_present(&self, image: &str) -> Result<bool>;
