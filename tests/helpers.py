@@ -110,6 +110,24 @@ RESOURCES = [
 VERSION_INFO = {"agentVersion": "1.80.0", "agentHash": "0123abcd", "dockerVersion": "DockerVersion: 24.0.7"}
 
 
+# The capability attributes a Berth agent on a stock Docker daemon registers with: Docker Remote
+# API versions, the daemon's logging drivers (less awslogs, which Berth refuses), the local
+# volume driver, and the agent's own health checks, ordering and port ranges.
+AGENT_ATTRIBUTES = (
+    [{"name": f"com.amazonaws.ecs.capability.docker-remote-api.1.{v}"} for v in range(17, 45)]
+    + [
+        {"name": f"com.amazonaws.ecs.capability.logging-driver.{d}"}
+        for d in ["fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "none", "splunk", "syslog"]
+    ]
+    + [
+        {"name": "ecs.capability.docker-plugin.local"},
+        {"name": "ecs.capability.container-health-check"},
+        {"name": "ecs.capability.container-ordering"},
+        {"name": "ecs.capability.container-port-range"},
+    ]
+)
+
+
 def register_instance(ecs: Any, cluster: str, **extra: Any) -> dict:
     """Registers a container instance as an ECS Anywhere-style agent would (no EC2 identity
     document) and returns it."""
