@@ -6,7 +6,7 @@ runtime."""
 
 import pytest
 
-from helpers import expect_error, register_instance
+from helpers import AGENT_ATTRIBUTES, expect_error, register_instance
 
 # (id, task definition members, container members, field ECS names, allowing tag)
 CASES = [
@@ -73,7 +73,8 @@ def register(ecs, family, task, members):
 
 def cluster_with_instance(ecs, name, tags=None):
     ecs.create_cluster(clusterName=name, **({"tags": [{"key": k, "value": v} for k, v in tags]} if tags else {}))
-    return register_instance(ecs, name)["containerInstanceArn"]
+    # As an agent registers: the docker-volume case needs Docker Remote API 1.25.
+    return register_instance(ecs, name, attributes=AGENT_ATTRIBUTES)["containerInstanceArn"]
 
 
 @pytest.mark.parametrize("case_id,task,members,field,tag", CASES, ids=[c[0] for c in CASES])
