@@ -88,6 +88,8 @@ def test_iam_errors_with_boto3(server, unique) -> None:
     assert error_of(root.create_user, UserName="bad name!") == ("ValidationError", 400)
     bad = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*"}]}'
     assert error_of(root.put_user_policy, UserName=name, PolicyName="p", PolicyDocument=bad)[0] == "MalformedPolicyDocument"
+    boundary = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    assert error_of(root.create_user, UserName=unique("bounded"), PermissionsBoundary=boundary)[0] == "ValidationError"
     no_principal = document({"Effect": "Allow", "Action": "sts:AssumeRole"})
     try:
         root.create_role(RoleName=unique("no-principal"), AssumeRolePolicyDocument=no_principal)
@@ -210,6 +212,8 @@ def test_a_role_is_assumed_by_whom_its_trust_policy_names_only(server, unique) -
     assert error_of(role_ecs.create_cluster, clusterName=unique("x"))[0] == "AccessDeniedException"
     assert error_of(sts(server, stranger_keys).assume_role, RoleArn=role["Arn"], RoleSessionName="xx") == ("AccessDenied", 403)
     assert error_of(sts(server, trusted_keys).assume_role, RoleArn=role["Arn"], RoleSessionName="ci", DurationSeconds=7200)[0] == "ValidationError"
+    mfa = error_of(sts(server, trusted_keys).assume_role, RoleArn=role["Arn"], RoleSessionName="ci", SerialNumber="arn:aws:iam::000000000000:mfa/x", TokenCode="123456")
+    assert mfa[0] == "ValidationError", "an MFA code is refused, never ignored"
     narrower = document(allow("ecs:DescribeClusters"))
     refused = error_of(sts(server, trusted_keys).assume_role, RoleArn=role["Arn"], RoleSessionName="ci", Policy=narrower)
     assert refused[0] == "ValidationError", "a session policy is refused, never ignored"

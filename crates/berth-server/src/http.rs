@@ -195,9 +195,9 @@ async fn accept(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
         match &tls {
             None => {
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
                 let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {

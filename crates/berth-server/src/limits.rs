@@ -57,10 +57,19 @@ impl RateLimiter {
         if buckets.len() > 10_000 {
             buckets.retain(|_, b| now.duration_since(b.refilled) < FORGET_AFTER);
         }
-        let bucket = buckets.entry(principal.to_string()).or_insert(Bucket {
-            tokens: limits.burst,
-            refilled: now,
-        });
+        // A known principal's bucket is found without allocating its name again.
+        if !buckets.contains_key(principal) {
+            buckets.insert(
+                principal.to_string(),
+                Bucket {
+                    tokens: limits.burst,
+                    refilled: now,
+                },
+            );
+        }
+        let Some(bucket) = buckets.get_mut(principal) else {
+            return true;
+        };
         let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * limits.requests_per_second).min(limits.burst);
         bucket.refilled = now;

@@ -108,24 +108,48 @@ pub fn authorize_as(
     )
 }
 
+/// The caller's policies and condition keys, read once for every resource of a request.
+struct Judge<'a> {
+    ctx: &'a Ctx,
+    policies: Vec<Policy>,
+    base: Context,
+}
+
+impl<'a> Judge<'a> {
+    fn new(ctx: &'a Ctx) -> Result<Judge<'a>, ApiError> {
+        Ok(Judge {
+            ctx,
+            policies: policies_of(ctx)?,
+            base: principal_context(ctx),
+        })
+    }
+
+    /// AWS's decision for `action` on `resource` with the extra condition keys `extra`.
+    fn decide(&self, action: &str, resource: &str, extra: &Keys) -> Decision {
+        if self.ctx.caller.is_root() {
+            return Decision::Allow;
+        }
+        let mut context = self.base.clone();
+        for (key, value) in extra {
+            context.insert(key, value.clone());
+        }
+        let policies: Vec<&Policy> = self.policies.iter().collect();
+        let request = Request {
+            principal_arn: &self.ctx.caller.arn,
+            action,
+            resource,
+            context: &context,
+        };
+        evaluate(&policies, &request)
+    }
+}
+
 /// What the caller's own policies decide for `action` on `resource` (root: Allow).
 pub fn decide(ctx: &Ctx, action: &str, resource: &str, extra: &Keys) -> Result<Decision, ApiError> {
     if ctx.caller.is_root() {
         return Ok(Decision::Allow);
     }
-    let policies = policies_of(ctx)?;
-    let policies: Vec<&Policy> = policies.iter().collect();
-    let mut context = principal_context(ctx);
-    for (key, value) in extra {
-        context.insert(key, value.clone());
-    }
-    let request = Request {
-        principal_arn: &ctx.caller.arn,
-        action,
-        resource,
-        context: &context,
-    };
-    Ok(evaluate(&policies, &request))
+    Ok(Judge::new(ctx)?.decide(action, resource, extra))
 }
 
 /// Checks `action` on every `(resource, condition keys)` target; the first denial is the
@@ -139,21 +163,9 @@ fn check(
     if ctx.caller.is_root() {
         return Ok(());
     }
-    let policies = policies_of(ctx)?;
-    let policies: Vec<&Policy> = policies.iter().collect();
-    let base = principal_context(ctx);
+    let judge = Judge::new(ctx)?;
     for (resource, extra) in targets {
-        let mut context = base.clone();
-        for (key, value) in extra {
-            context.insert(key, value.clone());
-        }
-        let request = Request {
-            principal_arn: &ctx.caller.arn,
-            action,
-            resource,
-            context: &context,
-        };
-        let why = match evaluate(&policies, &request) {
+        let why = match judge.decide(action, resource, extra) {
             Decision::Allow => continue,
             Decision::ExplicitDeny => "with an explicit deny in an identity-based policy",
             Decision::ImplicitDeny => "because no identity-based policy allows the action",

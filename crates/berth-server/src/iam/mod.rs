@@ -201,6 +201,17 @@ fn write_page_end(xml: &mut Xml, marker: Option<String>) {
     xml.optional("Marker", marker.as_deref());
 }
 
+/// Refuses a permissions boundary: one ignored would grant more than it allows.
+fn refuse_boundary(request: &QueryRequest) -> Result<(), ApiError> {
+    if request.get("PermissionsBoundary").is_some() {
+        return Err(ApiError::new(
+            "ValidationError",
+            "Berth does not support permissions boundaries yet: create the entity without PermissionsBoundary and keep its own policies narrow.",
+        ));
+    }
+    Ok(())
+}
+
 fn no_such_entity(message: String) -> ApiError {
     ApiError::new("NoSuchEntity", message)
 }

@@ -37,6 +37,7 @@ pub(crate) fn existing(ctx: &Ctx, name: &str) -> Result<Role, ApiError> {
 
 pub(super) async fn create(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>, ApiError> {
     let name = request.required("RoleName")?;
+    super::refuse_boundary(request)?;
     validate_name("roleName", name, 64)?;
     let path = request.get("Path").unwrap_or("/");
     validate_path(path)?;

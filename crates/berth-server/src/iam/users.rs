@@ -30,6 +30,7 @@ pub(super) fn existing(ctx: &Ctx, name: &str) -> Result<User, ApiError> {
 
 pub(super) async fn create(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>, ApiError> {
     let name = request.required("UserName")?;
+    super::refuse_boundary(request)?;
     validate_name("userName", name, 64)?;
     let path = request.get("Path").unwrap_or("/");
     validate_path(path)?;

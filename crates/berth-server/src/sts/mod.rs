@@ -123,6 +123,23 @@ fn assume_role(ctx: &Ctx, request: &QueryRequest) -> Result<Option<Xml>, ApiErro
     }
     // Session tags would become principal tags that policies trust; until they are
     // supported (with sts:TagSession), they are refused rather than ignored.
+    // MFA and source identity would have to be checked or recorded; they are refused until
+    // they are.
+    let unsupported = ["SerialNumber", "TokenCode", "SourceIdentity"]
+        .into_iter()
+        .find(|name| request.get(name).is_some())
+        .or_else(|| {
+            request
+                .structures("ProvidedContexts")
+                .first()
+                .map(|_| "ProvidedContexts")
+        });
+    if let Some(name) = unsupported {
+        return Err(ApiError::new(
+            "ValidationError",
+            format!("Berth does not support {name} in AssumeRole yet: assume the role without it."),
+        ));
+    }
     let tagged = !request.structures("Tags").is_empty()
         || request.get("TransitiveTagKeys.member.1").is_some();
     if tagged {
