@@ -8,6 +8,7 @@ mod admission;
 pub mod bounds;
 mod deps;
 mod report;
+mod restart;
 mod runner;
 mod slot;
 mod start;

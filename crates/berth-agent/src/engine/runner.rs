@@ -78,6 +78,7 @@ impl TaskRunner {
                 slot.reported_health = known.health_status;
                 slot.id = known.runtime_id.clone();
                 slot.exit_code = known.exit_code.map(i64::from);
+                slot.restarts = super::restart::restarts_in(known.reason.as_deref());
             }
             let mine = adopted.iter().find(|c| {
                 spec::task_container_of(&c.labels).is_some_and(|(_, name)| name == slot.name)

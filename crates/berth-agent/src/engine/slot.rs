@@ -10,7 +10,7 @@ use berth_core::model::task_definition::{
     ContainerDefinition, ContainerDependency, TaskDefinition,
 };
 use berth_core::model::{HealthStatus, TaskStatus};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How far a container got on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -48,6 +48,15 @@ pub(super) struct Slot {
     pub stop_sent: bool,
     /// When the runtime last said it was running.
     pub seen_running_at: Option<tokio::time::Instant>,
+    /// When it last started and when it exited, as the runtime says.
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+    /// How often its restart policy restarted it.
+    pub restarts: u32,
+    /// The reason of a restart the server has not been told of.
+    pub restart_note: Option<String>,
+    /// Its last exit is not restarted (its restart policy said no, or the restart failed).
+    pub restart_refused: bool,
 }
 
 impl Slot {
@@ -70,6 +79,11 @@ impl Slot {
             reported_health: None,
             stop_sent: false,
             seen_running_at: None,
+            started_at: None,
+            finished_at: None,
+            restarts: 0,
+            restart_note: None,
+            restart_refused: false,
         }
     }
 
@@ -137,6 +151,10 @@ impl Slot {
             return;
         }
         self.id = Some(state.id.clone());
+        if state.started_at.is_some() {
+            self.started_at = state.started_at;
+        }
+        self.finished_at = state.finished_at;
         if state.image_id.is_some() {
             self.image_id = state.image_id.clone();
         }
@@ -190,6 +208,15 @@ impl Slot {
             change.health_status = Some(health.as_str().to_string());
             out.push(change);
             self.reported_health = Some(health);
+        }
+        if self.phase == Phase::Running && self.reported == TaskStatus::Running {
+            if let Some(note) = self.restart_note.take() {
+                let mut change = container_change(&self.name, TaskStatus::Running, self.id.clone());
+                change.network_bindings = Some(self.ports.iter().map(binding).collect());
+                change.exit_code = self.exit_code.and_then(|c| i32::try_from(c).ok());
+                change.reason = Some(note);
+                out.push(change);
+            }
         }
         if self.phase == Phase::Done && self.reported < TaskStatus::Stopped {
             let mut change = container_change(&self.name, TaskStatus::Stopped, self.id.clone());

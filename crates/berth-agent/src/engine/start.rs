@@ -21,6 +21,8 @@ impl TaskRunner {
     /// container has started.
     pub(super) async fn start(&mut self) -> Result<(), StopCause> {
         self.check_stop()?;
+        // A container re-adopted after it exited while the agent was away.
+        self.restart_exited().await;
         self.flush(TaskStatus::Pending);
         self.admit()?;
         if let Some(cycle) = deps::find_cycle(
@@ -211,6 +213,7 @@ impl TaskRunner {
     async fn start_containers(&mut self) -> Result<(), StopCause> {
         let began = Instant::now();
         loop {
+            self.restart_exited().await;
             self.flush(TaskStatus::Activating);
             if let Some(name) = self.essential_exited() {
                 return Err(StopCause::EssentialExited(name));
@@ -304,6 +307,7 @@ impl TaskRunner {
     /// container exits.
     pub(super) async fn watch_running(&mut self) -> StopCause {
         loop {
+            self.restart_exited().await;
             self.flush(TaskStatus::Running);
             if let Some(name) = self.essential_exited() {
                 return StopCause::EssentialExited(name);

@@ -241,12 +241,20 @@ pub fn container_state(inspect: ContainerInspectResponse) -> ContainerState {
             .restart_count
             .and_then(|c| u64::try_from(c).ok())
             .unwrap_or(0),
+        started_at: started
+            .then(|| state.started_at.as_deref().and_then(system_time))
+            .flatten(),
         finished_at: (!running && started)
-            .then(|| state.finished_at.as_deref().and_then(epoch_seconds))
-            .flatten()
-            .and_then(|s| UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(s).ok()?)),
+            .then(|| state.finished_at.as_deref().and_then(system_time))
+            .flatten(),
         volumes,
     }
+}
+
+/// One of Docker's UTC timestamps as a `SystemTime`.
+fn system_time(text: &str) -> Option<std::time::SystemTime> {
+    let seconds = epoch_seconds(text)?;
+    UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(seconds).ok()?)
 }
 
 /// Epoch seconds of one of Docker's UTC timestamps (`2024-01-01T00:00:01.5Z`); `None` for

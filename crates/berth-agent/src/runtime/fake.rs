@@ -12,9 +12,10 @@ use super::{
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 mod behavior;
 mod references;
@@ -38,7 +39,8 @@ struct FakeContainer {
     health: Health,
     ports: Vec<PortBinding>,
     scripts: Vec<JoinHandle<()>>,
-    finished_at: Option<std::time::SystemTime>,
+    started_at: Option<SystemTime>,
+    finished_at: Option<SystemTime>,
     /// The named volumes it uses: its own mounts', then its `volumes_from` sources'.
     volumes: Vec<String>,
 }
@@ -59,6 +61,7 @@ impl FakeContainer {
             ports: self.ports.clone(),
             labels: self.spec.labels.clone(),
             restart_count: 0,
+            started_at: self.started_at,
             finished_at: self.finished_at,
             volumes: self.volumes.clone(),
         }
@@ -86,9 +89,20 @@ struct State {
     next_id: u64,
     next_host_port: u16,
     volumes: BTreeMap<String, FakeVolume>,
+    /// The wall clock and tokio's at the first reading of `now`.
+    epoch: Option<(SystemTime, Instant)>,
 }
 
 impl State {
+    /// The wall clock as the fake keeps it: it moves with tokio's clock, so that start and
+    /// exit times are as far apart as the (possibly paused) time between them.
+    fn now(&mut self) -> SystemTime {
+        let (wall, instant) = *self
+            .epoch
+            .get_or_insert_with(|| (SystemTime::now(), Instant::now()));
+        wall + instant.elapsed()
+    }
+
     fn emit(&mut self, labels: &BTreeMap<String, String>, event: RuntimeEvent) {
         self.subscribers.retain(|s| !s.sender.is_closed());
         for subscriber in &self.subscribers {
@@ -177,10 +191,11 @@ impl FakeRuntime {
     /// (without events: they are lost with the daemon) and every event stream ends.
     pub fn restart_daemon(&self, code: i64) {
         let mut state = self.lock();
+        let now = state.now();
         for container in state.containers.values_mut().filter(|c| c.running) {
             container.running = false;
             container.exit_code = Some(code);
-            container.finished_at = Some(std::time::SystemTime::now());
+            container.finished_at = Some(now);
             for script in container.scripts.drain(..) {
                 script.abort();
             }
@@ -265,6 +280,7 @@ fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 fn exit_container(state: &Mutex<State>, id: &str, code: i64) {
     let mut state = lock_state(state);
+    let now = state.now();
     let Some(container) = state.containers.get_mut(id) else {
         return;
     };
@@ -273,7 +289,7 @@ fn exit_container(state: &Mutex<State>, id: &str, code: i64) {
     }
     container.running = false;
     container.exit_code = Some(code);
-    container.finished_at = Some(std::time::SystemTime::now());
+    container.finished_at = Some(now);
     for script in container.scripts.drain(..) {
         script.abort();
     }
@@ -379,6 +395,7 @@ impl ContainerRuntime for FakeRuntime {
                 health,
                 ports: Vec::new(),
                 scripts: Vec::new(),
+                started_at: None,
                 finished_at: None,
                 volumes,
             },
@@ -399,6 +416,7 @@ impl ContainerRuntime for FakeRuntime {
             return Ok(());
         }
         state.check_start(&spec)?;
+        let now = state.now();
         let container = state.container(id)?;
         if let Some(message) = &container.behavior.start_error {
             return Err(RuntimeError::Start(message.clone()));
@@ -406,6 +424,8 @@ impl ContainerRuntime for FakeRuntime {
         container.running = true;
         container.started = true;
         container.exit_code = None;
+        container.started_at = Some(now);
+        container.finished_at = None;
         if container.spec.network_mode != "none" {
             container.ports = container
                 .spec

@@ -74,6 +74,7 @@ impl HollowContainer {
             },
             labels: self.labels.clone(),
             restart_count: 0,
+            started_at: None,
             finished_at,
             volumes: Vec::new(),
         }

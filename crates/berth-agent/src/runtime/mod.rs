@@ -193,6 +193,8 @@ pub struct ContainerState {
     pub labels: BTreeMap<String, String>,
     /// How many times the runtime restarted it.
     pub restart_count: u64,
+    /// When it last started (once it has started; a restart in place moves it).
+    pub started_at: Option<std::time::SystemTime>,
     /// When it exited (once it has exited).
     pub finished_at: Option<std::time::SystemTime>,
     /// Names of the named volumes it mounts (its own mounts and those of `volumes_from`).

@@ -7,6 +7,7 @@ mod dependencies;
 mod failures;
 mod faults;
 mod lifecycle;
+mod restarts;
 mod siblings;
 mod stopping;
 mod volumes;

@@ -333,6 +333,10 @@ fn an_exited_container_reports_its_code_and_oom() {
     assert_eq!(state.exit_code, Some(137));
     assert_eq!(state.health, Health::Unknown);
     assert_eq!(
+        state.started_at,
+        Some(UNIX_EPOCH + Duration::from_secs(1_704_067_200))
+    );
+    assert_eq!(
         state.finished_at,
         Some(UNIX_EPOCH + Duration::from_secs(1_704_067_201))
     );
