@@ -4,6 +4,7 @@
 
 pub mod arn;
 pub mod civil;
+pub mod exec;
 pub mod gateway;
 pub mod iam;
 pub mod model;
