@@ -159,6 +159,7 @@ pub async fn run(
     engine_config.agent_home = Some(home);
     engine_config.pull_timeout = config.pull_timeout;
     engine_config.allowances = config.allowances.clone();
+    let exec_runtime = Arc::clone(&runtime);
     let mut engine = tokio::select! {
         engine = start_engine(runtime, engine_config, reports) => engine,
         _ = &mut shutdown => return Ok(()),
@@ -175,7 +176,7 @@ pub async fn run(
 
     tokio::select! {
         _ = &mut shutdown => {}
-        _ = follow_desired(&client, &config.cluster, &instance_id, &mut engine) => {}
+        _ = follow_desired(&client, &config.cluster, &instance_id, &mut engine, &exec_runtime) => {}
     }
     tracing::info!("agent stopping; containers keep running");
     heartbeats.abort();
@@ -219,6 +220,7 @@ async fn follow_desired(
     cluster: &str,
     instance_id: &str,
     engine: &mut Engine,
+    runtime: &Arc<dyn ContainerRuntime>,
 ) {
     let mut since: Option<u64> = None;
     let mut tracker = DesiredTracker::default();
@@ -231,7 +233,15 @@ async fn follow_desired(
         match client.desired_stream(cluster, instance_id, since).await {
             Ok(mut stream) => loop {
                 match tokio::time::timeout(STREAM_IDLE_TIMEOUT, stream.next_update()).await {
-                    Ok(Ok(Some(update))) => {
+                    Ok(Ok(Some(mut update))) => {
+                        for request in std::mem::take(&mut update.exec) {
+                            tokio::spawn(crate::exec::run(
+                                client.clone(),
+                                Arc::clone(runtime),
+                                instance_id.to_string(),
+                                request,
+                            ));
+                        }
                         if failing {
                             tracing::info!("desired-state stream back");
                             failing = false;

@@ -268,6 +268,62 @@ impl ServerClient {
         }
     }
 
+    /// Opens a WebSocket on `path_and_query`, the request signed (the agent's exec relay) or
+    /// not (a data channel, opened by the session token it then sends).
+    pub async fn websocket(
+        &self,
+        path_and_query: &str,
+        signed: bool,
+    ) -> Result<crate::websocket::WsClient, ClientError> {
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let key = berth_core::websocket::client_key(random);
+        let headers = [
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", key.as_str()),
+        ];
+        let request = if signed {
+            self.signed(Method::GET, path_and_query, &headers, Vec::new())?
+        } else {
+            let mut request = Request::builder()
+                .method(Method::GET)
+                .uri(self.uri(path_and_query)?)
+                .header(HOST, &self.authority);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| ClientError::Decode(e.to_string()))?
+        };
+        let response = self.send(request).await?;
+        let status = response.status();
+        if status != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            let bytes = read_body(response).await?;
+            return Err(api_error(status.as_u16(), &bytes));
+        }
+        let expected = berth_core::websocket::accept_key(&key, |input| {
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, input)
+                .as_ref()
+                .to_vec()
+        });
+        let accepted = response
+            .headers()
+            .get("sec-websocket-accept")
+            .and_then(|v| v.to_str().ok());
+        if accepted != Some(expected.as_str()) {
+            return Err(ClientError::Decode(
+                "the server's WebSocket handshake does not answer our key".into(),
+            ));
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|e| ClientError::Transport(error_chain(&e)))?;
+        Ok(crate::websocket::WsClient::new(upgraded))
+    }
+
     /// Opens the desired-state stream of an instance, resuming after revision `since`.
     pub async fn desired_stream(
         &self,

@@ -11,12 +11,14 @@ use berth_core::task_definition::logging_driver_attribute;
 /// Memory kept back for the host and the agent when none is configured, in MiB.
 pub const DEFAULT_MEMORY_RESERVE_MIB: u64 = 256;
 
-/// Capabilities every Berth agent has, as ECS names them: health checks, `dependsOn` and
-/// container port ranges are the agent's own work, whatever the runtime.
+/// Capabilities every Berth agent has, as ECS names them: health checks, `dependsOn`,
+/// container port ranges and exec sessions (ExecuteCommand) are the agent's own work,
+/// whatever the runtime.
 pub const AGENT_CAPABILITIES: &[&str] = &[
     "ecs.capability.container-health-check",
     "ecs.capability.container-ordering",
     "ecs.capability.container-port-range",
+    "ecs.capability.execute-command",
 ];
 
 /// Advertised when the agent runs privileged containers (`--allow-privileged`).
@@ -284,6 +286,7 @@ mod tests {
             "ecs.capability.docker-plugin.rexray/ebs",
             "ecs.capability.container-health-check",
             "ecs.capability.container-ordering",
+            "ecs.capability.execute-command",
         ] {
             assert!(has(&plain, expected), "{expected} missing from {plain:?}");
         }
@@ -321,7 +324,10 @@ mod tests {
             let named = CAPABILITY_ATTRIBUTES.contains(&c.as_str())
                 || c.starts_with("com.amazonaws.ecs.capability.logging-driver.")
                 || c.starts_with("com.amazonaws.ecs.capability.docker-remote-api.1.")
-                || c.starts_with("ecs.capability.docker-plugin.");
+                || c.starts_with("ecs.capability.docker-plugin.")
+                // Advertised by ECS agents, asked of tasks run with enableExecuteCommand rather
+                // than of task definitions.
+                || c == "ecs.capability.execute-command";
             assert!(named, "{c}");
         }
     }

@@ -81,6 +81,10 @@ pub struct DesiredUpdate {
     /// Tasks new to the agent or changed since the last line.
     #[serde(default)]
     pub tasks: Vec<UpdatedTask>,
+    /// Commands to run in the instance's containers (exec sessions whose client is ready):
+    /// each is sent once, and the agent connects back to run it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<crate::exec::ExecRequest>,
 }
 
 impl DesiredUpdate {
@@ -109,6 +113,7 @@ impl DesiredUpdate {
                         .then(|| TaskDefinition::clone(&a.task_definition)),
                 })
                 .collect(),
+            exec: Vec::new(),
         }
     }
 }
@@ -243,6 +248,7 @@ mod tests {
             revision,
             assigned: assigned.iter().map(|id| format!("arn:task/{id}")).collect(),
             tasks,
+            exec: Vec::new(),
         }
     }
 

@@ -79,6 +79,8 @@ pub struct App {
     pub rate: crate::limits::RateLimiter,
     /// Open desired-state streams per principal.
     pub streams: Arc<crate::limits::StreamCount>,
+    /// Exec sessions (ExecuteCommand) under way.
+    pub exec: crate::exec::Sessions,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
     /// Set when the server is stopping: long-lived responses (agent streams) end.
@@ -125,6 +127,7 @@ impl App {
             keys,
             rate: Default::default(),
             streams: Default::default(),
+            exec: Default::default(),
             placement: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
         });

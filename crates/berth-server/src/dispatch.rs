@@ -5,8 +5,8 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::handlers::{
-    account_settings, attributes, clusters, container_instances, service_deployments, services,
-    tags, task_definitions, task_protection, task_reports, tasks,
+    account_settings, attributes, clusters, container_instances, execute_command,
+    service_deployments, services, tags, task_definitions, task_protection, task_reports, tasks,
 };
 use crate::protocol::parse_input;
 use serde::de::DeserializeOwned;
@@ -85,6 +85,7 @@ pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErr
         "DescribeTasks" => call(ctx, body, tasks::describe_tasks).await,
         "ListTasks" => call(ctx, body, tasks::list_tasks).await,
         "UpdateTaskProtection" => call(ctx, body, task_protection::update).await,
+        "ExecuteCommand" => call(ctx, body, execute_command::execute_command).await,
         "GetTaskProtection" => call(ctx, body, task_protection::get).await,
         "SubmitTaskStateChange" => call(ctx, body, task_reports::submit_task_state_change).await,
         "SubmitContainerStateChange" => {

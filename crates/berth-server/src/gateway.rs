@@ -120,7 +120,7 @@ fn instance_arn(app: &App, cluster: &str, reference: &str) -> Result<String, Api
 
 /// The ARN of the instance an agent names, once the caller may act for it: `ecs:Poll` on it
 /// is allowed and the caller is the principal that registered it.
-fn agent_instance(
+pub(crate) fn agent_instance(
     app: &Arc<App>,
     caller: Principal,
     cluster: &str,
@@ -216,6 +216,7 @@ pub fn next_update(
         revision: state.revision(),
         assigned: assigned.iter().map(|t| t.arn().to_string()).collect(),
         tasks,
+        exec: Vec::new(),
     })
 }
 
@@ -273,6 +274,7 @@ pub async fn desired(
         first: true,
         last_sent: Instant::now(),
         changes,
+        exec: app.exec.subscribe(),
         closing: app.closing(),
         _slot: slot,
     };
@@ -294,6 +296,8 @@ struct StreamState {
     first: bool,
     last_sent: Instant,
     changes: tokio::sync::watch::Receiver<u64>,
+    /// Wakes when an exec session becomes ready (for this instance or another).
+    exec: tokio::sync::watch::Receiver<u64>,
     /// Turns true when the server stops: the stream ends, so a graceful shutdown can finish.
     closing: tokio::sync::watch::Receiver<bool>,
     /// This stream's place among its principal's open streams.
@@ -303,6 +307,7 @@ struct StreamState {
 async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>, StreamState)> {
     loop {
         st.changes.mark_unchanged();
+        st.exec.mark_unchanged();
         // An instance deregistered meanwhile ends the stream; the agent will find out why.
         if *st.closing.borrow() || instance_arn(&st.app, &st.cluster, &st.arn).is_err() {
             return None;
@@ -310,12 +315,17 @@ async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>
         let state = st.app.snapshot();
         let update = next_update(&state, &st.arn, &mut st.told);
         let due = st.first || st.last_sent.elapsed() >= KEEPALIVE;
+        let exec = st.app.exec.offers_for(&st.arn);
         let line = match update {
-            Some(update) => Some(update),
-            None if due => Some(DesiredUpdate {
+            Some(mut update) => {
+                update.exec = exec;
+                Some(update)
+            }
+            None if due || !exec.is_empty() => Some(DesiredUpdate {
                 revision: state.revision(),
                 assigned: st.told.tasks.keys().cloned().collect(),
                 tasks: Vec::new(),
+                exec,
             }),
             None => None,
         };
@@ -330,6 +340,7 @@ async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>
         let wait = KEEPALIVE.saturating_sub(st.last_sent.elapsed());
         tokio::select! {
             changed = st.changes.changed() => if changed.is_err() { return None },
+            _ = st.exec.changed() => {}
             _ = st.closing.changed() => return None,
             _ = tokio::time::sleep(wait) => {}
         }

@@ -77,10 +77,19 @@ pub fn router(app: Arc<App>) -> Router {
             berth_core::gateway::HEARTBEAT_PATH,
             post(crate::gateway::heartbeat),
         )
+        .route(
+            &format!("{}{{session}}", berth_core::exec::AGENT_EXEC_PATH),
+            get(crate::exec::relay::agent_exec),
+        )
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), signed));
     Router::new()
         .merge(signed)
         .route("/healthz", get(|| async { "ok\n" }))
+        // Opened with the session's one-time token (ExecuteCommand's tokenValue), not signed.
+        .route(
+            &format!("{}{{session}}", berth_core::exec::DATA_CHANNEL_PATH),
+            get(crate::exec::channel::data_channel),
+        )
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 "UnknownOperationException",
@@ -154,6 +163,43 @@ struct OverTls;
 /// How long a stopping server waits for requests in flight.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Serves one connection until it ends; once `closing` turns true, lets the request in flight
+/// finish and ends it (an upgraded connection, no longer HTTP, is not waited for).
+async fn serve_until_closing<C>(connection: C, mut closing: tokio::sync::watch::Receiver<bool>)
+where
+    C: std::future::Future<Output = Result<(), hyper::Error>> + GracefulEnd,
+{
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = async { let _ = closing.wait_for(|c| *c).await; } => {
+            connection.as_mut().end_gracefully();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A connection that can be told to finish its request in flight and end.
+trait GracefulEnd {
+    fn end_gracefully(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulEnd for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn end_gracefully(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
 /// Accepts connections until `stopped`, at most `limits.max_connections` at once (beyond,
 /// new ones wait in the listen backlog), each given `limits.header_read_timeout` to send a
 /// request's head; then lets the requests in flight finish.
@@ -167,7 +213,10 @@ async fn accept(
     use hyper_util::rt::{TokioIo, TokioTimer};
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let tls_router = router.clone().layer(axum::Extension(OverTls));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connections take upgrades (WebSockets of exec sessions), which hyper-util's graceful
+    // shutdown does not know: each connection watches `closing` itself, and the drain waits
+    // for every connection's permit to come back.
+    let (closing, _) = tokio::sync::watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
@@ -195,14 +244,15 @@ async fn accept(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
+        let closing = closing.subscribe();
         match &tls {
             None => {
                 let service = hyper_util::service::TowerToHyperService::new(router.clone());
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+                let connection = http
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades();
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
+                    serve_until_closing(connection, closing).await;
                     drop(permit);
                 });
             }
@@ -211,15 +261,14 @@ async fn accept(
                 // The handshake gets the time a request head gets.
                 let handshake =
                     tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
-                let (http, watcher) = (http.clone(), graceful.watcher());
+                let http = http.clone();
                 tokio::spawn(async move {
                     match handshake.await {
                         Ok(Ok(stream)) => {
-                            let connection =
-                                watcher.watch(http.serve_connection(TokioIo::new(stream), service));
-                            if let Err(e) = connection.await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
+                            let connection = http
+                                .serve_connection(TokioIo::new(stream), service)
+                                .with_upgrades();
+                            serve_until_closing(connection, closing).await;
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -230,7 +279,9 @@ async fn accept(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    closing.send_replace(true);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all))
         .await
         .is_err()
     {
@@ -318,6 +369,11 @@ async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Re
         }
         Ok(((mut principal, service), body)) => {
             principal.secure_transport = parts.extensions.get::<OverTls>().is_some();
+            principal.host = parts
+                .headers
+                .get(axum::http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let mut request = Request::from_parts(parts, Body::from(body));
             request.extensions_mut().insert(principal);
             request.extensions_mut().insert(SignedService(service));

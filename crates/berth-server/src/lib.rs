@@ -7,6 +7,7 @@ pub mod authz;
 pub mod controllers;
 pub mod dispatch;
 pub mod error;
+pub mod exec;
 pub mod gateway;
 pub mod handlers;
 pub mod http;

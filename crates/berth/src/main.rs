@@ -29,6 +29,9 @@ enum Command {
     Server(commands::server::ServerArgs),
     /// Run Berth on this machine in one process, with cluster `default`.
     Up(commands::up::UpArgs),
+    /// Run a command in a running container of a task (ExecuteCommand), interactively or not;
+    /// exits with the command's exit code.
+    Exec(commands::exec::ExecArgs),
     /// Measure Berth against its targets and print the figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -36,7 +39,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
         Err(err) => {
             eprintln!("berth: {err:#}");
             std::process::ExitCode::FAILURE
@@ -44,13 +47,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
+/// Runs the command; its exit code (0 but for `berth exec`, which exits with the command's).
+fn run() -> anyhow::Result<i32> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -58,10 +64,11 @@ fn run() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.command {
-            Command::Agent(args) => commands::agent::run(args).await,
-            Command::Server(args) => commands::server::run(args).await,
-            Command::Up(args) => commands::up::run(args).await,
-            Command::Bench(command) => commands::bench::run(command).await,
+            Command::Agent(args) => commands::agent::run(args).await.map(|()| 0),
+            Command::Server(args) => commands::server::run(args).await.map(|()| 0),
+            Command::Up(args) => commands::up::run(args).await.map(|()| 0),
+            Command::Exec(args) => commands::exec::run(args).await,
+            Command::Bench(command) => commands::bench::run(command).await.map(|()| 0),
         }
     })
 }

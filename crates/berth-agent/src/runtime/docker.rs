@@ -2,8 +2,8 @@
 //! (local unix socket or `DOCKER_HOST`, API version negotiated with the daemon).
 
 use super::{
-    ContainerRuntime, ContainerSpec, ContainerState, Health, PortBinding, Result, RuntimeError,
-    RuntimeEvent, RuntimeInfo,
+    ContainerRuntime, ContainerSpec, ContainerState, ExecProcess, ExecSpec, Health, PortBinding,
+    Result, RuntimeError, RuntimeEvent, RuntimeInfo,
 };
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
@@ -395,6 +395,75 @@ async fn pump_events(
 
 #[async_trait]
 impl ContainerRuntime for DockerRuntime {
+    async fn exec_start(&self, id: &str, spec: &ExecSpec) -> Result<ExecProcess> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        use futures_util::StreamExt;
+        let options = CreateExecOptions {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(spec.tty),
+            cmd: Some(spec.command.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, options)
+            .await
+            .map_err(|e| container_error(id, &e, RuntimeError::Other))?;
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: spec.tty,
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(|e| container_error(id, &e, RuntimeError::Other))?;
+        match started {
+            StartExecResults::Attached { output, input } => Ok(ExecProcess {
+                id: created.id,
+                output: output
+                    .map(|item| {
+                        item.map(|out| out.into_bytes())
+                            .map_err(|e| RuntimeError::Other(docker_message(&e)))
+                    })
+                    .boxed(),
+                input,
+            }),
+            StartExecResults::Detached => Err(RuntimeError::Other(
+                "the Docker daemon started the command detached".into(),
+            )),
+        }
+    }
+
+    async fn exec_resize(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+        let options = bollard::exec::ResizeExecOptions {
+            height: rows,
+            width: cols,
+        };
+        self.docker
+            .resize_exec(exec_id, options)
+            .await
+            .map_err(|e| RuntimeError::Other(docker_message(&e)))
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        let inspected = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| RuntimeError::Other(docker_message(&e)))?;
+        Ok(if inspected.running == Some(true) {
+            None
+        } else {
+            inspected.exit_code
+        })
+    }
+
     async fn ping(&self) -> Result<RuntimeInfo> {
         let version = self
             .docker

@@ -268,6 +268,28 @@ impl RuntimeInfo {
     }
 }
 
+/// A command to run in a running container (ExecuteCommand).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    /// Whether it gets a terminal (its stdout and stderr are then one stream).
+    pub tty: bool,
+}
+
+/// A command started in a container: what it writes, and its standard input.
+pub struct ExecProcess {
+    /// The runtime's id of the exec, for resizes and its exit code.
+    pub id: String,
+    pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+impl std::fmt::Debug for ExecProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecProcess").field("id", &self.id).finish()
+    }
+}
+
 /// Every container side effect of the agent.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + 'static {
@@ -298,6 +320,23 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         &self,
         labels: &BTreeMap<String, String>,
     ) -> Result<Vec<ContainerState>>;
+    /// Starts `spec` in the running container `id`, attached.
+    async fn exec_start(&self, id: &str, spec: &ExecSpec) -> Result<ExecProcess> {
+        let _ = (id, spec);
+        Err(RuntimeError::Other(
+            "this container runtime cannot run commands in containers".into(),
+        ))
+    }
+    /// Sets the terminal size of exec `exec_id`.
+    async fn exec_resize(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+        let _ = (exec_id, cols, rows);
+        Ok(())
+    }
+    /// The exit code of exec `exec_id`, once it has exited.
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        let _ = exec_id;
+        Ok(None)
+    }
     /// Events of containers carrying every one of `labels`, until the receiver is dropped.
     async fn events(
         &self,

@@ -102,6 +102,12 @@ pub fn new_id(prefix: &str) -> std::io::Result<String> {
     Ok(id)
 }
 
+/// A new secret token: 32 random bytes in hex.
+pub fn random_token() -> std::io::Result<String> {
+    let bytes: [u8; 32] = random_bytes()?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)

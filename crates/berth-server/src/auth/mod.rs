@@ -29,6 +29,8 @@ pub struct Principal {
     pub identity: Identity,
     /// Whether the request came over TLS (`aws:SecureTransport`).
     pub secure_transport: bool,
+    /// The `Host` the request was sent to: where the caller reaches this server.
+    pub host: Option<String>,
 }
 
 /// Who a principal is.
@@ -118,6 +120,7 @@ pub fn authenticate(
                 access_key_id: key.access_key_id,
                 identity,
                 secure_transport: false,
+                host: None,
             };
             (principal, app.keys.secret_of(&signed.access_key_id))
         }
@@ -148,6 +151,7 @@ pub fn authenticate(
                     session: session.session_name,
                 },
                 secure_transport: false,
+                host: None,
             };
             (principal, app.keys.secret_of(&session.access_key_id))
         }
@@ -172,6 +176,7 @@ pub fn root_principal(app: &App) -> Result<Principal, ApiError> {
         access_key_id: key.access_key_id,
         identity: Identity::Root,
         secure_transport: false,
+        host: None,
     })
 }
 

@@ -115,6 +115,19 @@ fn targets(ctx: &Ctx, op: &str, input: &Value) -> Vec<(String, Keys)> {
             }
             vec![target]
         }
+        "ExecuteCommand" => {
+            let mut target = in_cluster(task_arn(
+                ctx,
+                &cluster_name,
+                text("task").unwrap_or_default(),
+            ));
+            if let Some(container) = text("container") {
+                target
+                    .1
+                    .push(("ecs:container-name".into(), container.to_string()));
+            }
+            vec![target]
+        }
         "StopTask" => vec![in_cluster(task_arn(
             ctx,
             &cluster_name,

@@ -6,6 +6,7 @@ pub mod admission;
 pub mod attributes;
 pub mod clusters;
 pub mod container_instances;
+pub mod execute_command;
 pub mod service_deployments;
 pub mod services;
 pub mod tags;

@@ -306,6 +306,22 @@ fn begin_deployment(
     )
 }
 
+/// Adds an event to service `name` of `cluster`; nothing when there is no such service.
+pub async fn record_event(ctx: &Ctx, cluster: &str, name: &str, message: String) {
+    let key = keys::service(cluster, name);
+    let now = ctx.now();
+    let recorded = ctx
+        .update::<ServiceRecord, _>(&key, |current| {
+            let mut record = current.ok_or_else(service_not_found)?;
+            record.push_event(&mut RandomIds, message.clone(), now);
+            Ok(record)
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::debug!(service = %name, error = %e.message, "event not recorded");
+    }
+}
+
 /// The stored service a request names, or ServiceNotFoundException.
 fn load(ctx: &Ctx, key: &str) -> Result<Versioned<ServiceRecord>, ApiError> {
     ctx.get::<ServiceRecord>(key)?.ok_or_else(service_not_found)

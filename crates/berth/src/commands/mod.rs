@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod exec;
 pub mod server;
 pub mod up;
 
