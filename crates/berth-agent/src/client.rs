@@ -321,7 +321,7 @@ impl ServerClient {
         let upgraded = hyper::upgrade::on(response)
             .await
             .map_err(|e| ClientError::Transport(error_chain(&e)))?;
-        Ok(crate::websocket::WsClient::new(upgraded))
+        Ok(crate::websocket::client(upgraded))
     }
 
     /// Opens the desired-state stream of an instance, resuming after revision `since`.

@@ -45,7 +45,7 @@ pub async fn run(
         Err(why) => {
             tracing::warn!(session = %request.session_id, "exec session refused: {why}");
             let _ = ws.send(&Message::Binary(Frame::Failed(why).encode())).await;
-            ws.close().await;
+            ws.close(1000).await;
             return;
         }
     };
@@ -53,7 +53,7 @@ pub async fn run(
     if let Some(frame) = exit {
         let _ = ws.send(&Message::Binary(frame.encode())).await;
     }
-    ws.close().await;
+    ws.close(1000).await;
     tracing::info!(session = %request.session_id, "exec session ended");
 }
 

@@ -8,6 +8,11 @@
 
 use base64::Engine as _;
 
+#[cfg(feature = "io")]
+mod stream;
+#[cfg(feature = "io")]
+pub use stream::WebSocket;
+
 /// The GUID a server appends to the client's key (section 1.3).
 pub const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 

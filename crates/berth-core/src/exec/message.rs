@@ -198,6 +198,15 @@ impl ClientMessage {
         self.message_type == INPUT_STREAM || self.message_type == OUTPUT_STREAM
     }
 
+    /// The `acknowledge` message of this message (id `id`, created `now_ms`).
+    pub fn acknowledge(&self, id: [u8; 16], now_ms: u64) -> ClientMessage {
+        let payload = serde_json::to_vec(&self.acknowledgement()).unwrap_or_default();
+        ClientMessage {
+            payload_type: 0,
+            ..ClientMessage::new(ACKNOWLEDGE, 0, PayloadType::Output, payload, id, now_ms)
+        }
+    }
+
     /// The payload of the acknowledgement of this message.
     pub fn acknowledgement(&self) -> Acknowledgement {
         Acknowledgement {
@@ -393,6 +402,18 @@ mod tests {
                 "IsSequentialMessage": true
             })
         );
+        let reply = message.acknowledge(id(), 5);
+        assert_eq!(
+            (
+                reply.message_type.as_str(),
+                reply.payload_type,
+                reply.created_date
+            ),
+            (ACKNOWLEDGE, 0, 5)
+        );
+        let payload: serde_json::Value =
+            serde_json::from_slice(&reply.payload).expect("test value");
+        assert_eq!(payload, ack);
         assert_eq!(PayloadType::of(12), Some(PayloadType::ExitCode));
         assert_eq!(PayloadType::of(13), None);
     }

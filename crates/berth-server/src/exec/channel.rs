@@ -56,7 +56,7 @@ pub async fn data_channel(
         Ok((response, on_upgrade)) => {
             tokio::spawn(async move {
                 match on_upgrade.await {
-                    Ok(upgraded) => serve(app, session_id, WsConn::new(upgraded)).await,
+                    Ok(upgraded) => serve(app, session_id, websocket::server(upgraded)).await,
                     Err(e) => tracing::debug!(error = %e, "data channel upgrade failed"),
                 }
             });
@@ -233,17 +233,8 @@ impl Channel {
 
     /// Acknowledges a stream message of the client.
     async fn acknowledge(&mut self, message: &ClientMessage) -> bool {
-        let ack = serde_json::to_vec(&message.acknowledgement()).unwrap_or_default();
-        let mut reply = ClientMessage::new(
-            msg::ACKNOWLEDGE,
-            0,
-            PayloadType::Output,
-            ack,
-            new_id(),
-            now_ms(),
-        );
-        reply.payload_type = 0;
-        self.send_message(reply).await
+        self.send_message(message.acknowledge(new_id(), now_ms()))
+            .await
     }
 
     /// The client's next stream message in sequence order, if it has come.

@@ -39,7 +39,7 @@ pub async fn agent_exec(
         Ok((response, on_upgrade)) => {
             tokio::spawn(async move {
                 match on_upgrade.await {
-                    Ok(upgraded) => relay(WsConn::new(upgraded), side).await,
+                    Ok(upgraded) => relay(websocket::server(upgraded), side).await,
                     Err(e) => {
                         tracing::debug!(error = %e, "agent exec upgrade failed");
                         let _ = side

@@ -7,10 +7,9 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use berth_core::websocket::{accept_key, encode, Decoder, Message, Role};
+use berth_core::websocket::accept_key;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The longest message accepted.
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -58,47 +57,9 @@ pub fn upgrade(request: &mut Request) -> Result<(Response, OnUpgrade), ApiError>
 }
 
 /// An upgraded connection, server side.
-pub struct WsConn {
-    io: TokioIo<Upgraded>,
-    decoder: Decoder,
-}
+pub type WsConn = berth_core::websocket::WebSocket<TokioIo<Upgraded>>;
 
-impl WsConn {
-    pub fn new(upgraded: Upgraded) -> WsConn {
-        WsConn {
-            io: TokioIo::new(upgraded),
-            decoder: Decoder::new(Role::Server, MAX_MESSAGE),
-        }
-    }
-
-    /// The next message (pings included: the caller answers them, so that this never
-    /// writes). `Ok(None)` when the peer closed the connection. Cancel-safe: nothing read is
-    /// lost if the future is dropped.
-    pub async fn recv(&mut self) -> Result<Option<Message>, String> {
-        let mut buffer = [0u8; 16 * 1024];
-        loop {
-            match self.decoder.next_message() {
-                Ok(Some(message)) => return Ok(Some(message)),
-                Ok(None) => {
-                    let n = self.io.read(&mut buffer).await.map_err(|e| e.to_string())?;
-                    if n == 0 {
-                        return Ok(None);
-                    }
-                    self.decoder.feed(&buffer[..n]);
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-
-    pub async fn send(&mut self, message: &Message) -> std::io::Result<()> {
-        self.io.write_all(&encode(message, None)).await?;
-        self.io.flush().await
-    }
-
-    /// Sends a close (with `code`) and ends the connection.
-    pub async fn close(mut self, code: u16) {
-        let _ = self.send(&Message::Close(Some(code))).await;
-        let _ = self.io.shutdown().await;
-    }
+/// The server end of `upgraded`.
+pub fn server(upgraded: Upgraded) -> WsConn {
+    WsConn::server(TokioIo::new(upgraded), MAX_MESSAGE)
 }

@@ -242,15 +242,7 @@ impl Session {
     }
 
     async fn acknowledge(&mut self, message: &ClientMessage) -> anyhow::Result<()> {
-        let mut ack = ClientMessage::new(
-            msg::ACKNOWLEDGE,
-            0,
-            PayloadType::Output,
-            serde_json::to_vec(&message.acknowledgement())?,
-            *uuid::Uuid::new_v4().as_bytes(),
-            now_ms(),
-        );
-        ack.payload_type = 0;
+        let ack = message.acknowledge(*uuid::Uuid::new_v4().as_bytes(), now_ms());
         self.ws
             .send(&Message::Binary(ack.encode()))
             .await
