@@ -143,6 +143,10 @@ def test_execute_command_answers_with_a_session_for_the_task_and_container(berth
     task = describe_task(ecs, CLUSTER, exec_task)
     assert task.get("enableExecuteCommand") is True, task
     [container] = [c for c in task["containers"] if c["name"] == CONTAINER]
+    # As ECS shows it: the container's ExecuteCommandAgent runs while the container does.
+    [agent] = container["managedAgents"]
+    assert (agent["name"], agent["lastStatus"]) == ("ExecuteCommandAgent", "RUNNING"), agent
+    assert agent["lastStartedAt"].timestamp() == task["startedAt"].timestamp(), (agent, task["startedAt"])
 
     out = execute(ecs, exec_task)
     assert out["clusterArn"] == task["clusterArn"]
@@ -237,7 +241,9 @@ def test_shell_session_over_the_data_channel(berth_up: BerthUp, exec_task: str):
 def test_execute_command_on_a_task_run_without_it_is_refused(berth_up: BerthUp, unique):
     arn = start_task(berth_up, unique("noexec"))
     try:
-        assert describe_task(berth_up.ecs, CLUSTER, arn).get("enableExecuteCommand", False) is False
+        described = describe_task(berth_up.ecs, CLUSTER, arn)
+        assert described.get("enableExecuteCommand", False) is False
+        assert all("managedAgents" not in c for c in described["containers"]), described["containers"]
         with pytest.raises(ClientError) as caught:
             execute(berth_up.ecs, arn)
         code, message, status = error(caught)

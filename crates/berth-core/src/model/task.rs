@@ -88,6 +88,21 @@ pub struct Container {
     pub memory: Option<String>,
     pub memory_reservation: Option<String>,
     pub gpu_ids: Option<Vec<String>>,
+    /// The ECS managed agents of the container (`ExecuteCommandAgent` when the task runs
+    /// with `enableExecuteCommand`); derived when the task is shown, never stored.
+    pub managed_agents: Option<Vec<ManagedAgent>>,
+}
+
+/// An ECS managed agent of a container.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedAgent {
+    pub last_started_at: Option<crate::model::common::Timestamp>,
+    /// `ExecuteCommandAgent`
+    pub name: Option<String>,
+    pub reason: Option<String>,
+    pub last_status: Option<String>,
 }
 
 /// A host port bound to a container port.

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use berth_core::arn::{id_of, Arn};
 use berth_core::model::task::Task;
 use berth_core::model::task_definition::TaskDefinitionRecord;
-use berth_core::model::{Failure, TaskDefinitionStatus};
+use berth_core::model::{Failure, TaskDefinitionStatus, TaskStatus};
 use berth_core::task_definition::{parse_reference, TaskDefinitionRef};
 use berth_store::keys;
 use serde::Serialize;
@@ -48,7 +48,33 @@ pub fn new_task_ids(
 pub fn with_version(mut task: Task, revision: u64) -> Task {
     task.version = Some(i64::try_from(revision).unwrap_or(i64::MAX));
     task.protection_expires_at = None;
+    if task.enable_execute_command == Some(true) {
+        let started_at = task.started_at;
+        for container in task.containers.iter_mut().flatten() {
+            container.managed_agents = Some(vec![exec_agent(container, started_at)]);
+        }
+    }
     task
+}
+
+/// The `ExecuteCommandAgent` of a container of a task run with `enableExecuteCommand`: exec
+/// sessions are served by the server and the container's agent, so it runs while the
+/// container does.
+fn exec_agent(
+    container: &berth_core::model::task::Container,
+    started_at: Option<berth_core::model::common::Timestamp>,
+) -> berth_core::model::task::ManagedAgent {
+    let status = match container.last_status {
+        Some(TaskStatus::Running) => "RUNNING",
+        Some(TaskStatus::Stopped) => "STOPPED",
+        _ => "PENDING",
+    };
+    berth_core::model::task::ManagedAgent {
+        last_started_at: started_at.filter(|_| status != "PENDING"),
+        name: Some("ExecuteCommandAgent".into()),
+        reason: None,
+        last_status: Some(status.into()),
+    }
 }
 
 /// The store key of the task a reference (id or ARN) names in `cluster`.
