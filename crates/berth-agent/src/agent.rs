@@ -53,6 +53,8 @@ pub struct AgentConfig {
     /// What this host allows of task definitions that grant root on it (`--allow-*` and
     /// `--forbid-root-user`); nothing by default.
     pub allowances: berth_core::task_definition::admission::Allowances,
+    /// Whether to serve the task metadata endpoint (`crate::metadata`) to the containers.
+    pub metadata_endpoint: bool,
 }
 
 impl AgentConfig {
@@ -80,6 +82,7 @@ impl AgentConfig {
             default_stop_timeout: crate::spec::DEFAULT_STOP_TIMEOUT,
             pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
             allowances: Default::default(),
+            metadata_endpoint: true,
         }
     }
 }
@@ -159,11 +162,25 @@ pub async fn run(
     engine_config.agent_home = Some(home);
     engine_config.pull_timeout = config.pull_timeout;
     engine_config.allowances = config.allowances.clone();
+    let metadata = if config.metadata_endpoint {
+        metadata_listener(&config, runtime.as_ref()).await
+    } else {
+        None
+    };
+    engine_config.metadata = metadata.as_ref().map(|(endpoint, _)| Arc::clone(endpoint));
     let exec_runtime = Arc::clone(&runtime);
     let mut engine = tokio::select! {
         engine = start_engine(runtime, engine_config, reports) => engine,
         _ = &mut shutdown => return Ok(()),
     };
+    let metadata_server = metadata.map(|(endpoint, listener)| {
+        tokio::spawn(crate::metadata::serve(
+            listener,
+            endpoint,
+            engine.board(),
+            Arc::clone(&exec_runtime),
+        ))
+    });
     let heartbeat = Heartbeat {
         cluster: config.cluster.clone(),
         container_instance: instance_id.clone(),
@@ -180,6 +197,9 @@ pub async fn run(
     }
     tracing::info!("agent stopping; containers keep running");
     heartbeats.abort();
+    if let Some(server) = metadata_server {
+        server.abort();
+    }
     drop(engine);
     if tokio::time::timeout(SHUTDOWN_FLUSH, reporter)
         .await
@@ -188,6 +208,41 @@ pub async fn run(
         tracing::warn!("some task state reports were not delivered before shutdown");
     }
     Ok(())
+}
+
+/// The task metadata endpoint and its listener, on the runtime's bridge gateway (loopback
+/// when it has none); `None` (logged) when it cannot be served.
+async fn metadata_listener(
+    config: &AgentConfig,
+    runtime: &dyn ContainerRuntime,
+) -> Option<(
+    Arc<crate::metadata::MetadataEndpoint>,
+    tokio::net::TcpListener,
+)> {
+    let ip = runtime
+        .bridge_gateway()
+        .await
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let bound = match crate::metadata::load_key(&config.data_dir) {
+        Ok(key) => crate::metadata::bind(&config.data_dir, ip)
+            .await
+            .map(|listener| (key, listener)),
+        Err(e) => Err(e),
+    };
+    let served = bound.and_then(|(key, listener)| Ok((key, listener.local_addr()?, listener)));
+    match served {
+        Ok((key, addr, listener)) => {
+            tracing::info!(%addr, "serving the task metadata endpoint");
+            Some((
+                Arc::new(crate::metadata::MetadataEndpoint::new(addr, key)),
+                listener,
+            ))
+        }
+        Err(e) => {
+            tracing::warn!("no task metadata endpoint: {e}");
+            None
+        }
+    }
 }
 
 /// Starts the engine, retrying with backoff while the runtime is away (a Docker daemon

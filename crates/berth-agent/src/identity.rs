@@ -144,13 +144,27 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let temp = dir.join(format!(".{name}.tmp"));
     {
-        let mut file = std::fs::File::create(&temp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
     std::fs::rename(&temp, path)?;
     // The rename itself is durable only once the directory is synced.
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `path` (its directory created if needed) readable by the agent's user
+/// only, replacing it atomically and durably.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    write_durably(dir, path, bytes)
 }
 
 /// Keeps `identity` in `dir` (created if needed): the main file, then its backup, each

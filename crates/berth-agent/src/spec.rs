@@ -103,6 +103,8 @@ pub struct TaskContext<'a> {
     pub overrides: Option<&'a TaskOverride>,
     /// The home of the agent (`crate::identity::home_id`), labelled on every container.
     pub agent_home: Option<&'a str>,
+    /// The task metadata endpoint, whose URIs each container gets in its environment.
+    pub metadata: Option<&'a crate::metadata::MetadataEndpoint>,
 }
 
 impl TaskContext<'_> {
@@ -307,7 +309,7 @@ pub fn container_spec(
         command: over
             .and_then(|o| o.command.clone())
             .or_else(|| def.command.clone()),
-        env: environment(def, over),
+        env: with_metadata(environment(def, over), ctx, name),
         working_dir: def.working_directory.clone(),
         user: def.user.clone(),
         hostname,
@@ -402,6 +404,22 @@ fn environment(
         match env.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
             None => env.push((name, value)),
+        }
+    }
+    env
+}
+
+/// `env` with the task metadata endpoint's variables (those the task does not set itself).
+fn with_metadata(
+    mut env: Vec<(String, String)>,
+    ctx: &TaskContext<'_>,
+    container: &str,
+) -> Vec<(String, String)> {
+    if let Some(endpoint) = ctx.metadata {
+        for (name, value) in endpoint.environment(ctx.task_arn, container) {
+            if !env.iter().any(|(n, _)| *n == name) {
+                env.push((name, value));
+            }
         }
     }
     env

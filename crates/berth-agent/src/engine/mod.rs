@@ -53,6 +53,8 @@ pub struct EngineConfig {
     /// What this host allows of task definitions that grant root on it (nothing by
     /// default); a task asking for more is refused before any container is created.
     pub allowances: Allowances,
+    /// The task metadata endpoint its containers are told of, if it serves one.
+    pub metadata: Option<Arc<crate::metadata::MetadataEndpoint>>,
 }
 
 impl EngineConfig {
@@ -68,6 +70,7 @@ impl EngineConfig {
             agent_home: None,
             pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
             allowances: Allowances::default(),
+            metadata: None,
         }
     }
 }
@@ -80,6 +83,8 @@ pub(crate) struct Shared {
     background: Mutex<Vec<JoinHandle<()>>>,
     /// When the runtime was last seen unreachable (a call failed, or its event stream broke).
     outage: Mutex<Option<Instant>>,
+    /// The tasks as the metadata endpoint shows them.
+    pub board: Arc<crate::metadata::TaskBoard>,
 }
 
 impl Shared {
@@ -162,6 +167,7 @@ impl Engine {
             reports,
             background: Mutex::new(Vec::new()),
             outage: Mutex::new(None),
+            board: Arc::default(),
         });
         let (events, _) = broadcast::channel(1024);
         let forwarder = tokio::spawn(forward_events(
@@ -189,6 +195,7 @@ impl Engine {
                 continue;
             };
             wanted.insert(arn);
+            self.shared.board.post(assigned);
             let stop = assigned.task.desired_status == Some(TaskStatus::Stopped);
             if let Some(entry) = self.tasks.get(arn) {
                 if stop {
@@ -223,11 +230,13 @@ impl Engine {
                 },
             );
         }
+        let board = &self.shared.board;
         self.tasks.retain(|arn, entry| {
             if wanted.contains(arn.as_str()) {
                 return true;
             }
             if entry.handle.is_finished() {
+                board.remove(arn);
                 return false;
             }
             entry.stop.send_replace(true);
@@ -261,6 +270,11 @@ impl Engine {
                 stop::remove_volumes(runtime, &task_volumes(&containers), &task).await;
             }));
         }
+    }
+
+    /// The tasks as the metadata endpoint shows them.
+    pub fn board(&self) -> Arc<crate::metadata::TaskBoard> {
+        Arc::clone(&self.shared.board)
     }
 
     /// ARNs of the tasks whose runners are still at work.

@@ -166,6 +166,7 @@ impl TaskRunner {
             return;
         }
         self.status = status;
+        self.shared.board.known(&self.task_arn, status);
         report.cluster = Some(self.shared.config.cluster.clone());
         report.task = Some(self.task_arn.clone());
         report.status = Some(status.as_str().to_string());
@@ -364,5 +365,6 @@ pub(super) fn task_context<'a>(
         task_definition: &assigned.task_definition,
         overrides: assigned.task.overrides.as_ref(),
         agent_home: shared.config.agent_home.as_deref(),
+        metadata: shared.config.metadata.as_deref(),
     }
 }

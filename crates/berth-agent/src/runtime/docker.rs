@@ -172,6 +172,18 @@ pub fn container_state(inspect: ContainerInspectResponse) -> ContainerState {
         .filter(|m| m.typ.as_deref() == Some("volume"))
         .filter_map(|m| m.name.clone())
         .collect();
+    let mut networks: Vec<(String, String)> = inspect
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, endpoint)| {
+            let ip = endpoint.ip_address.clone().filter(|ip| !ip.is_empty())?;
+            Some((name.clone(), ip))
+        })
+        .collect();
+    networks.sort();
     let network_mode = inspect
         .host_config
         .and_then(|h| h.network_mode)
@@ -241,12 +253,14 @@ pub fn container_state(inspect: ContainerInspectResponse) -> ContainerState {
             .restart_count
             .and_then(|c| u64::try_from(c).ok())
             .unwrap_or(0),
+        created_at: inspect.created.as_deref().and_then(system_time),
         started_at: started
             .then(|| state.started_at.as_deref().and_then(system_time))
             .flatten(),
         finished_at: (!running && started)
             .then(|| state.finished_at.as_deref().and_then(system_time))
             .flatten(),
+        networks,
         volumes,
     }
 }
@@ -438,6 +452,32 @@ impl ContainerRuntime for DockerRuntime {
                 "the Docker daemon started the command detached".into(),
             )),
         }
+    }
+
+    async fn stats(&self, id: &str) -> Result<serde_json::Value> {
+        use futures_util::StreamExt;
+        let options = bollard::query_parameters::StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let sample = self
+            .docker
+            .stats(id, Some(options))
+            .next()
+            .await
+            .ok_or_else(|| RuntimeError::Other(format!("no statistics for {id}")))?
+            .map_err(|e| container_error(id, &e, RuntimeError::Other))?;
+        serde_json::to_value(sample).map_err(|e| RuntimeError::Other(e.to_string()))
+    }
+
+    async fn bridge_gateway(&self) -> Option<std::net::IpAddr> {
+        let network = self.docker.inspect_network("bridge", None).await.ok()?;
+        network
+            .ipam?
+            .config?
+            .iter()
+            .filter_map(|c| c.gateway.as_deref()?.parse::<std::net::IpAddr>().ok())
+            .find(std::net::IpAddr::is_ipv4)
     }
 
     async fn exec_resize(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {

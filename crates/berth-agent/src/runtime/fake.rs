@@ -61,8 +61,10 @@ impl FakeContainer {
             ports: self.ports.clone(),
             labels: self.spec.labels.clone(),
             restart_count: 0,
+            created_at: None,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            networks: Vec::new(),
             volumes: self.volumes.clone(),
         }
     }

@@ -74,8 +74,10 @@ impl HollowContainer {
             },
             labels: self.labels.clone(),
             restart_count: 0,
+            created_at: None,
             started_at: None,
             finished_at,
+            networks: Vec::new(),
             volumes: Vec::new(),
         }
     }

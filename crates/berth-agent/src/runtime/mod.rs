@@ -193,10 +193,14 @@ pub struct ContainerState {
     pub labels: BTreeMap<String, String>,
     /// How many times the runtime restarted it.
     pub restart_count: u64,
+    /// When it was created.
+    pub created_at: Option<std::time::SystemTime>,
     /// When it last started (once it has started; a restart in place moves it).
     pub started_at: Option<std::time::SystemTime>,
     /// When it exited (once it has exited).
     pub finished_at: Option<std::time::SystemTime>,
+    /// Its networks and its IPv4 address on each: (network name, address).
+    pub networks: Vec<(String, String)>,
     /// Names of the named volumes it mounts (its own mounts and those of `volumes_from`).
     pub volumes: Vec<String>,
 }
@@ -325,6 +329,18 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         let _ = (id, spec);
         Err(RuntimeError::Other(
             "this container runtime cannot run commands in containers".into(),
+        ))
+    }
+    /// The IPv4 address of the host on the runtime's default bridge network (where containers
+    /// reach the agent's metadata endpoint), if it has one.
+    async fn bridge_gateway(&self) -> Option<std::net::IpAddr> {
+        None
+    }
+    /// One sample of the container's resource use, in Docker's stats JSON.
+    async fn stats(&self, id: &str) -> Result<serde_json::Value> {
+        let _ = id;
+        Err(RuntimeError::Other(
+            "this container runtime keeps no statistics".into(),
         ))
     }
     /// Sets the terminal size of exec `exec_id`.

@@ -28,6 +28,7 @@ fn context<'a>(td: &'a TaskDefinition, overrides: Option<&'a TaskOverride>) -> T
         task_definition: td,
         overrides,
         agent_home: None,
+        metadata: None,
     }
 }
 
@@ -561,4 +562,45 @@ fn negative_resources_are_refused_not_wrapped() {
             Err(SpecError::Invalid { .. })
         ));
     }
+}
+
+#[test]
+fn containers_are_told_their_metadata_uris_unless_they_set_them() {
+    let td = task_definition(json!({"containerDefinitions": [
+        {"name": "web", "image": "busybox", "memory": 32},
+        {"name": "own", "image": "busybox", "memory": 32,
+         "environment": [{"name": "ECS_CONTAINER_METADATA_URI_V4", "value": "mine"}]}
+    ]}));
+    let endpoint =
+        crate::metadata::MetadataEndpoint::new("172.17.0.1:51679".parse().expect("addr"), [7; 32]);
+    let ctx = TaskContext {
+        metadata: Some(&endpoint),
+        ..context(&td, None)
+    };
+    let specs = task_container_specs(&ctx).expect("specs");
+    let env = |i: usize, name: &str| {
+        specs[i]
+            .env
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let token = endpoint.token(TASK_ARN, "web");
+    assert_eq!(
+        env(0, "ECS_CONTAINER_METADATA_URI_V4"),
+        [format!("http://172.17.0.1:51679/v4/{token}")]
+    );
+    assert_eq!(
+        env(0, "ECS_CONTAINER_METADATA_URI"),
+        [format!("http://172.17.0.1:51679/v3/{token}")]
+    );
+    assert_eq!(env(1, "ECS_CONTAINER_METADATA_URI_V4"), ["mine"]);
+    assert_ne!(endpoint.token(TASK_ARN, "own"), token);
+    // Without an endpoint, nothing is added.
+    let plain = task_container_specs(&context(&td, None)).expect("specs");
+    assert!(plain[0]
+        .env
+        .iter()
+        .all(|(n, _)| !n.starts_with("ECS_CONTAINER_METADATA")));
 }

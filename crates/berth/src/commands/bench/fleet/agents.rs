@@ -42,6 +42,8 @@ impl Fleet {
                 credentials.clone(),
             );
             config.availability_zone = Some(ZONES[i % ZONES.len()].to_string());
+            // Hollow containers read no metadata; 5,000 listeners would only cost descriptors.
+            config.metadata_endpoint = false;
             let runtime = Arc::new(HollowRuntime::new());
             runtimes.push(Arc::clone(&runtime));
             let mut stopped = stopped.clone();

@@ -1,0 +1,281 @@
+//! The task metadata endpoint (v4, and v3 with the same answers), served by the agent as ECS
+//! serves it: each container gets `ECS_CONTAINER_METADATA_URI_V4` (and `ECS_CONTAINER_METADATA_URI`)
+//! naming `http://ADDR/v4/TOKEN`, and `${uri}`, `${uri}/task`, `${uri}/stats` and
+//! `${uri}/task/stats` answer with ECS's documented JSON shapes (`shapes`).
+//!
+//! - **Where.** The agent listens on the host's address on Docker's default bridge (its
+//!   gateway, e.g. 172.17.0.1), which bridge containers reach through their default route and
+//!   host-network containers as a local address. The port is ECS's 51679 unless taken (several
+//!   agents on one host): then another, kept in the data dir so that containers outlive an agent
+//!   restart with a URI that still works.
+//! - **Who sees what.** TOKEN is an HMAC of the task ARN and container name under a key kept in
+//!   the agent's data dir (0600): a container knows its own and can find no other, so it sees
+//!   only its own task. It survives agent restarts, so re-adopted containers keep working.
+
+pub mod shapes;
+
+use crate::runtime::ContainerRuntime;
+use berth_core::gateway::AssignedTask;
+use berth_core::task_state::TaskStatus;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+/// ECS's port for the endpoint on the host.
+pub const DEFAULT_PORT: u16 = 51679;
+/// The key tokens are made with, in the data dir.
+pub const KEY_FILE: &str = "metadata.key";
+/// The port last served on, in the data dir.
+pub const PORT_FILE: &str = "metadata.port";
+
+/// The endpoint's address and the key its tokens are made with.
+#[derive(Clone)]
+pub struct MetadataEndpoint {
+    /// `http://ADDR:PORT`.
+    base: String,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for MetadataEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataEndpoint")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+impl MetadataEndpoint {
+    pub fn new(addr: SocketAddr, key: [u8; 32]) -> MetadataEndpoint {
+        MetadataEndpoint {
+            base: format!("http://{addr}"),
+            key,
+        }
+    }
+
+    /// The token of container `container` of task `task_arn`: 40 hex digits.
+    pub fn token(&self, task_arn: &str, container: &str) -> String {
+        let mac = berth_core::sigv4::hmac(&self.key, format!("{task_arn}\n{container}").as_bytes());
+        mac[..20].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The environment ECS gives the container: the v4 and v3 URIs.
+    pub fn environment(&self, task_arn: &str, container: &str) -> Vec<(String, String)> {
+        let token = self.token(task_arn, container);
+        vec![
+            (
+                "ECS_CONTAINER_METADATA_URI_V4".into(),
+                format!("{}/v4/{token}", self.base),
+            ),
+            (
+                "ECS_CONTAINER_METADATA_URI".into(),
+                format!("{}/v3/{token}", self.base),
+            ),
+        ]
+    }
+}
+
+/// The tasks of this instance as the endpoint shows them: what the server assigned, and the
+/// task status the agent reached.
+#[derive(Debug, Default)]
+pub struct TaskBoard {
+    tasks: RwLock<HashMap<String, Posted>>,
+}
+
+/// One task on the board.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub assigned: AssignedTask,
+    pub known: TaskStatus,
+}
+
+impl TaskBoard {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Posted>> {
+        self.tasks.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Posts (or refreshes) what the server says of a task.
+    pub fn post(&self, assigned: &AssignedTask) {
+        let Some(arn) = assigned.task.task_arn.clone() else {
+            return;
+        };
+        let mut tasks = self.write();
+        let known = tasks
+            .get(&arn)
+            .map_or_else(|| TaskStatus::of(&assigned.task), |p| p.known);
+        tasks.insert(
+            arn,
+            Posted {
+                assigned: assigned.clone(),
+                known,
+            },
+        );
+    }
+
+    /// Records the status the agent brought task `arn` to.
+    pub fn known(&self, arn: &str, status: TaskStatus) {
+        if let Some(posted) = self.write().get_mut(arn) {
+            posted.known = status;
+        }
+    }
+
+    /// Takes task `arn` off the board.
+    pub fn remove(&self, arn: &str) {
+        self.write().remove(arn);
+    }
+
+    /// The task and container name `token` belongs to.
+    pub fn find(&self, endpoint: &MetadataEndpoint, token: &str) -> Option<(Posted, String)> {
+        let tasks = self.tasks.read().unwrap_or_else(|p| p.into_inner());
+        for (arn, posted) in tasks.iter() {
+            for def in posted
+                .assigned
+                .task_definition
+                .container_definitions
+                .iter()
+                .flatten()
+            {
+                let name = def.name.as_deref().unwrap_or_default();
+                if endpoint.token(arn, name) == token {
+                    return Some((posted.clone(), name.to_string()));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The endpoint's key from `dir`, made (0600) on first use.
+pub fn load_key(dir: &Path) -> std::io::Result<[u8; 32]> {
+    let path = dir.join(KEY_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+    crate::identity::write_private(&path, &key)?;
+    Ok(key)
+}
+
+/// Binds the endpoint's listener on `ip`: the port this data dir served on before, else
+/// ECS's, else any; the port is kept in the data dir.
+pub async fn bind(dir: &Path, ip: IpAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let kept = std::fs::read_to_string(dir.join(PORT_FILE))
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok());
+    let mut ports: Vec<u16> = kept.into_iter().collect();
+    ports.extend([DEFAULT_PORT, 0]);
+    let mut last = None;
+    for port in ports {
+        match tokio::net::TcpListener::bind(SocketAddr::new(ip, port)).await {
+            Ok(listener) => {
+                let port = listener.local_addr()?.port();
+                if kept != Some(port) {
+                    crate::identity::write_private(
+                        &dir.join(PORT_FILE),
+                        port.to_string().as_bytes(),
+                    )?;
+                }
+                return Ok(listener);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port to listen on")))
+}
+
+/// Serves the endpoint on `listener` until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    endpoint: Arc<MetadataEndpoint>,
+    board: Arc<TaskBoard>,
+    runtime: Arc<dyn ContainerRuntime>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let (endpoint, board, runtime) = (endpoint.clone(), board.clone(), runtime.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let (endpoint, board, runtime) = (endpoint.clone(), board.clone(), runtime.clone());
+                async move {
+                    let (status, body) = shapes::answer(
+                        &endpoint,
+                        &board,
+                        runtime.as_ref(),
+                        request.method(),
+                        request.uri().path(),
+                    )
+                    .await;
+                    let mut response =
+                        hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                    *response.status_mut() = status;
+                    response.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("application/json"),
+                    );
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            // Simple clients (`nc`, HTTP/1.0) close their side once the request is sent; the
+            // answer still goes out.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .half_close(true)
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_per_container_and_per_key() {
+        let addr: SocketAddr = "172.17.0.1:51679".parse().expect("addr");
+        let one = MetadataEndpoint::new(addr, [1; 32]);
+        let other = MetadataEndpoint::new(addr, [2; 32]);
+        let token = one.token("arn:task/a", "web");
+        assert_eq!(token.len(), 40);
+        assert_eq!(token, one.token("arn:task/a", "web"), "stable");
+        assert_ne!(token, one.token("arn:task/a", "sidecar"));
+        assert_ne!(token, one.token("arn:task/b", "web"));
+        assert_ne!(token, other.token("arn:task/a", "web"));
+        let env = one.environment("arn:task/a", "web");
+        assert_eq!(
+            env,
+            vec![
+                (
+                    "ECS_CONTAINER_METADATA_URI_V4".to_string(),
+                    format!("http://172.17.0.1:51679/v4/{token}")
+                ),
+                (
+                    "ECS_CONTAINER_METADATA_URI".to_string(),
+                    format!("http://172.17.0.1:51679/v3/{token}")
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_key_and_the_port_are_kept_in_the_data_dir() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = load_key(dir.path()).expect("key");
+        assert_eq!(load_key(dir.path()).expect("key again"), key);
+        let first = bind(dir.path(), "127.0.0.1".parse().expect("ip"))
+            .await
+            .expect("bound");
+        let port = first.local_addr().expect("addr").port();
+        drop(first);
+        let again = bind(dir.path(), "127.0.0.1".parse().expect("ip"))
+            .await
+            .expect("bound again");
+        assert_eq!(again.local_addr().expect("addr").port(), port);
+    }
+}
