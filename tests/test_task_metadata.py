@@ -43,6 +43,7 @@ def run_reader(ecs: Any, family: str, **td: Any) -> str:
 def sections(up: BerthUp, task: dict) -> dict[str, str]:
     """What the reader container printed, by marker, once it printed everything."""
     [reader] = [c for c in task["containers"] if c["name"] == "reader"]
+    assert reader.get("runtimeId"), task
     container_id = reader["runtimeId"]
 
     def printed() -> str | None:
@@ -155,3 +156,44 @@ while true; do printf 'GET %s HTTP/1.0\r\n\r\n' "$p" | nc "${hp%:*}" "${hp#*:}" 
         from harness import LABEL_CLUSTER, remove_containers
 
         remove_containers(f"{LABEL_CLUSTER}={cluster}")
+
+
+# Sets its own scale-in protection through ${ECS_AGENT_URI}, reads it back, prints both.
+PROTECT = r"""
+u=${ECS_AGENT_URI#http://}; hp=${u%%/*}; p=/${u#*/}/task-protection/v1/state
+call() { printf '%s %s HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %s\r\n\r\n%s' "$1" "$p" "${#2}" "$2" | nc "${hp%:*}" "${hp#*:}" | sed '1,/^\r$/d'; echo; }
+echo "==PUT"; call PUT '{"ProtectionEnabled":true,"ExpiresInMinutes":30}'
+echo "==GET"; call GET ''
+echo "==BAD"; call PUT '{"ExpiresInMinutes":30}'
+echo "==END"
+trap 'exit 0' TERM; sleep 3600 & wait
+"""
+
+
+def test_a_service_task_protects_itself_through_the_agent_uri(berth_up: BerthUp, unique):
+    """`${ECS_AGENT_URI}/task-protection/v1/state` as ECS documents it: PUT sets the task's
+    scale-in protection, GET reads it, answers in the ECS agent's shapes; the protection is the
+    one GetTaskProtection shows."""
+    ecs = berth_up.ecs
+    family, service = unique("self-protect"), unique("self-protect")
+    ecs.register_task_definition(
+        family=family,
+        containerDefinitions=[{"name": "reader", "image": "busybox", "memory": 32, "command": ["sh", "-c", PROTECT]}],
+    )
+    ecs.create_service(cluster=CLUSTER, serviceName=service, taskDefinition=family, desiredCount=1)
+    try:
+        ecs.get_waiter("services_stable").wait(cluster=CLUSTER, services=[service], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        [arn] = ecs.list_tasks(cluster=CLUSTER, serviceName=service)["taskArns"]
+        out = sections(berth_up, describe_task(ecs, CLUSTER, arn))
+        put, got = json.loads(out["PUT"])["protection"], json.loads(out["GET"])["protection"]
+        assert put["TaskArn"] == arn and put["ProtectionEnabled"] is True, put
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", put["ExpirationDate"]), put
+        assert got == put, (got, put)
+        bad = json.loads(out["BAD"])["error"]
+        assert bad["Arn"] == arn and bad["Code"] == "InvalidRequest", bad
+        [shown] = ecs.get_task_protection(cluster=CLUSTER, tasks=[arn])["protectedTasks"]
+        assert shown["protectionEnabled"] is True
+        assert 29 * 60 <= shown["expirationDate"].timestamp() - time.time() <= 30 * 60
+    finally:
+        ecs.update_service(cluster=CLUSTER, service=service, desiredCount=0)
+        ecs.delete_service(cluster=CLUSTER, service=service, force=True)

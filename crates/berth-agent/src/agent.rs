@@ -179,6 +179,11 @@ pub async fn run(
             endpoint,
             engine.board(),
             Arc::clone(&exec_runtime),
+            Arc::new(crate::metadata::AgentLink {
+                client: client.clone(),
+                cluster: config.cluster.clone(),
+                instance_id: instance_id.clone(),
+            }),
         ))
     });
     let heartbeat = Heartbeat {

@@ -253,6 +253,40 @@ impl ServerClient {
             .map(|_| ())
     }
 
+    /// Scale-in protection of `task` on this instance (`TASK_PROTECTION_PATH`): changed when
+    /// `enabled` is given, else read. The answer is UpdateTaskProtection's JSON.
+    pub async fn task_protection(
+        &self,
+        cluster: &str,
+        container_instance: &str,
+        task: &str,
+        enabled: Option<bool>,
+        expires_in_minutes: Option<i32>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({
+            "cluster": cluster,
+            "containerInstance": container_instance,
+            "task": task,
+            "protectionEnabled": enabled,
+            "expiresInMinutes": expires_in_minutes,
+        });
+        let body = serde_json::to_vec(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let headers = [(CONTENT_TYPE.as_str(), "application/json")];
+        let request = self.signed(
+            Method::POST,
+            berth_core::gateway::TASK_PROTECTION_PATH,
+            &headers,
+            body,
+        )?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let bytes = read_body(response).await?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     /// Sends one heartbeat.
     pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), ClientError> {
         let body = serde_json::to_vec(heartbeat).map_err(|e| ClientError::Decode(e.to_string()))?;

@@ -41,6 +41,10 @@ pub const STREAM_PROTOCOL: u32 = 2;
 /// Path of the desired-state stream: `GET` with query `cluster`, `containerInstance`,
 /// `protocol`, `since`.
 pub const DESIRED_PATH: &str = "/v1/agent/desired";
+/// Path of scale-in protection asked by a task through its metadata endpoint: `POST` with
+/// `cluster`, `containerInstance`, `task` and, to change it, `protectionEnabled` and
+/// `expiresInMinutes`; answered as UpdateTaskProtection (GetTaskProtection) answers.
+pub const TASK_PROTECTION_PATH: &str = "/v1/agent/task-protection";
 /// Path of the heartbeat: `POST` with a [`Heartbeat`] body.
 pub const HEARTBEAT_PATH: &str = "/v1/agent/heartbeat";
 

@@ -347,6 +347,88 @@ async fn next_line(mut st: StreamState) -> Option<(Result<Bytes, std::io::Error>
     }
 }
 
+/// Body of `POST /v1/agent/task-protection`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentProtection {
+    cluster: String,
+    container_instance: String,
+    task: String,
+    /// Set: UpdateTaskProtection; absent: GetTaskProtection.
+    protection_enabled: Option<bool>,
+    expires_in_minutes: Option<i32>,
+}
+
+/// `POST /v1/agent/task-protection`: scale-in protection asked by a task through its
+/// metadata endpoint (`${ECS_AGENT_URI}/task-protection/v1/state`), relayed by its agent. The
+/// agent may act only for tasks on its own instance; the answer is UpdateTaskProtection's
+/// (or GetTaskProtection's).
+pub async fn task_protection(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Principal>,
+    body: Bytes,
+) -> Response {
+    use crate::handlers::task_protection::{
+        get, update, GetTaskProtectionRequest, UpdateTaskProtectionRequest,
+    };
+    let asked: AgentProtection = match crate::protocol::parse_input(&body) {
+        Ok(asked) => asked,
+        Err(e) => return e.into_response(),
+    };
+    let arn = match agent_instance(
+        &app,
+        caller.clone(),
+        &asked.cluster,
+        &asked.container_instance,
+    ) {
+        Ok(arn) => arn,
+        Err(e) => return e.into_response(),
+    };
+    let on_instance = crate::handlers::task_lookup::task_key_of(&asked.cluster, &asked.task)
+        .ok()
+        .and_then(|key| app.snapshot().task(&key).cloned())
+        .is_some_and(|entry| entry.task.container_instance_arn.as_deref() == Some(arn.as_str()));
+    if !on_instance {
+        return ApiError::new(
+            "AccessDeniedException",
+            format!(
+                "Task {} does not run on container instance {arn}.",
+                asked.task
+            ),
+        )
+        .into_response();
+    }
+    let ctx = Ctx { app, caller };
+    let answer = match asked.protection_enabled {
+        Some(enabled) => {
+            update(
+                ctx,
+                UpdateTaskProtectionRequest {
+                    cluster: Some(asked.cluster),
+                    tasks: vec![asked.task],
+                    protection_enabled: enabled,
+                    expires_in_minutes: asked.expires_in_minutes,
+                },
+            )
+            .await
+        }
+        None => {
+            get(
+                ctx,
+                GetTaskProtectionRequest {
+                    cluster: Some(asked.cluster),
+                    tasks: Some(vec![asked.task]),
+                },
+            )
+            .await
+        }
+    };
+    match answer {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// `POST /v1/agent/heartbeat`: the agent of an instance is alive.
 pub async fn heartbeat(
     State(app): State<Arc<App>>,
@@ -399,6 +481,82 @@ mod tests {
         let path = format!("/v1/agent/desired?{query}");
         let signing = Signing::As(&served.credentials, now());
         send(served.server.addr(), "GET", &path, &[], b"", signing).await
+    }
+
+    /// Registers another instance in cluster `demo`; its id.
+    async fn another_instance(app: &std::sync::Arc<crate::app::App>) -> String {
+        let registered = crate::test_support::ok(
+            app,
+            "RegisterContainerInstance",
+            serde_json::json!({"cluster": "demo", "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}]}),
+        )
+        .await;
+        let arn = registered["containerInstance"]["containerInstanceArn"]
+            .as_str()
+            .expect("arn");
+        arn.rsplit('/').next().expect("id").to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_asks_protection_only_for_tasks_on_its_own_instance() {
+        let (served, id) = serving_one_instance().await;
+        let app = served.server.app();
+        crate::test_support::ok(
+            &app,
+            "RegisterTaskDefinition",
+            serde_json::json!({"family": "web", "containerDefinitions": [
+                {"name": "web", "image": "busybox", "memory": 64}]}),
+        )
+        .await;
+        let run = crate::test_support::ok(
+            &app,
+            "RunTask",
+            serde_json::json!({"cluster": "demo", "taskDefinition": "web"}),
+        )
+        .await;
+        let task = run["tasks"][0]["taskArn"]
+            .as_str()
+            .expect("task")
+            .to_string();
+        assert!(run["tasks"][0]["containerInstanceArn"]
+            .as_str()
+            .is_some_and(|arn| arn.ends_with(&id)));
+        let other = another_instance(&app).await;
+        let ask = |instance: &str| {
+            serde_json::json!({"cluster": "demo", "containerInstance": instance, "task": task,
+                               "protectionEnabled": true})
+            .to_string()
+        };
+        let signing = || Signing::As(&served.credentials, now());
+        let path = berth_core::gateway::TASK_PROTECTION_PATH;
+        let json = [("content-type", "application/json")];
+        let refused = send(
+            served.server.addr(),
+            "POST",
+            path,
+            &json,
+            ask(&other).as_bytes(),
+            signing(),
+        )
+        .await;
+        assert_eq!(refused.error_type(), "AccessDeniedException", "{refused:?}");
+        // Its own instance's task: answered as UpdateTaskProtection answers (a RunTask task is
+        // not a service's, so it cannot be protected).
+        let answered = send(
+            served.server.addr(),
+            "POST",
+            path,
+            &json,
+            ask(&id).as_bytes(),
+            signing(),
+        )
+        .await;
+        assert_eq!(answered.status, 200, "{answered:?}");
+        let body: serde_json::Value = serde_json::from_str(&answered.body).expect("json");
+        assert_eq!(body["failures"][0]["reason"], "TASK_NOT_VALID", "{body}");
+        served.server.shutdown().await.expect("shutdown");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(crate::gateway::heartbeat),
         )
         .route(
+            berth_core::gateway::TASK_PROTECTION_PATH,
+            post(crate::gateway::task_protection),
+        )
+        .route(
             &format!("{}{{session}}", berth_core::exec::AGENT_EXEC_PATH),
             get(crate::exec::relay::agent_exec),
         )

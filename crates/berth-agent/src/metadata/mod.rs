@@ -59,10 +59,12 @@ impl MetadataEndpoint {
         mac[..20].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The environment ECS gives the container: the v4 and v3 URIs.
+    /// The environment ECS gives the container: the v4 and v3 URIs, and the agent's URI
+    /// (task scale-in protection).
     pub fn environment(&self, task_arn: &str, container: &str) -> Vec<(String, String)> {
         let token = self.token(task_arn, container);
         vec![
+            ("ECS_AGENT_URI".into(), format!("{}/api/{token}", self.base)),
             (
                 "ECS_CONTAINER_METADATA_URI_V4".into(),
                 format!("{}/v4/{token}", self.base),
@@ -145,6 +147,15 @@ impl TaskBoard {
     }
 }
 
+/// How the endpoint reaches the server for what tasks ask of it (scale-in protection).
+#[derive(Debug, Clone)]
+pub struct AgentLink {
+    pub client: crate::client::ServerClient,
+    pub cluster: String,
+    /// This container instance's id.
+    pub instance_id: String,
+}
+
 /// The endpoint's key from `dir`, made (0600) on first use.
 pub fn load_key(dir: &Path) -> std::io::Result<[u8; 32]> {
     let path = dir.join(KEY_FILE);
@@ -192,35 +203,30 @@ pub async fn serve(
     endpoint: Arc<MetadataEndpoint>,
     board: Arc<TaskBoard>,
     runtime: Arc<dyn ContainerRuntime>,
+    link: Arc<AgentLink>,
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let (endpoint, board, runtime) = (endpoint.clone(), board.clone(), runtime.clone());
+        let shared = (
+            endpoint.clone(),
+            board.clone(),
+            runtime.clone(),
+            link.clone(),
+        );
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let (endpoint, board, runtime) = (endpoint.clone(), board.clone(), runtime.clone());
-                async move {
-                    let (status, body) = shapes::answer(
-                        &endpoint,
-                        &board,
-                        runtime.as_ref(),
-                        request.method(),
-                        request.uri().path(),
-                    )
-                    .await;
-                    let mut response =
-                        hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
-                    *response.status_mut() = status;
-                    response.headers_mut().insert(
-                        hyper::header::CONTENT_TYPE,
-                        hyper::header::HeaderValue::from_static("application/json"),
-                    );
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let (endpoint, board, runtime, link) = shared.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            respond(&endpoint, &board, runtime.as_ref(), &link, request).await,
+                        )
+                    }
+                },
+            );
             let io = hyper_util::rt::TokioIo::new(tcp);
             // Simple clients (`nc`, HTTP/1.0) close their side once the request is sent; the
             // answer still goes out.
@@ -230,6 +236,36 @@ pub async fn serve(
                 .await;
         });
     }
+}
+
+/// The response to one request (its body read, at most 64 KiB).
+async fn respond(
+    endpoint: &MetadataEndpoint,
+    board: &TaskBoard,
+    runtime: &dyn ContainerRuntime,
+    link: &AgentLink,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    let (parts, body) = request.into_parts();
+    let body = http_body_util::Limited::new(body, 64 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let asked = shapes::Asked {
+        method: &parts.method,
+        path: parts.uri.path(),
+        body: &body,
+    };
+    let (status, body) = shapes::answer(endpoint, board, runtime, link, asked).await;
+    let mut response = hyper::Response::new(http_body_util::Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 #[cfg(test)]
@@ -251,6 +287,10 @@ mod tests {
         assert_eq!(
             env,
             vec![
+                (
+                    "ECS_AGENT_URI".to_string(),
+                    format!("http://172.17.0.1:51679/api/{token}")
+                ),
                 (
                     "ECS_CONTAINER_METADATA_URI_V4".to_string(),
                     format!("http://172.17.0.1:51679/v4/{token}")

@@ -4,7 +4,7 @@
 //! `Type`, `ContainerARN`, `Networks`, ...), a task (`Cluster`, `TaskARN`, `Family`,
 //! `Revision`, `DesiredStatus`, `KnownStatus`, `Containers`, ...), and Docker's stats.
 
-use super::{MetadataEndpoint, Posted, TaskBoard};
+use super::{AgentLink, MetadataEndpoint, Posted, TaskBoard};
 use crate::runtime::{ContainerRuntime, ContainerState};
 use crate::spec;
 use berth_core::model::common::Timestamp;
@@ -47,14 +47,32 @@ fn error(status: StatusCode, message: &str) -> (StatusCode, Vec<u8>) {
     )
 }
 
-/// The answer to `method path`.
+/// A request to the endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub body: &'a [u8],
+}
+
+/// The path of the agent's task protection route under `${ECS_AGENT_URI}`.
+const PROTECTION_ROUTE: &str = "/task-protection/v1/state";
+
+/// The answer to `asked`.
 pub async fn answer(
     endpoint: &MetadataEndpoint,
     board: &TaskBoard,
     runtime: &dyn ContainerRuntime,
-    method: &Method,
-    path: &str,
+    link: &AgentLink,
+    asked: Asked<'_>,
 ) -> (StatusCode, Vec<u8>) {
+    let (method, path) = (asked.method, asked.path);
+    if let Some(token) = path
+        .strip_prefix("/api/")
+        .and_then(|rest| rest.strip_suffix(PROTECTION_ROUTE))
+    {
+        return protection(endpoint, board, link, token, asked).await;
+    }
     if method != Method::GET {
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -100,6 +118,118 @@ pub async fn answer(
         StatusCode::OK,
         serde_json::to_vec(&value).unwrap_or_default(),
     )
+}
+
+/// `${ECS_AGENT_URI}/task-protection/v1/state`: GET reads the task's scale-in protection, PUT
+/// (`{"ProtectionEnabled": true, "ExpiresInMinutes": 60}`) sets it, through the server. The
+/// answers are the ECS agent's: `{"protection": {...}}`, `{"failure": {...}}` or
+/// `{"error": {...}}`.
+async fn protection(
+    endpoint: &MetadataEndpoint,
+    board: &TaskBoard,
+    link: &AgentLink,
+    token: &str,
+    asked: Asked<'_>,
+) -> (StatusCode, Vec<u8>) {
+    let Some((posted, _)) = board.find(endpoint, token) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no container of this host has that agent URI",
+        );
+    };
+    let task_arn = posted.assigned.task.task_arn.clone().unwrap_or_default();
+    let (enabled, minutes) = match *asked.method {
+        Method::GET => (None, None),
+        Method::PUT => {
+            let request: Value = match serde_json::from_slice(asked.body) {
+                Ok(request) => request,
+                Err(e) => {
+                    return task_error(
+                        StatusCode::BAD_REQUEST,
+                        &task_arn,
+                        "InvalidRequest",
+                        &format!("the body is not JSON: {e}"),
+                    )
+                }
+            };
+            let Some(enabled) = request["ProtectionEnabled"].as_bool() else {
+                return task_error(
+                    StatusCode::BAD_REQUEST,
+                    &task_arn,
+                    "InvalidRequest",
+                    "ProtectionEnabled (true or false) is required",
+                );
+            };
+            let minutes = request["ExpiresInMinutes"]
+                .as_i64()
+                .map(|m| i32::try_from(m).unwrap_or(i32::MAX));
+            (Some(enabled), minutes)
+        }
+        _ => {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "task protection answers GET and PUT",
+            )
+        }
+    };
+    let answered = link
+        .client
+        .task_protection(
+            &link.cluster,
+            &link.instance_id,
+            &task_arn,
+            enabled,
+            minutes,
+        )
+        .await;
+    let answer = match answered {
+        Ok(answer) => answer,
+        Err(crate::client::ClientError::Api {
+            status,
+            kind,
+            message,
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return task_error(status, &task_arn, &kind, &message);
+        }
+        Err(e) => {
+            return task_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &task_arn,
+                "ServerException",
+                &e.to_string(),
+            )
+        }
+    };
+    if let Some(failure) = answer["failures"].as_array().and_then(|f| f.first()) {
+        let body = json!({"failure": {
+            "Arn": failure["arn"],
+            "Reason": failure["reason"],
+            "Detail": failure["detail"],
+        }});
+        return (
+            StatusCode::OK,
+            serde_json::to_vec(&body).unwrap_or_default(),
+        );
+    }
+    let protected = &answer["protectedTasks"][0];
+    let expiration = protected["expirationDate"]
+        .as_f64()
+        .map(|t| rfc3339(epoch(t)));
+    let body = json!({"protection": {
+        "ExpirationDate": expiration,
+        "ProtectionEnabled": protected["protectionEnabled"].as_bool().unwrap_or(false),
+        "TaskArn": task_arn,
+    }});
+    (
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+fn task_error(status: StatusCode, arn: &str, code: &str, message: &str) -> (StatusCode, Vec<u8>) {
+    let body = json!({"error": {"Arn": arn, "Code": code, "Message": message}});
+    (status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// The state of the task's container `name` among `states`.

@@ -25,18 +25,18 @@ use std::sync::Arc;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateTaskProtectionRequest {
-    cluster: Option<String>,
-    tasks: Vec<String>,
-    protection_enabled: bool,
-    expires_in_minutes: Option<i32>,
+    pub cluster: Option<String>,
+    pub tasks: Vec<String>,
+    pub protection_enabled: bool,
+    pub expires_in_minutes: Option<i32>,
 }
 
 /// Input of GetTaskProtection.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetTaskProtectionRequest {
-    cluster: Option<String>,
-    tasks: Option<Vec<String>>,
+    pub cluster: Option<String>,
+    pub tasks: Option<Vec<String>>,
 }
 
 /// Output of both operations.
