@@ -32,7 +32,14 @@ trap 'exit 0' TERM; sleep 3600 & wait
 def run_reader(ecs: Any, family: str, **td: Any) -> str:
     containers = [
         {"name": "reader", "image": "busybox", "memory": 32, "command": ["sh", "-c", READER]},
-        {"name": "sidecar", "image": "busybox", "memory": 16, "essential": False, "command": ["sleep", "3600"]},
+        {
+            "name": "sidecar",
+            "image": "busybox",
+            "memory": 16,
+            "essential": False,
+            "command": ["sleep", "3600"],
+            "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5},
+        },
     ]
     ecs.register_task_definition(family=family, containerDefinitions=containers, **td)
     out = ecs.run_task(cluster=CLUSTER, taskDefinition=family)
@@ -105,6 +112,10 @@ def test_a_container_reads_its_own_metadata_from_inside(berth_up: BerthUp, uniqu
         assert names == ["reader", "sidecar"], whole["Containers"]
         [mine] = [c for c in whole["Containers"] if c["Name"] == "reader"]
         assert mine["DockerId"] == me["DockerId"]
+        # Health only for a container with a health check, as ECS shows it.
+        [sidecar] = [c for c in whole["Containers"] if c["Name"] == "sidecar"]
+        assert sidecar["Health"]["status"] in ("UNKNOWN", "HEALTHY"), sidecar
+        assert "Health" not in mine, mine
 
         stats = json.loads(out["STATS"])
         assert "memory_stats" in stats and "cpu_stats" in stats, sorted(stats)

@@ -183,6 +183,7 @@ pub async fn run(
                 client: client.clone(),
                 cluster: config.cluster.clone(),
                 instance_id: instance_id.clone(),
+                availability_zone: config.availability_zone.clone(),
             }),
         ))
     });

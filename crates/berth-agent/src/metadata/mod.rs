@@ -154,6 +154,8 @@ pub struct AgentLink {
     pub cluster: String,
     /// This container instance's id.
     pub instance_id: String,
+    /// Its `ecs.availability-zone`, if it has one.
+    pub availability_zone: Option<String>,
 }
 
 /// The endpoint's key from `dir`, made (0600) on first use.

@@ -97,7 +97,7 @@ pub async fn answer(
     };
     let value = match route {
         Route::Container => container(&posted, &name, state_of(&states, &name)),
-        Route::Task => task(&posted, &states),
+        Route::Task => task(&posted, &states, link.availability_zone.as_deref()),
         Route::ContainerStats => match state_of(&states, &name) {
             Some(state) => match runtime.stats(&state.id).await {
                 Ok(stats) => stats,
@@ -305,6 +305,14 @@ pub fn container(posted: &Posted, name: &str, state: Option<&ContainerState>) ->
     };
     put("KnownStatus", json!(status));
     put("ExitCode", json!(state.and_then(|s| s.exit_code)));
+    if def.is_some_and(|d| d.health_check.is_some()) {
+        let health = match state.map(|s| s.health) {
+            Some(crate::runtime::Health::Healthy) => "HEALTHY",
+            Some(crate::runtime::Health::Unhealthy) => "UNHEALTHY",
+            _ => "UNKNOWN",
+        };
+        put("Health", json!({ "status": health }));
+    }
     put(
         "Limits",
         json!({
@@ -371,7 +379,7 @@ pub fn container(posted: &Posted, name: &str, state: Option<&ContainerState>) ->
 }
 
 /// The task as v4 shows it, with every container.
-pub fn task(posted: &Posted, states: &[ContainerState]) -> Value {
+pub fn task(posted: &Posted, states: &[ContainerState], zone: Option<&str>) -> Value {
     let task = &posted.assigned.task;
     let td = &posted.assigned.task_definition;
     let cluster = task
@@ -429,6 +437,7 @@ pub fn task(posted: &Posted, states: &[ContainerState]) -> Value {
         "LaunchType",
         json!(task.launch_type.clone().unwrap_or_else(|| "EC2".into())),
     );
+    put("AvailabilityZone", json!(zone));
     put("Containers", json!(containers));
     Value::Object(out)
 }
