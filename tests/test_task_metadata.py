@@ -136,14 +136,14 @@ def test_a_host_network_container_keeps_reading_its_metadata_across_an_agent_res
     cluster = unique("meta-restart")
     ecs.create_cluster(clusterName=cluster, tags=[{"key": "berth:allow-host-network", "value": "true"}])
     agent = FaultAgent(
-        berth_up.server, cluster, tmp_path / "agent", extra_args=("--task-cleanup-wait", "30s", "--allow-host-network")
+        berth_up.server, cluster, tmp_path / "agent", extra_args=("--task-cleanup-wait", "30s", "--allow-host-network", "--availability-zone", "lab-1b"),
     ).start()
     try:
         wait_until(lambda: ecs.list_container_instances(cluster=cluster)["containerInstanceArns"], 30, "the agent to register", diagnose=agent.log_tail)
         family = unique("meta-restart")
-        # Reads its metadata every second, forever.
+        # Reads its task's metadata every second, forever.
         loop = r"""u=${ECS_CONTAINER_METADATA_URI_V4#http://}; hp=${u%%/*}; p=/${u#*/}
-while true; do printf 'GET %s HTTP/1.0\r\n\r\n' "$p" | nc "${hp%:*}" "${hp#*:}" | tail -n 1; echo; sleep 1; done"""
+while true; do printf 'GET %s/task HTTP/1.0\r\n\r\n' "$p" | nc "${hp%:*}" "${hp#*:}" | tail -n 1; echo; sleep 1; done"""
         ecs.register_task_definition(
             family=family,
             containerDefinitions=[{"name": "loop", "image": "busybox", "memory": 32, "command": ["sh", "-c", loop]}],
@@ -155,7 +155,9 @@ while true; do printf 'GET %s HTTP/1.0\r\n\r\n' "$p" | nc "${hp%:*}" "${hp#*:}" 
         answered = lambda: docker("logs", container_id).count('"KnownStatus":"RUNNING"')  # noqa: E731
         wait_until(lambda: answered() >= 1, 20, "a first answer")
         first = json.loads(docker("logs", container_id).splitlines()[-1])
-        assert first["Name"] == "loop" and first["Networks"] == [{"NetworkMode": "host"}], first
+        assert first["AvailabilityZone"] == "lab-1b", first
+        [loop_container] = first["Containers"]
+        assert loop_container["Name"] == "loop" and loop_container["Networks"] == [{"NetworkMode": "host"}], first
         agent.kill9()
         time.sleep(2)
         agent.start()
