@@ -81,6 +81,10 @@ pub struct App {
     pub streams: Arc<crate::limits::StreamCount>,
     /// Exec sessions (ExecuteCommand) under way.
     pub exec: crate::exec::Sessions,
+    /// Counters and histograms served on `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    /// The bearer token `/metrics` asks for.
+    pub metrics_token: String,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
     /// Set when the server is stopping: long-lived responses (agent streams) end.
@@ -118,6 +122,9 @@ impl App {
             .map_err(|e| StoreError::Backend(format!("cannot read or make the master key: {e}")))?;
         let state = StateCache::start(store.clone()).await?;
         let arns = ArnContext::new(config.region.clone(), config.account_id.clone());
+        let metrics_token = crate::metrics::token(config.data_dir.as_deref()).map_err(|e| {
+            StoreError::Backend(format!("cannot read or make the metrics token: {e}"))
+        })?;
         let app = Arc::new(App {
             store,
             state,
@@ -128,6 +135,8 @@ impl App {
             rate: Default::default(),
             streams: Default::default(),
             exec: Default::default(),
+            metrics: Default::default(),
+            metrics_token,
             placement: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
         });
@@ -220,8 +229,10 @@ impl App {
     /// Commits a transaction and waits until the state cache reflects the revision it left the store
     /// at, so a reader after this call sees the write (or, when it failed, what beat it).
     pub async fn commit(&self, txn: Txn) -> Result<TxnResult, ApiError> {
+        let began = std::time::Instant::now();
         let result = self.store.txn(txn).await?;
         self.state.wait_for(result.revision).await;
+        self.metrics.observe_commit(began.elapsed().as_secs_f64());
         Ok(result)
     }
 

@@ -89,6 +89,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(signed)
         .route("/healthz", get(|| async { "ok\n" }))
+        // For scrapers, which cannot sign: the metrics token as a bearer token.
+        .route("/metrics", get(metrics))
         // Opened with the session's one-time token (ExecuteCommand's tokenValue), not signed.
         .route(
             &format!("{}{{session}}", berth_core::exec::DATA_CHANNEL_PATH),
@@ -355,14 +357,111 @@ fn xml_answer(status: StatusCode, xml: String) -> Response {
     response
 }
 
+/// `GET /metrics`: the server's figures in the Prometheus text format, for the holder of the
+/// metrics token (`Authorization: Bearer TOKEN`, the token in `DATA_DIR/metrics.token`).
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = app.metrics_token.as_bytes();
+    let matches = presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !matches {
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            "metrics need the token in DATA_DIR/metrics.token as a bearer token\n",
+        )
+            .into_response();
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
+    let mut response = (StatusCode::OK, app.metrics.render(&app)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// The (service, operation) a request is counted under in `/metrics`: the signature scope's
+/// service (`agent` for the agent gateway) and the `X-Amz-Target` operation, the query
+/// `Action`, or the gateway route.
+fn metric_labels(parts: &axum::http::request::Parts, body: &[u8]) -> (String, Option<String>) {
+    let path = parts.uri.path();
+    if let Some(route) = path.strip_prefix("/v1/agent/") {
+        let route = route.split('/').next().unwrap_or_default();
+        return ("agent".into(), Some(route.to_string()));
+    }
+    // A request signed by no one is counted as such, whatever it claims to be.
+    let service = if parts
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+        || parts
+            .uri
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Signature="))
+    {
+        wire_service(&parts.headers).to_string()
+    } else {
+        "anonymous".to_string()
+    };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit_once('.'))
+        .map(|(_, op)| op.to_string());
+    let action = || {
+        std::str::from_utf8(body)
+            .ok()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+            .map(str::to_string)
+    };
+    (service, target.or_else(action))
+}
+
 /// Reads the body, checks the request's signature and passes it on with its [`Principal`];
-/// or answers AWS's refusal, having run no handler.
+/// or answers AWS's refusal, having run no handler. Counts the request in `/metrics`.
 async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let began = std::time::Instant::now();
     let request_id = RequestId(uuid::Uuid::new_v4().to_string());
     let (parts, body) = request.into_parts();
     let wire = wire_of(&parts.headers);
-    let checked = match read_body(body).await {
-        Ok(body) => principal_of(&app, &parts, &body).map(|signed| (signed, body)),
+    let body = read_body(body).await;
+    let (service, operation) = match &body {
+        Ok(body) => metric_labels(&parts, body),
+        Err(_) => (wire_service(&parts.headers).to_string(), None),
+    };
+    let response = signed_answer(&app, request_id, parts, wire, body, next).await;
+    app.metrics.observe_request(
+        &service,
+        operation.as_deref(),
+        response.status().as_u16(),
+        began.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+async fn signed_answer(
+    app: &Arc<App>,
+    request_id: RequestId,
+    parts: axum::http::request::Parts,
+    wire: Wire,
+    body: Result<Vec<u8>, ApiError>,
+    next: Next,
+) -> Response {
+    let checked = match body {
+        Ok(body) => principal_of(app, &parts, &body).map(|signed| (signed, body)),
         Err(e) => Err(e),
     };
     let mut response = match checked {

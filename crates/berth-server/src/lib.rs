@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod http;
 pub mod iam;
 pub mod limits;
+pub mod metrics;
 pub mod protocol;
 pub mod state;
 pub mod sts;

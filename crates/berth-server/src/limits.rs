@@ -96,6 +96,15 @@ pub struct StreamSlot {
 }
 
 impl StreamCount {
+    /// How many streams are open, every principal's.
+    pub fn total(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
+    }
+
     /// Counts a new stream of `principal`, unless it already holds `max`.
     pub fn open(self: &std::sync::Arc<Self>, principal: &str, max: usize) -> Option<StreamSlot> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());

@@ -132,6 +132,13 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     let baseline = Instant::now();
     let mut news = app.agents.news();
     let queue: Arc<WorkQueue<String>> = Arc::default();
+    {
+        let queue = Arc::downgrade(&queue);
+        app.metrics.register_queue(
+            "instance_health",
+            Box::new(move || queue.upgrade().map_or(0, |q| q.len())),
+        );
+    }
     for (key, _) in app.snapshot().all_instances() {
         queue.add(key.clone());
     }

@@ -246,8 +246,15 @@ pub const WORKERS: usize = 4;
 pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(&app);
     let mut changes = app.state.changes();
-    drop(app);
     let queue: Arc<WorkQueue<String>> = Arc::default();
+    {
+        let queue = Arc::downgrade(&queue);
+        app.metrics.register_queue(
+            "services",
+            Box::new(move || queue.upgrade().map_or(0, |q| q.len())),
+        );
+    }
+    drop(app);
     let workers = spawn_workers(Arc::clone(&queue), WORKERS, {
         let weak = weak.clone();
         move |key: String| {

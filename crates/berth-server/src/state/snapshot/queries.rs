@@ -54,8 +54,7 @@ impl State {
         self.tasks.get(key)
     }
 
-    /// Every task, in key order (for checks against a full scan).
-    #[cfg(test)]
+    /// Every task, in key order (for checks against a full scan, and `/metrics`).
     pub fn all_tasks(&self) -> impl Iterator<Item = &Arc<TaskEntry>> {
         self.tasks.values()
     }

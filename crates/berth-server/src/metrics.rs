@@ -1,0 +1,302 @@
+//! `GET /metrics`: the server's figures in the Prometheus text format (0.0.4), for a scraper
+//! holding the metrics token (`Authorization: Bearer TOKEN`; the token is made on first start
+//! in `DATA_DIR/metrics.token`, 0600):
+//!
+//! - `berth_requests_total{service,operation,code}` and the latency histogram
+//!   `berth_request_duration_seconds{service,operation}` of every signed request, refused ones
+//!   included (operation `unknown` when it names none this server knows);
+//! - `berth_store_commit_duration_seconds`: store transactions until the cache has them;
+//! - `berth_tasks{status}`, `berth_container_instances{connected}`, `berth_agent_streams`,
+//!   `berth_controller_queue_depth{controller}`, `berth_exec_sessions`.
+
+use crate::app::App;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+/// The token file in the data dir.
+pub const TOKEN_FILE: &str = "metrics.token";
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// The most distinct (service, operation) series kept; later ones count as `other`.
+const MAX_SERIES: usize = 512;
+
+/// A latency histogram.
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of `name` with `labels` (`k="v",...`).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (count, bound) in self.buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Requests {
+    /// By (service, operation): counts by status class, and latency.
+    series: HashMap<(String, String), ([u64; 3], Histogram)>,
+}
+
+/// How many keys a controller's work queue holds now.
+pub type QueueDepth = Box<dyn Fn() -> usize + Send + Sync>;
+
+/// The server's counters.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<Requests>,
+    commits: Mutex<Histogram>,
+    queues: Mutex<Vec<(&'static str, QueueDepth)>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish()
+    }
+}
+
+/// `2xx`, `4xx` or `5xx` of a status.
+fn class(status: u16) -> usize {
+    match status {
+        500.. => 2,
+        400.. => 1,
+        _ => 0,
+    }
+}
+
+/// A label value as the text format writes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// An operation name fit for a label: ASCII letters and digits, at most 64 of them.
+fn operation_label(operation: Option<&str>) -> &str {
+    match operation {
+        Some(op)
+            if !op.is_empty()
+                && op.len() <= 64
+                && op
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'/') =>
+        {
+            op
+        }
+        _ => "unknown",
+    }
+}
+
+impl Metrics {
+    /// Counts a request of `service`'s `operation` answered with `status` after `seconds`.
+    pub fn observe_request(
+        &self,
+        service: &str,
+        operation: Option<&str>,
+        status: u16,
+        seconds: f64,
+    ) {
+        let operation = operation_label(operation);
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let known = requests
+            .series
+            .contains_key(&(service.to_string(), operation.to_string()));
+        let key = if known || requests.series.len() < MAX_SERIES {
+            (service.to_string(), operation.to_string())
+        } else {
+            (service.to_string(), "other".to_string())
+        };
+        let (codes, latency) = requests.series.entry(key).or_default();
+        codes[class(status)] += 1;
+        latency.observe(seconds);
+    }
+
+    /// Counts a store commit that took `seconds`.
+    pub fn observe_commit(&self, seconds: f64) {
+        self.commits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(seconds);
+    }
+
+    /// Shows the depth of the work queue of `controller`.
+    pub fn register_queue(
+        &self,
+        controller: &'static str,
+        depth: Box<dyn Fn() -> usize + Send + Sync>,
+    ) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((controller, depth));
+    }
+
+    /// Everything, in the text format.
+    pub fn render(&self, app: &App) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP berth_requests_total Signed requests answered, by service, operation and status class.\n# TYPE berth_requests_total counter\n");
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut series: Vec<_> = requests.series.iter().collect();
+        series.sort_by(|a, b| a.0.cmp(b.0));
+        for ((service, operation), (codes, _)) in &series {
+            for (i, code) in ["2xx", "4xx", "5xx"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "berth_requests_total{{service=\"{}\",operation=\"{}\",code=\"{code}\"}} {}",
+                    escape(service),
+                    escape(operation),
+                    codes[i]
+                );
+            }
+        }
+        out.push_str("# HELP berth_request_duration_seconds Time to answer signed requests, by service and operation.\n# TYPE berth_request_duration_seconds histogram\n");
+        for ((service, operation), (_, latency)) in &series {
+            let labels = format!(
+                "service=\"{}\",operation=\"{}\"",
+                escape(service),
+                escape(operation)
+            );
+            latency.render(&mut out, "berth_request_duration_seconds", &labels);
+        }
+        drop(requests);
+        out.push_str("# HELP berth_store_commit_duration_seconds Time from a store transaction to the cache holding it.\n# TYPE berth_store_commit_duration_seconds histogram\n");
+        self.commits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .render(&mut out, "berth_store_commit_duration_seconds", "");
+
+        let state = app.snapshot();
+        let mut by_status: std::collections::BTreeMap<&str, u64> =
+            std::collections::BTreeMap::new();
+        for entry in state.all_tasks() {
+            let status = entry.task.last_status.map_or("NONE", |s| s.as_str());
+            *by_status.entry(status).or_default() += 1;
+        }
+        out.push_str(
+            "# HELP berth_tasks Tasks stored, by last status.\n# TYPE berth_tasks gauge\n",
+        );
+        for (status, count) in by_status {
+            let _ = writeln!(out, "berth_tasks{{status=\"{status}\"}} {count}");
+        }
+        let (mut connected, mut disconnected) = (0u64, 0u64);
+        for (_, instance) in state.all_instances() {
+            if instance.value.status == Some(berth_core::model::ContainerInstanceStatus::Inactive) {
+                continue;
+            }
+            if instance.value.agent_connected == Some(true) {
+                connected += 1;
+            } else {
+                disconnected += 1;
+            }
+        }
+        drop(state);
+        out.push_str("# HELP berth_container_instances Registered container instances (not INACTIVE), by whether their agent is connected.\n# TYPE berth_container_instances gauge\n");
+        let _ = writeln!(
+            out,
+            "berth_container_instances{{connected=\"true\"}} {connected}"
+        );
+        let _ = writeln!(
+            out,
+            "berth_container_instances{{connected=\"false\"}} {disconnected}"
+        );
+        out.push_str("# HELP berth_agent_streams Desired-state streams open.\n# TYPE berth_agent_streams gauge\n");
+        let _ = writeln!(out, "berth_agent_streams {}", app.streams.total());
+        out.push_str("# HELP berth_controller_queue_depth Keys waiting in each controller's work queue.\n# TYPE berth_controller_queue_depth gauge\n");
+        for (controller, depth) in self.queues.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "berth_controller_queue_depth{{controller=\"{controller}\"}} {}",
+                depth()
+            );
+        }
+        out.push_str("# HELP berth_exec_sessions Exec sessions issued and not ended.\n# TYPE berth_exec_sessions gauge\n");
+        let _ = writeln!(out, "berth_exec_sessions {}", app.exec.len());
+        out
+    }
+}
+
+/// The metrics token: read from `DATA_DIR/metrics.token`, or made there (0600); a fresh one
+/// in memory for a server without a data dir.
+pub fn token(data_dir: Option<&std::path::Path>) -> std::io::Result<String> {
+    if let Some(dir) = data_dir {
+        let path = dir.join(TOKEN_FILE);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let text = text.trim();
+            if text.len() >= 32 {
+                return Ok(text.to_string());
+            }
+        }
+        let token = crate::auth::keys::random_token()?;
+        crate::auth::keys::write_private(&path, format!("{token}\n").as_bytes())?;
+        return Ok(token);
+    }
+    crate::auth::keys::random_token()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_are_bounded() {
+        let metrics = Metrics::default();
+        metrics.observe_request("ecs", Some("RunTask"), 200, 0.003);
+        metrics.observe_request("ecs", Some("RunTask"), 400, 0.2);
+        metrics.observe_request("ecs", Some("Bad\"Name\n"), 400, 0.001);
+        let requests = metrics.requests.lock().expect("lock");
+        let (codes, latency) = &requests.series[&("ecs".to_string(), "RunTask".to_string())];
+        assert_eq!(codes, &[1, 1, 0]);
+        assert_eq!(latency.count, 2);
+        // 0.003 falls in every bucket from 0.005 up; 0.2 from 0.25 up.
+        assert_eq!(latency.buckets[2], 0);
+        assert_eq!(latency.buckets[3], 1);
+        assert_eq!(latency.buckets[8], 2);
+        assert!(requests
+            .series
+            .contains_key(&("ecs".to_string(), "unknown".to_string())));
+        let mut text = String::new();
+        latency.render(&mut text, "x", "a=\"b\"");
+        assert!(text.contains("x_bucket{a=\"b\",le=\"+Inf\"} 2\n"), "{text}");
+        assert!(text.contains("x_count{a=\"b\"} 2\n"), "{text}");
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn series_beyond_the_limit_count_as_other() {
+        let metrics = Metrics::default();
+        for i in 0..MAX_SERIES + 10 {
+            metrics.observe_request("ecs", Some(&format!("Op{i}")), 200, 0.001);
+        }
+        let requests = metrics.requests.lock().expect("lock");
+        assert_eq!(requests.series.len(), MAX_SERIES + 1);
+        let (codes, _) = &requests.series[&("ecs".to_string(), "other".to_string())];
+        assert_eq!(codes[0], 10);
+    }
+}
