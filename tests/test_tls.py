@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import SSLError
 
-from harness import REGION, BerthServer, aws_cli, berth_bin
+from harness import LABEL_CONTAINER_INSTANCE, REGION, BerthServer, aws_cli, berth_bin, remove_containers
 
 
 class TlsServer(BerthServer):
@@ -91,7 +91,7 @@ def test_a_client_that_does_not_trust_the_ca_and_plain_http_are_refused(tls_serv
         plain.close()
 
 
-def test_an_agent_given_the_ca_registers_over_https(tls_server: TlsServer, tmp_path: Path) -> None:
+def test_an_agent_given_the_ca_registers_over_https(docker_ready: None, tls_server: TlsServer, tmp_path: Path) -> None:
     ecs = client(tls_server, str(tls_server.ca))
     ecs.create_cluster(clusterName="default")
     agent = subprocess.Popen(
@@ -101,15 +101,41 @@ def test_an_agent_given_the_ca_registers_over_https(tls_server: TlsServer, tmp_p
         stderr=subprocess.DEVNULL,
         env=tls_server.credentials.env(),
     )
+    instance_id = ""
     try:
         deadline = time.monotonic() + 60
         while not ecs.list_container_instances(cluster="default")["containerInstanceArns"]:
             assert agent.poll() is None, "the agent exited"
             assert time.monotonic() < deadline, "no instance registered over https within 60 s"
             time.sleep(0.2)
+        [instance] = ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+        instance_id = instance.rsplit("/", 1)[-1]
+
+        # An exec session over TLS: ExecuteCommand over https, the data channel over wss, the
+        # agent's relay over https with its --ca.
+        ecs.register_task_definition(
+            family="tls-exec",
+            containerDefinitions=[{"name": "main", "image": "busybox", "memory": 32,
+                                   "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]}],
+        )
+        arn = ecs.run_task(cluster="default", taskDefinition="tls-exec", enableExecuteCommand=True)["tasks"][0]["taskArn"]
+        deadline = time.monotonic() + 60
+        while ecs.describe_tasks(cluster="default", tasks=[arn])["tasks"][0]["lastStatus"] != "RUNNING":
+            assert time.monotonic() < deadline, "the exec task did not run within 60 s"
+            time.sleep(0.2)
+        session = ecs.execute_command(cluster="default", task=arn, container="main", interactive=True, command="sh")
+        assert session["session"]["streamUrl"].startswith(f"wss://127.0.0.1:{tls_server.port}/v1/data-channel/")
+        done = subprocess.run(
+            [str(berth_bin()), "exec", arn, "--endpoint", tls_server.url, "--ca", str(tls_server.ca), "-T",
+             "--", "sh", "-c", "echo over-tls; exit 4"],
+            env=tls_server.credentials.env(), capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+        assert (done.returncode, done.stdout) == (4, b"over-tls\n"), done
     finally:
         agent.terminate()
         agent.wait(timeout=30)
+        if instance_id:
+            remove_containers(f"{LABEL_CONTAINER_INSTANCE}={instance_id}")
 
 
 def test_requests_over_tls_meet_aws_secure_transport(tls_server: TlsServer, unique) -> None:
