@@ -460,18 +460,7 @@ mod tests {
         crate::handlers::clusters::ensure_cluster(&app, "demo")
             .await
             .expect("cluster");
-        let registered = crate::test_support::ok(
-            &app,
-            "RegisterContainerInstance",
-            serde_json::json!({"cluster": "demo", "totalResources": [
-                {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
-                {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}]}),
-        )
-        .await;
-        let arn = registered["containerInstance"]["containerInstanceArn"]
-            .as_str()
-            .expect("arn");
-        let id = arn.rsplit('/').next().expect("id").to_string();
+        let id = another_instance(&app).await;
         (served, id)
     }
 
@@ -483,7 +472,7 @@ mod tests {
         send(served.server.addr(), "GET", &path, &[], b"", signing).await
     }
 
-    /// Registers another instance in cluster `demo`; its id.
+    /// Registers an instance (1 vCPU, 1 GiB) in cluster `demo`; its id.
     async fn another_instance(app: &std::sync::Arc<crate::app::App>) -> String {
         let registered = crate::test_support::ok(
             app,
