@@ -32,6 +32,12 @@ enum Command {
     /// Run a command in a running container of a task (ExecuteCommand), interactively or not;
     /// exits with the command's exit code.
     Exec(commands::exec::ExecArgs),
+    /// List a cluster's tasks: status, health, ports, age, why they stopped.
+    Ps(commands::ps::PsArgs),
+    /// List a cluster's services: counts, task definition, rollout state.
+    Services(commands::services::ServicesArgs),
+    /// List a cluster's container instances: agent connected, tasks, CPU and memory free.
+    Instances(commands::instances::InstancesArgs),
     /// Measure Berth against its targets and print the figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -68,6 +74,9 @@ fn run() -> anyhow::Result<i32> {
             Command::Server(args) => commands::server::run(args).await.map(|()| 0),
             Command::Up(args) => commands::up::run(args).await.map(|()| 0),
             Command::Exec(args) => commands::exec::run(args).await,
+            Command::Ps(args) => commands::ps::run(args).await.map(|()| 0),
+            Command::Services(args) => commands::services::run(args).await.map(|()| 0),
+            Command::Instances(args) => commands::instances::run(args).await.map(|()| 0),
             Command::Bench(command) => commands::bench::run(command).await.map(|()| 0),
         }
     })

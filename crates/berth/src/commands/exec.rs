@@ -9,7 +9,6 @@
 //! command's exit code.
 
 use anyhow::{anyhow, bail, Context};
-use berth_agent::client::ServerClient;
 use berth_agent::websocket::WsClient;
 use berth_core::exec::message::{
     self as msg, ChannelClosed, ClientMessage, HandshakeResponse, OpenDataChannelInput,
@@ -20,7 +19,6 @@ use berth_core::websocket::Message;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
 
 /// `berth exec`.
 #[derive(Debug, Args)]
@@ -36,16 +34,8 @@ pub struct ExecArgs {
     /// The task's cluster.
     #[arg(long, default_value = "default")]
     pub cluster: String,
-    /// The Berth endpoint: $AWS_ENDPOINT_URL_ECS, else $AWS_ENDPOINT_URL, else the local server.
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    /// Region to sign for: $AWS_REGION, else $AWS_DEFAULT_REGION, else us-east-1.
-    #[arg(long)]
-    pub region: Option<String>,
-    /// CA certificate (PEM) an https:// endpoint must chain to (a Berth server's own CA is
-    /// DATA_DIR/tls/ca.pem).
-    #[arg(long)]
-    pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: super::api::ApiArgs,
     /// Give the command a terminal even when stdin is not one.
     #[arg(long, short = 't', conflicts_with = "no_tty")]
     pub tty: bool,
@@ -54,26 +44,9 @@ pub struct ExecArgs {
     pub no_tty: bool,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// Runs the command; the process exit code is the command's.
 pub async fn run(args: ExecArgs) -> anyhow::Result<i32> {
-    let endpoint = args
-        .endpoint
-        .clone()
-        .or_else(|| env("AWS_ENDPOINT_URL_ECS"))
-        .or_else(|| env("AWS_ENDPOINT_URL"))
-        .unwrap_or_else(|| "http://127.0.0.1:7700".into());
-    let region = args
-        .region
-        .clone()
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".into());
-    let credentials = berth_agent::credentials::from_environment()?;
-    let client = ServerClient::with_ca(&endpoint, &region, credentials, args.ca.as_deref())?;
+    let client = args.api.client()?;
     let tty = if args.no_tty {
         false
     } else {

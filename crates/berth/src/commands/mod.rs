@@ -1,9 +1,13 @@
 //! The subcommands of `berth`, one file each.
 
 pub mod agent;
+pub mod api;
 pub mod bench;
 pub mod exec;
+pub mod instances;
+pub mod ps;
 pub mod server;
+pub mod services;
 pub mod up;
 
 use anyhow::Context;

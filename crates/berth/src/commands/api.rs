@@ -1,0 +1,162 @@
+//! What the human commands (`berth exec`, `berth ps`, `berth services`, `berth instances`)
+//! share: where the server is and how to sign for it, the AWS way (`AWS_ENDPOINT_URL_ECS`,
+//! `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_DEFAULT_REGION`, keys from the environment or the
+//! shared credentials file), and tables that fit the terminal.
+
+use anyhow::Context;
+use berth_agent::client::ServerClient;
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Where the server is and how to reach it.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The Berth endpoint: $AWS_ENDPOINT_URL_ECS, else $AWS_ENDPOINT_URL, else the local server.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Region to sign for: $AWS_REGION, else $AWS_DEFAULT_REGION, else us-east-1.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// CA certificate (PEM) an https:// endpoint must chain to (a Berth server's own CA is
+    /// DATA_DIR/tls/ca.pem).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl ApiArgs {
+    /// A client of the endpoint, signing with the environment's AWS credentials.
+    pub fn client(&self) -> anyhow::Result<ServerClient> {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_ECS"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|| "http://127.0.0.1:7700".into());
+        let region = self
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let credentials = berth_agent::credentials::from_environment()?;
+        ServerClient::with_ca(&endpoint, &region, credentials, self.ca.as_deref())
+            .with_context(|| format!("cannot use the endpoint {endpoint}"))
+    }
+}
+
+/// Calls ECS operation `op`, with what to do next in the error.
+pub async fn ecs(
+    client: &ServerClient,
+    op: &str,
+    input: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    client.call(op, &input).await.with_context(|| {
+        format!(
+            "{op} on {} failed (is the server up and are AWS_PROFILE/AWS_SHARED_CREDENTIALS_FILE \
+             or AWS_ACCESS_KEY_ID set? `berth up` prints them)",
+            client.base_url()
+        )
+    })
+}
+
+/// How a listing is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Columns that fit the terminal.
+    Table,
+    /// The objects as the API describes them, as a JSON array.
+    Json,
+}
+
+/// `rows` under `header`, columns padded; on a terminal the last column is cut to its width.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(width) = widths.get_mut(i) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+    }
+    let limit = std::io::stdout()
+        .is_terminal()
+        .then(|| rustix::termios::tcgetwinsize(std::io::stdout()).ok())
+        .flatten()
+        .map(|size| usize::from(size.ws_col))
+        .filter(|cols| *cols > 0);
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 < cells.len() {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        let text = text.trim_end().to_string();
+        match limit {
+            Some(cols) if text.chars().count() > cols => text.chars().take(cols).collect(),
+            _ => text,
+        }
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+/// How long ago epoch seconds `at` was: `45s`, `12m`, `3h`, `2d`.
+pub fn age(at: Option<f64>, now: f64) -> String {
+    let Some(at) = at else {
+        return "-".into();
+    };
+    let seconds = (now - at).max(0.0) as u64;
+    match seconds {
+        0..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m", seconds / 60),
+        3600..=86_399 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// The last part of an ARN (`.../task/default/ID` → `ID`).
+pub fn short(arn: &str) -> String {
+    arn.rsplit('/').next().unwrap_or(arn).to_string()
+}
+
+/// Now, in epoch seconds.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_pad_columns_and_ages_read_as_people_say_them() {
+        let rows = vec![
+            vec!["a".to_string(), "RUNNING".to_string(), "x".to_string()],
+            vec!["longer".to_string(), "STOPPED".to_string(), "".to_string()],
+        ];
+        assert_eq!(
+            table(&["ID", "STATUS", "NOTE"], &rows),
+            "ID      STATUS   NOTE\na       RUNNING  x\nlonger  STOPPED\n"
+        );
+        assert_eq!(age(Some(100.0), 145.0), "45s");
+        assert_eq!(age(Some(0.0), 7_300.0), "2h");
+        assert_eq!(age(Some(0.0), 200_000.0), "2d");
+        assert_eq!(age(None, 1.0), "-");
+        assert_eq!(short("arn:aws:ecs:us-east-1:0:task/default/abc"), "abc");
+    }
+}
