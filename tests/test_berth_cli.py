@@ -5,7 +5,12 @@ boto3 describes; `--output json` gives the described objects themselves."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import select
+import signal
 import subprocess
+import time
 
 from harness import BerthUp, berth_bin, wait_for_task, status_is
 
@@ -82,3 +87,53 @@ def test_a_command_without_keys_says_what_to_do(tmp_path):
     done = subprocess.run([str(berth_bin()), "ps"], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
     assert "AWS_ACCESS_KEY_ID" in done.stderr and "credentials" in done.stderr, done.stderr
+
+
+def test_inspect_shows_any_resource_and_events_follow_a_service(berth_up: BerthUp, unique):
+    ecs = berth_up.ecs
+    family, service = unique("cli-events"), unique("cli-events")
+    ecs.register_task_definition(family=family, containerDefinitions=[{"name": "web", "image": "busybox", "memory": 16, "command": ["sleep", "3600"]}])
+    arn = ecs.create_service(cluster=CLUSTER, serviceName=service, taskDefinition=family, desiredCount=1)["service"]["serviceArn"]
+    env = {**berth_up.server.credentials.env(), "AWS_ENDPOINT_URL": berth_up.server.url, "AWS_DEFAULT_REGION": "us-east-1"}
+    follower = None
+    try:
+        ecs.get_waiter("services_stable").wait(cluster=CLUSTER, services=[service], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        # inspect: the service, one of its tasks, the task definition by family:revision.
+        shown = json.loads(berth(berth_up, "inspect", arn))
+        assert shown["serviceArn"] == arn and shown["desiredCount"] == 1
+        [task] = ecs.list_tasks(cluster=CLUSTER, serviceName=service)["taskArns"]
+        assert json.loads(berth(berth_up, "inspect", task))["taskArn"] == task
+        assert json.loads(berth(berth_up, "inspect", f"{family}:1"))["family"] == family
+        missing = subprocess.run([str(berth_bin()), "inspect", task[:-4] + "0000"], env=env, capture_output=True, text=True, timeout=30)
+        assert missing.returncode != 0 and "MISSING" in missing.stderr, missing
+
+        # events: what DescribeServices shows, oldest first; --follow prints new ones.
+        printed = berth(berth_up, "events", "--service", service).splitlines()
+        messages = [e["message"] for e in reversed(ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["events"])]
+        assert [line.split("  ", 1)[1] for line in printed] == messages
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line.split("  ", 1)[0]) for line in printed), printed
+        follower = subprocess.Popen([str(berth_bin()), "events", "--service", service, "-f"], env=env, stdout=subprocess.PIPE)
+        before = ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["events"]
+        time.sleep(1)
+        ecs.update_service(cluster=CLUSTER, service=service, desiredCount=2)
+        ecs.get_waiter("services_stable").wait(cluster=CLUSTER, services=[service], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        after = ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["events"]
+        new = [e["message"] for e in reversed(after) if e["id"] not in {b["id"] for b in before}]
+        assert new, "scaling made no event"
+        printed_bytes = b""
+        deadline = time.monotonic() + 30
+        while printed_bytes.count(b"\n") < len(after):
+            left = deadline - time.monotonic()
+            assert left > 0, f"--follow printed only {printed_bytes!r}"
+            ready, _, _ = select.select([follower.stdout], [], [], left)
+            if ready:
+                printed_bytes += os.read(follower.stdout.fileno(), 65536)
+        lines = printed_bytes.decode().splitlines()
+        assert [line.split("  ", 1)[1] for line in lines[-len(new):]] == new, (lines, new)
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=10) == 0
+    finally:
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+        ecs.update_service(cluster=CLUSTER, service=service, desiredCount=0)
+        ecs.delete_service(cluster=CLUSTER, service=service, force=True)

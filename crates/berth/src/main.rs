@@ -38,6 +38,11 @@ enum Command {
     Services(commands::services::ServicesArgs),
     /// List a cluster's container instances: agent connected, tasks, CPU and memory free.
     Instances(commands::instances::InstancesArgs),
+    /// Show any ECS resource (ARN, or a task definition's family[:revision]) as its Describe
+    /// call does.
+    Inspect(commands::inspect::InspectArgs),
+    /// Print a service's events, and with --follow new ones as they come.
+    Events(commands::events::EventsArgs),
     /// Measure Berth against its targets and print the figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -77,6 +82,8 @@ fn run() -> anyhow::Result<i32> {
             Command::Ps(args) => commands::ps::run(args).await.map(|()| 0),
             Command::Services(args) => commands::services::run(args).await.map(|()| 0),
             Command::Instances(args) => commands::instances::run(args).await.map(|()| 0),
+            Command::Inspect(args) => commands::inspect::run(args).await.map(|()| 0),
+            Command::Events(args) => commands::events::run(args).await.map(|()| 0),
             Command::Bench(command) => commands::bench::run(command).await.map(|()| 0),
         }
     })

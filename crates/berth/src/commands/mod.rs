@@ -3,7 +3,9 @@
 pub mod agent;
 pub mod api;
 pub mod bench;
+pub mod events;
 pub mod exec;
+pub mod inspect;
 pub mod instances;
 pub mod ps;
 pub mod server;
