@@ -8,7 +8,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import BerthUp, raw_request
+from harness import BerthUp, raw_request, status_is, wait_for_task
 
 
 def scrape(up: BerthUp, token: str | None) -> tuple[int, str]:
@@ -73,4 +73,13 @@ def test_metrics_count_requests_and_show_the_control_plane(berth_up: BerthUp):
     for controller in ("services", "instance_health"):
         assert ("berth_controller_queue_depth", (("controller", controller),)) in now
     assert ("berth_exec_sessions", ()) in now
-    assert all(name != "berth_tasks" or value >= 0 for (name, _), value in now.items())
+
+    # Tasks by status: a task that ran and stopped is counted, and the gauge totals what
+    # ListTasks lists.
+    ecs.register_task_definition(family="metrics-once", containerDefinitions=[{"name": "x", "image": "busybox", "memory": 16, "command": ["true"]}])
+    arn = ecs.run_task(cluster="default", taskDefinition="metrics-once")["tasks"][0]["taskArn"]
+    wait_for_task(ecs, "default", arn, status_is("STOPPED"), 60, "the task to stop")
+    tasks = samples(scrape(berth_up, token)[1])
+    assert tasks[("berth_tasks", (("status", "STOPPED"),))] >= 1
+    listed = sum(len(ecs.list_tasks(cluster="default", desiredStatus=d)["taskArns"]) for d in ("RUNNING", "STOPPED"))
+    assert sum(v for (name, _), v in tasks.items() if name == "berth_tasks") == listed

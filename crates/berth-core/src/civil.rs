@@ -36,6 +36,20 @@ pub fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
+/// An instant as ISO 8601 UTC: `2026-11-30T17:00:00Z`, or with `nanos` given
+/// `2026-11-30T17:00:00.000000005Z` (RFC 3339 as ECS's metadata writes it).
+pub fn iso8601(epoch_seconds: i64, nanos: Option<u32>) -> String {
+    let (year, month, day) = civil_from_days(epoch_seconds.div_euclid(86_400));
+    let of_day = epoch_seconds.rem_euclid(86_400);
+    let fraction = nanos.map(|n| format!(".{n:09}")).unwrap_or_default();
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +65,15 @@ mod tests {
         assert_eq!(days_in_month(2000, 2), 29);
         assert_eq!(days_in_month(1900, 2), 28);
         assert_eq!(days_in_month(2026, 11), 30);
+    }
+
+    #[test]
+    fn instants_read_as_iso_8601() {
+        assert_eq!(super::iso8601(1_704_067_201, None), "2024-01-01T00:00:01Z");
+        assert_eq!(
+            super::iso8601(1_704_067_201, Some(5)),
+            "2024-01-01T00:00:01.000000005Z"
+        );
+        assert_eq!(super::iso8601(-1, None), "1969-12-31T23:59:59Z");
     }
 }

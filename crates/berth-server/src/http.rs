@@ -19,6 +19,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+mod accept;
+use accept::OverTls;
+
 /// A running server: its address and the means to stop it.
 #[derive(Debug)]
 pub struct Server {
@@ -90,7 +93,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(signed)
         .route("/healthz", get(|| async { "ok\n" }))
         // For scrapers, which cannot sign: the metrics token as a bearer token.
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(crate::metrics::serve))
         // Opened with the session's one-time token (ExecuteCommand's tokenValue), not signed.
         .route(
             &format!("{}{{session}}", berth_core::exec::DATA_CHANNEL_PATH),
@@ -152,7 +155,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     let router = router(app.clone());
     let limits = app.config.limits.clone();
     let scheme = if acceptor.is_some() { "https" } else { "http" };
-    let task = tokio::spawn(accept(listener, router, limits, acceptor, stopped));
+    let task = tokio::spawn(accept::accept(listener, router, limits, acceptor, stopped));
     Ok(Server {
         addr,
         scheme,
@@ -160,140 +163,6 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
         stop: Some(stop),
         task,
     })
-}
-
-/// Marks the requests of a TLS connection (`aws:SecureTransport`).
-#[derive(Debug, Clone, Copy)]
-struct OverTls;
-
-/// How long a stopping server waits for requests in flight.
-const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Serves one connection until it ends; once `closing` turns true, lets the request in flight
-/// finish and ends it (an upgraded connection, no longer HTTP, is not waited for).
-async fn serve_until_closing<C>(connection: C, mut closing: tokio::sync::watch::Receiver<bool>)
-where
-    C: std::future::Future<Output = Result<(), hyper::Error>> + GracefulEnd,
-{
-    tokio::pin!(connection);
-    let ended = tokio::select! {
-        ended = connection.as_mut() => ended,
-        () = async { let _ = closing.wait_for(|c| *c).await; } => {
-            connection.as_mut().end_gracefully();
-            connection.await
-        }
-    };
-    if let Err(e) = ended {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
-/// A connection that can be told to finish its request in flight and end.
-trait GracefulEnd {
-    fn end_gracefully(self: std::pin::Pin<&mut Self>);
-}
-
-impl<I, S, B> GracefulEnd for hyper::server::conn::http1::UpgradeableConnection<I, S>
-where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    B: hyper::body::Body + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn end_gracefully(self: std::pin::Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-/// Accepts connections until `stopped`, at most `limits.max_connections` at once (beyond,
-/// new ones wait in the listen backlog), each given `limits.header_read_timeout` to send a
-/// request's head; then lets the requests in flight finish.
-async fn accept(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    limits: crate::limits::Limits,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    mut stopped: oneshot::Receiver<()>,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let tls_router = router.clone().layer(axum::Extension(OverTls));
-    // Connections take upgrades (WebSockets of exec sessions), which hyper-util's graceful
-    // shutdown does not know: each connection watches `closing` itself, and the drain waits
-    // for every connection's permit to come back.
-    let (closing, _) = tokio::sync::watch::channel(false);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = &mut stopped => break,
-        };
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut stopped => break,
-        };
-        // Small stream lines and answers must not wait on Nagle and delayed ACKs.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
-        }
-        let closing = closing.subscribe();
-        match &tls {
-            None => {
-                let service = hyper_util::service::TowerToHyperService::new(router.clone());
-                let connection = http
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .with_upgrades();
-                tokio::spawn(async move {
-                    serve_until_closing(connection, closing).await;
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                let service = hyper_util::service::TowerToHyperService::new(tls_router.clone());
-                // The handshake gets the time a request head gets.
-                let handshake =
-                    tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
-                let http = http.clone();
-                tokio::spawn(async move {
-                    match handshake.await {
-                        Ok(Ok(stream)) => {
-                            let connection = http
-                                .serve_connection(TokioIo::new(stream), service)
-                                .with_upgrades();
-                            serve_until_closing(connection, closing).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                    drop(permit);
-                });
-            }
-        }
-    }
-    drop(listener);
-    closing.send_replace(true);
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
-    }
-    Ok(())
 }
 
 /// The id of a request, made as it arrives: every answer carries it in `x-amzn-RequestId`,
@@ -357,79 +226,6 @@ fn xml_answer(status: StatusCode, xml: String) -> Response {
     response
 }
 
-/// `GET /metrics`: the server's figures in the Prometheus text format, for the holder of the
-/// metrics token (`Authorization: Bearer TOKEN`, the token in `DATA_DIR/metrics.token`).
-async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let expected = app.metrics_token.as_bytes();
-    let matches = presented.len() == expected.len()
-        && presented
-            .bytes()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !matches {
-        let mut response = (
-            StatusCode::UNAUTHORIZED,
-            "metrics need the token in DATA_DIR/metrics.token as a bearer token\n",
-        )
-            .into_response();
-        response.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
-        return response;
-    }
-    let mut response = (StatusCode::OK, app.metrics.render(&app)).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-/// The (service, operation) a request is counted under in `/metrics`: the signature scope's
-/// service (`agent` for the agent gateway) and the `X-Amz-Target` operation, the query
-/// `Action`, or the gateway route.
-fn metric_labels(parts: &axum::http::request::Parts, body: &[u8]) -> (String, Option<String>) {
-    let path = parts.uri.path();
-    if let Some(route) = path.strip_prefix("/v1/agent/") {
-        let route = route.split('/').next().unwrap_or_default();
-        return ("agent".into(), Some(route.to_string()));
-    }
-    // A request signed by no one is counted as such, whatever it claims to be.
-    let service = if parts
-        .headers
-        .contains_key(axum::http::header::AUTHORIZATION)
-        || parts
-            .uri
-            .query()
-            .is_some_and(|q| q.contains("X-Amz-Signature="))
-    {
-        wire_service(&parts.headers).to_string()
-    } else {
-        "anonymous".to_string()
-    };
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.rsplit_once('.'))
-        .map(|(_, op)| op.to_string());
-    let action = || {
-        std::str::from_utf8(body)
-            .ok()?
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("Action="))
-            .map(str::to_string)
-    };
-    (service, target.or_else(action))
-}
-
 /// Reads the body, checks the request's signature and passes it on with its [`Principal`];
 /// or answers AWS's refusal, having run no handler. Counts the request in `/metrics`.
 async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
@@ -439,7 +235,7 @@ async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Re
     let wire = wire_of(&parts.headers);
     let body = read_body(body).await;
     let (service, operation) = match &body {
-        Ok(body) => metric_labels(&parts, body),
+        Ok(body) => crate::metrics::labels(&parts, body),
         Err(_) => (wire_service(&parts.headers).to_string(), None),
     };
     let response = signed_answer(&app, request_id, parts, wire, body, next).await;
@@ -496,7 +292,7 @@ async fn signed_answer(
 
 /// The service an `Authorization` header's scope names (IAM's when it names none), for
 /// errors answered before the request is authenticated.
-fn wire_service(headers: &HeaderMap) -> &str {
+pub(crate) fn wire_service(headers: &HeaderMap) -> &str {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -675,158 +471,4 @@ async fn handle_ecs(ctx: Ctx, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::limits::Limits;
-    use crate::test_support::{now, send_ecs, served_with, Signing};
-    use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_client_that_never_finishes_its_request_head_is_cut_off() {
-        let served = served_with(Limits {
-            header_read_timeout: Duration::from_millis(300),
-            ..Limits::default()
-        })
-        .await;
-        let mut slow = tokio::net::TcpStream::connect(served.server.addr())
-            .await
-            .expect("connect");
-        slow.write_all(b"POST / HTTP/1.1\r\nhost: x\r\n")
-            .await
-            .expect("half a head");
-        let started = std::time::Instant::now();
-        let mut answer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
-            .await
-            .expect("the server closes the connection, not the test's timeout")
-            .ok();
-        let answer = String::from_utf8_lossy(&answer);
-        assert!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
-            "no request was served: {answer}"
-        );
-        assert!(
-            started.elapsed() >= Duration::from_millis(250),
-            "cut off by the timeout"
-        );
-        served.server.shutdown().await.expect("shutdown");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
-        let served = served_with(Limits {
-            header_read_timeout: Duration::from_millis(300),
-            ..Limits::default()
-        })
-        .await;
-        let mut idle = tokio::net::TcpStream::connect(served.server.addr())
-            .await
-            .expect("connect");
-        idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .expect("a whole request");
-        let mut answer = [0u8; 512];
-        let read = idle.read(&mut answer).await.expect("answer");
-        assert!(String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 200"));
-        // Kept alive, then silent: the server closes it.
-        let started = std::time::Instant::now();
-        let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
-            .await
-            .expect("the server closes an idle connection")
-            .ok();
-        assert!(
-            started.elapsed() >= Duration::from_millis(250),
-            "closed by the timeout"
-        );
-        served.server.shutdown().await.expect("shutdown");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn beyond_the_connection_cap_a_client_waits_until_a_connection_closes() {
-        let served = served_with(Limits {
-            max_connections: 1,
-            ..Limits::default()
-        })
-        .await;
-        let holder = tokio::net::TcpStream::connect(served.server.addr())
-            .await
-            .expect("connect");
-        let credentials = served.credentials.clone();
-        let waiting = tokio::spawn({
-            let addr = served.server.addr();
-            async move {
-                crate::test_support::send(
-                    addr,
-                    "POST",
-                    "/",
-                    &[(
-                        "x-amz-target",
-                        "AmazonEC2ContainerServiceV20141113.ListClusters",
-                    )],
-                    b"{}",
-                    Signing::As(&credentials, now()),
-                )
-                .await
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(
-            !waiting.is_finished(),
-            "the second connection is not served yet"
-        );
-        drop(holder);
-        let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("served once the first connection closed")
-            .expect("task");
-        assert_eq!(answer.status, 200, "{answer:?}");
-        served.server.shutdown().await.expect("shutdown");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_principal_beyond_its_rate_is_throttled_as_ecs_throttles() {
-        let served = served_with(Limits {
-            requests_per_second: 0.5,
-            burst: 3.0,
-            ..Limits::default()
-        })
-        .await;
-        let good = &served.credentials;
-        let body = serde_json::json!({});
-        let mut statuses = Vec::new();
-        for _ in 0..5 {
-            let answer = send_ecs(&served, "ListClusters", &body, Signing::As(good, now())).await;
-            statuses.push((answer.status, answer.error_type()));
-        }
-        assert_eq!(
-            statuses[..3],
-            [
-                (200, String::new()),
-                (200, String::new()),
-                (200, String::new())
-            ]
-        );
-        assert_eq!(
-            statuses[3],
-            (400, "ThrottlingException".to_string()),
-            "{statuses:?}"
-        );
-        served.server.shutdown().await.expect("shutdown");
-    }
-
-    #[test]
-    fn a_server_fault_reaches_the_client_as_its_request_id_only() {
-        let fault = ApiError::server("disk I/O error in /var/lib/berth/berth.db");
-        let told = client_facing(fault, "req-42");
-        assert_eq!(told.name, "ServerException");
-        assert!(told.message.contains("req-42"), "{}", told.message);
-        assert!(!told.message.contains("berth.db"), "{}", told.message);
-        let mistake = ApiError::invalid_parameter("maxResults must be between 1 and 100, got 0.");
-        let told = client_facing(mistake, "req-43");
-        assert_eq!(told.name, "InvalidParameterException");
-        assert_eq!(told.message, "maxResults must be between 1 and 100, got 0.");
-    }
-}
+mod tests;

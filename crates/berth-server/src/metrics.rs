@@ -10,8 +10,12 @@
 //!   `berth_controller_queue_depth{controller}`, `berth_exec_sessions`.
 
 use crate::app::App;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// The token file in the data dir.
@@ -58,10 +62,54 @@ impl Histogram {
     }
 }
 
+/// One series: counts by status class, and latency.
+type Series = ([u64; 3], Histogram);
+
 #[derive(Debug, Default)]
 struct Requests {
-    /// By (service, operation): counts by status class, and latency.
-    series: HashMap<(String, String), ([u64; 3], Histogram)>,
+    /// By service, then operation.
+    series: HashMap<String, HashMap<String, Series>>,
+    /// How many series there are.
+    count: usize,
+}
+
+impl Requests {
+    /// The series of (`service`, `operation`), made on first sight (as `other` once there are
+    /// [`MAX_SERIES`]); allocates nothing for one seen before.
+    fn series_mut(&mut self, service: &str, operation: &str) -> &mut Series {
+        let known = self
+            .series
+            .get(service)
+            .is_some_and(|ops| ops.contains_key(operation));
+        let operation = if known || self.count < MAX_SERIES {
+            operation
+        } else {
+            "other"
+        };
+        if !self.series.contains_key(service) {
+            self.series.insert(service.to_string(), HashMap::new());
+        }
+        let ops = self.series.get_mut(service).expect("inserted above");
+        if !ops.contains_key(operation) {
+            ops.insert(operation.to_string(), Series::default());
+            self.count += 1;
+        }
+        ops.get_mut(operation).expect("inserted above")
+    }
+
+    /// Every series, by service then operation.
+    fn sorted(&self) -> Vec<(&str, &str, &Series)> {
+        let mut all: Vec<(&str, &str, &Series)> = self
+            .series
+            .iter()
+            .flat_map(|(service, ops)| {
+                ops.iter()
+                    .map(move |(op, series)| (service.as_str(), op.as_str(), series))
+            })
+            .collect();
+        all.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        all
+    }
 }
 
 /// How many keys a controller's work queue holds now.
@@ -125,15 +173,7 @@ impl Metrics {
     ) {
         let operation = operation_label(operation);
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let known = requests
-            .series
-            .contains_key(&(service.to_string(), operation.to_string()));
-        let key = if known || requests.series.len() < MAX_SERIES {
-            (service.to_string(), operation.to_string())
-        } else {
-            (service.to_string(), "other".to_string())
-        };
-        let (codes, latency) = requests.series.entry(key).or_default();
+        let (codes, latency) = requests.series_mut(service, operation);
         codes[class(status)] += 1;
         latency.observe(seconds);
     }
@@ -163,9 +203,8 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP berth_requests_total Signed requests answered, by service, operation and status class.\n# TYPE berth_requests_total counter\n");
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let mut series: Vec<_> = requests.series.iter().collect();
-        series.sort_by(|a, b| a.0.cmp(b.0));
-        for ((service, operation), (codes, _)) in &series {
+        let series = requests.sorted();
+        for (service, operation, (codes, _)) in &series {
             for (i, code) in ["2xx", "4xx", "5xx"].iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -177,7 +216,7 @@ impl Metrics {
             }
         }
         out.push_str("# HELP berth_request_duration_seconds Time to answer signed requests, by service and operation.\n# TYPE berth_request_duration_seconds histogram\n");
-        for ((service, operation), (_, latency)) in &series {
+        for (service, operation, (_, latency)) in &series {
             let labels = format!(
                 "service=\"{}\",operation=\"{}\"",
                 escape(service),
@@ -242,6 +281,79 @@ impl Metrics {
     }
 }
 
+/// `GET /metrics`: the server's figures in the Prometheus text format, for the holder of the
+/// metrics token (`Authorization: Bearer TOKEN`, the token in `DATA_DIR/metrics.token`).
+pub async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = app.metrics_token.as_bytes();
+    let matches = presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !matches {
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            "metrics need the token in DATA_DIR/metrics.token as a bearer token\n",
+        )
+            .into_response();
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
+    let mut response = (StatusCode::OK, app.metrics.render(&app)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// The (service, operation) a request is counted under in `/metrics`: the signature scope's
+/// service (`agent` for the agent gateway) and the `X-Amz-Target` operation, the query
+/// `Action`, or the gateway route.
+pub fn labels(parts: &axum::http::request::Parts, body: &[u8]) -> (String, Option<String>) {
+    let path = parts.uri.path();
+    if let Some(route) = path.strip_prefix("/v1/agent/") {
+        let route = route.split('/').next().unwrap_or_default();
+        return ("agent".into(), Some(route.to_string()));
+    }
+    // A request signed by no one is counted as such, whatever it claims to be.
+    let service = if parts
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+        || parts
+            .uri
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Signature="))
+    {
+        crate::http::wire_service(&parts.headers).to_string()
+    } else {
+        "anonymous".to_string()
+    };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit_once('.'))
+        .map(|(_, op)| op.to_string());
+    let action = || {
+        std::str::from_utf8(body)
+            .ok()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+            .map(str::to_string)
+    };
+    (service, target.or_else(action))
+}
+
 /// The metrics token: read from `DATA_DIR/metrics.token`, or made there (0600); a fresh one
 /// in memory for a server without a data dir.
 pub fn token(data_dir: Option<&std::path::Path>) -> std::io::Result<String> {
@@ -271,16 +383,14 @@ mod tests {
         metrics.observe_request("ecs", Some("RunTask"), 400, 0.2);
         metrics.observe_request("ecs", Some("Bad\"Name\n"), 400, 0.001);
         let requests = metrics.requests.lock().expect("lock");
-        let (codes, latency) = &requests.series[&("ecs".to_string(), "RunTask".to_string())];
+        let (codes, latency) = &requests.series["ecs"]["RunTask"];
         assert_eq!(codes, &[1, 1, 0]);
         assert_eq!(latency.count, 2);
         // 0.003 falls in every bucket from 0.005 up; 0.2 from 0.25 up.
         assert_eq!(latency.buckets[2], 0);
         assert_eq!(latency.buckets[3], 1);
         assert_eq!(latency.buckets[8], 2);
-        assert!(requests
-            .series
-            .contains_key(&("ecs".to_string(), "unknown".to_string())));
+        assert!(requests.series["ecs"].contains_key("unknown"));
         let mut text = String::new();
         latency.render(&mut text, "x", "a=\"b\"");
         assert!(text.contains("x_bucket{a=\"b\",le=\"+Inf\"} 2\n"), "{text}");
@@ -295,8 +405,9 @@ mod tests {
             metrics.observe_request("ecs", Some(&format!("Op{i}")), 200, 0.001);
         }
         let requests = metrics.requests.lock().expect("lock");
-        assert_eq!(requests.series.len(), MAX_SERIES + 1);
-        let (codes, _) = &requests.series[&("ecs".to_string(), "other".to_string())];
+        assert_eq!(requests.count, MAX_SERIES + 1);
+        assert_eq!(requests.series["ecs"].len(), MAX_SERIES + 1);
+        let (codes, _) = &requests.series["ecs"]["other"];
         assert_eq!(codes[0], 10);
     }
 }

@@ -83,7 +83,7 @@ pub(crate) struct Shared {
     background: Mutex<Vec<JoinHandle<()>>>,
     /// When the runtime was last seen unreachable (a call failed, or its event stream broke).
     outage: Mutex<Option<Instant>>,
-    /// The tasks as the metadata endpoint shows them.
+    /// The tasks as the metadata endpoint shows them (kept only when it is served).
     pub board: Arc<crate::metadata::TaskBoard>,
 }
 
@@ -195,7 +195,9 @@ impl Engine {
                 continue;
             };
             wanted.insert(arn);
-            self.shared.board.post(assigned);
+            if self.shared.config.metadata.is_some() {
+                self.shared.board.post(assigned);
+            }
             let stop = assigned.task.desired_status == Some(TaskStatus::Stopped);
             if let Some(entry) = self.tasks.get(arn) {
                 if stop {

@@ -166,7 +166,9 @@ impl TaskRunner {
             return;
         }
         self.status = status;
-        self.shared.board.known(&self.task_arn, status);
+        if self.shared.config.metadata.is_some() {
+            self.shared.board.known(&self.task_arn, status);
+        }
         report.cluster = Some(self.shared.config.cluster.clone());
         report.task = Some(self.task_arn.clone());
         report.status = Some(status.as_str().to_string());

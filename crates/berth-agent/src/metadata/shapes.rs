@@ -242,16 +242,7 @@ fn state_of<'a>(states: &'a [ContainerState], name: &str) -> Option<&'a Containe
 /// RFC 3339 UTC with nanoseconds, as ECS writes times.
 pub fn rfc3339(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = since.as_secs() as i64;
-    let (year, month, day) = berth_core::civil::civil_from_days(secs.div_euclid(86_400));
-    let of_day = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since.subsec_nanos()
-    )
+    berth_core::civil::iso8601(since.as_secs() as i64, Some(since.subsec_nanos()))
 }
 
 fn epoch(seconds: Timestamp) -> SystemTime {

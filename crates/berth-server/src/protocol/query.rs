@@ -225,16 +225,7 @@ pub fn query_code(name: &str) -> &str {
 
 /// Epoch seconds as the ISO 8601 time query answers carry (`2026-11-30T17:00:00Z`).
 pub fn timestamp(epoch_seconds: f64) -> String {
-    let stamp = berth_core::sigv4::amz_date(epoch_seconds.max(0.0) as u64);
-    format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    )
+    berth_core::civil::iso8601(epoch_seconds.max(0.0) as i64, None)
 }
 
 /// Percent-encodes a policy document, as IAM returns them (botocore decodes them back).

@@ -64,6 +64,51 @@ pub async fn ecs(
     })
 }
 
+/// Everything a List operation pages through: `op` with `input`, following `nextToken`;
+/// the items under `key`.
+pub async fn list_all(
+    client: &ServerClient,
+    op: &str,
+    input: serde_json::Value,
+    key: &str,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut page_input = input.clone();
+        if let Some(token) = &token {
+            page_input["nextToken"] = token.clone().into();
+        }
+        let page = ecs(client, op, page_input).await?;
+        items.extend(page[key].as_array().cloned().unwrap_or_default());
+        token = page["nextToken"].as_str().map(str::to_string);
+        if token.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// Describe operation `op` of `names` (under `field` of `input`), `per_call` at a time; the
+/// objects under `key`.
+pub async fn describe_all(
+    client: &ServerClient,
+    op: &str,
+    input: serde_json::Value,
+    field: &str,
+    names: &[serde_json::Value],
+    per_call: usize,
+    key: &str,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut items = Vec::new();
+    for chunk in names.chunks(per_call) {
+        let mut call_input = input.clone();
+        call_input[field] = chunk.to_vec().into();
+        let out = ecs(client, op, call_input).await?;
+        items.extend(out[key].as_array().cloned().unwrap_or_default());
+    }
+    Ok(items)
+}
+
 /// How a listing is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -71,6 +116,36 @@ pub enum Output {
     Table,
     /// The objects as the API describes them, as a JSON array.
     Json,
+}
+
+/// What every listing takes: the cluster, how to show it, where the server is.
+#[derive(Debug, Clone, Args)]
+pub struct ListingArgs {
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+impl ListingArgs {
+    /// Prints `items` as asked: a table of `header` with a row each, or the JSON array.
+    pub fn show(
+        &self,
+        items: &[serde_json::Value],
+        header: &[&str],
+        row: impl Fn(&serde_json::Value) -> Vec<String>,
+    ) -> anyhow::Result<()> {
+        match self.output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(items)?),
+            Output::Table => {
+                let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+                print!("{}", table(header, &rows));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `rows` under `header`, columns padded; on a terminal the last column is cut to its width.

@@ -23,19 +23,6 @@ pub struct EventsArgs {
     pub api: ApiArgs,
 }
 
-/// Epoch seconds as `2026-11-30T21:55:01Z`.
-fn utc(seconds: f64) -> String {
-    let secs = seconds.max(0.0) as i64;
-    let (year, month, day) = berth_core::civil::civil_from_days(secs.div_euclid(86_400));
-    let of_day = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    )
-}
-
 pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
     let client = args.api.client()?;
     let mut seen: HashSet<String> = HashSet::new();
@@ -65,7 +52,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
             writeln!(
                 stdout,
                 "{}  {}",
-                utc(event["createdAt"].as_f64().unwrap_or(0.0)),
+                berth_core::civil::iso8601(event["createdAt"].as_f64().unwrap_or(0.0) as i64, None),
                 event["message"].as_str().unwrap_or_default()
             )?;
         }
@@ -77,13 +64,5 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
             _ = super::shutdown_signal() => return Ok(()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn times_are_utc() {
-        assert_eq!(super::utc(1_704_067_201.9), "2024-01-01T00:00:01Z");
     }
 }

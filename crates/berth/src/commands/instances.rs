@@ -2,80 +2,51 @@
 //! connected, tasks, and CPU and memory free of registered — from ListContainerInstances and
 //! DescribeContainerInstances.
 
-use super::api::{ecs, short, table, ApiArgs, Output};
+use super::api::{describe_all, list_all, short, ListingArgs};
 use clap::Args;
 use serde_json::{json, Value};
 
 /// `berth instances`.
 #[derive(Debug, Args)]
 pub struct InstancesArgs {
-    #[arg(long, default_value = "default")]
-    pub cluster: String,
-    #[arg(long, value_enum, default_value = "table")]
-    pub output: Output,
     #[command(flatten)]
-    pub api: ApiArgs,
+    pub listing: ListingArgs,
 }
 
 pub async fn run(args: InstancesArgs) -> anyhow::Result<()> {
-    let client = args.api.client()?;
-    let mut arns: Vec<Value> = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut input = json!({"cluster": args.cluster});
-        if let Some(token) = &token {
-            input["nextToken"] = token.clone().into();
-        }
-        let page = ecs(&client, "ListContainerInstances", input).await?;
-        arns.extend(
-            page["containerInstanceArns"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        token = page["nextToken"].as_str().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
-    let mut instances: Vec<Value> = Vec::new();
-    for chunk in arns.chunks(100) {
-        let out = ecs(
-            &client,
-            "DescribeContainerInstances",
-            json!({"cluster": args.cluster, "containerInstances": chunk}),
-        )
-        .await?;
-        instances.extend(
-            out["containerInstances"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        );
-    }
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&instances)?),
-        Output::Table => {
-            let rows: Vec<Vec<String>> = instances.iter().map(row).collect();
-            print!(
-                "{}",
-                table(
-                    &[
-                        "INSTANCE",
-                        "STATUS",
-                        "CONNECTED",
-                        "RUNNING",
-                        "PENDING",
-                        "CPU FREE",
-                        "MEMORY FREE",
-                        "ZONE"
-                    ],
-                    &rows
-                )
-            );
-        }
-    }
-    Ok(())
+    let client = args.listing.api.client()?;
+    let cluster = json!({"cluster": args.listing.cluster});
+    let arns = list_all(
+        &client,
+        "ListContainerInstances",
+        cluster.clone(),
+        "containerInstanceArns",
+    )
+    .await?;
+    let instances = describe_all(
+        &client,
+        "DescribeContainerInstances",
+        cluster,
+        "containerInstances",
+        &arns,
+        100,
+        "containerInstances",
+    )
+    .await?;
+    args.listing.show(
+        &instances,
+        &[
+            "INSTANCE",
+            "STATUS",
+            "CONNECTED",
+            "RUNNING",
+            "PENDING",
+            "CPU FREE",
+            "MEMORY FREE",
+            "ZONE",
+        ],
+        row,
+    )
 }
 
 /// The integer value of resource `name` in `resources`.

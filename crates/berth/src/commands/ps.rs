@@ -1,92 +1,69 @@
 //! `berth ps`: a cluster's tasks at a glance — status, health, where to reach them, age, and
 //! why they stopped — from ListTasks and DescribeTasks.
 
-use super::api::{age, ecs, now, short, table, ApiArgs, Output};
+use super::api::{age, describe_all, list_all, now, short, ListingArgs};
 use clap::Args;
 use serde_json::{json, Value};
 
 /// `berth ps`.
 #[derive(Debug, Args)]
 pub struct PsArgs {
-    #[arg(long, default_value = "default")]
-    pub cluster: String,
     /// Only the tasks of this service.
     #[arg(long)]
     pub service: Option<String>,
     /// Stopped tasks too.
     #[arg(short, long)]
     pub all: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    pub output: Output,
     #[command(flatten)]
-    pub api: ApiArgs,
+    pub listing: ListingArgs,
 }
 
 pub async fn run(args: PsArgs) -> anyhow::Result<()> {
-    let client = args.api.client()?;
-    let mut arns: Vec<Value> = Vec::new();
+    let client = args.listing.api.client()?;
     let statuses: &[&str] = if args.all {
         &["RUNNING", "STOPPED"]
     } else {
         &["RUNNING"]
     };
+    let mut arns: Vec<Value> = Vec::new();
     for desired in statuses {
-        let mut token: Option<String> = None;
-        loop {
-            let mut input = json!({"cluster": args.cluster, "desiredStatus": desired});
-            if let Some(service) = &args.service {
-                input["serviceName"] = service.clone().into();
-            }
-            if let Some(token) = &token {
-                input["nextToken"] = token.clone().into();
-            }
-            let page = ecs(&client, "ListTasks", input).await?;
-            arns.extend(page["taskArns"].as_array().cloned().unwrap_or_default());
-            token = page["nextToken"].as_str().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
+        let mut input = json!({"cluster": args.listing.cluster, "desiredStatus": desired});
+        if let Some(service) = &args.service {
+            input["serviceName"] = service.clone().into();
         }
+        arns.extend(list_all(&client, "ListTasks", input, "taskArns").await?);
     }
-    let mut tasks: Vec<Value> = Vec::new();
-    for chunk in arns.chunks(100) {
-        let out = ecs(
-            &client,
-            "DescribeTasks",
-            json!({"cluster": args.cluster, "tasks": chunk}),
-        )
-        .await?;
-        tasks.extend(out["tasks"].as_array().cloned().unwrap_or_default());
-    }
+    let cluster = json!({"cluster": args.listing.cluster});
+    let mut tasks = describe_all(
+        &client,
+        "DescribeTasks",
+        cluster,
+        "tasks",
+        &arns,
+        100,
+        "tasks",
+    )
+    .await?;
     tasks.sort_by(|a, b| {
         b["createdAt"]
             .as_f64()
             .partial_cmp(&a["createdAt"].as_f64())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&tasks)?),
-        Output::Table => {
-            let now = now();
-            let rows: Vec<Vec<String>> = tasks.iter().map(|t| row(t, now)).collect();
-            print!(
-                "{}",
-                table(
-                    &[
-                        "TASK",
-                        "DEFINITION",
-                        "STATUS",
-                        "HEALTH",
-                        "PORTS",
-                        "AGE",
-                        "STOPPED"
-                    ],
-                    &rows
-                )
-            );
-        }
-    }
-    Ok(())
+    let now = now();
+    args.listing.show(
+        &tasks,
+        &[
+            "TASK",
+            "DEFINITION",
+            "STATUS",
+            "HEALTH",
+            "PORTS",
+            "AGE",
+            "STOPPED",
+        ],
+        |t| row(t, now),
+    )
 }
 
 /// One task as a row.
