@@ -85,6 +85,10 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// The bearer token `/metrics` asks for.
     pub metrics_token: String,
+    /// CloudWatch Logs: groups, streams and events.
+    pub logs: Arc<crate::logs::LogStore>,
+    /// CloudWatch metrics: the series.
+    pub cloudwatch: Arc<crate::cloudwatch::MetricStore>,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
     /// Set when the server is stopping: long-lived responses (agent streams) end.
@@ -125,6 +129,10 @@ impl App {
         let metrics_token = crate::metrics::token(config.data_dir.as_deref()).map_err(|e| {
             StoreError::Backend(format!("cannot read or make the metrics token: {e}"))
         })?;
+        let logs = crate::logs::LogStore::open(config.data_dir.as_deref())
+            .map_err(|e| StoreError::Backend(format!("cannot open the log store: {e}")))?;
+        let cloudwatch = crate::cloudwatch::MetricStore::open(config.data_dir.as_deref())
+            .map_err(|e| StoreError::Backend(format!("cannot open the metric store: {e}")))?;
         let app = Arc::new(App {
             store,
             state,
@@ -137,6 +145,8 @@ impl App {
             exec: Default::default(),
             metrics: Default::default(),
             metrics_token,
+            logs: Arc::new(logs),
+            cloudwatch: Arc::new(cloudwatch),
             placement: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
         });

@@ -7,7 +7,7 @@ use crate::app::{App, ServerConfig};
 use crate::auth::{authenticate, Principal};
 use crate::dispatch::{dispatch, Ctx};
 use crate::error::ApiError;
-use crate::protocol::{operation_of, query, CONTENT_TYPE, MAX_BODY_BYTES};
+use crate::protocol::{operation_of, query, JsonService, MAX_BODY_BYTES};
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -72,6 +72,7 @@ impl Server {
 pub fn router(app: Arc<App>) -> Router {
     let signed = Router::new()
         .route("/", post(api))
+        .route("/service/{service}/operation/{operation}", post(cbor_api))
         .route(
             berth_core::gateway::DESIRED_PATH,
             get(crate::gateway::desired),
@@ -151,6 +152,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::controllers::gc::spawn(app.clone(), gc_every);
     crate::controllers::services::spawn(app.clone());
     crate::controllers::instance_health::spawn(app.clone());
+    crate::logs::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let limits = app.config.limits.clone();
@@ -177,8 +179,10 @@ pub struct SignedService(pub String);
 /// The wire protocol a request speaks, as its headers tell: errors are answered in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wire {
-    /// AWS JSON 1.1 (`X-Amz-Target`), and the agent gateway.
+    /// AWS JSON 1.0 and 1.1 (`X-Amz-Target`), and the agent gateway.
     Json,
+    /// `smithy-rpc-v2-cbor` (CloudWatch).
+    Cbor,
     /// The query protocol (a form body), answered in XML.
     Query,
 }
@@ -186,6 +190,9 @@ enum Wire {
 /// A form body without `X-Amz-Target` is a query request, unless its signature is scoped to
 /// ECS, which speaks only JSON.
 fn wire_of(headers: &HeaderMap) -> Wire {
+    if headers.contains_key(crate::protocol::cbor::PROTOCOL_HEADER.0) {
+        return Wire::Cbor;
+    }
     let form = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -201,6 +208,7 @@ fn wire_of(headers: &HeaderMap) -> Wire {
 fn namespace_of(service: &str) -> &'static str {
     match service {
         "sts" => crate::sts::NAMESPACE,
+        "monitoring" => crate::cloudwatch::NAMESPACE,
         _ => crate::iam::NAMESPACE,
     }
 }
@@ -210,11 +218,24 @@ fn error_answer(wire: Wire, service: &str, error: ApiError, request_id: &str) ->
     let error = client_facing(error, request_id);
     match wire {
         Wire::Json => error.into_response(),
+        Wire::Cbor => cbor_answer(error.status(), crate::protocol::cbor::error_body(&error)),
         Wire::Query => {
             let xml = query::error_response(namespace_of(service), &error, request_id);
             xml_answer(error.status(), xml)
         }
     }
+}
+
+fn cbor_answer(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::protocol::cbor::CONTENT_TYPE),
+    );
+    let (name, value) = crate::protocol::cbor::PROTOCOL_HEADER;
+    headers.insert(name, HeaderValue::from_static(value));
+    response
 }
 
 fn xml_answer(status: StatusCode, xml: String) -> Response {
@@ -353,26 +374,43 @@ async fn api(
     let ctx = Ctx { app, caller };
     match wire {
         Wire::Json => {
-            if service != "ecs" {
+            let target = headers
+                .get("x-amz-target")
+                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok());
+            let json_service = target
+                .and_then(JsonService::of_target)
+                .map_or(JsonService::Ecs, |(s, _)| s);
+            let expected = json_service.signing_name();
+            if service != expected {
                 return error_answer(
                     wire,
                     &service,
-                    wrong_service("ecs", &service),
+                    wrong_service(expected, &service),
                     &request_id.0,
                 );
             }
-            match handle_ecs(ctx, &headers, body).await {
+            match handle_json(ctx, json_service, target, body).await {
                 Ok(json) => {
                     let mut response = (StatusCode::OK, json).into_response();
                     response.headers_mut().insert(
                         axum::http::header::CONTENT_TYPE,
-                        HeaderValue::from_static(CONTENT_TYPE),
+                        HeaderValue::from_static(json_service.content_type()),
                     );
                     response
                 }
                 Err(error) => error_answer(wire, &service, error, &request_id.0),
             }
         }
+        // `POST /` is never CBOR: that protocol names its operation in the path.
+        Wire::Cbor => error_answer(
+            wire,
+            &service,
+            ApiError::new(
+                "UnknownOperationException",
+                "Send smithy-rpc-v2-cbor requests to /service/<Service>/operation/<Operation>.",
+            ),
+            &request_id.0,
+        ),
         Wire::Query => match handle_query(ctx, &service, body, &request_id.0).await {
             Ok(xml) => xml_answer(StatusCode::OK, xml),
             Err(error) => error_answer(wire, &service, error, &request_id.0),
@@ -412,10 +450,14 @@ async fn handle_query(
             crate::sts::NAMESPACE,
             guarded(async move { crate::sts::dispatch(ctx, request).await }).await?,
         ),
+        "monitoring" => (
+            crate::cloudwatch::NAMESPACE,
+            guarded(async move { crate::cloudwatch::dispatch_query(ctx, request).await }).await?,
+        ),
         other => {
             return Err(ApiError::new(
                 "InvalidAction",
-                format!("Berth serves no query API for the service '{other}': sign IAM requests for 'iam' and STS requests for 'sts'."),
+                format!("Berth serves no query API for the service '{other}': sign IAM requests for 'iam', STS requests for 'sts' and CloudWatch requests for 'monitoring'."),
             ))
         }
     };
@@ -462,12 +504,54 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-async fn handle_ecs(ctx: Ctx, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok());
-    let op = operation_of(target)?.to_string();
-    guarded(async move { dispatch(ctx, &op, &body).await }).await
+/// Runs the JSON operation `target` names on the service it belongs to (ECS's errors for a
+/// target that names none).
+async fn handle_json(
+    ctx: Ctx,
+    service: JsonService,
+    target: Option<&str>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let op = match target.and_then(JsonService::of_target) {
+        Some((_, op)) => op.to_string(),
+        None => operation_of(target)?.to_string(),
+    };
+    guarded(async move {
+        match service {
+            JsonService::Ecs => dispatch(ctx, &op, &body).await,
+            JsonService::Logs => crate::logs::dispatch(ctx, &op, &body).await,
+            JsonService::CloudWatch => crate::cloudwatch::dispatch_json(ctx, &op, &body).await,
+        }
+    })
+    .await
+}
+
+/// `POST /service/<Service>/operation/<Operation>`: a `smithy-rpc-v2-cbor` request
+/// (CloudWatch).
+async fn cbor_api(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Principal>,
+    Extension(SignedService(service)): Extension<SignedService>,
+    Extension(request_id): Extension<RequestId>,
+    axum::extract::Path((target, operation)): axum::extract::Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let ctx = Ctx { app, caller };
+    let answer = match (target.as_str(), service.as_str()) {
+        ("GraniteServiceVersion20100801", "monitoring") => {
+            guarded(async move { crate::cloudwatch::dispatch_cbor(ctx, &operation, &body).await })
+                .await
+        }
+        ("GraniteServiceVersion20100801", other) => Err(wrong_service("monitoring", other)),
+        (other, _) => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("Berth serves no smithy-rpc-v2-cbor service named '{other}'."),
+        )),
+    };
+    match answer {
+        Ok(body) => cbor_answer(StatusCode::OK, body),
+        Err(error) => error_answer(Wire::Cbor, &service, error, &request_id.0),
+    }
 }
 
 #[cfg(test)]

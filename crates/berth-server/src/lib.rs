@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod authz;
+pub mod cloudwatch;
 pub mod controllers;
 pub mod dispatch;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod handlers;
 pub mod http;
 pub mod iam;
 pub mod limits;
+pub mod logs;
 pub mod metrics;
 pub mod protocol;
 pub mod state;

@@ -344,6 +344,12 @@ pub fn labels(parts: &axum::http::request::Parts, body: &[u8]) -> (String, Optio
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.rsplit_once('.'))
         .map(|(_, op)| op.to_string());
+    // smithy-rpc-v2-cbor names its operation in the path.
+    let target = target.or_else(|| {
+        path.strip_prefix("/service/")
+            .and_then(|rest| rest.split_once("/operation/"))
+            .map(|(_, op)| op.to_string())
+    });
     let action = || {
         std::str::from_utf8(body)
             .ok()?

@@ -11,6 +11,48 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 /// Largest request body accepted. ECS's largest inputs (task definitions) stay far below it.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// An AWS JSON service served on the endpoint, known by its `X-Amz-Target` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonService {
+    /// ECS (AWS JSON 1.1).
+    Ecs,
+    /// CloudWatch Logs (AWS JSON 1.1, `Logs_20140328`).
+    Logs,
+    /// CloudWatch metrics in its JSON 1.0 form (`GraniteServiceVersion20100801`).
+    CloudWatch,
+}
+
+impl JsonService {
+    /// The service whose prefix `target` carries, and the operation it names.
+    pub fn of_target(target: &str) -> Option<(JsonService, &str)> {
+        let (prefix, op) = target.split_once('.')?;
+        let service = match prefix {
+            "AmazonEC2ContainerServiceV20141113" => JsonService::Ecs,
+            "Logs_20140328" => JsonService::Logs,
+            "GraniteServiceVersion20100801" => JsonService::CloudWatch,
+            _ => return None,
+        };
+        (!op.is_empty()).then_some((service, op))
+    }
+
+    /// The name requests to this service are signed for (the SigV4 scope's service).
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            JsonService::Ecs => "ecs",
+            JsonService::Logs => "logs",
+            JsonService::CloudWatch => "monitoring",
+        }
+    }
+
+    /// The content type of this service's answers.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            JsonService::Ecs | JsonService::Logs => CONTENT_TYPE,
+            JsonService::CloudWatch => "application/x-amz-json-1.0",
+        }
+    }
+}
+
 /// The operation an `X-Amz-Target` header names.
 pub fn operation_of(target: Option<&str>) -> Result<&str, ApiError> {
     let target = target.ok_or_else(|| {
