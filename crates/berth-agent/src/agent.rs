@@ -168,6 +168,12 @@ pub async fn run(
         None
     };
     engine_config.metadata = metadata.as_ref().map(|(endpoint, _)| Arc::clone(endpoint));
+    let logs = Arc::new(crate::logs::LogShipper::new(
+        client.clone(),
+        &config.cluster,
+        &instance_id,
+    ));
+    engine_config.logs = Some(Arc::clone(&logs));
     let exec_runtime = Arc::clone(&runtime);
     let mut engine = tokio::select! {
         engine = start_engine(runtime, engine_config, reports) => engine,
@@ -207,6 +213,7 @@ pub async fn run(
         server.abort();
     }
     drop(engine);
+    logs.stop_all();
     if tokio::time::timeout(SHUTDOWN_FLUSH, reporter)
         .await
         .is_err()

@@ -270,21 +270,26 @@ impl ServerClient {
             "protectionEnabled": enabled,
             "expiresInMinutes": expires_in_minutes,
         });
-        let body = serde_json::to_vec(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.post(berth_core::gateway::TASK_PROTECTION_PATH, &body)
+            .await
+    }
+
+    /// POSTs `body` as JSON to the gateway route `path`; returns the decoded answer.
+    pub async fn post<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Req,
+    ) -> Result<Resp, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
         let headers = [(CONTENT_TYPE.as_str(), "application/json")];
-        let request = self.signed(
-            Method::POST,
-            berth_core::gateway::TASK_PROTECTION_PATH,
-            &headers,
-            body,
-        )?;
+        let request = self.signed(Method::POST, path, &headers, body)?;
         let response = self.send(request).await?;
         let status = response.status();
         let bytes = read_body(response).await?;
         if !status.is_success() {
             return Err(api_error(status.as_u16(), &bytes));
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{path}: {e}")))
     }
 
     /// Sends one heartbeat.

@@ -51,6 +51,14 @@ pub fn capabilities(runtime: &RuntimeInfo, allowances: &Allowances) -> Vec<Strin
         .iter()
         .map(String::as_str)
         .chain(["none"])
+        // The agent's own awslogs driver reads what Docker's json-file driver keeps.
+        .chain(
+            runtime
+                .log_drivers
+                .iter()
+                .any(|d| d == crate::logs::RUNTIME_DRIVER)
+                .then_some("awslogs"),
+        )
         .filter(|d| {
             !UNSUPPORTED_LOG_DRIVERS
                 .iter()
@@ -282,6 +290,7 @@ mod tests {
             "com.amazonaws.ecs.capability.logging-driver.json-file",
             "com.amazonaws.ecs.capability.logging-driver.splunk",
             "com.amazonaws.ecs.capability.logging-driver.none",
+            "com.amazonaws.ecs.capability.logging-driver.awslogs",
             "ecs.capability.docker-plugin.local",
             "ecs.capability.docker-plugin.rexray/ebs",
             "ecs.capability.container-health-check",
@@ -293,8 +302,7 @@ mod tests {
         for absent in [
             "com.amazonaws.ecs.capability.docker-remote-api.1.49",
             "com.amazonaws.ecs.capability.docker-remote-api.1.16",
-            // Berth refuses awslogs, and has no task roles, secrets, awsvpc or ECR auth yet.
-            "com.amazonaws.ecs.capability.logging-driver.awslogs",
+            // Berth has no task roles, secrets, awsvpc or ECR auth yet.
             "com.amazonaws.ecs.capability.logging-driver.syslog",
             PRIVILEGED_CAPABILITY,
             "com.amazonaws.ecs.capability.task-iam-role",

@@ -48,6 +48,7 @@ pub mod engine;
 pub mod exec;
 pub mod host;
 pub mod identity;
+pub mod logs;
 pub mod metadata;
 pub mod recovery;
 pub mod register;

@@ -355,12 +355,18 @@ pub fn container_spec(
             .flatten()
             .map(|h| format!("{}:{}", h.hostname, h.ip_address))
             .collect(),
-        log_driver: def.log_configuration.as_ref().map(|l| l.log_driver.clone()),
-        log_options: def
-            .log_configuration
-            .as_ref()
-            .and_then(|l| l.options.clone())
-            .unwrap_or_default(),
+        log_driver: def.log_configuration.as_ref().map(|l| {
+            if l.log_driver == "awslogs" {
+                crate::logs::RUNTIME_DRIVER.to_string()
+            } else {
+                l.log_driver.clone()
+            }
+        }),
+        log_options: match &def.log_configuration {
+            Some(l) if l.log_driver == "awslogs" => crate::logs::runtime_options(),
+            Some(l) => l.options.clone().unwrap_or_default(),
+            None => Default::default(),
+        },
         stop_timeout: Some(stop_timeout),
         interactive: def.interactive.unwrap_or(false),
         tty: def.pseudo_terminal.unwrap_or(false),

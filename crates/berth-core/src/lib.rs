@@ -17,6 +17,7 @@ pub mod sigv4;
 pub mod task_definition;
 pub mod task_protection;
 pub mod task_state;
+pub mod telemetry;
 pub mod websocket;
 
 pub use arn::{Arn, ArnContext};

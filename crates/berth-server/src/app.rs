@@ -89,6 +89,8 @@ pub struct App {
     pub logs: Arc<crate::logs::LogStore>,
     /// CloudWatch metrics: the series.
     pub cloudwatch: Arc<crate::cloudwatch::MetricStore>,
+    /// The tasks' last CPU and memory figures, as their agents report them.
+    pub usage: crate::telemetry::usage::UsageBoard,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
     /// Set when the server is stopping: long-lived responses (agent streams) end.
@@ -147,6 +149,7 @@ impl App {
             metrics_token,
             logs: Arc::new(logs),
             cloudwatch: Arc::new(cloudwatch),
+            usage: Default::default(),
             placement: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
         });

@@ -86,6 +86,14 @@ pub fn router(app: Arc<App>) -> Router {
             post(crate::gateway::task_protection),
         )
         .route(
+            berth_core::telemetry::LOGS_PATH,
+            post(crate::telemetry::logs::ship),
+        )
+        .route(
+            berth_core::telemetry::STATS_PATH,
+            post(crate::telemetry::usage::report),
+        )
+        .route(
             &format!("{}{{session}}", berth_core::exec::AGENT_EXEC_PATH),
             get(crate::exec::relay::agent_exec),
         )
@@ -153,6 +161,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::controllers::services::spawn(app.clone());
     crate::controllers::instance_health::spawn(app.clone());
     crate::logs::spawn(app.clone());
+    crate::telemetry::usage::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let limits = app.config.limits.clone();

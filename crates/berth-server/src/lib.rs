@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod state;
 pub mod sts;
+pub mod telemetry;
 #[cfg(test)]
 pub mod test_support;
 pub mod tls;

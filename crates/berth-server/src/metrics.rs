@@ -121,6 +121,8 @@ pub struct Metrics {
     requests: Mutex<Requests>,
     commits: Mutex<Histogram>,
     queues: Mutex<Vec<(&'static str, QueueDepth)>>,
+    /// Log events stored from agents (`awslogs`).
+    log_events: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -176,6 +178,12 @@ impl Metrics {
         let (codes, latency) = requests.series_mut(service, operation);
         codes[class(status)] += 1;
         latency.observe(seconds);
+    }
+
+    /// Counts `events` log events stored from an agent.
+    pub fn observe_log_events(&self, events: usize) {
+        self.log_events
+            .fetch_add(events as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts a store commit that took `seconds`.
@@ -277,6 +285,12 @@ impl Metrics {
         }
         out.push_str("# HELP berth_exec_sessions Exec sessions issued and not ended.\n# TYPE berth_exec_sessions gauge\n");
         let _ = writeln!(out, "berth_exec_sessions {}", app.exec.len());
+        out.push_str("# HELP berth_log_events_ingested_total Log events stored from agents' awslogs drivers.\n# TYPE berth_log_events_ingested_total counter\n");
+        let _ = writeln!(
+            out,
+            "berth_log_events_ingested_total {}",
+            self.log_events.load(std::sync::atomic::Ordering::Relaxed)
+        );
         out
     }
 }

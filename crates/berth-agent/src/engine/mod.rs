@@ -7,6 +7,7 @@
 mod admission;
 pub mod bounds;
 mod deps;
+mod logs;
 mod report;
 mod restart;
 mod runner;
@@ -55,6 +56,8 @@ pub struct EngineConfig {
     pub allowances: Allowances,
     /// The task metadata endpoint its containers are told of, if it serves one.
     pub metadata: Option<Arc<crate::metadata::MetadataEndpoint>>,
+    /// The awslogs driver; without it, containers that log with awslogs cannot start.
+    pub logs: Option<Arc<crate::logs::LogShipper>>,
 }
 
 impl EngineConfig {
@@ -71,6 +74,7 @@ impl EngineConfig {
             pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
             allowances: Allowances::default(),
             metadata: None,
+            logs: None,
         }
     }
 }

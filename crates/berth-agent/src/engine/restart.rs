@@ -139,6 +139,7 @@ impl TaskRunner {
                 slot.seen_running_at = Some(tokio::time::Instant::now());
                 tracing::info!(task = %self.task_arn, container = %slot.name, exit_code = ?slot.exit_code, restarts = slot.restarts, "container restarted in place by its restart policy");
                 self.refresh(idx).await;
+                self.follow_logs(idx);
             }
             Ok(Err(err)) => {
                 tracing::warn!(task = %self.task_arn, container = %slot.name, "cannot restart container: {err}");

@@ -122,6 +122,12 @@ impl TaskRunner {
 
     /// Drives the task to RUNNING, keeps it there, then takes it down and cleans up.
     pub async fn run(mut self) {
+        // Containers taken over from the agent's last run: their output may not all be shipped.
+        for idx in 0..self.slots.len() {
+            if self.slots[idx].started {
+                self.follow_logs(idx);
+            }
+        }
         let cause = match self.start().await {
             Ok(()) => {
                 self.flush(TaskStatus::Running);

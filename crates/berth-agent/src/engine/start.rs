@@ -279,6 +279,7 @@ impl TaskRunner {
         let Some(id) = self.slots[idx].id.clone() else {
             return Ok(());
         };
+        self.open_logs(idx).await?;
         let started = self
             .with_retries(|runtime| {
                 let id = id.clone();
@@ -292,6 +293,7 @@ impl TaskRunner {
             });
         }
         tracing::info!(task = %self.task_arn, container = %self.slots[idx].name, "container started");
+        self.follow_logs(idx);
         self.refresh(idx).await;
         if self.slots[idx].phase == Phase::Created {
             // Started, but the runtime has not caught up: count it as running.

@@ -2,8 +2,8 @@
 //! (local unix socket or `DOCKER_HOST`, API version negotiated with the daemon).
 
 use super::{
-    ContainerRuntime, ContainerSpec, ContainerState, ExecProcess, ExecSpec, Health, PortBinding,
-    Result, RuntimeError, RuntimeEvent, RuntimeInfo,
+    ContainerRuntime, ContainerSpec, ContainerState, ExecProcess, ExecSpec, Health, LogLine,
+    LogLines, PortBinding, Result, RuntimeError, RuntimeEvent, RuntimeInfo,
 };
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
@@ -274,6 +274,12 @@ fn system_time(text: &str) -> Option<std::time::SystemTime> {
 /// Epoch seconds of one of Docker's UTC timestamps (`2024-01-01T00:00:01.5Z`); `None` for
 /// the zero time or anything else.
 pub fn epoch_seconds(text: &str) -> Option<f64> {
+    epoch_nanos(text).map(|n| n as f64 / 1e9)
+}
+
+/// Nanoseconds since the epoch of one of Docker's UTC timestamps, exactly; `None` for the
+/// zero time or anything else.
+pub fn epoch_nanos(text: &str) -> Option<u64> {
     let text = text.strip_suffix('Z')?;
     let (date, time) = text.split_once('T')?;
     let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
@@ -284,9 +290,27 @@ pub fn epoch_seconds(text: &str) -> Option<f64> {
     if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let fraction: f64 = format!("0.{fraction}").parse().ok()?;
+    if fraction.is_empty() || fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u64 = format!("{fraction:0<9}").parse().ok()?;
     let days = berth_core::civil::days_from_civil(year, month, day);
-    Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64 + fraction)
+    let seconds = u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()?;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// A line of `docker logs --timestamps`: `TIMESTAMP TEXT`.
+fn log_line(output: bollard::container::LogOutput) -> Result<LogLine> {
+    let bytes = output.into_bytes();
+    let at = bytes.iter().position(|b| *b == b' ').unwrap_or(bytes.len());
+    let timestamp_ns = std::str::from_utf8(&bytes[..at])
+        .ok()
+        .and_then(epoch_nanos)
+        .ok_or_else(|| RuntimeError::Other("a log line without a timestamp".into()))?;
+    Ok(LogLine {
+        timestamp_ns,
+        text: bytes.slice((at + 1).min(bytes.len())..),
+    })
 }
 
 /// The runtime event of a Docker container event, if it is one the agent cares about.
@@ -468,6 +492,25 @@ impl ContainerRuntime for DockerRuntime {
             .ok_or_else(|| RuntimeError::Other(format!("no statistics for {id}")))?
             .map_err(|e| container_error(id, &e, RuntimeError::Other))?;
         serde_json::to_value(sample).map_err(|e| RuntimeError::Other(e.to_string()))
+    }
+
+    async fn logs(&self, id: &str, since: u64, follow: bool) -> Result<LogLines> {
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .follow(follow)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .since(i32::try_from(since).unwrap_or(i32::MAX))
+            .build();
+        let id_owned = id.to_string();
+        let lines = self
+            .docker
+            .logs(id, Some(options))
+            .map(move |item| match item {
+                Ok(output) => log_line(output),
+                Err(e) => Err(container_error(&id_owned, &e, RuntimeError::Other)),
+            });
+        Ok(Box::pin(lines))
     }
 
     async fn bridge_gateway(&self) -> Option<std::net::IpAddr> {

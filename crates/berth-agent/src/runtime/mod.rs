@@ -272,6 +272,18 @@ impl RuntimeInfo {
     }
 }
 
+/// One line of a container's output (stdout or stderr), as the runtime stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// When the runtime received it, in nanoseconds since the epoch.
+    pub timestamp_ns: u64,
+    /// The line, ending with `\n` unless the runtime cut a long line into parts.
+    pub text: bytes::Bytes,
+}
+
+/// A container's output, line by line.
+pub type LogLines = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogLine>> + Send>>;
+
 /// A command to run in a running container (ExecuteCommand).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecSpec {
@@ -341,6 +353,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         let _ = id;
         Err(RuntimeError::Other(
             "this container runtime keeps no statistics".into(),
+        ))
+    }
+    /// The output of container `id` from second `since` (epoch seconds; 0: all of it), and
+    /// with `follow` what it writes next, until it stops.
+    async fn logs(&self, id: &str, since: u64, follow: bool) -> Result<LogLines> {
+        let _ = (id, since, follow);
+        Err(RuntimeError::Other(
+            "this container runtime keeps no container output".into(),
         ))
     }
     /// Sets the terminal size of exec `exec_id`.

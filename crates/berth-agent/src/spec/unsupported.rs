@@ -8,10 +8,8 @@ use berth_core::model::task_definition::ContainerDefinition;
 
 /// Log drivers Berth refuses, with why: ECS resolves them with AWS services (CloudWatch Logs,
 /// a FireLens router) or with secrets from them (Splunk tokens).
-pub const UNSUPPORTED_LOG_DRIVERS: &[(&str, &str)] = &[
-    ("awslogs", "it sends logs to Amazon CloudWatch Logs"),
-    ("awsfirelens", "it needs a FireLens log router"),
-];
+pub const UNSUPPORTED_LOG_DRIVERS: &[(&str, &str)] =
+    &[("awsfirelens", "it needs a FireLens log router")];
 
 /// The first field of `def` that Berth cannot honour, as an error naming it.
 pub(super) fn check(def: &ContainerDefinition, container: &str) -> Result<(), SpecError> {

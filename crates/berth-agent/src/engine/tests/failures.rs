@@ -192,11 +192,11 @@ async fn a_field_berth_cannot_honour_fails_the_task_naming_container_and_field()
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_aws_log_driver_fails_the_task_instead_of_reaching_docker() {
+async fn awslogs_options_docker_would_refuse_keep_the_container_from_starting() {
     let mut h = Harness::new().await;
     let td = task_definition(json!([container(
         "web",
-        json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}})
+        json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "colour": "red"}}})
     )]));
     h.assign(&[new_task(&td, "t1")]);
     h.until("t1", TaskStatus::Stopped).await;
@@ -205,9 +205,30 @@ async fn an_aws_log_driver_fails_the_task_instead_of_reaching_docker() {
     let reason = task.stopped_reason.clone().expect("reason");
     assert!(
         reason.contains(
-            "container web: logConfiguration.logDriver awslogs is not supported by Berth yet"
+            "CannotStartContainerError: failed to initialize logging driver: unknown log opt 'colour' for awslogs log driver"
         ),
         "{reason}"
     );
-    assert_eq!(h.count(|c| matches!(c, Call::Create(_))), 0);
+    assert_eq!(h.count(|c| matches!(c, Call::Start(_))), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_awslogs_container_is_created_with_the_runtime_driver_the_agent_reads() {
+    let mut h = Harness::new().await;
+    let td = task_definition(json!([container(
+        "web",
+        json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}})
+    )]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", TaskStatus::Stopped).await;
+    let created = h.fake.specs();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].log_driver.as_deref(), Some("json-file"));
+    assert_eq!(
+        created[0].log_options.get("max-file").map(String::as_str),
+        Some("4")
+    );
+    // This harness's agent has no server link, so the stream cannot be opened.
+    let reason = h.task("t1").stopped_reason.clone().expect("reason");
+    assert!(reason.contains("this agent ships no logs"), "{reason}");
 }

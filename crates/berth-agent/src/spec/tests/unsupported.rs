@@ -42,10 +42,6 @@ fn every_aws_only_field_is_refused_with_its_name() {
             "firelensConfiguration",
         ),
         (
-            json!({"logConfiguration": {"logDriver": "awslogs"}}),
-            "logConfiguration.logDriver awslogs",
-        ),
-        (
             json!({"logConfiguration": {"logDriver": "awsfirelens"}}),
             "logConfiguration.logDriver awsfirelens",
         ),
