@@ -55,6 +55,10 @@ pub struct AgentConfig {
     pub allowances: berth_core::task_definition::admission::Allowances,
     /// Whether to serve the task metadata endpoint (`crate::metadata`) to the containers.
     pub metadata_endpoint: bool,
+    /// Whether to sample the tasks' resource use and report it (`crate::stats`).
+    pub usage_reports: bool,
+    /// Where to serve the agent's `/metrics` (`crate::metrics`); `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl AgentConfig {
@@ -83,6 +87,11 @@ impl AgentConfig {
             pull_timeout: bounds::DEFAULT_PULL_TIMEOUT,
             allowances: Default::default(),
             metadata_endpoint: true,
+            usage_reports: true,
+            metrics_listen: Some(std::net::SocketAddr::from((
+                std::net::Ipv4Addr::LOCALHOST,
+                crate::metrics::DEFAULT_PORT,
+            ))),
         }
     }
 }
@@ -133,6 +142,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
+    let calls = Arc::new(crate::metrics::RuntimeCalls::default());
+    let runtime: Arc<dyn ContainerRuntime> = if config.metrics_listen.is_some() {
+        Arc::new(crate::metrics::MeasuredRuntime::new(
+            runtime,
+            Arc::clone(&calls),
+        ))
+    } else {
+        runtime
+    };
     let client = ServerClient::with_ca(
         &config.server,
         &config.region,
@@ -193,6 +211,31 @@ pub async fn run(
             }),
         ))
     });
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => metrics_listener(&config, addr)
+            .await
+            .map(|(listener, token)| {
+                tokio::spawn(crate::metrics::serve(
+                    listener,
+                    Arc::new(crate::metrics::Sources {
+                        calls,
+                        runtime: Arc::clone(&exec_runtime),
+                        logs: Arc::clone(&logs),
+                        labels: crate::spec::instance_labels(&config.cluster, &instance_id),
+                        token,
+                    }),
+                ))
+            }),
+        None => None,
+    };
+    let usage = config.usage_reports.then(|| {
+        tokio::spawn(crate::stats::run(
+            client.clone(),
+            Arc::clone(&exec_runtime),
+            config.cluster.clone(),
+            instance_id.clone(),
+        ))
+    });
     let heartbeat = Heartbeat {
         cluster: config.cluster.clone(),
         container_instance: instance_id.clone(),
@@ -209,6 +252,12 @@ pub async fn run(
     }
     tracing::info!("agent stopping; containers keep running");
     heartbeats.abort();
+    if let Some(usage) = usage {
+        usage.abort();
+    }
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     if let Some(server) = metadata_server {
         server.abort();
     }
@@ -253,6 +302,31 @@ async fn metadata_listener(
         }
         Err(e) => {
             tracing::warn!("no task metadata endpoint: {e}");
+            None
+        }
+    }
+}
+
+/// The `/metrics` listener and its token; `None` (logged) when it cannot be served.
+async fn metrics_listener(
+    config: &AgentConfig,
+    addr: std::net::SocketAddr,
+) -> Option<(tokio::net::TcpListener, String)> {
+    let served = match crate::metrics::load_token(&config.data_dir) {
+        Ok(token) => crate::metrics::bind(&config.data_dir, addr)
+            .await
+            .map(|listener| (listener, token)),
+        Err(e) => Err(e),
+    };
+    match served {
+        Ok((listener, token)) => {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving the agent's /metrics");
+            }
+            Some((listener, token))
+        }
+        Err(e) => {
+            tracing::warn!("no agent /metrics: {e}");
             None
         }
     }

@@ -10,6 +10,7 @@ pub mod iam;
 pub mod model;
 pub mod names;
 pub mod pagination;
+pub mod prometheus;
 pub mod resources;
 pub mod scheduler;
 pub mod service;

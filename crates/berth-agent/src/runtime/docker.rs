@@ -274,7 +274,7 @@ fn system_time(text: &str) -> Option<std::time::SystemTime> {
 /// Epoch seconds of one of Docker's UTC timestamps (`2024-01-01T00:00:01.5Z`); `None` for
 /// the zero time or anything else.
 pub fn epoch_seconds(text: &str) -> Option<f64> {
-    epoch_nanos(text).map(|n| n as f64 / 1e9)
+    epoch_nanos(text).map(|n| (n / 1_000_000_000) as f64 + (n % 1_000_000_000) as f64 / 1e9)
 }
 
 /// Nanoseconds since the epoch of one of Docker's UTC timestamps, exactly; `None` for the

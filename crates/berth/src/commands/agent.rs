@@ -48,6 +48,11 @@ pub struct AgentArgs {
     /// is away included) before it stops with CannotPullContainerError, e.g. 10m.
     #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
     pub image_pull_timeout: Duration,
+    /// Where the agent serves its Prometheus `/metrics` (bearer token in
+    /// DATA_DIR/metrics.token); another port when this one is taken, written to
+    /// DATA_DIR/metrics.port.
+    #[arg(long, default_value = "127.0.0.1:51678")]
+    pub metrics_listen: std::net::SocketAddr,
     #[command(flatten)]
     pub allow: AllowArgs,
 }
@@ -138,6 +143,7 @@ impl AgentArgs {
         config.pull_timeout = self.image_pull_timeout;
         config.allowances = self.allow.allowances();
         config.ca = self.ca.clone();
+        config.metrics_listen = Some(self.metrics_listen);
         Ok(config)
     }
 }

@@ -44,6 +44,8 @@ impl Fleet {
             config.availability_zone = Some(ZONES[i % ZONES.len()].to_string());
             // Hollow containers read no metadata; 5,000 listeners would only cost descriptors.
             config.metadata_endpoint = false;
+            config.usage_reports = false;
+            config.metrics_listen = None;
             let runtime = Arc::new(HollowRuntime::new());
             runtimes.push(Arc::clone(&runtime));
             let mut stopped = stopped.clone();

@@ -1,0 +1,201 @@
+//! Resource use of the instance's tasks: every [`INTERVAL`] the agent samples each running
+//! container's CPU and memory through the runtime (Docker's stats, one shot each), sums
+//! them per task and reports them to the server (`berth_core::telemetry::STATS_PATH`),
+//! which publishes ECS's `CPUUtilization` and `MemoryUtilization` metrics.
+//!
+//! CPU use is the container's CPU time over the interval between two samples, in ECS CPU
+//! units (1,024 per core); memory is what the container uses less its inactive page cache,
+//! as `docker stats` shows it.
+
+use crate::client::ServerClient;
+use crate::runtime::ContainerRuntime;
+use berth_core::telemetry::{TaskUsage, UsageReport, STATS_PATH};
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Time between samples.
+pub const INTERVAL: Duration = Duration::from_secs(10);
+/// Containers sampled at once.
+const CONCURRENCY: usize = 8;
+
+/// A container's CPU counters at one sample: its CPU time and the host's, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuCounters {
+    pub container_ns: f64,
+    pub system_ns: f64,
+    pub online_cpus: f64,
+}
+
+/// One container's figures from Docker's stats JSON.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub cpu: Option<CpuCounters>,
+    /// Memory in use without the inactive page cache, in MiB.
+    pub memory_mib: f64,
+}
+
+/// Reads a sample out of Docker's stats JSON (cgroup v1 or v2).
+pub fn sample_of(stats: &serde_json::Value) -> Sample {
+    let cpu_stats = &stats["cpu_stats"];
+    let cpu = match (
+        cpu_stats["cpu_usage"]["total_usage"].as_f64(),
+        cpu_stats["system_cpu_usage"].as_f64(),
+    ) {
+        (Some(container_ns), Some(system_ns)) => Some(CpuCounters {
+            container_ns,
+            system_ns,
+            online_cpus: cpu_stats["online_cpus"]
+                .as_f64()
+                .filter(|n| *n > 0.0)
+                .or_else(|| {
+                    cpu_stats["cpu_usage"]["percpu_usage"]
+                        .as_array()
+                        .map(|a| a.len() as f64)
+                })
+                .unwrap_or(1.0),
+        }),
+        _ => None,
+    };
+    let memory = &stats["memory_stats"];
+    let usage = memory["usage"].as_f64().unwrap_or(0.0);
+    let cache = memory["stats"]["inactive_file"]
+        .as_f64()
+        .or_else(|| memory["stats"]["total_inactive_file"].as_f64())
+        .or_else(|| memory["stats"]["cache"].as_f64())
+        .unwrap_or(0.0);
+    Sample {
+        cpu,
+        memory_mib: (usage - cache).max(0.0) / (1024.0 * 1024.0),
+    }
+}
+
+/// CPU units in use between two samples of one container.
+pub fn cpu_units(before: CpuCounters, now: CpuCounters) -> Option<f64> {
+    let container = now.container_ns - before.container_ns;
+    let system = now.system_ns - before.system_ns;
+    (system > 0.0 && container >= 0.0).then(|| container / system * now.online_cpus * 1024.0)
+}
+
+/// Samples and reports until the agent stops.
+pub async fn run(
+    client: ServerClient,
+    runtime: Arc<dyn ContainerRuntime>,
+    cluster: String,
+    instance_id: String,
+) {
+    let labels = crate::spec::instance_labels(&cluster, &instance_id);
+    let mut last: HashMap<String, CpuCounters> = HashMap::new();
+    let mut ticks = tokio::time::interval(INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        let Ok(containers) = runtime.list_containers(&labels).await else {
+            continue;
+        };
+        let running: Vec<(String, String)> = containers
+            .into_iter()
+            .filter(|c| c.running)
+            .filter_map(|c| {
+                let (task, _) = crate::spec::task_container_of(&c.labels)?;
+                Some((c.id, task))
+            })
+            .collect();
+        let sampled: Vec<(String, String, Option<Sample>)> = futures_util::stream::iter(running)
+            .map(|(id, task)| {
+                let runtime = Arc::clone(&runtime);
+                async move {
+                    let sample = runtime.stats(&id).await.ok().map(|s| sample_of(&s));
+                    (id, task, sample)
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut tasks: BTreeMap<String, TaskUsage> = BTreeMap::new();
+        let mut seen = HashMap::new();
+        for (id, task, sample) in sampled {
+            let Some(sample) = sample else { continue };
+            let usage = tasks.entry(task.clone()).or_insert_with(|| TaskUsage {
+                task,
+                cpu_units: 0.0,
+                memory_mib: 0.0,
+            });
+            usage.memory_mib += sample.memory_mib;
+            if let (Some(before), Some(now)) = (last.get(&id), sample.cpu) {
+                usage.cpu_units += cpu_units(*before, now).unwrap_or(0.0);
+            }
+            if let Some(now) = sample.cpu {
+                seen.insert(id, now);
+            }
+        }
+        last = seen;
+        if tasks.is_empty() {
+            continue;
+        }
+        let report = UsageReport {
+            cluster: cluster.clone(),
+            container_instance: instance_id.clone(),
+            tasks: tasks.into_values().collect(),
+        };
+        match client
+            .post::<_, serde_json::Value>(STATS_PATH, &report)
+            .await
+        {
+            Ok(_) if failing => {
+                tracing::info!("usage reports reach the server again");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                tracing::warn!("cannot report task usage: {e}");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_cgroup_v2_sample_reads_cpu_counters_and_memory_without_inactive_cache() {
+        let stats = json!({
+            "cpu_stats": {"cpu_usage": {"total_usage": 2_000_000_000u64}, "system_cpu_usage": 40_000_000_000u64, "online_cpus": 2},
+            "memory_stats": {"usage": 150 * 1024 * 1024, "stats": {"inactive_file": 50 * 1024 * 1024}}
+        });
+        let sample = sample_of(&stats);
+        assert_eq!(sample.memory_mib, 100.0);
+        let cpu = sample.cpu.expect("cpu counters");
+        assert_eq!(cpu.online_cpus, 2.0);
+    }
+
+    #[test]
+    fn cpu_units_are_the_share_of_the_host_times_its_cores() {
+        let before = CpuCounters {
+            container_ns: 0.0,
+            system_ns: 0.0,
+            online_cpus: 2.0,
+        };
+        // Half of one core of a two-core host: a quarter of the host's time.
+        let now = CpuCounters {
+            container_ns: 5e9,
+            system_ns: 20e9,
+            online_cpus: 2.0,
+        };
+        assert_eq!(cpu_units(before, now), Some(512.0));
+        assert_eq!(cpu_units(now, now), None, "no time passed");
+    }
+
+    #[test]
+    fn a_sample_without_cpu_counters_still_has_memory() {
+        let sample = sample_of(&json!({"memory_stats": {"usage": 1048576}}));
+        assert!(sample.cpu.is_none());
+        assert_eq!(sample.memory_mib, 1.0);
+    }
+}
