@@ -48,3 +48,7 @@ bench: docker
 	BERTH_LOG=error target/release/berth bench fleet --instances 5000 --tasks 100000
 	BERTH_LOG=error target/release/berth bench fleet --scaling --instances 5000 --tasks 20000
 	BERTH_LOG=error target/release/berth bench restart --tasks 1000000
+	BERTH_LOG=error target/release/berth bench logs --lines 200000
+	BERTH_LOG=error target/release/berth bench filter-logs --events 1000000
+	BERTH_LOG=error target/release/berth bench agent-idle --containers 100
+	BERTH_LOG=error target/release/berth bench metric-freshness --runs 3

@@ -166,9 +166,21 @@ impl ServerClient {
             })
     }
 
-    /// A request to `path_and_query` with `headers` and `body`, signed.
+    /// A request to `path_and_query` with `headers` and `body`, signed for ECS.
     fn signed(
         &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        self.signed_for("ecs", method, path_and_query, headers, body)
+    }
+
+    /// A request to `path_and_query` with `headers` and `body`, signed for `service`.
+    fn signed_for(
+        &self,
+        service: &str,
         method: Method,
         path_and_query: &str,
         headers: &[(&str, &str)],
@@ -189,7 +201,7 @@ impl ServerClient {
             headers: &all,
             body: &body,
         };
-        let added = sigv4::sign(&parts, &self.credentials, &self.region, "ecs", now);
+        let added = sigv4::sign(&parts, &self.credentials, &self.region, service, now);
         let mut request = Request::builder()
             .method(method)
             .uri(self.uri(path_and_query)?);
@@ -220,10 +232,22 @@ impl ServerClient {
         operation: &str,
         body: &Req,
     ) -> Result<Resp, ClientError> {
+        self.call_json("ecs", &format!("{TARGET_PREFIX}{operation}"), body)
+            .await
+    }
+
+    /// Calls the AWS JSON 1.1 operation `target` (`Prefix.Operation`) of the service signed
+    /// for as `service` (`logs` for CloudWatch Logs) with `body`; returns the decoded answer.
+    pub async fn call_json<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        service: &str,
+        target: &str,
+        body: &Req,
+    ) -> Result<Resp, ClientError> {
+        let operation = target.rsplit('.').next().unwrap_or(target);
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
-        let target = format!("{TARGET_PREFIX}{operation}");
-        let headers = [(CONTENT_TYPE.as_str(), AMZ_JSON), ("x-amz-target", &target)];
-        let request = self.signed(Method::POST, "/", &headers, body)?;
+        let headers = [(CONTENT_TYPE.as_str(), AMZ_JSON), ("x-amz-target", target)];
+        let request = self.signed_for(service, Method::POST, "/", &headers, body)?;
         let response = self.send(request).await?;
         let status = response.status();
         let bytes = read_body(response).await?;

@@ -43,6 +43,8 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Print a service's events, and with --follow new ones as they come.
     Events(commands::events::EventsArgs),
+    /// Print what a task's containers wrote (awslogs), and with --follow new lines as they come.
+    Logs(commands::logs::LogsArgs),
     /// Measure Berth against its targets and print the figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -84,6 +86,7 @@ fn run() -> anyhow::Result<i32> {
             Command::Instances(args) => commands::instances::run(args).await.map(|()| 0),
             Command::Inspect(args) => commands::inspect::run(args).await.map(|()| 0),
             Command::Events(args) => commands::events::run(args).await.map(|()| 0),
+            Command::Logs(args) => commands::logs::run(args).await.map(|()| 0),
             Command::Bench(command) => commands::bench::run(command).await.map(|()| 0),
         }
     })

@@ -7,6 +7,7 @@ pub mod events;
 pub mod exec;
 pub mod inspect;
 pub mod instances;
+pub mod logs;
 pub mod ps;
 pub mod server;
 pub mod services;

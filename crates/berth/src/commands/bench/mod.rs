@@ -5,6 +5,7 @@ pub mod restart;
 pub mod run_task;
 pub mod scheduler;
 pub mod sigv4;
+pub mod telemetry;
 
 use clap::Subcommand;
 
@@ -21,6 +22,14 @@ pub enum BenchCommand {
     Sigv4(sigv4::Sigv4Args),
     /// Restart to serving with many tasks stored.
     Restart(restart::RestartArgs),
+    /// awslogs: a container writing N lines; ingest rate and write-to-visible lag.
+    Logs(telemetry::LogsArgs),
+    /// FilterLogEvents over a million stored events.
+    FilterLogs(telemetry::FilterLogsArgs),
+    /// The agent's CPU with idle awslogs containers and stats on.
+    AgentIdle(telemetry::AgentIdleArgs),
+    /// From a container burning CPU to its service's CPUUtilization in GetMetricData.
+    MetricFreshness(telemetry::MetricFreshnessArgs),
     /// The server of `bench fleet` (run by it as a child process; stops when stdin closes).
     #[command(hide = true)]
     FleetServer(fleet::FleetServerArgs),
@@ -34,6 +43,10 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fleet(args) => fleet::run(args).await,
         BenchCommand::Restart(args) => restart::run(args).await,
         BenchCommand::Sigv4(args) => sigv4::run(args).await,
+        BenchCommand::Logs(args) => telemetry::logs(args).await,
+        BenchCommand::FilterLogs(args) => telemetry::filter_logs(args).await,
+        BenchCommand::AgentIdle(args) => telemetry::agent_idle(args).await,
+        BenchCommand::MetricFreshness(args) => telemetry::metric_freshness(args).await,
         BenchCommand::FleetServer(args) => fleet::serve_fleet_server(args).await,
     }
 }

@@ -1,0 +1,222 @@
+//! `berth logs TASK [--container NAME] [--since 10m] [--follow]`: what a task's containers
+//! wrote, read back from CloudWatch Logs where their `awslogs` configuration sent it. Each
+//! line is `TIME CONTAINER  MESSAGE`, oldest first, the containers' lines interleaved by time.
+//! With `--follow`, new lines as they come until the task has stopped and its last lines are
+//! shown (or until interrupted).
+
+use super::api::{ecs, ApiArgs};
+use anyhow::{bail, Context};
+use berth_agent::client::ServerClient;
+use berth_core::telemetry::awslogs::AwsLogs;
+use clap::Args;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::time::Duration;
+
+/// `berth logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The task: its id or ARN.
+    pub task: String,
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// Only this container's lines.
+    #[arg(long)]
+    pub container: Option<String>,
+    /// Only lines written in this last while, e.g. 30s, 10m, 1h.
+    #[arg(long, value_parser = super::parse_duration)]
+    pub since: Option<Duration>,
+    /// Keep printing new lines as they come.
+    #[arg(short, long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Where one container's lines are.
+#[derive(Debug, Clone)]
+struct Source {
+    container: String,
+    group: String,
+    stream: String,
+}
+
+pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
+    let client = args.api.client()?;
+    let task = describe_task(&client, &args.cluster, &args.task).await?;
+    let sources = sources(&client, &task, args.container.as_deref()).await?;
+    let mut groups: BTreeMap<String, Vec<Source>> = BTreeMap::new();
+    for source in sources {
+        groups.entry(source.group.clone()).or_default().push(source);
+    }
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let mut start = args.since.map(|since| now_ms() - since.as_millis() as i64);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut stdout = std::io::stdout();
+    loop {
+        let stopped_before = args.follow
+            && describe_task(&client, &args.cluster, &args.task).await?["lastStatus"] == "STOPPED";
+        let mut events: Vec<(i64, String, String)> = Vec::new();
+        for (group, sources) in &groups {
+            for event in filter_all(&client, group, sources, start).await? {
+                let id = event["eventId"].as_str().unwrap_or_default().to_string();
+                if !seen.insert(id) {
+                    continue;
+                }
+                let stream = event["logStreamName"].as_str().unwrap_or_default();
+                let container = sources
+                    .iter()
+                    .find(|s| s.stream == stream)
+                    .map_or(stream, |s| s.container.as_str());
+                events.push((
+                    event["timestamp"].as_i64().unwrap_or(0),
+                    container.to_string(),
+                    event["message"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        events.sort_by_key(|e| e.0);
+        for (timestamp, container, message) in &events {
+            let seconds = timestamp.div_euclid(1000);
+            let nanos = (timestamp.rem_euclid(1000) * 1_000_000) as u32;
+            let time = berth_core::civil::iso8601(seconds, Some(nanos));
+            // Milliseconds are all CloudWatch keeps.
+            let time = time.replace("000000Z", "Z");
+            writeln!(stdout, "{time} {container}  {message}")?;
+            start = Some(start.map_or(*timestamp, |s| s.max(*timestamp)));
+        }
+        stdout.flush()?;
+        if !args.follow || (stopped_before && events.is_empty()) {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = super::shutdown_signal() => return Ok(()),
+        }
+    }
+}
+
+async fn describe_task(client: &ServerClient, cluster: &str, task: &str) -> anyhow::Result<Value> {
+    let out = ecs(
+        client,
+        "DescribeTasks",
+        json!({"cluster": cluster, "tasks": [task]}),
+    )
+    .await?;
+    match out["tasks"].as_array().and_then(|t| t.first()) {
+        Some(task) => Ok(task.clone()),
+        None => bail!(
+            "no task '{task}' in cluster '{cluster}': {}",
+            out["failures"][0]["reason"].as_str().unwrap_or("MISSING")
+        ),
+    }
+}
+
+/// The log streams of the task's awslogs containers (only `only`'s when given).
+async fn sources(
+    client: &ServerClient,
+    task: &Value,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<Source>> {
+    let arn = task["taskArn"].as_str().unwrap_or_default();
+    let definition = ecs(
+        client,
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": task["taskDefinitionArn"]}),
+    )
+    .await?;
+    let definitions = definition["taskDefinition"]["containerDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(only) = only {
+        if !definitions.iter().any(|d| d["name"] == only) {
+            bail!("the task has no container named '{only}'");
+        }
+    }
+    let mut sources = Vec::new();
+    for def in &definitions {
+        let name = def["name"].as_str().unwrap_or_default();
+        if only.is_some_and(|only| only != name) {
+            continue;
+        }
+        let config = &def["logConfiguration"];
+        if config["logDriver"] != "awslogs" {
+            if only.is_some() {
+                bail!(
+                    "container '{name}' logs with {} rather than awslogs: read it on its host with `docker logs`",
+                    config["logDriver"].as_str().unwrap_or("Docker's default driver")
+                );
+            }
+            continue;
+        }
+        let options: BTreeMap<String, String> =
+            serde_json::from_value(config["options"].clone()).unwrap_or_default();
+        let options = AwsLogs::from_options(&options)
+            .map_err(|e| anyhow::anyhow!("container '{name}': {e}"))?;
+        let runtime_id = task["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["runtimeId"].as_str())
+            .unwrap_or_default();
+        sources.push(Source {
+            container: name.to_string(),
+            group: options.group.clone(),
+            stream: options.stream_name(name, arn, runtime_id),
+        });
+    }
+    if sources.is_empty() {
+        bail!("none of the task's containers logs with the awslogs driver: read them on their host with `docker logs`");
+    }
+    Ok(sources)
+}
+
+/// Every event of `sources`' streams in `group` from `start` on (FilterLogEvents, paged).
+async fn filter_all(
+    client: &ServerClient,
+    group: &str,
+    sources: &[Source],
+    start: Option<i64>,
+) -> anyhow::Result<Vec<Value>> {
+    let mut events = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut input = json!({
+            "logGroupName": group,
+            "logStreamNames": sources.iter().map(|s| s.stream.clone()).collect::<Vec<_>>(),
+        });
+        if let Some(start) = start {
+            input["startTime"] = start.into();
+        }
+        if let Some(token) = &token {
+            input["nextToken"] = token.clone().into();
+        }
+        let page: Value = match client
+            .call_json("logs", "Logs_20140328.FilterLogEvents", &input)
+            .await
+        {
+            Ok(page) => page,
+            // A stream opens as its container starts: none yet is no line yet.
+            Err(berth_agent::client::ClientError::Api { kind, .. })
+                if kind == "ResourceNotFoundException" =>
+            {
+                return Ok(events)
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("FilterLogEvents on log group {group}"))
+            }
+        };
+        events.extend(page["events"].as_array().cloned().unwrap_or_default());
+        token = page["nextToken"].as_str().map(str::to_string);
+        if token.is_none() {
+            return Ok(events);
+        }
+    }
+}
