@@ -211,6 +211,39 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// Binds a listener on `addr`'s IP: first on the port kept in `dir/file` when `kept_first`
+/// (a previous run's, so clients that were told it keep working), then on `addr`'s port, then
+/// on any; the port bound is kept in `dir/file`.
+pub async fn bind_kept_port(
+    dir: &Path,
+    file: &str,
+    addr: std::net::SocketAddr,
+    kept_first: bool,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let kept = std::fs::read_to_string(dir.join(file))
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok());
+    let mut ports: Vec<u16> = Vec::new();
+    if kept_first {
+        ports.extend(kept);
+    }
+    ports.extend([addr.port(), 0]);
+    let mut last = None;
+    for port in ports {
+        match tokio::net::TcpListener::bind(std::net::SocketAddr::new(addr.ip(), port)).await {
+            Ok(listener) => {
+                let port = listener.local_addr()?.port();
+                if kept != Some(port) {
+                    write_private(&dir.join(file), port.to_string().as_bytes())?;
+                }
+                return Ok(listener);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port to listen on")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

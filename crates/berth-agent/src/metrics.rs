@@ -241,31 +241,7 @@ pub fn load_token(dir: &Path) -> std::io::Result<String> {
 /// Binds `/metrics` on `addr`: the port this data dir served on before (when `addr` names
 /// the default port), else `addr`'s, else any; the port is kept in the data dir.
 pub async fn bind(dir: &Path, addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let kept = std::fs::read_to_string(dir.join(PORT_FILE))
-        .ok()
-        .and_then(|p| p.trim().parse::<u16>().ok());
-    let mut ports: Vec<u16> = Vec::new();
-    if addr.port() == DEFAULT_PORT {
-        ports.extend(kept);
-    }
-    ports.extend([addr.port(), 0]);
-    let mut last = None;
-    for port in ports {
-        match tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
-            Ok(listener) => {
-                let port = listener.local_addr()?.port();
-                if kept != Some(port) {
-                    crate::identity::write_private(
-                        &dir.join(PORT_FILE),
-                        port.to_string().as_bytes(),
-                    )?;
-                }
-                return Ok(listener);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no port to listen on")))
+    crate::identity::bind_kept_port(dir, PORT_FILE, addr, addr.port() == DEFAULT_PORT).await
 }
 
 /// Serves `/metrics` on `listener` until the task is dropped.
@@ -312,14 +288,7 @@ async fn respond(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let expected = sources.token.as_bytes();
-    let matches = presented.len() == expected.len()
-        && presented
-            .bytes()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !matches {
+    if !berth_core::sigv4::constant_time_eq(presented.as_bytes(), sources.token.as_bytes()) {
         return answer(
             401,
             "metrics need the token in DATA_DIR/metrics.token as a bearer token\n".into(),

@@ -257,14 +257,7 @@ pub async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let expected = app.metrics_token.as_bytes();
-    let matches = presented.len() == expected.len()
-        && presented
-            .bytes()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !matches {
+    if !berth_core::sigv4::constant_time_eq(presented.as_bytes(), app.metrics_token.as_bytes()) {
         let mut response = (
             StatusCode::UNAUTHORIZED,
             "metrics need the token in DATA_DIR/metrics.token as a bearer token\n",

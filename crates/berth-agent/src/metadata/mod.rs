@@ -175,28 +175,7 @@ pub fn load_key(dir: &Path) -> std::io::Result<[u8; 32]> {
 /// Binds the endpoint's listener on `ip`: the port this data dir served on before, else
 /// ECS's, else any; the port is kept in the data dir.
 pub async fn bind(dir: &Path, ip: IpAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let kept = std::fs::read_to_string(dir.join(PORT_FILE))
-        .ok()
-        .and_then(|p| p.trim().parse::<u16>().ok());
-    let mut ports: Vec<u16> = kept.into_iter().collect();
-    ports.extend([DEFAULT_PORT, 0]);
-    let mut last = None;
-    for port in ports {
-        match tokio::net::TcpListener::bind(SocketAddr::new(ip, port)).await {
-            Ok(listener) => {
-                let port = listener.local_addr()?.port();
-                if kept != Some(port) {
-                    crate::identity::write_private(
-                        &dir.join(PORT_FILE),
-                        port.to_string().as_bytes(),
-                    )?;
-                }
-                return Ok(listener);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no port to listen on")))
+    crate::identity::bind_kept_port(dir, PORT_FILE, SocketAddr::new(ip, DEFAULT_PORT), true).await
 }
 
 /// Serves the endpoint on `listener` until the task is dropped.

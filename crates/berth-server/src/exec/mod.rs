@@ -127,7 +127,7 @@ impl Sessions {
         let fresh = session.issued.elapsed() < TOKEN_LIFETIME;
         if !matches!(session.stage, Stage::Issued)
             || !fresh
-            || !constant_time_eq(session.token.as_bytes(), token.as_bytes())
+            || !berth_core::sigv4::constant_time_eq(session.token.as_bytes(), token.as_bytes())
         {
             return Err(ClaimError::Refused);
         }
@@ -235,10 +235,6 @@ impl Sessions {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -75,6 +75,24 @@ pub async fn call(
         .with_context(|| format!("{op} failed"))
 }
 
+/// A server on loopback with its data under `dir/server` and cluster `cluster`, for the
+/// benchmarks that run real agents; the root user's keys.
+pub async fn local_server(
+    dir: &std::path::Path,
+    cluster: &str,
+) -> anyhow::Result<(berth_server::Server, berth_core::sigv4::Credentials)> {
+    use anyhow::Context;
+    let config = berth_server::ServerConfig {
+        listen: "127.0.0.1:0".parse().context("listen address")?,
+        data_dir: Some(dir.join("server")),
+        ..berth_server::ServerConfig::default()
+    };
+    let server = berth_server::serve(config).await.context("server")?;
+    berth_server::handlers::clusters::ensure_cluster(&server.app(), cluster).await?;
+    let credentials = crate::commands::server_credentials(&dir.join("server"))?;
+    Ok((server, credentials))
+}
+
 #[cfg(test)]
 mod tests {
     use super::quantile;

@@ -32,15 +32,8 @@ pub async fn run(args: RunTaskArgs) -> anyhow::Result<()> {
     }
     let runtime = crate::commands::agent::connect_docker().await?;
     let dir = tempfile::tempdir().context("temp dir")?;
-    let config = berth_server::ServerConfig {
-        listen: "127.0.0.1:0".parse().context("listen address")?,
-        data_dir: Some(dir.path().join("server")),
-        ..berth_server::ServerConfig::default()
-    };
-    let server = berth_server::serve(config).await.context("server")?;
+    let (server, credentials) = super::local_server(dir.path(), "bench").await?;
     let endpoint = format!("http://{}", server.addr());
-    berth_server::handlers::clusters::ensure_cluster(&server.app(), "bench").await?;
-    let credentials = crate::commands::server_credentials(&dir.path().join("server"))?;
     let mut agent_config = AgentConfig::new(
         &endpoint,
         "bench",

@@ -34,15 +34,8 @@ struct Rig {
 impl Rig {
     async fn start() -> anyhow::Result<Rig> {
         let dir = tempfile::tempdir().context("temp dir")?;
-        let config = berth_server::ServerConfig {
-            listen: "127.0.0.1:0".parse().context("listen address")?,
-            data_dir: Some(dir.path().join("server")),
-            ..berth_server::ServerConfig::default()
-        };
-        let server = berth_server::serve(config).await.context("server")?;
+        let (server, credentials) = super::local_server(dir.path(), CLUSTER).await?;
         let endpoint = server.endpoint();
-        berth_server::handlers::clusters::ensure_cluster(&server.app(), CLUSTER).await?;
-        let credentials = crate::commands::server_credentials(&dir.path().join("server"))?;
         let agent = Command::new(std::env::current_exe().context("this program")?)
             .args(["agent", "--server", &endpoint, "--cluster", CLUSTER])
             .arg("--data-dir")
