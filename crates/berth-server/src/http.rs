@@ -530,6 +530,8 @@ async fn handle_json(
             JsonService::Ecs => dispatch(ctx, &op, &body).await,
             JsonService::Logs => crate::logs::dispatch(ctx, &op, &body).await,
             JsonService::CloudWatch => crate::cloudwatch::dispatch_json(ctx, &op, &body).await,
+            JsonService::SecretsManager => crate::secretsmanager::dispatch(ctx, &op, &body).await,
+            JsonService::Ssm => crate::ssm::dispatch(ctx, &op, &body).await,
         }
     })
     .await

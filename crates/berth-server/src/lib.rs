@@ -17,6 +17,8 @@ pub mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod protocol;
+pub mod secretsmanager;
+pub mod ssm;
 pub mod state;
 pub mod sts;
 pub mod telemetry;

@@ -20,6 +20,10 @@ pub enum JsonService {
     Logs,
     /// CloudWatch metrics in its JSON 1.0 form (`GraniteServiceVersion20100801`).
     CloudWatch,
+    /// Secrets Manager (AWS JSON 1.1, `secretsmanager`).
+    SecretsManager,
+    /// SSM Parameter Store (AWS JSON 1.1, `AmazonSSM`).
+    Ssm,
 }
 
 impl JsonService {
@@ -30,6 +34,8 @@ impl JsonService {
             "AmazonEC2ContainerServiceV20141113" => JsonService::Ecs,
             "Logs_20140328" => JsonService::Logs,
             "GraniteServiceVersion20100801" => JsonService::CloudWatch,
+            "secretsmanager" => JsonService::SecretsManager,
+            "AmazonSSM" => JsonService::Ssm,
             _ => return None,
         };
         (!op.is_empty()).then_some((service, op))
@@ -41,13 +47,18 @@ impl JsonService {
             JsonService::Ecs => "ecs",
             JsonService::Logs => "logs",
             JsonService::CloudWatch => "monitoring",
+            JsonService::SecretsManager => "secretsmanager",
+            JsonService::Ssm => "ssm",
         }
     }
 
     /// The content type of this service's answers.
     pub fn content_type(self) -> &'static str {
         match self {
-            JsonService::Ecs | JsonService::Logs => CONTENT_TYPE,
+            JsonService::Ecs
+            | JsonService::Logs
+            | JsonService::SecretsManager
+            | JsonService::Ssm => CONTENT_TYPE,
             JsonService::CloudWatch => "application/x-amz-json-1.0",
         }
     }
