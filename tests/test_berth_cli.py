@@ -137,3 +137,84 @@ def test_inspect_shows_any_resource_and_events_follow_a_service(berth_up: BerthU
             follower.kill()
         ecs.update_service(cluster=CLUSTER, service=service, desiredCount=0)
         ecs.delete_service(cluster=CLUSTER, service=service, force=True)
+
+
+def berth_exit(up: BerthUp, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {**up.server.credentials.env(), "AWS_ENDPOINT_URL": up.server.url, "AWS_DEFAULT_REGION": "us-east-1"}
+    return subprocess.run([str(berth_bin()), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_run_starts_an_image_like_docker_run_and_says_where_it_listens(berth_up: BerthUp, unique):
+    name = unique("runweb")
+    done = berth_exit(berth_up, "run", "busybox", "--name", name, "-p", "80", "-e", "GREETING=hi", "--", "httpd", "-f", "-p", "80")
+    assert done.returncode == 0, done
+    lines = done.stdout.splitlines()
+    assert any(line.endswith("  RUNNING") for line in lines), done.stdout
+    bound = [line for line in lines if "container port 80/tcp at" in line]
+    assert bound, done.stdout
+    task_id = bound[0].split()[0]
+    task = berth_up.ecs.describe_tasks(cluster=CLUSTER, tasks=[task_id])["tasks"][0]
+    assert task["taskDefinitionArn"].endswith(f"task-definition/{name}:1")
+    port = task["containers"][0]["networkBindings"][0]["hostPort"]
+    assert all(line.endswith(f":{port}") for line in bound), bound
+    definition = berth_up.ecs.describe_task_definition(taskDefinition=name)["taskDefinition"]
+    [container] = definition["containerDefinitions"]
+    assert container["environment"] == [{"name": "GREETING", "value": "hi"}]
+    assert container["command"] == ["httpd", "-f", "-p", "80"]
+    assert container["memoryReservation"] == 128
+    berth_up.ecs.stop_task(cluster=CLUSTER, task=task_id)
+
+    # A task that cannot run: exit 1, and why.
+    done = berth_exit(berth_up, "run", "busybox", "--name", unique("runfail"), "--", "false")
+    assert done.returncode == 1, done
+    assert "stopped: Essential container in task exited" in done.stdout, done.stdout
+    # A bad -p says what to write instead.
+    done = berth_exit(berth_up, "run", "busybox", "-p", "web")
+    assert done.returncode != 0 and "is not a port" in done.stderr, done
+
+
+# An empty tar archive: an image with no files at all.
+_EMPTY_TAR = bytes(10240)
+
+
+def test_deploy_and_scale_follow_the_rollout_and_exit_with_its_outcome(berth_up: BerthUp, unique):
+    ecs = berth_up.ecs
+    family, service = unique("dep"), unique("dep")
+    ecs.register_task_definition(
+        family=family,
+        containerDefinitions=[{"name": "app", "image": "busybox", "memory": 16, "command": ["sleep", "3600"]}],
+    )
+    ecs.create_service(
+        cluster=CLUSTER,
+        serviceName=service,
+        taskDefinition=family,
+        desiredCount=1,
+        deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+    )
+    try:
+        ecs.get_waiter("services_stable").wait(cluster=CLUSTER, services=[service], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        done = berth_exit(berth_up, "scale", service, "2")
+        assert done.returncode == 0, done
+        assert done.stdout.strip().endswith(f"deployment of {service} completed"), done.stdout
+        assert "desired   2  pending   0  running   2" in done.stdout, done.stdout
+        assert len(ecs.list_tasks(cluster=CLUSTER, serviceName=service)["taskArns"]) == 2
+
+        # A new image (the same one under another tag) rolls out: a new revision, exit 0.
+        subprocess.run(["docker", "tag", "busybox:latest", f"busybox:{service}"], check=True)
+        done = berth_exit(berth_up, "deploy", service, "--image", f"app=busybox:{service}")
+        assert done.returncode == 0, done
+        assert f"registered {family}:2" in done.stdout
+        assert f"{family}:2" in done.stdout and "COMPLETED" in done.stdout, done.stdout
+        described = ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]
+        assert described["taskDefinition"].endswith(f"{family}:2")
+
+        # An image without the command's program fails every task; the breaker rolls back: exit 1.
+        empty = f"berth-test/empty:{service}"
+        subprocess.run(["docker", "import", "-", empty], input=_EMPTY_TAR, check=True, capture_output=True)
+        done = berth_exit(berth_up, "deploy", service, "--image", f"app={empty}", "--timeout", "4m", timeout=300)
+        assert done.returncode == 1, done
+        assert "failed and was rolled back" in done.stdout.splitlines()[-1], done.stdout
+        assert "event:" in done.stdout, "the service's events are shown as they come"
+    finally:
+        ecs.delete_service(cluster=CLUSTER, service=service, force=True)
+        subprocess.run(["docker", "rmi", f"busybox:{service}", f"berth-test/empty:{service}"], capture_output=True)

@@ -45,6 +45,12 @@ enum Command {
     Events(commands::events::EventsArgs),
     /// Print what a task's containers wrote (awslogs), and with --follow new lines as they come.
     Logs(commands::logs::LogsArgs),
+    /// Run an image as a task, like `docker run -d`, and follow it until it runs.
+    Run(commands::run::RunArgs),
+    /// Roll a new image out to a service, following the deployment live.
+    Deploy(commands::deploy::DeployArgs),
+    /// Change a service's desired count, following the change live.
+    Scale(commands::deploy::ScaleArgs),
     /// Measure Berth against its targets and print the figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -87,6 +93,9 @@ fn run() -> anyhow::Result<i32> {
             Command::Inspect(args) => commands::inspect::run(args).await.map(|()| 0),
             Command::Events(args) => commands::events::run(args).await.map(|()| 0),
             Command::Logs(args) => commands::logs::run(args).await.map(|()| 0),
+            Command::Run(args) => commands::run::run(args).await,
+            Command::Deploy(args) => commands::deploy::deploy(args).await,
+            Command::Scale(args) => commands::deploy::scale(args).await,
             Command::Bench(command) => commands::bench::run(command).await.map(|()| 0),
         }
     })

@@ -3,12 +3,15 @@
 pub mod agent;
 pub mod api;
 pub mod bench;
+pub mod deploy;
 pub mod events;
 pub mod exec;
 pub mod inspect;
 pub mod instances;
 pub mod logs;
+pub mod progress;
 pub mod ps;
+pub mod run;
 pub mod server;
 pub mod services;
 pub mod up;
