@@ -165,8 +165,22 @@ pub async fn run(
         previous = recovery::previous_identity(&config, &home, runtime.as_ref()) => previous?,
         _ = &mut shutdown => return Ok(()),
     };
+    // The endpoints are bound first, so the registration claims only what they serve.
+    let metadata = if config.metadata_endpoint {
+        metadata_listener(&config, runtime.as_ref()).await
+    } else {
+        None
+    };
+    let served = if metadata
+        .as_ref()
+        .is_some_and(|(m, _)| m.serves_credentials())
+    {
+        crate::host::TASK_ROLE_CAPABILITIES
+    } else {
+        &[]
+    };
     let identity = tokio::select! {
-        identity = register::register(&config, &client, &info, previous) => identity?,
+        identity = register::register(&config, &client, &info, previous, served) => identity?,
         _ = &mut shutdown => return Ok(()),
     };
     let instance_id = identity.instance_id().to_string();
@@ -180,11 +194,6 @@ pub async fn run(
     engine_config.agent_home = Some(home);
     engine_config.pull_timeout = config.pull_timeout;
     engine_config.allowances = config.allowances.clone();
-    let metadata = if config.metadata_endpoint {
-        metadata_listener(&config, runtime.as_ref()).await
-    } else {
-        None
-    };
     engine_config.metadata = metadata.as_ref().map(|(endpoint, _)| Arc::clone(endpoint));
     let logs = Arc::new(crate::logs::LogShipper::new(
         client.clone(),
@@ -197,20 +206,29 @@ pub async fn run(
         engine = start_engine(runtime, engine_config, reports) => engine,
         _ = &mut shutdown => return Ok(()),
     };
-    let metadata_server = metadata.map(|(endpoint, listener)| {
-        tokio::spawn(crate::metadata::serve(
-            listener,
-            endpoint,
-            engine.board(),
-            Arc::clone(&exec_runtime),
-            Arc::new(crate::metadata::AgentLink {
+    let metadata_servers: Vec<_> = metadata
+        .map(|(endpoint, listeners)| {
+            let link = Arc::new(crate::metadata::AgentLink {
                 client: client.clone(),
                 cluster: config.cluster.clone(),
                 instance_id: instance_id.clone(),
                 availability_zone: config.availability_zone.clone(),
-            }),
-        ))
-    });
+                credentials: Arc::default(),
+            });
+            listeners
+                .into_iter()
+                .map(|listener| {
+                    tokio::spawn(crate::metadata::serve(
+                        listener,
+                        Arc::clone(&endpoint),
+                        engine.board(),
+                        Arc::clone(&exec_runtime),
+                        Arc::clone(&link),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let metrics_server = match config.metrics_listen {
         Some(addr) => metrics_listener(&config, addr)
             .await
@@ -258,7 +276,7 @@ pub async fn run(
     if let Some(server) = metrics_server {
         server.abort();
     }
-    if let Some(server) = metadata_server {
+    for server in metadata_servers {
         server.abort();
     }
     drop(engine);
@@ -272,14 +290,15 @@ pub async fn run(
     Ok(())
 }
 
-/// The task metadata endpoint and its listener, on the runtime's bridge gateway (loopback
-/// when it has none); `None` (logged) when it cannot be served.
+/// The task metadata endpoint and its listeners: on the runtime's bridge gateway (loopback
+/// when it has none), and the task credentials endpoint's on 169.254.170.2 when it can be
+/// served there; `None` (logged) when the endpoint cannot be served.
 async fn metadata_listener(
     config: &AgentConfig,
     runtime: &dyn ContainerRuntime,
 ) -> Option<(
     Arc<crate::metadata::MetadataEndpoint>,
-    tokio::net::TcpListener,
+    Vec<tokio::net::TcpListener>,
 )> {
     let ip = runtime
         .bridge_gateway()
@@ -292,19 +311,30 @@ async fn metadata_listener(
         Err(e) => Err(e),
     };
     let served = bound.and_then(|(key, listener)| Ok((key, listener.local_addr()?, listener)));
-    match served {
-        Ok((key, addr, listener)) => {
-            tracing::info!(%addr, "serving the task metadata endpoint");
-            Some((
-                Arc::new(crate::metadata::MetadataEndpoint::new(addr, key)),
-                listener,
-            ))
-        }
+    let (key, addr, listener) = match served {
+        Ok(served) => served,
         Err(e) => {
             tracing::warn!("no task metadata endpoint: {e}");
-            None
+            return None;
         }
+    };
+    tracing::info!(%addr, "serving the task metadata endpoint");
+    let mut endpoint = crate::metadata::MetadataEndpoint::new(addr, key);
+    let mut listeners = vec![listener];
+    match crate::metadata::credentials::bind(&config.data_dir).await {
+        Ok(credentials) => match credentials.local_addr() {
+            Ok(at) => {
+                tracing::info!(addr = %at, "serving task role credentials");
+                endpoint = endpoint.with_credentials(at);
+                listeners.push(credentials);
+            }
+            Err(e) => tracing::warn!("no task credentials endpoint: {e}"),
+        },
+        Err(e) => tracing::warn!(
+            "no task credentials endpoint (tasks with a taskRoleArn will not start): {e}"
+        ),
     }
+    Some((Arc::new(endpoint), listeners))
 }
 
 /// The `/metrics` listener and its token; `None` (logged) when it cannot be served.

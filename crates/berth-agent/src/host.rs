@@ -21,6 +21,12 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     "ecs.capability.execute-command",
 ];
 
+/// Advertised when the agent serves task role credentials (`crate::metadata::credentials`).
+pub const TASK_ROLE_CAPABILITIES: &[&str] = &[
+    "com.amazonaws.ecs.capability.task-iam-role",
+    "com.amazonaws.ecs.capability.task-iam-role-network-host",
+];
+
 /// Advertised when the agent runs privileged containers (`--allow-privileged`).
 pub const PRIVILEGED_CAPABILITY: &str = "com.amazonaws.ecs.capability.privileged-container";
 
@@ -34,9 +40,14 @@ const DOCKER_API_MINOR_OLDEST: u32 = 17;
 /// has on `runtime` with `allowances`: the Docker Remote API versions the daemon speaks, its
 /// logging drivers (but those Berth refuses: `awslogs`, `awsfirelens`) and `none`, its
 /// volume drivers (`ecs.capability.docker-plugin.<driver>`), privileged containers only when
-/// allowed, and the agent's own capabilities. Nothing Berth cannot do yet is claimed: no task
-/// IAM roles, secrets, awsvpc (task ENIs), EFS, FireLens or ECR authentication.
-pub fn capabilities(runtime: &RuntimeInfo, allowances: &Allowances) -> Vec<String> {
+/// allowed, the agent's own capabilities, and `served`: those of the endpoints it could open
+/// (task IAM roles when it serves task credentials). Nothing Berth cannot do yet is claimed:
+/// no secrets, awsvpc (task ENIs), EFS, FireLens or ECR authentication.
+pub fn capabilities(
+    runtime: &RuntimeInfo,
+    allowances: &Allowances,
+    served: &[&str],
+) -> Vec<String> {
     let newest = runtime
         .api_version
         .as_deref()
@@ -78,6 +89,7 @@ pub fn capabilities(runtime: &RuntimeInfo, allowances: &Allowances) -> Vec<Strin
         out.push(PRIVILEGED_CAPABILITY.to_string());
     }
     out.extend(AGENT_CAPABILITIES.iter().map(|c| c.to_string()));
+    out.extend(served.iter().map(|c| c.to_string()));
     out
 }
 
@@ -239,7 +251,7 @@ mod tests {
             ("stack".to_string(), Some("prod".to_string())),
             ("ecs.os-type".to_string(), Some("windows".to_string())),
         ];
-        let capabilities = capabilities(&RuntimeInfo::stock("27.1.0"), &Allowances::default());
+        let capabilities = capabilities(&RuntimeInfo::stock("27.1.0"), &Allowances::default(), &[]);
         let attributes = attributes(Some("eu-west-1a"), &capabilities, &custom);
         let get = |name: &str| {
             attributes
@@ -282,7 +294,7 @@ mod tests {
             log_drivers: vec!["json-file".into(), "splunk".into(), "awslogs".into()],
             volume_drivers: vec!["local".into(), "rexray/ebs".into()],
         };
-        let plain = capabilities(&runtime, &Allowances::default());
+        let plain = capabilities(&runtime, &Allowances::default(), &[]);
         let has = |list: &[String], name: &str| list.iter().any(|c| c == name);
         for expected in [
             "com.amazonaws.ecs.capability.docker-remote-api.1.17",
@@ -302,7 +314,7 @@ mod tests {
         for absent in [
             "com.amazonaws.ecs.capability.docker-remote-api.1.49",
             "com.amazonaws.ecs.capability.docker-remote-api.1.16",
-            // Berth has no task roles, secrets, awsvpc or ECR auth yet.
+            // Only with task credentials served; no secrets, awsvpc or ECR auth yet.
             "com.amazonaws.ecs.capability.logging-driver.syslog",
             PRIVILEGED_CAPABILITY,
             "com.amazonaws.ecs.capability.task-iam-role",
@@ -319,15 +331,19 @@ mod tests {
                 privileged: true,
                 ..Allowances::default()
             },
+            &[],
         );
         assert!(has(&privileged, PRIVILEGED_CAPABILITY));
         assert_eq!(privileged.len(), plain.len() + 1);
+        let roles = capabilities(&runtime, &Allowances::default(), TASK_ROLE_CAPABILITIES);
+        assert!(has(&roles, "com.amazonaws.ecs.capability.task-iam-role"));
+        assert_eq!(roles.len(), plain.len() + 2);
     }
 
     #[test]
     fn every_capability_the_agent_claims_for_a_task_definition_is_one_ecs_names() {
         use berth_core::task_definition::CAPABILITY_ATTRIBUTES;
-        let stock = capabilities(&RuntimeInfo::stock("27.1.0"), &Allowances::default());
+        let stock = capabilities(&RuntimeInfo::stock("27.1.0"), &Allowances::default(), &[]);
         for c in &stock {
             let named = CAPABILITY_ATTRIBUTES.contains(&c.as_str())
                 || c.starts_with("com.amazonaws.ecs.capability.logging-driver.")

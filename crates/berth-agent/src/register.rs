@@ -34,6 +34,7 @@ pub fn request(
     config: &AgentConfig,
     runtime: &RuntimeInfo,
     previous: Option<&Identity>,
+    served: &[&str],
 ) -> RegisterRequest {
     let resources = host::host_resources(config.memory_reserve_mib);
     RegisterRequest {
@@ -50,7 +51,7 @@ pub fn request(
         },
         attributes: host::attributes(
             config.availability_zone.as_deref(),
-            &host::capabilities(runtime, &config.allowances),
+            &host::capabilities(runtime, &config.allowances, served),
             &config.attributes,
         ),
         container_instance_arn: previous.map(|p| p.container_instance_arn.clone()),
@@ -66,8 +67,9 @@ pub async fn register(
     client: &ServerClient,
     runtime: &RuntimeInfo,
     previous: Option<Identity>,
+    served: &[&str],
 ) -> Result<Identity, AgentError> {
-    let request = request(config, runtime, previous.as_ref());
+    let request = request(config, runtime, previous.as_ref(), served);
     let mut backoff = Backoff::default();
     let mut attempts = 0u32;
     let response: RegisterResponse = loop {
@@ -120,7 +122,7 @@ mod tests {
             crate::credentials::for_fake_servers(),
         );
         let runtime = RuntimeInfo::stock("27.1.0");
-        let fresh = request(&config, &runtime, None);
+        let fresh = request(&config, &runtime, None, &[]);
         let json = serde_json::to_value(&fresh).expect("json");
         assert_eq!(json["cluster"], "demo");
         assert!(json.get("containerInstanceArn").is_none());
@@ -130,7 +132,8 @@ mod tests {
             cluster: "demo".into(),
             container_instance_arn: "arn:x/demo/abc".into(),
         };
-        let again = serde_json::to_value(request(&config, &runtime, Some(&kept))).expect("json");
+        let again =
+            serde_json::to_value(request(&config, &runtime, Some(&kept), &[])).expect("json");
         assert_eq!(again["containerInstanceArn"], "arn:x/demo/abc");
     }
 }

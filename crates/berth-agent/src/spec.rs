@@ -422,7 +422,12 @@ fn with_metadata(
     container: &str,
 ) -> Vec<(String, String)> {
     if let Some(endpoint) = ctx.metadata {
-        for (name, value) in endpoint.environment(ctx.task_arn, container) {
+        let has_role = ctx
+            .overrides
+            .and_then(|o| o.task_role_arn.as_deref())
+            .or(ctx.task_definition.task_role_arn.as_deref())
+            .is_some_and(|arn| !arn.is_empty());
+        for (name, value) in endpoint.environment(ctx.task_arn, container, has_role) {
             if !env.iter().any(|(n, _)| *n == name) {
                 env.push((name, value));
             }

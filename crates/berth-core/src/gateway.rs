@@ -45,6 +45,9 @@ pub const DESIRED_PATH: &str = "/v1/agent/desired";
 /// `cluster`, `containerInstance`, `task` and, to change it, `protectionEnabled` and
 /// `expiresInMinutes`; answered as UpdateTaskProtection (GetTaskProtection) answers.
 pub const TASK_PROTECTION_PATH: &str = "/v1/agent/task-protection";
+/// Path of a task's role credentials, asked by its agent for the task's containers: `POST`
+/// with a [`TaskCredentialsRequest`]; answered with [`TaskCredentials`].
+pub const TASK_CREDENTIALS_PATH: &str = "/v1/agent/task-credentials";
 /// Path of the heartbeat: `POST` with a [`Heartbeat`] body.
 pub const HEARTBEAT_PATH: &str = "/v1/agent/heartbeat";
 
@@ -194,6 +197,29 @@ impl DesiredTracker {
 pub struct Heartbeat {
     pub cluster: String,
     pub container_instance: String,
+}
+
+/// Which task's role credentials an agent asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskCredentialsRequest {
+    pub cluster: String,
+    pub container_instance: String,
+    /// The task's ARN.
+    pub task: String,
+}
+
+/// Temporary credentials of a task's role, in the shape ECS's credentials endpoint answers
+/// (`AWS_CONTAINER_CREDENTIALS_FULL_URI`), which the AWS SDKs read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskCredentials {
+    pub role_arn: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub token: String,
+    /// RFC 3339 (`2026-12-01T06:00:00Z`).
+    pub expiration: String,
 }
 
 /// Input of SubmitTaskStateChange, as agents send it.

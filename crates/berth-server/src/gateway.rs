@@ -138,6 +138,32 @@ pub(crate) fn agent_instance(
     Ok(arn)
 }
 
+/// Task `task` of `cluster`, which must run on the agent's instance `instance_arn`
+/// (`AccessDeniedException` otherwise: an agent acts only for its own tasks).
+pub(crate) fn task_on_instance(
+    app: &App,
+    cluster: &str,
+    task: &str,
+    instance_arn: &str,
+) -> Result<Arc<crate::state::TaskEntry>, ApiError> {
+    let key = crate::handlers::task_lookup::task_key_of(cluster, task).map_err(|_| {
+        ApiError::new(
+            "AccessDeniedException",
+            format!("Task {task} does not run on container instance {instance_arn}."),
+        )
+    })?;
+    app.snapshot()
+        .task(&key)
+        .filter(|entry| entry.task.container_instance_arn.as_deref() == Some(instance_arn))
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                "AccessDeniedException",
+                format!("Task {task} does not run on container instance {instance_arn}."),
+            )
+        })
+}
+
 /// What one connection has told its agent: the `desired_revision` of each task it holds.
 #[derive(Debug, Default)]
 pub struct Told {
@@ -384,19 +410,8 @@ pub async fn task_protection(
         Ok(arn) => arn,
         Err(e) => return e.into_response(),
     };
-    let on_instance = crate::handlers::task_lookup::task_key_of(&asked.cluster, &asked.task)
-        .ok()
-        .and_then(|key| app.snapshot().task(&key).cloned())
-        .is_some_and(|entry| entry.task.container_instance_arn.as_deref() == Some(arn.as_str()));
-    if !on_instance {
-        return ApiError::new(
-            "AccessDeniedException",
-            format!(
-                "Task {} does not run on container instance {arn}.",
-                asked.task
-            ),
-        )
-        .into_response();
+    if let Err(e) = task_on_instance(&app, &asked.cluster, &asked.task, &arn) {
+        return e.into_response();
     }
     let ctx = Ctx { app, caller };
     let answer = match asked.protection_enabled {

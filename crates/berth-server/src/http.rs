@@ -86,6 +86,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(crate::gateway::task_protection),
         )
         .route(
+            berth_core::gateway::TASK_CREDENTIALS_PATH,
+            post(crate::sts::task_credentials::issue),
+        )
+        .route(
             berth_core::telemetry::LOGS_PATH,
             post(crate::telemetry::logs::ship),
         )

@@ -20,6 +20,7 @@ impl TaskRunner {
         if self.slots.iter().all(|s| s.phase != Phase::NotCreated) {
             return Ok(());
         }
+        self.credentials_served()?;
         let td = with_bind_sources_resolved(&self.assigned.task_definition, real_path);
         let refusals = check(&td, &self.shared.config.allowances);
         let Some(first) = refusals.first() else {
@@ -34,6 +35,33 @@ impl TaskRunner {
         Err(StopCause::Failed {
             container,
             reason: format!("CannotCreateContainerError: {}", messages.join(" ")),
+        })
+    }
+}
+
+impl TaskRunner {
+    /// A task with a role needs the task credentials endpoint: without it, its containers
+    /// would run with no credentials and fail later in ways that name nothing.
+    fn credentials_served(&self) -> Result<(), StopCause> {
+        let has_role = crate::metadata::credentials::task_role(
+            &self.assigned.task,
+            &self.assigned.task_definition,
+        )
+        .is_some();
+        let served = self
+            .shared
+            .config
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.serves_credentials());
+        if !has_role || served {
+            return Ok(());
+        }
+        Err(StopCause::Failed {
+            container: self.slots.first().map(|s| s.name.clone()).unwrap_or_default(),
+            reason: "ResourceInitializationError: unable to provide the task role's credentials: \
+                     this agent serves no task credentials endpoint on 169.254.170.2 (its log says why)"
+                .into(),
         })
     }
 }

@@ -12,6 +12,7 @@
 //!   the agent's data dir (0600): a container knows its own and can find no other, so it sees
 //!   only its own task. It survives agent restarts, so re-adopted containers keep working.
 
+pub mod credentials;
 pub mod shapes;
 
 use crate::runtime::ContainerRuntime;
@@ -35,6 +36,8 @@ pub struct MetadataEndpoint {
     /// `http://ADDR:PORT`.
     base: String,
     key: [u8; 32],
+    /// `http://169.254.170.2:PORT` of the task credentials endpoint, when it is served.
+    credentials_base: Option<String>,
 }
 
 impl std::fmt::Debug for MetadataEndpoint {
@@ -50,7 +53,25 @@ impl MetadataEndpoint {
         MetadataEndpoint {
             base: format!("http://{addr}"),
             key,
+            credentials_base: None,
         }
+    }
+
+    /// The endpoint, also serving task credentials on `addr` (`credentials`).
+    pub fn with_credentials(mut self, addr: SocketAddr) -> MetadataEndpoint {
+        self.credentials_base = Some(format!("http://{addr}"));
+        self
+    }
+
+    /// Whether it serves task credentials.
+    pub fn serves_credentials(&self) -> bool {
+        self.credentials_base.is_some()
+    }
+
+    /// The token of task `task_arn`'s credentials: 40 hex digits.
+    pub fn credentials_token(&self, task_arn: &str) -> String {
+        let mac = berth_core::sigv4::hmac(&self.key, format!("{task_arn}\ncredentials").as_bytes());
+        mac[..20].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The token of container `container` of task `task_arn`: 40 hex digits.
@@ -59,11 +80,30 @@ impl MetadataEndpoint {
         mac[..20].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The environment ECS gives the container: the v4 and v3 URIs, and the agent's URI
-    /// (task scale-in protection).
-    pub fn environment(&self, task_arn: &str, container: &str) -> Vec<(String, String)> {
+    /// The environment ECS gives the container: the v4 and v3 URIs, the agent's URI (task
+    /// scale-in protection) and, for a task with a role, its credentials' URI.
+    pub fn environment(
+        &self,
+        task_arn: &str,
+        container: &str,
+        has_role: bool,
+    ) -> Vec<(String, String)> {
         let token = self.token(task_arn, container);
-        vec![
+        let credentials = self
+            .credentials_base
+            .as_ref()
+            .filter(|_| has_role)
+            .map(|base| {
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI".to_string(),
+                    format!(
+                        "{base}{}{}",
+                        credentials::PATH_PREFIX,
+                        self.credentials_token(task_arn)
+                    ),
+                )
+            });
+        let mut env = vec![
             ("ECS_AGENT_URI".into(), format!("{}/api/{token}", self.base)),
             (
                 "ECS_CONTAINER_METADATA_URI_V4".into(),
@@ -73,7 +113,9 @@ impl MetadataEndpoint {
                 "ECS_CONTAINER_METADATA_URI".into(),
                 format!("{}/v3/{token}", self.base),
             ),
-        ]
+        ];
+        env.extend(credentials);
+        env
     }
 }
 
@@ -126,6 +168,15 @@ impl TaskBoard {
         self.write().remove(arn);
     }
 
+    /// The first task whose ARN `matches` says.
+    pub fn find_task(&self, matches: impl Fn(&str) -> bool) -> Option<Posted> {
+        let tasks = self.tasks.read().unwrap_or_else(|p| p.into_inner());
+        tasks
+            .iter()
+            .find(|(arn, _)| matches(arn))
+            .map(|(_, posted)| posted.clone())
+    }
+
     /// The task and container name `token` belongs to.
     pub fn find(&self, endpoint: &MetadataEndpoint, token: &str) -> Option<(Posted, String)> {
         let tasks = self.tasks.read().unwrap_or_else(|p| p.into_inner());
@@ -156,6 +207,8 @@ pub struct AgentLink {
     pub instance_id: String,
     /// Its `ecs.availability-zone`, if it has one.
     pub availability_zone: Option<String>,
+    /// The task role credentials fetched for its tasks.
+    pub credentials: std::sync::Arc<credentials::Cache>,
 }
 
 /// The endpoint's key from `dir`, made (0600) on first use.
@@ -264,7 +317,7 @@ mod tests {
         assert_ne!(token, one.token("arn:task/a", "sidecar"));
         assert_ne!(token, one.token("arn:task/b", "web"));
         assert_ne!(token, other.token("arn:task/a", "web"));
-        let env = one.environment("arn:task/a", "web");
+        let env = one.environment("arn:task/a", "web", true);
         assert_eq!(
             env,
             vec![
@@ -280,8 +333,29 @@ mod tests {
                     "ECS_CONTAINER_METADATA_URI".to_string(),
                     format!("http://172.17.0.1:51679/v3/{token}")
                 ),
-            ]
+            ],
+            "no credentials URI where none is served"
         );
+    }
+
+    #[test]
+    fn a_task_with_a_role_gets_its_credentials_uri_and_no_other_task_can_compute_it() {
+        let addr: SocketAddr = "172.17.0.1:51679".parse().expect("addr");
+        let creds: SocketAddr = "169.254.170.2:80".parse().expect("addr");
+        let endpoint = MetadataEndpoint::new(addr, [1; 32]).with_credentials(creds);
+        let token = endpoint.credentials_token("arn:task/a");
+        assert_eq!(token.len(), 40);
+        assert_ne!(token, endpoint.credentials_token("arn:task/b"));
+        assert_ne!(token, endpoint.token("arn:task/a", "web"));
+        let env = endpoint.environment("arn:task/a", "web", true);
+        assert!(env.contains(&(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI".to_string(),
+            format!("http://169.254.170.2:80/v2/credentials/{token}")
+        )));
+        let without_role = endpoint.environment("arn:task/a", "web", false);
+        assert!(!without_role
+            .iter()
+            .any(|(name, _)| name.starts_with("AWS_CONTAINER_CREDENTIALS")));
     }
 
     #[tokio::test]

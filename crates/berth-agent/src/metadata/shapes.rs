@@ -79,6 +79,18 @@ pub async fn answer(
             "the metadata endpoint answers GET",
         );
     }
+    if let Some(token) = path.strip_prefix(super::credentials::PATH_PREFIX) {
+        return match super::credentials::answer(endpoint, board, link, token).await {
+            Ok(credentials) => (
+                StatusCode::OK,
+                serde_json::to_vec(&credentials).unwrap_or_default(),
+            ),
+            Err((status, message)) => error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                &message,
+            ),
+        };
+    }
     let Some((token, route)) = route(path) else {
         return error(StatusCode::NOT_FOUND, "no such metadata path");
     };

@@ -77,7 +77,8 @@ fn principal_matches(principals: &Principals, caller: &str) -> bool {
         Principal::Anyone => true,
         Principal::Account(account) => account_of(caller) == Some(account.as_str()),
         Principal::Arn(arn) => arn == caller || is_session_of(caller, arn),
-        Principal::Other { .. } => false,
+        // A service (`ecs-tasks.amazonaws.com`) calls as its own name.
+        Principal::Other { kind, value } => kind == "Service" && value == caller,
     });
     named != principals.negated
 }

@@ -9,8 +9,9 @@
 //!   escapes) only in `2012-10-17` documents, in `Resource`, `NotResource` and condition values.
 //! - `Effect`, `Action`/`NotAction` (case-insensitive, `*` and `?`), `Resource`/`NotResource`
 //!   (case-sensitive, `*` and `?` over the whole ARN), `Principal`/`NotPrincipal` (`"*"`,
-//!   `AWS` ARNs, account roots and bare account ids; `Service`, `Federated` and
-//!   `CanonicalUser` parse but match no caller).
+//!   `AWS` ARNs, account roots and bare account ids; `Service` names match a service calling
+//!   as its own name, as Berth's agents ask for task role credentials as
+//!   `ecs-tasks.amazonaws.com`; `Federated` and `CanonicalUser` parse but match no caller).
 //! - Every condition operator of the language (`String*`, `Numeric*`, `Date*`, `Bool`,
 //!   `BinaryEquals`, `IpAddress`/`NotIpAddress`, `Arn*`, `Null`), the `...IfExists` suffix and
 //!   the `ForAnyValue:`/`ForAllValues:` set qualifiers.

@@ -1,6 +1,8 @@
 //! STS on the ECS endpoint (query protocol): GetCallerIdentity, and AssumeRole, which hands
 //! out temporary credentials for a role whose trust policy names the caller.
 
+pub mod task_credentials;
+
 use crate::auth::session::Session;
 use crate::auth::Principal;
 use crate::dispatch::Ctx;

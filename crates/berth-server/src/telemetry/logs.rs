@@ -2,10 +2,10 @@
 //! task definition's `awslogs` options name. The agent may ship only for tasks on its own
 //! instance, and only where their definitions say.
 
-use super::task_on_instance;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::gateway::task_on_instance;
 use crate::logs::SourcedEvent;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};

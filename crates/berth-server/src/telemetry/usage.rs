@@ -12,11 +12,11 @@
 //! average over its ticks. Tasks that reserve no CPU (or memory) count in the cluster's
 //! figure but not in their service's, which has nothing to divide by.
 
-use super::task_on_instance;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::cloudwatch::{Datum, StatisticSet};
 use crate::error::ApiError;
+use crate::gateway::task_on_instance;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};

@@ -82,10 +82,13 @@ fn star_principal_matches_everyone() {
 }
 
 #[test]
-fn service_principal_parses_but_matches_no_caller() {
+fn a_service_principal_matches_only_that_service_calling_as_itself() {
     let p = trust(r#"{"Service": "ecs-tasks.amazonaws.com"}"#);
     assert!(!may_assume(&p, ALICE));
-    assert!(!may_assume(&p, "ecs-tasks.amazonaws.com"));
+    assert!(may_assume(&p, "ecs-tasks.amazonaws.com"));
+    assert!(!may_assume(&p, "lambda.amazonaws.com"));
+    let federated = trust(r#"{"Federated": "cognito-identity.amazonaws.com"}"#);
+    assert!(!may_assume(&federated, "cognito-identity.amazonaws.com"));
 }
 
 #[test]
