@@ -59,6 +59,11 @@ pub struct AgentConfig {
     pub usage_reports: bool,
     /// Where to serve the agent's `/metrics` (`crate::metrics`); `None`: nowhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// When images are pulled (ECS's `ECS_IMAGE_PULL_BEHAVIOR`; `default` pulls every time
+    /// and falls back to the host's image).
+    pub pull_behavior: crate::engine::PullBehavior,
+    /// Registry credentials for every pull (`--registry-auth`, a Docker `config.json`).
+    pub registry_auth: Option<Arc<crate::registry::DockerConfig>>,
 }
 
 impl AgentConfig {
@@ -88,6 +93,8 @@ impl AgentConfig {
             allowances: Default::default(),
             metadata_endpoint: true,
             usage_reports: true,
+            pull_behavior: crate::engine::PullBehavior::Default,
+            registry_auth: None,
             metrics_listen: Some(std::net::SocketAddr::from((
                 std::net::Ipv4Addr::LOCALHOST,
                 crate::metrics::DEFAULT_PORT,
@@ -193,6 +200,8 @@ pub async fn run(
     engine_config.default_stop_timeout = config.default_stop_timeout;
     engine_config.agent_home = Some(home);
     engine_config.pull_timeout = config.pull_timeout;
+    engine_config.pull_behavior = config.pull_behavior;
+    engine_config.registry_auth = config.registry_auth.clone();
     engine_config.allowances = config.allowances.clone();
     engine_config.metadata = metadata.as_ref().map(|(endpoint, _)| Arc::clone(endpoint));
     let logs = Arc::new(crate::logs::LogShipper::new(

@@ -53,6 +53,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod recovery;
 pub mod register;
+pub mod registry;
 pub mod reporter;
 pub mod runtime;
 pub mod spec;

@@ -79,8 +79,12 @@ impl ContainerRuntime for MeasuredRuntime {
     async fn image_present(&self, image: &str) -> Result<bool> {
         measured!(self, "image_present", self.inner.image_present(image))
     }
-    async fn pull_image(&self, image: &str) -> Result<()> {
-        measured!(self, "pull_image", self.inner.pull_image(image))
+    async fn pull_image(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+    ) -> Result<()> {
+        measured!(self, "pull_image", self.inner.pull_image(image, auth))
     }
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         measured!(self, "create_container", self.inner.create_container(spec))

@@ -301,7 +301,7 @@ async fn pulling_an_image_that_does_not_exist_names_it_in_the_error() {
     let image = format!("localhost:1/berth-no-such-image-{}", &fx.run_id[..8]);
     let err = fx
         .runtime
-        .pull_image(&image)
+        .pull_image(&image, None)
         .await
         .expect_err("the pull fails");
     match &err {

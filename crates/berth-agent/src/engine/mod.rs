@@ -58,6 +58,39 @@ pub struct EngineConfig {
     pub metadata: Option<Arc<crate::metadata::MetadataEndpoint>>,
     /// The awslogs driver; without it, containers that log with awslogs cannot start.
     pub logs: Option<Arc<crate::logs::LogShipper>>,
+    /// When images are pulled (ECS's `ECS_IMAGE_PULL_BEHAVIOR`).
+    pub pull_behavior: PullBehavior,
+    /// Registry credentials for every pull (a Docker `config.json`).
+    pub registry_auth: Option<Arc<crate::registry::DockerConfig>>,
+}
+
+/// When the agent pulls a task's images, as ECS's `ECS_IMAGE_PULL_BEHAVIOR` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullBehavior {
+    /// Pull every time; when the pull fails, run the image the host has, if any.
+    #[default]
+    Default,
+    /// Pull every time; a failed pull fails the task.
+    Always,
+    /// Pull the first time this agent runs the image, then use the host's.
+    Once,
+    /// Use the host's image; pull only when it has none.
+    PreferCached,
+}
+
+impl std::str::FromStr for PullBehavior {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "default" => Ok(PullBehavior::Default),
+            "always" => Ok(PullBehavior::Always),
+            "once" => Ok(PullBehavior::Once),
+            "prefer-cached" => Ok(PullBehavior::PreferCached),
+            other => Err(format!(
+                "'{other}' is not an image pull behavior: use default, always, once or prefer-cached"
+            )),
+        }
+    }
 }
 
 impl EngineConfig {
@@ -75,6 +108,8 @@ impl EngineConfig {
             allowances: Allowances::default(),
             metadata: None,
             logs: None,
+            pull_behavior: PullBehavior::Default,
+            registry_auth: None,
         }
     }
 }
@@ -89,6 +124,8 @@ pub(crate) struct Shared {
     outage: Mutex<Option<Instant>>,
     /// The tasks as the metadata endpoint shows them (kept only when it is served).
     pub board: Arc<crate::metadata::TaskBoard>,
+    /// Images this engine pulled (`PullBehavior::Once`).
+    pub pulled: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -172,6 +209,7 @@ impl Engine {
             background: Mutex::new(Vec::new()),
             outage: Mutex::new(None),
             board: Arc::default(),
+            pulled: Mutex::default(),
         });
         let (events, _) = broadcast::channel(1024);
         let forwarder = tokio::spawn(forward_events(

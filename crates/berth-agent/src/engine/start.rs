@@ -8,7 +8,7 @@ use super::report::epoch_now;
 use super::runner::{task_context, StopCause, TaskRunner, Wake};
 use super::slot::{Phase, Slot};
 use crate::backoff::Backoff;
-use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::runtime::RuntimeError;
 use crate::spec;
 use berth_core::gateway::SubmitTaskStateChange;
 use berth_core::task_state::TaskStatus;
@@ -85,8 +85,8 @@ impl TaskRunner {
         Ok(())
     }
 
-    /// Pulls the images of containers still to be created that are not on the host, all
-    /// within the pull timeout (transient runtime failures retried meanwhile).
+    /// Makes the images of containers still to be created ready, as the pull behavior says,
+    /// all within the pull timeout (transient runtime failures retried meanwhile).
     async fn pull_images(&mut self) -> Result<(), StopCause> {
         let mut images: Vec<(String, String)> = Vec::new();
         for slot in self.slots.iter().filter(|s| s.phase == Phase::NotCreated) {
@@ -104,7 +104,7 @@ impl TaskRunner {
             ..Default::default()
         };
         self.send(TaskStatus::Pending, started);
-        let runtime = Arc::clone(&self.shared.runtime);
+        let shared = Arc::clone(&self.shared);
         let task_arn = self.task_arn.clone();
         let limit = self.shared.config.pull_timeout;
         let deadline = Instant::now() + limit;
@@ -116,7 +116,7 @@ impl TaskRunner {
                 _ = Self::stop_requested(&mut self.stop) => None,
                 pulled = tokio::time::timeout_at(
                     deadline,
-                    pull_one(runtime.as_ref(), &image, &task_arn, &mut last_error),
+                    pull_one(&shared, &image, &task_arn, &mut last_error),
                 ) => Some(pulled),
             };
             let result = match pulled {
@@ -322,25 +322,62 @@ impl TaskRunner {
     }
 }
 
-/// Makes `image` present: checks for it, pulls it when absent; transient runtime failures
-/// are retried with backoff until the caller's deadline (the last one kept in `last_error`).
+/// Makes `image` ready to run as the pull behavior says (`PullBehavior`): pulled, or the
+/// host's own; transient runtime failures are retried with backoff until the caller's
+/// deadline (the last one kept in `last_error`).
 async fn pull_one(
-    runtime: &dyn ContainerRuntime,
+    shared: &super::Shared,
     image: &str,
     task_arn: &str,
     last_error: &mut Option<RuntimeError>,
 ) -> Result<(), RuntimeError> {
+    use super::PullBehavior;
+    let runtime = shared.runtime.as_ref();
+    let behavior = shared.config.pull_behavior;
     let mut backoff = Backoff::default();
     loop {
         let attempt = async {
-            match bounded(CALL_TIMEOUT, runtime.image_present(image)).await {
-                Ok(true) => return Ok(()),
+            let present = match bounded(CALL_TIMEOUT, runtime.image_present(image)).await {
+                Ok(present) => present,
                 Err(err) if is_transient(&err) => return Err(err),
-                // Absent, or the check failed: the pull says what is wrong, if anything.
-                Ok(false) | Err(_) => {}
+                // The check failed: the pull says what is wrong, if anything.
+                Err(_) => false,
+            };
+            let pulled_before = shared
+                .pulled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(image);
+            let use_cached = match behavior {
+                PullBehavior::PreferCached => present,
+                PullBehavior::Once => present && pulled_before,
+                PullBehavior::Default | PullBehavior::Always => false,
+            };
+            if use_cached {
+                return Ok(());
             }
             tracing::info!(task = %task_arn, %image, "pulling image");
-            runtime.pull_image(image).await
+            let auth = shared
+                .config
+                .registry_auth
+                .as_ref()
+                .and_then(|config| config.auth_for(image));
+            match runtime.pull_image(image, auth.as_ref()).await {
+                Ok(()) => {
+                    shared
+                        .pulled
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(image.to_string());
+                    Ok(())
+                }
+                Err(err) if is_transient(&err) => Err(err),
+                Err(err) if present && behavior == PullBehavior::Default => {
+                    tracing::warn!(task = %task_arn, %image, "pull failed, running the image this host has: {err}");
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            }
         };
         match attempt.await {
             Err(err) if is_transient(&err) => {

@@ -576,7 +576,11 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    async fn pull_image(&self, image: &str) -> Result<()> {
+    async fn pull_image(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+    ) -> Result<()> {
         let (repository, tag) = split_image_reference(image);
         let reference = match &tag {
             Some(tag) => format!("{repository}:{tag}"),
@@ -586,7 +590,15 @@ impl ContainerRuntime for DockerRuntime {
         if let Some(tag) = &tag {
             options = options.tag(tag);
         }
-        let mut progress = self.docker.create_image(Some(options.build()), None, None);
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut progress = self
+            .docker
+            .create_image(Some(options.build()), None, credentials);
         while let Some(item) = progress.next().await {
             if let Err(err) = item {
                 if is_connection_error(&err) {

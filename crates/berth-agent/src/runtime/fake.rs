@@ -336,7 +336,11 @@ impl ContainerRuntime for FakeRuntime {
         Ok(self.lock().images.contains(image))
     }
 
-    async fn pull_image(&self, image: &str) -> Result<()> {
+    async fn pull_image(
+        &self,
+        image: &str,
+        _auth: Option<&crate::registry::RegistryAuth>,
+    ) -> Result<()> {
         self.enter(Call::Pull(image.to_string())).await?;
         let delay = self.lock().pull_delay;
         tokio::time::sleep(delay).await;

@@ -191,7 +191,11 @@ impl ContainerRuntime for HollowRuntime {
         Ok(self.lock().images.iter().any(|i| i == image))
     }
 
-    async fn pull_image(&self, image: &str) -> Result<()> {
+    async fn pull_image(
+        &self,
+        image: &str,
+        _auth: Option<&crate::registry::RegistryAuth>,
+    ) -> Result<()> {
         let mut state = self.lock();
         if !state.images.iter().any(|i| i == image) {
             state.images.push(image.to_string());
@@ -424,7 +428,7 @@ mod tests {
     async fn a_pulled_image_is_present_and_unknown_ids_are_not_found() {
         let runtime = HollowRuntime::new();
         assert!(!runtime.image_present("busybox").await.expect("check"));
-        runtime.pull_image("busybox").await.expect("pull");
+        runtime.pull_image("busybox", None).await.expect("pull");
         assert!(runtime.image_present("busybox").await.expect("check"));
         assert!(matches!(
             runtime.start_container("nope").await,

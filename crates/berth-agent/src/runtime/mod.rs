@@ -313,8 +313,12 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn ping(&self) -> Result<RuntimeInfo>;
     /// Whether `image` is present locally.
     async fn image_present(&self, image: &str) -> Result<bool>;
-    /// Pulls `image`.
-    async fn pull_image(&self, image: &str) -> Result<()>;
+    /// Pulls `image`, with `auth` for its registry when given.
+    async fn pull_image(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+    ) -> Result<()>;
     /// Creates a container; returns its id.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
     /// Starts a created container.

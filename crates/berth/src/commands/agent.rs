@@ -48,6 +48,15 @@ pub struct AgentArgs {
     /// is away included) before it stops with CannotPullContainerError, e.g. 10m.
     #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
     pub image_pull_timeout: Duration,
+    /// When images are pulled, as ECS's ECS_IMAGE_PULL_BEHAVIOR: default (every time; the
+    /// host's image when the pull fails), always (a failed pull fails the task), once (the
+    /// first time this agent runs it), prefer-cached (only when the host lacks it).
+    #[arg(long, default_value = "default")]
+    pub image_pull_behavior: berth_agent::engine::PullBehavior,
+    /// A Docker config.json whose `auths` give registry credentials for every pull (as ECS's
+    /// ECS_ENGINE_AUTH_TYPE=dockercfg).
+    #[arg(long, value_name = "CONFIG_JSON")]
+    pub registry_auth: Option<PathBuf>,
     /// Where the agent serves its Prometheus `/metrics` (bearer token in
     /// DATA_DIR/metrics.token); another port when this one is taken, written to
     /// DATA_DIR/metrics.port.
@@ -141,6 +150,12 @@ impl AgentArgs {
         config.availability_zone = self.availability_zone.clone();
         config.task_cleanup_wait = self.task_cleanup_wait;
         config.pull_timeout = self.image_pull_timeout;
+        config.pull_behavior = self.image_pull_behavior;
+        if let Some(path) = &self.registry_auth {
+            let auths = berth_agent::registry::DockerConfig::load(path)
+                .map_err(|e| anyhow::anyhow!("--registry-auth: {e}"))?;
+            config.registry_auth = Some(std::sync::Arc::new(auths));
+        }
         config.allowances = self.allow.allowances();
         config.ca = self.ca.clone();
         config.metrics_listen = Some(self.metrics_listen);

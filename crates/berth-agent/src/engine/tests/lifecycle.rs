@@ -41,9 +41,58 @@ async fn a_task_goes_through_pending_and_activating_to_running_with_its_bindings
     assert!(task.started_at.is_some());
     assert_eq!(
         h.count(|c| matches!(c, Call::Pull(_))),
-        0,
-        "a local image is used as it is"
+        1,
+        "ECS's default pull behavior pulls even an image the host has"
     );
+}
+
+/// A harness whose fake has `busybox` but cannot pull it, with `behavior`.
+async fn unpullable(behavior: crate::engine::PullBehavior) -> Harness {
+    let fake = FakeRuntime::new();
+    fake.add_image("busybox");
+    fake.fail_pull("busybox", "registry unreachable");
+    let mut config = config();
+    config.pull_behavior = behavior;
+    Harness::on(fake, config).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_pull_behavior_pulls_when_ecs_says_and_falls_back_only_in_default() {
+    use crate::engine::PullBehavior;
+    let td = task_definition(json!([container("web", json!({}))]));
+
+    // default: the pull fails, the host's image runs.
+    let mut h = unpullable(PullBehavior::Default).await;
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", TaskStatus::Running).await;
+    assert_eq!(h.count(|c| matches!(c, Call::Pull(_))), 1);
+
+    // always: the failed pull fails the task.
+    let mut h = unpullable(PullBehavior::Always).await;
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", TaskStatus::Stopped).await;
+    let reason = h.container("t1", "web").reason.expect("reason");
+    assert!(
+        reason.contains("CannotPullContainerError") && reason.contains("registry unreachable"),
+        "{reason}"
+    );
+
+    // prefer-cached: the host's image, no pull.
+    let mut h = unpullable(PullBehavior::PreferCached).await;
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", TaskStatus::Running).await;
+    assert_eq!(h.count(|c| matches!(c, Call::Pull(_))), 0);
+
+    // once: pulled by the first task that needs it, then the host's.
+    let fake = FakeRuntime::new();
+    let mut config = config();
+    config.pull_behavior = PullBehavior::Once;
+    let mut h = Harness::on(fake, config).await;
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", TaskStatus::Running).await;
+    h.assign(&[new_task(&td, "t1"), new_task(&td, "t2")]);
+    h.until("t2", TaskStatus::Running).await;
+    assert_eq!(h.count(|c| matches!(c, Call::Pull(_))), 1);
 }
 
 #[tokio::test(start_paused = true)]

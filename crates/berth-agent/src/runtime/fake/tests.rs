@@ -90,12 +90,15 @@ async fn creating_needs_the_image_and_a_free_name() {
 async fn pulls_fail_for_scripted_images_and_make_others_present() {
     let fake = FakeRuntime::new();
     fake.fail_pull("nope:latest", "manifest unknown");
-    let err = fake.pull_image("nope:latest").await.expect_err("fails");
+    let err = fake
+        .pull_image("nope:latest", None)
+        .await
+        .expect_err("fails");
     assert_eq!(
         err.to_string(),
         "CannotPullContainerError: pull image nope:latest: manifest unknown"
     );
-    fake.pull_image("busybox").await.expect("pull");
+    fake.pull_image("busybox", None).await.expect("pull");
     assert!(fake.image_present("busybox").await.expect("present"));
 }
 
