@@ -202,6 +202,11 @@ pub async fn run(
     engine_config.pull_timeout = config.pull_timeout;
     engine_config.pull_behavior = config.pull_behavior;
     engine_config.registry_auth = config.registry_auth.clone();
+    engine_config.server = Some(crate::engine::ServerLink {
+        client: client.clone(),
+        cluster: config.cluster.clone(),
+        instance_id: instance_id.clone(),
+    });
     engine_config.allowances = config.allowances.clone();
     engine_config.metadata = metadata.as_ref().map(|(endpoint, _)| Arc::clone(endpoint));
     let logs = Arc::new(crate::logs::LogShipper::new(

@@ -46,8 +46,12 @@ pub const DESIRED_PATH: &str = "/v1/agent/desired";
 /// `expiresInMinutes`; answered as UpdateTaskProtection (GetTaskProtection) answers.
 pub const TASK_PROTECTION_PATH: &str = "/v1/agent/task-protection";
 /// Path of a task's role credentials, asked by its agent for the task's containers: `POST`
-/// with a [`TaskCredentialsRequest`]; answered with [`TaskCredentials`].
+/// with a [`AgentTaskRequest`]; answered with [`TaskCredentials`].
 pub const TASK_CREDENTIALS_PATH: &str = "/v1/agent/task-credentials";
+/// Path of a task's secrets, asked by its agent as the task starts: `POST` with an
+/// [`AgentTaskRequest`]; answered with [`TaskSecrets`]. The values are resolved for the asking
+/// agent only, and stored nowhere.
+pub const TASK_SECRETS_PATH: &str = "/v1/agent/task-secrets";
 /// Path of the heartbeat: `POST` with a [`Heartbeat`] body.
 pub const HEARTBEAT_PATH: &str = "/v1/agent/heartbeat";
 
@@ -199,10 +203,10 @@ pub struct Heartbeat {
     pub container_instance: String,
 }
 
-/// Which task's role credentials an agent asks for.
+/// Which task an agent asks for (its role credentials, its secrets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskCredentialsRequest {
+pub struct AgentTaskRequest {
     pub cluster: String,
     pub container_instance: String,
     /// The task's ARN.
@@ -220,6 +224,46 @@ pub struct TaskCredentials {
     pub token: String,
     /// RFC 3339 (`2026-12-01T06:00:00Z`).
     pub expiration: String,
+}
+
+/// The resolved secrets of a task's containers (`secrets`, `logConfiguration.secretOptions`,
+/// `repositoryCredentials`). Never shown: its `Debug` names containers and variables only.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSecrets {
+    pub containers: Vec<ContainerSecrets>,
+}
+
+/// The resolved secrets of one container.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSecrets {
+    pub name: String,
+    /// `secrets`: environment variables, by name.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// `logConfiguration.secretOptions`: log driver options, by name.
+    #[serde(default)]
+    pub log_options: BTreeMap<String, String>,
+    /// `repositoryCredentials`: the user name and password for its image's registry.
+    pub registry: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for TaskSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.containers).finish()
+    }
+}
+
+impl std::fmt::Debug for ContainerSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerSecrets")
+            .field("name", &self.name)
+            .field("environment", &self.environment.keys().collect::<Vec<_>>())
+            .field("log_options", &self.log_options.keys().collect::<Vec<_>>())
+            .field("registry", &self.registry.as_ref().map(|(user, _)| user))
+            .finish()
+    }
 }
 
 /// Input of SubmitTaskStateChange, as agents send it.

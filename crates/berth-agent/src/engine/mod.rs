@@ -11,6 +11,7 @@ mod logs;
 mod report;
 mod restart;
 mod runner;
+mod secrets;
 mod slot;
 mod start;
 mod stop;
@@ -62,6 +63,17 @@ pub struct EngineConfig {
     pub pull_behavior: PullBehavior,
     /// Registry credentials for every pull (a Docker `config.json`).
     pub registry_auth: Option<Arc<crate::registry::DockerConfig>>,
+    /// How runners reach the server for what tasks need as they start (their secrets).
+    pub server: Option<ServerLink>,
+}
+
+/// The server, and who this agent is on it.
+#[derive(Debug, Clone)]
+pub struct ServerLink {
+    pub client: crate::client::ServerClient,
+    pub cluster: String,
+    /// This container instance's id.
+    pub instance_id: String,
 }
 
 /// When the agent pulls a task's images, as ECS's `ECS_IMAGE_PULL_BEHAVIOR` says.
@@ -110,6 +122,7 @@ impl EngineConfig {
             logs: None,
             pull_behavior: PullBehavior::Default,
             registry_auth: None,
+            server: None,
         }
     }
 }

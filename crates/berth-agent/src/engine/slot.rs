@@ -57,6 +57,8 @@ pub(super) struct Slot {
     pub restart_note: Option<String>,
     /// Its last exit is not restarted (its restart policy said no, or the restart failed).
     pub restart_refused: bool,
+    /// Credentials for its image's registry (`repositoryCredentials`), in memory only.
+    pub registry_auth: Option<crate::registry::RegistryAuth>,
 }
 
 impl Slot {
@@ -84,6 +86,7 @@ impl Slot {
             restarts: 0,
             restart_note: None,
             restart_refused: false,
+            registry_auth: None,
         }
     }
 

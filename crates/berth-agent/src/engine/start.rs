@@ -8,6 +8,7 @@ use super::report::epoch_now;
 use super::runner::{task_context, StopCause, TaskRunner, Wake};
 use super::slot::{Phase, Slot};
 use crate::backoff::Backoff;
+use crate::registry::RegistryAuth;
 use crate::runtime::RuntimeError;
 use crate::spec;
 use berth_core::gateway::SubmitTaskStateChange;
@@ -56,6 +57,7 @@ impl TaskRunner {
             });
         }
         self.build_specs()?;
+        self.apply_secrets().await?;
         self.pull_images().await?;
         self.check_stop()?;
         self.flush(TaskStatus::Activating);
@@ -88,11 +90,15 @@ impl TaskRunner {
     /// Makes the images of containers still to be created ready, as the pull behavior says,
     /// all within the pull timeout (transient runtime failures retried meanwhile).
     async fn pull_images(&mut self) -> Result<(), StopCause> {
-        let mut images: Vec<(String, String)> = Vec::new();
+        let mut images: Vec<(String, String, Option<RegistryAuth>)> = Vec::new();
         for slot in self.slots.iter().filter(|s| s.phase == Phase::NotCreated) {
             if let Some(spec) = &slot.spec {
-                if !images.iter().any(|(image, _)| *image == spec.image) {
-                    images.push((spec.image.clone(), slot.name.clone()));
+                if !images.iter().any(|(image, _, _)| *image == spec.image) {
+                    images.push((
+                        spec.image.clone(),
+                        slot.name.clone(),
+                        slot.registry_auth.clone(),
+                    ));
                 }
             }
         }
@@ -109,14 +115,14 @@ impl TaskRunner {
         let limit = self.shared.config.pull_timeout;
         let deadline = Instant::now() + limit;
         let mut outcome = Ok(());
-        for (image, container) in images {
+        for (image, container, auth) in images {
             let mut last_error = None;
             let pulled = tokio::select! {
                 biased;
                 _ = Self::stop_requested(&mut self.stop) => None,
                 pulled = tokio::time::timeout_at(
                     deadline,
-                    pull_one(&shared, &image, &task_arn, &mut last_error),
+                    pull_one(&shared, &image, auth.as_ref(), &task_arn, &mut last_error),
                 ) => Some(pulled),
             };
             let result = match pulled {
@@ -328,6 +334,7 @@ impl TaskRunner {
 async fn pull_one(
     shared: &super::Shared,
     image: &str,
+    task_auth: Option<&RegistryAuth>,
     task_arn: &str,
     last_error: &mut Option<RuntimeError>,
 ) -> Result<(), RuntimeError> {
@@ -357,11 +364,14 @@ async fn pull_one(
                 return Ok(());
             }
             tracing::info!(task = %task_arn, %image, "pulling image");
-            let auth = shared
-                .config
-                .registry_auth
-                .as_ref()
-                .and_then(|config| config.auth_for(image));
+            // The task's repositoryCredentials, else the agent's config.json.
+            let auth = task_auth.cloned().or_else(|| {
+                shared
+                    .config
+                    .registry_auth
+                    .as_ref()
+                    .and_then(|config| config.auth_for(image))
+            });
             match runtime.pull_image(image, auth.as_ref()).await {
                 Ok(()) => {
                     shared

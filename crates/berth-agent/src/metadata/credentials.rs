@@ -13,7 +13,7 @@
 //!   knows its own task's and can compute no other.
 
 use super::{AgentLink, MetadataEndpoint, TaskBoard};
-use berth_core::gateway::{TaskCredentials, TaskCredentialsRequest, TASK_CREDENTIALS_PATH};
+use berth_core::gateway::{TaskCredentials, AgentTaskRequest, TASK_CREDENTIALS_PATH};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -106,7 +106,7 @@ pub async fn answer(
             return Ok(kept.clone());
         }
     }
-    let asked = TaskCredentialsRequest {
+    let asked = AgentTaskRequest {
         cluster: link.cluster.clone(),
         container_instance: link.instance_id.clone(),
         task: arn.clone(),

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
-use berth_core::gateway::{TaskCredentials, TaskCredentialsRequest};
+use berth_core::gateway::{AgentTaskRequest, TaskCredentials};
 use berth_core::iam::{Decision, Policy, Request};
 use berth_core::model::iam::Role;
 use berth_store::keys;
@@ -43,7 +43,7 @@ fn credentials(
     caller: Principal,
     body: &[u8],
 ) -> Result<TaskCredentials, ApiError> {
-    let asked: TaskCredentialsRequest = crate::protocol::parse_input(body)?;
+    let asked: AgentTaskRequest = crate::protocol::parse_input(body)?;
     let instance =
         crate::gateway::agent_instance(app, caller, &asked.cluster, &asked.container_instance)?;
     let entry = crate::gateway::task_on_instance(app, &asked.cluster, &asked.task, &instance)?;
