@@ -13,7 +13,7 @@
 //!   knows its own task's and can compute no other.
 
 use super::{AgentLink, MetadataEndpoint, TaskBoard};
-use berth_core::gateway::{TaskCredentials, AgentTaskRequest, TASK_CREDENTIALS_PATH};
+use berth_core::gateway::{AgentTaskRequest, TaskCredentials, TASK_CREDENTIALS_PATH};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;

@@ -6,4 +6,6 @@ pub mod cbor;
 pub mod json;
 pub mod query;
 
-pub use json::{operation_of, JsonService, parse_input, CONTENT_TYPE, MAX_BODY_BYTES, TARGET_PREFIX};
+pub use json::{
+    operation_of, parse_input, JsonService, CONTENT_TYPE, MAX_BODY_BYTES, TARGET_PREFIX,
+};
