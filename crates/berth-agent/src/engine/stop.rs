@@ -154,6 +154,7 @@ impl TaskRunner {
         };
         self.send(TaskStatus::Stopped, stopped);
         tracing::info!(task = %self.task_arn, "task stopped");
+        super::secrets::remove_files(&self.task_arn);
         self.schedule_cleanup();
     }
 
