@@ -1,4 +1,7 @@
-"""The conformance walker: checks ECS response bodies against the botocore ECS service model.
+"""The conformance walker: checks AWS JSON response bodies against their service's botocore
+model (ECS, CloudWatch Logs, CloudWatch in JSON, and the other JSON services of the endpoint;
+see harness.JSON_SERVICES). Exchanges that are not AWS JSON — CBOR calls at /service/...,
+query requests, XML answers — are skipped, not counted: other checks own them.
 
 A success body must match the operation's output shape; an error body must carry a `__type`
 naming an exception of the model (or a protocol-level error) and only that exception's
@@ -41,9 +44,20 @@ _INT64 = (-(2**63), 2**63 - 1)
 @lru_cache(maxsize=1)
 def ecs_model():
     """The ECS service model of the installed botocore package."""
+    return service_model("ecs")
+
+
+@lru_cache(maxsize=None)
+def service_model(service: str):
+    """The model of botocore service `service` (`ecs`, `logs`, `cloudwatch`, ...) of the
+    installed botocore package."""
     import botocore.session
 
-    return botocore.session.get_session().get_service_model("ecs")
+    return botocore.session.get_session().get_service_model(service)
+
+
+def _label(model: Any) -> str:
+    return "ECS" if model.service_name == "ecs" else model.service_name
 
 
 @dataclass(frozen=True)
@@ -171,7 +185,7 @@ def check_response(operation: Optional[str], status: int, body: bytes, model: An
         return [Violation(where, f"HTTP {status} body is not JSON ({e}): {body[:120]!r}")]
     if 200 <= status < 300:
         if operation is None or operation not in model.operation_names:
-            return [Violation(where, f"HTTP {status} success for a request that names no ECS operation")]
+            return [Violation(where, f"HTTP {status} success for a request that names no {_label(model)} operation")]
         output = model.operation_model(operation).output_shape
         if output is None:
             return [] if parsed in ({}, None) else [Violation(where, "operation has no output, body is not empty")]
@@ -185,7 +199,14 @@ def check_response(operation: Optional[str], status: int, body: bytes, model: An
     fields = {k: v for k, v in parsed.items() if k != "__type"}
     if name in error_names(model):
         shape = model.shape_for(name)
-        return check_value(shape, fields, f"{where}(error {name})")
+        out = []
+        if "message" in fields and "message" not in shape.members:
+            # The JSON protocol carries `message` on every error, whether or not the model
+            # names it (most Logs exceptions do not; every ECS exception does).
+            message = fields.pop("message")
+            if not isinstance(message, str):
+                out.append(Violation(f"{where}(error {name}).message", f"expected a JSON string, got {_json_kind(message)}"))
+        return out + check_value(shape, fields, f"{where}(error {name})")
     if name in PROTOCOL_ERRORS:
         out = []
         for member, value in fields.items():
@@ -194,23 +215,34 @@ def check_response(operation: Optional[str], status: int, body: bytes, model: An
             elif not isinstance(value, str):
                 out.append(Violation(f"{where}(error {name}).{member}", f"expected a JSON string, got {_json_kind(value)}"))
         return out
-    return [Violation(where, f"error __type '{raw_type}' is neither an ECS exception nor a protocol error")]
+    return [Violation(where, f"error __type '{raw_type}' is neither an {_label(model)} exception nor a protocol error")]
 
 
 def check_exchanges(exchanges: Iterable[Any], model: Any = None) -> tuple[int, list[tuple[Any, Violation]]]:
     """Checks recorded exchanges (objects with operation, status, response_body, test and
-    proxy_error); returns how many were checked and the violations with their exchange."""
-    model = model or ecs_model()
+    proxy_error, and optionally service: the botocore service whose model applies, None for an
+    exchange that is not AWS JSON); returns how many were checked and the violations with
+    their exchange. Exchanges without a service are skipped and not counted; `model`, when
+    given, is used for every exchange instead of its service's."""
     checked = 0
     found: list[tuple[Any, Violation]] = []
     for exchange in exchanges:
+        service = getattr(exchange, "service", "ecs")
+        if service is None:
+            continue
         checked += 1
         if getattr(exchange, "proxy_error", None):
             found.append((exchange, Violation(exchange.operation or "<no operation>", exchange.proxy_error)))
             continue
-        for violation in check_response(exchange.operation, exchange.status, exchange.response_body, model):
+        applies = model or service_model(service)
+        for violation in check_response(exchange.operation, exchange.status, exchange.response_body, applies):
             found.append((exchange, violation))
     return checked, found
+
+
+def skipped(exchanges: Iterable[Any]) -> int:
+    """How many recorded exchanges are not AWS JSON and so left to other checks."""
+    return sum(1 for exchange in exchanges if getattr(exchange, "service", "ecs") is None)
 
 
 def report(violations: list[tuple[Any, Violation]], limit: int = 60) -> str:

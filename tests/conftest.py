@@ -158,7 +158,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     total = stats["by_test"] + stats["after_test"]
     if total:
         terminalreporter.write_line(
-            f"berth conformance: checked {total} recorded responses against the botocore ECS "
-            f"model ({stats['by_test']} by the conformance test, {stats['after_test']} after it); "
+            f"berth conformance: checked {total} recorded responses against their services' botocore "
+            f"models ({stats['by_test']} by the conformance test, {stats['after_test']} after it); "
             f"{stats['violations']} violation(s)."
         )

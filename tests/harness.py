@@ -256,6 +256,19 @@ def sign_request(
 # ---------------------------------------------------------------------------------------------
 
 
+# The JSON services whose answers the conformance walker checks, by X-Amz-Target prefix: the
+# botocore service name of each.
+JSON_SERVICES = {
+    "AmazonEC2ContainerServiceV20141113.": "ecs",
+    "Logs_20140328.": "logs",
+    "GraniteServiceVersion20100801.": "cloudwatch",
+    "secretsmanager.": "secretsmanager",
+    "AmazonSSM.": "ssm",
+    "AnyScaleFrontendService.": "application-autoscaling",
+    "Route53AutoNaming_v20170314.": "servicediscovery",
+}
+
+
 @dataclass
 class Exchange:
     """One request/response pair that went through a recording proxy."""
@@ -268,14 +281,52 @@ class Exchange:
     request_body: bytes
     response_body: bytes
     proxy_error: Optional[str] = None
+    request_content_type: Optional[str] = None
+    response_content_type: Optional[str] = None
+
+    def _target_service(self) -> tuple[Optional[str], Optional[str]]:
+        """(botocore service, operation) the X-Amz-Target names; (None, None) for none we
+        know."""
+        target = (self.target or "").strip()  # HTTP trims whitespace around field values
+        for prefix, service in JSON_SERVICES.items():
+            if target.startswith(prefix):
+                return service, target[len(prefix) :] or None
+        return None, None
 
     @property
     def operation(self) -> Optional[str]:
-        """The ECS operation the X-Amz-Target names, or None."""
-        target = (self.target or "").strip()  # HTTP trims whitespace around field values
-        if target.startswith(TARGET_PREFIX):
-            return target[len(TARGET_PREFIX) :] or None
+        """The operation the X-Amz-Target names (of any service in JSON_SERVICES), or None."""
+        return self._target_service()[1]
+
+    @property
+    def not_json(self) -> Optional[str]:
+        """Why the exchange is not an AWS JSON one (a CBOR call at /service/..., a query
+        request, an XML or CBOR answer), or None when it is: those are left to other checks."""
+        if self.path.startswith("/service/"):
+            return "smithy-rpc-v2-cbor path"
+        request_type = (self.request_content_type or "").lower()
+        response_type = (self.response_content_type or "").lower()
+        if "cbor" in response_type:
+            return "CBOR answer"
+        if "xml" in response_type:
+            return "XML answer"
+        if request_type.startswith("application/x-www-form-urlencoded") and not self.target:
+            return "query request"
         return None
+
+    @property
+    def service(self) -> Optional[str]:
+        """The botocore service whose model this exchange's answer must follow: the one its
+        X-Amz-Target prefix names; ECS when it names none (as every exchange was checked
+        before other services shared the endpoint); None when it is not an AWS JSON exchange."""
+        if self.not_json:
+            return None
+        service, _ = self._target_service()
+        if service is None and (self.target or "").strip():
+            # A JSON target of a service we have no table entry for: ECS's rules (an error
+            # must be a protocol error) apply, as they always did.
+            return "ecs"
+        return service or "ecs"
 
 
 @dataclass
@@ -359,6 +410,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 request_body=body[:_REQUEST_BODY_KEPT],
                 response_body=data,
                 proxy_error=error,
+                request_content_type=self.headers.get("Content-Type"),
+                response_content_type=next((v for n, v in headers if n.lower() == "content-type"), None),
             )
         )
         self.send_response(status)

@@ -7,6 +7,7 @@ pub mod civil;
 pub mod exec;
 pub mod gateway;
 pub mod iam;
+pub mod logs;
 pub mod model;
 pub mod names;
 pub mod pagination;

@@ -267,7 +267,7 @@ async fn signed(State(app): State<Arc<App>>, request: Request, next: Next) -> Re
     let request_id = RequestId(uuid::Uuid::new_v4().to_string());
     let (parts, body) = request.into_parts();
     let wire = wire_of(&parts.headers);
-    let body = read_body(body).await;
+    let body = read_body(body, body_limit(&parts.headers)).await;
     let (service, operation) = match &body {
         Ok(body) => crate::metrics::labels(&parts, body),
         Err(_) => (wire_service(&parts.headers).to_string(), None),
@@ -489,11 +489,26 @@ fn client_facing(error: ApiError, request_id: &str) -> ApiError {
     ))
 }
 
-/// Reads a request body of at most `MAX_BODY_BYTES`. A larger one is read on (and dropped) up
-/// to `DRAIN_LIMIT` so the client, still sending, receives the 400 rather than a reset.
-async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+/// The largest body a request may have: `MAX_BODY_BYTES`, but CloudWatch Logs' PutLogEvents
+/// takes 1 MiB of messages, which JSON framing and escapes make larger.
+fn body_limit(headers: &HeaderMap) -> usize {
+    const LOGS_MAX_BODY_BYTES: usize = 8 * MAX_BODY_BYTES;
+    let logs = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("Logs_20140328."));
+    if logs {
+        LOGS_MAX_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
+/// Reads a request body of at most `limit` bytes. A larger one is read on (and dropped) up
+/// to 64 times that so the client, still sending, receives the 400 rather than a reset.
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     use http_body_util::BodyExt;
-    const DRAIN_LIMIT: usize = 64 * MAX_BODY_BYTES;
+    let drain_limit = 64 * limit;
     let unreadable = || ApiError::client("The request body could not be read.");
     let mut body = body;
     let mut bytes = Vec::new();
@@ -502,16 +517,16 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
         let frame = frame.map_err(|_| unreadable())?;
         if let Some(data) = frame.data_ref() {
             seen += data.len();
-            if seen <= MAX_BODY_BYTES {
+            if seen <= limit {
                 bytes.extend_from_slice(data);
-            } else if seen > DRAIN_LIMIT {
+            } else if seen > drain_limit {
                 break;
             }
         }
     }
-    if seen > MAX_BODY_BYTES {
+    if seen > limit {
         return Err(ApiError::client(format!(
-            "The request body is {seen} bytes or more: the limit is {MAX_BODY_BYTES} bytes."
+            "The request body is {seen} bytes or more: the limit is {limit} bytes."
         )));
     }
     Ok(bytes)

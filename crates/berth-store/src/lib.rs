@@ -5,6 +5,7 @@
 //! this crate sees only the trait.
 
 pub mod keys;
+pub mod logs;
 pub mod sqlite;
 pub mod typed;
 
