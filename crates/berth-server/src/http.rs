@@ -231,6 +231,25 @@ fn error_answer(wire: Wire, service: &str, error: ApiError, request_id: &str) ->
     let error = client_facing(error, request_id);
     match wire {
         Wire::Json => error.into_response(),
+        Wire::Cbor if service == "monitoring" => {
+            // CloudWatch is `awsQueryCompatible`: `__type` names the model's error shape and
+            // `x-amzn-query-error` carries the query-era code, which botocore reports.
+            let body = crate::protocol::cbor::error_body_named(
+                crate::cloudwatch::error_shape(error.name),
+                &error.message,
+            );
+            let mut response = cbor_answer(error.status(), body);
+            let fault = if error.status().is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            };
+            let code = format!("{};{fault}", query::query_code(error.name));
+            if let Ok(value) = HeaderValue::from_str(&code) {
+                response.headers_mut().insert("x-amzn-query-error", value);
+            }
+            response
+        }
         Wire::Cbor => cbor_answer(error.status(), crate::protocol::cbor::error_body(&error)),
         Wire::Query => {
             let xml = query::error_response(namespace_of(service), &error, request_id);
