@@ -158,3 +158,47 @@ def test_a_private_image_needs_the_registrys_credentials_and_a_repushed_tag_is_p
     finally:
         with_auth.close()
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+
+
+def test_repository_credentials_from_secrets_manager_pull_a_private_image(registry: Registry, tmp_path: Path, unique):
+    from harness import boto3_client
+    from iam_helpers import allow, document, iam
+
+    image = f"{registry.host}/team/creds:1"
+    registry.push("busybox:latest", image)
+    cluster = FaultCluster(tmp_path, unique("repocreds"), agents=1).start()
+    try:
+        server = cluster.server
+        secret = boto3_client(server.url, server.credentials, service="secretsmanager").create_secret(
+            Name=unique("registry"), SecretString=json.dumps({"username": USER, "password": PASSWORD})
+        )
+        role = unique("exec")
+        trust = document({"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"})
+        role_arn = iam(server).create_role(RoleName=role, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        iam(server).put_role_policy(RoleName=role, PolicyName="pull", PolicyDocument=document(allow("secretsmanager:GetSecretValue", secret["ARN"])))
+        family = unique("creds")
+        cluster.ecs.register_task_definition(
+            family=family,
+            executionRoleArn=role_arn,
+            containerDefinitions=[
+                {
+                    "name": "app",
+                    "image": image,
+                    "memory": 16,
+                    "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+                    "repositoryCredentials": {"credentialsParameter": secret["ARN"]},
+                }
+            ],
+        )
+        arn = cluster.ecs.run_task(cluster=cluster.name, taskDefinition=family)["tasks"][0]["taskArn"]
+
+        def settled() -> dict | None:
+            task = cluster.ecs.describe_tasks(cluster=cluster.name, tasks=[arn])["tasks"][0]
+            return task if task["lastStatus"] in ("RUNNING", "STOPPED") else None
+
+        task = wait_until(settled, 90, "the task to run or stop", diagnose=cluster.logs)
+        assert task["lastStatus"] == "RUNNING", task
+        assert task["containers"][0]["imageDigest"].startswith("sha256:")
+    finally:
+        cluster.close()
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)

@@ -19,6 +19,12 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     "ecs.capability.container-ordering",
     "ecs.capability.container-port-range",
     "ecs.capability.execute-command",
+    // Secrets, registry credentials and awslogs with an execution role: resolved by the
+    // server for the agent (`crate::engine::secrets`, `crate::logs`).
+    "ecs.capability.secrets.asm.environment-variables",
+    "ecs.capability.secrets.ssm.environment-variables",
+    "com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager",
+    "ecs.capability.execution-role-awslogs",
 ];
 
 /// Advertised when the agent serves task role credentials (`crate::metadata::credentials`).
@@ -42,7 +48,7 @@ const DOCKER_API_MINOR_OLDEST: u32 = 17;
 /// volume drivers (`ecs.capability.docker-plugin.<driver>`), privileged containers only when
 /// allowed, the agent's own capabilities, and `served`: those of the endpoints it could open
 /// (task IAM roles when it serves task credentials). Nothing Berth cannot do yet is claimed:
-/// no secrets, awsvpc (task ENIs), EFS, FireLens or ECR authentication.
+/// no awsvpc (task ENIs), EFS, FireLens or ECR authentication.
 pub fn capabilities(
     runtime: &RuntimeInfo,
     allowances: &Allowances,
@@ -308,18 +314,18 @@ mod tests {
             "ecs.capability.container-health-check",
             "ecs.capability.container-ordering",
             "ecs.capability.execute-command",
+            "ecs.capability.secrets.ssm.environment-variables",
+            "com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager",
         ] {
             assert!(has(&plain, expected), "{expected} missing from {plain:?}");
         }
         for absent in [
             "com.amazonaws.ecs.capability.docker-remote-api.1.49",
             "com.amazonaws.ecs.capability.docker-remote-api.1.16",
-            // Only with task credentials served; no secrets, awsvpc or ECR auth yet.
             "com.amazonaws.ecs.capability.logging-driver.syslog",
             PRIVILEGED_CAPABILITY,
+            // Only with task credentials served; no awsvpc or ECR auth yet.
             "com.amazonaws.ecs.capability.task-iam-role",
-            "ecs.capability.secrets.ssm.environment-variables",
-            "ecs.capability.secrets.asm.environment-variables",
             "ecs.capability.task-eni",
             "com.amazonaws.ecs.capability.ecr-auth",
         ] {

@@ -91,6 +91,8 @@ pub struct App {
     pub cloudwatch: Arc<crate::cloudwatch::MetricStore>,
     /// The tasks' last CPU and memory figures, as their agents report them.
     pub usage: crate::telemetry::usage::UsageBoard,
+    /// Encryption at rest of secret values and SecureString parameters.
+    pub vault: crate::vault::Vault,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
     /// Set when the server is stopping: long-lived responses (agent streams) end.
@@ -135,6 +137,8 @@ impl App {
             .map_err(|e| StoreError::Backend(format!("cannot open the log store: {e}")))?;
         let cloudwatch = crate::cloudwatch::MetricStore::open(config.data_dir.as_deref())
             .map_err(|e| StoreError::Backend(format!("cannot open the metric store: {e}")))?;
+        let vault = crate::vault::Vault::open(config.data_dir.as_deref())
+            .map_err(|e| StoreError::Backend(format!("cannot read or make the vault key: {e}")))?;
         let app = Arc::new(App {
             store,
             state,
@@ -150,6 +154,7 @@ impl App {
             logs: Arc::new(logs),
             cloudwatch: Arc::new(cloudwatch),
             usage: Default::default(),
+            vault,
             placement: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
         });

@@ -86,6 +86,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(crate::gateway::task_protection),
         )
         .route(
+            berth_core::gateway::TASK_SECRETS_PATH,
+            post(crate::task_secrets::resolve),
+        )
+        .route(
             berth_core::gateway::TASK_CREDENTIALS_PATH,
             post(crate::sts::task_credentials::issue),
         )

@@ -21,10 +21,12 @@ pub mod secretsmanager;
 pub mod ssm;
 pub mod state;
 pub mod sts;
+pub mod task_secrets;
 pub mod telemetry;
 #[cfg(test)]
 pub mod test_support;
 pub mod tls;
+pub mod vault;
 
 pub use app::{App, ServerConfig};
 pub use http::{serve, Server, StartError};

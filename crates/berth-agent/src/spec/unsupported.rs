@@ -1,6 +1,5 @@
-//! Container definition fields Berth cannot honour on a host with no AWS access: values kept
-//! in AWS services (secrets, environment files in S3, registry credentials) and AWS log
-//! routing. A task using one fails to start with a reason naming the container and the field,
+//! Container definition fields Berth cannot honour on a host with no AWS access: environment
+//! files in S3 and AWS log routing (FireLens). A task using one fails to start with a reason naming the container and the field,
 //! rather than running without what the field asked for.
 
 use super::SpecError;
@@ -20,12 +19,6 @@ pub(super) fn check(def: &ContainerDefinition, container: &str) -> Result<(), Sp
             why,
         })
     };
-    if def.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
-        return refuse(
-            "secrets",
-            "it reads values from AWS Systems Manager Parameter Store or Secrets Manager",
-        );
-    }
     if def
         .environment_files
         .as_ref()
@@ -36,19 +29,7 @@ pub(super) fn check(def: &ContainerDefinition, container: &str) -> Result<(), Sp
             "it reads environment files from Amazon S3",
         );
     }
-    if def.repository_credentials.is_some() {
-        return refuse(
-            "repositoryCredentials",
-            "it reads registry credentials from AWS Secrets Manager",
-        );
-    }
     if let Some(log) = &def.log_configuration {
-        if log.secret_options.as_ref().is_some_and(|s| !s.is_empty()) {
-            return refuse(
-                "logConfiguration.secretOptions",
-                "it reads values from AWS Systems Manager Parameter Store or Secrets Manager",
-            );
-        }
         if let Some((driver, why)) = UNSUPPORTED_LOG_DRIVERS
             .iter()
             .find(|(driver, _)| *driver == log.log_driver)

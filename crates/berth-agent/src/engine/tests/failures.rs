@@ -171,7 +171,7 @@ async fn a_field_berth_cannot_honour_fails_the_task_naming_container_and_field()
         container("web", json!({})),
         container(
             "app",
-            json!({"secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}]})
+            json!({"environmentFiles": [{"value": "arn:aws:s3:::bucket/app.env", "type": "s3"}]})
         )
     ]));
     h.assign(&[new_task(&td, "t1")]);
@@ -181,13 +181,30 @@ async fn a_field_berth_cannot_honour_fails_the_task_naming_container_and_field()
     let reason = task.stopped_reason.clone().expect("reason");
     assert_eq!(
         reason,
-        "CannotCreateContainerError: container app: secrets is not supported by Berth yet (it \
-         reads values from AWS Systems Manager Parameter Store or Secrets Manager)"
+        "CannotCreateContainerError: container app: environmentFiles is not supported by Berth \
+         yet (it reads environment files from Amazon S3)"
     );
     let app = h.container("t1", "app");
     assert_eq!(app.last_status, Some(TaskStatus::Stopped));
     assert_eq!(app.reason.as_deref(), Some(reason.as_str()));
     assert_eq!(h.statuses("t1"), path(&["PENDING"]));
+    assert_eq!(h.count(|c| matches!(c, Call::Pull(_) | Call::Create(_))), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn secrets_without_a_server_link_fail_the_task_with_ecs_wording_before_any_pull() {
+    let mut h = Harness::new().await;
+    let td = task_definition(json!([container(
+        "app",
+        json!({"secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}]})
+    )]));
+    h.assign(&[new_task(&td, "t1")]);
+    h.until("t1", TaskStatus::Stopped).await;
+    let reason = h.task("t1").stopped_reason.clone().expect("reason");
+    assert!(
+        reason.starts_with("ResourceInitializationError: unable to pull secrets or registry auth"),
+        "{reason}"
+    );
     assert_eq!(h.count(|c| matches!(c, Call::Pull(_) | Call::Create(_))), 0);
 }
 

@@ -10,32 +10,11 @@ fn refusal(extra: serde_json::Value) -> String {
 }
 
 #[test]
-fn secrets_are_refused_naming_the_container_and_the_field() {
-    let message = refusal(json!({"secrets": [
-        {"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}
-    ]}));
-    assert_eq!(
-        message,
-        "container app: secrets is not supported by Berth yet (it reads values from AWS Systems \
-         Manager Parameter Store or Secrets Manager)"
-    );
-}
-
-#[test]
 fn every_aws_only_field_is_refused_with_its_name() {
     let cases = [
         (
             json!({"environmentFiles": [{"value": "arn:aws:s3:::b/app.env", "type": "s3"}]}),
             "environmentFiles",
-        ),
-        (
-            json!({"repositoryCredentials": {"credentialsParameter": "arn:aws:secretsmanager:x"}}),
-            "repositoryCredentials",
-        ),
-        (
-            json!({"logConfiguration": {"logDriver": "json-file", "secretOptions": [
-                {"name": "token", "valueFrom": "arn:aws:ssm:x"}]}}),
-            "logConfiguration.secretOptions",
         ),
         (
             json!({"firelensConfiguration": {"type": "fluentbit"}}),
