@@ -137,4 +137,25 @@ def test_a_busy_service_shows_its_cpu_and_memory_utilization_within_a_minute(clu
     listed = cloudwatch.list_metrics(Namespace="AWS/ECS", Dimensions=[{"Name": "ServiceName", "Value": service}])
     names = sorted(m["MetricName"] for m in listed["Metrics"])
     assert names == ["CPUUtilization", "MemoryUtilization"], listed
+
+    # Container Insights' figures of the same service: CPU units, MiB and bytes per second.
+    insights = cloudwatch.list_metrics(Namespace="ECS/ContainerInsights", Dimensions=[{"Name": "ServiceName", "Value": service}])
+    assert sorted(m["MetricName"] for m in insights["Metrics"]) == [
+        "CpuUtilized",
+        "MemoryUtilized",
+        "NetworkRxBytes",
+        "NetworkTxBytes",
+        "StorageReadBytes",
+        "StorageWriteBytes",
+    ], insights
+    cpu_units = cloudwatch.get_metric_statistics(
+        Namespace="ECS/ContainerInsights",
+        MetricName="CpuUtilized",
+        Dimensions=dimensions,
+        StartTime=start,
+        EndTime=now() + dt.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert max(p["Maximum"] for p in cpu_units) > 500, "a busy loop uses about one core: 1,024 units"
     ecs.delete_service(cluster=cluster.name, service=service, force=True)

@@ -5,7 +5,7 @@
 //!
 //! CPU use is the container's CPU time over the interval between two samples, in ECS CPU
 //! units (1,024 per core); memory is what the container uses less its inactive page cache,
-//! as `docker stats` shows it.
+//! as `docker stats` shows it; network and block I/O are bytes per second over the interval.
 
 use crate::client::ServerClient;
 use crate::runtime::ContainerRuntime;
@@ -28,12 +28,23 @@ pub struct CpuCounters {
     pub online_cpus: f64,
 }
 
+/// A container's byte counters at one sample: network received and sent (all interfaces),
+/// block devices read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct IoCounters {
+    pub rx: f64,
+    pub tx: f64,
+    pub read: f64,
+    pub write: f64,
+}
+
 /// One container's figures from Docker's stats JSON.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub cpu: Option<CpuCounters>,
     /// Memory in use without the inactive page cache, in MiB.
     pub memory_mib: f64,
+    pub io: IoCounters,
 }
 
 /// Reads a sample out of Docker's stats JSON (cgroup v1 or v2).
@@ -65,9 +76,49 @@ pub fn sample_of(stats: &serde_json::Value) -> Sample {
         .or_else(|| memory["stats"]["total_inactive_file"].as_f64())
         .or_else(|| memory["stats"]["cache"].as_f64())
         .unwrap_or(0.0);
+    let mut io = IoCounters::default();
+    for network in stats["networks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, n)| n)
+    {
+        io.rx += network["rx_bytes"].as_f64().unwrap_or(0.0);
+        io.tx += network["tx_bytes"].as_f64().unwrap_or(0.0);
+    }
+    let entries = stats["blkio_stats"]["io_service_bytes_recursive"].as_array();
+    for entry in entries.into_iter().flatten() {
+        let value = entry["value"].as_f64().unwrap_or(0.0);
+        match entry["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("read") => io.read += value,
+            Some("write") => io.write += value,
+            _ => {}
+        }
+    }
     Sample {
         cpu,
         memory_mib: (usage - cache).max(0.0) / (1024.0 * 1024.0),
+        io,
+    }
+}
+
+/// Bytes per second of each counter between two samples `seconds` apart (a counter that
+/// went back — the container restarted — counts from zero).
+pub fn io_rates(before: IoCounters, now: IoCounters, seconds: f64) -> IoCounters {
+    let rate = |b: f64, n: f64| {
+        if seconds <= 0.0 {
+            0.0
+        } else if n >= b {
+            (n - b) / seconds
+        } else {
+            n / seconds
+        }
+    };
+    IoCounters {
+        rx: rate(before.rx, now.rx),
+        tx: rate(before.tx, now.tx),
+        read: rate(before.read, now.read),
+        write: rate(before.write, now.write),
     }
 }
 
@@ -86,7 +137,8 @@ pub async fn run(
     instance_id: String,
 ) {
     let labels = crate::spec::instance_labels(&cluster, &instance_id);
-    let mut last: HashMap<String, CpuCounters> = HashMap::new();
+    let mut last: HashMap<String, (Option<CpuCounters>, IoCounters, std::time::Instant)> =
+        HashMap::new();
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -116,20 +168,34 @@ pub async fn run(
             .await;
         let mut tasks: BTreeMap<String, TaskUsage> = BTreeMap::new();
         let mut seen = HashMap::new();
+        let at = std::time::Instant::now();
         for (id, task, sample) in sampled {
             let Some(sample) = sample else { continue };
             let usage = tasks.entry(task.clone()).or_insert_with(|| TaskUsage {
                 task,
                 cpu_units: 0.0,
                 memory_mib: 0.0,
+                network_rx_bytes_per_second: 0.0,
+                network_tx_bytes_per_second: 0.0,
+                storage_read_bytes_per_second: 0.0,
+                storage_write_bytes_per_second: 0.0,
             });
             usage.memory_mib += sample.memory_mib;
-            if let (Some(before), Some(now)) = (last.get(&id), sample.cpu) {
-                usage.cpu_units += cpu_units(*before, now).unwrap_or(0.0);
+            if let Some((before_cpu, before_io, then)) = last.get(&id) {
+                if let (Some(before), Some(now)) = (before_cpu, sample.cpu) {
+                    usage.cpu_units += cpu_units(*before, now).unwrap_or(0.0);
+                }
+                let rates = io_rates(
+                    *before_io,
+                    sample.io,
+                    at.duration_since(*then).as_secs_f64(),
+                );
+                usage.network_rx_bytes_per_second += rates.rx;
+                usage.network_tx_bytes_per_second += rates.tx;
+                usage.storage_read_bytes_per_second += rates.read;
+                usage.storage_write_bytes_per_second += rates.write;
             }
-            if let Some(now) = sample.cpu {
-                seen.insert(id, now);
-            }
+            seen.insert(id, (sample.cpu, sample.io, at));
         }
         last = seen;
         if tasks.is_empty() {
@@ -190,6 +256,53 @@ mod tests {
         };
         assert_eq!(cpu_units(before, now), Some(512.0));
         assert_eq!(cpu_units(now, now), None, "no time passed");
+    }
+
+    #[test]
+    fn network_and_block_io_are_summed_and_become_rates() {
+        let stats = json!({
+            "networks": {"eth0": {"rx_bytes": 1000, "tx_bytes": 10}, "eth1": {"rx_bytes": 500, "tx_bytes": 5}},
+            "blkio_stats": {"io_service_bytes_recursive": [
+                {"major": 8, "minor": 0, "op": "read", "value": 4096},
+                {"major": 8, "minor": 0, "op": "Write", "value": 8192},
+                {"major": 8, "minor": 0, "op": "Total", "value": 12288}
+            ]}
+        });
+        let io = sample_of(&stats).io;
+        assert_eq!(
+            io,
+            IoCounters {
+                rx: 1500.0,
+                tx: 15.0,
+                read: 4096.0,
+                write: 8192.0
+            }
+        );
+        let later = IoCounters {
+            rx: 3500.0,
+            tx: 15.0,
+            read: 4096.0,
+            write: 9192.0,
+        };
+        let rates = io_rates(io, later, 10.0);
+        assert_eq!(
+            rates,
+            IoCounters {
+                rx: 200.0,
+                tx: 0.0,
+                read: 0.0,
+                write: 100.0
+            }
+        );
+        let restarted = IoCounters {
+            rx: 100.0,
+            ..IoCounters::default()
+        };
+        assert_eq!(
+            io_rates(io, restarted, 10.0).rx,
+            10.0,
+            "a counter that went back counts from zero"
+        );
     }
 
     #[test]

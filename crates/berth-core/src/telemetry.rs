@@ -101,6 +101,16 @@ pub struct TaskUsage {
     pub cpu_units: f64,
     /// Memory in use, in MiB (without the page cache).
     pub memory_mib: f64,
+    /// Bytes received and sent over the network per second, over the interval.
+    #[serde(default)]
+    pub network_rx_bytes_per_second: f64,
+    #[serde(default)]
+    pub network_tx_bytes_per_second: f64,
+    /// Bytes read from and written to block devices per second, over the interval.
+    #[serde(default)]
+    pub storage_read_bytes_per_second: f64,
+    #[serde(default)]
+    pub storage_write_bytes_per_second: f64,
 }
 
 /// The position of the `ordinal`-th line (from 0) written at `timestamp_ns` nanoseconds

@@ -8,6 +8,10 @@
 //! - per cluster (dimension `ClusterName`): the CPU units (MiB) all its tasks use over those
 //!   its container instances registered.
 //!
+//! With them, in namespace `ECS/ContainerInsights` per service and per cluster, what the tasks
+//! use: `CpuUtilized` (CPU units), `MemoryUtilized` (MiB), `NetworkRxBytes`,
+//! `NetworkTxBytes`, `StorageReadBytes` and `StorageWriteBytes` (bytes per second).
+//!
 //! Each tick adds one sample to the minute's statistics, so a minute's `Average` is the
 //! average over its ticks. Tasks that reserve no CPU (or memory) count in the cluster's
 //! figure but not in their service's, which has nothing to divide by.
@@ -32,6 +36,8 @@ pub const TICK: Duration = Duration::from_secs(10);
 const STALE: Duration = Duration::from_secs(45);
 /// The namespace ECS publishes in.
 pub const NAMESPACE: &str = "AWS/ECS";
+/// The namespace of Container Insights' figures.
+pub const INSIGHTS_NAMESPACE: &str = "ECS/ContainerInsights";
 
 /// The last figures of each task, by task ARN.
 #[derive(Debug, Default)]
@@ -44,6 +50,8 @@ struct Sample {
     cluster: String,
     cpu_units: f64,
     memory_mib: f64,
+    /// Network received and sent, block devices read and written: bytes per second.
+    io: [f64; 4],
     at: Instant,
 }
 
@@ -73,7 +81,13 @@ fn record(app: &Arc<App>, caller: Principal, body: &[u8]) -> Result<(), ApiError
     let now = Instant::now();
     let mut kept = Vec::with_capacity(report.tasks.len());
     for usage in report.tasks {
-        if !finite(usage.cpu_units) || !finite(usage.memory_mib) {
+        let io = [
+            usage.network_rx_bytes_per_second,
+            usage.network_tx_bytes_per_second,
+            usage.storage_read_bytes_per_second,
+            usage.storage_write_bytes_per_second,
+        ];
+        if !finite(usage.cpu_units) || !finite(usage.memory_mib) || !io.into_iter().all(finite) {
             return Err(ApiError::invalid_parameter(format!(
                 "The figures of task {} must be non-negative numbers.",
                 usage.task
@@ -86,6 +100,7 @@ fn record(app: &Arc<App>, caller: Principal, body: &[u8]) -> Result<(), ApiError
                 cluster: report.cluster.clone(),
                 cpu_units: usage.cpu_units,
                 memory_mib: usage.memory_mib,
+                io,
                 at: now,
             },
         ));
@@ -161,12 +176,40 @@ impl Ratio {
     }
 }
 
-/// CPU and memory of one service or cluster.
+/// CPU and memory of one service or cluster, and what its tasks use in all.
 #[derive(Debug, Default, Clone, Copy)]
 struct Utilization {
     cpu: Ratio,
     memory: Ratio,
+    /// CPU units, MiB, then network received and sent, storage read and written (bytes/s).
+    used: [f64; 6],
 }
+
+impl Utilization {
+    fn add_use(&mut self, sample: &Sample) {
+        let figures = [
+            sample.cpu_units,
+            sample.memory_mib,
+            sample.io[0],
+            sample.io[1],
+            sample.io[2],
+            sample.io[3],
+        ];
+        for (total, figure) in self.used.iter_mut().zip(figures) {
+            *total += figure;
+        }
+    }
+}
+
+/// Container Insights' metrics, in the order of `Utilization::used`, with their units.
+const INSIGHTS: [(&str, &str); 6] = [
+    ("CpuUtilized", "None"),
+    ("MemoryUtilized", "Megabytes"),
+    ("NetworkRxBytes", "Bytes/Second"),
+    ("NetworkTxBytes", "Bytes/Second"),
+    ("StorageReadBytes", "Bytes/Second"),
+    ("StorageWriteBytes", "Bytes/Second"),
+];
 
 /// The datapoints of this tick: the fresh samples of running tasks, summed per service and
 /// per cluster. Stale samples and those of tasks no longer running are dropped.
@@ -204,12 +247,14 @@ fn utilization(app: &App, now: Instant, timestamp: i64) -> Vec<Datum> {
             let cluster = clusters.entry(sample.cluster.clone()).or_default();
             cluster.cpu.used += sample.cpu_units;
             cluster.memory.used += sample.memory_mib;
+            cluster.add_use(sample);
             if let Some(service) = entry.service() {
                 let totals = services
                     .entry((sample.cluster.clone(), service.to_string()))
                     .or_default();
                 totals.cpu.add_task(sample.cpu_units, cpu);
                 totals.memory.add_task(sample.memory_mib, memory);
+                totals.add_use(sample);
             }
             true
         });
@@ -249,6 +294,21 @@ fn utilization(app: &App, now: Instant, timestamp: i64) -> Vec<Datum> {
                     unit: "Percent".to_string(),
                 });
             }
+        }
+        for ((metric, unit), value) in INSIGHTS.into_iter().zip(totals.used) {
+            data.push(Datum {
+                namespace: INSIGHTS_NAMESPACE.to_string(),
+                metric_name: metric.to_string(),
+                dimensions: dimensions.clone(),
+                timestamp,
+                statistics: StatisticSet {
+                    sample_count: 1.0,
+                    sum: value,
+                    minimum: value,
+                    maximum: value,
+                },
+                unit: unit.to_string(),
+            });
         }
     };
     for (name, totals) in &clusters {
