@@ -30,7 +30,13 @@ impl Deref for Ctx {
     }
 }
 
-async fn call<Req, Resp, F, Fut>(ctx: Ctx, body: &[u8], handler: F) -> Result<Vec<u8>, ApiError>
+/// Parses the JSON body as `Req`, runs `handler` and serialises its answer: how every AWS JSON
+/// service's operations are run.
+pub(crate) async fn call<Req, Resp, F, Fut>(
+    ctx: Ctx,
+    body: &[u8],
+    handler: F,
+) -> Result<Vec<u8>, ApiError>
 where
     Req: DeserializeOwned,
     Resp: Serialize,

@@ -7,6 +7,49 @@ use crate::error::ApiError;
 use serde_json::Value;
 use std::sync::Arc;
 
+/// Defines `call`, `ok` and `err` for the tests of one AWS JSON service whose operations
+/// `$dispatch` runs, as the root user: the decoded answer or the error; an answer that must
+/// succeed; an error that must come.
+#[macro_export]
+macro_rules! json_service_calls {
+    ($dispatch:path) => {
+        async fn call(
+            app: &std::sync::Arc<$crate::app::App>,
+            op: &str,
+            body: serde_json::Value,
+        ) -> Result<serde_json::Value, $crate::error::ApiError> {
+            let ctx = $crate::dispatch::Ctx {
+                app: app.clone(),
+                caller: $crate::auth::root_principal(app).expect("root principal"),
+            };
+            let bytes = $dispatch(ctx, op, body.to_string().as_bytes()).await?;
+            Ok(serde_json::from_slice(&bytes).expect("json answer"))
+        }
+
+        async fn ok(
+            app: &std::sync::Arc<$crate::app::App>,
+            op: &str,
+            body: serde_json::Value,
+        ) -> serde_json::Value {
+            match call(app, op, body).await {
+                Ok(v) => v,
+                Err(e) => panic!("{op} failed: {e}"),
+            }
+        }
+
+        async fn err(
+            app: &std::sync::Arc<$crate::app::App>,
+            op: &str,
+            body: serde_json::Value,
+        ) -> $crate::error::ApiError {
+            match call(app, op, body).await {
+                Ok(v) => panic!("{op} should fail, answered {v}"),
+                Err(e) => e,
+            }
+        }
+    };
+}
+
 /// A server on an in-memory store.
 pub async fn app() -> Arc<App> {
     App::open(ServerConfig::default()).await.expect("app")

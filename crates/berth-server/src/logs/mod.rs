@@ -9,13 +9,9 @@ mod streams;
 mod tags;
 
 use crate::authz::Keys;
-use crate::dispatch::Ctx;
+use crate::dispatch::{call, Ctx};
 use crate::error::ApiError;
-use crate::protocol::parse_input;
 use berth_store::logs::{self as store, LogError};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -135,19 +131,6 @@ impl LogStore {
 /// A failure of the log store's files: a fault of the server.
 fn io_error(e: std::io::Error) -> ApiError {
     LogError::Io(e).into()
-}
-
-/// Parses the input, runs `handler` and serialises its answer.
-async fn call<Req, Resp, F, Fut>(ctx: Ctx, body: &[u8], handler: F) -> Result<Vec<u8>, ApiError>
-where
-    Req: DeserializeOwned,
-    Resp: Serialize,
-    F: FnOnce(Ctx, Req) -> Fut,
-    Fut: Future<Output = Result<Resp, ApiError>>,
-{
-    let input: Req = parse_input(body)?;
-    let output = handler(ctx, input).await?;
-    serde_json::to_vec(&output).map_err(|e| ApiError::server(format!("response encoding: {e}")))
 }
 
 /// Runs `work` on the log store off the async threads (the store does blocking file I/O).

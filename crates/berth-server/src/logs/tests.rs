@@ -6,28 +6,7 @@ async fn app() -> Arc<App> {
     crate::test_support::app().await
 }
 
-async fn call(app: &Arc<App>, op: &str, body: Value) -> Result<Value, ApiError> {
-    let ctx = Ctx {
-        app: app.clone(),
-        caller: crate::auth::root_principal(app).expect("root principal"),
-    };
-    let bytes = dispatch(ctx, op, body.to_string().as_bytes()).await?;
-    Ok(serde_json::from_slice(&bytes).expect("json response"))
-}
-
-async fn ok(app: &Arc<App>, op: &str, body: Value) -> Value {
-    match call(app, op, body).await {
-        Ok(v) => v,
-        Err(e) => panic!("{op} failed: {e}"),
-    }
-}
-
-async fn err(app: &Arc<App>, op: &str, body: Value) -> ApiError {
-    match call(app, op, body).await {
-        Ok(v) => panic!("{op} should fail, answered {v}"),
-        Err(e) => e,
-    }
-}
+crate::json_service_calls!(dispatch);
 
 async fn group_with_stream(app: &Arc<App>) {
     ok(app, "CreateLogGroup", json!({"logGroupName": "/app"})).await;

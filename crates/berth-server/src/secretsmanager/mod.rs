@@ -10,14 +10,12 @@ mod values;
 pub mod resolve;
 
 use crate::authz::Keys;
-use crate::dispatch::Ctx;
+use crate::dispatch::{call, Ctx};
 use crate::error::ApiError;
 use crate::vault::rotation::{vault_fault, SealedRecord};
 use crate::vault::Sealed;
 use berth_store::typed::Versioned;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::future::Future;
 
 /// Prefix of all secrets in the store, keyed by name.
 pub const SECRETS: &str = "/secretsmanager/secrets/";
@@ -351,23 +349,6 @@ fn page_of(
         PageError::Token => ApiError::new("InvalidNextTokenException", e.to_string()),
         other => invalid_parameter(other.to_string()),
     })
-}
-
-/// Parses the JSON body as `Req`, runs `handler` and serialises its answer.
-pub(crate) async fn call<Req, Resp, F, Fut>(
-    ctx: Ctx,
-    body: &[u8],
-    handler: F,
-) -> Result<Vec<u8>, ApiError>
-where
-    Req: DeserializeOwned,
-    Resp: Serialize,
-    F: FnOnce(Ctx, Req) -> Fut,
-    Fut: Future<Output = Result<Resp, ApiError>>,
-{
-    let input: Req = crate::protocol::parse_input(body)?;
-    let output = handler(ctx, input).await?;
-    serde_json::to_vec(&output).map_err(|e| ApiError::server(format!("response encoding: {e}")))
 }
 
 /// Runs Secrets Manager operation `op` on the JSON `body`; returns the JSON answer.

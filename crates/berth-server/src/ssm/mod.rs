@@ -10,9 +10,9 @@ mod parameters;
 mod tags;
 
 use crate::authz::Keys;
+use crate::dispatch::call;
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
-use crate::secretsmanager::call;
 use crate::vault::rotation::{vault_fault, SealedRecord};
 use crate::vault::{Sealed, Vault};
 use berth_store::typed::Versioned;

@@ -1,28 +1,8 @@
 use crate::app::App;
-use crate::dispatch::Ctx;
-use crate::error::ApiError;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-async fn ssm(app: &Arc<App>, op: &str, body: Value) -> Result<Value, ApiError> {
-    let ctx = Ctx {
-        app: app.clone(),
-        caller: crate::auth::root_principal(app).expect("root principal"),
-    };
-    let bytes = super::dispatch(ctx, op, body.to_string().as_bytes()).await?;
-    Ok(serde_json::from_slice(&bytes).expect("json answer"))
-}
-
-async fn ok(app: &Arc<App>, op: &str, body: Value) -> Value {
-    match ssm(app, op, body).await {
-        Ok(v) => v,
-        Err(e) => panic!("{op} failed: {e}"),
-    }
-}
-
-async fn err(app: &Arc<App>, op: &str, body: Value) -> ApiError {
-    ssm(app, op, body).await.expect_err("an error")
-}
+crate::json_service_calls!(super::dispatch);
 
 async fn put(app: &Arc<App>, name: &str, value: &str, kind: &str) -> Value {
     ok(
