@@ -6,7 +6,9 @@ filter pattern, retention, tags, IAM refusals, the call pattern of `aws logs tai
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -422,3 +424,33 @@ def test_logs_answers_are_checked_against_the_logs_model_and_cbor_is_skipped(log
     ]
     assert conformance.check_exchanges(skipped) == (0, [])
     assert conformance.skipped(skipped) == 2
+
+
+AWS_CLI_V2 = "/usr/bin/aws"  # Debian's awscli package (2.x); the venv's `aws` is CLI v1
+
+
+def test_aws_cli_v2_logs_tail_follow_shows_old_and_new_events_once(berth: Berth, logs):
+    """The real `aws logs tail GROUP --follow` of AWS CLI v2 (installed by
+    scripts/ensure-test-tools): it prints the events already there, then new ones as they
+    are put, each once."""
+    assert os.access(AWS_CLI_V2, os.X_OK), "AWS CLI v2 missing: run scripts/ensure-test-tools"
+    group = "/test/tail-v2"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="web/1")
+    put(logs, group, "web/1", [f"old {i}" for i in range(3)], now_ms() - 5_000)
+    cmd = [AWS_CLI_V2, "logs", "tail", group, "--follow", "--since", "10m", "--format", "short",
+           "--endpoint-url", berth.endpoint, "--region", REGION]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=berth.credentials.env())
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        harness.wait_until(lambda: sum("old " in l for l in lines) == 3, 30, "the old events", diagnose=lambda: "".join(lines))
+        put(logs, group, "web/1", [f"new {i}" for i in range(2)], now_ms())
+        harness.wait_until(lambda: sum("new " in l for l in lines) == 2, 30, "the new events", diagnose=lambda: "".join(lines))
+        time.sleep(6)  # at least one more poll: nothing is shown again
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    messages = [line.split(" ", 1)[1].strip() for line in lines if line.strip()]
+    assert messages == ["old 0", "old 1", "old 2", "new 0", "new 1"], lines
