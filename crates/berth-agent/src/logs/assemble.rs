@@ -22,6 +22,8 @@ pub struct Assembler {
     pending: Option<ShippedEvent>,
     /// The position of the last line read.
     last_position: Option<u64>,
+    /// The position given to the last line part read, skipped or not.
+    previous: Option<u64>,
 }
 
 impl Assembler {
@@ -36,6 +38,7 @@ impl Assembler {
             partial: None,
             pending: None,
             last_position: after,
+            previous: None,
         }
     }
 
@@ -57,7 +60,13 @@ impl Assembler {
             self.last_timestamp = line.timestamp_ns;
             self.ordinal = 0;
         }
-        let at = position(line.timestamp_ns, self.ordinal);
+        // Docker stamps stdout and stderr as it copies each, so a line may carry an earlier
+        // time than the one stored before it: positions follow the order Docker stored them.
+        let at = match self.previous {
+            Some(previous) if position(line.timestamp_ns, self.ordinal) <= previous => previous + 1,
+            _ => position(line.timestamp_ns, self.ordinal),
+        };
+        self.previous = Some(at);
         let complete = line.text.ends_with(b"\n");
         let (first_ns, mut text) = match self.partial.take() {
             Some((first, mut text)) => {
@@ -155,6 +164,18 @@ mod tests {
         let a = assembler.push(line(5, "a\n"));
         let b = assembler.push(line(5, "b\n"));
         assert!(a[0].position < b[0].position);
+    }
+
+    #[test]
+    fn a_line_stamped_earlier_than_the_one_before_still_gets_a_later_position() {
+        let mut assembler = Assembler::new(None, None);
+        let out: Vec<ShippedEvent> = [line(10, "out\n"), line(7, "err\n"), line(11, "out2\n")]
+            .into_iter()
+            .flat_map(|l| assembler.push(l))
+            .collect();
+        assert_eq!(messages(&out), ["out", "err", "out2"]);
+        assert!(out.windows(2).all(|w| w[0].position < w[1].position), "{out:?}");
+        assert_eq!(out[1].timestamp, 0, "its own time is kept");
     }
 
     #[test]
