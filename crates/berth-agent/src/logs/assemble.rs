@@ -174,7 +174,10 @@ mod tests {
             .flat_map(|l| assembler.push(l))
             .collect();
         assert_eq!(messages(&out), ["out", "err", "out2"]);
-        assert!(out.windows(2).all(|w| w[0].position < w[1].position), "{out:?}");
+        assert!(
+            out.windows(2).all(|w| w[0].position < w[1].position),
+            "{out:?}"
+        );
         assert_eq!(out[1].timestamp, 0, "its own time is kept");
     }
 
