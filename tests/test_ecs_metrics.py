@@ -158,4 +158,24 @@ def test_a_busy_service_shows_its_cpu_and_memory_utilization_within_a_minute(clu
         Statistics=["Maximum"],
     )["Datapoints"]
     assert max(p["Maximum"] for p in cpu_units) > 500, "a busy loop uses about one core: 1,024 units"
+
+    # And the task's own series.
+    [task_arn] = ecs.list_tasks(cluster=cluster.name, serviceName=service)["taskArns"]
+    task_id = task_arn.rsplit("/", 1)[-1]
+    per_task = cloudwatch.list_metrics(Namespace="ECS/ContainerInsights", Dimensions=[{"Name": "TaskId", "Value": task_id}])
+    assert sorted(m["MetricName"] for m in per_task["Metrics"]) == ["CpuUtilized", "MemoryUtilized"], per_task
+    task_cpu = cloudwatch.get_metric_statistics(
+        Namespace="ECS/ContainerInsights",
+        MetricName="CpuUtilized",
+        Dimensions=[
+            {"Name": "ClusterName", "Value": cluster.name},
+            {"Name": "TaskDefinitionFamily", "Value": family},
+            {"Name": "TaskId", "Value": task_id},
+        ],
+        StartTime=start,
+        EndTime=now() + dt.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert task_cpu and max(p["Maximum"] for p in task_cpu) > 500, task_cpu
     ecs.delete_service(cluster=cluster.name, service=service, force=True)

@@ -19,6 +19,18 @@ use std::sync::Mutex;
 pub const MINUTE_RETENTION_MS: i64 = 15 * 24 * 3600 * 1000;
 /// How long one-second data is kept: 3 hours, in milliseconds.
 pub const SECOND_RETENTION_MS: i64 = 3 * 3600 * 1000;
+/// How long one-minute data of a single task (a `TaskId` dimension) is kept: tasks come and
+/// go by the thousand, so their series would otherwise crowd out every other.
+pub const TASK_RETENTION_MS: i64 = 3 * 3600 * 1000;
+
+/// How long one-minute data of the series `key` is kept.
+fn minute_retention(key: &SeriesKey) -> i64 {
+    if key.dimensions.iter().any(|(name, _)| name == "TaskId") {
+        TASK_RETENTION_MS
+    } else {
+        MINUTE_RETENTION_MS
+    }
+}
 /// The most (series, period) cells held in memory (about 100 bytes each).
 pub const MAX_CELLS: usize = 2_000_000;
 
@@ -283,9 +295,9 @@ impl Inner {
     /// Drops cells past retention, and series left empty.
     fn sweep(&mut self, now: i64) {
         let mut removed = 0;
-        self.series.retain(|_, series| {
+        self.series.retain(|key, series| {
             let before = series.minutes.len() + series.seconds.len();
-            series.minutes = series.minutes.split_off(&(now - MINUTE_RETENTION_MS));
+            series.minutes = series.minutes.split_off(&(now - minute_retention(key)));
             series.seconds = series.seconds.split_off(&(now - SECOND_RETENTION_MS));
             removed += before - series.minutes.len() - series.seconds.len();
             !series.minutes.is_empty()
@@ -355,6 +367,29 @@ mod tests {
             .put_at(vec![], NOW + MINUTE_RETENTION_MS + 60_000)
             .expect("swept");
         assert!(store.read(|series| series.is_empty()));
+    }
+
+    #[test]
+    fn a_single_tasks_series_is_kept_three_hours() {
+        let store = MetricStore::default();
+        let mut task = datum("CpuUtilized", NOW - 1000, 1.0);
+        task.dimensions.push(("TaskId".into(), "abc".into()));
+        let service = datum("CpuUtilized", NOW - 1000, 1.0);
+        store
+            .put_at(vec![(task, false), (service, false)], NOW)
+            .expect("stored");
+        store
+            .put_at(vec![], NOW + TASK_RETENTION_MS + 60_000)
+            .expect("swept");
+        store.read(|series| {
+            assert_eq!(
+                series.len(),
+                1,
+                "the task's series is gone, the service's kept"
+            );
+            let (key, _) = series.iter().next().expect("one series");
+            assert!(key.dimensions.iter().all(|(name, _)| name != "TaskId"));
+        });
     }
 
     #[test]

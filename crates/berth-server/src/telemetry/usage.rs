@@ -10,7 +10,9 @@
 //!
 //! With them, in namespace `ECS/ContainerInsights` per service and per cluster, what the tasks
 //! use: `CpuUtilized` (CPU units), `MemoryUtilized` (MiB), `NetworkRxBytes`,
-//! `NetworkTxBytes`, `StorageReadBytes` and `StorageWriteBytes` (bytes per second).
+//! `NetworkTxBytes`, `StorageReadBytes` and `StorageWriteBytes` (bytes per second); and per
+//! task (`ClusterName`, `TaskDefinitionFamily`, `TaskId`) its `CpuUtilized` and
+//! `MemoryUtilized`, kept 3 hours.
 //!
 //! Each tick adds one sample to the minute's statistics, so a minute's `Average` is the
 //! average over its ticks. Tasks that reserve no CPU (or memory) count in the cluster's
@@ -216,6 +218,8 @@ const INSIGHTS: [(&str, &str); 6] = [
 fn utilization(app: &App, now: Instant, timestamp: i64) -> Vec<Datum> {
     let state = app.snapshot();
     let mut services: BTreeMap<(String, String), Utilization> = BTreeMap::new();
+    // (cluster, family, task id) -> CPU units, MiB.
+    let mut tasks: Vec<(String, String, String, f64, f64)> = Vec::new();
     let mut clusters: BTreeMap<String, Utilization> = BTreeMap::new();
     {
         let mut samples = app.usage.lock();
@@ -244,6 +248,13 @@ fn utilization(app: &App, now: Instant, timestamp: i64) -> Vec<Datum> {
                 )
             });
             let (cpu, memory) = reserved.map_or((0.0, 0.0), |r| (r.cpu as f64, r.memory as f64));
+            tasks.push((
+                sample.cluster.clone(),
+                entry.family().unwrap_or_default().to_string(),
+                arn.rsplit('/').next().unwrap_or_default().to_string(),
+                sample.cpu_units,
+                sample.memory_mib,
+            ));
             let cluster = clusters.entry(sample.cluster.clone()).or_default();
             cluster.cpu.used += sample.cpu_units;
             cluster.memory.used += sample.memory_mib;
@@ -322,6 +333,31 @@ fn utilization(app: &App, now: Instant, timestamp: i64) -> Vec<Datum> {
             ],
             totals,
         );
+    }
+    for (cluster, family, task_id, cpu, memory) in tasks {
+        let dimensions = vec![
+            ("ClusterName".to_string(), cluster),
+            ("TaskDefinitionFamily".to_string(), family),
+            ("TaskId".to_string(), task_id),
+        ];
+        for (metric, unit, value) in [
+            ("CpuUtilized", "None", cpu),
+            ("MemoryUtilized", "Megabytes", memory),
+        ] {
+            data.push(Datum {
+                namespace: INSIGHTS_NAMESPACE.to_string(),
+                metric_name: metric.to_string(),
+                dimensions: dimensions.clone(),
+                timestamp,
+                statistics: StatisticSet {
+                    sample_count: 1.0,
+                    sum: value,
+                    minimum: value,
+                    maximum: value,
+                },
+                unit: unit.to_string(),
+            });
+        }
     }
     data
 }
