@@ -209,6 +209,17 @@ pub fn new_service_deployment(
     let id = uuid::Uuid::new_v4().simple().to_string();
     let name = service.service_name.as_deref().unwrap_or_default();
     let desired = service.desired_count.unwrap_or(0);
+    // Later than every deployment before it, even one made in the same millisecond: the
+    // history lists newest first by creation time.
+    let now = service
+        .deployments
+        .iter()
+        .flatten()
+        .filter_map(|d| d.created_at)
+        .fold(
+            now,
+            |at, earlier| if earlier >= at { earlier + 0.001 } else { at },
+        );
     let deployment = ServiceDeployment {
         service_deployment_arn: Some(service_deployment_arn(&ctx.arns, cluster, name, &id)),
         service_arn: service.service_arn.clone(),
