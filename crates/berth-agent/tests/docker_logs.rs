@@ -23,7 +23,12 @@ async fn read_all(fx: &Fixture, id: &str, since: u64, follow: bool) -> Vec<LogLi
 #[tokio::test]
 async fn output_comes_line_by_line_with_nanosecond_timestamps_from_stdout_and_stderr() {
     let fx = Fixture::new().await;
-    let mut spec = fx.spec("logs", "echo one; echo two >&2; printf 'no newline'");
+    // Apart in time: Docker stamps stdout and stderr as it copies each, so lines of both
+    // written together may be stored in either order.
+    let mut spec = fx.spec(
+        "logs",
+        "echo one; sleep 0.2; echo two >&2; sleep 0.2; printf 'no newline'",
+    );
     spec.log_driver = Some("json-file".into());
     let (id, state) = fx.run_to_exit(&spec).await;
     assert!(!state.running);
