@@ -12,6 +12,7 @@ import pytest
 
 import conformance
 import harness
+import leaks
 from harness import RECORDER, Berth
 
 CONFORMANCE_TEST = "test_every_recorded_response_matches_the_botocore_ecs_model"
@@ -135,8 +136,10 @@ class Unique:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Backstop of the conformance test: checks whatever was recorded after it ran (or
-    everything, if it was not selected) and fails the run on a violation."""
+    """The leak check over the whole session, then the backstop of the conformance test:
+    checks whatever was recorded after it ran (or everything, if it was not selected) and
+    fails the run on a violation."""
+    check_for_leaks(session)
     exchanges = RECORDER.snapshot()[RECORDER.checked_upto :]
     if not exchanges:
         return
@@ -153,7 +156,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def check_for_leaks(session: pytest.Session) -> None:
+    """Issue 13's target: no secret value a test stored shows in plain text in any recorded
+    answer, nor in any data dir or log of a Berth process of the session."""
+    if not leaks.SECRET_VALUES:
+        return
+    findings, responses, files = leaks.scan(RECORDER.snapshot())
+    session.config._berth_leaks = (len(leaks.SECRET_VALUES), responses, files, len(findings))  # type: ignore[attr-defined]
+    if findings:
+        print("\nberth secret leaks:\n" + "\n".join(findings[:50]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    checked = getattr(config, "_berth_leaks", None)
+    if checked:
+        values, responses, files, found = checked
+        terminalreporter.write_line(
+            f"berth secret leaks: grepped {responses} recorded responses and {files} files of the "
+            f"session's data dirs and logs for {values} secret values; {found} found."
+        )
     stats = config._berth_conformance  # type: ignore[attr-defined]
     total = stats["by_test"] + stats["after_test"]
     if total:

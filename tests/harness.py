@@ -32,6 +32,8 @@ from typing import Any, Callable, Optional, Sequence
 from unittest import mock
 from urllib.parse import quote, urlencode
 
+import leaks
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -560,6 +562,7 @@ class BerthServer:
 
     def start(self, timeout: float = 30.0) -> "BerthServer":
         berth_bin()  # a missing binary is a loud error before anything starts
+        leaks.watch(self.data_dir, self.log_path)
         last_error = ""
         for _ in range(5):
             self.port = free_port()
@@ -963,6 +966,7 @@ class BerthAgent:
         for attribute in self.attributes:
             args += ["--attribute", attribute]
         args += self.extra_args
+        leaks.watch(self.data_dir, self.log_path)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 args,

@@ -10,6 +10,7 @@ import base64
 import json
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -17,8 +18,9 @@ import pytest
 
 from fault_helpers import FaultCluster
 from harness import docker, free_port, wait_until
+from leaks import remember
 
-USER, PASSWORD = "berth", "s3cret-registry"
+USER, PASSWORD = "berth", remember(f"registry-{uuid.uuid4().hex}")
 
 
 class Registry:

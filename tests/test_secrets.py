@@ -7,13 +7,15 @@ answer."""
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from harness import ACCOUNT, REGION, boto3_client
+from harness import ACCOUNT, REGION, BerthServer, Credentials, berth_bin, boto3_client
+from leaks import secret_value
 from iam_helpers import allow, aws, cli_error, error_of, make_user
 
 
@@ -34,8 +36,9 @@ def ssm(server):
 
 
 def marker(kind: str) -> str:
-    """A value no other test and no key material can contain by chance."""
-    return f"BerthMarker{kind}{uuid.uuid4().hex}"
+    """A value no other test and no key material can contain by chance, watched for leaks
+    until the end of the session."""
+    return secret_value(kind)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,3 +374,57 @@ def test_no_plaintext_value_at_rest_or_in_describe_and_list_answers(server, sm, 
             assert m.encode() not in content, f"{m} in plain text in {path}"
     key_file = Path(server.data_dir) / "vault.key"
     assert key_file.stat().st_mode & 0o777 == 0o600 and key_file.stat().st_size == 32
+
+
+# ---------------------------------------------------------------------------------------------
+# Master key rotation
+# ---------------------------------------------------------------------------------------------
+
+
+def rotate_vault_key(server: BerthServer, credentials: Credentials) -> subprocess.CompletedProcess:
+    env = {**credentials.env(), "AWS_ENDPOINT_URL": server.url, "AWS_DEFAULT_REGION": REGION}
+    return subprocess.run([str(berth_bin()), "rotate-vault-key"], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_rotating_the_master_key_keeps_every_value_and_forgets_the_old_key(tmp_path, unique) -> None:
+    server = BerthServer(tmp_path / "data").start()
+    try:
+        sm_root = boto3_client(server.url, server.credentials, service="secretsmanager")
+        ssm_root = boto3_client(server.url, server.credentials, service="ssm")
+        secret_marker, previous_marker, secure_marker = marker("Rotated"), marker("Older"), marker("SecureRotated")
+        name = unique("rotated")
+        sm_root.create_secret(Name=name, SecretString=previous_marker)
+        sm_root.put_secret_value(SecretId=name, SecretString=secret_marker)
+        parameter = "/" + unique("rotated") + "/secure"
+        ssm_root.put_parameter(Name=parameter, Value=secure_marker, Type="SecureString")
+        key_file = server.data_dir / "vault.key"
+        old_key = key_file.read_bytes()
+
+        # Anyone but the account's root user is refused, and nothing changes.
+        admin = make_user(server, unique("admin"), allow("*")).write(tmp_path / "admin-credentials")
+        refused = rotate_vault_key(server, admin)
+        assert refused.returncode != 0 and "AccessDeniedException" in refused.stderr, refused
+        assert key_file.read_bytes() == old_key
+
+        done = rotate_vault_key(server, server.credentials)
+        assert done.returncode == 0, done
+        assert "2 secret and parameter records re-wrapped" in done.stdout, done.stdout
+        new_key = key_file.read_bytes()
+        assert len(new_key) == 32 and new_key != old_key, "the old key is forgotten"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+
+        # Every version still opens, now and after a restart under the new key alone.
+        for _ in range(2):
+            assert sm_root.get_secret_value(SecretId=name)["SecretString"] == secret_marker
+            assert sm_root.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == previous_marker
+            assert ssm_root.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"] == secure_marker
+            server.stop()
+            server.start()
+            sm_root = boto3_client(server.url, server.credentials, service="secretsmanager")
+            ssm_root = boto3_client(server.url, server.credentials, service="ssm")
+        # Values written after the rotation are sealed under the new key.
+        sm_root.put_secret_value(SecretId=name, SecretString="after")
+        assert sm_root.get_secret_value(SecretId=name)["SecretString"] == "after"
+        assert "0 secret and parameter records re-wrapped" not in rotate_vault_key(server, server.credentials).stdout
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from harness import BerthUp, boto3_client, docker, status_is, wait_for_task, wait_until
+from leaks import secret_value
 from iam_helpers import allow, document, iam
 
 CLUSTER = "default"
@@ -34,8 +35,8 @@ def test_secrets_reach_the_container_and_nothing_else(berth_up: BerthUp, unique)
     server = berth_up.server
     secrets = boto3_client(server.url, server.credentials, service="secretsmanager")
     ssm = boto3_client(server.url, server.credentials, service="ssm")
-    password = f"pw-{unique('m')}"
-    api_key = f"key-{unique('m')}"
+    password = secret_value("Password")
+    api_key = secret_value("ApiKey")
     secret = secrets.create_secret(Name=unique("db"), SecretString=json.dumps({"user": "app", "password": password}))
     parameter = f"/{unique('app')}/api-key"
     ssm.put_parameter(Name=parameter, Value=api_key, Type="SecureString")

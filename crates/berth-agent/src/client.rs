@@ -257,6 +257,40 @@ impl ServerClient {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{operation}: {e}")))
     }
 
+    /// Calls the AWS query-protocol action `action` (IAM, STS) of the service signed for as
+    /// `service` with the form parameters `params`; returns the XML answer's text.
+    pub async fn call_query(
+        &self,
+        service: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Result<String, ClientError> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action);
+        form.append_pair("Version", query_version(service));
+        for (name, value) in params {
+            form.append_pair(name, value);
+        }
+        let body = form.finish().into_bytes();
+        let headers = [(
+            CONTENT_TYPE.as_str(),
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )];
+        let request = self.signed_for(service, Method::POST, "/", &headers, body)?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let bytes = read_body(response).await?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if !status.is_success() {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                kind: xml_text(&text, "Code").unwrap_or_else(|| "Unknown".into()),
+                message: xml_text(&text, "Message").unwrap_or(text),
+            });
+        }
+        Ok(text)
+    }
+
     /// SubmitTaskStateChange.
     pub async fn submit_task_state_change(
         &self,
@@ -553,3 +587,21 @@ fn encode(value: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The API version a query-protocol service expects in `Version`.
+fn query_version(service: &str) -> &'static str {
+    match service {
+        "iam" => "2010-05-08",
+        "sts" => "2011-06-15",
+        "monitoring" => "2010-08-01",
+        _ => "",
+    }
+}
+
+/// The text of the first `<tag>` element of `xml`, if any.
+pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].to_string())
+}

@@ -52,6 +52,9 @@ pub const TASK_CREDENTIALS_PATH: &str = "/v1/agent/task-credentials";
 /// [`AgentTaskRequest`]; answered with [`TaskSecrets`]. The values are resolved for the asking
 /// agent only, and stored nowhere.
 pub const TASK_SECRETS_PATH: &str = "/v1/agent/task-secrets";
+/// Path of the vault's master key rotation, for the account's root user (`berth
+/// rotate-vault-key`): `POST` with an empty body; answered with a [`VaultRotation`].
+pub const VAULT_ROTATE_PATH: &str = "/v1/admin/vault/rotate-key";
 /// Path of the heartbeat: `POST` with a [`Heartbeat`] body.
 pub const HEARTBEAT_PATH: &str = "/v1/agent/heartbeat";
 
@@ -211,6 +214,18 @@ pub struct AgentTaskRequest {
     pub container_instance: String,
     /// The task's ARN.
     pub task: String,
+}
+
+/// What a master key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultRotation {
+    /// Id of the new master key (not the key).
+    pub key_id: String,
+    /// Id of the key it replaced, now forgotten.
+    pub previous_key_id: String,
+    /// Secret and parameter records whose data keys were re-wrapped.
+    pub rewrapped: usize,
 }
 
 /// Temporary credentials of a task's role, in the shape ECS's credentials endpoint answers

@@ -94,6 +94,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(crate::sts::task_credentials::issue),
         )
         .route(
+            berth_core::gateway::VAULT_ROTATE_PATH,
+            post(crate::vault::admin::rotate_key),
+        )
+        .route(
             berth_core::telemetry::LOGS_PATH,
             post(crate::telemetry::logs::ship),
         )
@@ -382,8 +386,9 @@ fn principal_of(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let (principal, service) = authenticate(app, &request, now)?;
-    // The agent gateway is part of the ECS API.
-    if parts.uri.path().starts_with("/v1/agent/") && service != "ecs" {
+    // The agent gateway and the operator's routes are part of the ECS API.
+    let path = parts.uri.path();
+    if (path.starts_with("/v1/agent/") || path.starts_with("/v1/admin/")) && service != "ecs" {
         return Err(wrong_service("ecs", &service));
     }
     Ok((principal, service))

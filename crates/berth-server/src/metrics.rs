@@ -278,13 +278,16 @@ pub async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
 }
 
 /// The (service, operation) a request is counted under in `/metrics`: the signature scope's
-/// service (`agent` for the agent gateway) and the `X-Amz-Target` operation, the query
+/// service (`agent` for the agent gateway, `admin` for the operator's routes) and the `X-Amz-Target` operation, the query
 /// `Action`, or the gateway route.
 pub fn labels(parts: &axum::http::request::Parts, body: &[u8]) -> (String, Option<String>) {
     let path = parts.uri.path();
     if let Some(route) = path.strip_prefix("/v1/agent/") {
         let route = route.split('/').next().unwrap_or_default();
         return ("agent".into(), Some(route.to_string()));
+    }
+    if let Some(route) = path.strip_prefix("/v1/admin/") {
+        return ("admin".into(), Some(route.to_string()));
     }
     // A request signed by no one is counted as such, whatever it claims to be.
     let service = if parts

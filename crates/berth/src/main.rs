@@ -51,6 +51,9 @@ enum Command {
     Deploy(commands::deploy::DeployArgs),
     /// Change a service's desired count, following the change live.
     Scale(commands::deploy::ScaleArgs),
+    /// Rotate the master key encrypting the server's secrets and SecureStrings, while it runs
+    /// (the account's root user only).
+    RotateVaultKey(commands::vault::RotateArgs),
     /// Measure Berth against its targets and print the figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -96,6 +99,7 @@ fn run() -> anyhow::Result<i32> {
             Command::Run(args) => commands::run::run(args).await,
             Command::Deploy(args) => commands::deploy::deploy(args).await,
             Command::Scale(args) => commands::deploy::scale(args).await,
+            Command::RotateVaultKey(args) => commands::vault::rotate(args).await.map(|()| 0),
             Command::Bench(command) => commands::bench::run(command).await.map(|()| 0),
         }
     })

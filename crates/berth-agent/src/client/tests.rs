@@ -277,3 +277,14 @@ fn query_values_are_percent_encoded() {
     assert_eq!(encode("a b/c"), "a%20b%2Fc");
     assert_eq!(encode("demo-1_x"), "demo-1_x");
 }
+
+#[test]
+fn xml_text_reads_the_first_element_of_a_name() {
+    let xml = "<CreateRoleResponse><CreateRoleResult><Role><Arn>arn:aws:iam::1:role/r</Arn>\
+               </Role></CreateRoleResult></CreateRoleResponse>";
+    assert_eq!(
+        super::xml_text(xml, "Arn").as_deref(),
+        Some("arn:aws:iam::1:role/r")
+    );
+    assert_eq!(super::xml_text(xml, "Code"), None);
+}

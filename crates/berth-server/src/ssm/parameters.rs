@@ -61,6 +61,28 @@ pub(super) fn validate_tags(tags: &[Tag]) -> Result<(), ApiError> {
     }
 }
 
+/// An `AllowedPattern` as a regular expression the whole value must match.
+fn compile_pattern(pattern: &str) -> Result<regex_lite::Regex, ApiError> {
+    regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        error(
+            "InvalidAllowedPatternException",
+            format!("The allowed pattern is not a valid regular expression: {e}"),
+        )
+    })
+}
+
+/// Refuses a value that does not match the parameter's `AllowedPattern` (the value itself is
+/// not repeated: it may be a SecureString).
+fn check_pattern(pattern: &str, value: &str) -> Result<(), ApiError> {
+    if compile_pattern(pattern)?.is_match(value) {
+        return Ok(());
+    }
+    Err(error(
+        "ParameterPatternMismatchException",
+        format!("Parameter value, cannot be validated against allowedPattern: {pattern}"),
+    ))
+}
+
 /// PutParameter: creates a parameter (version 1), or with Overwrite adds its next version.
 /// Settings not given on an overwrite (type, description, pattern, key) are kept.
 pub async fn put(ctx: Ctx, input: PutParameterRequest) -> Result<PutParameterResponse, ApiError> {
@@ -113,6 +135,9 @@ pub async fn put(ctx: Ctx, input: PutParameterRequest) -> Result<PutParameterRes
             "InvalidAllowedPatternException",
             "The allowed pattern must be at most 1024 characters.",
         ));
+    }
+    if let Some(pattern) = &input.allowed_pattern {
+        compile_pattern(pattern)?;
     }
     let data_type = input
         .data_type
@@ -182,6 +207,9 @@ pub async fn put(ctx: Ctx, input: PutParameterRequest) -> Result<PutParameterRes
                 ciphertext: String::new(),
             },
         };
+        if let Some(pattern) = &settings.allowed_pattern {
+            check_pattern(pattern, &input.value)?;
+        }
         let (mut parameter, guard) = match current {
             Some(c) => (c.value, Compare::at(&key, c.mod_revision)),
             None => (

@@ -357,3 +357,49 @@ async fn labels_move_between_versions_and_select_them() {
     let e = err(&app, "GetParameter", json!({"Name": "/l/p:prod"})).await;
     assert_eq!(e.name, "ParameterVersionNotFound");
 }
+
+#[tokio::test]
+async fn values_must_match_the_allowed_pattern_which_overwrites_keep() {
+    let app = crate::test_support::app().await;
+    let first = ok(
+        &app,
+        "PutParameter",
+        json!({"Name": "/app/port", "Value": "8080", "Type": "SecureString",
+               "AllowedPattern": "\\d+"}),
+    )
+    .await;
+    assert_eq!(first["Version"], 1);
+    // The whole value must match, and an overwrite keeps the stored pattern.
+    let e = err(
+        &app,
+        "PutParameter",
+        json!({"Name": "/app/port", "Value": "80a", "Overwrite": true}),
+    )
+    .await;
+    assert_eq!(e.name, "ParameterPatternMismatchException");
+    assert!(e.message.contains("\\d+"), "{}", e.message);
+    assert!(!e.message.contains("80a"), "a SecureString is not echoed");
+    let got = ok(
+        &app,
+        "GetParameter",
+        json!({"Name": "/app/port", "WithDecryption": true}),
+    )
+    .await;
+    assert_eq!(
+        (
+            got["Parameter"]["Value"].clone(),
+            got["Parameter"]["Version"].clone()
+        ),
+        (json!("8080"), json!(1)),
+        "nothing written"
+    );
+    let e = err(
+        &app,
+        "PutParameter",
+        json!({"Name": "/app/bad", "Value": "x", "Type": "String", "AllowedPattern": "(["}),
+    )
+    .await;
+    assert_eq!(e.name, "InvalidAllowedPatternException");
+    let e = err(&app, "GetParameter", json!({"Name": "/app/bad"})).await;
+    assert_eq!(e.name, "ParameterNotFound");
+}

@@ -11,6 +11,7 @@
 //! server gets a random one that dies with it. The file holds the current key first, then
 //! keys being retired by a rotation (see [`rotation`]), 32 bytes each.
 
+pub mod admin;
 pub mod rotation;
 
 use crate::auth::keys::write_private;
@@ -198,11 +199,19 @@ impl Vault {
         if next.id == keys.current.id {
             return Ok(());
         }
-        let new_id = next.id.clone();
-        let old = std::mem::replace(&mut keys.current, next);
-        keys.retired.retain(|k| k.id != new_id);
-        keys.retired.insert(0, old);
-        self.persist(&keys)
+        let retired: Vec<MasterKey> = std::iter::once(keys.current.clone())
+            .chain(keys.retired.iter().cloned())
+            .filter(|k| k.id != next.id)
+            .collect();
+        let rotated = Keys {
+            current: next,
+            retired,
+        };
+        // The file first: a new key only in memory would die with the process, and every
+        // value sealed under it with it.
+        self.persist(&rotated)?;
+        *keys = rotated;
+        Ok(())
     }
 
     /// `sealed` with its data key wrapped under the current master key (the value's seal is
@@ -224,8 +233,13 @@ impl Vault {
     /// once every record has been re-wrapped.
     pub fn retire(&self) -> std::io::Result<()> {
         let mut keys = self.write();
-        keys.retired.clear();
-        self.persist(&keys)
+        let kept = Keys {
+            current: keys.current.clone(),
+            retired: Vec::new(),
+        };
+        self.persist(&kept)?;
+        *keys = kept;
+        Ok(())
     }
 
     fn unwrap_key(&self, sealed: &Sealed, aad: &[u8]) -> Result<[u8; KEY_LEN], VaultError> {

@@ -124,3 +124,21 @@ fn rotation_rewraps_data_keys_under_the_new_key_and_then_forgets_the_old_one() {
         Err(VaultError::UnknownKey { .. })
     ));
 }
+
+#[test]
+fn a_rotation_whose_key_file_cannot_be_written_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = Vault::open(Some(dir.path())).expect("open");
+    let old_id = vault.current_key_id();
+    let sealed = vault.seal(b"kept", b"k").expect("seal");
+    // The key file's place taken by a directory: the write fails.
+    let file = dir.path().join(VAULT_KEY_FILE);
+    std::fs::remove_file(&file).expect("remove");
+    std::fs::create_dir(&file).expect("block the file");
+
+    vault
+        .rotate(random_key().expect("key"))
+        .expect_err("cannot persist");
+    assert_eq!(vault.current_key_id(), old_id, "no key only in memory");
+    assert_eq!(vault.unseal(&sealed, b"k").expect("open"), b"kept");
+}

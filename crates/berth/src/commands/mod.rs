@@ -15,6 +15,7 @@ pub mod run;
 pub mod server;
 pub mod services;
 pub mod up;
+pub mod vault;
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,6 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/berth")
 }
 
-/// Parses a duration for command-line options: `90`, `30s`, `10m`, `1h`, `1h30m`, `500ms`.
 /// The root user's keys a server keeps in `DATA_DIR/credentials` (profile `berth`), read as
 /// any AWS tool reads a shared-credentials file.
 pub fn server_credentials(data_dir: &Path) -> anyhow::Result<berth_core::sigv4::Credentials> {
@@ -47,6 +47,7 @@ pub fn server_credentials(data_dir: &Path) -> anyhow::Result<berth_core::sigv4::
     )
 }
 
+/// Parses a duration for command-line options: `90`, `30s`, `10m`, `1h`, `1h30m`, `500ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("'{text}' is not a duration: use e.g. 30s, 10m, 1h or 1h30m");
     let text = text.trim();

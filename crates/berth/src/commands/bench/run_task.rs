@@ -1,12 +1,15 @@
 //! `berth bench run-task` measures, for N tasks run one after another on this machine, the
 //! time from RunTask's answer to RUNNING being visible through DescribeTasks, next to the time
 //! of a plain `docker run -d` of the same image and command, measured in the same run
-//! (interleaved, so both see the same machine).
+//! (interleaved, so all see the same machine). With `--secrets K` (default 4) it also times a
+//! task whose container takes K secrets (Secrets Manager JSON keys and SSM SecureStrings, in
+//! turn) resolved under its execution role, and prints what resolving them adds.
 
 use super::{call, quantile};
 use anyhow::{bail, Context};
 use berth_agent::client::ServerClient;
 use berth_agent::AgentConfig;
+use berth_core::gateway::{AgentTaskRequest, TaskSecrets, TASK_SECRETS_PATH};
 use clap::Args;
 use serde_json::json;
 use std::process::Command;
@@ -21,6 +24,19 @@ pub struct RunTaskArgs {
     /// Image to run (must be present locally: `scripts/build-test-image`).
     #[arg(long, default_value = "busybox:latest")]
     pub image: String,
+    /// Secrets of the second task timed (0: time no task with secrets).
+    #[arg(long, default_value_t = 4)]
+    pub secrets: usize,
+}
+
+/// The samples of one run: each kind of start, timed in turn.
+#[derive(Default)]
+struct Samples {
+    plain: Vec<Duration>,
+    with_secrets: Vec<Duration>,
+    /// The agent's own secrets request for a running task, timed alone.
+    secrets_request: Vec<Duration>,
+    docker: Vec<Duration>,
 }
 
 const BENCH_LABEL: &str = "com.berth.bench=run-task";
@@ -51,15 +67,11 @@ pub async fn run(args: RunTaskArgs) -> anyhow::Result<()> {
     let _ = agent.await;
     cleanup_containers();
     server.shutdown().await.ok();
-    let (berth, docker) = result?;
-    report(&berth, &docker);
+    report(&result?, args.secrets);
     Ok(())
 }
 
-async fn measure(
-    client: &ServerClient,
-    args: &RunTaskArgs,
-) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+async fn measure(client: &ServerClient, args: &RunTaskArgs) -> anyhow::Result<Samples> {
     // Wait for the agent to register.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -90,25 +102,136 @@ async fn measure(
         }]}),
     )
     .await?;
-    let mut berth = Vec::new();
-    let mut docker = Vec::new();
-    for i in 0..args.tasks {
-        berth.push(
-            time_run_task(client)
-                .await
-                .with_context(|| format!("task {i}"))?,
-        );
-        docker.push(time_docker_run(&args.image)?);
+    if args.secrets > 0 {
+        register_with_secrets(client, args).await?;
     }
-    Ok((berth, docker))
+    let mut samples = Samples::default();
+    for i in 0..args.tasks {
+        let (plain, _) = time_run_task(client, "bench")
+            .await
+            .with_context(|| format!("task {i}"))?;
+        samples.plain.push(plain);
+        if args.secrets > 0 {
+            let (with_secrets, task) = time_run_task(client, "bench-secrets")
+                .await
+                .with_context(|| format!("task {i} with secrets"))?;
+            samples.with_secrets.push(with_secrets);
+            samples
+                .secrets_request
+                .push(time_secrets_request(client, task).await?);
+        }
+        samples.docker.push(time_docker_run(&args.image)?);
+    }
+    Ok(samples)
 }
 
-/// RunTask, then DescribeTasks every 2 ms until RUNNING; the time from RunTask's answer.
-async fn time_run_task(client: &ServerClient) -> anyhow::Result<Duration> {
+/// Family `bench-secrets`: the bench container with `args.secrets` secrets, half from Secrets
+/// Manager (a JSON key of one secret each) and half SSM SecureStrings, and an execution role
+/// (made through the IAM API) allowed to read them.
+async fn register_with_secrets(client: &ServerClient, args: &RunTaskArgs) -> anyhow::Result<()> {
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let created = client
+        .call_query(
+            "iam",
+            "CreateRole",
+            &[
+                ("RoleName", "bench-execution"),
+                ("AssumeRolePolicyDocument", &trust.to_string()),
+            ],
+        )
+        .await
+        .context("CreateRole")?;
+    let role_arn =
+        berth_agent::client::xml_text(&created, "Arn").context("CreateRole answered no Arn")?;
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue", "ssm:GetParameters"], "Resource": "*"}]});
+    client
+        .call_query(
+            "iam",
+            "PutRolePolicy",
+            &[
+                ("RoleName", "bench-execution"),
+                ("PolicyName", "read-secrets"),
+                ("PolicyDocument", &policy.to_string()),
+            ],
+        )
+        .await
+        .context("PutRolePolicy")?;
+    let mut secrets = Vec::new();
+    for i in 0..args.secrets {
+        let name = format!("BENCH_SECRET_{i}");
+        let value_from = if i % 2 == 0 {
+            let secret: serde_json::Value = client
+                .call_json(
+                    "secretsmanager",
+                    "secretsmanager.CreateSecret",
+                    &json!({"Name": format!("bench/{i}"),
+                        "SecretString": json!({"password": format!("bench-value-{i}")}).to_string()}),
+                )
+                .await
+                .context("CreateSecret")?;
+            let arn = secret["ARN"]
+                .as_str()
+                .context("CreateSecret answered no ARN")?;
+            format!("{arn}:password::")
+        } else {
+            let parameter = format!("/bench/secret-{i}");
+            client
+                .call_json::<_, serde_json::Value>(
+                    "ssm",
+                    "AmazonSSM.PutParameter",
+                    &json!({"Name": parameter, "Value": format!("bench-value-{i}"),
+                        "Type": "SecureString"}),
+                )
+                .await
+                .context("PutParameter")?;
+            parameter
+        };
+        secrets.push(json!({"name": name, "valueFrom": value_from}));
+    }
+    call(
+        client,
+        "RegisterTaskDefinition",
+        json!({"family": "bench-secrets", "executionRoleArn": role_arn, "containerDefinitions": [{
+            "name": "app", "image": args.image, "memoryReservation": 6, "essential": true,
+            "command": ["sleep", "3600"], "secrets": secrets,
+            "dockerLabels": {"com.berth.bench": "run-task"}
+        }]}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The request the agent sends for `task`'s secrets as it starts it (the same route, body and
+/// keys), timed: the part of a start that secrets add, apart from the noise of `docker create`.
+async fn time_secrets_request(
+    client: &ServerClient,
+    task: AgentTaskRequest,
+) -> anyhow::Result<Duration> {
+    let began = Instant::now();
+    let answer: TaskSecrets = client
+        .post(TASK_SECRETS_PATH, &task)
+        .await
+        .context("the agent's secrets request")?;
+    let elapsed = began.elapsed();
+    let resolved: usize = answer.containers.iter().map(|c| c.environment.len()).sum();
+    if resolved == 0 {
+        bail!("the secrets request resolved no secret");
+    }
+    Ok(elapsed)
+}
+
+/// RunTask, then DescribeTasks every 2 ms until RUNNING; the time from RunTask's answer, and
+/// the task as its agent names it.
+async fn time_run_task(
+    client: &ServerClient,
+    family: &str,
+) -> anyhow::Result<(Duration, AgentTaskRequest)> {
     let out = call(
         client,
         "RunTask",
-        json!({"cluster": "bench", "taskDefinition": "bench"}),
+        json!({"cluster": "bench", "taskDefinition": family}),
     )
     .await?;
     let accepted = Instant::now();
@@ -124,7 +247,17 @@ async fn time_run_task(client: &ServerClient) -> anyhow::Result<Duration> {
         )
         .await?;
         match described["tasks"][0]["lastStatus"].as_str() {
-            Some("RUNNING") => return Ok(accepted.elapsed()),
+            Some("RUNNING") => {
+                let elapsed = accepted.elapsed();
+                let task = &described["tasks"][0];
+                let instance = task["containerInstanceArn"].as_str().unwrap_or_default();
+                let asked = AgentTaskRequest {
+                    cluster: "bench".into(),
+                    container_instance: instance.rsplit('/').next().unwrap_or_default().into(),
+                    task: arn.clone(),
+                };
+                return Ok((elapsed, asked));
+            }
             Some("STOPPED") => bail!("task stopped: {}", described["tasks"][0]["stoppedReason"]),
             _ => {}
         }
@@ -171,21 +304,40 @@ fn cleanup_containers() {
     }
 }
 
-/// The `q` quantile (0..=1) of `samples`, by nearest rank.
-fn report(berth: &[Duration], docker: &[Duration]) {
+/// Prints the medians and p99s, and what secrets add to the plain task's median.
+fn report(samples: &Samples, secrets: usize) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let (bm, bp) = (quantile(berth, 0.5), quantile(berth, 0.99));
-    let (dm, dp) = (quantile(docker, 0.5), quantile(docker, 0.99));
-    println!("tasks: {}", berth.len());
-    println!(
-        "berth run-task -> RUNNING: median {:.1} ms, p99 {:.1} ms",
-        ms(bm),
-        ms(bp)
+    let line = |what: &str, of: &[Duration]| {
+        println!(
+            "{what:<34} median {:>6.1} ms, p99 {:>6.1} ms",
+            ms(quantile(of, 0.5)),
+            ms(quantile(of, 0.99))
+        );
+    };
+    println!("tasks: {}", samples.plain.len());
+    line("berth run-task -> RUNNING:", &samples.plain);
+    if secrets > 0 {
+        line(
+            &format!("  the same with {secrets} secrets:"),
+            &samples.with_secrets,
+        );
+    }
+    line("docker run -d:", &samples.docker);
+    let (plain, docker) = (
+        ms(quantile(&samples.plain, 0.5)),
+        ms(quantile(&samples.docker, 0.5)),
     );
-    println!(
-        "docker run -d:             median {:.1} ms, p99 {:.1} ms",
-        ms(dm),
-        ms(dp)
-    );
-    println!("ratio (berth/docker median): {:.2}", ms(bm) / ms(dm));
+    println!("ratio (berth/docker median): {:.2}", plain / docker);
+    if secrets > 0 {
+        line(
+            &format!("the agent's request for {secrets} secrets:"),
+            &samples.secrets_request,
+        );
+        let added = ms(quantile(&samples.with_secrets, 0.5)) - plain;
+        println!(
+            "secret resolution adds: {:.1} ms (its request's median; target <= 20 ms); \
+             difference of the start medians {added:+.1} ms (within docker's noise)",
+            ms(quantile(&samples.secrets_request, 0.5))
+        );
+    }
 }
