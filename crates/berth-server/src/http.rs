@@ -112,6 +112,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), signed));
     Router::new()
         .merge(signed)
+        .merge(crate::console::router())
         .route("/healthz", get(|| async { "ok\n" }))
         // For scrapers, which cannot sign: the metrics token as a bearer token.
         .route("/metrics", get(crate::metrics::serve))

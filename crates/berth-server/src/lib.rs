@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod authz;
 pub mod cloudwatch;
+pub mod console;
 pub mod controllers;
 pub mod dispatch;
 pub mod error;
