@@ -147,12 +147,7 @@ mod tests {
     const NOW: i64 = 1_796_083_200_000;
 
     fn datum(metric: &str, dims: &[(&str, &str)], unit: &str) -> (Datum, bool) {
-        let one = StatisticSet {
-            sample_count: 1.0,
-            sum: 1.0,
-            minimum: 1.0,
-            maximum: 1.0,
-        };
+        let one = StatisticSet::single(1.0);
         let datum = Datum {
             namespace: "App".into(),
             metric_name: metric.into(),

@@ -1,7 +1,7 @@
 //! PutMetricData, which publishes datapoints, and GetMetricData, which reads statistics of
 //! several metrics at once.
 
-use super::statistics::{buckets, check_period, check_range, statistic, Selection, STATISTICS};
+use super::statistics::{buckets, check_period, statistic, time_range, Selection, STATISTICS};
 use super::store::MetricStore;
 use super::{
     combination, dimensions, invalid_value, lenient, lenient_list, missing, unit, Datum, Dimension,
@@ -103,12 +103,7 @@ fn datum_statistics(datum: &MetricDatum, at: &str) -> Result<StatisticSet, ApiEr
     }
     if let Some(value) = datum.value {
         let value = check_value(value, &format!("{at}.Value"))?;
-        return Ok(StatisticSet {
-            sample_count: 1.0,
-            sum: value,
-            minimum: value,
-            maximum: value,
-        });
+        return Ok(StatisticSet::single(value));
     }
     if let Some(set) = &datum.statistic_values {
         let here = format!("{at}.StatisticValues");
@@ -370,15 +365,7 @@ fn selection(
 /// GetMetricData: per query, the statistic of its metric per period, newest first unless
 /// ScanBy is TimestampAscending; pages of at most MaxDatapoints datapoints in all.
 pub fn get_metric_data(store: &MetricStore, input: GetMetricDataInput) -> Result<Value, ApiError> {
-    let start = input
-        .start_time
-        .ok_or_else(|| missing("StartTime"))?
-        .millis("StartTime")?;
-    let end = input
-        .end_time
-        .ok_or_else(|| missing("EndTime"))?
-        .millis("EndTime")?;
-    check_range(start, end)?;
+    let (start, end) = time_range(input.start_time.as_ref(), input.end_time.as_ref())?;
     if input.metric_data_queries.is_empty() {
         return Err(missing("MetricDataQueries"));
     }

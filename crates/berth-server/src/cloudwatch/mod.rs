@@ -36,6 +36,18 @@ pub struct StatisticSet {
     pub maximum: f64,
 }
 
+impl StatisticSet {
+    /// The statistics of one sample of `value`.
+    pub fn single(value: f64) -> StatisticSet {
+        StatisticSet {
+            sample_count: 1.0,
+            sum: value,
+            minimum: value,
+            maximum: value,
+        }
+    }
+}
+
 /// One datapoint to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Datum {

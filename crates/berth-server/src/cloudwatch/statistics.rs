@@ -69,14 +69,18 @@ pub fn check_period(period: i64, at: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks that a time range is ordered.
-pub fn check_range(start: i64, end: i64) -> Result<(), ApiError> {
+/// The `StartTime` and `EndTime` a request must give, as epoch milliseconds, start before end.
+pub(super) fn time_range(start: Option<&Time>, end: Option<&Time>) -> Result<(i64, i64), ApiError> {
+    let start = start
+        .ok_or_else(|| missing("StartTime"))?
+        .millis("StartTime")?;
+    let end = end.ok_or_else(|| missing("EndTime"))?.millis("EndTime")?;
     if start >= end {
         return Err(invalid_value(
             "The parameter StartTime must be earlier than the parameter EndTime.",
         ));
     }
-    Ok(())
+    Ok((start, end))
 }
 
 /// The statistics of the selected series per period. Periods start at the start time,
@@ -180,17 +184,9 @@ pub fn get_metric_statistics(
 ) -> Result<Value, ApiError> {
     let namespace = input.namespace.ok_or_else(|| missing("Namespace"))?;
     let metric_name = input.metric_name.ok_or_else(|| missing("MetricName"))?;
-    let start = input
-        .start_time
-        .ok_or_else(|| missing("StartTime"))?
-        .millis("StartTime")?;
-    let end = input
-        .end_time
-        .ok_or_else(|| missing("EndTime"))?
-        .millis("EndTime")?;
+    let (start, end) = time_range(input.start_time.as_ref(), input.end_time.as_ref())?;
     let period = input.period.ok_or_else(|| missing("Period"))?;
     check_period(period, "Period")?;
-    check_range(start, end)?;
     if !input.extended_statistics.is_empty() {
         return Err(invalid_value(
             "Berth does not compute ExtendedStatistics (percentiles); ask for Statistics (SampleCount, Average, Sum, Minimum, Maximum).",
@@ -252,12 +248,7 @@ mod tests {
             metric_name: "Latency".into(),
             dimensions: vec![("Host".into(), "a".into())],
             timestamp: at,
-            statistics: StatisticSet {
-                sample_count: 1.0,
-                sum: value,
-                minimum: value,
-                maximum: value,
-            },
+            statistics: StatisticSet::single(value),
             unit: unit.into(),
         }
     }

@@ -316,12 +316,7 @@ mod tests {
             metric_name: metric.into(),
             dimensions: vec![("B".into(), "2".into()), ("A".into(), "1".into())],
             timestamp: at,
-            statistics: StatisticSet {
-                sample_count: 1.0,
-                sum: value,
-                minimum: value,
-                maximum: value,
-            },
+            statistics: StatisticSet::single(value),
             unit: "Count".into(),
         }
     }

@@ -290,36 +290,36 @@ fn utilization(app: &App, now: Instant, timestamp: i64) -> Vec<Datum> {
         }
     }
     let mut data = Vec::new();
+    let datum = |namespace: &str,
+                 metric: &str,
+                 dimensions: &[(String, String)],
+                 statistics: StatisticSet,
+                 unit: &str| Datum {
+        namespace: namespace.to_string(),
+        metric_name: metric.to_string(),
+        dimensions: dimensions.to_vec(),
+        timestamp,
+        statistics,
+        unit: unit.to_string(),
+    };
     let mut publish = |dimensions: Vec<(String, String)>, totals: &Utilization| {
         for (metric, ratio) in [
             ("CPUUtilization", &totals.cpu),
             ("MemoryUtilization", &totals.memory),
         ] {
             if let Some(statistics) = ratio.statistics() {
-                data.push(Datum {
-                    namespace: NAMESPACE.to_string(),
-                    metric_name: metric.to_string(),
-                    dimensions: dimensions.clone(),
-                    timestamp,
-                    statistics,
-                    unit: "Percent".to_string(),
-                });
+                data.push(datum(NAMESPACE, metric, &dimensions, statistics, "Percent"));
             }
         }
         for ((metric, unit), value) in INSIGHTS.into_iter().zip(totals.used) {
-            data.push(Datum {
-                namespace: INSIGHTS_NAMESPACE.to_string(),
-                metric_name: metric.to_string(),
-                dimensions: dimensions.clone(),
-                timestamp,
-                statistics: StatisticSet {
-                    sample_count: 1.0,
-                    sum: value,
-                    minimum: value,
-                    maximum: value,
-                },
-                unit: unit.to_string(),
-            });
+            let statistics = StatisticSet::single(value);
+            data.push(datum(
+                INSIGHTS_NAMESPACE,
+                metric,
+                &dimensions,
+                statistics,
+                unit,
+            ));
         }
     };
     for (name, totals) in &clusters {
@@ -344,19 +344,14 @@ fn utilization(app: &App, now: Instant, timestamp: i64) -> Vec<Datum> {
             ("CpuUtilized", "None", cpu),
             ("MemoryUtilized", "Megabytes", memory),
         ] {
-            data.push(Datum {
-                namespace: INSIGHTS_NAMESPACE.to_string(),
-                metric_name: metric.to_string(),
-                dimensions: dimensions.clone(),
-                timestamp,
-                statistics: StatisticSet {
-                    sample_count: 1.0,
-                    sum: value,
-                    minimum: value,
-                    maximum: value,
-                },
-                unit: unit.to_string(),
-            });
+            let statistics = StatisticSet::single(value);
+            data.push(datum(
+                INSIGHTS_NAMESPACE,
+                metric,
+                &dimensions,
+                statistics,
+                unit,
+            ));
         }
     }
     data
