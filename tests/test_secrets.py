@@ -237,6 +237,18 @@ def test_parameter_versions_types_and_decryption(ssm, unique) -> None:
     assert (stable["Value"], stable["Version"], stable["Selector"]) == ("pw-1", 1, ":stable")
 
 
+def test_allowed_pattern_holds_for_every_version(ssm, unique) -> None:
+    name = "/" + unique("port")
+    ssm.put_parameter(Name=name, Value="8080", Type="String", AllowedPattern=r"^\d+$")
+    with pytest.raises(ClientError) as refused:
+        ssm.put_parameter(Name=name, Value="80a", Overwrite=True)
+    assert refused.value.response["Error"]["Code"] == "ParameterPatternMismatchException"
+    assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "8080"
+    with pytest.raises(ClientError) as invalid:
+        ssm.put_parameter(Name="/" + unique("bad"), Value="x", Type="String", AllowedPattern="([")
+    assert invalid.value.response["Error"]["Code"] == "InvalidAllowedPatternException"
+
+
 def test_parameter_paths_describe_and_delete(ssm, unique) -> None:
     root = "/" + unique("tree")
     names = [f"{root}/a", f"{root}/b", f"{root}/c", f"{root}/sub/d", f"{root}/sub/deeper/e"]
