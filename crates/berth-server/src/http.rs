@@ -175,6 +175,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::controllers::instance_health::spawn(app.clone());
     crate::logs::spawn(app.clone());
     crate::telemetry::usage::spawn(app.clone());
+    crate::cloudwatch::evaluate::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let limits = app.config.limits.clone();

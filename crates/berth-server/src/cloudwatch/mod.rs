@@ -7,6 +7,10 @@
 //! query parameters are gathered into it by [`wire`]) and answers the JSON value of its output
 //! shape, which each protocol then writes in its own form.
 
+#[cfg(test)]
+mod alarm_tests;
+pub mod alarms;
+pub mod evaluate;
 mod list;
 mod metric_data;
 mod statistics;
@@ -25,7 +29,13 @@ pub use store::{MetricStore, SeriesKey, SeriesMap};
 pub const NAMESPACE: &str = "http://monitoring.amazonaws.com/doc/2010-08-01/";
 
 /// The output members that are timestamps, which CBOR sends as tag 1 and query as ISO 8601.
-const TIMESTAMP_MEMBERS: &[&str] = &["Timestamp", "Timestamps"];
+const TIMESTAMP_MEMBERS: &[&str] = &[
+    "Timestamp",
+    "Timestamps",
+    "AlarmConfigurationUpdatedTimestamp",
+    "StateUpdatedTimestamp",
+    "StateTransitionedTimestamp",
+];
 
 /// Statistics of the values seen in one period.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,6 +99,7 @@ pub fn error_shape(code: &str) -> &str {
         "InvalidParameterCombination" => "InvalidParameterCombinationException",
         "AccessDenied" => "AccessDeniedException",
         "LimitExceeded" => "LimitExceededFault",
+        "InvalidFormat" => "InvalidFormatFault",
         "ServerException" => "InternalServiceFault",
         other => other,
     }
@@ -96,10 +107,15 @@ pub fn error_shape(code: &str) -> &str {
 
 /// Checks `cloudwatch:<action>` for the caller (metric actions have no resource ARNs).
 fn authorize(ctx: &Ctx, action: &str) -> Result<(), ApiError> {
+    authorize_on(ctx, action, "*")
+}
+
+/// Checks `cloudwatch:<action>` on `resource` (an alarm's ARN) for the caller.
+fn authorize_on(ctx: &Ctx, action: &str, resource: &str) -> Result<(), ApiError> {
     crate::authz::authorize_as(
         ctx,
         &format!("cloudwatch:{action}"),
-        "*",
+        resource,
         &Vec::new(),
         "AccessDenied",
     )
@@ -185,15 +201,21 @@ impl Time {
 }
 
 /// Checks a list of dimensions and returns them as sorted (Name, Value) pairs.
+/// `at` names the structure holding them (empty for the input itself).
 fn dimensions(list: &[Dimension], at: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let at = if at.is_empty() {
+        "Dimensions".to_string()
+    } else {
+        format!("{at}.Dimensions")
+    };
     if list.len() > 30 {
         return Err(invalid_value(format!(
-            "The collection {at}.Dimensions must not have more than 30 members."
+            "The collection {at} must not have more than 30 members."
         )));
     }
     let mut pairs = Vec::with_capacity(list.len());
     for (i, dimension) in list.iter().enumerate() {
-        let here = format!("{at}.Dimensions.member.{}", i + 1);
+        let here = format!("{at}.member.{}", i + 1);
         let name = dimension
             .name
             .clone()
@@ -217,7 +239,7 @@ fn dimensions(list: &[Dimension], at: &str) -> Result<Vec<(String, String)>, Api
     pairs.sort();
     if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(invalid_value(format!(
-            "The dimension name {} appears more than once in {at}.Dimensions.",
+            "The dimension name {} appears more than once in {at}.",
             w[0].0
         )));
     }
@@ -296,6 +318,14 @@ async fn run(ctx: Ctx, op: &str, value: Value) -> Result<Value, ApiError> {
             authorize(&ctx, op)?;
             list::list_metrics(&ctx.app.cloudwatch, input(value)?, now)
         }
+        "PutMetricAlarm" => alarms::put_metric_alarm(&ctx, input(value)?).await,
+        "DescribeAlarms" => alarms::describe_alarms(&ctx, input(value)?),
+        "DescribeAlarmsForMetric" => alarms::describe_alarms_for_metric(&ctx, input(value)?),
+        "DeleteAlarms" => alarms::delete_alarms(&ctx, input(value)?).await,
+        "SetAlarmState" => alarms::set_alarm_state(&ctx, input(value)?).await,
+        "DescribeAlarmHistory" => alarms::describe_alarm_history(&ctx, input(value)?),
+        "EnableAlarmActions" => alarms::set_actions_enabled(&ctx, op, input(value)?, true).await,
+        "DisableAlarmActions" => alarms::set_actions_enabled(&ctx, op, input(value)?, false).await,
         other => Err(unknown(other)),
     }
 }
@@ -303,7 +333,7 @@ async fn run(ctx: Ctx, op: &str, value: Value) -> Result<Value, ApiError> {
 fn unknown(op: &str) -> ApiError {
     ApiError::new(
         "InvalidAction",
-        format!("'{op}' is not an operation Berth serves for GraniteServiceVersion20100801: it serves PutMetricData, GetMetricData, GetMetricStatistics and ListMetrics."),
+        format!("'{op}' is not an operation Berth serves for GraniteServiceVersion20100801: it serves PutMetricData, GetMetricData, GetMetricStatistics, ListMetrics, PutMetricAlarm, DescribeAlarms, DescribeAlarmsForMetric, DeleteAlarms, SetAlarmState, DescribeAlarmHistory, EnableAlarmActions and DisableAlarmActions."),
     )
 }
 

@@ -215,7 +215,7 @@ pub fn get_metric_statistics(
     }
     let selection = Selection {
         namespace,
-        dimensions: dimensions(&input.dimensions, "Dimensions")?,
+        dimensions: dimensions(&input.dimensions, "")?,
         unit: unit(input.unit.as_deref(), "Unit")?,
         metric_name,
         start,

@@ -34,6 +34,51 @@ fn scalars(action: &str) -> &'static [&'static str] {
             "IncludeLinkedAccounts",
             "OwningAccount",
         ],
+        "PutMetricAlarm" => &[
+            "AlarmName",
+            "AlarmDescription",
+            "ActionsEnabled",
+            "MetricName",
+            "Namespace",
+            "Statistic",
+            "ExtendedStatistic",
+            "Period",
+            "Unit",
+            "EvaluationPeriods",
+            "DatapointsToAlarm",
+            "Threshold",
+            "ComparisonOperator",
+            "TreatMissingData",
+            "EvaluateLowSampleCountPercentile",
+            "ThresholdMetricId",
+        ],
+        "DescribeAlarms" => &[
+            "AlarmNamePrefix",
+            "ChildrenOfAlarmName",
+            "ParentsOfAlarmName",
+            "StateValue",
+            "ActionPrefix",
+            "MaxRecords",
+            "NextToken",
+        ],
+        "DescribeAlarmsForMetric" => &[
+            "MetricName",
+            "Namespace",
+            "Statistic",
+            "ExtendedStatistic",
+            "Period",
+            "Unit",
+        ],
+        "SetAlarmState" => &["AlarmName", "StateValue", "StateReason", "StateReasonData"],
+        "DescribeAlarmHistory" => &[
+            "AlarmName",
+            "HistoryItemType",
+            "StartDate",
+            "EndDate",
+            "MaxRecords",
+            "NextToken",
+            "ScanBy",
+        ],
         _ => &[],
     }
 }
@@ -45,6 +90,8 @@ fn structure_lists(action: &str) -> &'static [&'static str] {
         "GetMetricStatistics" => &["Dimensions"],
         "GetMetricData" => &["MetricDataQueries"],
         "ListMetrics" => &["Dimensions"],
+        "PutMetricAlarm" => &["Dimensions", "Tags", "Metrics"],
+        "DescribeAlarmsForMetric" => &["Dimensions"],
         _ => &[],
     }
 }
@@ -53,6 +100,10 @@ fn structure_lists(action: &str) -> &'static [&'static str] {
 fn string_lists(action: &str) -> &'static [&'static str] {
     match action {
         "GetMetricStatistics" => &["Statistics", "ExtendedStatistics"],
+        "PutMetricAlarm" => &["OKActions", "AlarmActions", "InsufficientDataActions"],
+        "DescribeAlarms" => &["AlarmNames", "AlarmTypes"],
+        "DescribeAlarmHistory" => &["AlarmTypes"],
+        "DeleteAlarms" | "EnableAlarmActions" | "DisableAlarmActions" => &["AlarmNames"],
         _ => &[],
     }
 }

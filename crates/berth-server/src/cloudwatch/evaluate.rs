@@ -1,0 +1,292 @@
+//! Alarm evaluation: every few seconds each alarm reads its metric's last `EvaluationPeriods`
+//! complete periods and moves to ALARM when at least `DatapointsToAlarm` of them breach the
+//! threshold, to OK when fewer do, and to INSUFFICIENT_DATA when none has a datapoint (unless
+//! `TreatMissingData` says how to count missing periods: `breaching`, `notBreaching`, or
+//! `ignore` to keep the state). Only a change of state is written to the store, with a
+//! StateUpdate history item and the reason in AWS's words.
+//!
+//! Alarm actions are not run yet: an action the alarm's new state calls for is recorded in its
+//! history as not run, until the service it names (Application Auto Scaling) exists.
+
+use super::alarms::{Alarm, HistoryItem, ALARMS};
+use super::statistics::{buckets, statistic, Selection};
+use crate::app::App;
+use berth_store::typed::encode;
+use berth_store::{Compare, Txn};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often alarms are evaluated.
+const EVERY: Duration = Duration::from_secs(5);
+
+/// What an evaluation concludes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub state: &'static str,
+    pub reason: String,
+    /// `StateReasonData`: JSON.
+    pub data: String,
+}
+
+/// One period's value, if it had datapoints: (period start in epoch ms, value, sample count).
+pub type Period = (i64, Option<(f64, f64)>);
+
+/// The `alarm.evaluation_periods` complete periods before `now_ms`, oldest first, with the
+/// alarm's statistic of each.
+pub fn periods(store: &super::MetricStore, alarm: &Alarm, now_ms: i64) -> Vec<Period> {
+    let period_ms = alarm.period * 1000;
+    let end = now_ms.div_euclid(period_ms) * period_ms;
+    let start = end - alarm.evaluation_periods * period_ms;
+    let selection = Selection {
+        namespace: alarm.namespace.clone(),
+        metric_name: alarm.metric_name.clone(),
+        dimensions: alarm.dimensions.clone(),
+        unit: alarm.unit.clone(),
+        start,
+        end,
+        period: alarm.period,
+    };
+    let found = buckets(store, &selection);
+    (0..alarm.evaluation_periods)
+        .map(|i| {
+            let at = start + i * period_ms;
+            let mut merged: Option<super::StatisticSet> = None;
+            for ((_, _), set) in found.range((at, String::new())..(at + 1, String::new())) {
+                match &mut merged {
+                    Some(m) => super::store::merge(m, set),
+                    None => merged = Some(*set),
+                }
+            }
+            let value = merged.map(|set| (statistic(&set, &alarm.statistic), set.sample_count));
+            (at, value)
+        })
+        .collect()
+}
+
+fn breaches(alarm: &Alarm, value: f64) -> bool {
+    let t = alarm.threshold;
+    match alarm.comparison_operator.as_str() {
+        "GreaterThanOrEqualToThreshold" => value >= t,
+        "GreaterThanThreshold" => value > t,
+        "LessThanThreshold" => value < t,
+        "LessThanOrEqualToThreshold" => value <= t,
+        _ => false,
+    }
+}
+
+fn comparison_words(operator: &str) -> &'static str {
+    match operator {
+        "GreaterThanOrEqualToThreshold" => "greater than or equal to",
+        "GreaterThanThreshold" => "greater than",
+        "LessThanThreshold" => "less than",
+        _ => "less than or equal to",
+    }
+}
+
+/// A number as AWS writes it in a reason: `90.0`, `52.5`.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.1}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// A period's start as AWS writes it in a reason: `01/12/26 04:28:00` (day/month/year, UTC).
+fn reason_time(epoch_ms: i64) -> String {
+    let iso = berth_core::civil::iso8601(epoch_ms.div_euclid(1000), None);
+    // 2026-12-01T04:28:00Z
+    match (
+        iso.get(2..4),
+        iso.get(5..7),
+        iso.get(8..10),
+        iso.get(11..19),
+    ) {
+        (Some(year), Some(month), Some(day), Some(time)) => format!("{day}/{month}/{year} {time}"),
+        _ => iso,
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The state `alarm` should be in given its `periods` (oldest first) at `now_ms`; `None`
+/// when it keeps its state (all missing, `TreatMissingData` = `ignore`).
+pub fn evaluate(alarm: &Alarm, periods: &[Period], now_ms: i64) -> Option<Verdict> {
+    let treat = alarm.treat_missing_data.as_deref().unwrap_or("missing");
+    let needed = usize::try_from(alarm.datapoints_needed()).unwrap_or(usize::MAX);
+    let mut breaching = 0usize;
+    let mut known = 0usize;
+    for (_, value) in periods {
+        let breach = match value {
+            Some((v, _)) => Some(breaches(alarm, *v)),
+            None => match treat {
+                "breaching" => Some(true),
+                "notBreaching" => Some(false),
+                _ => None,
+            },
+        };
+        if let Some(breach) = breach {
+            known += 1;
+            breaching += usize::from(breach);
+        }
+    }
+    // Newest first, as AWS lists them in a reason.
+    let present: Vec<(i64, f64, f64)> = periods
+        .iter()
+        .rev()
+        .filter_map(|(at, v)| v.map(|(value, count)| (*at, value, count)))
+        .collect();
+    let shown: Vec<String> = present
+        .iter()
+        .map(|(at, value, _)| format!("{} ({})", number(*value), reason_time(*at)))
+        .collect();
+    let data = json!({
+        "version": "1.0",
+        "queryDate": berth_core::civil::iso8601(now_ms.div_euclid(1000), None),
+        "startDate": periods.first().map(|(at, _)| berth_core::civil::iso8601(at.div_euclid(1000), None)),
+        "statistic": alarm.statistic,
+        "period": alarm.period,
+        "recentDatapoints": present.iter().rev().map(|p| p.1).collect::<Vec<_>>(),
+        "threshold": alarm.threshold,
+        "evaluatedDatapoints": present.iter().map(|(at, value, count)| json!({
+            "timestamp": berth_core::civil::iso8601(at.div_euclid(1000), None),
+            "sampleCount": count,
+            "value": value,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string();
+    let words = comparison_words(&alarm.comparison_operator);
+    let total = periods.len();
+    if breaching >= needed {
+        return Some(Verdict {
+            state: "ALARM",
+            reason: format!(
+                "Threshold Crossed: {breaching} out of the last {total} datapoints [{}] {} {words} \
+                 the threshold ({}) (minimum {} for OK -> ALARM transition).",
+                shown.join(", "),
+                if breaching == 1 { "was" } else { "were" },
+                number(alarm.threshold),
+                plural(needed, "datapoint"),
+            ),
+            data,
+        });
+    }
+    if known == 0 {
+        if treat == "ignore" {
+            return None;
+        }
+        return Some(Verdict {
+            state: "INSUFFICIENT_DATA",
+            reason: format!(
+                "Insufficient Data: {} unknown.",
+                if total == 1 {
+                    "1 datapoint was".to_string()
+                } else {
+                    format!("{total} datapoints were")
+                }
+            ),
+            data,
+        });
+    }
+    let fine = known - breaching;
+    Some(Verdict {
+        state: "OK",
+        reason: format!(
+            "Threshold Crossed: {fine} out of the last {total} datapoints [{}] {} not {words} the \
+             threshold ({}) (minimum 1 datapoint for ALARM -> OK transition).",
+            shown.join(", "),
+            if fine == 1 { "was" } else { "were" },
+            number(alarm.threshold),
+        ),
+        data,
+    })
+}
+
+/// Applies `verdict` to `alarm` at `now` (epoch seconds); whether its state changed.
+pub fn apply(alarm: &mut Alarm, verdict: Verdict, now: f64) -> bool {
+    if alarm.state == verdict.state {
+        return false;
+    }
+    alarm.set_state(verdict.state, verdict.reason, Some(verdict.data), now);
+    let actions = match verdict.state {
+        "ALARM" => alarm.alarm_actions.clone(),
+        "OK" => alarm.ok_actions.clone(),
+        _ => alarm.insufficient_data_actions.clone(),
+    };
+    if alarm.actions_enabled {
+        for action in actions {
+            alarm.record(HistoryItem {
+                timestamp: now,
+                kind: "Action".into(),
+                summary: format!("Failed to execute action {action}"),
+                data: json!({
+                    "actionState": "Failed",
+                    "notificationResource": action,
+                    "error": "Berth runs no actions of this kind yet",
+                })
+                .to_string(),
+            });
+        }
+    }
+    true
+}
+
+/// Evaluates every alarm once at `now_ms`; writes those whose state changes. Returns how
+/// many changed.
+pub async fn evaluate_all(app: &App, now_ms: i64) -> usize {
+    let alarms = match app.list::<Alarm>(ALARMS) {
+        Ok(alarms) => alarms,
+        Err(e) => {
+            tracing::warn!("cannot read the alarms: {}", e.message);
+            return 0;
+        }
+    };
+    let mut changed = 0;
+    for found in alarms {
+        let mut alarm = found.value;
+        let periods = periods(&app.cloudwatch, &alarm, now_ms);
+        let Some(verdict) = evaluate(&alarm, &periods, now_ms) else {
+            continue;
+        };
+        if !apply(&mut alarm, verdict, now_ms as f64 / 1000.0) {
+            continue;
+        }
+        let key = super::alarms::alarm_key(&alarm.name);
+        // A writer that came first (PutMetricAlarm, SetAlarmState) wins; the next round
+        // evaluates what it wrote.
+        let txn = Txn::new()
+            .when(Compare::at(&key, found.mod_revision))
+            .put(&key, encode(&alarm));
+        match app.commit(txn).await {
+            Ok(result) if result.succeeded => changed += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(alarm = %alarm.name, "cannot store the alarm's state: {}", e.message)
+            }
+        }
+    }
+    changed
+}
+
+/// Runs the evaluation loop until the server closes.
+pub fn spawn(app: Arc<App>) {
+    tokio::spawn(async move {
+        let mut closing = app.closing();
+        let mut ticks = tokio::time::interval(EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = closing.changed() => return,
+            }
+            evaluate_all(&app, super::store::now_ms()).await;
+        }
+    });
+}
