@@ -176,6 +176,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::logs::spawn(app.clone());
     crate::telemetry::usage::spawn(app.clone());
     crate::cloudwatch::evaluate::spawn(app.clone());
+    crate::autoscaling::controller::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let limits = app.config.limits.clone();
@@ -581,6 +582,7 @@ async fn handle_json(
             JsonService::CloudWatch => crate::cloudwatch::dispatch_json(ctx, &op, &body).await,
             JsonService::SecretsManager => crate::secretsmanager::dispatch(ctx, &op, &body).await,
             JsonService::Ssm => crate::ssm::dispatch(ctx, &op, &body).await,
+            JsonService::AutoScaling => crate::autoscaling::dispatch(ctx, &op, &body).await,
         }
     })
     .await

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod authz;
+pub mod autoscaling;
 pub mod cloudwatch;
 pub mod console;
 pub mod controllers;

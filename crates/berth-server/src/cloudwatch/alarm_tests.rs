@@ -259,8 +259,11 @@ async fn datapoints_to_alarm_and_missing_data_treatments() {
     cpu(&app, T0 + 5_000, 95.0);
     let now = T0 + 3 * MINUTE;
     let window = periods(&app.cloudwatch, &alarm, now);
-    assert_eq!(window.len(), 3);
-    assert_eq!(window[0].0, T0, "the oldest complete period first");
+    assert_eq!(window.len(), 6, "twice EvaluationPeriods");
+    assert_eq!(
+        window[3].0, T0,
+        "oldest first, the last complete period last"
+    );
     let verdict = evaluate(&alarm, &window, now).expect("a verdict");
     assert_eq!(verdict.state, "ALARM");
 
@@ -289,4 +292,16 @@ async fn datapoints_to_alarm_and_missing_data_treatments() {
         evaluate(&edge, &window, now).expect("verdict").state,
         "ALARM"
     );
+}
+
+#[tokio::test]
+async fn with_missing_data_an_alarm_looks_back_for_enough_datapoints() {
+    let app = crate::test_support::app().await;
+    ok(&app, "PutMetricAlarm", cpu_alarm("gappy")).await;
+    // Minutes 0, 2 and 3 above the threshold; minute 1 has no datapoint.
+    for minute in [0, 2, 3] {
+        cpu(&app, T0 + minute * MINUTE + 5_000, 80.0);
+    }
+    assert_eq!(evaluate_all(&app, T0 + 4 * MINUTE + 1_000).await, 1);
+    assert_eq!(stored(&app, "gappy").state, "ALARM");
 }

@@ -5,8 +5,9 @@
 //! `ignore` to keep the state). Only a change of state is written to the store, with a
 //! StateUpdate history item and the reason in AWS's words.
 //!
-//! Alarm actions are not run yet: an action the alarm's new state calls for is recorded in its
-//! history as not run, until the service it names (Application Auto Scaling) exists.
+//! Actions: an Application Auto Scaling policy named in `AlarmActions` is run by the
+//! [autoscaling controller](crate::autoscaling::controller) for as long as the alarm stays in
+//! ALARM; other kinds of action (SNS, EC2) are recorded in the history as not run.
 
 use super::alarms::{Alarm, HistoryItem, ALARMS};
 use super::statistics::{buckets, statistic, Selection};
@@ -32,12 +33,14 @@ pub struct Verdict {
 /// One period's value, if it had datapoints: (period start in epoch ms, value, sample count).
 pub type Period = (i64, Option<(f64, f64)>);
 
-/// The `alarm.evaluation_periods` complete periods before `now_ms`, oldest first, with the
-/// alarm's statistic of each.
+/// The complete periods before `now_ms` an evaluation reads, oldest first, with the alarm's
+/// statistic of each: twice `EvaluationPeriods`, since with missing data treated as
+/// `missing` CloudWatch looks further back for enough datapoints.
 pub fn periods(store: &super::MetricStore, alarm: &Alarm, now_ms: i64) -> Vec<Period> {
     let period_ms = alarm.period * 1000;
     let end = now_ms.div_euclid(period_ms) * period_ms;
-    let start = end - alarm.evaluation_periods * period_ms;
+    let count = alarm.evaluation_periods * 2;
+    let start = end - count * period_ms;
     let selection = Selection {
         namespace: alarm.namespace.clone(),
         metric_name: alarm.metric_name.clone(),
@@ -48,7 +51,7 @@ pub fn periods(store: &super::MetricStore, alarm: &Alarm, now_ms: i64) -> Vec<Pe
         period: alarm.period,
     };
     let found = buckets(store, &selection);
-    (0..alarm.evaluation_periods)
+    (0..count)
         .map(|i| {
             let at = start + i * period_ms;
             let mut merged: Option<super::StatisticSet> = None;
@@ -116,14 +119,30 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// The state `alarm` should be in given its `periods` (oldest first) at `now_ms`; `None`
-/// when it keeps its state (all missing, `TreatMissingData` = `ignore`).
-pub fn evaluate(alarm: &Alarm, periods: &[Period], now_ms: i64) -> Option<Verdict> {
+/// The state `alarm` should be in given the periods [`periods`] `read` (oldest first) at
+/// `now_ms`; `None` when it keeps its state (all missing, `TreatMissingData` = `ignore`).
+pub fn evaluate(alarm: &Alarm, read: &[Period], now_ms: i64) -> Option<Verdict> {
     let treat = alarm.treat_missing_data.as_deref().unwrap_or("missing");
     let needed = usize::try_from(alarm.datapoints_needed()).unwrap_or(usize::MAX);
+    let wanted = usize::try_from(alarm.evaluation_periods).unwrap_or(usize::MAX);
+    // Missing periods that count (as breaching or not) are the last N periods; otherwise the
+    // last N datapoints there are.
+    let periods: Vec<Period> = if treat == "breaching" || treat == "notBreaching" {
+        read[read.len().saturating_sub(wanted)..].to_vec()
+    } else {
+        let mut present: Vec<Period> = read
+            .iter()
+            .rev()
+            .filter(|(_, v)| v.is_some())
+            .take(wanted)
+            .copied()
+            .collect();
+        present.reverse();
+        present
+    };
     let mut breaching = 0usize;
     let mut known = 0usize;
-    for (_, value) in periods {
+    for (_, value) in &periods {
         let breach = match value {
             Some((v, _)) => Some(breaches(alarm, *v)),
             None => match treat {
@@ -163,7 +182,7 @@ pub fn evaluate(alarm: &Alarm, periods: &[Period], now_ms: i64) -> Option<Verdic
     })
     .to_string();
     let words = comparison_words(&alarm.comparison_operator);
-    let total = periods.len();
+    let total = wanted;
     if breaching >= needed {
         return Some(Verdict {
             state: "ALARM",
@@ -222,16 +241,30 @@ pub fn apply(alarm: &mut Alarm, verdict: Verdict, now: f64) -> bool {
     };
     if alarm.actions_enabled {
         for action in actions {
+            // Scaling policies are run by the autoscaling controller while the alarm stays
+            // in ALARM; Berth has no other kind of action to run.
+            let scaling =
+                action.starts_with("arn:aws:autoscaling:") && action.contains(":scalingPolicy:");
+            let (summary, data) = if scaling {
+                (
+                    format!("Successfully executed action {action}"),
+                    json!({"actionState": "Succeeded", "notificationResource": action}),
+                )
+            } else {
+                (
+                    format!("Failed to execute action {action}"),
+                    json!({
+                        "actionState": "Failed",
+                        "notificationResource": action,
+                        "error": "Berth runs scaling policies only",
+                    }),
+                )
+            };
             alarm.record(HistoryItem {
                 timestamp: now,
                 kind: "Action".into(),
-                summary: format!("Failed to execute action {action}"),
-                data: json!({
-                    "actionState": "Failed",
-                    "notificationResource": action,
-                    "error": "Berth runs no actions of this kind yet",
-                })
-                .to_string(),
+                summary,
+                data: data.to_string(),
             });
         }
     }

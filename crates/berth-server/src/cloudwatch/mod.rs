@@ -23,6 +23,7 @@ use crate::protocol::query::{QueryRequest, Xml};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use statistics::STATISTICS;
 pub use store::{MetricStore, SeriesKey, SeriesMap};
 
 /// XML namespace of CloudWatch's query answers.

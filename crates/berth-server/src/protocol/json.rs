@@ -24,6 +24,8 @@ pub enum JsonService {
     SecretsManager,
     /// SSM Parameter Store (AWS JSON 1.1, `AmazonSSM`).
     Ssm,
+    /// Application Auto Scaling (AWS JSON 1.1, `AnyScaleFrontendService`).
+    AutoScaling,
 }
 
 impl JsonService {
@@ -36,6 +38,7 @@ impl JsonService {
             "GraniteServiceVersion20100801" => JsonService::CloudWatch,
             "secretsmanager" => JsonService::SecretsManager,
             "AmazonSSM" => JsonService::Ssm,
+            "AnyScaleFrontendService" => JsonService::AutoScaling,
             _ => return None,
         };
         (!op.is_empty()).then_some((service, op))
@@ -49,6 +52,7 @@ impl JsonService {
             JsonService::CloudWatch => "monitoring",
             JsonService::SecretsManager => "secretsmanager",
             JsonService::Ssm => "ssm",
+            JsonService::AutoScaling => "application-autoscaling",
         }
     }
 
@@ -58,7 +62,8 @@ impl JsonService {
             JsonService::Ecs
             | JsonService::Logs
             | JsonService::SecretsManager
-            | JsonService::Ssm => CONTENT_TYPE,
+            | JsonService::Ssm
+            | JsonService::AutoScaling => CONTENT_TYPE,
             JsonService::CloudWatch => "application/x-amz-json-1.0",
         }
     }

@@ -126,8 +126,17 @@ pub fn spawn(app: Arc<App>) {
             if data.is_empty() {
                 continue;
             }
+            // `AWS/ECS` utilization is also kept per 10 s (high resolution), which
+            // target tracking on the `…HighResolution` metric types reads.
+            let data: Vec<(Datum, bool)> = data
+                .into_iter()
+                .map(|d| {
+                    let high_resolution = d.namespace == NAMESPACE;
+                    (d, high_resolution)
+                })
+                .collect();
             let store = Arc::clone(&app.cloudwatch);
-            let stored = tokio::task::spawn_blocking(move || store.put(data)).await;
+            let stored = tokio::task::spawn_blocking(move || store.put_at(data, epoch_ms())).await;
             match stored {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!("cannot store ECS utilization metrics: {e}"),

@@ -1,0 +1,367 @@
+//! The scaling controller: every few seconds, for each scalable target, keeps the service's
+//! desired count within the target's bounds and runs the policies whose alarms are in ALARM
+//! (CloudWatch re-invokes a scaling policy for as long as its alarm stays in ALARM).
+//!
+//! Target tracking scales in proportion: the new count is `ceil(count × metric ÷ target)`,
+//! at least one more on a scale-out; a scale-in goes down to that count only when every
+//! target tracking policy of the service agrees, and never while a scale-out or scale-in
+//! cooldown runs (`ScaleOutCooldown`, `ScaleInCooldown`, 300 s by default as on ECS). A
+//! scale-out may go further during its cooldown only past what the last one set. Step
+//! scaling applies the step whose interval holds the breach (metric − threshold). The
+//! controller changes only the service's desired count, through UpdateService; the
+//! deployment controller does the rest. Each change is an activity on the target, with its
+//! cause. All of its state (cooldown marks, activities) is in the store.
+
+use super::activities::Activity;
+use super::policies::{Policy, POLICIES};
+use super::targets::{target_key, Target, TARGETS};
+use crate::app::App;
+use crate::cloudwatch::alarms::{Alarm, ALARMS};
+use crate::cloudwatch::evaluate::periods;
+use crate::dispatch::Ctx;
+use berth_core::service::ServiceRecord;
+use berth_store::typed::encode;
+use berth_store::{keys, Compare, Txn};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often targets are looked at.
+const EVERY: Duration = Duration::from_secs(5);
+/// ECS's default cooldowns, seconds.
+const DEFAULT_COOLDOWN: i64 = 300;
+
+/// A change a policy asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub capacity: i64,
+    pub cause: String,
+    /// Whether it may lower the count (a scale-in).
+    pub scale_in: bool,
+}
+
+/// The most recent value of `alarm`'s metric in its last periods at `now_ms`, with the start
+/// of its period (epoch seconds).
+fn latest_value(app: &App, alarm: &Alarm, now_ms: i64) -> Option<Reading> {
+    periods(&app.cloudwatch, alarm, now_ms)
+        .into_iter()
+        .rev()
+        .find_map(|(at, v)| {
+            v.map(|(value, _)| Reading {
+                value,
+                since: at as f64 / 1000.0,
+            })
+        })
+}
+
+/// A metric's latest value and when its period began (epoch seconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub value: f64,
+    pub since: f64,
+}
+
+fn cause(alarm: &Alarm, policy: &Policy) -> String {
+    format!(
+        "monitor alarm {} in state ALARM triggered policy {}",
+        alarm.name, policy.name
+    )
+}
+
+/// What `policy` asks of a service at `current` desired count, given its alarms in ALARM
+/// (with their metric's latest reading); `None` when it asks nothing.
+pub fn propose(
+    target: &Target,
+    policy: &Policy,
+    firing: &[(&Alarm, Reading)],
+    current: i64,
+    now: f64,
+) -> Option<Proposal> {
+    if let Some(config) = policy.target_tracking() {
+        let (alarm, reading) = firing.first()?;
+        // A datapoint from before the last scaling does not know of it: acting on it again
+        // would overshoot.
+        let last = target
+            .last_scale_out
+            .map(|(at, _)| at)
+            .into_iter()
+            .chain(target.last_scale_in)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if reading.since < last {
+            return None;
+        }
+        let wanted = (current.max(1) as f64 * reading.value / config.target_value).ceil() as i64;
+        let out = alarm.comparison_operator.starts_with("Greater");
+        if out {
+            if target.suspended.dynamic_scaling_out_suspended {
+                return None;
+            }
+            let capacity = wanted.max(current + 1).min(target.max);
+            let cooldown = config.scale_out_cooldown.unwrap_or(DEFAULT_COOLDOWN) as f64;
+            let cooling = target
+                .last_scale_out
+                .is_some_and(|(at, set)| now < at + cooldown && capacity <= set);
+            return (capacity > current && !cooling).then(|| Proposal {
+                capacity,
+                cause: cause(alarm, policy),
+                scale_in: false,
+            });
+        }
+        if config.disable_scale_in || target.suspended.dynamic_scaling_in_suspended {
+            return None;
+        }
+        let capacity = wanted.clamp(target.min, current);
+        let in_cooldown = config.scale_in_cooldown.unwrap_or(DEFAULT_COOLDOWN) as f64;
+        let out_cooldown = config.scale_out_cooldown.unwrap_or(DEFAULT_COOLDOWN) as f64;
+        let cooling = target
+            .last_scale_in
+            .is_some_and(|at| now < at + in_cooldown)
+            || target
+                .last_scale_out
+                .is_some_and(|(at, _)| now < at + out_cooldown);
+        return (capacity < current && !cooling).then(|| Proposal {
+            capacity,
+            cause: cause(alarm, policy),
+            scale_in: true,
+        });
+    }
+    let config = policy.step_scaling()?;
+    let (alarm, reading) = firing.first()?;
+    let breach = reading.value - alarm.threshold;
+    let step = config.step_adjustments.iter().find(|s| {
+        s.metric_interval_lower_bound
+            .is_none_or(|low| breach >= low)
+            && s.metric_interval_upper_bound
+                .is_none_or(|high| breach < high)
+    })?;
+    let adjustment = step.scaling_adjustment;
+    let capacity = match config.adjustment_type.as_deref() {
+        Some("ExactCapacity") => adjustment,
+        Some("PercentChangeInCapacity") => {
+            let mut change = (current as f64 * adjustment as f64 / 100.0).trunc() as i64;
+            if let Some(least) = config.min_adjustment_magnitude {
+                if change.abs() < least && adjustment != 0 {
+                    change = least * adjustment.signum();
+                }
+            }
+            current + change
+        }
+        _ => current + adjustment,
+    }
+    .clamp(target.min, target.max);
+    let scale_in = capacity < current;
+    let suspended = if scale_in {
+        target.suspended.dynamic_scaling_in_suspended
+    } else {
+        target.suspended.dynamic_scaling_out_suspended
+    };
+    let cooldown = config.cooldown.unwrap_or(DEFAULT_COOLDOWN) as f64;
+    let last = if scale_in {
+        target.last_scale_in
+    } else {
+        target.last_scale_out.map(|(at, _)| at)
+    };
+    let cooling = last.is_some_and(|at| now < at + cooldown);
+    (capacity != current && !suspended && !cooling).then(|| Proposal {
+        capacity,
+        cause: cause(alarm, policy),
+        scale_in,
+    })
+}
+
+/// One decision for a target from all its policies: the largest scale-out asked, else the
+/// mildest scale-in, taken only when every target tracking policy that may scale in asks
+/// for one.
+pub fn decide(
+    proposals: &[(Proposal, bool)],
+    tracking_policies_that_scale_in: usize,
+) -> Option<Proposal> {
+    if let Some(out) = proposals
+        .iter()
+        .filter(|(p, _)| !p.scale_in)
+        .map(|(p, _)| p)
+        .max_by_key(|p| p.capacity)
+    {
+        return Some(out.clone());
+    }
+    let ins: Vec<&(Proposal, bool)> = proposals.iter().filter(|(p, _)| p.scale_in).collect();
+    let tracking_ins = ins.iter().filter(|(_, tracking)| *tracking).count();
+    if ins.is_empty() || tracking_ins < tracking_policies_that_scale_in {
+        return None;
+    }
+    ins.into_iter()
+        .map(|(p, _)| p)
+        .max_by_key(|p| p.capacity)
+        .cloned()
+}
+
+/// Sets the service's desired count through UpdateService, as the account's root user (the
+/// service-linked role of AWS), and records the activity on the target.
+async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, now: f64) {
+    let caller = match crate::auth::root_principal(app) {
+        Ok(caller) => caller,
+        Err(e) => {
+            tracing::warn!("autoscaling cannot act: {}", e.message);
+            return;
+        }
+    };
+    let ctx = Ctx {
+        app: app.clone(),
+        caller,
+    };
+    let body = json!({
+        "cluster": target.cluster,
+        "service": target.service,
+        "desiredCount": change.capacity,
+    });
+    let answer = crate::dispatch::dispatch(ctx, "UpdateService", body.to_string().as_bytes()).await;
+    let (status, message) = match &answer {
+        Ok(_) => (
+            "Successful",
+            format!(
+                "Successfully set desired count to {}. Change successfully fulfilled by ecs.",
+                change.capacity
+            ),
+        ),
+        Err(e) => (
+            "Failed",
+            format!("Failed to set desired count: {}", e.message),
+        ),
+    };
+    let end = app.now();
+    let activity = Activity {
+        id: super::new_id(),
+        description: format!(
+            "Setting desired count to {} (from {current}).",
+            change.capacity
+        ),
+        cause: format!(
+            "{} at {}",
+            change.cause,
+            berth_core::civil::iso8601(now as i64, None)
+        ),
+        start: now,
+        end,
+        status: status.into(),
+        message,
+    };
+    tracing::info!(resource = %target.resource_id, from = current, to = change.capacity, status, "autoscaling: {}", change.cause);
+    let key = target_key(&target.resource_id);
+    loop {
+        let Ok(Some(found)) = app.get::<Target>(&key) else {
+            return;
+        };
+        let mut stored = found.value;
+        if answer.is_ok() {
+            if change.scale_in {
+                stored.last_scale_in = Some(now);
+            } else {
+                stored.last_scale_out = Some((now, change.capacity));
+            }
+        }
+        stored.record(activity.clone());
+        let txn = Txn::new()
+            .when(Compare::at(&key, found.mod_revision))
+            .put(&key, encode(&stored));
+        match app.commit(txn).await {
+            Ok(result) if result.succeeded => return,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!("cannot record a scaling activity: {}", e.message);
+                return;
+            }
+        }
+    }
+}
+
+/// Looks at every target once at `now_ms`; returns how many it scaled.
+pub async fn run_once(app: &Arc<App>, now_ms: i64) -> usize {
+    let read = || -> Result<_, crate::error::ApiError> {
+        Ok((
+            app.list::<Target>(TARGETS)?,
+            app.list::<Policy>(POLICIES)?,
+            app.list::<Alarm>(ALARMS)?,
+        ))
+    };
+    let (targets, policies, alarms) = match read() {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::warn!("autoscaling cannot read its state: {}", e.message);
+            return 0;
+        }
+    };
+    let now = now_ms as f64 / 1000.0;
+    let mut scaled = 0;
+    for target in targets.into_iter().map(|t| t.value) {
+        let Ok(Some(service)) =
+            app.get::<ServiceRecord>(&keys::service(&target.cluster, &target.service))
+        else {
+            continue;
+        };
+        let current = i64::from(service.value.service.desired_count.unwrap_or(0));
+        // Bounds first: a count outside them is brought back, whatever the policies say.
+        let bound = current.clamp(target.min, target.max);
+        if bound != current {
+            let cause = if bound > current {
+                format!("minimum capacity was set to {}", target.min)
+            } else {
+                format!("maximum capacity was set to {}", target.max)
+            };
+            let change = Proposal {
+                capacity: bound,
+                cause,
+                scale_in: bound < current,
+            };
+            scale(app, &target, current, change, now).await;
+            scaled += 1;
+            continue;
+        }
+        let mut proposals = Vec::new();
+        let mut tracking_that_scale_in = 0;
+        for policy in policies
+            .iter()
+            .map(|p| &p.value)
+            .filter(|p| p.resource_id == target.resource_id)
+        {
+            let tracking = policy.target_tracking();
+            if tracking.as_ref().is_some_and(|c| !c.disable_scale_in) {
+                tracking_that_scale_in += 1;
+            }
+            let firing: Vec<(&Alarm, Reading)> = alarms
+                .iter()
+                .map(|a| &a.value)
+                .filter(|a| {
+                    a.state == "ALARM" && a.actions_enabled && a.alarm_actions.contains(&policy.arn)
+                })
+                .filter_map(|a| latest_value(app, a, now_ms).map(|v| (a, v)))
+                .collect();
+            if firing.is_empty() {
+                continue;
+            }
+            if let Some(proposal) = propose(&target, policy, &firing, current, now) {
+                proposals.push((proposal, tracking.is_some()));
+            }
+        }
+        if let Some(change) = decide(&proposals, tracking_that_scale_in) {
+            scale(app, &target, current, change, now).await;
+            scaled += 1;
+        }
+    }
+    scaled
+}
+
+/// Runs the controller until the server closes.
+pub fn spawn(app: Arc<App>) {
+    tokio::spawn(async move {
+        let mut closing = app.closing();
+        let mut ticks = tokio::time::interval(EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = closing.changed() => return,
+            }
+            run_once(&app, crate::cloudwatch::store::now_ms()).await;
+        }
+    });
+}

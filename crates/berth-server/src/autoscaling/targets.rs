@@ -1,0 +1,347 @@
+//! Scalable targets: RegisterScalableTarget, DescribeScalableTargets,
+//! DeregisterScalableTarget. A target is a record in the store
+//! (`/autoscaling/targets/ecs/service/CLUSTER/SERVICE`) holding its bounds, suspended state,
+//! the cooldown marks of its last scalings and its recent activities.
+
+use super::activities::Activity;
+use super::{authorize, ecs_resource, not_found, validation, DESIRED_COUNT};
+use crate::dispatch::Ctx;
+use crate::error::ApiError;
+use berth_core::service::ServiceRecord;
+use berth_store::typed::encode;
+use berth_store::{keys, Compare, Txn};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Where scalable targets are kept, by resource id.
+pub const TARGETS: &str = "/autoscaling/targets/ecs/";
+/// Activities kept per target (the oldest go first).
+const ACTIVITIES_KEPT: usize = 100;
+
+/// The store key of the target of `resource_id` (`service/CLUSTER/SERVICE`).
+pub fn target_key(resource_id: &str) -> String {
+    format!("{TARGETS}{resource_id}")
+}
+
+/// Which kinds of scaling are suspended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Suspended {
+    #[serde(default)]
+    pub dynamic_scaling_in_suspended: bool,
+    #[serde(default)]
+    pub dynamic_scaling_out_suspended: bool,
+    #[serde(default)]
+    pub scheduled_scaling_suspended: bool,
+}
+
+/// A scalable target as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    pub resource_id: String,
+    pub cluster: String,
+    pub service: String,
+    pub arn: String,
+    pub min: i64,
+    pub max: i64,
+    pub role_arn: String,
+    /// Epoch seconds.
+    pub created: f64,
+    pub suspended: Suspended,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// When the last scale-out happened (epoch seconds) and the capacity it set.
+    #[serde(default)]
+    pub last_scale_out: Option<(f64, i64)>,
+    /// When the last scale-in happened (epoch seconds).
+    #[serde(default)]
+    pub last_scale_in: Option<f64>,
+    /// Oldest first.
+    #[serde(default)]
+    pub activities: Vec<Activity>,
+}
+
+impl Target {
+    /// Adds `activity`, forgetting the oldest beyond what is kept.
+    pub fn record(&mut self, activity: Activity) {
+        self.activities.push(activity);
+        if self.activities.len() > ACTIVITIES_KEPT {
+            let extra = self.activities.len() - ACTIVITIES_KEPT;
+            self.activities.drain(..extra);
+        }
+    }
+
+    fn describe(&self) -> Value {
+        json!({
+            "ServiceNamespace": "ecs",
+            "ResourceId": self.resource_id,
+            "ScalableDimension": DESIRED_COUNT,
+            "MinCapacity": self.min,
+            "MaxCapacity": self.max,
+            "RoleARN": self.role_arn,
+            "CreationTime": self.created,
+            "SuspendedState": self.suspended,
+            "ScalableTargetARN": self.arn,
+        })
+    }
+}
+
+/// RegisterScalableTarget's input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegisterRequest {
+    service_namespace: Option<String>,
+    resource_id: Option<String>,
+    scalable_dimension: Option<String>,
+    min_capacity: Option<i64>,
+    max_capacity: Option<i64>,
+    #[serde(rename = "RoleARN")]
+    role_arn: Option<String>,
+    suspended_state: Option<Suspended>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// The ECS service a target scales, if it exists and is active.
+pub fn service_of(ctx: &Ctx, cluster: &str, service: &str) -> Result<ServiceRecord, ApiError> {
+    ctx.get::<ServiceRecord>(&keys::service(cluster, service))?
+        .map(|s| s.value)
+        .filter(|s| s.service.status == Some(berth_core::model::ServiceStatus::Active))
+        .ok_or_else(|| {
+            validation(format!(
+                "ECS service doesn't exist: service/{cluster}/{service}"
+            ))
+        })
+}
+
+/// RegisterScalableTarget: makes the service scalable between MinCapacity and MaxCapacity
+/// (both needed the first time), or changes what is given of an existing target.
+pub async fn register(ctx: Ctx, input: RegisterRequest) -> Result<Value, ApiError> {
+    let (cluster, service) = ecs_resource(
+        input.service_namespace.as_deref(),
+        input.resource_id.as_deref(),
+        input.scalable_dimension.as_deref(),
+    )?;
+    let resource_id = format!("service/{cluster}/{service}");
+    authorize(&ctx, "RegisterScalableTarget", "*")?;
+    service_of(&ctx, &cluster, &service)?;
+    for (name, value) in [
+        ("MinCapacity", input.min_capacity),
+        ("MaxCapacity", input.max_capacity),
+    ] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(validation(format!("{name} must not be negative.")));
+        }
+    }
+    let key = target_key(&resource_id);
+    loop {
+        let existing = ctx.get::<Target>(&key)?;
+        let (target, guard) = match &existing {
+            Some(found) => {
+                let mut target = found.value.clone();
+                target.min = input.min_capacity.unwrap_or(target.min);
+                target.max = input.max_capacity.unwrap_or(target.max);
+                if let Some(suspended) = input.suspended_state {
+                    target.suspended = suspended;
+                }
+                if let Some(role) = &input.role_arn {
+                    target.role_arn = role.clone();
+                }
+                if let Some(tags) = &input.tags {
+                    target.tags.extend(tags.clone());
+                }
+                (target, Compare::at(&key, found.mod_revision))
+            }
+            None => {
+                let (Some(min), Some(max)) = (input.min_capacity, input.max_capacity) else {
+                    return Err(validation(
+                        "MinCapacity and MaxCapacity are required to register a new scalable \
+                         target.",
+                    ));
+                };
+                let target = Target {
+                    resource_id: resource_id.clone(),
+                    cluster: cluster.clone(),
+                    service: service.clone(),
+                    arn: format!(
+                        "arn:aws:application-autoscaling:{}:{}:scalable-target/{}",
+                        ctx.arns.region,
+                        ctx.arns.account_id,
+                        super::new_id().replace('-', "")
+                    ),
+                    min,
+                    max,
+                    role_arn: input.role_arn.clone().unwrap_or_else(|| {
+                        format!(
+                            "arn:aws:iam::{}:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
+                            ctx.arns.account_id
+                        )
+                    }),
+                    created: ctx.now(),
+                    suspended: input.suspended_state.unwrap_or_default(),
+                    tags: input.tags.clone().unwrap_or_default(),
+                    last_scale_out: None,
+                    last_scale_in: None,
+                    activities: Vec::new(),
+                };
+                (target, Compare::absent(&key))
+            }
+        };
+        if target.min > target.max {
+            return Err(validation(format!(
+                "MinCapacity ({}) must not be greater than MaxCapacity ({}).",
+                target.min, target.max
+            )));
+        }
+        let arn = target.arn.clone();
+        let txn = Txn::new().when(guard).put(&key, encode(&target));
+        if ctx.commit(txn).await?.succeeded {
+            return Ok(json!({ "ScalableTargetARN": arn }));
+        }
+    }
+}
+
+/// DescribeScalableTargets' input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeRequest {
+    service_namespace: Option<String>,
+    resource_ids: Option<Vec<String>>,
+    scalable_dimension: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+/// DescribeScalableTargets: the namespace's targets, by resource id, in pages.
+pub async fn describe(ctx: Ctx, input: DescribeRequest) -> Result<Value, ApiError> {
+    authorize(&ctx, "DescribeScalableTargets", "*")?;
+    let namespace = input
+        .service_namespace
+        .ok_or_else(|| validation("ServiceNamespace is required."))?;
+    let mut targets: Vec<Target> = if namespace == "ecs"
+        && input
+            .scalable_dimension
+            .as_deref()
+            .is_none_or(|d| d == DESIRED_COUNT)
+    {
+        ctx.list::<Target>(TARGETS)?
+            .into_iter()
+            .map(|t| t.value)
+            .filter(|t| {
+                input
+                    .resource_ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&t.resource_id))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    targets.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+    let (page, next) = page_of(
+        &targets,
+        input.next_token.as_deref(),
+        input.max_results,
+        |t| t.resource_id.as_str(),
+    )?;
+    let mut out = json!({
+        "ScalableTargets": page.iter().map(Target::describe).collect::<Vec<_>>(),
+    });
+    if let Some(next) = next {
+        out["NextToken"] = next.into();
+    }
+    Ok(out)
+}
+
+/// One page (MaxResults 1 to 50, default 50) of `items` sorted by `key`, after `token`.
+pub fn page_of<'a, T>(
+    items: &'a [T],
+    token: Option<&str>,
+    max: Option<i64>,
+    key: impl Fn(&T) -> &str,
+) -> Result<(&'a [T], Option<String>), ApiError> {
+    let max = max.unwrap_or(50);
+    if !(1..=50).contains(&max) {
+        return Err(validation("MaxResults must be from 1 to 50."));
+    }
+    let start = match token {
+        None => 0,
+        Some(token) => {
+            let after = hex_decode(token).ok_or_else(|| {
+                ApiError::new("InvalidNextTokenException", "The NextToken is not valid.")
+            })?;
+            items.partition_point(|item| key(item) <= after.as_str())
+        }
+    };
+    let end = start
+        .saturating_add(usize::try_from(max).unwrap_or(50))
+        .min(items.len());
+    let page = &items[start..end];
+    let next = (end < items.len())
+        .then(|| page.last().map(|last| hex_encode(key(last))))
+        .flatten();
+    Ok((page, next))
+}
+
+fn hex_encode(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(token: &str) -> Option<String> {
+    if !token.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// DeregisterScalableTarget's input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeregisterRequest {
+    service_namespace: Option<String>,
+    resource_id: Option<String>,
+    scalable_dimension: Option<String>,
+}
+
+/// DeregisterScalableTarget: removes the target with its policies (and the alarms target
+/// tracking made for them), as AWS does.
+pub async fn deregister(ctx: Ctx, input: DeregisterRequest) -> Result<Value, ApiError> {
+    let (cluster, service) = ecs_resource(
+        input.service_namespace.as_deref(),
+        input.resource_id.as_deref(),
+        input.scalable_dimension.as_deref(),
+    )?;
+    let resource_id = format!("service/{cluster}/{service}");
+    authorize(&ctx, "DeregisterScalableTarget", "*")?;
+    let key = target_key(&resource_id);
+    let found = ctx.get::<Target>(&key)?.ok_or_else(|| {
+        not_found(format!(
+            "No scalable target registered for service namespace: ecs, resource ID: \
+             {resource_id}, scalable dimension: {DESIRED_COUNT}"
+        ))
+    })?;
+    let mut txn = Txn::new()
+        .when(Compare::at(&key, found.mod_revision))
+        .delete(&key);
+    for policy in super::policies::of_target(&ctx, &resource_id)? {
+        let policy_key = super::policies::policy_key(&resource_id, &policy.value.name);
+        txn = txn
+            .when(Compare::at(&policy_key, policy.mod_revision))
+            .delete(&policy_key);
+        for (alarm, _) in &policy.value.created_alarms {
+            txn = txn.delete(crate::cloudwatch::alarms::alarm_key(alarm));
+        }
+    }
+    if !ctx.commit(txn).await?.succeeded {
+        return Err(ApiError::new(
+            "ConcurrentUpdateException",
+            "The scalable target changed while it was being deregistered; try again.",
+        ));
+    }
+    Ok(json!({}))
+}

@@ -1,0 +1,517 @@
+//! Application Auto Scaling on an in-memory server: targets, policies and the alarms target
+//! tracking makes, and the controller on synthetic metrics at chosen times.
+
+use super::controller::{decide, propose, run_once, Proposal, Reading};
+use super::policies::Policy;
+use super::targets::{target_key, Target};
+use crate::app::App;
+use crate::cloudwatch::alarms::{alarm_key, Alarm};
+use crate::cloudwatch::{Datum, StatisticSet};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+crate::json_service_calls!(super::dispatch);
+
+const RESOURCE: &str = "service/demo/web";
+/// A minute boundary (2026-12-01T00:00:00Z), epoch ms.
+const T0: i64 = 1_796_083_200_000;
+const MINUTE: i64 = 60_000;
+
+async fn with_service(desired: i64) -> Arc<App> {
+    let app = crate::test_support::app().await;
+    let ecs = |op: &'static str, body: Value| {
+        let app = app.clone();
+        async move { crate::test_support::ok(&app, op, body).await }
+    };
+    ecs("CreateCluster", json!({"clusterName": "demo"})).await;
+    ecs(
+        "RegisterTaskDefinition",
+        json!({"family": "web", "containerDefinitions": [
+            {"name": "web", "image": "busybox", "memory": 64, "essential": true}]}),
+    )
+    .await;
+    ecs(
+        "CreateService",
+        json!({"cluster": "demo", "serviceName": "web", "taskDefinition": "web", "desiredCount": desired}),
+    )
+    .await;
+    app
+}
+
+fn target_body(min: i64, max: i64) -> Value {
+    json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+           "ScalableDimension": "ecs:service:DesiredCount", "MinCapacity": min, "MaxCapacity": max})
+}
+
+fn cpu_policy(target: f64, extra: Value) -> Value {
+    let mut config = json!({"TargetValue": target,
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}});
+    for (k, v) in extra.as_object().expect("object") {
+        config[k] = v.clone();
+    }
+    json!({"PolicyName": "cpu", "ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+           "ScalableDimension": "ecs:service:DesiredCount", "PolicyType": "TargetTrackingScaling",
+           "TargetTrackingScalingPolicyConfiguration": config})
+}
+
+fn desired(app: &App) -> i64 {
+    let record = app
+        .get::<berth_core::service::ServiceRecord>(&berth_store::keys::service("demo", "web"))
+        .expect("read")
+        .expect("service");
+    i64::from(record.value.service.desired_count.expect("count"))
+}
+
+fn cpu(app: &App, at: i64, value: f64) {
+    app.cloudwatch
+        .put_at(
+            vec![(
+                Datum {
+                    namespace: "AWS/ECS".into(),
+                    metric_name: "CPUUtilization".into(),
+                    dimensions: vec![
+                        ("ClusterName".into(), "demo".into()),
+                        ("ServiceName".into(), "web".into()),
+                    ],
+                    timestamp: at,
+                    statistics: StatisticSet::single(value),
+                    unit: "Percent".into(),
+                },
+                false,
+            )],
+            at,
+        )
+        .expect("put");
+}
+
+fn stored_target(app: &App) -> Target {
+    app.get::<Target>(&target_key(RESOURCE))
+        .expect("read")
+        .expect("target")
+        .value
+}
+
+#[tokio::test]
+async fn targets_register_describe_and_refuse_what_berth_cannot_scale() {
+    let app = with_service(1).await;
+    let registered = ok(&app, "RegisterScalableTarget", target_body(1, 4)).await;
+    let arn = registered["ScalableTargetARN"].as_str().expect("arn");
+    assert!(
+        arn.starts_with("arn:aws:application-autoscaling:us-east-1:000000000000:scalable-target/")
+    );
+    // An update may give only what changes.
+    ok(
+        &app,
+        "RegisterScalableTarget",
+        json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+               "ScalableDimension": "ecs:service:DesiredCount", "MaxCapacity": 6,
+               "SuspendedState": {"DynamicScalingInSuspended": true}}),
+    )
+    .await;
+    let described = ok(
+        &app,
+        "DescribeScalableTargets",
+        json!({"ServiceNamespace": "ecs"}),
+    )
+    .await;
+    let target = &described["ScalableTargets"][0];
+    assert_eq!(
+        (target["MinCapacity"].clone(), target["MaxCapacity"].clone()),
+        (json!(1), json!(6))
+    );
+    assert_eq!(target["SuspendedState"]["DynamicScalingInSuspended"], true);
+    assert_eq!(target["ScalableTargetARN"], arn);
+
+    for (body, why) in [
+        (
+            json!({"ServiceNamespace": "ecs", "ResourceId": "service/demo/nope", "ScalableDimension": "ecs:service:DesiredCount", "MinCapacity": 1, "MaxCapacity": 2}),
+            "no such service",
+        ),
+        (
+            json!({"ServiceNamespace": "dynamodb", "ResourceId": "table/t", "ScalableDimension": "dynamodb:table:ReadCapacityUnits", "MinCapacity": 1, "MaxCapacity": 2}),
+            "not ECS",
+        ),
+        (
+            json!({"ServiceNamespace": "ecs", "ResourceId": "web", "ScalableDimension": "ecs:service:DesiredCount", "MinCapacity": 1, "MaxCapacity": 2}),
+            "bad resource id",
+        ),
+        (target_body(5, 2), "min above max"),
+    ] {
+        let e = err(&app, "RegisterScalableTarget", body).await;
+        assert_eq!(e.name, "ValidationException", "{why}: {}", e.message);
+    }
+    assert_eq!(stored_target(&app).max, 6, "nothing half-written");
+    let e = err(
+        &app,
+        "DeregisterScalableTarget",
+        json!({"ServiceNamespace": "ecs", "ResourceId": "service/demo/other", "ScalableDimension": "ecs:service:DesiredCount"}),
+    )
+    .await;
+    assert_eq!(e.name, "ObjectNotFoundException");
+}
+
+#[tokio::test]
+async fn target_tracking_makes_its_alarms_and_deleting_it_removes_them() {
+    let app = with_service(1).await;
+    let e = err(&app, "PutScalingPolicy", cpu_policy(50.0, json!({}))).await;
+    assert_eq!(e.name, "ObjectNotFoundException", "no target yet");
+    ok(&app, "RegisterScalableTarget", target_body(1, 4)).await;
+    let put = ok(&app, "PutScalingPolicy", cpu_policy(50.0, json!({}))).await;
+    let policy_arn = put["PolicyARN"].as_str().expect("arn").to_string();
+    assert!(
+        policy_arn.contains(":scalingPolicy:")
+            && policy_arn.ends_with(":resource/ecs/service/demo/web:policyName/cpu")
+    );
+    let alarms: Vec<String> = put["Alarms"]
+        .as_array()
+        .expect("alarms")
+        .iter()
+        .map(|a| a["AlarmName"].as_str().expect("name").to_string())
+        .collect();
+    assert_eq!(alarms.len(), 2);
+    assert!(alarms[0].starts_with("TargetTracking-service/demo/web-AlarmHigh-"));
+    assert!(alarms[1].starts_with("TargetTracking-service/demo/web-AlarmLow-"));
+    let high = app
+        .get::<Alarm>(&alarm_key(&alarms[0]))
+        .expect("read")
+        .expect("alarm")
+        .value;
+    assert_eq!(
+        (
+            high.metric_name.as_str(),
+            high.threshold,
+            high.evaluation_periods
+        ),
+        ("CPUUtilization", 50.0, 3)
+    );
+    assert_eq!(high.alarm_actions, std::slice::from_ref(&policy_arn));
+    let low = app
+        .get::<Alarm>(&alarm_key(&alarms[1]))
+        .expect("read")
+        .expect("alarm")
+        .value;
+    assert_eq!(
+        (
+            low.threshold,
+            low.evaluation_periods,
+            low.comparison_operator.as_str()
+        ),
+        (45.0, 15, "LessThanThreshold")
+    );
+
+    // Replacing the policy with scale-in disabled leaves only a new high alarm.
+    let replaced = ok(
+        &app,
+        "PutScalingPolicy",
+        cpu_policy(60.0, json!({"DisableScaleIn": true})),
+    )
+    .await;
+    assert_eq!(
+        replaced["PolicyARN"],
+        policy_arn.as_str(),
+        "the same policy"
+    );
+    assert_eq!(replaced["Alarms"].as_array().expect("alarms").len(), 1);
+    for old in &alarms {
+        assert!(
+            app.get::<Alarm>(&alarm_key(old)).expect("read").is_none(),
+            "{old} removed"
+        );
+    }
+    let described = ok(
+        &app,
+        "DescribeScalingPolicies",
+        json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE}),
+    )
+    .await;
+    let policy = &described["ScalingPolicies"][0];
+    assert_eq!(
+        policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"],
+        60.0
+    );
+    assert_eq!(policy["PolicyType"], "TargetTrackingScaling");
+
+    let e = err(&app, "PutScalingPolicy", cpu_policy(50.0, json!({"PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget"}}))).await;
+    assert_eq!(e.name, "ValidationException");
+
+    ok(&app, "DeleteScalingPolicy", json!({"PolicyName": "cpu", "ServiceNamespace": "ecs", "ResourceId": RESOURCE, "ScalableDimension": "ecs:service:DesiredCount"})).await;
+    let left = ok(
+        &app,
+        "DescribeScalingPolicies",
+        json!({"ServiceNamespace": "ecs"}),
+    )
+    .await;
+    assert_eq!(left["ScalingPolicies"], json!([]));
+    assert!(app
+        .list::<Alarm>(crate::cloudwatch::alarms::ALARMS)
+        .expect("list")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn the_controller_scales_out_in_proportion_then_in_after_its_cooldown() {
+    let app = with_service(1).await;
+    ok(&app, "RegisterScalableTarget", target_body(1, 10)).await;
+    ok(
+        &app,
+        "PutScalingPolicy",
+        cpu_policy(
+            50.0,
+            json!({"ScaleOutCooldown": 60, "ScaleInCooldown": 120}),
+        ),
+    )
+    .await;
+    // 100 % for three minutes on one task: 2 tasks bring it to 50 %.
+    for minute in 0..3 {
+        cpu(&app, T0 + minute * MINUTE + 1_000, 100.0);
+    }
+    let now = T0 + 3 * MINUTE + 1_000;
+    crate::cloudwatch::evaluate::evaluate_all(&app, now).await;
+    assert_eq!(run_once(&app, now).await, 1);
+    assert_eq!(desired(&app), 2);
+    let target = stored_target(&app);
+    let activity = target.activities.last().expect("an activity");
+    assert_eq!(activity.status, "Successful");
+    assert!(
+        activity.cause.contains("AlarmHigh") && activity.cause.contains("triggered policy cpu"),
+        "{}",
+        activity.cause
+    );
+    // Still in ALARM, on the datapoints from before it scaled: nothing more.
+    assert_eq!(run_once(&app, now + 5_000).await, 0);
+    assert_eq!(desired(&app), 2);
+
+    // Load falls to 10 % for 15 minutes: after the cooldowns, one step in, to ceil(2×10/50)=1.
+    for minute in 3..19 {
+        cpu(&app, T0 + minute * MINUTE + 1_000, 10.0);
+    }
+    let later = T0 + 19 * MINUTE + 1_000;
+    crate::cloudwatch::evaluate::evaluate_all(&app, later).await;
+    assert_eq!(run_once(&app, later).await, 1);
+    assert_eq!(desired(&app), 1);
+    let activities = ok(
+        &app,
+        "DescribeScalingActivities",
+        json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE}),
+    )
+    .await;
+    let descriptions: Vec<&str> = activities["ScalingActivities"]
+        .as_array()
+        .expect("activities")
+        .iter()
+        .map(|a| a["Description"].as_str().expect("description"))
+        .collect();
+    assert_eq!(
+        descriptions,
+        [
+            "Setting desired count to 1 (from 2).",
+            "Setting desired count to 2 (from 1)."
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bounds_are_kept_whatever_the_policies_say() {
+    let app = with_service(1).await;
+    ok(&app, "RegisterScalableTarget", target_body(3, 5)).await;
+    assert_eq!(run_once(&app, T0).await, 1);
+    assert_eq!(desired(&app), 3);
+    assert!(stored_target(&app).activities[0]
+        .cause
+        .starts_with("minimum capacity was set to 3"));
+}
+
+fn policy(kind: &str, config: Value) -> Policy {
+    Policy {
+        name: "p".into(),
+        arn: "arn:aws:autoscaling:us-east-1:000000000000:scalingPolicy:x:resource/ecs/service/demo/web:policyName/p".into(),
+        resource_id: RESOURCE.into(),
+        kind: kind.into(),
+        config,
+        created_alarms: Vec::new(),
+        created: 0.0,
+    }
+}
+
+fn target(min: i64, max: i64) -> Target {
+    Target {
+        resource_id: RESOURCE.into(),
+        cluster: "demo".into(),
+        service: "web".into(),
+        arn: "arn".into(),
+        min,
+        max,
+        role_arn: "role".into(),
+        created: 0.0,
+        suspended: Default::default(),
+        tags: Default::default(),
+        last_scale_out: None,
+        last_scale_in: None,
+        activities: Vec::new(),
+    }
+}
+
+fn alarm(operator: &str, threshold: f64) -> Alarm {
+    Alarm {
+        name: "a".into(),
+        arn: "arn".into(),
+        description: None,
+        actions_enabled: true,
+        ok_actions: vec![],
+        alarm_actions: vec![],
+        insufficient_data_actions: vec![],
+        namespace: "AWS/ECS".into(),
+        metric_name: "CPUUtilization".into(),
+        statistic: "Average".into(),
+        dimensions: vec![],
+        period: 60,
+        unit: None,
+        evaluation_periods: 1,
+        datapoints_to_alarm: None,
+        threshold,
+        comparison_operator: operator.into(),
+        treat_missing_data: None,
+        configuration_updated: 0.0,
+        state: "ALARM".into(),
+        state_reason: String::new(),
+        state_reason_data: None,
+        state_updated: 0.0,
+        state_transitioned: 0.0,
+        tags: vec![],
+        history: vec![],
+    }
+}
+
+fn reading(value: f64) -> Reading {
+    Reading {
+        value,
+        since: 900.0,
+    }
+}
+
+#[test]
+fn step_scaling_applies_the_step_that_holds_the_breach() {
+    let steps = json!({"AdjustmentType": "ChangeInCapacity", "Cooldown": 60, "StepAdjustments": [
+        {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 20, "ScalingAdjustment": 1},
+        {"MetricIntervalLowerBound": 20, "ScalingAdjustment": 3}]});
+    let p = policy("StepScaling", steps);
+    let high = alarm("GreaterThanThreshold", 50.0);
+    let t = target(1, 10);
+    // A breach of exactly 20 belongs to the upper step (lower bound inclusive).
+    let at =
+        |value: f64| propose(&t, &p, &[(&high, reading(value))], 2, 1000.0).map(|p| p.capacity);
+    assert_eq!(at(55.0), Some(3));
+    assert_eq!(at(70.0), Some(5));
+    assert_eq!(at(95.0), Some(5));
+    // Within the cooldown of the last scale-out: nothing.
+    let mut cooling = target(1, 10);
+    cooling.last_scale_out = Some((990.0, 3));
+    assert_eq!(
+        propose(&cooling, &p, &[(&high, reading(70.0))], 2, 1000.0),
+        None
+    );
+    // Percent change with a minimum magnitude; clamped to max.
+    let percent = policy(
+        "StepScaling",
+        json!({"AdjustmentType": "PercentChangeInCapacity", "MinAdjustmentMagnitude": 2,
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 10}]}),
+    );
+    assert_eq!(
+        propose(&t, &percent, &[(&high, reading(60.0))], 4, 1000.0).map(|p| p.capacity),
+        Some(6)
+    );
+    assert_eq!(
+        propose(
+            &target(1, 5),
+            &percent,
+            &[(&high, reading(60.0))],
+            4,
+            1000.0
+        )
+        .map(|p| p.capacity),
+        Some(5)
+    );
+}
+
+#[test]
+fn target_tracking_respects_disable_scale_in_suspension_and_max() {
+    let tracking = |extra: Value| {
+        let mut config = json!({"TargetValue": 50.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}});
+        for (k, v) in extra.as_object().expect("object") {
+            config[k] = v.clone();
+        }
+        policy("TargetTrackingScaling", config)
+    };
+    let high = alarm("GreaterThanThreshold", 50.0);
+    let low = alarm("LessThanThreshold", 45.0);
+    let t = target(1, 3);
+    // 4 tasks' worth of load, capped at max 3.
+    assert_eq!(
+        propose(&t, &tracking(json!({})), &[(&high, reading(200.0))], 1, 0.0).map(|p| p.capacity),
+        Some(3)
+    );
+    assert_eq!(
+        propose(
+            &t,
+            &tracking(json!({"DisableScaleIn": true})),
+            &[(&low, reading(5.0))],
+            3,
+            0.0
+        ),
+        None
+    );
+    let mut suspended = target(1, 3);
+    suspended.suspended.dynamic_scaling_out_suspended = true;
+    assert_eq!(
+        propose(
+            &suspended,
+            &tracking(json!({})),
+            &[(&high, reading(200.0))],
+            1,
+            0.0
+        ),
+        None
+    );
+    assert_eq!(
+        propose(&t, &tracking(json!({})), &[(&low, reading(10.0))], 3, 0.0).map(|p| p.capacity),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_scale_in_needs_every_tracking_policy_to_agree() {
+    let out = |c| {
+        (
+            Proposal {
+                capacity: c,
+                cause: "out".into(),
+                scale_in: false,
+            },
+            true,
+        )
+    };
+    let inn = |c| {
+        (
+            Proposal {
+                capacity: c,
+                cause: "in".into(),
+                scale_in: true,
+            },
+            true,
+        )
+    };
+    assert_eq!(
+        decide(&[out(4), out(6), inn(1)], 2).map(|p| p.capacity),
+        Some(6)
+    );
+    assert_eq!(
+        decide(&[inn(2)], 2),
+        None,
+        "the other policy does not agree"
+    );
+    assert_eq!(
+        decide(&[inn(2), inn(3)], 2).map(|p| p.capacity),
+        Some(3),
+        "the mildest"
+    );
+}
