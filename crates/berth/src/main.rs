@@ -51,6 +51,9 @@ enum Command {
     Deploy(commands::deploy::DeployArgs),
     /// Change a service's desired count, following the change live.
     Scale(commands::deploy::ScaleArgs),
+    /// Run a Compose file's services as ECS services: up, down, or convert (print the plan).
+    #[command(subcommand)]
+    Compose(commands::compose::ComposeCommand),
     /// Rotate the master key encrypting the server's secrets and SecureStrings, while it runs
     /// (the account's root user only).
     RotateVaultKey(commands::vault::RotateArgs),
@@ -99,6 +102,7 @@ fn run() -> anyhow::Result<i32> {
             Command::Run(args) => commands::run::run(args).await,
             Command::Deploy(args) => commands::deploy::deploy(args).await,
             Command::Scale(args) => commands::deploy::scale(args).await,
+            Command::Compose(command) => commands::compose::run(command).await,
             Command::RotateVaultKey(args) => commands::vault::rotate(args).await.map(|()| 0),
             Command::Bench(command) => commands::bench::run(command).await.map(|()| 0),
         }

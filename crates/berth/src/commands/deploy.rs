@@ -109,7 +109,7 @@ pub fn with_images(definition: &Value, images: &[String]) -> anyhow::Result<Valu
 }
 
 /// The id of the PRIMARY deployment of an UpdateService answer.
-fn primary(updated: &Value) -> anyhow::Result<String> {
+pub fn primary(updated: &Value) -> anyhow::Result<String> {
     updated["service"]["deployments"]
         .as_array()
         .into_iter()

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod api;
 pub mod bench;
+pub mod compose;
 pub mod deploy;
 pub mod events;
 pub mod exec;
