@@ -1,6 +1,7 @@
 """Application Auto Scaling on Berth's endpoint, from boto3 and the AWS CLI, on `berth up` with
 real containers: a scalable target on a service's desired count, a target tracking policy on
-its average CPU (the alarms it makes are CloudWatch alarms anyone can describe), bounds kept,
+its average CPU (the alarms it makes are CloudWatch alarms anyone can describe), a scheduled
+action in a time zone firing within 10 s of its time, bounds kept,
 errors in the service's own words, and a service whose task burns CPU scaled out by itself to
 the target's maximum, with the activity saying which alarm triggered which policy. (Scale-in
 and cooldowns run on a fake clock in the server's unit suite: ECS's scale-in alarm needs 15
@@ -8,8 +9,10 @@ periods below the target.)"""
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from botocore.exceptions import ClientError
@@ -135,4 +138,39 @@ def test_a_service_burning_cpu_scales_out_by_itself(berth_up: BerthUp, scaling, 
         )
     finally:
         scaling.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION)
+        berth_up.ecs.delete_service(cluster=CLUSTER, service=name, force=True)
+
+
+def test_a_scheduled_action_fires_within_ten_seconds_of_its_time(berth_up: BerthUp, scaling, unique, tmp_path: Path):
+    name = unique("scheduled")
+    resource = service(berth_up, name, ["sleep", "3600"])
+    scaling.register_scalable_target(
+        ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION, MinCapacity=1, MaxCapacity=2
+    )
+    try:
+        at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=15)
+        # The time is read in the action's zone: 15 s from now in Paris.
+        paris = at.astimezone(ZoneInfo("Europe/Paris")).replace(tzinfo=None)
+        put = aws(berth_up.server, berth_up.server.credentials, tmp_path, "application-autoscaling",
+                  "put-scheduled-action", "--service-namespace", "ecs", "--resource-id", resource,
+                  "--scalable-dimension", DIMENSION, "--scheduled-action-name", "burst",
+                  "--schedule", f"at({paris.isoformat()})", "--timezone", "Europe/Paris",
+                  "--scalable-target-action", "MinCapacity=2,MaxCapacity=3")
+        assert put.returncode == 0, put.stderr
+        [action] = scaling.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=resource)["ScheduledActions"]
+        assert action["Timezone"] == "Europe/Paris" and action["ScalableTargetAction"] == {"MinCapacity": 2, "MaxCapacity": 3}
+
+        def bounds() -> tuple[int, int]:
+            [target] = scaling.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[resource])["ScalableTargets"]
+            return target["MinCapacity"], target["MaxCapacity"]
+
+        wait_until(lambda: bounds() == (2, 3), 40, "the scheduled action to fire")
+        fired = datetime.datetime.now(datetime.timezone.utc)
+        assert (fired - at).total_seconds() <= 10.5, f"fired {fired - at} after its time"
+        wait_until(lambda: desired_count(berth_up, name) == 2, 20, "the new minimum to be applied")
+        causes = [a["Cause"] for a in scaling.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]]
+        assert any(c.startswith("scheduled action name burst was triggered") for c in causes), causes
+    finally:
+        scaling.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION)
+        assert scaling.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=resource)["ScheduledActions"] == []
         berth_up.ecs.delete_service(cluster=CLUSTER, service=name, force=True)

@@ -8,12 +8,14 @@
 //! cooldown runs (`ScaleOutCooldown`, `ScaleInCooldown`, 300 s by default as on ECS). A
 //! scale-out may go further during its cooldown only past what the last one set. Step
 //! scaling applies the step whose interval holds the breach (metric − threshold). The
+//! Scheduled actions set the target's bounds when their schedule fires. The
 //! controller changes only the service's desired count, through UpdateService; the
 //! deployment controller does the rest. Each change is an activity on the target, with its
 //! cause. All of its state (cooldown marks, activities) is in the store.
 
 use super::activities::Activity;
 use super::policies::{Policy, POLICIES};
+use super::scheduled::{scheduled_key, ScheduledAction, SCHEDULED};
 use super::targets::{target_key, Target, TARGETS};
 use crate::app::App;
 use crate::cloudwatch::alarms::{Alarm, ALARMS};
@@ -274,6 +276,72 @@ async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, 
     }
 }
 
+/// Applies the bounds of scheduled `action` (at store revision `revision`), due at `at`, to
+/// its target, marking it fired, with an activity.
+async fn run_scheduled(app: &Arc<App>, action: &ScheduledAction, revision: u64, at: i64, now: f64) {
+    let key = target_key(&action.resource_id);
+    let action_key = scheduled_key(&action.resource_id, &action.name);
+    loop {
+        let Ok(Some(found)) = app.get::<Target>(&key) else {
+            return;
+        };
+        let mut target = found.value;
+        let min = action.min.unwrap_or(target.min);
+        let max = action.max.unwrap_or(target.max).max(min);
+        let mut parts = Vec::new();
+        if action.min.is_some() {
+            parts.push(format!("min capacity to {min}"));
+        }
+        if action.max.is_some() {
+            parts.push(format!("max capacity to {max}"));
+        }
+        target.min = min;
+        target.max = max;
+        target.record(Activity {
+            id: super::new_id(),
+            description: format!("Setting {}", parts.join(" and ")),
+            cause: format!(
+                "scheduled action name {} was triggered at {}",
+                action.name,
+                berth_core::civil::iso8601(at, None)
+            ),
+            start: now,
+            end: now,
+            status: "Successful".into(),
+            message: format!("Successfully set {}.", parts.join(" and ")),
+        });
+        let mut fired = action.clone();
+        fired.last_fired = Some(at as f64);
+        let txn = Txn::new()
+            .when(Compare::at(&key, found.mod_revision))
+            .when(Compare::at(&action_key, revision))
+            .put(&key, encode(&target))
+            .put(&action_key, encode(&fired));
+        match app.commit(txn).await {
+            Ok(result) if result.succeeded => {
+                tracing::info!(resource = %action.resource_id, action = %action.name, min, max, "autoscaling: scheduled action fired");
+                return;
+            }
+            // The action itself changed (or went): the next tick sees it anew.
+            Ok(_)
+                if app
+                    .get::<ScheduledAction>(&action_key)
+                    .ok()
+                    .flatten()
+                    .map(|a| a.mod_revision)
+                    != Some(revision) =>
+            {
+                return
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!("cannot run a scheduled action: {}", e.message);
+                return;
+            }
+        }
+    }
+}
+
 /// Looks at every target once at `now_ms`; returns how many it scaled.
 pub async fn run_once(app: &Arc<App>, now_ms: i64) -> usize {
     let read = || -> Result<_, crate::error::ApiError> {
@@ -281,9 +349,10 @@ pub async fn run_once(app: &Arc<App>, now_ms: i64) -> usize {
             app.list::<Target>(TARGETS)?,
             app.list::<Policy>(POLICIES)?,
             app.list::<Alarm>(ALARMS)?,
+            app.list::<ScheduledAction>(SCHEDULED)?,
         ))
     };
-    let (targets, policies, alarms) = match read() {
+    let (targets, policies, alarms, scheduled) = match read() {
         Ok(all) => all,
         Err(e) => {
             tracing::warn!("autoscaling cannot read its state: {}", e.message);
@@ -298,6 +367,17 @@ pub async fn run_once(app: &Arc<App>, now_ms: i64) -> usize {
         else {
             continue;
         };
+        if !target.suspended.scheduled_scaling_suspended {
+            let due = scheduled
+                .iter()
+                .filter(|a| a.value.resource_id == target.resource_id)
+                .find_map(|a| a.value.due(now).map(|at| (a, at)));
+            if let Some((action, at)) = due {
+                run_scheduled(app, &action.value, action.mod_revision, at, now).await;
+                scaled += 1;
+                continue;
+            }
+        }
         let current = i64::from(service.value.service.desired_count.unwrap_or(0));
         // Bounds first: a count outside them is brought back, whatever the policies say.
         let bound = current.clamp(target.min, target.max);

@@ -8,6 +8,9 @@
 pub mod activities;
 pub mod controller;
 pub mod policies;
+pub mod schedule;
+pub mod scheduled;
+pub mod tags;
 pub mod targets;
 
 use crate::dispatch::{call, Ctx};
@@ -90,6 +93,12 @@ pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErr
         "DescribeScalingPolicies" => call(ctx, body, policies::describe).await,
         "DeleteScalingPolicy" => call(ctx, body, policies::delete).await,
         "DescribeScalingActivities" => call(ctx, body, activities::describe).await,
+        "PutScheduledAction" => call(ctx, body, scheduled::put).await,
+        "DescribeScheduledActions" => call(ctx, body, scheduled::describe).await,
+        "DeleteScheduledAction" => call(ctx, body, scheduled::delete).await,
+        "TagResource" => call(ctx, body, tags::tag).await,
+        "UntagResource" => call(ctx, body, tags::untag).await,
+        "ListTagsForResource" => call(ctx, body, tags::list).await,
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!(

@@ -309,7 +309,7 @@ pub struct DeregisterRequest {
 }
 
 /// DeregisterScalableTarget: removes the target with its policies (and the alarms target
-/// tracking made for them), as AWS does.
+/// tracking made for them) and scheduled actions, as AWS does.
 pub async fn deregister(ctx: Ctx, input: DeregisterRequest) -> Result<Value, ApiError> {
     let (cluster, service) = ecs_resource(
         input.service_namespace.as_deref(),
@@ -336,6 +336,15 @@ pub async fn deregister(ctx: Ctx, input: DeregisterRequest) -> Result<Value, Api
         for (alarm, _) in &policy.value.created_alarms {
             txn = txn.delete(crate::cloudwatch::alarms::alarm_key(alarm));
         }
+    }
+    for action in ctx.list::<super::scheduled::ScheduledAction>(&format!(
+        "{}{resource_id}/",
+        super::scheduled::SCHEDULED
+    ))? {
+        txn = txn.delete(super::scheduled::scheduled_key(
+            &resource_id,
+            &action.value.name,
+        ));
     }
     if !ctx.commit(txn).await?.succeeded {
         return Err(ApiError::new(

@@ -515,3 +515,111 @@ fn a_scale_in_needs_every_tracking_policy_to_agree() {
         "the mildest"
     );
 }
+
+#[tokio::test]
+async fn a_scheduled_action_sets_the_bounds_when_due_and_then_the_count_follows() {
+    let app = with_service(1).await;
+    ok(&app, "RegisterScalableTarget", target_body(1, 4)).await;
+    let now = app.now() as i64;
+    let at = now - now.rem_euclid(60) + 120;
+    let civil = berth_core::civil::iso8601(at, None);
+    let schedule = format!("at({})", civil.trim_end_matches('Z'));
+    let put = |body: Value| {
+        let app = app.clone();
+        async move { call(&app, "PutScheduledAction", body).await }
+    };
+    let action = |schedule: &str, extra: Value| {
+        let mut body = json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+            "ScalableDimension": "ecs:service:DesiredCount", "ScheduledActionName": "morning",
+            "Schedule": schedule, "ScalableTargetAction": {"MinCapacity": 3, "MaxCapacity": 6}});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (bad, why) in [
+        ("rate(0 minutes)", "bad rate"),
+        ("cron(0 8 * * *)", "five fields"),
+    ] {
+        let e = put(action(bad, json!({}))).await.expect_err(why);
+        assert_eq!(e.name, "ValidationException", "{why}");
+    }
+    let e = put(action(&schedule, json!({"Timezone": "Mars/Olympus"})))
+        .await
+        .expect_err("zone");
+    assert_eq!(e.name, "ValidationException");
+    put(action(&schedule, json!({}))).await.expect("put");
+    let described = ok(
+        &app,
+        "DescribeScheduledActions",
+        json!({"ServiceNamespace": "ecs"}),
+    )
+    .await;
+    let shown = &described["ScheduledActions"][0];
+    assert_eq!(shown["Schedule"], schedule.as_str());
+    assert_eq!(
+        shown["ScalableTargetAction"],
+        json!({"MinCapacity": 3, "MaxCapacity": 6})
+    );
+
+    // Not yet: nothing. Five seconds after its time: the bounds move, then the count.
+    assert_eq!(run_once(&app, (at - 10) * 1000).await, 0);
+    assert_eq!(run_once(&app, (at + 5) * 1000).await, 1);
+    let target = stored_target(&app);
+    assert_eq!((target.min, target.max), (3, 6));
+    let activity = target.activities.last().expect("activity");
+    assert_eq!(
+        activity.description,
+        "Setting min capacity to 3 and max capacity to 6"
+    );
+    assert!(activity
+        .cause
+        .starts_with("scheduled action name morning was triggered"));
+    assert_eq!(run_once(&app, (at + 10) * 1000).await, 1);
+    assert_eq!(desired(&app), 3);
+    // It fired once.
+    assert_eq!(run_once(&app, (at + 15) * 1000).await, 0);
+
+    ok(
+        &app,
+        "DeleteScheduledAction",
+        json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+        "ScalableDimension": "ecs:service:DesiredCount", "ScheduledActionName": "morning"}),
+    )
+    .await;
+    let e = err(
+        &app,
+        "DeleteScheduledAction",
+        json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+        "ScalableDimension": "ecs:service:DesiredCount", "ScheduledActionName": "morning"}),
+    )
+    .await;
+    assert_eq!(e.name, "ObjectNotFoundException");
+}
+
+#[tokio::test]
+async fn targets_carry_tags() {
+    let app = with_service(1).await;
+    let mut body = target_body(1, 2);
+    body["Tags"] = json!({"team": "web"});
+    let arn = ok(&app, "RegisterScalableTarget", body).await["ScalableTargetARN"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    ok(
+        &app,
+        "TagResource",
+        json!({"ResourceARN": arn, "Tags": {"env": "prod"}}),
+    )
+    .await;
+    ok(
+        &app,
+        "UntagResource",
+        json!({"ResourceARN": arn, "TagKeys": ["team"]}),
+    )
+    .await;
+    let listed = ok(&app, "ListTagsForResource", json!({"ResourceARN": arn})).await;
+    assert_eq!(listed["Tags"], json!({"env": "prod"}));
+    let e = err(&app, "ListTagsForResource", json!({"ResourceARN": "arn:aws:application-autoscaling:us-east-1:000000000000:scalable-target/nope"})).await;
+    assert_eq!(e.name, "ResourceNotFoundException");
+}
