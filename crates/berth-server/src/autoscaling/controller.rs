@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::cloudwatch::alarms::{Alarm, ALARMS};
 use crate::cloudwatch::evaluate::periods;
 use crate::dispatch::Ctx;
+use crate::handlers::services::RandomIds;
 use berth_core::service::ServiceRecord;
 use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
@@ -248,6 +249,14 @@ async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, 
         message,
     };
     tracing::info!(resource = %target.resource_id, from = current, to = change.capacity, status, "autoscaling: {}", change.cause);
+    if answer.is_ok() {
+        let message = format!(
+            "(service {}) desired count changed from {current} to {} by Application Auto \
+             Scaling: {}.",
+            target.service, change.capacity, change.cause
+        );
+        service_event(app, target, message, end).await;
+    }
     let key = target_key(&target.resource_id);
     loop {
         let Ok(Some(found)) = app.get::<Target>(&key) else {
@@ -336,6 +345,29 @@ async fn run_scheduled(app: &Arc<App>, action: &ScheduledAction, revision: u64, 
             Ok(_) => continue,
             Err(e) => {
                 tracing::warn!("cannot run a scheduled action: {}", e.message);
+                return;
+            }
+        }
+    }
+}
+
+/// Adds `message` to the service's events, so `describe-services` shows why its count moved.
+async fn service_event(app: &Arc<App>, target: &Target, message: String, now: f64) {
+    let key = keys::service(&target.cluster, &target.service);
+    for _ in 0..5 {
+        let Ok(Some(found)) = app.get::<ServiceRecord>(&key) else {
+            return;
+        };
+        let mut record = found.value;
+        record.push_event(&mut RandomIds, message.clone(), now);
+        let txn = Txn::new()
+            .when(Compare::at(&key, found.mod_revision))
+            .put(&key, encode(&record));
+        match app.commit(txn).await {
+            Ok(result) if result.succeeded => return,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!("cannot add a service event: {}", e.message);
                 return;
             }
         }

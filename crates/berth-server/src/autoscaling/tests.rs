@@ -269,6 +269,20 @@ async fn the_controller_scales_out_in_proportion_then_in_after_its_cooldown() {
     crate::cloudwatch::evaluate::evaluate_all(&app, now).await;
     assert_eq!(run_once(&app, now).await, 1);
     assert_eq!(desired(&app), 2);
+    let described = crate::test_support::ok(
+        &app,
+        "DescribeServices",
+        json!({"cluster": "demo", "services": ["web"]}),
+    )
+    .await;
+    let event = described["services"][0]["events"][0]["message"]
+        .as_str()
+        .expect("an event")
+        .to_string();
+    assert!(
+        event.starts_with("(service web) desired count changed from 1 to 2 by Application Auto Scaling: monitor alarm TargetTracking-service/demo/web-AlarmHigh-"),
+        "{event}"
+    );
     let target = stored_target(&app);
     let activity = target.activities.last().expect("an activity");
     assert_eq!(activity.status, "Successful");
