@@ -4,8 +4,8 @@
 //! `TargetTracking-{resource}-AlarmHigh-{id}` (above the target for 3 periods) and, unless
 //! `DisableScaleIn`, `…-AlarmLow-{id}` (below 90 % of the target for 15 periods). Its metric
 //! is the service's average CPU or memory utilization (`ECSServiceAverage…`, one-minute
-//! periods; the `…HighResolution` types use 10-second periods, so scaling reacts within
-//! seconds) or a customized metric. A step scaling policy is run by the alarms a user points
+//! periods; the `…HighResolution` types use 20-second periods, as on ECS, so scaling reacts
+//! within a minute) or a customized metric. A step scaling policy is run by the alarms a user points
 //! at its ARN. Both are run by the [controller](super::controller).
 
 use super::targets::{page_of, target_key, Target};
@@ -182,8 +182,8 @@ pub fn tracked_metric(
                 match p.predefined_metric_type.as_str() {
                     "ECSServiceAverageCPUUtilization" => ("CPUUtilization", 60),
                     "ECSServiceAverageMemoryUtilization" => ("MemoryUtilization", 60),
-                    "ECSServiceAverageCPUUtilizationHighResolution" => ("CPUUtilization", 10),
-                    "ECSServiceAverageMemoryUtilizationHighResolution" => ("MemoryUtilization", 10),
+                    "ECSServiceAverageCPUUtilizationHighResolution" => ("CPUUtilization", 20),
+                    "ECSServiceAverageMemoryUtilizationHighResolution" => ("MemoryUtilization", 20),
                     "ALBRequestCountPerTarget" => return Err(validation(
                         "ALBRequestCountPerTarget needs Elastic Load Balancing, which Berth does \
                          not serve yet: track ECSServiceAverageCPUUtilization, \

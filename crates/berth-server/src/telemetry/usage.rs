@@ -126,7 +126,7 @@ pub fn spawn(app: Arc<App>) {
             if data.is_empty() {
                 continue;
             }
-            // `AWS/ECS` utilization is also kept per 10 s (high resolution), which
+            // `AWS/ECS` utilization is also kept per second (high resolution), which
             // target tracking on the `…HighResolution` metric types reads.
             let data: Vec<(Datum, bool)> = data
                 .into_iter()
