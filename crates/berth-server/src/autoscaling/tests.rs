@@ -19,6 +19,12 @@ const MINUTE: i64 = 60_000;
 
 async fn with_service(desired: i64) -> Arc<App> {
     let app = crate::test_support::app().await;
+    add_service(&app, desired).await;
+    app
+}
+
+/// Cluster `demo` and its service `web` of `desired` tasks.
+async fn add_service(app: &Arc<App>, desired: i64) {
     let ecs = |op: &'static str, body: Value| {
         let app = app.clone();
         async move { crate::test_support::ok(&app, op, body).await }
@@ -35,7 +41,6 @@ async fn with_service(desired: i64) -> Arc<App> {
         json!({"cluster": "demo", "serviceName": "web", "taskDefinition": "web", "desiredCount": desired}),
     )
     .await;
-    app
 }
 
 fn target_body(min: i64, max: i64) -> Value {
@@ -636,4 +641,50 @@ async fn targets_carry_tags() {
     assert_eq!(listed["Tags"], json!({"env": "prod"}));
     let e = err(&app, "ListTagsForResource", json!({"ResourceARN": "arn:aws:application-autoscaling:us-east-1:000000000000:scalable-target/nope"})).await;
     assert_eq!(e.name, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_a_cooldown_keeps_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = || crate::app::ServerConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..crate::app::ServerConfig::default()
+    };
+    let app = App::open(config()).await.expect("app");
+    add_service(&app, 4).await;
+    ok(&app, "RegisterScalableTarget", target_body(1, 10)).await;
+    ok(
+        &app,
+        "PutScalingPolicy",
+        cpu_policy(50.0, json!({"ScaleInCooldown": 600, "ScaleOutCooldown": 0})),
+    )
+    .await;
+    // 30 % for 16 minutes on 4 tasks: in to ceil(4 × 30 ÷ 50) = 3.
+    for minute in 0..16 {
+        cpu(&app, T0 + minute * MINUTE + 1_000, 30.0);
+    }
+    let first = T0 + 16 * MINUTE + 1_000;
+    crate::cloudwatch::evaluate::evaluate_all(&app, first).await;
+    assert_eq!(run_once(&app, first).await, 1);
+    assert_eq!(desired(&app), 3);
+    app.close();
+    drop(app);
+
+    // A new server on the same data: still 30 %, now on 3 tasks, which asks for 2.
+    let app = App::open(config()).await.expect("reopened");
+    for minute in 16..30 {
+        cpu(&app, T0 + minute * MINUTE + 1_000, 30.0);
+    }
+    let within = T0 + 20 * MINUTE + 1_000;
+    crate::cloudwatch::evaluate::evaluate_all(&app, within).await;
+    assert_eq!(
+        run_once(&app, within).await,
+        0,
+        "the scale-in cooldown outlives the restart"
+    );
+    assert_eq!(desired(&app), 3);
+    let after = T0 + 27 * MINUTE + 1_000;
+    crate::cloudwatch::evaluate::evaluate_all(&app, after).await;
+    assert_eq!(run_once(&app, after).await, 1);
+    assert_eq!(desired(&app), 2);
 }
