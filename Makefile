@@ -52,3 +52,5 @@ bench: docker
 	BERTH_LOG=error target/release/berth bench filter-logs --events 1000000
 	BERTH_LOG=error target/release/berth bench agent-idle --containers 100
 	BERTH_LOG=error target/release/berth bench metric-freshness --runs 3
+	BERTH_LOG=error target/release/berth bench console --tasks 1000
+	BERTH_LOG=error target/release/berth bench autoscaling --targets 1000

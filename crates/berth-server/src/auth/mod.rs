@@ -95,33 +95,8 @@ pub fn authenticate(
     let account = &app.config.account_id;
     let (principal, secret) = match &signed.session_token {
         None => {
-            let key = app
-                .get::<AccessKey>(&store_keys::access_key(&signed.access_key_id))?
-                .map(|k| k.value)
-                .filter(|k| k.status == KeyStatus::Active)
-                .ok_or_else(invalid_token)?;
-            let (identity, arn) = match &key.user_name {
-                None => (Identity::Root, format!("arn:aws:iam::{account}:root")),
-                Some(name) => {
-                    let user = app
-                        .get::<User>(&store_keys::user(name))?
-                        .ok_or_else(invalid_token)?
-                        .value;
-                    let identity = Identity::User {
-                        name: user.user_name,
-                        id: user.user_id,
-                    };
-                    // The user's own ARN, its path included.
-                    (identity, user.arn)
-                }
-            };
-            let principal = Principal {
-                arn,
-                access_key_id: key.access_key_id,
-                identity,
-                secure_transport: false,
-                host: None,
-            };
+            let principal =
+                principal_of_access_key(app, &signed.access_key_id)?.ok_or_else(invalid_token)?;
             (principal, app.keys.secret_of(&signed.access_key_id))
         }
         Some(token) => {
@@ -160,6 +135,44 @@ pub fn authenticate(
         .verify(request, &secret, now, PathRules::SERVICES)
         .map_err(refusal)?;
     Ok((principal, signed.service))
+}
+
+/// The principal behind a long-term access key (root's or an IAM user's): `None` when the key
+/// is unknown or inactive, or its user is gone. For SigV4 and the console's sign-in alike.
+pub fn principal_of_access_key(
+    app: &App,
+    access_key_id: &str,
+) -> Result<Option<Principal>, ApiError> {
+    let account = &app.config.account_id;
+    let Some(key) = app
+        .get::<AccessKey>(&store_keys::access_key(access_key_id))?
+        .map(|k| k.value)
+        .filter(|k| k.status == KeyStatus::Active)
+    else {
+        return Ok(None);
+    };
+    let (identity, arn) = match &key.user_name {
+        None => (Identity::Root, format!("arn:aws:iam::{account}:root")),
+        Some(name) => {
+            let Some(user) = app.get::<User>(&store_keys::user(name))? else {
+                return Ok(None);
+            };
+            let user = user.value;
+            let identity = Identity::User {
+                name: user.user_name,
+                id: user.user_id,
+            };
+            // The user's own ARN, its path included.
+            (identity, user.arn)
+        }
+    };
+    Ok(Some(Principal {
+        arn,
+        access_key_id: key.access_key_id,
+        identity,
+        secure_transport: false,
+        host: None,
+    }))
 }
 
 /// The account's root user, for what the server does on its own behalf (`berth up` making

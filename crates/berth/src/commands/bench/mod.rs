@@ -1,5 +1,7 @@
 //! `berth bench`: benchmarks that print their figures, one file each.
 
+pub mod autoscaling;
+pub mod console;
 pub mod fleet;
 pub mod restart;
 pub mod run_task;
@@ -18,6 +20,10 @@ pub enum BenchCommand {
     Scheduler(scheduler::SchedulerArgs),
     /// The control plane under a fleet of hollow agents: tasks/s, latencies, memory, restart.
     Fleet(fleet::FleetArgs),
+    /// Alarm evaluation and the scaling controller over N scalable targets: CPU per minute.
+    Autoscaling(autoscaling::AutoscalingArgs),
+    /// The web console's pages on a cluster of N running tasks: median and p99 render time.
+    Console(console::ConsoleArgs),
     /// Signed requests verified per second on one core.
     Sigv4(sigv4::Sigv4Args),
     /// Restart to serving with many tasks stored.
@@ -43,6 +49,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fleet(args) => fleet::run(args).await,
         BenchCommand::Restart(args) => restart::run(args).await,
         BenchCommand::Sigv4(args) => sigv4::run(args).await,
+        BenchCommand::Console(args) => console::run(args).await,
+        BenchCommand::Autoscaling(args) => autoscaling::run(args).await,
         BenchCommand::Logs(args) => telemetry::logs(args).await,
         BenchCommand::FilterLogs(args) => telemetry::filter_logs(args).await,
         BenchCommand::AgentIdle(args) => telemetry::agent_idle(args).await,
