@@ -1,6 +1,7 @@
-"""Issue 17's first human commands: `berth ps`, `berth services`, `berth instances`, as a person
-runs them after `berth up` (keys and endpoint from the AWS environment), checked against what
-boto3 describes; `--output json` gives the described objects themselves."""
+"""Issue 17's human commands: `berth ps`, `berth services`, `berth instances`, `berth events`,
+`berth logs`, `berth run`, `berth deploy`/`scale`, as a person runs them after `berth up` (keys
+and endpoint from the AWS environment), checked against what boto3 describes; `--output json`
+gives the API's objects themselves (a JSON array, or JSON Lines for what comes as it happens)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import signal
 import subprocess
 import time
 
-from harness import BerthUp, berth_bin, wait_for_task, status_is
+from pathlib import Path
+
+from harness import BerthUp, berth_bin, boto3_client, wait_for_task, wait_until, status_is
 
 CLUSTER = "default"
 
@@ -112,6 +115,12 @@ def test_inspect_shows_any_resource_and_events_follow_a_service(berth_up: BerthU
         messages = [e["message"] for e in reversed(ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["events"])]
         assert [line.split("  ", 1)[1] for line in printed] == messages
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line.split("  ", 1)[0]) for line in printed), printed
+        # --output json: JSON Lines, each the ServiceEvent object DescribeServices gives.
+        objects = [json.loads(line) for line in berth(berth_up, "events", "--service", service, "--output", "json").splitlines()]
+        events = list(reversed(ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["events"]))
+        assert [(o["id"], o["message"]) for o in objects] == [(e["id"], e["message"]) for e in events], objects
+        assert all(abs(o["createdAt"] - e["createdAt"].timestamp()) < 0.001 for o, e in zip(objects, events)), objects
+        assert json.loads(berth(berth_up, "inspect", arn, "--output", "json")) == shown
         follower = subprocess.Popen([str(berth_bin()), "events", "--service", service, "-f"], env=env, stdout=subprocess.PIPE)
         before = ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["events"]
         time.sleep(1)
@@ -169,6 +178,22 @@ def test_run_starts_an_image_like_docker_run_and_says_where_it_listens(berth_up:
     done = berth_exit(berth_up, "run", "busybox", "--name", unique("runfail"), "--", "false")
     assert done.returncode == 1, done
     assert "stopped: Essential container in task exited" in done.stdout, done.stdout
+    # --output json: only the tasks DescribeTasks gives, as one array, once they run.
+    done = berth_exit(berth_up, "run", "busybox", "--name", name, "-p", "80", "--output", "json", "--", "httpd", "-f", "-p", "80")
+    assert done.returncode == 0, done
+    [task] = json.loads(done.stdout)
+    assert task["lastStatus"] == "RUNNING" and task["taskDefinitionArn"].endswith(f"task-definition/{name}:2"), task
+    [described] = berth_up.ecs.describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"]
+    bindings = task["containers"][0]["networkBindings"]
+    assert bindings and all(b["containerPort"] == 80 for b in bindings), task
+    assert bindings == described["containers"][0]["networkBindings"]
+    berth_up.ecs.stop_task(cluster=CLUSTER, task=task["taskArn"])
+    # ... and a task that stops: exit 1, why on stderr, the stopped task in the JSON.
+    done = berth_exit(berth_up, "run", "busybox", "--name", unique("runfail"), "--output", "json", "--", "false")
+    assert done.returncode == 1, done
+    assert "stopped: Essential container in task exited" in done.stderr, done
+    [task] = json.loads(done.stdout)
+    assert task["lastStatus"] == "STOPPED" and task["stoppedReason"] == "Essential container in task exited", task
     # A bad -p says what to write instead.
     done = berth_exit(berth_up, "run", "busybox", "-p", "web")
     assert done.returncode != 0 and "is not a port" in done.stderr, done
@@ -219,3 +244,71 @@ def test_deploy_and_scale_follow_the_rollout_and_exit_with_its_outcome(berth_up:
     finally:
         ecs.delete_service(cluster=CLUSTER, service=service, force=True)
         subprocess.run(["docker", "rmi", f"busybox:{service}", f"berth-test/empty:{service}"], capture_output=True)
+
+
+def test_scale_with_json_output_prints_progress_lines_and_the_outcome(berth_up: BerthUp, unique):
+    ecs = berth_up.ecs
+    family, service = unique("jscale"), unique("jscale")
+    ecs.register_task_definition(family=family, containerDefinitions=[{"name": "app", "image": "busybox", "memory": 16, "command": ["sleep", "3600"]}])
+    ecs.create_service(cluster=CLUSTER, serviceName=service, taskDefinition=family, desiredCount=0)
+    try:
+        done = berth_exit(berth_up, "scale", service, "1", "--output", "json", timeout=120)
+        assert done.returncode == 0, done
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        *progress, last = lines
+        assert progress and all(set(p) == {"deployments", "events"} for p in progress), lines
+        assert all(d["status"] in ("PRIMARY", "ACTIVE") and "runningCount" in d for p in progress for d in p["deployments"]), lines
+        # New events are ServiceEvent objects (the start may come before the first look, so it
+        # is only sure to be in the final service's events).
+        assert all(set(e) == {"id", "createdAt", "message"} for p in progress for e in p["events"]), lines
+        assert any("has started 1 tasks" in e["message"] for e in last["service"]["events"]), last
+        assert last["outcome"] == "completed", last
+        assert last["service"]["serviceName"] == service and last["service"]["desiredCount"] == 1, last
+        assert last["service"]["runningCount"] == 1 and last["service"]["deployments"][0]["rolloutState"] == "COMPLETED", last
+    finally:
+        ecs.delete_service(cluster=CLUSTER, service=service, force=True)
+
+
+def test_logs_with_json_output_are_the_log_events_of_cloudwatch(berth_up: BerthUp, unique):
+    ecs = berth_up.ecs
+    family, group = unique("jlogs"), f"/ecs/{unique('jlogs')}"
+    ecs.register_task_definition(
+        family=family,
+        containerDefinitions=[{
+            "name": "app", "image": "busybox", "memory": 16, "command": ["sh", "-c", "echo one; echo two; sleep 3600"],
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": group, "awslogs-stream-prefix": "j", "awslogs-create-group": "true", "awslogs-region": "us-east-1"}},
+        }],
+    )
+    arn = ecs.run_task(cluster=CLUSTER, taskDefinition=family)["tasks"][0]["taskArn"]
+    try:
+        def two_lines() -> list[dict] | None:
+            done = berth_exit(berth_up, "logs", arn, "--output", "json", timeout=30)
+            assert done.returncode == 0, done
+            lines = [json.loads(line) for line in done.stdout.splitlines()]
+            return lines if len(lines) >= 2 else None
+
+        lines = wait_until(two_lines, 60, "the task's two lines through `berth logs --output json`")
+        assert [line["message"] for line in lines] == ["one", "two"], lines
+        stream = f"j/app/{arn.rsplit('/', 1)[-1]}"
+        logs = boto3_client(berth_up.server.url, berth_up.server.credentials, service="logs")
+        stored = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
+        assert [(line["logStreamName"], line["timestamp"], line["message"], line["ingestionTime"]) for line in lines] == [
+            (stream, e["timestamp"], e["message"], e["ingestionTime"]) for e in stored
+        ], (lines, stored)
+    finally:
+        ecs.stop_task(cluster=CLUSTER, task=arn)
+
+
+def test_compose_convert_with_json_output_is_the_ecs_inputs():
+    example = Path(__file__).resolve().parent.parent / "examples" / "compose" / "compose.yaml"
+    done = subprocess.run([str(berth_bin()), "compose", "convert", "-f", str(example), "--output", "json"],
+                          cwd=example.parent, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done
+    plan = json.loads(done.stdout)
+    assert plan["project"] == "hello"
+    assert [t["family"] for t in plan["taskDefinitions"]] == ["hello-api", "hello-web"], "dependencies first"
+    assert [s["serviceName"] for s in plan["services"]] == ["hello-api", "hello-web"]
+    assert all(s["cluster"] == CLUSTER and s["taskDefinition"] for s in plan["services"]), plan["services"]
+    assert plan["taskDefinitions"][1]["containerDefinitions"][0]["portMappings"][0]["hostPort"] == 8080
+    assert plan["unsupported"] == []

@@ -32,24 +32,32 @@ enum Command {
     /// Run a command in a running container of a task (ExecuteCommand), interactively or not;
     /// exits with the command's exit code.
     Exec(commands::exec::ExecArgs),
-    /// List a cluster's tasks: status, health, ports, age, why they stopped.
+    /// List a cluster's tasks: status, health, ports, age, why they stopped (--output json:
+    /// the described tasks).
     Ps(commands::ps::PsArgs),
-    /// List a cluster's services: counts, task definition, rollout state.
+    /// List a cluster's services: counts, task definition, rollout state (--output json: the
+    /// described services).
     Services(commands::services::ServicesArgs),
-    /// List a cluster's container instances: agent connected, tasks, CPU and memory free.
+    /// List a cluster's container instances: agent connected, tasks, CPU and memory free
+    /// (--output json: the described instances).
     Instances(commands::instances::InstancesArgs),
     /// Show any ECS resource (ARN, or a task definition's family[:revision]) as its Describe
     /// call does.
     Inspect(commands::inspect::InspectArgs),
-    /// Print a service's events, and with --follow new ones as they come.
+    /// Print a service's events, and with --follow new ones as they come (--output json: JSON
+    /// Lines of the ServiceEvent objects).
     Events(commands::events::EventsArgs),
-    /// Print what a task's containers wrote (awslogs), and with --follow new lines as they come.
+    /// Print what a task's containers wrote (awslogs), and with --follow new lines as they come
+    /// (--output json: JSON Lines of the CloudWatch Logs events).
     Logs(commands::logs::LogsArgs),
-    /// Run an image as a task, like `docker run -d`, and follow it until it runs.
+    /// Run an image as a task, like `docker run -d`, and follow it until it runs (--output
+    /// json: the described tasks).
     Run(commands::run::RunArgs),
-    /// Roll a new image out to a service, following the deployment live.
+    /// Roll a new image out to a service, following the deployment live (--output json: JSON
+    /// Lines of progress, then the outcome and the service).
     Deploy(commands::deploy::DeployArgs),
-    /// Change a service's desired count, following the change live.
+    /// Change a service's desired count, following the change live (--output json: JSON Lines
+    /// of progress, then the outcome and the service).
     Scale(commands::deploy::ScaleArgs),
     /// Run a Compose file's services as ECS services: up, down, or convert (print the plan).
     #[command(subcommand)]

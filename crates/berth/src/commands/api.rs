@@ -1,7 +1,9 @@
-//! What the human commands (`berth exec`, `berth ps`, `berth services`, `berth instances`)
-//! share: where the server is and how to sign for it, the AWS way (`AWS_ENDPOINT_URL_ECS`,
-//! `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_DEFAULT_REGION`, keys from the environment or the
-//! shared credentials file), and tables that fit the terminal.
+//! What the human commands (`berth exec`, `berth ps`, `berth services`, `berth instances`,
+//! `berth events`, `berth logs`, `berth run`, ...) share: where the server is and how to sign
+//! for it, the AWS way (`AWS_ENDPOINT_URL_ECS`, `AWS_ENDPOINT_URL`, `AWS_REGION`,
+//! `AWS_DEFAULT_REGION`, keys from the environment or the shared credentials file), tables
+//! that fit the terminal, and `--output json` for scripts (a JSON array, or JSON Lines for
+//! what comes as it happens).
 
 use anyhow::Context;
 use berth_agent::client::ServerClient;
@@ -109,13 +111,42 @@ pub async fn describe_all(
     Ok(items)
 }
 
-/// How a listing is shown.
+/// How a command shows what it found: for people, or as JSON for scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
-    /// Columns that fit the terminal.
+    /// Columns that fit the terminal (the listings' human form).
     Table,
-    /// The objects as the API describes them, as a JSON array.
+    /// Lines for people (the human form of the commands that are not listings; the same as
+    /// `table` there).
+    Text,
+    /// The objects as the API describes them: a JSON array, or JSON Lines (one object a line)
+    /// for what is printed as it happens.
     Json,
+}
+
+impl Output {
+    /// Whether scripts asked for JSON.
+    pub fn is_json(self) -> bool {
+        self == Output::Json
+    }
+}
+
+/// `value` as one line of JSON Lines: compact, with the newline.
+pub fn json_line(value: &serde_json::Value) -> String {
+    let mut line = value.to_string();
+    line.push('\n');
+    line
+}
+
+/// Writes `value` as one line of JSON Lines and flushes, so a reader at the other end of a
+/// pipe has each object as soon as it happens.
+pub fn write_json_line(
+    out: &mut impl std::io::Write,
+    value: &serde_json::Value,
+) -> anyhow::Result<()> {
+    out.write_all(json_line(value).as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 /// What every listing takes: the cluster, how to show it, where the server is.
@@ -123,6 +154,7 @@ pub enum Output {
 pub struct ListingArgs {
     #[arg(long, default_value = "default")]
     pub cluster: String,
+    /// `table`, or `json`: the objects as the API describes them, as one JSON array.
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
     #[command(flatten)]
@@ -139,7 +171,7 @@ impl ListingArgs {
     ) -> anyhow::Result<()> {
         match self.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(items)?),
-            Output::Table => {
+            Output::Table | Output::Text => {
                 let rows: Vec<Vec<String>> = items.iter().map(row).collect();
                 print!("{}", table(header, &rows));
             }
@@ -233,5 +265,22 @@ mod tests {
         assert_eq!(age(Some(0.0), 200_000.0), "2d");
         assert_eq!(age(None, 1.0), "-");
         assert_eq!(short("arn:aws:ecs:us-east-1:0:task/default/abc"), "abc");
+    }
+
+    #[test]
+    fn a_json_line_is_one_compact_object_and_a_newline() {
+        let value = serde_json::json!({"message": "two\nlines", "id": "a"});
+        let line = json_line(&value);
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.ends_with('\n'));
+        let back: serde_json::Value = serde_json::from_str(line.trim_end()).expect("parses");
+        assert_eq!(back, value);
+        let mut out = Vec::new();
+        write_json_line(&mut out, &value).expect("writes");
+        write_json_line(&mut out, &serde_json::json!([1])).expect("writes");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            format!("{line}[1]\n")
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! `berth deploy SERVICE --image [CONTAINER=]IMAGE` and `berth scale SERVICE COUNT`: change a
 //! service with ordinary ECS calls (RegisterTaskDefinition of the service's definition with
 //! the new image, then UpdateService; or UpdateService of the desired count) and follow the
-//! rollout live (`progress`) until it completes (exit 0) or fails (exit 1).
+//! rollout live (`progress`) until it completes (exit 0) or fails (exit 1); with
+//! `--output json`, as JSON Lines of progress and a final `{"outcome", "service"}` line.
 
-use super::api::{ecs, ApiArgs};
+use super::api::{ecs, ApiArgs, Output};
 use super::progress;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -24,6 +25,12 @@ pub struct DeployArgs {
     /// How long to follow the rollout.
     #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
     pub timeout: Duration,
+    /// `text`: the deployments redrawn live (plain lines on a pipe) and the service's events;
+    /// or `json`: JSON Lines, `{"deployments": [...], "events": [...]}` as they change (the
+    /// service's objects as DescribeServices gives them), then
+    /// `{"outcome": "completed"|"failed"|"rolled_back"|"timed_out"|"interrupted", "service": ...}`.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -40,6 +47,12 @@ pub struct ScaleArgs {
     /// How long to follow the change.
     #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
     pub timeout: Duration,
+    /// `text`: the deployments redrawn live (plain lines on a pipe) and the service's events;
+    /// or `json`: JSON Lines, `{"deployments": [...], "events": [...]}` as they change (the
+    /// service's objects as DescribeServices gives them), then
+    /// `{"outcome": "completed"|"failed"|"rolled_back"|"timed_out"|"interrupted", "service": ...}`.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -148,7 +161,9 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
         .as_str()
         .context("RegisterTaskDefinition answered no ARN")?
         .to_string();
-    println!("registered {}", super::api::short(&arn));
+    if !args.output.is_json() {
+        println!("registered {}", super::api::short(&arn));
+    }
     let updated = ecs(
         &client,
         "UpdateService",
@@ -156,9 +171,16 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
     )
     .await?;
     let id = primary(&updated)?;
-    let outcome =
-        progress::follow(&client, &args.cluster, &args.service, &id, args.timeout).await?;
-    Ok(progress::report(&args.service, &outcome))
+    let (outcome, service) = progress::follow(
+        &client,
+        &args.cluster,
+        &args.service,
+        &id,
+        args.timeout,
+        args.output,
+    )
+    .await?;
+    progress::report_as(args.output, &args.service, &outcome, &service)
 }
 
 pub async fn scale(args: ScaleArgs) -> anyhow::Result<i32> {
@@ -170,9 +192,16 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<i32> {
     )
     .await?;
     let id = primary(&updated)?;
-    let outcome =
-        progress::follow(&client, &args.cluster, &args.service, &id, args.timeout).await?;
-    Ok(progress::report(&args.service, &outcome))
+    let (outcome, service) = progress::follow(
+        &client,
+        &args.cluster,
+        &args.service,
+        &id,
+        args.timeout,
+        args.output,
+    )
+    .await?;
+    progress::report_as(args.output, &args.service, &outcome, &service)
 }
 
 #[cfg(test)]

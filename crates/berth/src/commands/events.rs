@@ -1,7 +1,9 @@
-//! `berth events --service NAME [-f]`: a service's events, oldest first, with their times;
-//! with `--follow`, new ones as they come (DescribeServices every 2 s) until interrupted.
+//! `berth events --service NAME [-f] [--output json]`: a service's events, oldest first, with
+//! their times; with `--follow`, new ones as they come (DescribeServices every 2 s) until
+//! interrupted. With `--output json`, JSON Lines: each event as DescribeServices gives it
+//! (`id`, `createdAt`, `message`), one a line.
 
-use super::api::{ecs, ApiArgs};
+use super::api::{ecs, write_json_line, ApiArgs, Output};
 use anyhow::bail;
 use clap::Args;
 use serde_json::{json, Value};
@@ -19,8 +21,24 @@ pub struct EventsArgs {
     /// Keep printing new events as they come.
     #[arg(short, long)]
     pub follow: bool,
+    /// `text`: `TIME  MESSAGE` lines; or `json`: JSON Lines, one ServiceEvent object
+    /// (`id`, `createdAt`, `message`) a line, as DescribeServices gives it.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// The events of `service` (as DescribeServices gives it, newest first) not in `seen`, oldest
+/// first; adds their ids to `seen`.
+pub fn new_events(service: &Value, seen: &mut HashSet<String>) -> Vec<Value> {
+    let mut events: Vec<&Value> = service["events"].as_array().into_iter().flatten().collect();
+    events.reverse();
+    events
+        .into_iter()
+        .filter(|event| seen.insert(event["id"].as_str().unwrap_or_default().to_string()))
+        .cloned()
+        .collect()
 }
 
 pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
@@ -42,11 +60,9 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
                 out["failures"][0]["reason"].as_str().unwrap_or("MISSING")
             );
         };
-        let mut events: Vec<&Value> = service["events"].as_array().into_iter().flatten().collect();
-        events.reverse();
-        for event in events {
-            let id = event["id"].as_str().unwrap_or_default().to_string();
-            if !seen.insert(id) {
+        for event in new_events(service, &mut seen) {
+            if args.output.is_json() {
+                write_json_line(&mut stdout, &event)?;
                 continue;
             }
             writeln!(
@@ -64,5 +80,37 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
             _ = super::shutdown_signal() => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_events_come_oldest_first_and_each_only_once() {
+        let service = json!({"events": [
+            {"id": "b", "createdAt": 2.0, "message": "second"},
+            {"id": "a", "createdAt": 1.0, "message": "first"},
+        ]});
+        let mut seen = HashSet::new();
+        let first = new_events(&service, &mut seen);
+        assert_eq!(
+            first,
+            vec![
+                json!({"id": "a", "createdAt": 1.0, "message": "first"}),
+                json!({"id": "b", "createdAt": 2.0, "message": "second"}),
+            ],
+            "the objects as DescribeServices gives them"
+        );
+        let later = json!({"events": [
+            {"id": "c", "createdAt": 3.0, "message": "third"},
+            {"id": "b", "createdAt": 2.0, "message": "second"},
+        ]});
+        assert_eq!(
+            new_events(&later, &mut seen),
+            vec![json!({"id": "c", "createdAt": 3.0, "message": "third"})]
+        );
+        assert!(new_events(&json!({}), &mut seen).is_empty());
     }
 }

@@ -1,8 +1,9 @@
 //! `berth inspect ARN`: any ECS resource as its Describe call shows it, pretty-printed — a
 //! cluster, task, service, container instance (by ARN) or task definition (ARN or
-//! `family[:revision]`).
+//! `family[:revision]`). The output is always JSON; `--output json` is accepted so scripts can
+//! pass it to every command.
 
-use super::api::{ecs, ApiArgs};
+use super::api::{ecs, ApiArgs, Output};
 use anyhow::bail;
 use clap::Args;
 use serde_json::{json, Value};
@@ -12,6 +13,10 @@ use serde_json::{json, Value};
 pub struct InspectArgs {
     /// An ECS ARN, or a task definition's `family[:revision]`.
     pub resource: String,
+    /// Always `json` (the default): the object as its Describe call gives it, pretty-printed.
+    /// Accepted so scripts can pass `--output json` to every command.
+    #[arg(long, value_enum, default_value = "json")]
+    pub output: Output,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -33,6 +38,9 @@ fn kind_of(arn: &str) -> Option<(&str, Option<&str>)> {
 }
 
 pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
+    if !args.output.is_json() {
+        bail!("inspect prints JSON only: leave out --output, or pass --output json");
+    }
     let client = args.api.client()?;
     let reference = args.resource.as_str();
     let (op, input, key) = match kind_of(reference) {

@@ -2,9 +2,11 @@
 //! wrote, read back from CloudWatch Logs where their `awslogs` configuration sent it. Each
 //! line is `TIME CONTAINER  MESSAGE`, oldest first, the containers' lines interleaved by time.
 //! With `--follow`, new lines as they come until the task has stopped and its last lines are
-//! shown (or until interrupted).
+//! shown (or until interrupted). With `--output json`, JSON Lines instead: each log event as
+//! FilterLogEvents gives it (`logStreamName`, `timestamp`, `message`, `ingestionTime`,
+//! `eventId`), one a line, in the same order.
 
-use super::api::{ecs, ApiArgs};
+use super::api::{ecs, write_json_line, ApiArgs, Output};
 use anyhow::{bail, Context};
 use berth_agent::client::ServerClient;
 use berth_core::telemetry::awslogs::AwsLogs;
@@ -30,8 +32,47 @@ pub struct LogsArgs {
     /// Keep printing new lines as they come.
     #[arg(short, long)]
     pub follow: bool,
+    /// `text`: `TIME CONTAINER  MESSAGE` lines; or `json`: JSON Lines, one log event
+    /// (`logStreamName`, `timestamp`, `message`, `ingestionTime`, `eventId`) a line, as
+    /// FilterLogEvents gives it.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// The fields of a FilterLogEvents event (a FilteredLogEvent) that `--output json` prints.
+const EVENT_FIELDS: &[&str] = &[
+    "logStreamName",
+    "timestamp",
+    "message",
+    "ingestionTime",
+    "eventId",
+];
+
+/// A FilterLogEvents `event` as `--output json` prints it: its own fields, nothing added.
+pub fn event_json(event: &Value) -> Value {
+    let mut object = serde_json::Map::new();
+    for field in EVENT_FIELDS {
+        if let Some(value) = event.get(*field).filter(|v| !v.is_null()) {
+            object.insert((*field).to_string(), value.clone());
+        }
+    }
+    Value::Object(object)
+}
+
+/// `event` as a line for people: `TIME CONTAINER  MESSAGE`, the time to the millisecond.
+pub fn event_line(event: &Value, container: &str) -> String {
+    let timestamp = event["timestamp"].as_i64().unwrap_or(0);
+    let seconds = timestamp.div_euclid(1000);
+    let nanos = (timestamp.rem_euclid(1000) * 1_000_000) as u32;
+    let time = berth_core::civil::iso8601(seconds, Some(nanos));
+    // Milliseconds are all CloudWatch keeps.
+    let time = time.replace("000000Z", "Z");
+    format!(
+        "{time} {container}  {}",
+        event["message"].as_str().unwrap_or_default()
+    )
 }
 
 /// Where one container's lines are.
@@ -61,7 +102,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
     loop {
         let stopped_before = args.follow
             && describe_task(&client, &args.cluster, &args.task).await?["lastStatus"] == "STOPPED";
-        let mut events: Vec<(i64, String, String)> = Vec::new();
+        let mut events: Vec<(Value, String)> = Vec::new();
         for (group, sources) in &groups {
             for event in filter_all(&client, group, sources, start).await? {
                 let id = event["eventId"].as_str().unwrap_or_default().to_string();
@@ -72,23 +113,20 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
                 let container = sources
                     .iter()
                     .find(|s| s.stream == stream)
-                    .map_or(stream, |s| s.container.as_str());
-                events.push((
-                    event["timestamp"].as_i64().unwrap_or(0),
-                    container.to_string(),
-                    event["message"].as_str().unwrap_or_default().to_string(),
-                ));
+                    .map_or(stream, |s| s.container.as_str())
+                    .to_string();
+                events.push((event, container));
             }
         }
-        events.sort_by_key(|e| e.0);
-        for (timestamp, container, message) in &events {
-            let seconds = timestamp.div_euclid(1000);
-            let nanos = (timestamp.rem_euclid(1000) * 1_000_000) as u32;
-            let time = berth_core::civil::iso8601(seconds, Some(nanos));
-            // Milliseconds are all CloudWatch keeps.
-            let time = time.replace("000000Z", "Z");
-            writeln!(stdout, "{time} {container}  {message}")?;
-            start = Some(start.map_or(*timestamp, |s| s.max(*timestamp)));
+        events.sort_by_key(|(event, _)| event["timestamp"].as_i64().unwrap_or(0));
+        for (event, container) in &events {
+            if args.output.is_json() {
+                write_json_line(&mut stdout, &event_json(event))?;
+            } else {
+                writeln!(stdout, "{}", event_line(event, container))?;
+            }
+            let timestamp = event["timestamp"].as_i64().unwrap_or(0);
+            start = Some(start.map_or(timestamp, |s| s.max(timestamp)));
         }
         stdout.flush()?;
         if !args.follow || (stopped_before && events.is_empty()) {
@@ -218,5 +256,35 @@ async fn filter_all(
         if token.is_none() {
             return Ok(events);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Value {
+        json!({"logStreamName": "web/app/abc", "timestamp": 1_700_000_000_123_i64,
+               "message": "hello", "ingestionTime": 1_700_000_000_200_i64, "eventId": "7"})
+    }
+
+    #[test]
+    fn a_json_event_is_the_filter_log_events_object() {
+        assert_eq!(event_json(&event()), event());
+        let mut extra = event();
+        extra["container"] = "app".into();
+        extra["ingestionTime"] = Value::Null;
+        let shown = event_json(&extra);
+        assert!(shown.get("container").is_none(), "nothing invented");
+        assert!(shown.get("ingestionTime").is_none(), "no nulls");
+        assert_eq!(shown["message"], "hello");
+    }
+
+    #[test]
+    fn a_text_line_has_the_time_to_the_millisecond_and_the_container() {
+        assert_eq!(
+            event_line(&event(), "app"),
+            "2023-11-14T22:13:20.123Z app  hello"
+        );
     }
 }

@@ -2,9 +2,12 @@
 //! deployment's task definition, desired/pending/running counts and rollout state, and the
 //! service's new events, until the deployment the command started has COMPLETED (exit 0) or
 //! FAILED, rolled back or not (exit 1). On a terminal the deployment lines are redrawn in
-//! place; on a pipe each change is a new plain line, so scripts and CI logs read it.
+//! place; on a pipe each change is a new plain line, so scripts and CI logs read it. With
+//! `--output json` there is no redraw: JSON Lines of snapshots
+//! (`{"deployments": [...], "events": [...]}`, whenever the deployments change or events come),
+//! then `{"outcome": ..., "service": ...}` with the service as DescribeServices gives it.
 
-use super::api::{ecs, short};
+use super::api::{ecs, short, write_json_line, Output};
 use anyhow::bail;
 use berth_agent::client::ServerClient;
 use serde_json::{json, Value};
@@ -21,6 +24,43 @@ pub enum Outcome {
         reason: String,
         rolled_back: bool,
     },
+}
+
+impl Outcome {
+    /// How `--output json` names it: `completed`, `failed` or `rolled_back`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed {
+                rolled_back: true, ..
+            } => "rolled_back",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+
+    /// The exit code: 0 completed, 1 failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Completed => 0,
+            Outcome::Failed { .. } => 1,
+        }
+    }
+}
+
+/// A JSON progress line: the service's `deployments` and its new events (ServiceEvent objects,
+/// oldest first), as DescribeServices gives them.
+pub fn snapshot_json(service: &Value, new_events: &[Value]) -> Value {
+    json!({"deployments": service["deployments"], "events": new_events})
+}
+
+/// The last JSON line: how it ended (`outcome`, with the `reason` of a failure) and the
+/// service as DescribeServices gives it.
+pub fn final_json(outcome: &str, reason: Option<&str>, service: &Value) -> Value {
+    let mut line = json!({"outcome": outcome, "service": service});
+    if let Some(reason) = reason {
+        line["reason"] = reason.into();
+    }
+    line
 }
 
 /// One deployment, as a line.
@@ -69,15 +109,19 @@ pub fn outcome(service: &Value, id: &str) -> Option<Outcome> {
     }
 }
 
-/// Follows `service` until deployment `id` ends or `timeout` passes; prints as it goes.
+/// Follows `service` until deployment `id` ends or `timeout` passes; prints as it goes (as
+/// `output` asks). How it ended, and the service as last described.
 pub async fn follow(
     client: &ServerClient,
     cluster: &str,
     service_name: &str,
     id: &str,
     timeout: Duration,
-) -> anyhow::Result<Outcome> {
-    let terminal = std::io::stdout().is_terminal();
+    output: Output,
+) -> anyhow::Result<(Outcome, Value)> {
+    let json_lines = output.is_json();
+    let terminal = !json_lines && std::io::stdout().is_terminal();
+    let mut last_deployments = Value::Null;
     let mut stdout = std::io::stdout();
     let mut seen_events: HashSet<String> = HashSet::new();
     let mut first = true;
@@ -97,25 +141,34 @@ pub async fn follow(
         // Events are newest first; show the new ones oldest first.
         let mut events: Vec<&Value> = service["events"].as_array().into_iter().flatten().collect();
         events.reverse();
-        let mut new_events = Vec::new();
+        let mut new_events: Vec<Value> = Vec::new();
         for event in events {
             let event_id = event["id"].as_str().unwrap_or_default().to_string();
             if seen_events.insert(event_id) && !first {
-                new_events.push(event["message"].as_str().unwrap_or_default().to_string());
+                new_events.push(event.clone());
             }
         }
         first = false;
+        let messages: Vec<&str> = new_events
+            .iter()
+            .map(|e| e["message"].as_str().unwrap_or_default())
+            .collect();
         let lines: Vec<String> = service["deployments"]
             .as_array()
             .into_iter()
             .flatten()
             .map(deployment_line)
             .collect();
-        if terminal {
+        if json_lines {
+            if service["deployments"] != last_deployments || !new_events.is_empty() {
+                write_json_line(&mut stdout, &snapshot_json(&service, &new_events))?;
+            }
+            last_deployments = service["deployments"].clone();
+        } else if terminal {
             if drawn > 0 {
                 write!(stdout, "\x1b[{drawn}A\x1b[J")?;
             }
-            for event in &new_events {
+            for event in &messages {
                 writeln!(stdout, "  event: {event}")?;
             }
             for line in &lines {
@@ -123,7 +176,7 @@ pub async fn follow(
             }
             drawn = lines.len();
         } else {
-            for event in &new_events {
+            for event in &messages {
                 writeln!(stdout, "event: {event}")?;
             }
             if lines != last_lines {
@@ -135,9 +188,12 @@ pub async fn follow(
         stdout.flush()?;
         last_lines = lines;
         if let Some(outcome) = outcome(&service, id) {
-            return Ok(outcome);
+            return Ok((outcome, service));
         }
         if began.elapsed() > timeout {
+            if json_lines {
+                write_json_line(&mut stdout, &final_json("timed_out", None, &service))?;
+            }
             bail!(
                 "the deployment of service '{service_name}' has not finished after {}s; it goes on — follow it with `berth events --service {service_name} -f`",
                 timeout.as_secs()
@@ -145,9 +201,36 @@ pub async fn follow(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = super::shutdown_signal() => bail!("interrupted; the deployment goes on"),
+            _ = super::shutdown_signal() => {
+                if json_lines {
+                    write_json_line(&mut stdout, &final_json("interrupted", None, &service))?;
+                }
+                bail!("interrupted; the deployment goes on")
+            }
         }
     }
+}
+
+/// Prints how it ended, as `output` asks (the final JSON line carries `service`, as last
+/// described); the exit code (0 completed, 1 failed).
+pub fn report_as(
+    output: Output,
+    service_name: &str,
+    outcome: &Outcome,
+    service: &Value,
+) -> anyhow::Result<i32> {
+    if !output.is_json() {
+        return Ok(report(service_name, outcome));
+    }
+    let reason = match outcome {
+        Outcome::Completed => None,
+        Outcome::Failed { reason, .. } => Some(reason.as_str()),
+    };
+    write_json_line(
+        &mut std::io::stdout(),
+        &final_json(outcome.name(), reason, service),
+    )?;
+    Ok(outcome.exit_code())
 }
 
 /// Prints how it ended; the exit code (0 completed, 1 failed).
@@ -230,5 +313,35 @@ mod tests {
             })
         ));
         assert_eq!(report("web", &Outcome::Completed), 0);
+    }
+
+    #[test]
+    fn json_lines_name_the_outcome_and_carry_the_described_service() {
+        let failed = |rolled_back| Outcome::Failed {
+            reason: "tasks failed".into(),
+            rolled_back,
+        };
+        assert_eq!(Outcome::Completed.name(), "completed");
+        assert_eq!(failed(false).name(), "failed");
+        assert_eq!(failed(true).name(), "rolled_back");
+        assert_eq!(Outcome::Completed.exit_code(), 0);
+        assert_eq!(failed(true).exit_code(), 1);
+
+        let service = json!({"serviceName": "web", "desiredCount": 2,
+                             "deployments": [deployment("d", "PRIMARY", "IN_PROGRESS")]});
+        let event =
+            json!({"id": "e", "createdAt": 1.0, "message": "(service web) has started 1 tasks"});
+        assert_eq!(
+            snapshot_json(&service, std::slice::from_ref(&event)),
+            json!({"deployments": [deployment("d", "PRIMARY", "IN_PROGRESS")], "events": [event]})
+        );
+        assert_eq!(
+            final_json("completed", None, &service),
+            json!({"outcome": "completed", "service": service})
+        );
+        assert_eq!(
+            final_json("failed", Some("tasks failed"), &service)["reason"],
+            "tasks failed"
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! `berth run IMAGE [-p HOST:CONTAINER] [-e K=V] [--cpu] [--memory] [-- CMD...]`: like
 //! `docker run -d`, with ECS calls underneath — RegisterTaskDefinition of a one-container
 //! family (named `--name`, else after the image), then RunTask — and the task followed until
-//! it runs (exit 0, with where to reach its ports) or stops (exit 1, with why).
+//! it runs (exit 0, with where to reach its ports) or stops (exit 1, with why). With
+//! `--output json`, stdout is only the tasks as DescribeTasks gives them, one JSON array, once
+//! they run or stopped (why one stopped goes to stderr too).
 
-use super::api::{ecs, short, ApiArgs};
+use super::api::{ecs, short, ApiArgs, Output};
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
@@ -36,11 +38,16 @@ pub struct RunArgs {
     /// How many tasks.
     #[arg(long, default_value_t = 1)]
     pub count: u32,
-    /// Print the task ARNs and return at once.
+    /// Print the task ARNs (with `--output json`, RunTask's tasks) and return at once.
     #[arg(short, long)]
     pub detach: bool,
     #[arg(long, default_value = "default")]
     pub cluster: String,
+    /// `text`: each task's status changes and ports; or `json`: the tasks as DescribeTasks
+    /// gives them (`lastStatus`, `containers` with their `networkBindings`, ...), one JSON
+    /// array, printed once they run or stopped.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -168,19 +175,46 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         );
     }
     if args.detach {
-        for arn in &arns {
-            println!("{arn}");
+        if args.output.is_json() {
+            let tasks = out["tasks"].as_array().cloned().unwrap_or_default();
+            println!("{}", serde_json::to_string_pretty(&tasks)?);
+        } else {
+            for arn in &arns {
+                println!("{arn}");
+            }
         }
         return Ok(0);
     }
-    wait_running(&client, &args.cluster, &arns).await
+    wait_running(&client, &args.cluster, &arns, args.output).await
 }
 
-/// Follows `arns` until each runs or stops; prints each status change.
+/// Why `task` (as DescribeTasks gives it) stopped: its `stoppedReason`, and its containers'
+/// reasons in brackets.
+pub fn stopped_reason(task: &Value) -> String {
+    let reasons: Vec<&str> = task["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["reason"].as_str())
+        .collect();
+    format!(
+        "{}{}",
+        task["stoppedReason"].as_str().unwrap_or("-"),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join("; "))
+        }
+    )
+}
+
+/// Follows `arns` until each runs or stops; prints each status change, or with JSON output
+/// the tasks at the end.
 async fn wait_running(
     client: &berth_agent::client::ServerClient,
     cluster: &str,
     arns: &[String],
+    output: Output,
 ) -> anyhow::Result<i32> {
     let mut last: Vec<String> = vec![String::new(); arns.len()];
     let began = Instant::now();
@@ -200,7 +234,12 @@ async fn wait_running(
                 continue;
             };
             let status = task["lastStatus"].as_str().unwrap_or("-").to_string();
-            if status != last[i] {
+            if status != last[i] && output.is_json() {
+                if status == "STOPPED" {
+                    eprintln!("{}  stopped: {}", short(arn), stopped_reason(task));
+                }
+                last[i] = status.clone();
+            } else if status != last[i] {
                 writeln!(stdout, "{}  {status}", short(arn))?;
                 last[i] = status.clone();
                 if status == "RUNNING" {
@@ -222,23 +261,7 @@ async fn wait_running(
                     }
                 }
                 if status == "STOPPED" {
-                    let reasons: Vec<String> = task["containers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|c| c["reason"].as_str().map(str::to_string))
-                        .collect();
-                    writeln!(
-                        stdout,
-                        "{}  stopped: {}{}",
-                        short(arn),
-                        task["stoppedReason"].as_str().unwrap_or("-"),
-                        if reasons.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", reasons.join("; "))
-                        }
-                    )?;
+                    writeln!(stdout, "{}  stopped: {}", short(arn), stopped_reason(task))?;
                 }
             }
             match status.as_str() {
@@ -252,6 +275,15 @@ async fn wait_running(
         }
         stdout.flush()?;
         if done == arns.len() {
+            if output.is_json() {
+                // In the order they were started, as DescribeTasks was asked.
+                let described: Vec<&Value> = arns
+                    .iter()
+                    .filter_map(|arn| tasks.iter().find(|t| t["taskArn"] == arn.as_str()))
+                    .collect();
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&described)?)?;
+                stdout.flush()?;
+            }
             return Ok(i32::from(failed));
         }
         if began.elapsed() > Duration::from_secs(600) {
@@ -290,5 +322,16 @@ mod tests {
         assert!(port_mapping("http").is_err());
         assert!(port_mapping("80/sctp").is_err());
         assert!(port_mapping("0").is_err());
+    }
+
+    #[test]
+    fn a_stopped_task_says_why_with_its_containers_reasons() {
+        let task = json!({"stoppedReason": "Essential container in task exited",
+                          "containers": [{"name": "a", "reason": "OutOfMemoryError"}, {"name": "b"}]});
+        assert_eq!(
+            stopped_reason(&task),
+            "Essential container in task exited (OutOfMemoryError)"
+        );
+        assert_eq!(stopped_reason(&json!({})), "-");
     }
 }

@@ -66,15 +66,45 @@ pub struct ServicePlan {
     pub secrets: Vec<String>,
 }
 
+impl ServicePlan {
+    /// The CreateService input, in `cluster`.
+    pub fn create_service(&self, cluster: &str) -> Value {
+        let mut create = self.service.clone();
+        create["cluster"] = cluster.into();
+        create
+    }
+}
+
 impl Plan {
+    /// The secrets to store, as `convert` prints them.
+    fn secrets_json(&self) -> Vec<Value> {
+        self.secrets
+            .iter()
+            .map(|s| json!({"name": s.name, "secretsManagerName": s.secret_name, "from": s.from}))
+            .collect()
+    }
+
+    /// The plan as `berth compose convert --output json` prints it: the ECS inputs alone, in
+    /// dependency order.
+    pub fn to_ecs_json(&self, cluster: &str) -> Value {
+        let task_definitions: Vec<&Value> =
+            self.services.iter().map(|s| &s.task_definition).collect();
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|s| s.create_service(cluster))
+            .collect();
+        json!({"project": self.project, "taskDefinitions": task_definitions, "services": services,
+               "secrets": self.secrets_json(), "unsupported": self.unsupported})
+    }
+
     /// The plan as `berth compose convert` prints it.
     pub fn to_json(&self, cluster: &str) -> Value {
         let services: Vec<Value> = self
             .services
             .iter()
             .map(|s| {
-                let mut create = s.service.clone();
-                create["cluster"] = cluster.into();
+                let create = s.create_service(cluster);
                 json!({
                     "name": s.name,
                     "dependsOn": s.depends_on.iter().map(|(n, c)| json!({"service": n, "condition": c})).collect::<Vec<_>>(),
@@ -83,12 +113,7 @@ impl Plan {
                 })
             })
             .collect();
-        let secrets: Vec<Value> = self
-            .secrets
-            .iter()
-            .map(|s| json!({"name": s.name, "secretsManagerName": s.secret_name, "from": s.from}))
-            .collect();
-        json!({"project": self.project, "services": services, "secrets": secrets,
+        json!({"project": self.project, "services": services, "secrets": self.secrets_json(),
                "executionRole": self.execution_role, "unsupported": self.unsupported})
     }
 }

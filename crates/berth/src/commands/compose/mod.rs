@@ -5,7 +5,8 @@
 //! `--project`, else `$COMPOSE_PROJECT_NAME`, else the file's `name:`, else the name of the
 //! directory holding the file, as Compose chooses it. How each key maps is in `convert`; keys
 //! and values that do not map are listed (on stderr by `up`, in the plan by `convert`), never
-//! dropped without a word. `up` is idempotent: the container carries the hash of its task
+//! dropped without a word; `convert --output json` prints the plan as the ECS inputs alone
+//! (`{"project", "taskDefinitions", "services", "unsupported"}`). `up` is idempotent: the container carries the hash of its task
 //! definition (`com.docker.compose.config-hash`, as Compose labels its containers), so a
 //! service whose hash and replica count are unchanged is left alone, and a changed one gets a
 //! new revision and a rolling deployment, followed with `berth deploy`'s progress display.
@@ -22,7 +23,7 @@ pub mod secrets;
 pub mod up;
 pub mod volumes;
 
-use super::api::ApiArgs;
+use super::api::{ApiArgs, Output};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,8 @@ pub enum ComposeCommand {
     Up(UpArgs),
     /// Delete the project's services and deregister their task definitions.
     Down(DownArgs),
-    /// Print the task definitions and services `up` would create, and what does not map.
+    /// Print the task definitions and services `up` would create, and what does not map; with
+    /// `--output json`, as the RegisterTaskDefinition and CreateService inputs.
     Convert(ConvertArgs),
 }
 
@@ -83,6 +85,12 @@ pub struct DownArgs {
 pub struct ConvertArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
+    /// `text`: the plan service by service (each with `dependsOn`, `registerTaskDefinition`
+    /// and `createService`), its secrets and what does not map; or `json`: the ECS inputs
+    /// alone, `{"project", "taskDefinitions": [RegisterTaskDefinition inputs], "services":
+    /// [CreateService inputs], "secrets", "unsupported"}`, in dependency order.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
 }
 
 pub async fn run(command: ComposeCommand) -> anyhow::Result<i32> {
@@ -91,7 +99,11 @@ pub async fn run(command: ComposeCommand) -> anyhow::Result<i32> {
         ComposeCommand::Down(args) => down::run(args).await,
         ComposeCommand::Convert(args) => {
             let plan = load(&args.project)?;
-            let json = plan.to_json(&args.project.cluster);
+            let json = if args.output.is_json() {
+                plan.to_ecs_json(&args.project.cluster)
+            } else {
+                plan.to_json(&args.project.cluster)
+            };
             println!("{}", serde_json::to_string_pretty(&json)?);
             Ok(0)
         }

@@ -4,7 +4,7 @@
 
 use super::convert::{ServicePlan, HASH_LABEL};
 use super::{secrets, UpArgs};
-use crate::commands::api::{ecs, short};
+use crate::commands::api::{ecs, short, Output};
 use crate::commands::deploy::primary;
 use crate::commands::progress;
 use anyhow::{bail, Context};
@@ -188,7 +188,7 @@ async fn up_one(
         }
     };
     let id = primary(&answer)?;
-    let outcome = progress::follow(client, cluster, name, &id, timeout).await?;
+    let (outcome, _) = progress::follow(client, cluster, name, &id, timeout, Output::Text).await?;
     Ok(progress::report(name, &outcome))
 }
 

@@ -226,3 +226,29 @@ fn sizes_durations_and_names_read_as_compose_writes_them() {
     assert_eq!(normalise_project("My App.v2"), "myappv2");
     assert_eq!(ecs_name("shop", "web.api"), "shop-web-api");
 }
+
+#[test]
+fn the_json_plan_is_the_ecs_inputs_in_dependency_order() {
+    let plan = plan_of(EXAMPLE).expect("converts");
+    let json = plan.to_ecs_json("prod");
+    assert_eq!(json["project"], "shop");
+    let families: Vec<&Value> = json["taskDefinitions"]
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|t| &t["family"])
+        .collect();
+    assert_eq!(families, vec!["shop-backend", "shop-frontend"]);
+    assert_eq!(json["taskDefinitions"][1], plan.services[1].task_definition);
+    let services = json["services"].as_array().expect("an array");
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[0]["serviceName"], "shop-backend");
+    assert_eq!(services[0]["cluster"], "prod");
+    assert_eq!(services[0]["desiredCount"], 2);
+    assert_eq!(json["unsupported"], json!(plan.unsupported));
+    assert_eq!(
+        json["services"][1],
+        plan.to_json("prod")["services"][1]["createService"],
+        "the same CreateService input as the text plan"
+    );
+}
