@@ -92,6 +92,11 @@ def test_a_command_without_keys_says_what_to_do(tmp_path):
     assert "AWS_ACCESS_KEY_ID" in done.stderr and "credentials" in done.stderr, done.stderr
 
 
+def is_task_line(line: str) -> bool:
+    """A task state change in `berth events` text (`TIME  task ID STATUS[: reason]`)."""
+    return line.split("  ", 1)[1].startswith("task ")
+
+
 def test_inspect_shows_any_resource_and_events_follow_a_service(berth_up: BerthUp, unique):
     ecs = berth_up.ecs
     family, service = unique("cli-events"), unique("cli-events")
@@ -110,13 +115,18 @@ def test_inspect_shows_any_resource_and_events_follow_a_service(berth_up: BerthU
         missing = subprocess.run([str(berth_bin()), "inspect", task[:-4] + "0000"], env=env, capture_output=True, text=True, timeout=30)
         assert missing.returncode != 0 and "MISSING" in missing.stderr, missing
 
-        # events: what DescribeServices shows, oldest first; --follow prints new ones.
+        # events: what DescribeServices shows, oldest first, and its tasks' state changes;
+        # --follow prints new ones.
         printed = berth(berth_up, "events", "--service", service).splitlines()
         messages = [e["message"] for e in reversed(ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["events"])]
-        assert [line.split("  ", 1)[1] for line in printed] == messages
+        assert [line.split("  ", 1)[1] for line in printed if not is_task_line(line)] == messages
+        assert f"task {task.rsplit('/', 1)[1]} RUNNING" in [line.split("  ", 1)[1] for line in printed], printed
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line.split("  ", 1)[0]) for line in printed), printed
-        # --output json: JSON Lines, each the ServiceEvent object DescribeServices gives.
-        objects = [json.loads(line) for line in berth(berth_up, "events", "--service", service, "--output", "json").splitlines()]
+        # --output json: JSON Lines, each the ServiceEvent object DescribeServices gives, and
+        # each task change.
+        lines = [json.loads(line) for line in berth(berth_up, "events", "--service", service, "--output", "json").splitlines()]
+        objects = [o for o in lines if "taskArn" not in o]
+        assert {"taskArn": task, "lastStatus": "RUNNING"}.items() <= next(o for o in lines if "taskArn" in o).items(), lines
         events = list(reversed(ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["events"]))
         assert [(o["id"], o["message"]) for o in objects] == [(e["id"], e["message"]) for e in events], objects
         assert all(abs(o["createdAt"] - e["createdAt"].timestamp()) < 0.001 for o, e in zip(objects, events)), objects
@@ -131,13 +141,20 @@ def test_inspect_shows_any_resource_and_events_follow_a_service(berth_up: BerthU
         assert new, "scaling made no event"
         printed_bytes = b""
         deadline = time.monotonic() + 30
-        while printed_bytes.count(b"\n") < len(after):
+
+        def event_lines() -> list[str]:
+            return [line for line in printed_bytes.decode().splitlines() if not is_task_line(line)]
+
+        def running_tasks() -> int:
+            return sum(1 for line in printed_bytes.decode().splitlines() if is_task_line(line) and line.endswith(" RUNNING"))
+
+        while len(event_lines()) < len(after) or running_tasks() < 2:
             left = deadline - time.monotonic()
             assert left > 0, f"--follow printed only {printed_bytes!r}"
             ready, _, _ = select.select([follower.stdout], [], [], left)
             if ready:
                 printed_bytes += os.read(follower.stdout.fileno(), 65536)
-        lines = printed_bytes.decode().splitlines()
+        lines = event_lines()
         assert [line.split("  ", 1)[1] for line in lines[-len(new):]] == new, (lines, new)
         follower.send_signal(signal.SIGINT)
         assert follower.wait(timeout=10) == 0
