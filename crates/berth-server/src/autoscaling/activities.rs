@@ -2,7 +2,7 @@
 //! listed by DescribeScalingActivities newest first.
 
 use super::targets::{Target, TARGETS};
-use super::{authorize, validation, DESIRED_COUNT};
+use super::{authorize, lists_ecs, validation, DESIRED_COUNT};
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -55,17 +55,13 @@ pub struct DescribeRequest {
 /// DescribeScalingActivities: the activities of one target or all, newest first.
 pub async fn describe(ctx: Ctx, input: DescribeRequest) -> Result<Value, ApiError> {
     authorize(&ctx, "DescribeScalingActivities", "*")?;
-    let namespace = input
-        .service_namespace
-        .ok_or_else(|| validation("ServiceNamespace is required."))?;
+    // Berth records no "not scaled" activities: nothing differs with the flag.
     let _ = input.include_not_scaled_activities;
     let mut all: Vec<(f64, String, Value)> = Vec::new();
-    if namespace == "ecs"
-        && input
-            .scalable_dimension
-            .as_deref()
-            .is_none_or(|d| d == DESIRED_COUNT)
-    {
+    if lists_ecs(
+        input.service_namespace.as_deref(),
+        input.scalable_dimension.as_deref(),
+    )? {
         for target in ctx.list::<Target>(TARGETS)?.into_iter().map(|t| t.value) {
             if input
                 .resource_id

@@ -78,6 +78,77 @@ fn parse_resource_id(resource_id: &str) -> Result<(String, String), ApiError> {
     }
 }
 
+/// Whether a Describe of `namespace` and `dimension` can list anything Berth scales;
+/// ServiceNamespace is required.
+fn lists_ecs(namespace: Option<&str>, dimension: Option<&str>) -> Result<bool, ApiError> {
+    let namespace = namespace.ok_or_else(|| validation("ServiceNamespace is required."))?;
+    Ok(namespace == "ecs" && dimension.is_none_or(|d| d == DESIRED_COUNT))
+}
+
+/// A Describe answer: the page of `items` (sorted here by `key`) after `token` under
+/// `member`, each as `describe` shows it, with the next page's NextToken.
+fn answer_page<T>(
+    items: &mut [T],
+    token: Option<&str>,
+    max: Option<i64>,
+    member: &str,
+    key: impl Fn(&T) -> &str,
+    describe: impl Fn(&T) -> serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    items.sort_by(|a, b| key(a).cmp(key(b)));
+    let (page, next) = page_of(items, token, max, &key)?;
+    let mut out = serde_json::json!({ member: page.iter().map(describe).collect::<Vec<_>>() });
+    if let Some(next) = next {
+        out["NextToken"] = next.into();
+    }
+    Ok(out)
+}
+
+/// One page (MaxResults 1 to 50, default 50) of `items` sorted by `key`, after `token`.
+fn page_of<'a, T>(
+    items: &'a [T],
+    token: Option<&str>,
+    max: Option<i64>,
+    key: impl Fn(&T) -> &str,
+) -> Result<(&'a [T], Option<String>), ApiError> {
+    let max = max.unwrap_or(50);
+    if !(1..=50).contains(&max) {
+        return Err(validation("MaxResults must be from 1 to 50."));
+    }
+    let start = match token {
+        None => 0,
+        Some(token) => {
+            let after = hex_decode(token).ok_or_else(|| {
+                ApiError::new("InvalidNextTokenException", "The NextToken is not valid.")
+            })?;
+            items.partition_point(|item| key(item) <= after.as_str())
+        }
+    };
+    let end = start
+        .saturating_add(usize::try_from(max).unwrap_or(50))
+        .min(items.len());
+    let page = &items[start..end];
+    let next = (end < items.len())
+        .then(|| page.last().map(|last| hex_encode(key(last))))
+        .flatten();
+    Ok((page, next))
+}
+
+fn hex_encode(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(token: &str) -> Option<String> {
+    if !token.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
 /// A new random id in the shape AWS uses for activities and policy ARNs.
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

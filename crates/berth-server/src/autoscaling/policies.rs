@@ -8,8 +8,10 @@
 //! within a minute) or a customized metric. A step scaling policy is run by the alarms a user points
 //! at its ARN. Both are run by the [controller](super::controller).
 
-use super::targets::{page_of, target_key, Target};
-use super::{authorize, ecs_resource, not_found, validation, DESIRED_COUNT};
+use super::targets::{target_key, Target};
+use super::{
+    answer_page, authorize, ecs_resource, lists_ecs, not_found, validation, DESIRED_COUNT,
+};
 use crate::cloudwatch::alarms::{alarm_key, Alarm};
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -534,15 +536,10 @@ pub struct DescribeRequest {
 /// DescribeScalingPolicies: the namespace's policies, narrowed by resource and names.
 pub async fn describe(ctx: Ctx, input: DescribeRequest) -> Result<Value, ApiError> {
     authorize(&ctx, "DescribeScalingPolicies", "*")?;
-    let namespace = input
-        .service_namespace
-        .ok_or_else(|| validation("ServiceNamespace is required."))?;
-    let mut policies: Vec<Policy> = if namespace == "ecs"
-        && input
-            .scalable_dimension
-            .as_deref()
-            .is_none_or(|d| d == DESIRED_COUNT)
-    {
+    let mut policies: Vec<Policy> = if lists_ecs(
+        input.service_namespace.as_deref(),
+        input.scalable_dimension.as_deref(),
+    )? {
         ctx.list::<Policy>(POLICIES)?
             .into_iter()
             .map(|p| p.value)
@@ -562,20 +559,14 @@ pub async fn describe(ctx: Ctx, input: DescribeRequest) -> Result<Value, ApiErro
     } else {
         Vec::new()
     };
-    policies.sort_by(|a, b| a.arn.cmp(&b.arn));
-    let (page, next) = page_of(
-        &policies,
+    answer_page(
+        &mut policies,
         input.next_token.as_deref(),
         input.max_results,
+        "ScalingPolicies",
         |p| p.arn.as_str(),
-    )?;
-    let mut out = json!({
-        "ScalingPolicies": page.iter().map(Policy::describe).collect::<Vec<_>>(),
-    });
-    if let Some(next) = next {
-        out["NextToken"] = next.into();
-    }
-    Ok(out)
+        Policy::describe,
+    )
 }
 
 /// DeleteScalingPolicy's input.

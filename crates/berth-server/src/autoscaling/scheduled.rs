@@ -4,8 +4,10 @@
 //! within them.
 
 use super::schedule::{self, Schedule};
-use super::targets::{page_of, target_key, Target};
-use super::{authorize, ecs_resource, not_found, validation, DESIRED_COUNT};
+use super::targets::{target_key, Target};
+use super::{
+    answer_page, authorize, ecs_resource, lists_ecs, not_found, validation, DESIRED_COUNT,
+};
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use berth_store::typed::encode;
@@ -232,15 +234,10 @@ pub struct DescribeRequest {
 /// DescribeScheduledActions: the namespace's actions, narrowed by resource and names.
 pub async fn describe(ctx: Ctx, input: DescribeRequest) -> Result<Value, ApiError> {
     authorize(&ctx, "DescribeScheduledActions", "*")?;
-    let namespace = input
-        .service_namespace
-        .ok_or_else(|| validation("ServiceNamespace is required."))?;
-    let mut actions: Vec<ScheduledAction> = if namespace == "ecs"
-        && input
-            .scalable_dimension
-            .as_deref()
-            .is_none_or(|d| d == DESIRED_COUNT)
-    {
+    let mut actions: Vec<ScheduledAction> = if lists_ecs(
+        input.service_namespace.as_deref(),
+        input.scalable_dimension.as_deref(),
+    )? {
         ctx.list::<ScheduledAction>(SCHEDULED)?
             .into_iter()
             .map(|a| a.value)
@@ -260,20 +257,14 @@ pub async fn describe(ctx: Ctx, input: DescribeRequest) -> Result<Value, ApiErro
     } else {
         Vec::new()
     };
-    actions.sort_by(|a, b| a.arn.cmp(&b.arn));
-    let (page, next) = page_of(
-        &actions,
+    answer_page(
+        &mut actions,
         input.next_token.as_deref(),
         input.max_results,
+        "ScheduledActions",
         |a| a.arn.as_str(),
-    )?;
-    let mut out = json!({
-        "ScheduledActions": page.iter().map(ScheduledAction::describe).collect::<Vec<_>>(),
-    });
-    if let Some(next) = next {
-        out["NextToken"] = next.into();
-    }
-    Ok(out)
+        ScheduledAction::describe,
+    )
 }
 
 /// DeleteScheduledAction's input.

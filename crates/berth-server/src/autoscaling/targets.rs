@@ -4,7 +4,9 @@
 //! the cooldown marks of its last scalings and its recent activities.
 
 use super::activities::Activity;
-use super::{authorize, ecs_resource, not_found, validation, DESIRED_COUNT};
+use super::{
+    answer_page, authorize, ecs_resource, lists_ecs, not_found, validation, DESIRED_COUNT,
+};
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use berth_core::service::ServiceRecord;
@@ -216,15 +218,10 @@ pub struct DescribeRequest {
 /// DescribeScalableTargets: the namespace's targets, by resource id, in pages.
 pub async fn describe(ctx: Ctx, input: DescribeRequest) -> Result<Value, ApiError> {
     authorize(&ctx, "DescribeScalableTargets", "*")?;
-    let namespace = input
-        .service_namespace
-        .ok_or_else(|| validation("ServiceNamespace is required."))?;
-    let mut targets: Vec<Target> = if namespace == "ecs"
-        && input
-            .scalable_dimension
-            .as_deref()
-            .is_none_or(|d| d == DESIRED_COUNT)
-    {
+    let mut targets: Vec<Target> = if lists_ecs(
+        input.service_namespace.as_deref(),
+        input.scalable_dimension.as_deref(),
+    )? {
         ctx.list::<Target>(TARGETS)?
             .into_iter()
             .map(|t| t.value)
@@ -238,65 +235,14 @@ pub async fn describe(ctx: Ctx, input: DescribeRequest) -> Result<Value, ApiErro
     } else {
         Vec::new()
     };
-    targets.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
-    let (page, next) = page_of(
-        &targets,
+    answer_page(
+        &mut targets,
         input.next_token.as_deref(),
         input.max_results,
+        "ScalableTargets",
         |t| t.resource_id.as_str(),
-    )?;
-    let mut out = json!({
-        "ScalableTargets": page.iter().map(Target::describe).collect::<Vec<_>>(),
-    });
-    if let Some(next) = next {
-        out["NextToken"] = next.into();
-    }
-    Ok(out)
-}
-
-/// One page (MaxResults 1 to 50, default 50) of `items` sorted by `key`, after `token`.
-pub fn page_of<'a, T>(
-    items: &'a [T],
-    token: Option<&str>,
-    max: Option<i64>,
-    key: impl Fn(&T) -> &str,
-) -> Result<(&'a [T], Option<String>), ApiError> {
-    let max = max.unwrap_or(50);
-    if !(1..=50).contains(&max) {
-        return Err(validation("MaxResults must be from 1 to 50."));
-    }
-    let start = match token {
-        None => 0,
-        Some(token) => {
-            let after = hex_decode(token).ok_or_else(|| {
-                ApiError::new("InvalidNextTokenException", "The NextToken is not valid.")
-            })?;
-            items.partition_point(|item| key(item) <= after.as_str())
-        }
-    };
-    let end = start
-        .saturating_add(usize::try_from(max).unwrap_or(50))
-        .min(items.len());
-    let page = &items[start..end];
-    let next = (end < items.len())
-        .then(|| page.last().map(|last| hex_encode(key(last))))
-        .flatten();
-    Ok((page, next))
-}
-
-fn hex_encode(text: &str) -> String {
-    text.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(token: &str) -> Option<String> {
-    if !token.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+        Target::describe,
+    )
 }
 
 /// DeregisterScalableTarget's input.
