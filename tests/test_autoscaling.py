@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from botocore.exceptions import ClientError
 
-from harness import BerthUp, boto3_client, wait_until
+from harness import BerthUp, boto3_client, docker, wait_until
 from iam_helpers import aws, cli_error
 
 CLUSTER = "default"
@@ -106,11 +106,13 @@ def test_targets_and_policies_with_boto3_and_the_cli(berth_up: BerthUp, scaling,
 
 def test_a_service_burning_cpu_scales_out_by_itself(berth_up: BerthUp, scaling, unique):
     name = unique("burn")
-    # Each task burns a core (about 400 % of its 256 CPU units) for 90 s, then idles.
+    # Each task burns all it may for 90 s, then idles: its task-level cpu (256 units) is a
+    # hard limit, as on ECS, so that is 100 % of its reservation; a target of 50 % asks for
+    # ceil(1 × 100 ÷ 50) = 2 tasks.
     burn = "end=$(($(date +%s)+90)); while [ $(date +%s) -lt $end ]; do :; done; sleep 3600"
     resource = service(berth_up, name, ["sh", "-c", burn])
     scaling.register_scalable_target(
-        ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION, MinCapacity=1, MaxCapacity=3
+        ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION, MinCapacity=1, MaxCapacity=2
     )
     scaling.put_scaling_policy(
         PolicyName="cpu50",
@@ -126,16 +128,25 @@ def test_a_service_burning_cpu_scales_out_by_itself(berth_up: BerthUp, scaling, 
         },
     )
     try:
-        wait_until(lambda: desired_count(berth_up, name) == 3, 150, "the service to scale out to its maximum",
+        wait_until(lambda: desired_count(berth_up, name) == 2, 150, "the service to scale out",
                    diagnose=berth_up.server.log_tail)
         [activity] = scaling.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
-        assert activity["Description"] == "Setting desired count to 3 (from 1).", activity
+        assert activity["Description"] == "Setting desired count to 2 (from 1).", activity
         assert "AlarmHigh" in activity["Cause"] and "triggered policy cpu50" in activity["Cause"], activity["Cause"]
-        # The deployment controller does the rest: three tasks run.
+        # The deployment controller does the rest: two tasks run, each held to its limit.
         wait_until(
-            lambda: len(berth_up.ecs.list_tasks(cluster=CLUSTER, serviceName=name, desiredStatus="RUNNING")["taskArns"]) == 3,
-            60, "three tasks",
+            lambda: len(berth_up.ecs.list_tasks(cluster=CLUSTER, serviceName=name, desiredStatus="RUNNING")["taskArns"]) == 2,
+            60, "two tasks",
         )
+        arns = berth_up.ecs.list_tasks(cluster=CLUSTER, serviceName=name, desiredStatus="RUNNING")["taskArns"]
+        running = wait_until(
+            lambda: (tasks := berth_up.ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"])
+            and all(t["lastStatus"] == "RUNNING" for t in tasks) and tasks,
+            60, "both tasks RUNNING",
+        )
+        for task in running:
+            runtime_id = task["containers"][0]["runtimeId"]
+            assert docker("inspect", "-f", "{{.HostConfig.NanoCpus}}", runtime_id).strip() == "250000000", "256 units = 0.25 CPU"
     finally:
         scaling.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION)
         berth_up.ecs.delete_service(cluster=CLUSTER, service=name, force=True)

@@ -36,12 +36,13 @@ def test_a_busy_service_shows_its_cpu_and_memory_utilization_within_a_minute(clu
     ecs = cluster.ecs
     cloudwatch = boto3_client(cluster.server.url, cluster.server.credentials, service="cloudwatch")
     family = unique("burn")
+    # CPU units on the container only: shares, not a limit (a task-level cpu would be a hard
+    # limit, as on ECS), so the loop takes a whole core.
     ecs.register_task_definition(
         family=family,
-        cpu="256",
-        memory="128",
         containerDefinitions=[
-            {"name": "burn", "image": "busybox", "essential": True, "command": ["sh", "-c", "while :; do :; done"]}
+            {"name": "burn", "image": "busybox", "essential": True, "cpu": 256, "memory": 128,
+             "command": ["sh", "-c", "while :; do :; done"]}
         ],
     )
     service = unique("busy")

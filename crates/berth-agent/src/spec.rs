@@ -228,6 +228,69 @@ pub fn task_container_specs(ctx: &TaskContext<'_>) -> Result<Vec<ContainerSpec>,
     defs.iter().map(|def| container_spec(ctx, def)).collect()
 }
 
+/// The CPUs of this host, which no limit may exceed (Docker refuses one that does).
+fn host_cpus() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
+/// Container `name`'s hard CPU limit in billionths of a CPU: a task-level `cpu` is a hard
+/// limit, as ECS makes it on Linux, shared out among the task's containers in proportion to
+/// their `cpu` (a container without one weighs as 2 units, the least CPU shares Docker
+/// gives). `None` without a task-level `cpu`.
+fn task_cpu_share(ctx: &TaskContext<'_>, name: &str) -> Result<Option<i64>, SpecError> {
+    let task_cpu = ctx
+        .overrides
+        .and_then(|o| o.cpu.clone())
+        .or_else(|| ctx.task_definition.cpu.clone());
+    let Some(text) = task_cpu else {
+        return Ok(None);
+    };
+    let units =
+        berth_core::task_definition::parse_task_cpu(&text).map_err(|e| SpecError::Invalid {
+            container: name.to_string(),
+            field: "cpu",
+            message: e.to_string(),
+        })?;
+    let weights: Vec<(&str, u64)> = ctx
+        .task_definition
+        .container_definitions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|def| {
+            let container = def.name.as_deref()?;
+            let cpu = ctx
+                .container_override(container)
+                .and_then(|o| o.cpu)
+                .or(def.cpu)
+                .unwrap_or(0);
+            Some((container, u64::try_from(cpu).unwrap_or(0)))
+        })
+        .collect();
+    let mine = weights
+        .iter()
+        .find(|(container, _)| *container == name)
+        .map_or(0, |(_, cpu)| *cpu);
+    let total: u64 = weights.iter().map(|(_, cpu)| (*cpu).max(2)).sum();
+    Ok(Some(cpu_limit(
+        u64::from(units),
+        mine,
+        total.max(2),
+        host_cpus(),
+    )))
+}
+
+/// The part of `task_units` CPU units that a container of `cpu` units gets of a task whose
+/// containers weigh `total`, in billionths of a CPU: at most `host_cpus` CPUs and at least
+/// Docker's least, 0.01 CPU.
+pub fn cpu_limit(task_units: u64, cpu: u64, total: u64, host_cpus: u64) -> i64 {
+    let nanos = u128::from(task_units) * 1_000_000_000 * u128::from(cpu.max(2))
+        / 1024
+        / u128::from(total.max(1));
+    let most = u128::from(host_cpus.max(1)) * 1_000_000_000;
+    i64::try_from(nanos.clamp(10_000_000, most)).unwrap_or(i64::MAX)
+}
+
 /// The spec of one container of the task: the definition with the task's overrides applied
 /// (command, environment, cpu, memory, memoryReservation), ECS defaults filled in, references
 /// to other containers of the task resolved to their runtime names. A field Berth cannot
@@ -314,6 +377,7 @@ pub fn container_spec(
         user: def.user.clone(),
         hostname,
         cpu_shares,
+        nano_cpus: task_cpu_share(ctx, name)?,
         memory_mib,
         memory_reservation_mib,
         network_mode: docker_network_mode(network_mode).to_string(),

@@ -115,6 +115,9 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     /// CPU shares (ECS cpu units; 0 means unset).
     pub cpu_shares: u64,
+    /// Hard CPU limit in billionths of a CPU: this container's part of the task-level `cpu`
+    /// (`None`: no task-level `cpu`, no limit).
+    pub nano_cpus: Option<i64>,
     /// Hard memory limit in MiB.
     pub memory_mib: Option<u64>,
     /// Soft memory limit in MiB.

@@ -604,3 +604,37 @@ fn containers_are_told_their_metadata_uris_unless_they_set_them() {
         .iter()
         .all(|(n, _)| !n.starts_with("ECS_CONTAINER_METADATA")));
 }
+
+#[test]
+fn a_task_level_cpu_is_shared_out_as_hard_limits() {
+    let td = task_definition(json!({"cpu": "512", "containerDefinitions": [
+        container(json!({"cpu": 256})),
+        {"name": "sidecar", "image": "busybox"}
+    ]}));
+    let specs = task_container_specs(&context(&td, None)).expect("specs");
+    // 512 units = half a CPU, in proportion 256 : 2; the sidecar's part is raised to Docker's
+    // least, 0.01 CPU.
+    assert_eq!(specs[0].nano_cpus, Some(496_124_031));
+    assert_eq!(specs[1].nano_cpus, Some(10_000_000));
+
+    // No task-level cpu: no limit.
+    let free = task_definition(json!({"containerDefinitions": [container(json!({"cpu": 256}))]}));
+    assert_eq!(
+        task_container_specs(&context(&free, None)).expect("specs")[0].nano_cpus,
+        None
+    );
+
+    // A limit never exceeds the host's CPUs.
+    assert_eq!(crate::spec::cpu_limit(8192, 0, 2, 2), 2_000_000_000);
+    // A task override of cpu wins.
+    let overrides: TaskOverride =
+        serde_json::from_value(json!({"cpu": "1024"})).expect("overrides parse");
+    let single =
+        task_definition(json!({"cpu": "256", "containerDefinitions": [container(json!({}))]}));
+    let specs = task_container_specs(&context(&single, Some(&overrides))).expect("specs");
+    assert_eq!(specs[0].nano_cpus, Some(1_000_000_000.min(host_nanos())));
+}
+
+fn host_nanos() -> i64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as i64) * 1_000_000_000
+}

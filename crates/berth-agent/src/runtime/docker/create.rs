@@ -98,6 +98,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let host_config = HostConfig {
         cpu_shares: (spec.cpu_shares > 0)
             .then(|| i64::try_from(spec.cpu_shares).unwrap_or(i64::MAX)),
+        nano_cpus: spec.nano_cpus,
         memory: spec.memory_mib.map(mib),
         memory_reservation: spec.memory_reservation_mib.map(mib),
         memory_swap: spec.memory_swap_mib.map(mib),

@@ -16,6 +16,7 @@ fn full_spec() -> ContainerSpec {
         user: Some("nobody".into()),
         hostname: Some("box".into()),
         cpu_shares: 512,
+        nano_cpus: Some(250_000_000),
         memory_mib: Some(64),
         memory_reservation_mib: Some(32),
         network_mode: "bridge".into(),
@@ -123,6 +124,7 @@ fn the_create_body_carries_every_spec_field_in_docker_units() {
 
     let host = &body["HostConfig"];
     assert_eq!(host["CpuShares"], 512);
+    assert_eq!(host["NanoCpus"], 250_000_000);
     assert_eq!(host["Memory"], 64 * 1024 * 1024);
     assert_eq!(host["MemoryReservation"], 32 * 1024 * 1024);
     assert_eq!(host["NetworkMode"], "bridge");
