@@ -76,7 +76,16 @@ def open_page(browser: WebDriver, up: BerthUp, path: str, name: str) -> str:
 
 
 def section(browser: WebDriver, id_: str) -> str:
-    return browser.find_element(By.ID, id_).text
+    """The text of a live section, read in one step in the page: the refresh may swap the
+    element at any time, so a found element can go stale before its text is read."""
+    return browser.execute_script("const e = document.getElementById(arguments[0]); return e ? e.innerText : '';", id_)
+
+
+def rows_of(browser: WebDriver, selector: str) -> list[str]:
+    """The texts of the elements `selector` finds, read in one step (see `section`)."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText);", selector
+    )
 
 
 def mark_page(browser: WebDriver) -> None:
@@ -191,8 +200,8 @@ def test_a_deployment_started_with_boto3_progresses_on_the_open_service_page(
         shot(browser, "service-deploying")
 
         def completed_on_page() -> bool:
-            rows = browser.find_elements(By.CSS_SELECTOR, "#service-deployments tbody tr, #service-deployments tr")
-            primary = [r.text for r in rows if "PRIMARY" in r.text]
+            rows = rows_of(browser, "#service-deployments tbody tr, #service-deployments tr")
+            primary = [r for r in rows if "PRIMARY" in r]
             return bool(primary) and f"{family}:2" in primary[0] and "COMPLETED" in primary[0]
 
         wait_until(completed_on_page, 90, "the deployment to complete on the open page")
@@ -201,12 +210,16 @@ def test_a_deployment_started_with_boto3_progresses_on_the_open_service_page(
         assert f"{family}:2" in section(browser, "service-summary")
 
         # Roll back: the form (a live part) offers the previous deployment's task definition.
-        button = wait_until(
-            lambda: [b for b in browser.find_elements(By.CSS_SELECTOR, "form#roll-back button") if f"{family}:1" in b.text],
+        # Found and clicked in one step in the page: the live refresh may swap the form.
+        wait_until(
+            lambda: browser.execute_script(
+                "const b = Array.from(document.querySelectorAll('form#roll-back button'))"
+                ".find(b => b.innerText.includes(arguments[0])); if (b) { b.click(); return true; } return false;",
+                f"{family}:1",
+            ),
             LIVE_SLACK,
             "the roll-back form to offer revision 1",
-        )[0]
-        button.click()
+        )
         wait_until(
             lambda: ecs.describe_services(cluster=CLUSTER, services=[service])["services"][0]["taskDefinition"] == first,
             10,
@@ -305,7 +318,7 @@ def test_a_user_without_ecs_permissions_signs_in_and_sees_access_denied(
         15,
         "the new user's key to sign in",
     )
-    error = browser.find_element(By.CSS_SELECTOR, "#clusters .error").text
+    error = " ".join(rows_of(browser, "#clusters .error"))
     assert "AccessDenied" in error, error
     assert unique("console-nobody") in browser.find_element(By.CSS_SELECTOR, "header .who").text
     shot(browser, "access-denied")
