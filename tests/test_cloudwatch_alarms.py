@@ -86,6 +86,11 @@ def test_alarm_lifecycle_in_each_protocol(berth: Berth, tmp_path: Path, protocol
     assert isinstance(alarm["StateUpdatedTimestamp"], datetime.datetime)
     assert alarm["AlarmActions"] == alarm_input(name, namespace)["AlarmActions"]
 
+    arn_of = alarm["AlarmArn"]
+    client.tag_resource(ResourceARN=arn_of, Tags=[{"Key": "env", "Value": "prod"}])
+    client.untag_resource(ResourceARN=arn_of, TagKeys=["team"])
+    assert client.list_tags_for_resource(ResourceARN=arn_of)["Tags"] == [{"Key": "env", "Value": "prod"}]
+
     client.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="testing the action")
     client.put_metric_alarm(**alarm_input(name, namespace, Threshold=70.0))
     kept = state_of(client, name)

@@ -70,6 +70,7 @@ fn scalars(action: &str) -> &'static [&'static str] {
             "Unit",
         ],
         "SetAlarmState" => &["AlarmName", "StateValue", "StateReason", "StateReasonData"],
+        "TagResource" | "UntagResource" | "ListTagsForResource" => &["ResourceARN"],
         "DescribeAlarmHistory" => &[
             "AlarmName",
             "HistoryItemType",
@@ -92,6 +93,7 @@ fn structure_lists(action: &str) -> &'static [&'static str] {
         "ListMetrics" => &["Dimensions"],
         "PutMetricAlarm" => &["Dimensions", "Tags", "Metrics"],
         "DescribeAlarmsForMetric" => &["Dimensions"],
+        "TagResource" => &["Tags"],
         _ => &[],
     }
 }
@@ -103,6 +105,7 @@ fn string_lists(action: &str) -> &'static [&'static str] {
         "PutMetricAlarm" => &["OKActions", "AlarmActions", "InsufficientDataActions"],
         "DescribeAlarms" => &["AlarmNames", "AlarmTypes"],
         "DescribeAlarmHistory" => &["AlarmTypes"],
+        "UntagResource" => &["TagKeys"],
         "DeleteAlarms" | "EnableAlarmActions" | "DisableAlarmActions" => &["AlarmNames"],
         _ => &[],
     }

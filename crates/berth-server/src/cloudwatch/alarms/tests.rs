@@ -1,14 +1,14 @@
 //! Alarms through the JSON protocol on an in-memory server, and their evaluation over
 //! datapoints put into its metric store at chosen times.
 
-use super::alarms::{alarm_key, Alarm};
-use super::evaluate::{evaluate, evaluate_all, periods};
-use super::{Datum, StatisticSet};
+use super::{alarm_key, Alarm};
 use crate::app::App;
+use crate::cloudwatch::evaluate::{evaluate, evaluate_all, periods};
+use crate::cloudwatch::{Datum, StatisticSet};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-crate::json_service_calls!(super::dispatch_json);
+crate::json_service_calls!(crate::cloudwatch::dispatch_json);
 
 /// 2026-12-01T00:00:00Z in epoch milliseconds: a minute boundary.
 const T0: i64 = 1_796_083_200_000;
@@ -304,4 +304,48 @@ async fn with_missing_data_an_alarm_looks_back_for_enough_datapoints() {
     }
     assert_eq!(evaluate_all(&app, T0 + 4 * MINUTE + 1_000).await, 1);
     assert_eq!(stored(&app, "gappy").state, "ALARM");
+}
+
+#[tokio::test]
+async fn alarms_carry_tags_and_unsupported_options_are_refused() {
+    let app = crate::test_support::app().await;
+    let mut input = cpu_alarm("tagged");
+    input["Tags"] = json!([{"Key": "team", "Value": "web"}]);
+    ok(&app, "PutMetricAlarm", input).await;
+    let arn = "arn:aws:cloudwatch:us-east-1:000000000000:alarm:tagged";
+    ok(
+        &app,
+        "TagResource",
+        json!({"ResourceARN": arn, "Tags": [{"Key": "env", "Value": "prod"}]}),
+    )
+    .await;
+    ok(
+        &app,
+        "UntagResource",
+        json!({"ResourceARN": arn, "TagKeys": ["team"]}),
+    )
+    .await;
+    // An update keeps the tags, as on AWS.
+    let mut update = cpu_alarm("tagged");
+    update["Tags"] = json!([{"Key": "ignored", "Value": "x"}]);
+    ok(&app, "PutMetricAlarm", update).await;
+    let listed = ok(&app, "ListTagsForResource", json!({"ResourceARN": arn})).await;
+    assert_eq!(listed["Tags"], json!([{"Key": "env", "Value": "prod"}]));
+    let e = err(
+        &app,
+        "ListTagsForResource",
+        json!({"ResourceARN": "arn:aws:cloudwatch:us-east-1:000000000000:alarm:none"}),
+    )
+    .await;
+    assert_eq!(e.name, "ResourceNotFoundException");
+
+    let mut windowed = cpu_alarm("windowed");
+    windowed["EvaluationInterval"] = json!(60);
+    let e = err(&app, "PutMetricAlarm", windowed).await;
+    assert_eq!(e.name, "InvalidParameterValue");
+    assert!(e.message.contains("EvaluationInterval"), "{}", e.message);
+    assert!(app
+        .get::<Alarm>(&alarm_key("windowed"))
+        .expect("read")
+        .is_none());
 }
