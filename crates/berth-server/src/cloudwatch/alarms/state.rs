@@ -25,7 +25,7 @@ pub async fn delete_alarms(ctx: &Ctx, input: AlarmNamesInput) -> Result<Value, A
     }
     let mut txn = Txn::new();
     for name in &names {
-        let arn = alarm_arn(ctx, &name);
+        let arn = alarm_arn(ctx, name);
         crate::cloudwatch::authorize_on(ctx, "DeleteAlarms", &arn)?;
         let key = alarm_key(name);
         let found = ctx.get::<Alarm>(&key)?.ok_or_else(|| not_found(name))?;
