@@ -272,3 +272,22 @@ pub async fn send_ecs(
     )
     .await
 }
+
+/// Stores one `AWS/ECS` `CPUUtilization` datapoint of `value` % for service `service` of
+/// `cluster` at `at` (epoch ms), as the usage publisher would.
+pub fn put_service_cpu(app: &App, cluster: &str, service: &str, at: i64, value: f64) {
+    let datum = crate::cloudwatch::Datum {
+        namespace: "AWS/ECS".into(),
+        metric_name: "CPUUtilization".into(),
+        dimensions: vec![
+            ("ClusterName".into(), cluster.into()),
+            ("ServiceName".into(), service.into()),
+        ],
+        timestamp: at,
+        statistics: crate::cloudwatch::StatisticSet::single(value),
+        unit: "Percent".into(),
+    };
+    app.cloudwatch
+        .put_at(vec![(datum, false)], at)
+        .expect("store a datapoint");
+}

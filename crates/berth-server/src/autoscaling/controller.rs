@@ -43,25 +43,51 @@ pub struct Proposal {
     pub scale_in: bool,
 }
 
-/// The most recent value of `alarm`'s metric in its last periods at `now_ms`, with the start
-/// of its period (epoch seconds).
-fn latest_value(app: &App, alarm: &Alarm, now_ms: i64) -> Option<Reading> {
-    periods(&app.cloudwatch, alarm, now_ms)
+/// What `alarm`'s metric reads at `now_ms`: its latest value, when that period began, and
+/// the values of the last `EvaluationPeriods` periods that have one.
+fn reading(app: &App, alarm: &Alarm, now_ms: i64) -> Option<Reading> {
+    let present: Vec<(i64, f64)> = periods(&app.cloudwatch, alarm, now_ms)
         .into_iter()
+        .filter_map(|(at, v)| v.map(|(value, _)| (at, value)))
+        .collect();
+    let (at, value) = *present.last()?;
+    let wanted = usize::try_from(alarm.evaluation_periods).unwrap_or(usize::MAX);
+    let window = present
+        .iter()
         .rev()
-        .find_map(|(at, v)| {
-            v.map(|(value, _)| Reading {
-                value,
-                since: at as f64 / 1000.0,
-            })
-        })
+        .take(wanted)
+        .map(|(_, value)| *value)
+        .collect();
+    Some(Reading {
+        value,
+        since: at as f64 / 1000.0,
+        window,
+    })
 }
 
-/// A metric's latest value and when its period began (epoch seconds).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A metric as a policy reads it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
+    /// The latest period's value (what target tracking scales by).
     pub value: f64,
+    /// When that period began (epoch seconds).
     pub since: f64,
+    /// The values of the alarm's evaluated periods, newest first (what step scaling
+    /// aggregates by its `MetricAggregationType`).
+    pub window: Vec<f64>,
+}
+
+impl Reading {
+    /// The window's values aggregated as `aggregation` says (`Average` when unset).
+    fn aggregated(&self, aggregation: Option<&str>) -> f64 {
+        let values = self.window.iter().copied();
+        match aggregation {
+            Some("Minimum") => values.fold(f64::INFINITY, f64::min),
+            Some("Maximum") => values.fold(f64::NEG_INFINITY, f64::max),
+            _ if self.window.is_empty() => self.value,
+            _ => values.sum::<f64>() / self.window.len() as f64,
+        }
+    }
 }
 
 fn cause(alarm: &Alarm, policy: &Policy) -> String {
@@ -130,7 +156,7 @@ pub fn propose(
     }
     let config = policy.step_scaling()?;
     let (alarm, reading) = firing.first()?;
-    let breach = reading.value - alarm.threshold;
+    let breach = reading.aggregated(config.metric_aggregation_type.as_deref()) - alarm.threshold;
     let step = config.step_adjustments.iter().find(|s| {
         s.metric_interval_lower_bound
             .is_none_or(|low| breach >= low)
@@ -445,7 +471,7 @@ pub async fn run_once(app: &Arc<App>, now_ms: i64) -> usize {
                 .filter(|a| {
                     a.state == "ALARM" && a.actions_enabled && a.alarm_actions.contains(&policy.arn)
                 })
-                .filter_map(|a| latest_value(app, a, now_ms).map(|v| (a, v)))
+                .filter_map(|a| reading(app, a, now_ms).map(|r| (a, r)))
                 .collect();
             if firing.is_empty() {
                 continue;
@@ -464,16 +490,7 @@ pub async fn run_once(app: &Arc<App>, now_ms: i64) -> usize {
 
 /// Runs the controller until the server closes.
 pub fn spawn(app: Arc<App>) {
-    tokio::spawn(async move {
-        let mut closing = app.closing();
-        let mut ticks = tokio::time::interval(EVERY);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = closing.changed() => return,
-            }
-            run_once(&app, crate::cloudwatch::store::now_ms()).await;
-        }
+    crate::controllers::every(app, EVERY, |app| async move {
+        run_once(&app, crate::cloudwatch::store::now_ms()).await;
     });
 }

@@ -40,12 +40,12 @@ fn authorize(ctx: &Ctx, action: &str, resource: &str) -> Result<(), ApiError> {
     )
 }
 
-/// The (cluster, service) of an ECS resource id, checked as a request gives it.
+/// The (cluster, service, resource id `service/CLUSTER/SERVICE`) a request names, checked.
 fn ecs_resource(
     namespace: Option<&str>,
     resource_id: Option<&str>,
     dimension: Option<&str>,
-) -> Result<(String, String), ApiError> {
+) -> Result<(String, String, String), ApiError> {
     let namespace = namespace.ok_or_else(|| validation("ServiceNamespace is required."))?;
     if namespace != "ecs" {
         return Err(validation(format!(
@@ -63,14 +63,18 @@ fn ecs_resource(
     parse_resource_id(resource_id)
 }
 
-/// `service/CLUSTER/SERVICE` → (CLUSTER, SERVICE).
-fn parse_resource_id(resource_id: &str) -> Result<(String, String), ApiError> {
+/// `service/CLUSTER/SERVICE` → (CLUSTER, SERVICE, the id as Berth writes it).
+fn parse_resource_id(resource_id: &str) -> Result<(String, String, String), ApiError> {
     let mut parts = resource_id.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some("service"), Some(cluster), Some(service), None)
             if !cluster.is_empty() && !service.is_empty() =>
         {
-            Ok((cluster.to_string(), service.to_string()))
+            Ok((
+                cluster.to_string(),
+                service.to_string(),
+                format!("service/{cluster}/{service}"),
+            ))
         }
         _ => Err(validation(format!(
             "Unsupported resource ID {resource_id}: an ECS service is service/CLUSTER/SERVICE."

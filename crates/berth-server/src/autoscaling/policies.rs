@@ -180,6 +180,13 @@ pub fn tracked_metric(
         &config.customized_metric_specification,
     ) {
         (Some(p), None) => {
+            if p.resource_label.is_some() && p.predefined_metric_type != "ALBRequestCountPerTarget"
+            {
+                return Err(validation(format!(
+                    "ResourceLabel is only for ALBRequestCountPerTarget, not {}.",
+                    p.predefined_metric_type
+                )));
+            }
             let (name, period) =
                 match p.predefined_metric_type.as_str() {
                     "ECSServiceAverageCPUUtilization" => ("CPUUtilization", 60),
@@ -387,12 +394,11 @@ fn tracking_alarms(
 /// PutScalingPolicy: creates or replaces a policy of a registered target. Replacing a target
 /// tracking policy replaces its alarms.
 pub async fn put(ctx: Ctx, input: PutRequest) -> Result<Value, ApiError> {
-    let (cluster, service) = ecs_resource(
+    let (cluster, service, resource_id) = ecs_resource(
         input.service_namespace.as_deref(),
         input.resource_id.as_deref(),
         input.scalable_dimension.as_deref(),
     )?;
-    let resource_id = format!("service/{cluster}/{service}");
     let name = input
         .policy_name
         .ok_or_else(|| validation("PolicyName is required."))?;
@@ -581,12 +587,11 @@ pub struct DeleteRequest {
 
 /// DeleteScalingPolicy: removes the policy and the alarms target tracking made for it.
 pub async fn delete(ctx: Ctx, input: DeleteRequest) -> Result<Value, ApiError> {
-    let (cluster, service) = ecs_resource(
+    let (_, _, resource_id) = ecs_resource(
         input.service_namespace.as_deref(),
         input.resource_id.as_deref(),
         input.scalable_dimension.as_deref(),
     )?;
-    let resource_id = format!("service/{cluster}/{service}");
     let name = input
         .policy_name
         .ok_or_else(|| validation("PolicyName is required."))?;

@@ -118,12 +118,11 @@ pub struct PutRequest {
 /// PutScheduledAction: creates an action of a registered target, or changes what is given of
 /// an existing one.
 pub async fn put(ctx: Ctx, input: PutRequest) -> Result<Value, ApiError> {
-    let (cluster, service) = ecs_resource(
+    let (_, _, resource_id) = ecs_resource(
         input.service_namespace.as_deref(),
         input.resource_id.as_deref(),
         input.scalable_dimension.as_deref(),
     )?;
-    let resource_id = format!("service/{cluster}/{service}");
     let name = input
         .scheduled_action_name
         .ok_or_else(|| validation("ScheduledActionName is required."))?;
@@ -279,12 +278,11 @@ pub struct DeleteRequest {
 
 /// DeleteScheduledAction.
 pub async fn delete(ctx: Ctx, input: DeleteRequest) -> Result<Value, ApiError> {
-    let (cluster, service) = ecs_resource(
+    let (_, _, resource_id) = ecs_resource(
         input.service_namespace.as_deref(),
         input.resource_id.as_deref(),
         input.scalable_dimension.as_deref(),
     )?;
-    let resource_id = format!("service/{cluster}/{service}");
     let name = input
         .scheduled_action_name
         .ok_or_else(|| validation("ScheduledActionName is required."))?;

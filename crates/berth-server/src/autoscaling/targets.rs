@@ -120,12 +120,11 @@ pub fn service_of(ctx: &Ctx, cluster: &str, service: &str) -> Result<ServiceReco
 /// RegisterScalableTarget: makes the service scalable between MinCapacity and MaxCapacity
 /// (both needed the first time), or changes what is given of an existing target.
 pub async fn register(ctx: Ctx, input: RegisterRequest) -> Result<Value, ApiError> {
-    let (cluster, service) = ecs_resource(
+    let (cluster, service, resource_id) = ecs_resource(
         input.service_namespace.as_deref(),
         input.resource_id.as_deref(),
         input.scalable_dimension.as_deref(),
     )?;
-    let resource_id = format!("service/{cluster}/{service}");
     authorize(&ctx, "RegisterScalableTarget", "*")?;
     service_of(&ctx, &cluster, &service)?;
     for (name, value) in [
@@ -257,12 +256,11 @@ pub struct DeregisterRequest {
 /// DeregisterScalableTarget: removes the target with its policies (and the alarms target
 /// tracking made for them) and scheduled actions, as AWS does.
 pub async fn deregister(ctx: Ctx, input: DeregisterRequest) -> Result<Value, ApiError> {
-    let (cluster, service) = ecs_resource(
+    let (_, _, resource_id) = ecs_resource(
         input.service_namespace.as_deref(),
         input.resource_id.as_deref(),
         input.scalable_dimension.as_deref(),
     )?;
-    let resource_id = format!("service/{cluster}/{service}");
     authorize(&ctx, "DeregisterScalableTarget", "*")?;
     let key = target_key(&resource_id);
     let found = ctx.get::<Target>(&key)?.ok_or_else(|| {

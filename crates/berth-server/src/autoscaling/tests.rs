@@ -6,7 +6,6 @@ use super::policies::Policy;
 use super::targets::{target_key, Target};
 use crate::app::App;
 use crate::cloudwatch::alarms::{alarm_key, Alarm};
-use crate::cloudwatch::{Datum, StatisticSet};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -68,25 +67,7 @@ fn desired(app: &App) -> i64 {
 }
 
 fn cpu(app: &App, at: i64, value: f64) {
-    app.cloudwatch
-        .put_at(
-            vec![(
-                Datum {
-                    namespace: "AWS/ECS".into(),
-                    metric_name: "CPUUtilization".into(),
-                    dimensions: vec![
-                        ("ClusterName".into(), "demo".into()),
-                        ("ServiceName".into(), "web".into()),
-                    ],
-                    timestamp: at,
-                    statistics: StatisticSet::single(value),
-                    unit: "Percent".into(),
-                },
-                false,
-            )],
-            at,
-        )
-        .expect("put");
+    crate::test_support::put_service_cpu(app, "demo", "web", at, value);
 }
 
 fn stored_target(app: &App) -> Target {
@@ -237,6 +218,10 @@ async fn target_tracking_makes_its_alarms_and_deleting_it_removes_them() {
     assert_eq!(policy["PolicyType"], "TargetTrackingScaling");
 
     let e = err(&app, "PutScalingPolicy", cpu_policy(50.0, json!({"PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget"}}))).await;
+    assert_eq!(e.name, "ValidationException");
+    let labelled = json!({"PredefinedMetricSpecification": {
+        "PredefinedMetricType": "ECSServiceAverageCPUUtilization", "ResourceLabel": "app/x"}});
+    let e = err(&app, "PutScalingPolicy", cpu_policy(50.0, labelled)).await;
     assert_eq!(e.name, "ValidationException");
 
     ok(&app, "DeleteScalingPolicy", json!({"PolicyName": "cpu", "ServiceNamespace": "ecs", "ResourceId": RESOURCE, "ScalableDimension": "ecs:service:DesiredCount"})).await;
@@ -405,6 +390,7 @@ fn reading(value: f64) -> Reading {
     Reading {
         value,
         since: 900.0,
+        window: vec![value],
     }
 }
 
@@ -687,4 +673,42 @@ async fn a_restart_in_the_middle_of_a_cooldown_keeps_it() {
     crate::cloudwatch::evaluate::evaluate_all(&app, after).await;
     assert_eq!(run_once(&app, after).await, 1);
     assert_eq!(desired(&app), 2);
+}
+
+#[test]
+fn step_scaling_aggregates_the_alarms_datapoints_as_its_metric_aggregation_type_says() {
+    let steps = |aggregation: Option<&str>| {
+        let mut config = json!({"AdjustmentType": "ChangeInCapacity", "StepAdjustments": [
+            {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 20, "ScalingAdjustment": 1},
+            {"MetricIntervalLowerBound": 20, "ScalingAdjustment": 3}]});
+        if let Some(aggregation) = aggregation {
+            config["MetricAggregationType"] = json!(aggregation);
+        }
+        policy("StepScaling", config)
+    };
+    let high = alarm("GreaterThanThreshold", 50.0);
+    let t = target(1, 10);
+    // The latest datapoint is 90; the three evaluated ones average 70, the least is 60.
+    let window = Reading {
+        value: 90.0,
+        since: 900.0,
+        window: vec![90.0, 60.0, 60.0],
+    };
+    let capacity = |aggregation| {
+        propose(
+            &t,
+            &steps(aggregation),
+            &[(&high, window.clone())],
+            2,
+            1000.0,
+        )
+        .map(|p| p.capacity)
+    };
+    assert_eq!(
+        capacity(None),
+        Some(5),
+        "Average by default: a breach of 20"
+    );
+    assert_eq!(capacity(Some("Minimum")), Some(3), "a breach of 10");
+    assert_eq!(capacity(Some("Maximum")), Some(5), "a breach of 40");
 }

@@ -310,16 +310,7 @@ pub async fn evaluate_all(app: &App, now_ms: i64) -> usize {
 
 /// Runs the evaluation loop until the server closes.
 pub fn spawn(app: Arc<App>) {
-    tokio::spawn(async move {
-        let mut closing = app.closing();
-        let mut ticks = tokio::time::interval(EVERY);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = closing.changed() => return,
-            }
-            evaluate_all(&app, super::store::now_ms()).await;
-        }
+    crate::controllers::every(app, EVERY, |app| async move {
+        evaluate_all(&app, super::store::now_ms()).await;
     });
 }

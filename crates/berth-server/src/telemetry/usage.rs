@@ -113,37 +113,31 @@ fn record(app: &Arc<App>, caller: Principal, body: &[u8]) -> Result<(), ApiError
 
 /// Publishes the metrics every [`TICK`] until the server closes.
 pub fn spawn(app: Arc<App>) {
-    tokio::spawn(async move {
-        let mut closing = app.closing();
-        let mut ticks = tokio::time::interval(TICK);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = closing.changed() => return,
-            }
-            let data = utilization(&app, Instant::now(), epoch_ms());
-            if data.is_empty() {
-                continue;
-            }
-            // `AWS/ECS` utilization is also kept per second (high resolution), which
-            // target tracking on the `…HighResolution` metric types reads.
-            let data: Vec<(Datum, bool)> = data
-                .into_iter()
-                .map(|d| {
-                    let high_resolution = d.namespace == NAMESPACE;
-                    (d, high_resolution)
-                })
-                .collect();
-            let store = Arc::clone(&app.cloudwatch);
-            let stored = tokio::task::spawn_blocking(move || store.put_at(data, epoch_ms())).await;
-            match stored {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!("cannot store ECS utilization metrics: {e}"),
-                Err(e) => tracing::warn!("cannot store ECS utilization metrics: {e}"),
-            }
-        }
-    });
+    crate::controllers::every(app, TICK, |app| async move { publish(&app).await });
+}
+
+/// Stores the utilization of this moment.
+async fn publish(app: &App) {
+    let data = utilization(app, Instant::now(), epoch_ms());
+    if data.is_empty() {
+        return;
+    }
+    // `AWS/ECS` utilization is also kept per second (high resolution), which target
+    // tracking on the `…HighResolution` metric types reads.
+    let data: Vec<(Datum, bool)> = data
+        .into_iter()
+        .map(|d| {
+            let high_resolution = d.namespace == NAMESPACE;
+            (d, high_resolution)
+        })
+        .collect();
+    let store = Arc::clone(&app.cloudwatch);
+    let stored = tokio::task::spawn_blocking(move || store.put_at(data, epoch_ms())).await;
+    match stored {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("cannot store ECS utilization metrics: {e}"),
+        Err(e) => tracing::warn!("cannot store ECS utilization metrics: {e}"),
+    }
 }
 
 fn epoch_ms() -> i64 {

@@ -4,7 +4,6 @@
 use super::{alarm_key, Alarm};
 use crate::app::App;
 use crate::cloudwatch::evaluate::{evaluate, evaluate_all, periods};
-use crate::cloudwatch::{Datum, StatisticSet};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -25,25 +24,7 @@ fn cpu_alarm(name: &str) -> Value {
 }
 
 fn cpu(app: &App, at: i64, value: f64) {
-    app.cloudwatch
-        .put_at(
-            vec![(
-                Datum {
-                    namespace: "AWS/ECS".into(),
-                    metric_name: "CPUUtilization".into(),
-                    dimensions: vec![
-                        ("ClusterName".into(), "default".into()),
-                        ("ServiceName".into(), "web".into()),
-                    ],
-                    timestamp: at,
-                    statistics: StatisticSet::single(value),
-                    unit: "Percent".into(),
-                },
-                false,
-            )],
-            at,
-        )
-        .expect("put");
+    crate::test_support::put_service_cpu(app, "default", "web", at, value);
 }
 
 fn stored(app: &App, name: &str) -> Alarm {
