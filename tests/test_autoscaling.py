@@ -3,21 +3,24 @@ real containers: a scalable target on a service's desired count, a target tracki
 its average CPU (the alarms it makes are CloudWatch alarms anyone can describe), a scheduled
 action in a time zone firing within 10 s of its time, bounds kept,
 errors in the service's own words, and a service whose task burns CPU scaled out by itself to
-the target's maximum, with the activity saying which alarm triggered which policy. (Scale-in
-and cooldowns run on a fake clock in the server's unit suite: ECS's scale-in alarm needs 15
-periods below the target.)"""
+the target's maximum, with the activity saying which alarm triggered which policy, and a
+fixed load shared by a service's tasks scaled out to its level and back in when it stops,
+on step scaling policies whose alarms have 20-s windows. (Target tracking's own scale-in
+needs 15 periods below the target: the unit suite runs it on a fake clock and `berth bench
+autoscaling-soak` on real containers.)"""
 
 from __future__ import annotations
 
 import datetime
 import json
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from botocore.exceptions import ClientError
 
-from harness import BerthUp, boto3_client, docker, wait_until
+from harness import REPO, BerthUp, boto3_client, docker, wait_until
 from iam_helpers import aws, cli_error
 
 CLUSTER = "default"
@@ -185,3 +188,97 @@ def test_a_scheduled_action_fires_within_ten_seconds_of_its_time(berth_up: Berth
         scaling.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION)
         assert scaling.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=resource)["ScheduledActions"] == []
         berth_up.ecs.delete_service(cluster=CLUSTER, service=name, force=True)
+
+
+# A task's share of a fixed load: the script `berth bench autoscaling-soak` runs.
+SHARED_LOAD = (REPO / "crates/berth/src/commands/bench/shared-load.sh").read_text()
+
+
+def test_a_shared_load_scales_out_to_its_level_and_back_in_when_it_stops(berth_up: BerthUp, scaling, cloudwatch, unique):
+    """One task's worth of CPU shared by the service's tasks (a task holding the one token
+    burns its whole limit; the others wait): at 1 task the average is 100 %, at 2 it is 50 %,
+    between the alarms' thresholds, so the service settles at 2; when the load stops it goes
+    back to 1, with one reversal of direction in the whole run."""
+    name = unique("shared")
+    volume = f"berth-test-{name}"
+    berth_up.ecs.register_task_definition(
+        family=name,
+        cpu="256",
+        memory="64",
+        volumes=[{"name": volume, "dockerVolumeConfiguration": {"scope": "shared", "autoprovision": True, "driver": "local"}}],
+        containerDefinitions=[{
+            "name": "app", "image": "busybox", "essential": True, "command": ["sh", "-c", SHARED_LOAD],
+            "environment": [{"name": "TOKENS", "value": "1"}],
+            "mountPoints": [{"sourceVolume": volume, "containerPath": "/load"}],
+            "stopTimeout": 5,
+        }],
+    )
+    berth_up.ecs.create_service(cluster=CLUSTER, serviceName=name, taskDefinition=name, desiredCount=1)
+    resource = f"service/{CLUSTER}/{name}"
+    scaling.register_scalable_target(
+        ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION, MinCapacity=1, MaxCapacity=4
+    )
+
+    def step_policy(policy: str, step: dict, cooldown: int) -> str:
+        return scaling.put_scaling_policy(
+            PolicyName=policy, ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION,
+            PolicyType="StepScaling",
+            StepScalingPolicyConfiguration={"AdjustmentType": "ChangeInCapacity", "Cooldown": cooldown,
+                                            "MetricAggregationType": "Average", "StepAdjustments": [step]},
+        )["PolicyARN"]
+
+    # The out policy's cooldown outlasts the datapoints from before the new task ran.
+    out_arn = step_policy("out", {"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}, 120)
+    in_arn = step_policy("in", {"MetricIntervalUpperBound": 0.0, "ScalingAdjustment": -1}, 60)
+    alarms = {"high": (75.0, "GreaterThanThreshold", out_arn), "low": (25.0, "LessThanThreshold", in_arn)}
+    for suffix, (threshold, operator, arn) in alarms.items():
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"{name}-{suffix}", Namespace="AWS/ECS", MetricName="CPUUtilization",
+            Dimensions=[{"Name": "ClusterName", "Value": CLUSTER}, {"Name": "ServiceName", "Value": name}],
+            Statistic="Average", Period=20, EvaluationPeriods=2, Threshold=threshold,
+            ComparisonOperator=operator, AlarmActions=[arn],
+        )
+    counts = [1]
+
+    def watch(wanted: int) -> bool:
+        now = desired_count(berth_up, name)
+        if now != counts[-1]:
+            counts.append(now)
+        return now == wanted
+
+    try:
+        wait_until(lambda: watch(2), 150, "the service to scale out to 2", interval=1, diagnose=berth_up.server.log_tail)
+        # It holds there: 50 % is between the thresholds, and the first task's datapoints from
+        # before the second ran are behind the cooldown.
+        for _ in range(40):
+            watch(2)
+            time.sleep(1)
+        assert counts == [1, 2], f"desired counts seen: {counts}"
+        [high] = cloudwatch.describe_alarms(AlarmNames=[f"{name}-high"])["MetricAlarms"]
+        assert high["StateValue"] == "OK", high["StateReason"]
+
+        docker("run", "--rm", "-v", f"{volume}:/load", "berth-test/busybox:latest", "touch", "/load/stop")
+        wait_until(lambda: watch(1), 120, "the service to scale back in to 1", interval=1, diagnose=berth_up.server.log_tail)
+        assert counts == [1, 2, 1], f"one reversal of direction, no more: {counts}"
+        activities = scaling.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
+        assert [a["Description"] for a in activities[:2]] == [
+            "Setting desired count to 1 (from 2).", "Setting desired count to 2 (from 1)."
+        ], activities
+        assert f"alarm {name}-low" in activities[0]["Cause"] and "triggered policy in" in activities[0]["Cause"], activities[0]
+        # The load is gone, not moved: the task left holds no token and idles.
+        wait_until(
+            lambda: len(berth_up.ecs.list_tasks(cluster=CLUSTER, serviceName=name, desiredStatus="RUNNING")["taskArns"]) == 1,
+            60, "one task",
+        )
+        assert docker("run", "--rm", "-v", f"{volume}:/load", "berth-test/busybox:latest", "ls", "/load").split() == ["stop"]
+    finally:
+        scaling.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=DIMENSION)
+        cloudwatch.delete_alarms(AlarmNames=[f"{name}-high", f"{name}-low"])
+        berth_up.ecs.delete_service(cluster=CLUSTER, service=name, force=True)
+        # The shared volume outlives the service, as on ECS; containers the agent has not
+        # removed yet still hold it.
+        wait_until(lambda: not docker("ps", "-q", "--filter", f"volume={volume}").strip(), 60, "the service's tasks to stop")
+        holders = docker("ps", "-aq", "--filter", f"volume={volume}", check=False).split()
+        if holders:
+            docker("rm", "-f", *holders, check=False)
+        docker("volume", "rm", "-f", volume, check=False)

@@ -89,6 +89,8 @@ pub struct App {
     pub logs: Arc<crate::logs::LogStore>,
     /// CloudWatch metrics: the series.
     pub cloudwatch: Arc<crate::cloudwatch::MetricStore>,
+    /// What the load balancers' health checks found of their targets.
+    pub elb_health: Arc<crate::elbv2::health::HealthBoard>,
     /// The tasks' last CPU and memory figures, as their agents report them.
     pub usage: crate::telemetry::usage::UsageBoard,
     /// Encryption at rest of secret values and SecureString parameters.
@@ -153,6 +155,7 @@ impl App {
             metrics_token,
             logs: Arc::new(logs),
             cloudwatch: Arc::new(cloudwatch),
+            elb_health: Arc::default(),
             usage: Default::default(),
             vault,
             placement: Default::default(),

@@ -233,6 +233,7 @@ fn namespace_of(service: &str) -> &'static str {
     match service {
         "sts" => crate::sts::NAMESPACE,
         "monitoring" => crate::cloudwatch::NAMESPACE,
+        "elasticloadbalancing" => crate::elbv2::NAMESPACE,
         _ => crate::iam::NAMESPACE,
     }
 }
@@ -498,10 +499,14 @@ async fn handle_query(
             crate::cloudwatch::NAMESPACE,
             guarded(async move { crate::cloudwatch::dispatch_query(ctx, request).await }).await?,
         ),
+        "elasticloadbalancing" => (
+            crate::elbv2::NAMESPACE,
+            guarded(async move { crate::elbv2::dispatch(ctx, request).await }).await?,
+        ),
         other => {
             return Err(ApiError::new(
                 "InvalidAction",
-                format!("Berth serves no query API for the service '{other}': sign IAM requests for 'iam', STS requests for 'sts' and CloudWatch requests for 'monitoring'."),
+                format!("Berth serves no query API for the service '{other}': sign IAM requests for 'iam', STS requests for 'sts', CloudWatch requests for 'monitoring' and ELBv2 requests for 'elasticloadbalancing'."),
             ))
         }
     };

@@ -3,11 +3,14 @@
 //! (CloudWatch re-invokes a scaling policy for as long as its alarm stays in ALARM).
 //!
 //! Target tracking scales in proportion: the new count is `ceil(count × metric ÷ target)`,
-//! at least one more on a scale-out; a scale-in goes down to that count only when every
+//! with a ratio less than 1 % above a whole number of tasks
+//! taken as that number (a CPU held at its limit samples as 100.2 %: without the tolerance
+//! that noise alone would add a task, and a service held at its target would swing between
+//! two counts); a scale-in goes down to that count only when every
 //! target tracking policy of the service agrees, and never while a scale-out or scale-in
 //! cooldown runs (`ScaleOutCooldown`, `ScaleInCooldown`, 300 s by default as on ECS). A
 //! scale-out may go further during its cooldown only past what the last one set. Step
-//! scaling applies the step whose interval holds the breach (metric − threshold). The
+//! scaling applies the step whose interval holds the breach (metric − threshold).
 //! Scheduled actions set the target's bounds when their schedule fires. The
 //! controller changes only the service's desired count, through UpdateService; the
 //! deployment controller does the rest. Each change is an activity on the target, with its
@@ -33,6 +36,15 @@ use std::time::Duration;
 const EVERY: Duration = Duration::from_secs(5);
 /// ECS's default cooldowns, seconds.
 const DEFAULT_COOLDOWN: i64 = 300;
+/// How far above a whole number of tasks a target tracking ratio may be and still count as
+/// that number: sampling noise, not load.
+const RATIO_TOLERANCE: f64 = 0.01;
+
+/// The tasks target tracking asks for at `current` with the metric at `value`.
+pub fn tracked_count(current: i64, value: f64, target_value: f64) -> i64 {
+    let ratio = current.max(1) as f64 * value / target_value;
+    (ratio / (1.0 + RATIO_TOLERANCE)).ceil() as i64
+}
 
 /// A change a policy asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,13 +131,13 @@ pub fn propose(
         if reading.since < last {
             return None;
         }
-        let wanted = (current.max(1) as f64 * reading.value / config.target_value).ceil() as i64;
+        let wanted = tracked_count(current, reading.value, config.target_value);
         let out = alarm.comparison_operator.starts_with("Greater");
         if out {
             if target.suspended.dynamic_scaling_out_suspended {
                 return None;
             }
-            let capacity = wanted.max(current + 1).min(target.max);
+            let capacity = wanted.min(target.max);
             let cooldown = config.scale_out_cooldown.unwrap_or(DEFAULT_COOLDOWN) as f64;
             let cooling = target
                 .last_scale_out

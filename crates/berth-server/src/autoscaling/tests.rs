@@ -1,7 +1,7 @@
 //! Application Auto Scaling on an in-memory server: targets, policies and the alarms target
 //! tracking makes, and the controller on synthetic metrics at chosen times.
 
-use super::controller::{decide, propose, run_once, Proposal, Reading};
+use super::controller::{decide, propose, run_once, tracked_count, Proposal, Reading};
 use super::policies::Policy;
 use super::targets::{target_key, Target};
 use crate::app::App;
@@ -395,6 +395,20 @@ fn reading(value: f64) -> Reading {
 }
 
 #[test]
+fn target_tracking_takes_sampling_noise_above_a_whole_count_as_that_count() {
+    // One task at its CPU limit samples as 100.2 %: two tasks bring it to 50 %, not three.
+    assert_eq!(tracked_count(1, 100.2, 50.0), 2);
+    // Three tasks sharing two tasks' load: 66.8 % asks for four.
+    assert_eq!(tracked_count(3, 66.8, 50.0), 4);
+    // Real excess is load: 3 % above two tasks' worth needs a third.
+    assert_eq!(tracked_count(1, 103.0, 50.0), 3);
+    assert_eq!(tracked_count(4, 10.0, 50.0), 1);
+    assert_eq!(tracked_count(4, 0.0, 50.0), 0);
+    // No task yet counts as one.
+    assert_eq!(tracked_count(0, 100.0, 50.0), 2);
+}
+
+#[test]
 fn step_scaling_applies_the_step_that_holds_the_breach() {
     let steps = json!({"AdjustmentType": "ChangeInCapacity", "Cooldown": 60, "StepAdjustments": [
         {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 20, "ScalingAdjustment": 1},
@@ -480,6 +494,30 @@ fn target_tracking_respects_disable_scale_in_suspension_and_max() {
     assert_eq!(
         propose(&t, &tracking(json!({})), &[(&low, reading(10.0))], 3, 0.0).map(|p| p.capacity),
         Some(1)
+    );
+    // A service held at its target whose high alarm fires on noise (50.2 % > 50 %) stays:
+    // one more task would put it under the low alarm, and it would swing back.
+    let wide = target(1, 10);
+    assert_eq!(
+        propose(
+            &wide,
+            &tracking(json!({})),
+            &[(&high, reading(50.2))],
+            4,
+            0.0
+        ),
+        None
+    );
+    assert_eq!(
+        propose(
+            &wide,
+            &tracking(json!({})),
+            &[(&high, reading(60.0))],
+            4,
+            0.0
+        )
+        .map(|p| p.capacity),
+        Some(5)
     );
 }
 

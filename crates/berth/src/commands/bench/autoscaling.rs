@@ -131,7 +131,7 @@ pub async fn run(args: AutoscalingArgs) -> anyhow::Result<()> {
 }
 
 /// An Application Auto Scaling call.
-async fn scaling(
+pub(super) async fn scaling(
     client: &ServerClient,
     op: &str,
     body: serde_json::Value,

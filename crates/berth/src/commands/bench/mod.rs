@@ -7,6 +7,7 @@ pub mod restart;
 pub mod run_task;
 pub mod scheduler;
 pub mod sigv4;
+pub mod soak;
 pub mod telemetry;
 
 use clap::Subcommand;
@@ -22,6 +23,9 @@ pub enum BenchCommand {
     Fleet(fleet::FleetArgs),
     /// Alarm evaluation and the scaling controller over N scalable targets: CPU per minute.
     Autoscaling(autoscaling::AutoscalingArgs),
+    /// Target tracking end to end on real containers sharing a fixed load: scale-out, level,
+    /// scale-in, reversals.
+    AutoscalingSoak(soak::SoakArgs),
     /// The web console's pages on a cluster of N running tasks: median and p99 render time.
     Console(console::ConsoleArgs),
     /// Signed requests verified per second on one core.
@@ -51,6 +55,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Sigv4(args) => sigv4::run(args).await,
         BenchCommand::Console(args) => console::run(args).await,
         BenchCommand::Autoscaling(args) => autoscaling::run(args).await,
+        BenchCommand::AutoscalingSoak(args) => soak::run(args).await,
         BenchCommand::Logs(args) => telemetry::logs(args).await,
         BenchCommand::FilterLogs(args) => telemetry::filter_logs(args).await,
         BenchCommand::AgentIdle(args) => telemetry::agent_idle(args).await,

@@ -20,19 +20,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The test image (`scripts/build-test-image`).
-const IMAGE: &str = "berth-test/busybox:latest";
-const CLUSTER: &str = "bench";
+pub(super) const IMAGE: &str = "berth-test/busybox:latest";
+pub(super) const CLUSTER: &str = "bench";
 
 /// A server in this process and an agent in its own, on a temp dir.
-struct Rig {
+pub(super) struct Rig {
     server: Option<berth_server::Server>,
-    client: ServerClient,
+    pub(super) client: ServerClient,
     agent: Child,
     _dir: tempfile::TempDir,
 }
 
 impl Rig {
-    async fn start() -> anyhow::Result<Rig> {
+    pub(super) async fn start() -> anyhow::Result<Rig> {
         let dir = tempfile::tempdir().context("temp dir")?;
         let (server, credentials) = super::local_server(dir.path(), CLUSTER).await?;
         let endpoint = server.endpoint();
@@ -147,7 +147,7 @@ impl Rig {
     }
 
     /// Stops every task, the agent and the server; removes the containers.
-    async fn finish(mut self, arns: &[String]) {
+    pub(super) async fn finish(mut self, arns: &[String]) {
         for arn in arns {
             let _ = call(
                 &self.client,
@@ -184,7 +184,7 @@ impl Rig {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

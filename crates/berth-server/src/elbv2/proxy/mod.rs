@@ -1,0 +1,1 @@
+//! The load balancers' data plane (to be built).
