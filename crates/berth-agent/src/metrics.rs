@@ -126,6 +126,9 @@ impl ContainerRuntime for MeasuredRuntime {
     async fn stats(&self, id: &str) -> Result<serde_json::Value> {
         measured!(self, "stats", self.inner.stats(id))
     }
+    async fn stats_with_previous(&self, id: &str) -> Result<serde_json::Value> {
+        measured!(self, "stats", self.inner.stats_with_previous(id))
+    }
     async fn logs(&self, id: &str, since: u64, follow: bool) -> Result<LogLines> {
         measured!(self, "logs", self.inner.logs(id, since, follow))
     }

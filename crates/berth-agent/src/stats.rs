@@ -3,7 +3,8 @@
 //! them per task and reports them to the server (`berth_core::telemetry::STATS_PATH`),
 //! which publishes ECS's `CPUUtilization` and `MemoryUtilization` metrics.
 //!
-//! CPU use is the container's CPU time over the interval between two samples, in ECS CPU
+//! CPU use is the container's CPU time over the interval between two samples (for a container
+//! seen for the first time, Docker's sample of a second before), in ECS CPU
 //! units (1,024 per core); memory is what the container uses less its inactive page cache,
 //! as `docker stats` shows it; network and block I/O are bytes per second over the interval.
 
@@ -42,19 +43,21 @@ pub struct IoCounters {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub cpu: Option<CpuCounters>,
+    /// The sample Docker took about a second before, when asked for it.
+    pub previous_cpu: Option<CpuCounters>,
     /// Memory in use without the inactive page cache, in MiB.
     pub memory_mib: f64,
     pub io: IoCounters,
 }
 
-/// Reads a sample out of Docker's stats JSON (cgroup v1 or v2).
-pub fn sample_of(stats: &serde_json::Value) -> Sample {
-    let cpu_stats = &stats["cpu_stats"];
-    let cpu = match (
+/// A container's CPU counters in Docker's `cpu_stats` (or `precpu_stats`) object, if it has
+/// them (the previous sample of a one-shot answer is empty).
+fn cpu_counters(cpu_stats: &serde_json::Value) -> Option<CpuCounters> {
+    match (
         cpu_stats["cpu_usage"]["total_usage"].as_f64(),
         cpu_stats["system_cpu_usage"].as_f64(),
     ) {
-        (Some(container_ns), Some(system_ns)) => Some(CpuCounters {
+        (Some(container_ns), Some(system_ns)) if system_ns > 0.0 => Some(CpuCounters {
             container_ns,
             system_ns,
             online_cpus: cpu_stats["online_cpus"]
@@ -68,7 +71,13 @@ pub fn sample_of(stats: &serde_json::Value) -> Sample {
                 .unwrap_or(1.0),
         }),
         _ => None,
-    };
+    }
+}
+
+/// Reads a sample out of Docker's stats JSON (cgroup v1 or v2).
+pub fn sample_of(stats: &serde_json::Value) -> Sample {
+    let cpu = cpu_counters(&stats["cpu_stats"]);
+    let previous_cpu = cpu_counters(&stats["precpu_stats"]);
     let memory = &stats["memory_stats"];
     let usage = memory["usage"].as_f64().unwrap_or(0.0);
     let cache = memory["stats"]["inactive_file"]
@@ -97,6 +106,7 @@ pub fn sample_of(stats: &serde_json::Value) -> Sample {
     }
     Sample {
         cpu,
+        previous_cpu,
         memory_mib: (usage - cache).max(0.0) / (1024.0 * 1024.0),
         io,
     }
@@ -158,15 +168,25 @@ pub async fn run(
         let sampled: Vec<(String, String, Option<Sample>)> = futures_util::stream::iter(running)
             .map(|(id, task)| {
                 let runtime = Arc::clone(&runtime);
+                // A container seen for the first time is asked for Docker's sample of a
+                // second before too, so its CPU use is known now rather than a tick later.
+                let new = !last.contains_key(&id);
                 async move {
-                    let sample = runtime.stats(&id).await.ok().map(|s| sample_of(&s));
-                    (id, task, sample)
+                    let stats = if new {
+                        runtime.stats_with_previous(&id).await
+                    } else {
+                        runtime.stats(&id).await
+                    };
+                    (id, task, stats.ok().map(|s| sample_of(&s)))
                 }
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
         let mut tasks: BTreeMap<String, TaskUsage> = BTreeMap::new();
+        // Tasks none of whose containers has a CPU figure yet: reporting them would count
+        // a task that has just started as idle.
+        let mut cpu_known: std::collections::HashSet<String> = Default::default();
         let mut seen = HashMap::new();
         let at = std::time::Instant::now();
         for (id, task, sample) in sampled {
@@ -181,10 +201,18 @@ pub async fn run(
                 storage_write_bytes_per_second: 0.0,
             });
             usage.memory_mib += sample.memory_mib;
-            if let Some((before_cpu, before_io, then)) = last.get(&id) {
-                if let (Some(before), Some(now)) = (before_cpu, sample.cpu) {
-                    usage.cpu_units += cpu_units(*before, now).unwrap_or(0.0);
-                }
+            let before_cpu = match last.get(&id) {
+                Some((before, _, _)) => *before,
+                None => sample.previous_cpu,
+            };
+            if let Some(units) = before_cpu
+                .zip(sample.cpu)
+                .and_then(|(before, now)| cpu_units(before, now))
+            {
+                usage.cpu_units += units;
+                cpu_known.insert(usage.task.clone());
+            }
+            if let Some((_, before_io, then)) = last.get(&id) {
                 let rates = io_rates(
                     *before_io,
                     sample.io,
@@ -198,6 +226,7 @@ pub async fn run(
             seen.insert(id, (sample.cpu, sample.io, at));
         }
         last = seen;
+        tasks.retain(|task, _| cpu_known.contains(task));
         if tasks.is_empty() {
             continue;
         }
@@ -239,6 +268,26 @@ mod tests {
         assert_eq!(sample.memory_mib, 100.0);
         let cpu = sample.cpu.expect("cpu counters");
         assert_eq!(cpu.online_cpus, 2.0);
+    }
+
+    #[test]
+    fn the_previous_sample_gives_a_first_look_its_cpu_and_a_one_shot_answer_has_none() {
+        let stats = json!({
+            "cpu_stats": {"cpu_usage": {"total_usage": 3_000_000_000u64}, "system_cpu_usage": 42_000_000_000u64, "online_cpus": 2},
+            "precpu_stats": {"cpu_usage": {"total_usage": 2_000_000_000u64}, "system_cpu_usage": 40_000_000_000u64, "online_cpus": 2},
+        });
+        let sample = sample_of(&stats);
+        let units = cpu_units(
+            sample.previous_cpu.expect("previous"),
+            sample.cpu.expect("now"),
+        );
+        // A whole core of two over the second between them: half the host, 1,024 units.
+        assert_eq!(units, Some(1024.0));
+        let one_shot = json!({
+            "cpu_stats": {"cpu_usage": {"total_usage": 3_000_000_000u64}, "system_cpu_usage": 42_000_000_000u64},
+            "precpu_stats": {"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0},
+        });
+        assert_eq!(sample_of(&one_shot).previous_cpu, None);
     }
 
     #[test]

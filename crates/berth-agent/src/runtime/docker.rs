@@ -44,6 +44,24 @@ pub struct DockerRuntime {
 }
 
 impl DockerRuntime {
+    /// Docker's stats of container `id`: one sample, or with `one_shot` false also the one
+    /// taken a second before it (`precpu_stats`).
+    async fn stats_sample(&self, id: &str, one_shot: bool) -> Result<serde_json::Value> {
+        use futures_util::StreamExt;
+        let options = bollard::query_parameters::StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(one_shot)
+            .build();
+        let sample = self
+            .docker
+            .stats(id, Some(options))
+            .next()
+            .await
+            .ok_or_else(|| RuntimeError::Other(format!("no statistics for {id}")))?
+            .map_err(|e| container_error(id, &e, RuntimeError::Other))?;
+        serde_json::to_value(sample).map_err(|e| RuntimeError::Other(e.to_string()))
+    }
+
     /// Connects to the local Docker daemon: `DOCKER_HOST` when set (`unix://` or `tcp://`), else
     /// the unix socket `/var/run/docker.sock`; then negotiates the API version, so that older
     /// daemons (Docker 20.10 speaks API 1.41) are addressed in their own version.
@@ -479,19 +497,12 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn stats(&self, id: &str) -> Result<serde_json::Value> {
-        use futures_util::StreamExt;
-        let options = bollard::query_parameters::StatsOptionsBuilder::default()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let sample = self
-            .docker
-            .stats(id, Some(options))
-            .next()
-            .await
-            .ok_or_else(|| RuntimeError::Other(format!("no statistics for {id}")))?
-            .map_err(|e| container_error(id, &e, RuntimeError::Other))?;
-        serde_json::to_value(sample).map_err(|e| RuntimeError::Other(e.to_string()))
+        self.stats_sample(id, true).await
+    }
+
+    async fn stats_with_previous(&self, id: &str) -> Result<serde_json::Value> {
+        // Without one-shot, Docker samples twice, a second apart, and answers both.
+        self.stats_sample(id, false).await
     }
 
     async fn logs(&self, id: &str, since: u64, follow: bool) -> Result<LogLines> {

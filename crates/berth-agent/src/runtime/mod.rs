@@ -362,6 +362,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
             "this container runtime keeps no statistics".into(),
         ))
     }
+    /// Like [`stats`](Self::stats), but also with the sample taken about a second before
+    /// (`precpu_stats`), so a container's CPU use is known from its first look; slower.
+    async fn stats_with_previous(&self, id: &str) -> Result<serde_json::Value> {
+        self.stats(id).await
+    }
     /// The output of container `id` from second `since` (epoch seconds; 0: all of it), and
     /// with `follow` what it writes next, until it stops.
     async fn logs(&self, id: &str, since: u64, follow: bool) -> Result<LogLines> {

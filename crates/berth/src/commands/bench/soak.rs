@@ -145,14 +145,7 @@ async fn soak(rig: &Rig, args: &SoakArgs, volume: &str) -> anyhow::Result<()> {
     let settle = Duration::from_secs(args.settle_minutes * 60);
     let mut held_since = Instant::now();
     loop {
-        let desired = desired_count(rig).await?;
-        if desired != current {
-            changes.push((started.elapsed().as_secs_f64(), current, desired));
-            println!(
-                "  {:>6.1} s: desired count {current} -> {desired}",
-                started.elapsed().as_secs_f64()
-            );
-            current = desired;
+        if watch(rig, started, &mut current, &mut changes).await? {
             held_since = Instant::now();
         }
         if !changes.is_empty() && held_since.elapsed() >= settle {
@@ -183,15 +176,7 @@ async fn soak(rig: &Rig, args: &SoakArgs, volume: &str) -> anyhow::Result<()> {
             );
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let desired = desired_count(rig).await?;
-        if desired != current {
-            changes.push((started.elapsed().as_secs_f64(), current, desired));
-            println!(
-                "  {:>6.1} s: desired count {current} -> {desired}",
-                started.elapsed().as_secs_f64()
-            );
-            current = desired;
-        }
+        watch(rig, started, &mut current, &mut changes).await?;
     }
     let scale_in = stopped.elapsed().as_secs_f64();
     let activities = scaling(
@@ -236,6 +221,25 @@ async fn soak(rig: &Rig, args: &SoakArgs, volume: &str) -> anyhow::Result<()> {
         if reversals <= 1 { "met" } else { "NOT met" }
     );
     Ok(())
+}
+
+/// Reads the desired count; a change from `current` is printed and added to `changes`.
+/// Whether it changed.
+async fn watch(
+    rig: &Rig,
+    started: Instant,
+    current: &mut i64,
+    changes: &mut Vec<Change>,
+) -> anyhow::Result<bool> {
+    let desired = desired_count(rig).await?;
+    if desired == *current {
+        return Ok(false);
+    }
+    let at = started.elapsed().as_secs_f64();
+    println!("  {at:>6.1} s: desired count {current} -> {desired}");
+    changes.push((at, *current, desired));
+    *current = desired;
+    Ok(true)
 }
 
 async fn desired_count(rig: &Rig) -> anyhow::Result<i64> {

@@ -1,0 +1,245 @@
+"""Elastic Load Balancing v2's control plane on Berth's endpoint, from boto3's `elbv2` client
+and the AWS CLI, on `berth up`: a load balancer, a target group, a listener forwarding to it, a
+rule on a path, targets registered (unused before a listener forwards to their group, initial
+after), drained on deregistration, tags, deletes in the order ELB requires; errors in ELB's own
+words; and an IAM user without elasticloadbalancing permissions refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import BerthUp, boto3_client
+from iam_helpers import allow, aws, cli_error, delete_user, error_of, make_user
+
+ARN_PREFIX = "arn:aws:elasticloadbalancing:us-east-1:000000000000:"
+
+
+@pytest.fixture(scope="module")
+def elbv2(berth_up: BerthUp):
+    """ELBv2 through the recording proxy."""
+    return boto3_client(berth_up.endpoint, berth_up.server.credentials, service="elbv2")
+
+
+def health(elbv2, group: str) -> list[tuple[str, int, str, str]]:
+    described = elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
+    return [
+        (d["Target"]["Id"], d["Target"]["Port"], d["TargetHealth"]["State"], d["TargetHealth"].get("Reason", ""))
+        for d in described
+    ]
+
+
+def test_a_load_balancer_forwards_to_a_target_group_whose_targets_register_and_drain(elbv2, unique):
+    name = unique("web")
+    lb = elbv2.create_load_balancer(Name=name, Subnets=["subnet-1", "subnet-2"], Tags=[{"Key": "team", "Value": "blue"}])[
+        "LoadBalancers"
+    ][0]
+    lb_arn = lb["LoadBalancerArn"]
+    assert lb_arn.startswith(f"{ARN_PREFIX}loadbalancer/app/{name}/")
+    assert lb["Type"] == "application" and lb["Scheme"] == "internet-facing"
+    assert lb["State"]["Code"] == "active" and lb["IpAddressType"] == "ipv4"
+    assert lb["DNSName"].startswith(f"{name}-") and lb["DNSName"].endswith(".us-east-1.elb.localhost")
+    assert [z["SubnetId"] for z in lb["AvailabilityZones"]] == ["subnet-1", "subnet-2"]
+    assert elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]["LoadBalancerArn"] == lb_arn
+    attributes = {
+        a["Key"]: a["Value"] for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb_arn)["Attributes"]
+    }
+    assert attributes["idle_timeout.timeout_seconds"] == "60"
+    assert attributes["deletion_protection.enabled"] == "false"
+
+    group = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=8080, TargetType="ip", VpcId="vpc-1")[
+        "TargetGroups"
+    ][0]
+    group_arn = group["TargetGroupArn"]
+    assert group_arn.startswith(f"{ARN_PREFIX}targetgroup/{name}/")
+    assert (group["HealthCheckPath"], group["HealthCheckPort"], group["Matcher"]["HttpCode"]) == ("/", "traffic-port", "200")
+    assert group["HealthCheckIntervalSeconds"] == 30 and group["HealthyThresholdCount"] == 5
+    assert group["LoadBalancerArns"] == []
+    # The same group again is the same group.
+    again = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=8080, TargetType="ip", VpcId="vpc-1")
+    assert again["TargetGroups"][0]["TargetGroupArn"] == group_arn
+
+    elbv2.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": "10.1.0.1"}, {"Id": "10.1.0.2", "Port": 9090}])
+    assert health(elbv2, group_arn) == [
+        ("10.1.0.1", 8080, "unused", "Target.NotInUse"),
+        ("10.1.0.2", 9090, "unused", "Target.NotInUse"),
+    ]
+
+    listener = elbv2.create_listener(
+        LoadBalancerArn=lb_arn,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
+    )["Listeners"][0]
+    listener_arn = listener["ListenerArn"]
+    assert listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"] == [{"TargetGroupArn": group_arn, "Weight": 1}]
+    described = elbv2.describe_target_groups(LoadBalancerArn=lb_arn)["TargetGroups"]
+    assert [g["TargetGroupArn"] for g in described] == [group_arn]
+    assert described[0]["LoadBalancerArns"] == [lb_arn]
+    assert [s for _, _, s, _ in health(elbv2, group_arn)] == ["initial", "initial"]
+    assert health(elbv2, group_arn)[0][3] == "Elb.RegistrationInProgress"
+    described = elbv2.describe_target_health(TargetGroupArn=group_arn, Targets=[{"Id": "10.1.0.2", "Port": 9090}])
+    assert described["TargetHealthDescriptions"][0]["HealthCheckPort"] == "9090"
+
+    rule = elbv2.create_rule(
+        ListenerArn=listener_arn,
+        Priority=10,
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}],
+        Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain"}}],
+    )["Rules"][0]
+    assert rule["Priority"] == "10" and rule["IsDefault"] is False
+    assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/api/*"]
+    rules = elbv2.describe_rules(ListenerArn=listener_arn)["Rules"]
+    assert [(r["Priority"], r["IsDefault"]) for r in rules] == [("10", False), ("default", True)]
+    assert rules[1]["Actions"][0]["TargetGroupArn"] == group_arn
+
+    elbv2.deregister_targets(TargetGroupArn=group_arn, Targets=[{"Id": "10.1.0.1"}])
+    assert health(elbv2, group_arn)[0] == ("10.1.0.1", 8080, "draining", "Target.DeregistrationInProgress")
+    # Registered again while draining, it is registered again.
+    elbv2.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": "10.1.0.1"}])
+    assert health(elbv2, group_arn)[0][2] == "initial"
+
+    elbv2.add_tags(ResourceArns=[group_arn, listener_arn, rule["RuleArn"]], Tags=[{"Key": "env", "Value": "test"}])
+    tags = elbv2.describe_tags(ResourceArns=[lb_arn, group_arn, rule["RuleArn"]])["TagDescriptions"]
+    env = [{"Key": "env", "Value": "test"}]
+    assert [d["Tags"] for d in tags] == [[{"Key": "team", "Value": "blue"}], env, env]
+    elbv2.remove_tags(ResourceArns=[group_arn], TagKeys=["env"])
+    assert elbv2.describe_tags(ResourceArns=[group_arn])["TagDescriptions"][0].get("Tags", []) == []
+
+    code, status = error_of(elbv2.delete_target_group, TargetGroupArn=group_arn)
+    assert (code, status) == ("ResourceInUse", 400)
+    elbv2.delete_rule(RuleArn=rule["RuleArn"])
+    elbv2.delete_listener(ListenerArn=listener_arn)
+    assert elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"] == []
+    elbv2.delete_target_group(TargetGroupArn=group_arn)
+    elbv2.delete_load_balancer(LoadBalancerArn=lb_arn)
+    # Deleting again is no error, as on AWS.
+    elbv2.delete_load_balancer(LoadBalancerArn=lb_arn)
+    assert error_of(elbv2.describe_load_balancers, LoadBalancerArns=[lb_arn]) == ("LoadBalancerNotFound", 400)
+
+
+def test_errors_come_in_elbs_own_words(elbv2, unique):
+    name = unique("err")
+    assert error_of(elbv2.create_load_balancer, Name="internal-x") == ("ValidationError", 400)
+    assert error_of(elbv2.create_load_balancer, Name="bad_name") == ("ValidationError", 400)
+    lb_arn = elbv2.create_load_balancer(Name=name)["LoadBalancers"][0]["LoadBalancerArn"]
+    assert error_of(elbv2.create_load_balancer, Name=name, Scheme="internal") == ("DuplicateLoadBalancerName", 400)
+
+    assert error_of(elbv2.create_target_group, Name=name, Protocol="HTTPS", Port=443) == ("ValidationError", 400)
+    assert error_of(elbv2.create_target_group, Name=name, Protocol="UDP", Port=53) == ("ValidationError", 400)
+    assert error_of(elbv2.create_target_group, Name=name, TargetType="lambda") == ("ValidationError", 400)
+    group_arn = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80)["TargetGroups"][0]["TargetGroupArn"]
+    assert error_of(elbv2.create_target_group, Name=name, Protocol="HTTP", Port=81) == ("DuplicateTargetGroupName", 400)
+    assert error_of(elbv2.register_targets, TargetGroupArn=group_arn, Targets=[{"Id": "10.0.0.1"}]) == ("InvalidTarget", 400)
+
+    forward = [{"Type": "forward", "TargetGroupArn": group_arn}]
+    assert error_of(elbv2.create_listener, LoadBalancerArn=lb_arn, Protocol="HTTPS", Port=443, DefaultActions=forward) == (
+        "UnsupportedProtocol",
+        400,
+    )
+    listener_arn = elbv2.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80, DefaultActions=forward)[
+        "Listeners"
+    ][0]["ListenerArn"]
+    fixed = [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}]
+    assert error_of(elbv2.create_listener, LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80, DefaultActions=fixed) == (
+        "DuplicateListener",
+        400,
+    )
+    condition = [{"Field": "host-header", "Values": ["a.example.com"]}]
+    elbv2.create_rule(ListenerArn=listener_arn, Priority=1, Conditions=condition, Actions=fixed)
+    assert error_of(elbv2.create_rule, ListenerArn=listener_arn, Priority=1, Conditions=condition, Actions=fixed) == (
+        "PriorityInUse",
+        400,
+    )
+    assert error_of(elbv2.delete_target_group, TargetGroupArn=group_arn) == ("ResourceInUse", 400)
+
+    missing_lb = lb_arn.rsplit("/", 1)[0] + "/0000000000000000"
+    assert error_of(elbv2.describe_listeners, LoadBalancerArn=missing_lb) == ("LoadBalancerNotFound", 400)
+    missing_group = group_arn.rsplit("/", 1)[0] + "/0000000000000000"
+    assert error_of(elbv2.describe_target_health, TargetGroupArn=missing_group) == ("TargetGroupNotFound", 400)
+    missing_listener = listener_arn.rsplit("/", 1)[0] + "/0000000000000000"
+    assert error_of(elbv2.describe_rules, ListenerArn=missing_listener) == ("ListenerNotFound", 400)
+    assert error_of(elbv2.delete_rule, RuleArn=missing_listener.replace(":listener/", ":listener-rule/") + "/0") == (
+        "RuleNotFound",
+        400,
+    )
+    too_many = [{"Key": f"k{i}", "Value": "v"} for i in range(51)]
+    assert error_of(elbv2.add_tags, ResourceArns=[lb_arn], Tags=too_many) == ("TooManyTags", 400)
+
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=lb_arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}]
+    )
+    assert error_of(elbv2.delete_load_balancer, LoadBalancerArn=lb_arn) == ("OperationNotPermitted", 400)
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=lb_arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}]
+    )
+    elbv2.delete_load_balancer(LoadBalancerArn=lb_arn)
+    elbv2.delete_target_group(TargetGroupArn=group_arn)
+
+
+def test_target_group_attributes_are_kept_and_checked(elbv2, unique):
+    group_arn = elbv2.create_target_group(Name=unique("attrs"), Protocol="TCP", Port=5432)["TargetGroups"][0][
+        "TargetGroupArn"
+    ]
+    attributes = {a["Key"]: a["Value"] for a in elbv2.describe_target_group_attributes(TargetGroupArn=group_arn)["Attributes"]}
+    assert attributes["deregistration_delay.timeout_seconds"] == "300"
+    assert attributes["stickiness.type"] == "source_ip"
+    changed = elbv2.modify_target_group_attributes(
+        TargetGroupArn=group_arn, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}]
+    )["Attributes"]
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": "30"} in changed
+    bad = [{"Key": "deregistration_delay.timeout_seconds", "Value": "4000"}]
+    assert error_of(elbv2.modify_target_group_attributes, TargetGroupArn=group_arn, Attributes=bad) == ("ValidationError", 400)
+    elbv2.delete_target_group(TargetGroupArn=group_arn)
+
+
+def test_the_aws_cli_drives_load_balancers(berth_up: BerthUp, unique, tmp_path: Path):
+    name = unique("cli")
+    credentials = berth_up.server.credentials
+    made = aws(berth_up.server, credentials, tmp_path, "elbv2", "create-load-balancer", "--name", name, "--type", "network")
+    assert made.returncode == 0, made.stderr
+    lb_arn = json.loads(made.stdout)["LoadBalancers"][0]["LoadBalancerArn"]
+    assert f":loadbalancer/net/{name}/" in lb_arn
+    listed = aws(berth_up.server, credentials, tmp_path, "elbv2", "describe-load-balancers", "--names", name)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["LoadBalancers"][0]["Type"] == "network"
+    group = aws(berth_up.server, credentials, tmp_path, "elbv2", "create-target-group", "--name", name,
+                "--protocol", "TCP", "--port", "6379", "--target-type", "ip")
+    assert group.returncode == 0, group.stderr
+    group_arn = json.loads(group.stdout)["TargetGroups"][0]["TargetGroupArn"]
+    listener = aws(berth_up.server, credentials, tmp_path, "elbv2", "create-listener", "--load-balancer-arn", lb_arn,
+                   "--protocol", "TCP", "--port", "6379",
+                   "--default-actions", f"Type=forward,TargetGroupArn={group_arn}")
+    assert listener.returncode == 0, listener.stderr
+    described = aws(berth_up.server, credentials, tmp_path, "elbv2", "describe-listeners", "--load-balancer-arn", lb_arn)
+    assert [l["Port"] for l in json.loads(described.stdout)["Listeners"]] == [6379]
+    missing = aws(berth_up.server, credentials, tmp_path, "elbv2", "describe-load-balancers", "--names", unique("none"))
+    assert cli_error(missing) == "LoadBalancerNotFound"
+    duplicate = aws(berth_up.server, credentials, tmp_path, "elbv2", "create-load-balancer", "--name", name)
+    assert cli_error(duplicate) == "DuplicateLoadBalancerName"
+    deleted = aws(berth_up.server, credentials, tmp_path, "elbv2", "delete-load-balancer", "--load-balancer-arn", lb_arn)
+    assert deleted.returncode == 0, deleted.stderr
+    deleted = aws(berth_up.server, credentials, tmp_path, "elbv2", "delete-target-group", "--target-group-arn", group_arn)
+    assert deleted.returncode == 0, deleted.stderr
+
+
+def test_a_user_without_elasticloadbalancing_permissions_is_denied(berth_up: BerthUp, elbv2, unique):
+    nobody_name, reader_name = unique("noelb"), unique("elbread")
+    nobody = make_user(berth_up.server, nobody_name)
+    reader = make_user(berth_up.server, reader_name, allow("elasticloadbalancing:Describe*"))
+    try:
+        as_nobody = boto3_client(berth_up.server.url, nobody, service="elbv2")
+        assert error_of(as_nobody.describe_load_balancers) == ("AccessDenied", 403)
+        assert error_of(as_nobody.create_load_balancer, Name=unique("denied")) == ("AccessDenied", 403)
+        as_reader = boto3_client(berth_up.server.url, reader, service="elbv2")
+        as_reader.describe_load_balancers()
+        assert error_of(as_reader.create_target_group, Name=unique("denied"), Protocol="HTTP", Port=80) == (
+            "AccessDenied",
+            403,
+        )
+        assert error_of(elbv2.describe_load_balancers, Names=[unique("denied")]) == ("LoadBalancerNotFound", 400)
+    finally:
+        delete_user(berth_up.server, nobody_name)
+        delete_user(berth_up.server, reader_name)
