@@ -11,6 +11,7 @@
 //! protocols are refused with a message saying so rather than stored and never served.
 
 pub mod actions;
+pub mod dataplane;
 pub mod health;
 pub mod listeners;
 pub mod load_balancers;

@@ -1,0 +1,226 @@
+//! Keeps the [data plane](super::proxy) serving what the store says: every second it reads
+//! the ELBv2 objects, turns them into a [`ProxyConfig`] and applies it (a no-op when nothing
+//! changed), after deleting the targets whose deregistration delay has passed.
+//!
+//! Listeners are served by the server process itself, on the address the API listens on
+//! (`127.0.0.1` by default) and the listener's port: one process to run and to secure, and
+//! the proxy reads the configuration from memory rather than over the network. A target
+//! group's targets are health-checked only while a listener or rule forwards to it (ELB
+//! reports the others `unused`). An `ip` target is its address and port; an `instance`
+//! target is served on the server's own host (the machine `berth up` runs its agent on).
+
+use super::model::{sweep_drained, ActionKind, Config, Listener, TargetGroup};
+use super::proxy::{
+    ActionConfig, Algorithm, DataPlane, HealthCheckConfig, ListenerConfig, Protocol, ProxyConfig,
+    RedirectConfig, RuleConfig, TargetConfig, TargetGroupConfig,
+};
+use crate::app::App;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the store is read.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the data plane and the loop that keeps it in step; it stops with the server.
+pub fn spawn(app: Arc<App>) {
+    let plane = DataPlane::new(Arc::clone(&app.elb_health));
+    let closing_plane = Arc::clone(&plane);
+    let mut closing = app.closing();
+    tokio::spawn(async move {
+        let _ = closing.changed().await;
+        closing_plane.shutdown().await;
+    });
+    let reported: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    crate::controllers::every(app, EVERY, move |app| {
+        let plane = Arc::clone(&plane);
+        let reported = Arc::clone(&reported);
+        async move { tick(&app, &plane, &reported).await }
+    });
+}
+
+async fn tick(app: &Arc<App>, plane: &Arc<DataPlane>, reported: &Mutex<BTreeSet<String>>) {
+    let now = crate::cloudwatch::store::now_ms() as f64 / 1000.0;
+    if let Err(e) = sweep_drained(app, now).await {
+        tracing::warn!(error = %e.message, "could not remove drained targets");
+    }
+    let config = match Config::read(app) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "could not read the load balancers");
+            return;
+        }
+    };
+    let errors = plane
+        .apply(proxy_config(&config, app.config.listen.ip(), now))
+        .await;
+    // Each failure to bind is logged once, not every second it goes on failing.
+    let failing: BTreeSet<String> = errors
+        .iter()
+        .map(|e| format!("{} on {}: {}", e.listener, e.bind, e.source))
+        .collect();
+    if let Ok(mut reported) = reported.lock() {
+        for message in failing.difference(&reported) {
+            tracing::warn!("a load balancer listener cannot listen: {message}");
+        }
+        *reported = failing;
+    }
+}
+
+/// What the proxy should serve for `config` at `now`, its listeners bound on `ip`.
+pub fn proxy_config(config: &Config, ip: IpAddr, now: f64) -> ProxyConfig {
+    let listeners = config
+        .listeners
+        .iter()
+        .filter_map(|listener| listener_config(config, listener, ip))
+        .collect();
+    let target_groups = config
+        .target_groups
+        .iter()
+        .filter(|group| !config.load_balancers_using(&group.arn).is_empty())
+        .map(|group| target_group_config(group, now))
+        .collect();
+    ProxyConfig {
+        listeners,
+        target_groups,
+    }
+}
+
+fn protocol(name: &str) -> Protocol {
+    if name == "TCP" {
+        Protocol::Tcp
+    } else {
+        Protocol::Http
+    }
+}
+
+fn listener_config(config: &Config, listener: &Listener, ip: IpAddr) -> Option<ListenerConfig> {
+    let load_balancer = config.load_balancer(&listener.load_balancer_arn)?;
+    let idle_timeout = load_balancer
+        .attributes
+        .get("idle_timeout.timeout_seconds")
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let mut rules: Vec<RuleConfig> = listener
+        .rules
+        .iter()
+        .filter_map(|rule| {
+            let values = |field: &str| -> Vec<String> {
+                rule.conditions
+                    .iter()
+                    .filter(|c| c.field == field)
+                    .flat_map(|c| c.values.iter().cloned())
+                    .collect()
+            };
+            Some(RuleConfig {
+                path_patterns: values("path-pattern"),
+                host_headers: values("host-header"),
+                action: action_config(rule.actions.iter().min_by_key(|a| a.order)?)?,
+            })
+        })
+        .collect();
+    if let Some(action) = listener
+        .default_actions
+        .iter()
+        .min_by_key(|a| a.order)
+        .and_then(action_config)
+    {
+        rules.push(RuleConfig {
+            path_patterns: Vec::new(),
+            host_headers: Vec::new(),
+            action,
+        });
+    }
+    Some(ListenerConfig {
+        key: listener.arn.clone(),
+        bind: SocketAddr::new(ip, listener.port),
+        protocol: protocol(&listener.protocol),
+        rules,
+        idle_timeout,
+    })
+}
+
+fn action_config(action: &super::model::Action) -> Option<ActionConfig> {
+    Some(match &action.kind {
+        ActionKind::Forward { target_groups, .. } => ActionConfig::Forward(
+            target_groups
+                .iter()
+                .map(|g| (g.target_group_arn.clone(), g.weight))
+                .collect(),
+        ),
+        ActionKind::FixedResponse {
+            status_code,
+            content_type,
+            message_body,
+        } => ActionConfig::FixedResponse {
+            status: status_code.parse().ok()?,
+            content_type: content_type.clone(),
+            body: message_body.clone(),
+        },
+        ActionKind::Redirect {
+            protocol,
+            port,
+            host,
+            path,
+            query,
+            status_code,
+        } => ActionConfig::Redirect(RedirectConfig {
+            protocol: Some(protocol.clone()),
+            host: Some(host.clone()),
+            port: Some(port.clone()),
+            path: Some(path.clone()),
+            query: Some(query.clone()),
+            status: if status_code == "HTTP_301" { 301 } else { 302 },
+        }),
+    })
+}
+
+fn target_group_config(group: &TargetGroup, now: f64) -> TargetGroupConfig {
+    let attribute = |name: &str| group.attributes.get(name).map(String::as_str);
+    let check = &group.health_check;
+    let health_check = HealthCheckConfig {
+        enabled: check.enabled,
+        protocol: protocol(&check.protocol),
+        port: check.port.parse().ok(),
+        path: check.path.clone().unwrap_or_else(|| "/".into()),
+        interval: Duration::from_secs(check.interval_seconds.into()),
+        timeout: Duration::from_secs(check.timeout_seconds.into()),
+        healthy_threshold: check.healthy_threshold,
+        unhealthy_threshold: check.unhealthy_threshold,
+        matcher: check.matcher.clone().unwrap_or_else(|| "200".into()),
+    };
+    let targets = group
+        .live_targets(now)
+        .map(|target| TargetConfig {
+            id: target.id.clone(),
+            port: target.port,
+            addr: SocketAddr::new(address_of(&target.id), target.port),
+            draining: target.draining_since.is_some(),
+        })
+        .collect();
+    TargetGroupConfig {
+        key: group.arn.clone(),
+        protocol: protocol(&group.protocol),
+        algorithm: if attribute("load_balancing.algorithm.type")
+            == Some("least_outstanding_requests")
+        {
+            Algorithm::LeastOutstandingRequests
+        } else {
+            Algorithm::RoundRobin
+        },
+        health_check,
+        slow_start: Duration::from_secs(
+            attribute("slow_start.duration_seconds")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        ),
+        targets,
+    }
+}
+
+/// Where a target's traffic goes: an `ip` target's own address; an instance (`i-…`, `mi-…`)
+/// is this host.
+fn address_of(id: &str) -> IpAddr {
+    id.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
