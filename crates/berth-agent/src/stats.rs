@@ -1,5 +1,6 @@
 //! Resource use of the instance's tasks: every [`INTERVAL`] the agent samples each running
-//! container's CPU and memory through the runtime (Docker's stats, one shot each), sums
+//! container's CPU and memory through the runtime (Docker's stats, one shot each; a new
+//! container within 2 s of its start), sums
 //! them per task and reports them to the server (`berth_core::telemetry::STATS_PATH`),
 //! which publishes ECS's `CPUUtilization` and `MemoryUtilization` metrics.
 //!
@@ -16,8 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Time between samples.
+/// Time between samples of a container.
 pub const INTERVAL: Duration = Duration::from_secs(10);
+/// How often the agent looks for containers to sample: a container that has just started is
+/// sampled within this long, the others every [`INTERVAL`].
+const LOOK: Duration = Duration::from_secs(2);
 /// Containers sampled at once.
 const CONCURRENCY: usize = 8;
 
@@ -149,7 +153,7 @@ pub async fn run(
     let labels = crate::spec::instance_labels(&cluster, &instance_id);
     let mut last: HashMap<String, (Option<CpuCounters>, IoCounters, std::time::Instant)> =
         HashMap::new();
-    let mut ticks = tokio::time::interval(INTERVAL);
+    let mut ticks = tokio::time::interval(LOOK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
@@ -165,6 +169,28 @@ pub async fn run(
                 Some((c.id, task))
             })
             .collect();
+        // A task is sampled whole (all its containers) when one of them is new or its last
+        // sample is an interval old.
+        let now = std::time::Instant::now();
+        let due: std::collections::HashSet<&String> = running
+            .iter()
+            .filter(|(id, _)| {
+                last.get(id)
+                    .is_none_or(|(_, _, then)| now.duration_since(*then) + LOOK / 2 >= INTERVAL)
+            })
+            .map(|(_, task)| task)
+            .collect();
+        let running_ids: std::collections::HashSet<String> =
+            running.iter().map(|(id, _)| id.clone()).collect();
+        let running: Vec<(String, String)> = running
+            .iter()
+            .filter(|(_, task)| due.contains(task))
+            .cloned()
+            .collect();
+        last.retain(|id, _| running_ids.contains(id));
+        if running.is_empty() {
+            continue;
+        }
         let sampled: Vec<(String, String, Option<Sample>)> = futures_util::stream::iter(running)
             .map(|(id, task)| {
                 let runtime = Arc::clone(&runtime);
@@ -187,8 +213,8 @@ pub async fn run(
         // Tasks none of whose containers has a CPU figure yet: reporting them would count
         // a task that has just started as idle.
         let mut cpu_known: std::collections::HashSet<String> = Default::default();
-        let mut seen = HashMap::new();
         let at = std::time::Instant::now();
+        let mut seen = HashMap::new();
         for (id, task, sample) in sampled {
             let Some(sample) = sample else { continue };
             let usage = tasks.entry(task.clone()).or_insert_with(|| TaskUsage {
@@ -225,7 +251,7 @@ pub async fn run(
             }
             seen.insert(id, (sample.cpu, sample.io, at));
         }
-        last = seen;
+        last.extend(seen);
         tasks.retain(|task, _| cpu_known.contains(task));
         if tasks.is_empty() {
             continue;

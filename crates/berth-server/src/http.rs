@@ -175,7 +175,6 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::controllers::instance_health::spawn(app.clone());
     crate::logs::spawn(app.clone());
     crate::telemetry::usage::spawn(app.clone());
-    crate::cloudwatch::evaluate::spawn(app.clone());
     crate::autoscaling::controller::spawn(app.clone());
     crate::elbv2::dataplane::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();

@@ -32,8 +32,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often targets are looked at.
-const EVERY: Duration = Duration::from_secs(5);
+/// How often alarms are evaluated and then targets looked at, in one round, so a policy runs
+/// in the round its alarm went to ALARM.
+const EVERY: Duration = crate::cloudwatch::evaluate::EVERY;
 /// ECS's default cooldowns, seconds.
 const DEFAULT_COOLDOWN: i64 = 300;
 /// How far above a whole number of tasks a target tracking ratio may be and still count as
@@ -500,9 +501,20 @@ pub async fn run_once(app: &Arc<App>, now_ms: i64) -> usize {
     scaled
 }
 
-/// Runs the controller until the server closes.
+/// Evaluates every alarm and then runs the controller, one round every 5 s, until the server
+/// closes.
 pub fn spawn(app: Arc<App>) {
-    crate::controllers::every(app, EVERY, |app| async move {
-        run_once(&app, crate::cloudwatch::store::now_ms()).await;
+    // Rounds start a second past each multiple of 5 s of the clock, so a period that ends on
+    // a minute is judged a second after it ends, not up to 5 s later.
+    let now = crate::cloudwatch::store::now_ms();
+    let step = EVERY.as_millis() as i64;
+    let wait = (step - now.rem_euclid(step) + 1000).rem_euclid(step);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        crate::controllers::every(app, EVERY, |app| async move {
+            crate::cloudwatch::evaluate::evaluate_all(&app, crate::cloudwatch::store::now_ms())
+                .await;
+            run_once(&app, crate::cloudwatch::store::now_ms()).await;
+        });
     });
 }

@@ -15,11 +15,11 @@ use crate::app::App;
 use berth_store::typed::encode;
 use berth_store::{Compare, Txn};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 
-/// How often alarms are evaluated.
-const EVERY: Duration = Duration::from_secs(5);
+/// How often alarms are evaluated (by the round the
+/// [autoscaling controller](crate::autoscaling::controller::spawn) runs).
+pub const EVERY: Duration = Duration::from_secs(5);
 
 /// What an evaluation concludes.
 #[derive(Debug, Clone, PartialEq)]
@@ -306,11 +306,4 @@ pub async fn evaluate_all(app: &App, now_ms: i64) -> usize {
         }
     }
     changed
-}
-
-/// Runs the evaluation loop until the server closes.
-pub fn spawn(app: Arc<App>) {
-    crate::controllers::every(app, EVERY, |app| async move {
-        evaluate_all(&app, super::store::now_ms()).await;
-    });
 }
