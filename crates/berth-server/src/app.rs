@@ -91,6 +91,8 @@ pub struct App {
     pub cloudwatch: Arc<crate::cloudwatch::MetricStore>,
     /// What the load balancers' health checks found of their targets.
     pub elb_health: Arc<crate::elbv2::health::HealthBoard>,
+    /// Woken by every ELBv2 write, so the data plane serves it at once.
+    pub elb_changed: Arc<tokio::sync::Notify>,
     /// The tasks' last CPU and memory figures, as their agents report them.
     pub usage: crate::telemetry::usage::UsageBoard,
     /// Encryption at rest of secret values and SecureString parameters.
@@ -156,6 +158,7 @@ impl App {
             logs: Arc::new(logs),
             cloudwatch: Arc::new(cloudwatch),
             elb_health: Arc::default(),
+            elb_changed: Arc::default(),
             usage: Default::default(),
             vault,
             placement: Default::default(),

@@ -1,6 +1,8 @@
-//! Keeps the [data plane](super::proxy) serving what the store says: every second it reads
-//! the ELBv2 objects, turns them into a [`ProxyConfig`] and applies it (a no-op when nothing
-//! changed), after deleting the targets whose deregistration delay has passed.
+//! Keeps the [data plane](super::proxy) serving what the store says: after every ELBv2 write,
+//! and every second (for deregistration delays that run out), it reads the ELBv2 objects,
+//! turns them into a [`ProxyConfig`] and applies it (a no-op when nothing changed), after
+//! deleting the targets whose deregistration delay has passed. So a listener serves, and a
+//! deregistered target stops taking new requests, within milliseconds of the API's answer.
 //!
 //! Listeners are served by the server process itself, on the address the API listens on
 //! (`127.0.0.1` by default) and the listener's port: one process to run and to secure, and
@@ -20,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How often the store is read.
+/// How often the store is read when nothing is written.
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the data plane and the loop that keeps it in step; it stops with the server.
@@ -32,11 +34,17 @@ pub fn spawn(app: Arc<App>) {
         let _ = closing.changed().await;
         closing_plane.shutdown().await;
     });
-    let reported: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    crate::controllers::every(app, EVERY, move |app| {
-        let plane = Arc::clone(&plane);
-        let reported = Arc::clone(&reported);
-        async move { tick(&app, &plane, &reported).await }
+    tokio::spawn(async move {
+        let reported = Mutex::new(BTreeSet::new());
+        let mut closing = app.closing();
+        loop {
+            tick(&app, &plane, &reported).await;
+            tokio::select! {
+                _ = app.elb_changed.notified() => {}
+                _ = tokio::time::sleep(EVERY) => {}
+                _ = closing.changed() => return,
+            }
+        }
     });
 }
 

@@ -135,6 +135,7 @@ pub(super) async fn create(ctx: &Ctx, request: &QueryRequest) -> Result<Option<X
                 format!("A listener already exists on port {port} of load balancer '{lb_arn}'"),
             ));
         }
+        port_free(ctx, config, port, lb_arn)?;
         let (arn, default_rule_arn) = listener_arn(ctx, lb)?;
         let listener = Listener {
             arn,
@@ -214,6 +215,7 @@ pub(super) async fn modify(ctx: &Ctx, request: &QueryRequest) -> Result<Option<X
             listener.protocol = protocol.to_string();
         }
         if let Some(port) = port {
+            port_free(ctx, config, port, &listener.load_balancer_arn)?;
             let taken = config
                 .listeners_of(&listener.load_balancer_arn)
                 .any(|l| l.port == port && l.arn != listener.arn);
@@ -247,4 +249,32 @@ pub(super) async fn delete(ctx: &Ctx, request: &QueryRequest) -> Result<Option<X
     })
     .await?;
     Ok(Some(Xml::new()))
+}
+
+/// Refuses `port` when a listener of another load balancer than `load_balancer` (whose own
+/// listeners are checked by the caller) or Berth's own API has it: the server serves every
+/// load balancer on its one listen address, so a port serves one listener.
+fn port_free(ctx: &Ctx, config: &Config, port: u16, load_balancer: &str) -> Result<(), ApiError> {
+    let address = ctx.app.config.listen;
+    if port == address.port() {
+        return Err(ApiError::new(
+            "DuplicateListener",
+            format!("Port {port} is Berth's own API port on {address}; choose another port for the listener."),
+        ));
+    }
+    match config
+        .listeners
+        .iter()
+        .find(|l| l.port == port && l.load_balancer_arn != load_balancer)
+    {
+        Some(other) => Err(ApiError::new(
+            "DuplicateListener",
+            format!(
+                "Port {port} is already used by a listener of load balancer '{}': Berth serves every load balancer on {}, so one port serves one listener.",
+                other.load_balancer_arn,
+                address.ip()
+            ),
+        )),
+        None => Ok(()),
+    }
 }

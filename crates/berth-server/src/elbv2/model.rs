@@ -401,6 +401,7 @@ pub async fn write<T>(
             .when(Compare::at(GENERATION, revision))
             .put(GENERATION, encode(&next));
         if app.commit(txn).await?.succeeded {
+            app.elb_changed.notify_one();
             return Ok(out);
         }
     }

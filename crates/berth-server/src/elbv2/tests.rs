@@ -633,6 +633,24 @@ async fn listeners_are_unique_per_port_and_target_groups_per_load_balancer() {
     )
     .await;
     assert_eq!(e.name, "TargetGroupAssociationLimit");
+    // Every load balancer is served on the server's one address: a port serves one listener.
+    let e = err(
+        &app,
+        "CreateListener",
+        &[
+            ("LoadBalancerArn", &other),
+            ("Protocol", "HTTP"),
+            ("Port", "80"),
+            ("DefaultActions.member.1.Type", "fixed-response"),
+            (
+                "DefaultActions.member.1.FixedResponseConfig.StatusCode",
+                "200",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(e.name, "DuplicateListener");
+    assert!(e.message.contains(&lb), "{}", e.message);
     // A second listener of the same load balancer may forward to it.
     let second = ok(
         &app,

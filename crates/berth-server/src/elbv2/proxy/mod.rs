@@ -222,7 +222,8 @@ impl DataPlane {
                     state.listeners.insert(listener.key.clone(), running);
                 }
                 Err(source) => {
-                    tracing::warn!(listener = %listener.key, bind = %listener.bind, error = %source, "listener could not bind");
+                    // The caller logs it (once, not on every apply that retries it).
+                    tracing::debug!(listener = %listener.key, bind = %listener.bind, error = %source, "listener could not bind");
                     errors.push(BindError {
                         listener: listener.key.clone(),
                         bind: listener.bind,
