@@ -3,6 +3,7 @@
 pub mod autoscaling;
 pub mod console;
 pub mod fleet;
+pub mod proxy;
 pub mod restart;
 pub mod run_task;
 pub mod scheduler;
@@ -28,6 +29,9 @@ pub enum BenchCommand {
     AutoscalingSoak(soak::SoakArgs),
     /// The web console's pages on a cluster of N running tasks: median and p99 render time.
     Console(console::ConsoleArgs),
+    /// The load balancers' proxy against a direct connection, nginx and HAProxy, side by side:
+    /// requests/s, p50 and p99 at 64 connections (all sharing this machine's cores).
+    Proxy(proxy::ProxyArgs),
     /// Signed requests verified per second on one core.
     Sigv4(sigv4::Sigv4Args),
     /// Restart to serving with many tasks stored.
@@ -54,6 +58,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Restart(args) => restart::run(args).await,
         BenchCommand::Sigv4(args) => sigv4::run(args).await,
         BenchCommand::Console(args) => console::run(args).await,
+        BenchCommand::Proxy(args) => proxy::run(args).await,
         BenchCommand::Autoscaling(args) => autoscaling::run(args).await,
         BenchCommand::AutoscalingSoak(args) => soak::run(args).await,
         BenchCommand::Logs(args) => telemetry::logs(args).await,
