@@ -49,16 +49,7 @@ pub(super) fn existing<'a>(
 /// ELB's rule for load balancer names: at most 32 alphanumerics and hyphens, not starting or
 /// ending with a hyphen, not starting with `internal-`.
 fn check_name(name: &str) -> Result<(), ApiError> {
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if !valid {
-        return Err(validation(format!(
-            "The load balancer name '{name}' is not valid: it must be 1 to 32 alphanumeric characters or hyphens and must not begin or end with a hyphen."
-        )));
-    }
+    super::check_name(name, "load balancer")?;
     if name.to_ascii_lowercase().starts_with("internal-") {
         return Err(validation(format!(
             "The load balancer name '{name}' is not valid: it must not begin with 'internal-'."

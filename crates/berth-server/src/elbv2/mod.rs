@@ -159,22 +159,24 @@ fn has_sub(fields: &Fields, name: &str) -> bool {
 
 /// The structures of list `name` of `fields` (`name.member.N.Field`), in N order.
 fn sub_members(fields: &Fields, name: &str) -> Vec<Fields> {
-    let prefix = format!("{name}.member.");
-    let mut items: BTreeMap<u32, Fields> = BTreeMap::new();
-    for (key, value) in fields {
-        let Some(rest) = key.strip_prefix(&prefix) else {
-            continue;
-        };
-        if let Some((index, field)) = rest.split_once('.') {
-            if let Ok(index) = index.parse::<u32>() {
-                items
-                    .entry(index)
-                    .or_default()
-                    .insert(field.to_string(), value.clone());
-            }
-        }
+    crate::protocol::query::members(fields, name)
+}
+
+/// ELB's rule for the names of load balancers and target groups (`what`): at most 32
+/// alphanumerics and hyphens, not starting or ending with a hyphen.
+fn check_name(name: &str, what: &str) -> Result<(), ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(validation(format!(
+            "The {what} name '{name}' is not valid: it must be 1 to 32 alphanumeric characters or hyphens and must not begin or end with a hyphen."
+        )))
     }
-    items.into_values().collect()
 }
 
 /// The strings of list `name` of `fields` (`name.member.N`), in N order.

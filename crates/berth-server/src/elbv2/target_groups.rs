@@ -40,18 +40,7 @@ pub(super) fn existing<'a>(
 /// ELB's rule for target group names: at most 32 alphanumerics and hyphens, not starting or
 /// ending with a hyphen.
 fn check_name(name: &str) -> Result<(), ApiError> {
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
-        Ok(())
-    } else {
-        Err(validation(format!(
-            "The target group name '{name}' is not valid: it must be 1 to 32 alphanumeric characters or hyphens and must not begin or end with a hyphen."
-        )))
-    }
+    super::check_name(name, "target group")
 }
 
 /// A protocol Berth serves (`HTTP`, `TCP`), or an error saying what it does not.

@@ -73,24 +73,30 @@ impl QueryRequest {
 
     /// The structures of list `name` (`name.member.N.Field`), in N order, each as its fields.
     pub fn structures(&self, name: &str) -> Vec<BTreeMap<String, String>> {
-        let prefix = format!("{name}.member.");
-        let mut items: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
-        for (key, value) in self.params.range(prefix.clone()..) {
-            let Some(rest) = key.strip_prefix(&prefix) else {
-                break;
-            };
-            let Some((index, field)) = rest.split_once('.') else {
-                continue;
-            };
-            if let Ok(index) = index.parse::<u32>() {
-                items
-                    .entry(index)
-                    .or_default()
-                    .insert(field.to_string(), value.clone());
-            }
-        }
-        items.into_values().collect()
+        members(&self.params, name)
     }
+}
+
+/// The structures of list `name` in `params` (`name.member.N.Field`), in N order, each as
+/// its fields (also for a list nested in a structure already taken out of a request).
+pub fn members(params: &BTreeMap<String, String>, name: &str) -> Vec<BTreeMap<String, String>> {
+    let prefix = format!("{name}.member.");
+    let mut items: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
+    for (key, value) in params.range(prefix.clone()..) {
+        let Some(rest) = key.strip_prefix(&prefix) else {
+            break;
+        };
+        let Some((index, field)) = rest.split_once('.') else {
+            continue;
+        };
+        if let Ok(index) = index.parse::<u32>() {
+            items
+                .entry(index)
+                .or_default()
+                .insert(field.to_string(), value.clone());
+        }
+    }
+    items.into_values().collect()
 }
 
 fn lower_first(name: &str) -> String {
