@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
+import botocore
 import pytest
+from botocore.exceptions import ClientError
 
 from harness import BerthUp, boto3_client
 from iam_helpers import allow, aws, cli_error, delete_user, error_of, make_user
@@ -243,3 +246,58 @@ def test_a_user_without_elasticloadbalancing_permissions_is_denied(berth_up: Ber
     finally:
         delete_user(berth_up.server, nobody_name)
         delete_user(berth_up.server, reader_name)
+
+
+def garbage_inputs(model, shape_name: str, depth: int = 0) -> Iterator[dict]:
+    """Inputs for an operation whose input shape is `shape_name`: none, then each member in
+    turn set to values of the wrong kind or out of range (botocore's own checks are off)."""
+    shape = model.shape_for(shape_name) if isinstance(shape_name, str) else shape_name
+    yield {}
+    for name, member in shape.members.items():
+        if member.type_name == "string":
+            values = ["", "x" * 3000, "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app//", "\u00e9\u0000", "-1"]
+        elif member.type_name in ("integer", "long"):
+            values = [-1, 0, 2**31, 2**63 - 1]
+        elif member.type_name == "boolean":
+            values = [True, False]
+        elif member.type_name == "list":
+            item = {} if member.member.type_name == "structure" else ""
+            values = [[], [item] * 101, [item]]
+        elif member.type_name == "structure":
+            values = [{}, {m: "" for m in member.members if member.members[m].type_name == "string"}]
+        else:
+            values = [None]
+        for value in values:
+            yield {name: value}
+
+
+def test_bad_input_to_every_action_gets_a_clear_error_and_never_a_server_fault(berth_up: BerthUp):
+    """Every ELBv2 action of the model, with each of its parameters in turn empty, huge, of the
+    wrong form or out of range: each answer is a success or a 4xx with an error code and
+    message, never a 5xx."""
+    client = boto3_client(berth_up.endpoint, berth_up.server.credentials, service="elbv2", parameter_validation=False)
+    model = client.meta.service_model
+    faults = []
+    calls = 0
+    for operation in model.operation_names:
+        op = model.operation_model(operation)
+        if op.input_shape is None:
+            continue
+        method = getattr(client, botocore_method(operation))
+        for params in garbage_inputs(model, op.input_shape):
+            calls += 1
+            try:
+                method(**params)
+            except ClientError as error:
+                status = error.response["ResponseMetadata"]["HTTPStatusCode"]
+                code = error.response["Error"].get("Code")
+                if status >= 500 or not code or not error.response["Error"].get("Message"):
+                    faults.append((operation, params, status, code))
+    assert calls > 300
+    assert not faults, faults[:10]
+    assert berth_up.server.healthy()
+
+
+def botocore_method(operation: str) -> str:
+    """boto3's method name of an operation (`CreateLoadBalancer` → `create_load_balancer`)."""
+    return botocore.xform_name(operation)

@@ -168,7 +168,10 @@ impl Xml {
     }
 }
 
-/// Escapes text for an XML element.
+/// Escapes text for an XML element. Characters XML 1.0 cannot carry at all (NUL and the
+/// other C0 controls but tab, line feed and carriage return; U+FFFE, U+FFFF), which a
+/// request may hold and an error message quote, become U+FFFD; a carriage return is written
+/// as a reference so parsing keeps it.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -178,6 +181,9 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' | '\n' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -253,6 +259,14 @@ pub fn url_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_xml_cannot_carry_is_replaced_and_markup_is_escaped() {
+        assert_eq!(escape("a<b>&'\""), "a&lt;b&gt;&amp;&apos;&quot;");
+        assert_eq!(escape("\u{e9}\u{0}\u{1b}x"), "\u{e9}\u{FFFD}\u{FFFD}x");
+        assert_eq!(escape("one\ttwo\nthree\rfour"), "one\ttwo\nthree&#13;four");
+        assert_eq!(escape("\u{FFFF}"), "\u{FFFD}");
+    }
 
     #[test]
     fn a_form_body_reads_as_action_parameters_and_member_lists() {
