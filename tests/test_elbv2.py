@@ -266,7 +266,8 @@ def garbage_inputs(model, shape_name: str, depth: int = 0) -> Iterator[dict]:
         elif member.type_name == "structure":
             values = [{}, {m: "" for m in member.members if member.members[m].type_name == "string"}]
         else:
-            values = [None]
+            # Timestamps, maps, blobs: botocore itself cannot send a wrong kind of these.
+            values = []
         for value in values:
             yield {name: value}
 
@@ -275,7 +276,8 @@ def test_bad_input_to_every_action_gets_a_clear_error_and_never_a_server_fault(b
     """Every ELBv2 action of the model, with each of its parameters in turn empty, huge, of the
     wrong form or out of range: each answer is a success or a 4xx with an error code and
     message, never a 5xx."""
-    client = boto3_client(berth_up.endpoint, berth_up.server.credentials, service="elbv2", parameter_validation=False)
+    # Straight to the server: the recording proxy checks JSON answers only, and these are XML.
+    client = boto3_client(berth_up.server.url, berth_up.server.credentials, service="elbv2", parameter_validation=False)
     model = client.meta.service_model
     faults = []
     calls = 0
