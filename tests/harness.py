@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -285,6 +286,8 @@ class Exchange:
     proxy_error: Optional[str] = None
     request_content_type: Optional[str] = None
     response_content_type: Optional[str] = None
+    # The service the request's SigV4 credential scope names (`iam`, `elasticloadbalancing`).
+    signing_service: Optional[str] = None
 
     def _target_service(self) -> tuple[Optional[str], Optional[str]]:
         """(botocore service, operation) the X-Amz-Target names; (None, None) for none we
@@ -363,6 +366,13 @@ _HOP_BY_HOP = {
 }
 
 
+def scope_service(authorization: str) -> Optional[str]:
+    """The service of a SigV4 Authorization header's credential scope
+    (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`), if it has one."""
+    match = re.search(r"Credential=[^/,\s]+/[^/]+/[^/]+/([^/]+)/aws4_request", authorization)
+    return match.group(1) if match else None
+
+
 def finish_request(conn: http.client.HTTPConnection, body: bytes) -> http.client.HTTPResponse:
     """Sends the headers and body, then reads the response. A server may answer (say, a 4xx
     for a body over its limit) and close before it has read the whole body; like a careful
@@ -414,6 +424,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 proxy_error=error,
                 request_content_type=self.headers.get("Content-Type"),
                 response_content_type=next((v for n, v in headers if n.lower() == "content-type"), None),
+                signing_service=scope_service(self.headers.get("Authorization") or ""),
             )
         )
         self.send_response(status)

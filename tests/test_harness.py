@@ -133,3 +133,27 @@ def test_the_proxy_records_every_exchange(berth: Berth):
     recorded = RECORDER.snapshot()[before:]
     assert [(e.operation, e.status) for e in recorded] == [("ListClusters", 200), ("ListClusters", 400)]
     assert recorded[0].test.endswith("test_the_proxy_records_every_exchange")
+
+
+def test_the_xml_walker_finds_unknown_members_bad_enums_and_bad_scalars() -> None:
+    import xml_conformance
+
+    def answer(member: str) -> bytes:
+        return (
+            '<DescribeLoadBalancersResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
+            f"<DescribeLoadBalancersResult><LoadBalancers><member>{member}</member></LoadBalancers>"
+            "</DescribeLoadBalancersResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+            "</DescribeLoadBalancersResponse>"
+        ).encode()
+
+    good = "<LoadBalancerName>web</LoadBalancerName><CreatedTime>2026-12-01T10:00:00.000Z</CreatedTime><State><Code>active</Code></State>"
+    assert xml_conformance.check_answer("elbv2", "DescribeLoadBalancers", 200, answer(good)) == []
+    bad = "<Bogus>1</Bogus><State><Code>sideways</Code></State><CreatedTime>yesterday</CreatedTime>"
+    found = [v.where for v in xml_conformance.check_answer("elbv2", "DescribeLoadBalancers", 200, answer(bad))]
+    assert found == [
+        "DescribeLoadBalancers(output).LoadBalancers[0].Bogus",
+        "DescribeLoadBalancers(output).LoadBalancers[0].State.Code",
+        "DescribeLoadBalancers(output).LoadBalancers[0].CreatedTime",
+    ], found
+    assert xml_conformance.check_answer("elbv2", "DescribeLoadBalancers", 400, b"<ErrorResponse><Error><Code>X</Code></Error></ErrorResponse>")
+    assert xml_conformance.check_answer("iam", "GetUser", 200, b"not xml")

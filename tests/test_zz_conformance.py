@@ -1,10 +1,12 @@
 """The conformance check over every response the suites received: collected last (see
 conftest.py), it walks all recorded AWS JSON exchanges, each against its own service's botocore model
-(ECS, CloudWatch Logs, CloudWatch, ...); CBOR, query and XML exchanges are skipped."""
+(ECS, CloudWatch Logs, CloudWatch, ...), and every query-protocol answer in XML (IAM, STS, ELBv2,
+CloudWatch) against its own; CBOR exchanges are checked where they happen (cbor_check.py)."""
 
 import pytest
 
 import conformance
+import xml_conformance
 from harness import RECORDER
 
 
@@ -21,7 +23,14 @@ def test_every_recorded_response_matches_the_botocore_ecs_model(request: pytest.
     print(f"berth conformance: checked {checked} recorded responses ({conformance.skipped(exchanges)} not AWS JSON, skipped)")
     if any("berth" in getattr(item, "fixturenames", ()) for item in items):
         assert checked > 0, "tests drove a server but no response was recorded: is the proxy in use?"
+    xml_checked, xml_violations = xml_conformance.check_exchanges(exchanges)
+    print(f"berth conformance: checked {xml_checked} recorded query-protocol (XML) answers")
     assert not violations, (
         f"{len(violations)} violation(s) of the botocore models in {checked} recorded "
         f"responses:\n{conformance.report(violations)}"
     )
+    assert not xml_violations, (
+        f"{len(xml_violations)} violation(s) of the botocore models in {xml_checked} XML "
+        f"answers:\n{conformance.report(xml_violations)}"
+    )
+
