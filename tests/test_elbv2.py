@@ -6,7 +6,10 @@ words; and an IAM user without elasticloadbalancing permissions refused."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -14,7 +17,7 @@ import botocore
 import pytest
 from botocore.exceptions import ClientError
 
-from harness import BerthUp, boto3_client
+from harness import BerthUp, boto3_client, free_port, wait_until
 from iam_helpers import allow, aws, cli_error, delete_user, error_of, make_user
 
 ARN_PREFIX = "arn:aws:elasticloadbalancing:us-east-1:000000000000:"
@@ -303,3 +306,83 @@ def test_bad_input_to_every_action_gets_a_clear_error_and_never_a_server_fault(b
 def botocore_method(operation: str) -> str:
     """boto3's method name of an operation (`CreateLoadBalancer` → `create_load_balancer`)."""
     return botocore.xform_name(operation)
+
+
+def test_requests_through_a_listener_are_counted_and_can_drive_target_tracking(berth_up: BerthUp, elbv2, unique):
+    """Requests the proxy routes to a target group become ELB's `RequestCount` and
+    `RequestCountPerTarget` in CloudWatch, and a target tracking policy on
+    `ALBRequestCountPerTarget` (with the group's ResourceLabel) alarms on that metric."""
+    name = unique("count")
+    lb = elbv2.create_load_balancer(Name=name)["LoadBalancers"][0]["LoadBalancerArn"]
+    group = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    # Nothing listens on the target's port: every request is a 502, and still a request.
+    elbv2.register_targets(TargetGroupArn=group, Targets=[{"Id": "127.0.0.1", "Port": free_port()}])
+    port = free_port()
+    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=port,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
+    lb_dim = lb.split(":loadbalancer/")[1]
+    tg_dim = "targetgroup/" + group.split(":targetgroup/")[1]
+    cloudwatch = boto3_client(berth_up.server.url, berth_up.server.credentials, service="cloudwatch")
+    scaling = boto3_client(berth_up.endpoint, berth_up.server.credentials, service="application-autoscaling")
+    berth_up.ecs.register_task_definition(family=name, containerDefinitions=[
+        {"name": "app", "image": "busybox", "memory": 16, "essential": True, "command": ["sleep", "3600"]}])
+    berth_up.ecs.create_service(cluster="default", serviceName=name, taskDefinition=name, desiredCount=0)
+    resource = f"service/default/{name}"
+    try:
+        def status() -> int:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as error:
+                return error.code
+            except OSError:
+                return 0
+
+        wait_until(lambda: status() == 502, 10, "the listener to serve")
+        statuses = [status() for _ in range(24)]
+        assert statuses == [502] * 24, statuses
+
+        def counted(metric: str, dimensions: list[dict]) -> float:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            points = cloudwatch.get_metric_statistics(
+                Namespace="AWS/ApplicationELB", MetricName=metric, Dimensions=dimensions,
+                StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1),
+                Period=300, Statistics=["Sum"],
+            )["Datapoints"]
+            return sum(p["Sum"] for p in points)
+
+        both = [{"Name": "LoadBalancer", "Value": lb_dim}, {"Name": "TargetGroup", "Value": tg_dim}]
+        wait_until(lambda: counted("RequestCount", both) >= 25, 30, "the requests to be counted")
+        # One target (not healthy, so all of them count): per target is the whole count.
+        assert counted("RequestCountPerTarget", both) == counted("RequestCount", both)
+        assert counted("RequestCount", [{"Name": "LoadBalancer", "Value": lb_dim}]) >= 25
+
+        scaling.register_scalable_target(ServiceNamespace="ecs", ResourceId=resource,
+                                         ScalableDimension="ecs:service:DesiredCount", MinCapacity=0, MaxCapacity=2)
+        put = scaling.put_scaling_policy(
+            PolicyName="requests", ServiceNamespace="ecs", ResourceId=resource,
+            ScalableDimension="ecs:service:DesiredCount", PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={"TargetValue": 1000.0, "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": f"{lb_dim}/{tg_dim}"}},
+        )
+        alarms = cloudwatch.describe_alarms(AlarmNames=[a["AlarmName"] for a in put["Alarms"]])["MetricAlarms"]
+        assert {(a["Namespace"], a["MetricName"], a["Statistic"]) for a in alarms} == {
+            ("AWS/ApplicationELB", "RequestCountPerTarget", "Sum")}
+        assert sorted((d["Name"], d["Value"]) for d in alarms[0]["Dimensions"]) == [
+            ("LoadBalancer", lb_dim), ("TargetGroup", tg_dim)]
+        with pytest.raises(ClientError) as bad:
+            scaling.put_scaling_policy(
+                PolicyName="unlabelled", ServiceNamespace="ecs", ResourceId=resource,
+                ScalableDimension="ecs:service:DesiredCount", PolicyType="TargetTrackingScaling",
+                TargetTrackingScalingPolicyConfiguration={"TargetValue": 10.0, "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "ALBRequestCountPerTarget"}},
+            )
+        assert bad.value.response["Error"]["Code"] == "ValidationException"
+    finally:
+        scaling.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=resource,
+                                           ScalableDimension="ecs:service:DesiredCount")
+        berth_up.ecs.delete_service(cluster="default", service=name, force=True)
+        elbv2.delete_load_balancer(LoadBalancerArn=lb)
+        wait_until(lambda: not elbv2.describe_target_groups(TargetGroupArns=[group])["TargetGroups"][0]["LoadBalancerArns"],
+                   10, "the group to be free")
+        elbv2.delete_target_group(TargetGroupArn=group)

@@ -165,6 +165,48 @@ pub type TrackedMetric = (
     i64,
 );
 
+/// `ALBRequestCountPerTarget`'s metric: ELB's `RequestCountPerTarget` (`Sum` over 1-minute
+/// periods) of the target group and load balancer `label` names
+/// (`app/<load-balancer-name>/<load-balancer-id>/targetgroup/<target-group-name>/<target-group-id>`).
+fn alb_requests_per_target(label: Option<&str>) -> Result<TrackedMetric, ApiError> {
+    const FORM: &str = "app/<load-balancer-name>/<load-balancer-id>/targetgroup/<target-group-name>/<target-group-id>";
+    let label = label.ok_or_else(|| {
+        validation(format!(
+            "ALBRequestCountPerTarget needs a ResourceLabel: {FORM}."
+        ))
+    })?;
+    let parts: Vec<&str> = label.split('/').collect();
+    let [kind, lb_name, lb_id, marker, tg_name, tg_id] = parts.as_slice() else {
+        return Err(validation(format!(
+            "ResourceLabel '{label}' is not of the form {FORM}."
+        )));
+    };
+    if *kind != "app"
+        || *marker != "targetgroup"
+        || [lb_name, lb_id, tg_name, tg_id]
+            .iter()
+            .any(|p| p.is_empty())
+    {
+        return Err(validation(format!(
+            "ResourceLabel '{label}' is not of the form {FORM}."
+        )));
+    }
+    Ok((
+        crate::elbv2::dataplane::NAMESPACE.into(),
+        "RequestCountPerTarget".into(),
+        vec![
+            ("LoadBalancer".to_string(), format!("app/{lb_name}/{lb_id}")),
+            (
+                "TargetGroup".to_string(),
+                format!("targetgroup/{tg_name}/{tg_id}"),
+            ),
+        ],
+        "Sum".into(),
+        None,
+        60,
+    ))
+}
+
 /// The metric of `config` for the service `cluster`/`service`.
 pub fn tracked_metric(
     config: &TargetTracking,
@@ -187,25 +229,22 @@ pub fn tracked_metric(
                     p.predefined_metric_type
                 )));
             }
-            let (name, period) =
-                match p.predefined_metric_type.as_str() {
-                    "ECSServiceAverageCPUUtilization" => ("CPUUtilization", 60),
-                    "ECSServiceAverageMemoryUtilization" => ("MemoryUtilization", 60),
-                    "ECSServiceAverageCPUUtilizationHighResolution" => ("CPUUtilization", 20),
-                    "ECSServiceAverageMemoryUtilizationHighResolution" => ("MemoryUtilization", 20),
-                    "ALBRequestCountPerTarget" => return Err(validation(
-                        "ALBRequestCountPerTarget needs Elastic Load Balancing, which Berth does \
-                         not serve yet: track ECSServiceAverageCPUUtilization, \
-                         ECSServiceAverageMemoryUtilization or a customized metric.",
-                    )),
-                    other => {
-                        return Err(validation(format!(
-                            "Unsupported predefined metric type {other} for an ECS service: use \
+            let (name, period) = match p.predefined_metric_type.as_str() {
+                "ECSServiceAverageCPUUtilization" => ("CPUUtilization", 60),
+                "ECSServiceAverageMemoryUtilization" => ("MemoryUtilization", 60),
+                "ECSServiceAverageCPUUtilizationHighResolution" => ("CPUUtilization", 20),
+                "ECSServiceAverageMemoryUtilizationHighResolution" => ("MemoryUtilization", 20),
+                "ALBRequestCountPerTarget" => {
+                    return alb_requests_per_target(p.resource_label.as_deref())
+                }
+                other => {
+                    return Err(validation(format!(
+                        "Unsupported predefined metric type {other} for an ECS service: use \
                          ECSServiceAverageCPUUtilization or ECSServiceAverageMemoryUtilization \
                          (or their HighResolution forms)."
-                        )))
-                    }
-                };
+                    )))
+                }
+            };
             Ok((
                 "AWS/ECS".into(),
                 name.into(),

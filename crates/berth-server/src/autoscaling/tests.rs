@@ -217,8 +217,62 @@ async fn target_tracking_makes_its_alarms_and_deleting_it_removes_them() {
     );
     assert_eq!(policy["PolicyType"], "TargetTrackingScaling");
 
-    let e = err(&app, "PutScalingPolicy", cpu_policy(50.0, json!({"PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget"}}))).await;
-    assert_eq!(e.name, "ValidationException");
+    // ALBRequestCountPerTarget needs the label of its load balancer and target group.
+    let alb = |label: Option<&str>| {
+        let mut spec = json!({"PredefinedMetricType": "ALBRequestCountPerTarget"});
+        if let Some(label) = label {
+            spec["ResourceLabel"] = json!(label);
+        }
+        json!({"PolicyName": "requests", "ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+               "ScalableDimension": "ecs:service:DesiredCount", "PolicyType": "TargetTrackingScaling",
+               "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 100.0,
+                   "PredefinedMetricSpecification": spec}})
+    };
+    for label in [
+        None,
+        Some("app/web/1234"),
+        Some("net/web/12/targetgroup/tg/34"),
+    ] {
+        let e = err(&app, "PutScalingPolicy", alb(label)).await;
+        assert_eq!(e.name, "ValidationException", "{label:?}");
+    }
+    let put = ok(
+        &app,
+        "PutScalingPolicy",
+        alb(Some(
+            "app/web/50dc6c495c0c9188/targetgroup/api/943f017f100becff",
+        )),
+    )
+    .await;
+    let name = put["Alarms"][0]["AlarmName"].as_str().expect("name");
+    let high = app
+        .get::<Alarm>(&alarm_key(name))
+        .expect("read")
+        .expect("alarm")
+        .value;
+    assert_eq!(
+        (
+            high.namespace.as_str(),
+            high.metric_name.as_str(),
+            high.statistic.as_str(),
+            high.period
+        ),
+        ("AWS/ApplicationELB", "RequestCountPerTarget", "Sum", 60)
+    );
+    assert_eq!(
+        high.dimensions,
+        [
+            (
+                "LoadBalancer".to_string(),
+                "app/web/50dc6c495c0c9188".to_string()
+            ),
+            (
+                "TargetGroup".to_string(),
+                "targetgroup/api/943f017f100becff".to_string()
+            )
+        ]
+    );
+    ok(&app, "DeleteScalingPolicy", json!({"PolicyName": "requests", "ServiceNamespace": "ecs", "ResourceId": RESOURCE, "ScalableDimension": "ecs:service:DesiredCount"})).await;
     let labelled = json!({"PredefinedMetricSpecification": {
         "PredefinedMetricType": "ECSServiceAverageCPUUtilization", "ResourceLabel": "app/x"}});
     let e = err(&app, "PutScalingPolicy", cpu_policy(50.0, labelled)).await;

@@ -11,19 +11,25 @@
 //! reports the others `unused`). An `ip` target is its address and port; an `instance`
 //! target is served on the server's own host (the machine `berth up` runs its agent on).
 
+use super::health::HealthBoard;
 use super::model::{sweep_drained, ActionKind, Config, Listener, TargetGroup};
 use super::proxy::{
     ActionConfig, Algorithm, DataPlane, HealthCheckConfig, ListenerConfig, Protocol, ProxyConfig,
     RedirectConfig, RuleConfig, TargetConfig, TargetGroupConfig,
 };
 use crate::app::App;
+use crate::cloudwatch::{Datum, StatisticSet};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the store is read when nothing is written.
 const EVERY: Duration = Duration::from_secs(1);
+/// How often the requests the proxy counted become CloudWatch datapoints.
+const PUBLISH_EVERY: Duration = Duration::from_secs(10);
+/// The namespace application load balancers publish in.
+pub const NAMESPACE: &str = "AWS/ApplicationELB";
 
 /// Starts the data plane and the loop that keeps it in step; it stops with the server.
 pub fn spawn(app: Arc<App>) {
@@ -37,8 +43,13 @@ pub fn spawn(app: Arc<App>) {
     tokio::spawn(async move {
         let reported = Mutex::new(BTreeSet::new());
         let mut closing = app.closing();
+        let mut published = Instant::now();
         loop {
             tick(&app, &plane, &reported).await;
+            if published.elapsed() >= PUBLISH_EVERY {
+                published = Instant::now();
+                publish_requests(&app, &plane).await;
+            }
             tokio::select! {
                 _ = app.elb_changed.notified() => {}
                 _ = tokio::time::sleep(EVERY) => {}
@@ -231,4 +242,107 @@ fn target_group_config(group: &TargetGroup, now: f64) -> TargetGroupConfig {
 /// is this host.
 fn address_of(id: &str) -> IpAddr {
     id.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// Stores what the proxy counted since the last call as ELB's `RequestCount` and
+/// `RequestCountPerTarget` (`Sum`, one datapoint per publication).
+async fn publish_requests(app: &Arc<App>, plane: &DataPlane) {
+    let counts = plane.take_request_counts();
+    let Ok(config) = Config::read(app) else {
+        return;
+    };
+    let data = request_data(
+        &config,
+        &app.elb_health,
+        &counts,
+        crate::cloudwatch::store::now_ms(),
+    );
+    if data.is_empty() {
+        return;
+    }
+    let store = Arc::clone(&app.cloudwatch);
+    match tokio::task::spawn_blocking(move || store.put(data)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("cannot store load balancer request counts: {}", e.message),
+        Err(e) => tracing::warn!("cannot store load balancer request counts: {e}"),
+    }
+}
+
+/// The datapoints of `counts` (requests per target group ARN) at `now` (epoch ms), for the
+/// HTTP target groups a load balancer forwards to: `RequestCount` by load balancer and by
+/// load balancer and target group, and `RequestCountPerTarget` (the count over the group's
+/// healthy targets, or over all its targets when none is healthy, as ELB counts it) by target
+/// group and by load balancer and target group.
+pub fn request_data(
+    config: &Config,
+    health: &HealthBoard,
+    counts: &[(String, u64)],
+    now: i64,
+) -> Vec<Datum> {
+    let mut data = Vec::new();
+    for (arn, count) in counts {
+        let Some(group) = config.target_group(arn) else {
+            continue;
+        };
+        let Some(load_balancer) = config.load_balancers_using(arn).into_iter().next() else {
+            continue;
+        };
+        if group.protocol != "HTTP" {
+            continue;
+        }
+        let (Some(lb), Some(tg)) = (
+            load_balancer
+                .split_once(":loadbalancer/")
+                .map(|(_, tail)| tail.to_string()),
+            arn.split_once(":targetgroup/")
+                .map(|(_, tail)| format!("targetgroup/{tail}")),
+        ) else {
+            continue;
+        };
+        let count = *count as f64;
+        let datum = |name: &str, dimensions: Vec<(&str, &String)>, value: f64| Datum {
+            namespace: NAMESPACE.into(),
+            metric_name: name.into(),
+            dimensions: dimensions
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            timestamp: now,
+            statistics: StatisticSet::single(value),
+            unit: "Count".into(),
+        };
+        data.push(datum("RequestCount", vec![("LoadBalancer", &lb)], count));
+        data.push(datum(
+            "RequestCount",
+            vec![("LoadBalancer", &lb), ("TargetGroup", &tg)],
+            count,
+        ));
+        let serving: Vec<_> = group
+            .live_targets(now as f64 / 1000.0)
+            .filter(|t| t.draining_since.is_none())
+            .collect();
+        let healthy = serving
+            .iter()
+            .filter(|t| {
+                health
+                    .get(&(arn.clone(), t.id.clone(), t.port))
+                    .is_some_and(|h| h.state == "healthy")
+            })
+            .count();
+        let targets = if healthy > 0 { healthy } else { serving.len() };
+        if targets > 0 {
+            let per_target = count / targets as f64;
+            data.push(datum(
+                "RequestCountPerTarget",
+                vec![("TargetGroup", &tg)],
+                per_target,
+            ));
+            data.push(datum(
+                "RequestCountPerTarget",
+                vec![("LoadBalancer", &lb), ("TargetGroup", &tg)],
+                per_target,
+            ));
+        }
+    }
+    data
 }

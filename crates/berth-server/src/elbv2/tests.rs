@@ -1044,3 +1044,87 @@ async fn a_user_without_elasticloadbalancing_permissions_is_denied() {
     assert_eq!(e.name, "AccessDenied");
     assert!(Config::read(&app).expect("read").load_balancers.is_empty());
 }
+
+#[tokio::test]
+async fn request_counts_become_request_count_and_request_count_per_target() {
+    use crate::elbv2::health::TargetHealth;
+    let app = crate::test_support::app().await;
+    let lb = load_balancer(&app, "web").await;
+    let group = target_group(&app, "api", "HTTP", "ip").await;
+    let idle = target_group(&app, "idle", "HTTP", "ip").await;
+    forward_listener(&app, &lb, "80", &group).await;
+    ok(
+        &app,
+        "RegisterTargets",
+        &[
+            ("TargetGroupArn", &group),
+            ("Targets.member.1.Id", "10.0.0.1"),
+            ("Targets.member.2.Id", "10.0.0.2"),
+            ("Targets.member.3.Id", "10.0.0.3"),
+        ],
+    )
+    .await;
+    let config = Config::read(&app).expect("config");
+    let lb_dim = lb
+        .split_once(":loadbalancer/")
+        .expect("lb arn")
+        .1
+        .to_string();
+    let tg_dim = format!(
+        "targetgroup/{}",
+        group.split_once(":targetgroup/").expect("tg arn").1
+    );
+    let value = |data: &[crate::cloudwatch::Datum], name: &str, dims: &[(&str, &str)]| {
+        data.iter()
+            .find(|d| {
+                d.metric_name == name
+                    && d.dimensions
+                        == dims
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect::<Vec<_>>()
+            })
+            .map(|d| d.statistics.sum)
+    };
+    // No target healthy yet: the count is shared by all three.
+    let counts = [(group.clone(), 30), (idle.clone(), 5)];
+    let data = super::dataplane::request_data(&config, &app.elb_health, &counts, 1_000);
+    assert_eq!(
+        value(&data, "RequestCount", &[("LoadBalancer", &lb_dim)]),
+        Some(30.0)
+    );
+    assert_eq!(
+        value(
+            &data,
+            "RequestCount",
+            &[("LoadBalancer", &lb_dim), ("TargetGroup", &tg_dim)]
+        ),
+        Some(30.0)
+    );
+    assert_eq!(
+        value(&data, "RequestCountPerTarget", &[("TargetGroup", &tg_dim)]),
+        Some(10.0)
+    );
+    // A group no load balancer forwards to publishes nothing.
+    assert_eq!(data.len(), 4);
+    // Two healthy targets: the count is theirs.
+    for id in ["10.0.0.1", "10.0.0.2"] {
+        app.elb_health.set(
+            (group.clone(), id.to_string(), 8080),
+            TargetHealth {
+                state: "healthy",
+                reason: None,
+                description: None,
+            },
+        );
+    }
+    let data = super::dataplane::request_data(&config, &app.elb_health, &counts, 1_000);
+    assert_eq!(
+        value(
+            &data,
+            "RequestCountPerTarget",
+            &[("LoadBalancer", &lb_dim), ("TargetGroup", &tg_dim)]
+        ),
+        Some(15.0)
+    );
+}

@@ -93,6 +93,7 @@ async fn forward_request(
     let Some(group) = forward.choose() else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
+    group.count_request();
     let Some(first) = group.pick(Pick::Request { avoid: None }) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };

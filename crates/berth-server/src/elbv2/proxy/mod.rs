@@ -262,6 +262,17 @@ impl DataPlane {
             .map_or(0, |group| group.in_flight(addr))
     }
 
+    /// The HTTP requests routed to each target group since the last call, by group key
+    /// (every group the proxy serves, zero included).
+    pub fn take_request_counts(&self) -> Vec<(String, u64)> {
+        self.groups
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|group| (group.key.clone(), group.take_requests()))
+            .collect()
+    }
+
     /// Where listener `key` accepts, if it is running (its port, when it asked for 0).
     pub async fn local_addr(&self, key: &str) -> Option<SocketAddr> {
         self.state.lock().await.listeners.get(key).map(|l| l.local)

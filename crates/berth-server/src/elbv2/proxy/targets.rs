@@ -250,6 +250,8 @@ pub(super) struct TargetGroup {
     next: AtomicUsize,
     applied: Mutex<Option<TargetGroupConfig>>,
     epoch: Instant,
+    /// HTTP requests routed to the group since [`TargetGroup::take_requests`] last ran.
+    requests: AtomicU64,
 }
 
 /// How to pick a target.
@@ -272,7 +274,18 @@ impl TargetGroup {
             next: AtomicUsize::new(0),
             applied: Mutex::new(None),
             epoch,
+            requests: AtomicU64::new(0),
         }
+    }
+
+    /// Counts an HTTP request routed to the group (ELB's `RequestCount`).
+    pub(super) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The requests counted since the last call.
+    pub(super) fn take_requests(&self) -> u64 {
+        self.requests.swap(0, Ordering::Relaxed)
     }
 
     fn set(&self) -> Arc<TargetSet> {
