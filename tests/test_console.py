@@ -121,7 +121,9 @@ def test_sign_in_is_refused_with_a_wrong_secret_and_accepted_with_the_root_key(b
     assert browser.current_url.endswith("/console/sign-in"), "an unsigned visitor is sent to sign in"
     credentials = berth_up.server.credentials
     sign_in(browser, berth_up, credentials.access_key, credentials.secret_key + "x")
-    error = browser.find_element(By.CSS_SELECTOR, ".error").text
+    # The click only submits the form: the answer's page is there once its error box is.
+    [box] = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, ".error"), 10, "the sign-in error")
+    error = box.text
     assert "wrong" in error
     assert browser.get_cookie("berth_console") is None
     shot(browser, "sign-in-refused")
@@ -159,8 +161,10 @@ def test_every_page_loads(berth_up: BerthUp, browser: WebDriver, unique):
         assert "has reached a steady state" in section(browser, "service-events")
 
         browser.find_element(By.LINK_TEXT, task_id).click()
-        assert browser.current_url.endswith(f"/tasks/{task_id}")
-        assert "RUNNING" in section(browser, "task-summary")
+        wait_until(
+            lambda: browser.current_url.endswith(f"/tasks/{task_id}") and "RUNNING" in section(browser, "task-summary"),
+            10, "the task's page, RUNNING",
+        )
         assert "main" in section(browser, "task-containers")
         shot(browser, "task")
 

@@ -17,15 +17,17 @@ pub struct Activity {
     pub cause: String,
     /// Epoch seconds.
     pub start: f64,
-    pub end: f64,
-    /// `Successful` or `Failed`.
+    /// Absent while the activity is in progress.
+    #[serde(default)]
+    pub end: Option<f64>,
+    /// `InProgress`, then `Successful` or `Failed`.
     pub status: String,
     pub message: String,
 }
 
 impl Activity {
     fn describe(&self, resource_id: &str) -> Value {
-        json!({
+        let mut described = json!({
             "ActivityId": self.id,
             "ServiceNamespace": "ecs",
             "ResourceId": resource_id,
@@ -33,10 +35,15 @@ impl Activity {
             "Description": self.description,
             "Cause": self.cause,
             "StartTime": self.start,
-            "EndTime": self.end,
             "StatusCode": self.status,
-            "StatusMessage": self.message,
-        })
+        });
+        if let Some(end) = self.end {
+            described["EndTime"] = json!(end);
+        }
+        if !self.message.is_empty() {
+            described["StatusMessage"] = json!(self.message);
+        }
+        described
     }
 }
 

@@ -238,7 +238,9 @@ pub fn decide(
 }
 
 /// Sets the service's desired count through UpdateService, as the account's root user (the
-/// service-linked role of AWS), and records the activity on the target.
+/// service-linked role of AWS). The activity is on the target, `InProgress`, before the count
+/// moves (so whoever sees the new count finds its cause, as on AWS), and ends `Successful` or
+/// `Failed` with UpdateService's answer.
 async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, now: f64) {
     let caller = match crate::auth::root_principal(app) {
         Ok(caller) => caller,
@@ -251,6 +253,27 @@ async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, 
         app: app.clone(),
         caller,
     };
+    let id = super::new_id();
+    let started = Activity {
+        id: id.clone(),
+        description: format!(
+            "Setting desired count to {} (from {current}).",
+            change.capacity
+        ),
+        cause: format!(
+            "{} at {}",
+            change.cause,
+            berth_core::civil::iso8601(now as i64, None)
+        ),
+        start: now,
+        end: None,
+        status: "InProgress".into(),
+        message: String::new(),
+    };
+    let key = target_key(&target.resource_id);
+    if !modify_target(app, &key, |stored| stored.record(started.clone())).await {
+        return;
+    }
     let body = json!({
         "cluster": target.cluster,
         "service": target.service,
@@ -271,22 +294,6 @@ async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, 
         ),
     };
     let end = app.now();
-    let activity = Activity {
-        id: super::new_id(),
-        description: format!(
-            "Setting desired count to {} (from {current}).",
-            change.capacity
-        ),
-        cause: format!(
-            "{} at {}",
-            change.cause,
-            berth_core::civil::iso8601(now as i64, None)
-        ),
-        start: now,
-        end,
-        status: status.into(),
-        message,
-    };
     tracing::info!(resource = %target.resource_id, from = current, to = change.capacity, status, "autoscaling: {}", change.cause);
     if answer.is_ok() {
         let message = format!(
@@ -296,12 +303,7 @@ async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, 
         );
         service_event(app, target, message, end).await;
     }
-    let key = target_key(&target.resource_id);
-    loop {
-        let Ok(Some(found)) = app.get::<Target>(&key) else {
-            return;
-        };
-        let mut stored = found.value;
+    modify_target(app, &key, |stored| {
         if answer.is_ok() {
             if change.scale_in {
                 stored.last_scale_in = Some(now);
@@ -309,16 +311,33 @@ async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, 
                 stored.last_scale_out = Some((now, change.capacity));
             }
         }
-        stored.record(activity.clone());
+        if let Some(activity) = stored.activities.iter_mut().find(|a| a.id == id) {
+            activity.end = Some(end);
+            activity.status = status.into();
+            activity.message = message.clone();
+        }
+    })
+    .await;
+}
+
+/// Applies `change` to the stored target at `key` with a compare-and-swap, again on a
+/// conflict; false when the target is gone or the store refuses.
+async fn modify_target(app: &Arc<App>, key: &str, mut change: impl FnMut(&mut Target)) -> bool {
+    loop {
+        let Ok(Some(found)) = app.get::<Target>(key) else {
+            return false;
+        };
+        let mut stored = found.value;
+        change(&mut stored);
         let txn = Txn::new()
-            .when(Compare::at(&key, found.mod_revision))
-            .put(&key, encode(&stored));
+            .when(Compare::at(key, found.mod_revision))
+            .put(key, encode(&stored));
         match app.commit(txn).await {
-            Ok(result) if result.succeeded => return,
+            Ok(result) if result.succeeded => return true,
             Ok(_) => continue,
             Err(e) => {
                 tracing::warn!("cannot record a scaling activity: {}", e.message);
-                return;
+                return false;
             }
         }
     }
@@ -354,7 +373,7 @@ async fn run_scheduled(app: &Arc<App>, action: &ScheduledAction, revision: u64, 
                 berth_core::civil::iso8601(at, None)
             ),
             start: now,
-            end: now,
+            end: Some(now),
             status: "Successful".into(),
             message: format!("Successfully set {}.", parts.join(" and ")),
         });

@@ -327,8 +327,15 @@ async fn the_controller_scales_out_in_proportion_then_in_after_its_cooldown() {
         "{event}"
     );
     let target = stored_target(&app);
+    assert_eq!(target.activities.len(), 1, "one activity, ended in place");
     let activity = target.activities.last().expect("an activity");
     assert_eq!(activity.status, "Successful");
+    assert!(
+        activity.end.is_some()
+            && activity
+                .message
+                .starts_with("Successfully set desired count to 2.")
+    );
     assert!(
         activity.cause.contains("AlarmHigh") && activity.cause.contains("triggered policy cpu"),
         "{}",
