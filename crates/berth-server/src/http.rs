@@ -177,6 +177,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::telemetry::usage::spawn(app.clone());
     crate::autoscaling::controller::spawn(app.clone());
     crate::elbv2::dataplane::spawn(app.clone());
+    crate::elbv2::service_targets::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let limits = app.config.limits.clone();

@@ -253,7 +253,10 @@ impl Engine {
             if self.shared.config.metadata.is_some() {
                 self.shared.board.post(assigned);
             }
-            let stop = assigned.task.desired_status == Some(TaskStatus::Stopped);
+            // A DEACTIVATING task is still being deregistered from its load balancers: it
+            // keeps serving until the server moves it on to STOPPING.
+            let stop = assigned.task.desired_status == Some(TaskStatus::Stopped)
+                && TaskStatus::of(&assigned.task) != TaskStatus::Deactivating;
             if let Some(entry) = self.tasks.get(arn) {
                 if stop {
                     entry.stop.send_replace(true);

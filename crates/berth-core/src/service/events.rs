@@ -1,6 +1,8 @@
 //! The messages of a service's `events[]` and of its deployments' `rolloutStateReason`, in
 //! the wording ECS users know and grep for.
 
+use super::facts::UnhealthyTarget;
+
 /// `(service NAME) has reached a steady state.`
 pub fn steady_state(service: &str) -> String {
     format!("(service {service}) has reached a steady state.")
@@ -72,6 +74,24 @@ pub fn unable_to_start(service: &str) -> String {
 pub fn failed_health_checks(service: &str, task_id: &str) -> String {
     format!("(service {service}) (task {task_id}) failed container health checks.")
 }
+
+/// `(service NAME) (instance ID) (port N) is unhealthy in (target-group ARN) due to (reason
+/// WHY).`: a task's load balancer target failed its health checks.
+pub fn unhealthy_target(service: &str, target: &UnhealthyTarget) -> String {
+    format!(
+        "(service {service}) (instance {}) (port {}) is unhealthy in (target-group {}) due to \
+         (reason {}).",
+        target.id, target.port, target.target_group_arn, target.reason
+    )
+}
+
+/// stoppedReason of a task whose load balancer target failed its health checks.
+pub fn failed_elb_health_checks(target_group_arn: &str) -> String {
+    format!("{REASON_FAILED_ELB_HEALTH_CHECKS} (target-group {target_group_arn})")
+}
+
+/// The start of the stoppedReason of tasks that failed their load balancer's health checks.
+pub const REASON_FAILED_ELB_HEALTH_CHECKS: &str = "Task failed ELB health checks in";
 
 /// `(service NAME) (deployment ecs-svc/ID) deployment completed.`
 pub fn deployment_completed(service: &str, deployment_id: &str) -> String {

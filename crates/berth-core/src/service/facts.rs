@@ -2,7 +2,7 @@
 //! of the service (its deployment, phase and health) and each container instance (usable,
 //! draining or lost).
 
-use super::events::REASON_FAILED_HEALTH_CHECKS;
+use super::events::{REASON_FAILED_ELB_HEALTH_CHECKS, REASON_FAILED_HEALTH_CHECKS};
 use crate::arn::id_of;
 use crate::model::container_instance::ContainerInstance;
 use crate::model::status::{ContainerInstanceStatus, HealthStatus};
@@ -32,6 +32,34 @@ pub struct TaskFact {
     pub created_at: Option<f64>,
     /// Until when it is protected from scale-in (UpdateTaskProtection), if it was protected.
     pub protection_expires_at: Option<f64>,
+    /// Where its load balancer targets stand (`Targets::None` for a service without load
+    /// balancers).
+    pub targets: Targets,
+}
+
+/// Where the load balancer targets of a task stand, all of its target groups together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Targets {
+    /// The task is behind no load balancer.
+    #[default]
+    None,
+    /// Not yet registered everywhere, or still `initial`.
+    Pending,
+    /// Registered and healthy in every target group.
+    Healthy,
+    /// Failing the health checks of a target group.
+    Unhealthy(UnhealthyTarget),
+}
+
+/// A target of a task that failed its target group's health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnhealthyTarget {
+    pub target_group_arn: String,
+    /// The target's id (the instance id of a bridge or host task).
+    pub id: String,
+    pub port: u16,
+    /// What the health checks found (`Health checks failed with these codes: [404]`).
+    pub reason: String,
 }
 
 impl TaskFact {
@@ -58,6 +86,7 @@ impl TaskFact {
                 .and_then(|a| id_of(a, "container-instance")),
             created_at: task.created_at,
             protection_expires_at: task.protection_expires_at,
+            targets: Targets::None,
         }
     }
 
@@ -76,18 +105,21 @@ impl TaskFact {
         self.is_live() && !self.stop_requested
     }
 
-    /// RUNNING, not asked to stop, and HEALTHY when it has health checks.
+    /// RUNNING, not asked to stop, HEALTHY when it has health checks, and with healthy
+    /// targets when it is behind load balancers.
     pub fn is_healthy(&self) -> bool {
         self.is_wanted()
             && self.status == TaskStatus::Running
             && (!self.has_health_checks || self.health == HealthStatus::Healthy)
+            && matches!(self.targets, Targets::None | Targets::Healthy)
     }
 
-    /// RUNNING and reported UNHEALTHY.
+    /// RUNNING and reported UNHEALTHY, or failing a load balancer's health checks.
     pub fn is_unhealthy(&self) -> bool {
         self.is_wanted()
             && self.status == TaskStatus::Running
-            && self.health == HealthStatus::Unhealthy
+            && (self.health == HealthStatus::Unhealthy
+                || matches!(self.targets, Targets::Unhealthy(_)))
     }
 
     /// STOPPED because it failed: it never started, an essential container exited, or the
@@ -102,7 +134,10 @@ impl TaskFact {
                 true
             }
             Some(stop_code::SERVICE_SCHEDULER_INITIATED) => {
-                self.stopped_reason.as_deref() == Some(REASON_FAILED_HEALTH_CHECKS)
+                self.stopped_reason.as_deref().is_some_and(|reason| {
+                    reason == REASON_FAILED_HEALTH_CHECKS
+                        || reason.starts_with(REASON_FAILED_ELB_HEALTH_CHECKS)
+                })
             }
             _ => false,
         }

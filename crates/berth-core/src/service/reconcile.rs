@@ -9,11 +9,11 @@ use super::backoff::REPORT_AFTER;
 use super::bounds::Bounds;
 use super::daemon::{self, DaemonSlot};
 use super::events;
-use super::facts::{InstanceFact, InstanceState, TaskFact};
+use super::facts::{InstanceFact, InstanceState, Targets, TaskFact};
 use super::lifecycle::{complete_primary, count_failure, remove_deployment, HistoryUpdate};
 use super::record::{IdSource, ServiceRecord};
 use super::replica::{self, Phase, Slot, StopWhy};
-use crate::model::status::{DeploymentRolloutState, DeploymentStatus, ServiceStatus};
+use crate::model::status::{DeploymentRolloutState, DeploymentStatus, HealthStatus, ServiceStatus};
 use std::collections::{HashMap, HashSet};
 
 /// How long a condition that holds (no room, backoff) waits before its event repeats.
@@ -131,12 +131,22 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
             && task.is_unhealthy()
             && task.started_at.is_some_and(|at| now - at >= grace)
         {
+            // A failing target group reads as ECS writes it; otherwise a container's checks.
+            let reason = match &task.targets {
+                Targets::Unhealthy(target) if task.health != HealthStatus::Unhealthy => {
+                    record.push_event(ids, events::unhealthy_target(&name, target), now);
+                    events::failed_elb_health_checks(&target.target_group_arn)
+                }
+                _ => {
+                    record.push_event(ids, events::failed_health_checks(&name, &task.id), now);
+                    events::REASON_FAILED_HEALTH_CHECKS.into()
+                }
+            };
             plan.stops.push(StopOrder {
                 task_id: task.id.clone(),
-                reason: events::REASON_FAILED_HEALTH_CHECKS.into(),
+                reason,
             });
             stopped_ids.push(task.id.clone());
-            record.push_event(ids, events::failed_health_checks(&name, &task.id), now);
             phase = Phase::Stopping;
         }
         if draining_service {

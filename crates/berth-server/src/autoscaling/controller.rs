@@ -24,7 +24,6 @@ use crate::app::App;
 use crate::cloudwatch::alarms::{Alarm, ALARMS};
 use crate::cloudwatch::evaluate::periods;
 use crate::dispatch::Ctx;
-use crate::handlers::services::RandomIds;
 use berth_core::service::ServiceRecord;
 use berth_store::typed::encode;
 use berth_store::{keys, Compare, Txn};
@@ -301,7 +300,8 @@ async fn scale(app: &Arc<App>, target: &Target, current: i64, change: Proposal, 
              Scaling: {}.",
             target.service, change.capacity, change.cause
         );
-        service_event(app, target, message, end).await;
+        crate::handlers::services::record_event(app, &target.cluster, &target.service, message)
+            .await;
     }
     modify_target(app, &key, |stored| {
         if answer.is_ok() {
@@ -403,29 +403,6 @@ async fn run_scheduled(app: &Arc<App>, action: &ScheduledAction, revision: u64, 
             Ok(_) => continue,
             Err(e) => {
                 tracing::warn!("cannot run a scheduled action: {}", e.message);
-                return;
-            }
-        }
-    }
-}
-
-/// Adds `message` to the service's events, so `describe-services` shows why its count moved.
-async fn service_event(app: &Arc<App>, target: &Target, message: String, now: f64) {
-    let key = keys::service(&target.cluster, &target.service);
-    for _ in 0..5 {
-        let Ok(Some(found)) = app.get::<ServiceRecord>(&key) else {
-            return;
-        };
-        let mut record = found.value;
-        record.push_event(&mut RandomIds, message.clone(), now);
-        let txn = Txn::new()
-            .when(Compare::at(&key, found.mod_revision))
-            .put(&key, encode(&record));
-        match app.commit(txn).await {
-            Ok(result) if result.succeeded => return,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!("cannot add a service event: {}", e.message);
                 return;
             }
         }

@@ -18,6 +18,7 @@ pub mod load_balancers;
 pub mod model;
 pub mod proxy;
 pub mod rules;
+pub mod service_targets;
 pub mod tags;
 pub mod target_groups;
 pub mod targets;

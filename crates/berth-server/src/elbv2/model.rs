@@ -133,6 +133,10 @@ pub struct Target {
     /// When DeregisterTargets was called (epoch seconds): the target drains until the group's
     /// deregistration delay has passed, then it is gone.
     pub draining_since: Option<f64>,
+    /// The ARN of the ECS task registered as this target by its service (none for targets
+    /// registered through the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A target group with its registered targets.

@@ -106,12 +106,18 @@ pub(super) async fn register(ctx: &Ctx, request: &QueryRequest) -> Result<Option
                 .iter_mut()
                 .find(|t| t.id == target.id && t.port == port)
             {
-                Some(existing) => existing.draining_since = None,
+                // Registered again while draining, it is the caller's now, not a task's.
+                Some(existing) => {
+                    if existing.draining_since.take().is_some() {
+                        existing.owner = None;
+                    }
+                }
                 None => group.targets.push(Target {
                     id: target.id.clone(),
                     port,
                     availability_zone: target.availability_zone.clone(),
                     draining_since: None,
+                    owner: None,
                 }),
             }
         }

@@ -2,6 +2,7 @@
 //! The handlers write intent — the service, its deployments, a new service revision and
 //! service deployment — and the service controller (controllers/services) makes tasks follow.
 
+mod load_balancers;
 mod present;
 mod requests;
 mod validate;
@@ -125,7 +126,6 @@ pub async fn create_service(
         )));
     }
     validate::refuse_unsupported(&validate::Unsupported {
-        load_balancers: req.load_balancers.as_deref(),
         service_registries: req.service_registries.as_deref(),
         capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
         network_configuration: req.network_configuration.as_ref(),
@@ -159,6 +159,7 @@ pub async fn create_service(
     let constraints = req.placement_constraints.clone().unwrap_or_default();
     let strategies = req.placement_strategy.clone().unwrap_or_default();
     validate::placement(&constraints, &strategies, &td, daemon)?;
+    let lbs = load_balancers::check(&ctx, req.load_balancers.as_deref().unwrap_or_default(), &td)?;
 
     let key = keys::service(&cluster_name, &req.service_name);
     loop {
@@ -203,7 +204,7 @@ pub async fn create_service(
             service_arn: Some(ctx.arns.service(&cluster_name, &req.service_name)),
             service_name: Some(req.service_name.clone()),
             cluster_arn: Some(ctx.arns.cluster(&cluster_name)),
-            load_balancers: Some(Vec::new()),
+            load_balancers: Some(lbs.clone()),
             service_registries: Some(Vec::new()),
             status: Some(ServiceStatus::Active),
             desired_count: Some(desired),
@@ -307,10 +308,10 @@ fn begin_deployment(
 }
 
 /// Adds an event to service `name` of `cluster`; nothing when there is no such service.
-pub async fn record_event(ctx: &Ctx, cluster: &str, name: &str, message: String) {
+pub async fn record_event(app: &crate::app::App, cluster: &str, name: &str, message: String) {
     let key = keys::service(cluster, name);
-    let now = ctx.now();
-    let recorded = ctx
+    let now = app.now();
+    let recorded = app
         .update::<ServiceRecord, _>(&key, |current| {
             let mut record = current.ok_or_else(service_not_found)?;
             record.push_event(&mut RandomIds, message.clone(), now);
@@ -338,7 +339,6 @@ pub async fn update_service(
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
     let name = service_name_of(&cluster_name, &req.service)?;
     validate::refuse_unsupported(&validate::Unsupported {
-        load_balancers: req.load_balancers.as_deref(),
         service_registries: req.service_registries.as_deref(),
         capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
         network_configuration: req.network_configuration.as_ref(),
@@ -403,6 +403,19 @@ pub async fn update_service(
             .or_else(|| record.service.placement_strategy.clone())
             .unwrap_or_default();
         validate::placement(&constraints, &strategies, &td, daemon)?;
+        // Given (even empty), the load balancers replace the service's, in a new deployment.
+        let lbs = match req.load_balancers.as_deref() {
+            Some(given) => load_balancers::check(&ctx, given, &td)?,
+            None => {
+                let current = record.service.load_balancers.clone().unwrap_or_default();
+                // A new task definition must still have the containers and ports they name.
+                if td.task_definition_arn != record.service.task_definition {
+                    load_balancers::check(&ctx, &current, &td)?;
+                }
+                current
+            }
+        };
+        let new_lbs = record.service.load_balancers.as_deref().unwrap_or_default() != lbs;
 
         let new_td = td.task_definition_arn != record.service.task_definition;
         if new_td {
@@ -410,7 +423,8 @@ pub async fn update_service(
         }
         let new_placement = record.service.placement_constraints.as_ref() != Some(&constraints)
             || record.service.placement_strategy.as_ref() != Some(&strategies);
-        let new_deployment = new_td || new_placement || req.force_new_deployment == Some(true);
+        let new_deployment =
+            new_td || new_placement || new_lbs || req.force_new_deployment == Some(true);
 
         let s = &mut record.service;
         if let Some(n) = req.desired_count {
@@ -419,6 +433,7 @@ pub async fn update_service(
         s.deployment_configuration = Some(config);
         s.placement_constraints = Some(constraints);
         s.placement_strategy = Some(strategies);
+        s.load_balancers = Some(lbs);
         if let Some(g) = req.health_check_grace_period_seconds {
             s.health_check_grace_period_seconds = Some(g);
         }

@@ -561,15 +561,19 @@ pub async fn stop_task(ctx: Ctx, req: StopTaskRequest) -> Result<StopTaskRespons
     }
     let key = task_key_of(&cluster_name, &req.task)?;
     let now = ctx.now();
+    // A task of a service behind a load balancer drains first (DEACTIVATING), as on ECS.
+    let owners = crate::elbv2::service_targets::registered_owners(&ctx)?;
     ctx.update::<Task, _>(&key, |current| {
         let mut task = current
             .ok_or_else(|| ApiError::invalid_parameter("The referenced task was not found."))?;
-        request_stop(
+        if request_stop(
             &mut task,
             stop_code::USER_INITIATED,
             req.reason.clone(),
             now,
-        );
+        ) {
+            crate::elbv2::service_targets::deactivate_first(&mut task, &owners);
+        }
         Ok(task)
     })
     .await?;

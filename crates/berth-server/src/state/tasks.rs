@@ -23,7 +23,8 @@ pub struct TaskEntry {
     /// Revision of its last write.
     pub mod_revision: u64,
     /// Revision of the last write that changed what its agent must do: its placement, its
-    /// desired status or its reaching STOPPED. Reports of its own progress leave it alone,
+    /// desired status, its leaving DEACTIVATING (a stop waits for that) or its reaching
+    /// STOPPED. Reports of its own progress leave it alone,
     /// so they wake no agent stream.
     pub desired_revision: u64,
     /// Its `lastStatus`.
@@ -71,10 +72,11 @@ impl TaskEntry {
     }
 
     /// What the agent of its instance acts on.
-    fn agent_facts(&self) -> (Option<&str>, bool, bool) {
+    fn agent_facts(&self) -> (Option<&str>, bool, bool, bool) {
         (
             self.instance_arn.as_deref(),
             self.desired_stopped,
+            self.status == TaskStatus::Deactivating,
             self.is_stopped(),
         )
     }

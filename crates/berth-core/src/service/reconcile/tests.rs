@@ -4,6 +4,7 @@ use super::*;
 use crate::model::service::{DeploymentCircuitBreaker, DeploymentConfiguration, Service};
 use crate::model::{HealthStatus, ServiceDeploymentStatus};
 use crate::service::events::reason_in_progress;
+use crate::service::facts::UnhealthyTarget;
 use crate::service::lifecycle::{start_deployment, NewDeployment};
 use crate::service::test_ids::Counter;
 use crate::task_state::TaskStatus;
@@ -60,6 +61,7 @@ fn task(id: &str, deployment: &str, status: TaskStatus, on: &str) -> TaskFact {
         instance_id: Some(on.into()),
         created_at: Some(1.0),
         protection_expires_at: None,
+        targets: Targets::None,
     }
 }
 
@@ -268,6 +270,87 @@ fn unhealthy_tasks_are_stopped_after_the_grace_period_and_count_as_failed() {
     );
     assert!(messages(&record)
         .contains(&"(service web) (task a) failed container health checks.".to_string()));
+}
+
+fn behind(fact: TaskFact, targets: Targets) -> TaskFact {
+    TaskFact { targets, ..fact }
+}
+
+fn unhealthy_target() -> Targets {
+    Targets::Unhealthy(UnhealthyTarget {
+        target_group_arn: "arn:tg/web".into(),
+        id: "mi-1".into(),
+        port: 32768,
+        reason: "Health checks failed with these codes: [500]".into(),
+    })
+}
+
+#[test]
+fn a_deployment_waits_for_the_new_tasks_targets_to_be_healthy_before_stopping_old_ones() {
+    let mut record = service(1, None);
+    deploy(&mut record, "d2", "web:2");
+    let old = behind(task("o", "d1", TaskStatus::Running, "i1"), Targets::Healthy);
+    let new = task("n", "d2", TaskStatus::Running, "i1");
+    // RUNNING, but its target is still initial: the old task stays.
+    let pending = run(
+        &mut record,
+        &[old.clone(), behind(new.clone(), Targets::Pending)],
+        &[active("i1")],
+        50.0,
+    );
+    assert!(pending.stops.is_empty(), "{:?}", pending.stops);
+    let healthy = run(
+        &mut record,
+        &[old, behind(new, Targets::Healthy)],
+        &[active("i1")],
+        51.0,
+    );
+    assert_eq!(stopped_ids(&healthy), vec!["o"]);
+}
+
+#[test]
+fn a_task_whose_target_fails_is_replaced_after_the_grace_period_and_counts_as_failed() {
+    let mut record = service(1, Some((true, false)));
+    record.service.health_check_grace_period_seconds = Some(30);
+    let sick = behind(
+        task("a", "d1", TaskStatus::Running, "i1"),
+        unhealthy_target(),
+    );
+    let within = run(
+        &mut record,
+        std::slice::from_ref(&sick),
+        &[active("i1")],
+        20.0,
+    );
+    assert!(within.stops.is_empty(), "the grace period holds");
+    let after = run(
+        &mut record,
+        std::slice::from_ref(&sick),
+        &[active("i1")],
+        45.0,
+    );
+    assert_eq!(stopped_ids(&after), vec!["a"]);
+    assert_eq!(
+        after.stops[0].reason,
+        "Task failed ELB health checks in (target-group arn:tg/web)"
+    );
+    assert!(messages(&record).contains(
+        &"(service web) (instance mi-1) (port 32768) is unhealthy in (target-group arn:tg/web) \
+          due to (reason Health checks failed with these codes: [500])."
+            .to_string()
+    ));
+    // Once STOPPED, it is a failure of its deployment, as the circuit breaker counts them.
+    let stopped = TaskFact {
+        status: TaskStatus::Stopped,
+        stop_requested: true,
+        stop_code: Some("ServiceSchedulerInitiated".into()),
+        stopped_reason: Some(after.stops[0].reason.clone()),
+        stopped_at: Some(50.0),
+        ..sick
+    };
+    assert!(stopped.has_failed());
+    run(&mut record, &[stopped], &[active("i1")], 50.0);
+    assert_eq!(record.primary().and_then(|d| d.failed_tasks), Some(1));
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod observe;
 
 use crate::app::App;
 use crate::controllers::queue::{spawn_workers, Action, WorkQueue};
+use crate::elbv2::service_targets;
 use crate::error::ApiError;
 use crate::handlers::service_deployments::apply_history;
 use crate::handlers::services::RandomIds;
@@ -98,7 +99,8 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
     }
     let name = stored.value.name().to_string();
     let tasks = observe::service_tasks(app, cluster, &name)?;
-    let facts: Vec<TaskFact> = observe::task_facts(app, &tasks)?;
+    let mut facts: Vec<TaskFact> = observe::task_facts(app, &tasks)?;
+    service_targets::annotate(app, cluster, &stored.value, &tasks, &mut facts)?;
     let primary_td = stored
         .value
         .primary()
@@ -145,6 +147,12 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
 
     let mut txn = Txn::new().when(Compare::at(key, stored.mod_revision));
     let mut writes = 0usize;
+    // Tasks registered in a target group drain (DEACTIVATING) before their agents stop them.
+    let owners = if plan.stops.is_empty() {
+        Default::default()
+    } else {
+        service_targets::registered_owners(app)?
+    };
     for stop in &plan.stops {
         let Some(task) = tasks.get(&stop.task_id) else {
             continue;
@@ -156,6 +164,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
             Some(stop.reason.clone()),
             now,
         ) {
+            service_targets::deactivate_first(&mut updated, &owners);
             let task_key = keys::task(cluster, &stop.task_id);
             txn = txn
                 .when(Compare::at(&task_key, task.mod_revision))

@@ -166,7 +166,7 @@ pub fn new_revision(
         cluster_arn: service.cluster_arn.clone(),
         task_definition: td.task_definition_arn.clone(),
         launch_type: service.launch_type.clone(),
-        load_balancers: Some(Vec::new()),
+        load_balancers: Some(service.load_balancers.clone().unwrap_or_default()),
         service_registries: Some(Vec::new()),
         container_images: Some(images),
         guard_duty_enabled: Some(false),

@@ -162,7 +162,22 @@ async fn bad_create_requests_are_refused_with_what_to_fix() {
         (
             json!({"serviceName": "x", "loadBalancers": [{"targetGroupArn": "t", "containerName": "web", "containerPort": 80}]}),
             "InvalidParameterException",
-            "loadBalancers",
+            "The target group with targetGroupArn t does not exist.",
+        ),
+        (
+            json!({"serviceName": "x", "loadBalancers": [{"loadBalancerName": "classic", "containerName": "web", "containerPort": 80}]}),
+            "InvalidParameterException",
+            "Classic Load Balancers",
+        ),
+        (
+            json!({"serviceName": "x", "loadBalancers": [{"targetGroupArn": "t", "loadBalancerName": "c", "containerName": "web", "containerPort": 80}]}),
+            "InvalidParameterException",
+            "cannot both be specified",
+        ),
+        (
+            json!({"serviceName": "x", "loadBalancers": [{"targetGroupArn": "t", "containerPort": 80}]}),
+            "InvalidParameterException",
+            "Container Name can not be blank.",
         ),
         (
             json!({"serviceName": "x", "deploymentConfiguration": {"minimumHealthyPercent": 150}}),

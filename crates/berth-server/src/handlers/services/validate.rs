@@ -5,8 +5,7 @@
 use crate::error::ApiError;
 use berth_core::model::cluster::CapacityProviderStrategyItem;
 use berth_core::model::service::{
-    DeploymentConfiguration, DeploymentController, LoadBalancer, NetworkConfiguration,
-    ServiceRegistry,
+    DeploymentConfiguration, DeploymentController, NetworkConfiguration, ServiceRegistry,
 };
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy};
 use berth_core::model::task_definition::TaskDefinition;
@@ -18,7 +17,6 @@ use serde_json::Value;
 /// The members of CreateService and UpdateService that name features Berth has not got.
 #[derive(Debug, Default)]
 pub struct Unsupported<'a> {
-    pub load_balancers: Option<&'a [LoadBalancer]>,
     pub service_registries: Option<&'a [ServiceRegistry]>,
     pub capacity_provider_strategy: Option<&'a [CapacityProviderStrategyItem]>,
     pub network_configuration: Option<&'a NetworkConfiguration>,
@@ -32,11 +30,6 @@ pub struct Unsupported<'a> {
 /// Refuses what Berth cannot do. Empty lists are accepted (tools send them).
 pub fn refuse_unsupported(u: &Unsupported<'_>) -> Result<(), ApiError> {
     let nonempty = |n: Option<usize>| n.is_some_and(|n| n > 0);
-    if nonempty(u.load_balancers.map(<[_]>::len)) {
-        return Err(ApiError::invalid_parameter(
-            "Berth has no Elastic Load Balancing: leave loadBalancers out.",
-        ));
-    }
     if nonempty(u.service_registries.map(<[_]>::len)) {
         return Err(ApiError::invalid_parameter(
             "Berth has no AWS Cloud Map registries: leave serviceRegistries out.",
@@ -232,15 +225,15 @@ mod tests {
 
     #[test]
     fn empty_lists_of_unsupported_features_are_accepted() {
-        let empty: Vec<LoadBalancer> = Vec::new();
+        let empty: Vec<ServiceRegistry> = Vec::new();
         assert!(refuse_unsupported(&Unsupported {
-            load_balancers: Some(&empty),
+            service_registries: Some(&empty),
             ..Unsupported::default()
         })
         .is_ok());
-        let one = vec![LoadBalancer::default()];
+        let one = vec![ServiceRegistry::default()];
         assert!(refuse_unsupported(&Unsupported {
-            load_balancers: Some(&one),
+            service_registries: Some(&one),
             ..Unsupported::default()
         })
         .is_err());

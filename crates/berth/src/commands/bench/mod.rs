@@ -10,6 +10,7 @@ pub mod scheduler;
 pub mod sigv4;
 pub mod soak;
 pub mod telemetry;
+pub mod zero_drop;
 
 use clap::Subcommand;
 
@@ -32,6 +33,9 @@ pub enum BenchCommand {
     /// The load balancers' proxy against a direct connection, nginx and HAProxy, side by side:
     /// requests/s, p50 and p99 at 64 connections (all sharing this machine's cores).
     Proxy(proxy::ProxyArgs),
+    /// A load balancer's service redeployed and scaled in under load: every request must be
+    /// answered.
+    ZeroDrop(zero_drop::ZeroDropArgs),
     /// Signed requests verified per second on one core.
     Sigv4(sigv4::Sigv4Args),
     /// Restart to serving with many tasks stored.
@@ -59,6 +63,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Sigv4(args) => sigv4::run(args).await,
         BenchCommand::Console(args) => console::run(args).await,
         BenchCommand::Proxy(args) => proxy::run(args).await,
+        BenchCommand::ZeroDrop(args) => zero_drop::run(args).await,
         BenchCommand::Autoscaling(args) => autoscaling::run(args).await,
         BenchCommand::AutoscalingSoak(args) => soak::run(args).await,
         BenchCommand::Logs(args) => telemetry::logs(args).await,
