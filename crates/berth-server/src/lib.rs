@@ -21,6 +21,7 @@ pub mod logs;
 pub mod metrics;
 pub mod protocol;
 pub mod secretsmanager;
+pub mod servicediscovery;
 pub mod ssm;
 pub mod state;
 pub mod sts;
