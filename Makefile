@@ -54,6 +54,7 @@ bench: docker
 	BERTH_LOG=error target/release/berth bench metric-freshness --runs 3
 	BERTH_LOG=error target/release/berth bench console --tasks 1000
 	BERTH_LOG=error target/release/berth bench proxy
+	BERTH_LOG=error target/release/berth bench zero-drop
 	BERTH_LOG=error target/release/berth bench autoscaling --targets 1000
 	BERTH_LOG=error target/release/berth bench autoscaling-soak --high-resolution --settle-minutes 3
 	BERTH_LOG=error target/release/berth bench autoscaling-soak

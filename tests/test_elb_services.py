@@ -178,6 +178,21 @@ def test_a_service_behind_a_load_balancer_registers_drains_and_deploys_without_d
         service = json.loads(created.stdout)["service"]
         cleanup.callback(ecs.delete_service, cluster=CLUSTER, service=name, force=True)
         assert service["loadBalancers"] == [{"targetGroupArn": group, "containerName": "web", "containerPort": 8080}]
+        # Each task is a target within a second of RUNNING (its startedAt, on this machine's clock).
+        registered_after: dict[str, float] = {}
+
+        def registration() -> bool:
+            seen = targets(elbv2, group)
+            now = time.time()
+            for task in with_instances(ecs, [t for t in running_tasks(ecs, name) if t["lastStatus"] == "RUNNING"]):
+                key = (task["_instance"], host_port(task))
+                if key in seen and task["taskArn"] not in registered_after:
+                    registered_after[task["taskArn"]] = now - task["startedAt"].timestamp()
+            return len(registered_after) == 2
+
+        wait_until(registration, 60, "both tasks registered", interval=0.05)
+        print(f"target registration after RUNNING: {sorted(round(v, 3) for v in registered_after.values())} s")
+        assert all(v <= 1.0 for v in registered_after.values()), registered_after
         first = wait_until(lambda: settled(ecs, elbv2, name, group, 2, v1), 60, "two healthy targets",
                            diagnose=lambda: f"targets: {targets(elbv2, group)}")
         assert all(i.startswith("mi-") for i, _ in targets(elbv2, group))

@@ -186,8 +186,9 @@ pub async fn run(
     } else {
         &[]
     };
+    let host_address = crate::host::address(&config.server, runtime.bridge_gateway().await).await;
     let identity = tokio::select! {
-        identity = register::register(&config, &client, &info, previous, served) => identity?,
+        identity = register::register(&config, &client, &info, previous, served, host_address) => identity?,
         _ = &mut shutdown => return Ok(()),
     };
     let instance_id = identity.instance_id().to_string();

@@ -204,6 +204,38 @@ pub fn attributes(
     out
 }
 
+pub use berth_core::model::container_instance::HOST_ADDRESS_ATTRIBUTE as HOST_ADDRESS;
+
+/// The address of this host as others reach it: the local address of the route to the
+/// server at `server` (a URL), unless that is a loopback one (server and agent on one
+/// machine), in which case the container runtime's bridge gateway `gateway`, which the host
+/// and its containers both reach. None when neither is known.
+pub async fn address(server: &str, gateway: Option<std::net::IpAddr>) -> Option<std::net::IpAddr> {
+    let authority = server
+        .split_once("://")
+        .map_or(server, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let routed = async {
+        let target = tokio::net::lookup_host(authority).await.ok()?.next()?;
+        let bind = if target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket = tokio::net::UdpSocket::bind(bind).await.ok()?;
+        socket.connect(target).await.ok()?;
+        Some(socket.local_addr().ok()?.ip())
+    }
+    .await;
+    match routed {
+        Some(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+        _ => gateway,
+    }
+}
+
 /// Parses a `--attribute KEY=VALUE` (or `KEY` alone, an attribute without a value).
 pub fn parse_attribute(text: &str) -> Result<(String, Option<String>), String> {
     let (name, value) = match text.split_once('=') {
@@ -370,5 +402,16 @@ mod tests {
         );
         assert_eq!(parse_attribute("gpu"), Ok(("gpu".into(), None)));
         assert!(parse_attribute("=x").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_server_on_loopback_makes_the_bridge_gateway_the_host_address() {
+        let gateway: std::net::IpAddr = "172.17.0.1".parse().expect("ip");
+        assert_eq!(
+            address("http://127.0.0.1:8080", Some(gateway)).await,
+            Some(gateway)
+        );
+        assert_eq!(address("https://localhost:8443/", None).await, None);
+        assert_eq!(address("not a url", Some(gateway)).await, Some(gateway));
     }
 }

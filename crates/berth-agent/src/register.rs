@@ -29,14 +29,31 @@ struct RegisterResponse {
     container_instance: ContainerInstance,
 }
 
-/// The registration request of this host.
+/// The registration request of this host; `host_address` (see [`host::address`]) becomes its
+/// [`host::HOST_ADDRESS`] attribute.
 pub fn request(
     config: &AgentConfig,
     runtime: &RuntimeInfo,
     previous: Option<&Identity>,
     served: &[&str],
+    host_address: Option<std::net::IpAddr>,
 ) -> RegisterRequest {
     let resources = host::host_resources(config.memory_reserve_mib);
+    let mut attributes = host::attributes(
+        config.availability_zone.as_deref(),
+        &host::capabilities(runtime, &config.allowances, served),
+        &config.attributes,
+    );
+    if let Some(ip) = host_address {
+        if !attributes.iter().any(|a| a.name == host::HOST_ADDRESS) {
+            attributes.push(Attribute {
+                name: host::HOST_ADDRESS.to_string(),
+                value: Some(ip.to_string()),
+                target_type: None,
+                target_id: None,
+            });
+        }
+    }
     RegisterRequest {
         cluster: config.cluster.clone(),
         total_resources: host::total_resources(resources),
@@ -49,11 +66,7 @@ pub fn request(
             ),
             docker_version: Some(format!("DockerVersion: {}", runtime.version)),
         },
-        attributes: host::attributes(
-            config.availability_zone.as_deref(),
-            &host::capabilities(runtime, &config.allowances, served),
-            &config.attributes,
-        ),
+        attributes,
         container_instance_arn: previous.map(|p| p.container_instance_arn.clone()),
     }
 }
@@ -68,8 +81,9 @@ pub async fn register(
     runtime: &RuntimeInfo,
     previous: Option<Identity>,
     served: &[&str],
+    host_address: Option<std::net::IpAddr>,
 ) -> Result<Identity, AgentError> {
-    let request = request(config, runtime, previous.as_ref(), served);
+    let request = request(config, runtime, previous.as_ref(), served, host_address);
     let mut backoff = Backoff::default();
     let mut attempts = 0u32;
     let response: RegisterResponse = loop {
@@ -122,7 +136,7 @@ mod tests {
             crate::credentials::for_fake_servers(),
         );
         let runtime = RuntimeInfo::stock("27.1.0");
-        let fresh = request(&config, &runtime, None, &[]);
+        let fresh = request(&config, &runtime, None, &[], None);
         let json = serde_json::to_value(&fresh).expect("json");
         assert_eq!(json["cluster"], "demo");
         assert!(json.get("containerInstanceArn").is_none());
@@ -133,7 +147,7 @@ mod tests {
             container_instance_arn: "arn:x/demo/abc".into(),
         };
         let again =
-            serde_json::to_value(request(&config, &runtime, Some(&kept), &[])).expect("json");
+            serde_json::to_value(request(&config, &runtime, Some(&kept), &[], None)).expect("json");
         assert_eq!(again["containerInstanceArn"], "arn:x/demo/abc");
     }
 }

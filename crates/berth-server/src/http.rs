@@ -178,6 +178,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::autoscaling::controller::spawn(app.clone());
     crate::elbv2::dataplane::spawn(app.clone());
     crate::elbv2::service_targets::spawn(app.clone());
+    crate::servicediscovery::ecs::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let limits = app.config.limits.clone();
@@ -243,6 +244,17 @@ fn namespace_of(service: &str) -> &'static str {
 fn error_answer(wire: Wire, service: &str, error: ApiError, request_id: &str) -> Response {
     let error = client_facing(error, request_id);
     match wire {
+        // Cloud Map's model gives its errors their own statuses (404, 409, 429).
+        Wire::Json if service == "servicediscovery" => {
+            let status = crate::servicediscovery::status_of(&error);
+            let mut response = error.into_response();
+            *response.status_mut() = status;
+            response
+        }
+        Wire::Cbor if service == "servicediscovery" => cbor_answer(
+            crate::servicediscovery::status_of(&error),
+            crate::protocol::cbor::error_body(&error),
+        ),
         Wire::Json => error.into_response(),
         Wire::Cbor if service == "monitoring" => {
             // CloudWatch is `awsQueryCompatible`: `__type` names the model's error shape and
@@ -589,13 +601,16 @@ async fn handle_json(
             JsonService::SecretsManager => crate::secretsmanager::dispatch(ctx, &op, &body).await,
             JsonService::Ssm => crate::ssm::dispatch(ctx, &op, &body).await,
             JsonService::AutoScaling => crate::autoscaling::dispatch(ctx, &op, &body).await,
+            JsonService::ServiceDiscovery => {
+                crate::servicediscovery::dispatch_json(ctx, &op, &body).await
+            }
         }
     })
     .await
 }
 
 /// `POST /service/<Service>/operation/<Operation>`: a `smithy-rpc-v2-cbor` request
-/// (CloudWatch).
+/// (CloudWatch, Cloud Map).
 async fn cbor_api(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Principal>,
@@ -611,6 +626,13 @@ async fn cbor_api(
                 .await
         }
         ("GraniteServiceVersion20100801", other) => Err(wrong_service("monitoring", other)),
+        ("Route53AutoNaming_v20170314", "servicediscovery") => {
+            guarded(
+                async move { crate::servicediscovery::dispatch_cbor(ctx, &operation, &body).await },
+            )
+            .await
+        }
+        ("Route53AutoNaming_v20170314", other) => Err(wrong_service("servicediscovery", other)),
         (other, _) => Err(ApiError::new(
             "UnknownOperationException",
             format!("Berth serves no smithy-rpc-v2-cbor service named '{other}'."),

@@ -500,5 +500,10 @@ pub fn registered_resources(
     Ok(resources)
 }
 
+/// The attribute an agent registers its host's address in: the address other hosts and the
+/// host's own containers reach its published ports on (load balancer targets, Cloud Map
+/// instances).
+pub const HOST_ADDRESS_ATTRIBUTE: &str = "berth.host-address";
+
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,9 @@
 //! the proxy reads the configuration from memory rather than over the network. A target
 //! group's targets are health-checked only while a listener or rule forwards to it (ELB
 //! reports the others `unused`). An `ip` target is its address and port; an `instance`
-//! target is served on the server's own host (the machine `berth up` runs its agent on).
+//! target is at the address its container instance's agent registered (`berth.host-address`:
+//! the host's address on the route to the server, or the Docker bridge gateway when the
+//! agent runs on the server's machine), or on the server's own host when it has none.
 
 use super::health::HealthBoard;
 use super::model::{sweep_drained, ActionKind, Config, Listener, TargetGroup};
@@ -19,7 +21,9 @@ use super::proxy::{
 };
 use crate::app::App;
 use crate::cloudwatch::{Datum, StatisticSet};
-use std::collections::BTreeSet;
+use berth_core::model::container_instance::{ContainerInstance, HOST_ADDRESS_ATTRIBUTE};
+use berth_store::keys;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,7 +76,12 @@ async fn tick(app: &Arc<App>, plane: &Arc<DataPlane>, reported: &Mutex<BTreeSet<
         }
     };
     let errors = plane
-        .apply(proxy_config(&config, app.config.listen.ip(), now))
+        .apply(proxy_config(
+            &config,
+            app.config.listen.ip(),
+            &instance_addresses(app),
+            now,
+        ))
         .await;
     // Each failure to bind is logged once, not every second it goes on failing.
     let failing: BTreeSet<String> = errors
@@ -87,8 +96,36 @@ async fn tick(app: &Arc<App>, plane: &Arc<DataPlane>, reported: &Mutex<BTreeSet<
     }
 }
 
-/// What the proxy should serve for `config` at `now`, its listeners bound on `ip`.
-pub fn proxy_config(config: &Config, ip: IpAddr, now: f64) -> ProxyConfig {
+/// Where each container instance's published ports are reached, by the id ELB knows it by
+/// (`ec2InstanceId`): the `berth.host-address` its agent registered.
+fn instance_addresses(app: &App) -> HashMap<String, IpAddr> {
+    app.list::<ContainerInstance>(keys::INSTANCES)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|stored| {
+            let instance = stored.value;
+            let address = instance
+                .attributes
+                .iter()
+                .flatten()
+                .find(|a| a.name == HOST_ADDRESS_ATTRIBUTE)?
+                .value
+                .as_deref()?
+                .parse()
+                .ok()?;
+            Some((instance.ec2_instance_id?, address))
+        })
+        .collect()
+}
+
+/// What the proxy should serve for `config` at `now`, its listeners bound on `ip`; instance
+/// targets are at their instance's address in `addresses` (this host when it has none).
+pub fn proxy_config(
+    config: &Config,
+    ip: IpAddr,
+    addresses: &HashMap<String, IpAddr>,
+    now: f64,
+) -> ProxyConfig {
     let listeners = config
         .listeners
         .iter()
@@ -98,7 +135,7 @@ pub fn proxy_config(config: &Config, ip: IpAddr, now: f64) -> ProxyConfig {
         .target_groups
         .iter()
         .filter(|group| !config.load_balancers_using(&group.arn).is_empty())
-        .map(|group| target_group_config(group, now))
+        .map(|group| target_group_config(group, addresses, now))
         .collect();
     ProxyConfig {
         listeners,
@@ -195,7 +232,11 @@ fn action_config(action: &super::model::Action) -> Option<ActionConfig> {
     })
 }
 
-fn target_group_config(group: &TargetGroup, now: f64) -> TargetGroupConfig {
+fn target_group_config(
+    group: &TargetGroup,
+    addresses: &HashMap<String, IpAddr>,
+    now: f64,
+) -> TargetGroupConfig {
     let attribute = |name: &str| group.attributes.get(name).map(String::as_str);
     let check = &group.health_check;
     let health_check = HealthCheckConfig {
@@ -214,7 +255,7 @@ fn target_group_config(group: &TargetGroup, now: f64) -> TargetGroupConfig {
         .map(|target| TargetConfig {
             id: target.id.clone(),
             port: target.port,
-            addr: SocketAddr::new(address_of(&target.id), target.port),
+            addr: SocketAddr::new(address_of(&target.id, addresses), target.port),
             draining: target.draining_since.is_some(),
         })
         .collect();
@@ -239,9 +280,12 @@ fn target_group_config(group: &TargetGroup, now: f64) -> TargetGroupConfig {
 }
 
 /// Where a target's traffic goes: an `ip` target's own address; an instance (`i-…`, `mi-…`)
-/// is this host.
-fn address_of(id: &str) -> IpAddr {
-    id.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+/// is its host's address, or this host when that is not known.
+fn address_of(id: &str, addresses: &HashMap<String, IpAddr>) -> IpAddr {
+    id.parse()
+        .ok()
+        .or_else(|| addresses.get(id).copied())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// Stores what the proxy counted since the last call as ELB's `RequestCount` and

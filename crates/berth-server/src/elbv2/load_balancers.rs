@@ -118,10 +118,14 @@ fn check_attribute(kind: &str, key: &str, value: &str) -> Result<(), ApiError> {
     match key {
         "idle_timeout.timeout_seconds" => in_range(1, 4000),
         "client_keep_alive.seconds" => in_range(60, 604_800),
-        "routing.http.xff_header_processing.mode" => ["append", "preserve", "remove"]
-            .contains(&value)
-            .then_some(())
-            .ok_or_else(|| bad("use append, preserve or remove")),
+        "routing.http.xff_header_processing.mode" => match value {
+            "append" => Ok(()),
+            "preserve" | "remove" => Err(invalid_configuration(
+                "Berth's load balancers append to X-Forwarded-For: 'append' is the only \
+                 routing.http.xff_header_processing.mode they support yet.",
+            )),
+            _ => Err(bad("use append, preserve or remove")),
+        },
         "routing.http.desync_mitigation_mode" => ["monitor", "defensive", "strictest"]
             .contains(&value)
             .then_some(())
@@ -142,6 +146,16 @@ fn check_attribute(kind: &str, key: &str, value: &str) -> Result<(), ApiError> {
             ))
         }
         "access_logs.s3.bucket" | "access_logs.s3.prefix" => Ok(()),
+        // Accepted only where Berth does what they say, so nothing is set and silently ignored.
+        "access_logs.s3.enabled" | "connection_logs.s3.enabled" | "routing.http.xff_client_port.enabled"
+            if value == "true" =>
+        {
+            Err(invalid_configuration(format!(
+                "Berth does not support '{key}' = true yet: its load balancers write no logs to S3 \
+                 and add no client port to X-Forwarded-For."
+            )))
+        }
+
         _ if key.ends_with(".enabled") => ["true", "false"]
             .contains(&value)
             .then_some(())

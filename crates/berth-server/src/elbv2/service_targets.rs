@@ -273,28 +273,29 @@ fn look(app: &App) -> Result<Seen, ApiError> {
         let name = record.name().to_string();
         for entry in observe::service_tasks(app, &cluster, &name)?.values() {
             let task = &entry.task;
+            let arn = entry.arn().to_string();
+            // Whatever its load balancers now, a task draining is let go once drained.
+            if TaskStatus::of(task) == TaskStatus::Deactivating {
+                seen.services_of
+                    .insert(arn.clone(), (cluster.clone(), name.clone()));
+                seen.deactivating
+                    .push((cluster.clone(), entry.id().to_string(), arn));
+                continue;
+            }
             let task_lbs = lbs.of_task(task);
             if task_lbs.is_empty() {
                 continue;
             }
-            let arn = entry.arn().to_string();
             seen.services_of
                 .insert(arn.clone(), (cluster.clone(), name.clone()));
             let wanted = task.desired_status != Some(TaskStatus::Stopped);
-            match TaskStatus::of(task) {
-                TaskStatus::Running if wanted => {
-                    let Some(instance) = instance_id_of(app, &cluster, task) else {
-                        continue;
-                    };
-                    for target in targets_of(task, task_lbs, &instance) {
-                        seen.wanted.insert(target, arn.clone());
-                    }
+            if TaskStatus::of(task) == TaskStatus::Running && wanted {
+                let Some(instance) = instance_id_of(app, &cluster, task) else {
+                    continue;
+                };
+                for target in targets_of(task, task_lbs, &instance) {
+                    seen.wanted.insert(target, arn.clone());
                 }
-                TaskStatus::Deactivating => {
-                    seen.deactivating
-                        .push((cluster.clone(), entry.id().to_string(), arn));
-                }
-                _ => {}
             }
         }
     }

@@ -4,6 +4,7 @@
 
 mod load_balancers;
 mod present;
+mod registries;
 mod requests;
 mod validate;
 
@@ -126,7 +127,6 @@ pub async fn create_service(
         )));
     }
     validate::refuse_unsupported(&validate::Unsupported {
-        service_registries: req.service_registries.as_deref(),
         capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
         network_configuration: req.network_configuration.as_ref(),
         service_connect_configuration: req.service_connect_configuration.as_ref(),
@@ -160,6 +160,11 @@ pub async fn create_service(
     let strategies = req.placement_strategy.clone().unwrap_or_default();
     validate::placement(&constraints, &strategies, &td, daemon)?;
     let lbs = load_balancers::check(&ctx, req.load_balancers.as_deref().unwrap_or_default(), &td)?;
+    let registries = registries::check(
+        &ctx,
+        req.service_registries.as_deref().unwrap_or_default(),
+        &td,
+    )?;
 
     let key = keys::service(&cluster_name, &req.service_name);
     loop {
@@ -205,7 +210,7 @@ pub async fn create_service(
             service_name: Some(req.service_name.clone()),
             cluster_arn: Some(ctx.arns.cluster(&cluster_name)),
             load_balancers: Some(lbs.clone()),
-            service_registries: Some(Vec::new()),
+            service_registries: Some(registries.clone()),
             status: Some(ServiceStatus::Active),
             desired_count: Some(desired),
             launch_type: Some(launch_type.clone()),
@@ -339,7 +344,6 @@ pub async fn update_service(
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
     let name = service_name_of(&cluster_name, &req.service)?;
     validate::refuse_unsupported(&validate::Unsupported {
-        service_registries: req.service_registries.as_deref(),
         capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
         network_configuration: req.network_configuration.as_ref(),
         service_connect_configuration: req.service_connect_configuration.as_ref(),
@@ -416,6 +420,20 @@ pub async fn update_service(
             }
         };
         let new_lbs = record.service.load_balancers.as_deref().unwrap_or_default() != lbs;
+        let registries = match req.service_registries.as_deref() {
+            Some(given) => registries::check(&ctx, given, &td)?,
+            None => record
+                .service
+                .service_registries
+                .clone()
+                .unwrap_or_default(),
+        };
+        let new_registries = record
+            .service
+            .service_registries
+            .as_deref()
+            .unwrap_or_default()
+            != registries;
 
         let new_td = td.task_definition_arn != record.service.task_definition;
         if new_td {
@@ -423,8 +441,11 @@ pub async fn update_service(
         }
         let new_placement = record.service.placement_constraints.as_ref() != Some(&constraints)
             || record.service.placement_strategy.as_ref() != Some(&strategies);
-        let new_deployment =
-            new_td || new_placement || new_lbs || req.force_new_deployment == Some(true);
+        let new_deployment = new_td
+            || new_placement
+            || new_lbs
+            || new_registries
+            || req.force_new_deployment == Some(true);
 
         let s = &mut record.service;
         if let Some(n) = req.desired_count {
@@ -434,6 +455,7 @@ pub async fn update_service(
         s.placement_constraints = Some(constraints);
         s.placement_strategy = Some(strategies);
         s.load_balancers = Some(lbs);
+        s.service_registries = Some(registries);
         if let Some(g) = req.health_check_grace_period_seconds {
             s.health_check_grace_period_seconds = Some(g);
         }

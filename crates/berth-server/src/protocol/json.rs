@@ -26,6 +26,8 @@ pub enum JsonService {
     Ssm,
     /// Application Auto Scaling (AWS JSON 1.1, `AnyScaleFrontendService`).
     AutoScaling,
+    /// AWS Cloud Map in its JSON 1.1 form (`Route53AutoNaming_v20170314`).
+    ServiceDiscovery,
 }
 
 impl JsonService {
@@ -39,6 +41,7 @@ impl JsonService {
             "secretsmanager" => JsonService::SecretsManager,
             "AmazonSSM" => JsonService::Ssm,
             "AnyScaleFrontendService" => JsonService::AutoScaling,
+            "Route53AutoNaming_v20170314" => JsonService::ServiceDiscovery,
             _ => return None,
         };
         (!op.is_empty()).then_some((service, op))
@@ -53,6 +56,7 @@ impl JsonService {
             JsonService::SecretsManager => "secretsmanager",
             JsonService::Ssm => "ssm",
             JsonService::AutoScaling => "application-autoscaling",
+            JsonService::ServiceDiscovery => "servicediscovery",
         }
     }
 
@@ -63,7 +67,8 @@ impl JsonService {
             | JsonService::Logs
             | JsonService::SecretsManager
             | JsonService::Ssm
-            | JsonService::AutoScaling => CONTENT_TYPE,
+            | JsonService::AutoScaling
+            | JsonService::ServiceDiscovery => CONTENT_TYPE,
             JsonService::CloudWatch => "application/x-amz-json-1.0",
         }
     }

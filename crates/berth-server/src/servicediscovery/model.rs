@@ -46,6 +46,30 @@ pub fn operation_key(id: &str) -> String {
     format!("{OPERATIONS}{id}")
 }
 
+/// Where each service's instances revision is kept (a number DiscoverInstancesRevision
+/// answers), by service id. Every write to a service's instances bumps it.
+pub const REVISIONS: &str = "/servicediscovery/revisions/";
+/// Where each service's own attributes (UpdateServiceAttributes) are kept, by service id.
+pub const SERVICE_ATTRIBUTES: &str = "/servicediscovery/service-attributes/";
+/// The names namespaces hold (lowercased, as DNS compares them) → the namespace id: one name,
+/// one namespace, even when two creations race.
+pub const NAMESPACE_NAMES: &str = "/servicediscovery/namespace-names/";
+
+/// The store key of the instances revision of service `service_id`.
+pub fn revision_key(service_id: &str) -> String {
+    format!("{REVISIONS}{service_id}")
+}
+
+/// The store key of the attributes of service `service_id`.
+pub fn service_attributes_key(service_id: &str) -> String {
+    format!("{SERVICE_ATTRIBUTES}{service_id}")
+}
+
+/// The store key that reserves namespace name `name` (compared without regard to case).
+pub fn namespace_name_key(name: &str) -> String {
+    format!("{NAMESPACE_NAMES}{}", name.to_ascii_lowercase())
+}
+
 /// A tag of a namespace or a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tag {
@@ -172,4 +196,36 @@ pub struct DnsView {
     pub namespaces: Vec<Namespace>,
     pub services: Vec<Service>,
     pub instances: Vec<Instance>,
+}
+
+impl DnsView {
+    /// The DNS namespaces (`DNS_PRIVATE`, and `DNS_PUBLIC` should one be stored), their
+    /// services and those services' instances, as the state cache holds them now: what the DNS
+    /// server answers from. HTTP namespaces and their instances are left out.
+    pub fn read(app: &crate::app::App) -> Result<DnsView, crate::error::ApiError> {
+        let namespaces: Vec<Namespace> = app
+            .list::<Namespace>(NAMESPACES)?
+            .into_iter()
+            .map(|n| n.value)
+            .filter(|n| n.kind.starts_with("DNS_"))
+            .collect();
+        let ids: std::collections::HashSet<&str> =
+            namespaces.iter().map(|n| n.id.as_str()).collect();
+        let services: Vec<Service> = app
+            .list::<Service>(SERVICES)?
+            .into_iter()
+            .map(|s| s.value)
+            .filter(|s| ids.contains(s.namespace_id.as_str()))
+            .collect();
+        let mut instances = Vec::new();
+        for service in &services {
+            let listed = app.list::<Instance>(&instances_of(&service.id))?;
+            instances.extend(listed.into_iter().map(|i| i.value));
+        }
+        Ok(DnsView {
+            namespaces,
+            services,
+            instances,
+        })
+    }
 }

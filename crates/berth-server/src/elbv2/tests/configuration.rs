@@ -563,8 +563,11 @@ async fn attributes_have_defaults_are_checked_and_deletion_protection_holds() {
         "ModifyTargetGroupAttributes",
         &[
             ("TargetGroupArn", &group),
-            ("Attributes.member.1.Key", "stickiness.enabled"),
-            ("Attributes.member.1.Value", "true"),
+            (
+                "Attributes.member.1.Key",
+                "deregistration_delay.timeout_seconds",
+            ),
+            ("Attributes.member.1.Value", "10"),
             ("Attributes.member.2.Key", "slow_start.duration_seconds"),
             ("Attributes.member.2.Value", "1000"),
         ],
@@ -572,9 +575,22 @@ async fn attributes_have_defaults_are_checked_and_deletion_protection_holds() {
     .await;
     assert_eq!(e.name, "ValidationError");
     assert_eq!(
-        stored_group(&app, "web").attributes["stickiness.enabled"],
-        "false"
+        stored_group(&app, "web").attributes["deregistration_delay.timeout_seconds"],
+        "300"
     );
+    // Sticky sessions are refused rather than stored and not honoured.
+    let e = err(
+        &app,
+        "ModifyTargetGroupAttributes",
+        &[
+            ("TargetGroupArn", &group),
+            ("Attributes.member.1.Key", "stickiness.enabled"),
+            ("Attributes.member.1.Value", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(e.name, "InvalidConfigurationRequest");
+    assert!(e.message.contains("sticky sessions"), "{}", e.message);
     let changed = ok(
         &app,
         "ModifyTargetGroupAttributes",

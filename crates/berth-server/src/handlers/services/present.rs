@@ -167,7 +167,7 @@ pub fn new_revision(
         task_definition: td.task_definition_arn.clone(),
         launch_type: service.launch_type.clone(),
         load_balancers: Some(service.load_balancers.clone().unwrap_or_default()),
-        service_registries: Some(Vec::new()),
+        service_registries: Some(service.service_registries.clone().unwrap_or_default()),
         container_images: Some(images),
         guard_duty_enabled: Some(false),
         created_at: Some(now),

@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use berth_core::model::cluster::CapacityProviderStrategyItem;
 use berth_core::model::service::{
-    DeploymentConfiguration, DeploymentController, NetworkConfiguration, ServiceRegistry,
+    DeploymentConfiguration, DeploymentController, NetworkConfiguration,
 };
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy};
 use berth_core::model::task_definition::TaskDefinition;
@@ -17,7 +17,6 @@ use serde_json::Value;
 /// The members of CreateService and UpdateService that name features Berth has not got.
 #[derive(Debug, Default)]
 pub struct Unsupported<'a> {
-    pub service_registries: Option<&'a [ServiceRegistry]>,
     pub capacity_provider_strategy: Option<&'a [CapacityProviderStrategyItem]>,
     pub network_configuration: Option<&'a NetworkConfiguration>,
     pub service_connect_configuration: Option<&'a Value>,
@@ -30,11 +29,6 @@ pub struct Unsupported<'a> {
 /// Refuses what Berth cannot do. Empty lists are accepted (tools send them).
 pub fn refuse_unsupported(u: &Unsupported<'_>) -> Result<(), ApiError> {
     let nonempty = |n: Option<usize>| n.is_some_and(|n| n > 0);
-    if nonempty(u.service_registries.map(<[_]>::len)) {
-        return Err(ApiError::invalid_parameter(
-            "Berth has no AWS Cloud Map registries: leave serviceRegistries out.",
-        ));
-    }
     if nonempty(u.capacity_provider_strategy.map(<[_]>::len)) {
         return Err(ApiError::invalid_parameter(
             "Berth clusters have no capacity providers: leave capacityProviderStrategy out.",
@@ -225,15 +219,15 @@ mod tests {
 
     #[test]
     fn empty_lists_of_unsupported_features_are_accepted() {
-        let empty: Vec<ServiceRegistry> = Vec::new();
+        let empty: Vec<Value> = Vec::new();
         assert!(refuse_unsupported(&Unsupported {
-            service_registries: Some(&empty),
+            volume_configurations: Some(&empty),
             ..Unsupported::default()
         })
         .is_ok());
-        let one = vec![ServiceRegistry::default()];
+        let one = vec![Value::Null];
         assert!(refuse_unsupported(&Unsupported {
-            service_registries: Some(&one),
+            volume_configurations: Some(&one),
             ..Unsupported::default()
         })
         .is_err());

@@ -430,7 +430,11 @@ async fn observe(
                 .into_iter()
                 .flatten()
                 .flat_map(|c| c["networkBindings"].as_array().into_iter().flatten())
-                .filter(|b| b["containerPort"] == 80)
+                // Docker may bind IPv6 on another host port: the target is the IPv4 one.
+                .filter(|b| {
+                    b["containerPort"] == 80
+                        && !b["bindIP"].as_str().is_some_and(|ip| ip.contains(':'))
+                })
                 .filter_map(|b| b["hostPort"].as_u64())
                 .collect();
             statuses.insert(
@@ -446,11 +450,14 @@ async fn observe(
             );
         }
     }
-    let current_ok = current.iter().all(|arn| {
-        statuses
-            .get(arn)
-            .is_some_and(|(status, def, _)| status == "RUNNING" && def == definition)
-    });
+    let not_ready = current
+        .iter()
+        .filter(|arn| {
+            !statuses
+                .get(*arn)
+                .is_some_and(|(status, def, _)| status == "RUNNING" && def == definition)
+        })
+        .count();
     // A task no longer described has long been STOPPED.
     let lingering = before
         .difference(&current)
@@ -487,7 +494,7 @@ async fn observe(
         && running == want as i64
         && desired == want as i64
         && current.len() == want
-        && current_ok
+        && not_ready == 0
         && lingering == 0
         && targets.len() == want
         && healthy == ports
@@ -501,7 +508,7 @@ async fn observe(
         *by_state.entry(state.as_str()).or_default() += 1;
     }
     let seen = format!(
-        "deployments {}, running {running} of desired {desired}, tasks listed {} ({by_status:?}), replaced tasks not STOPPED {lingering}, targets {by_state:?}",
+        "deployments {}, running {running} of desired {desired}, tasks listed {} ({not_ready} not RUNNING the new revision), described {by_status:?}, replaced tasks not STOPPED {lingering}, targets {by_state:?}, healthy ports {healthy:?} of the tasks' {ports:?}",
         deployments.len(),
         current.len()
     );
