@@ -507,6 +507,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_dns_port() -> int:
+    """A loopback port free for both UDP and TCP, for the server's DNS (--dns-listen)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
 class BerthServer:
     """`berth server --listen 127.0.0.1:<port> --data-dir <dir>` as a subprocess; with
     `subcommand="up"`, `berth up` (server and agent in one process) the same way. `extra_args`
@@ -526,6 +540,7 @@ class BerthServer:
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
         self.port = 0
+        self.dns_port = 0  # where it answers DNS for Cloud Map namespaces (UDP and TCP)
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self._credentials: Optional[Credentials] = None
 
@@ -558,6 +573,8 @@ class BerthServer:
             f"127.0.0.1:{self.port}",
             "--data-dir",
             str(self.data_dir),
+            "--dns-listen",
+            f"127.0.0.1:{self.dns_port}",
             *self.extra_args,
         ]
 
@@ -577,6 +594,7 @@ class BerthServer:
         last_error = ""
         for _ in range(5):
             self.port = free_port()
+            self.dns_port = free_dns_port()
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
                     self.command(),

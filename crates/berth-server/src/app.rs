@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub limits: crate::limits::Limits,
     /// Whether (and with which certificate) the endpoint speaks TLS.
     pub tls: crate::tls::Tls,
+    /// Where the DNS server answering for Cloud Map's DNS namespaces listens, UDP and TCP
+    /// ([`crate::dns`]); none by default (the CLI's default is `127.0.0.1:8053`).
+    pub dns_listen: Vec<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             agent_grace: std::time::Duration::from_secs(20),
             limits: crate::limits::Limits::default(),
             tls: crate::tls::Tls::Off,
+            dns_listen: Vec::new(),
         }
     }
 }

@@ -178,6 +178,7 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     crate::autoscaling::controller::spawn(app.clone());
     crate::elbv2::dataplane::spawn(app.clone());
     crate::elbv2::service_targets::spawn(app.clone());
+    crate::dns::spawn(app.clone());
     crate::servicediscovery::ecs::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());

@@ -9,6 +9,7 @@ pub mod cloudwatch;
 pub mod console;
 pub mod controllers;
 pub mod dispatch;
+pub mod dns;
 pub mod elbv2;
 pub mod error;
 pub mod exec;

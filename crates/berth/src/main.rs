@@ -26,7 +26,7 @@ enum Command {
     /// Run the host agent: join a cluster and run its tasks on the local Docker daemon.
     Agent(commands::agent::AgentArgs),
     /// Run the control plane: the ECS API over a durable store.
-    Server(commands::server::ServerArgs),
+    Server(commands::server::ServerCommandArgs),
     /// Run Berth on this machine in one process, with cluster `default`.
     Up(commands::up::UpArgs),
     /// Run a command in a running container of a task (ExecuteCommand), interactively or not;

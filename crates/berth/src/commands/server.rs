@@ -61,6 +61,52 @@ pub struct ServerArgs {
     pub tls_sans: Vec<String>,
 }
 
+/// Options of `berth server`: the server's, and where it answers DNS.
+#[derive(Debug, Args)]
+pub struct ServerCommandArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+/// Where the DNS server answering for Cloud Map's DNS namespaces listens (`berth server`,
+/// `berth up`; not the benchmarks' servers).
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Where the DNS server answering for Cloud Map DNS namespaces listens, UDP and TCP
+    /// (`dig @127.0.0.1 -p 8053 SERVICE.NAMESPACE`); repeatable, `off` for none. `berth up`
+    /// also listens on the Docker bridge's gateway port 53 when it may (as root), for
+    /// containers.
+    #[arg(
+        long = "dns-listen",
+        value_name = "ADDR:PORT|off",
+        default_value = "127.0.0.1:8053",
+        value_parser = parse_dns_listen
+    )]
+    pub dns_listen: Vec<DnsListen>,
+}
+
+impl DnsArgs {
+    /// The addresses to answer DNS on (none for `off`).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.dns_listen.iter().filter_map(|d| d.0).collect()
+    }
+}
+
+/// A `--dns-listen` value: an address, or `off` (none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsListen(pub Option<SocketAddr>);
+
+fn parse_dns_listen(text: &str) -> Result<DnsListen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(DnsListen(None));
+    }
+    text.parse()
+        .map(|addr| DnsListen(Some(addr)))
+        .map_err(|_| format!("{text:?} is neither ADDR:PORT (say 127.0.0.1:8053) nor off"))
+}
+
 impl ServerArgs {
     /// The server configuration these options describe.
     pub fn config(&self) -> ServerConfig {
@@ -83,6 +129,7 @@ impl ServerArgs {
                 max_streams_per_principal: self.max_streams_per_principal,
             },
             tls: self.tls_mode(),
+            dns_listen: Vec::new(),
         }
     }
 }
@@ -108,8 +155,9 @@ impl ServerArgs {
 }
 
 /// Runs the server until asked to stop.
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let config = args.config();
+pub async fn run(args: ServerCommandArgs) -> anyhow::Result<()> {
+    let mut config = args.server.config();
+    config.dns_listen = args.dns.addrs();
     let data_dir = config.data_dir.clone();
     let server = berth_server::serve(config)
         .await

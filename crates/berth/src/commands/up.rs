@@ -14,11 +14,77 @@ use clap::Args;
 pub struct UpArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub dns: super::server::DnsArgs,
     /// Availability zone the local instance reports (`ecs.availability-zone`).
     #[arg(long)]
     pub availability_zone: Option<String>,
     #[command(flatten)]
     pub allow: super::agent::AllowArgs,
+}
+
+/// The address on the Docker bridge's gateway, port 53, where this host's containers can
+/// ask the DNS server for Cloud Map names (`dnsServers` in a container definition), when the
+/// server answers DNS at all, the bridge has a gateway and this process may bind port 53 there
+/// (as root); None otherwise, saying why.
+async fn container_dns(
+    runtime: &dyn berth_agent::runtime::ContainerRuntime,
+    config: &berth_server::ServerConfig,
+) -> Option<std::net::SocketAddr> {
+    if config.dns_listen.is_empty() {
+        return None;
+    }
+    let gateway = match runtime.bridge_gateway().await {
+        Some(gateway) => gateway,
+        None => docker0_address()?,
+    };
+    let addr = std::net::SocketAddr::new(gateway, 53);
+    if config.dns_listen.contains(&addr) {
+        return None;
+    }
+    // A trial bind, so that a user who cannot bind port 53 gets a note, not an error.
+    match std::net::UdpSocket::bind(addr) {
+        Ok(_) => Some(addr),
+        Err(e) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => "; port 53 needs root",
+                _ => "",
+            };
+            println!(
+                "Note: containers cannot ask Berth's DNS for Cloud Map names on {addr} ({e}{why}). \
+                 Cloud Map names still resolve on {}.",
+                config
+                    .dns_listen
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            None
+        }
+    }
+}
+
+/// docker0's IPv4 address, for Docker daemons whose bridge network names no gateway: the
+/// source address of the route into docker0's subnet (from the kernel's routing table).
+fn docker0_address() -> Option<std::net::IpAddr> {
+    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
+    let network = routes.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "docker0" {
+            return None;
+        }
+        // The kernel prints the address's bytes read as a native-endian number.
+        let destination = u32::from_str_radix(fields.next()?, 16).ok()?;
+        Some(u32::from(std::net::Ipv4Addr::from(
+            destination.to_ne_bytes(),
+        )))
+    })?;
+    // Any host of the subnet: the kernel picks docker0's address to reach it. Nothing is sent.
+    let peer = std::net::Ipv4Addr::from(network.checked_add(2)?);
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect((peer, 9)).ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
 }
 
 /// Checks Docker, starts the server and makes sure cluster `default` exists, then runs the
@@ -27,7 +93,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let runtime = super::agent::connect_docker()
         .await
         .context("berth up needs a Docker daemon to run tasks on")?;
-    let config = args.server.config();
+    let mut config = args.server.config();
+    config.dns_listen = args.dns.addrs();
+    if let Some(addr) = container_dns(&*runtime, &config).await {
+        config.dns_listen.push(addr);
+    }
     let data_dir = config
         .data_dir
         .clone()
