@@ -6,11 +6,14 @@ fix. boto3 drives ECS and Cloud Map (CBOR)."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import time
 
 import pytest
 
-from harness import BerthUp, boto3_client, wait_until
+from harness import BerthUp, boto3_client, docker, wait_until
 
 CLUSTER = "default"
 
@@ -35,6 +38,28 @@ def register(berth_up: BerthUp, family: str) -> str:
             "stopTimeout": 2,
         }],
     )["taskDefinition"]["taskDefinitionArn"]
+
+
+def srv_records(berth_up: BerthUp, name: str) -> list[tuple[int, str]]:
+    """`dig SRV name` against the server's DNS: (port, target) of each record."""
+    binary = shutil.which("dig")
+    assert binary, "dig is missing: run scripts/ensure-test-tools (it installs dnsutils)"
+    done = subprocess.run([binary, "@127.0.0.1", "-p", str(berth_up.server.dns_port), "+short", "+time=2",
+                           name, "SRV"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = []
+    for line in done.stdout.splitlines():
+        _priority, _weight, port, target = line.split()
+        records.append((int(port), target))
+    return sorted(records)
+
+
+def bridge_gateway() -> str:
+    """The Docker bridge's address on this host (docker0), where `berth up` also answers DNS."""
+    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True, check=True)
+    found = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", shown.stdout)
+    assert found, shown.stdout
+    return found.group(1)
 
 
 def discovered(discovery, namespace: str, service: str) -> dict[str, dict]:
@@ -99,6 +124,36 @@ def test_a_service_registers_its_tasks_in_cloud_map_and_deregisters_them_when_th
         listed = discovery.list_instances(ServiceId=srv["Id"])["Instances"]
         assert {i["Id"] for i in listed} == set(tasks)
 
+        # DNS: the SRV records of web.NAMESPACE are the tasks, at their host ports.
+        ports = sorted(int(a["AWS_INSTANCE_PORT"]) for a in found.values())
+        records = srv_records(berth_up, f"web.{namespace}")
+        assert [p for p, _ in records] == ports, records
+        assert {t for _, t in records} == {f"{task_id}.web.{namespace}." for task_id in tasks}
+        # From inside a container: a task resolves the service by name through the DNS server
+        # `berth up` serves on the Docker bridge.
+        gateway = bridge_gateway()
+        family = unique("sdlookup")
+        ecs.register_task_definition(family=family, containerDefinitions=[{
+            "name": "lookup", "image": "busybox", "memory": 16, "essential": True,
+            "command": ["sh", "-c", f"nslookup -type=srv web.{namespace} {gateway}; sleep 600"],
+            "dnsServers": [gateway],
+        }])
+        lookup = ecs.run_task(cluster=CLUSTER, taskDefinition=family)["tasks"][0]["taskArn"]
+        try:
+            def looked_up() -> str:
+                described = ecs.describe_tasks(cluster=CLUSTER, tasks=[lookup])["tasks"][0]
+                runtime = described["containers"][0].get("runtimeId")
+                if described["lastStatus"] != "RUNNING" or not runtime:
+                    return ""
+                out = docker("logs", runtime, check=False)
+                return out if all(str(p) in out for p in ports) else ""
+
+            out = wait_until(looked_up, 60, "the container's SRV lookup to show both tasks")
+            print(f"nslookup in a container:\n{out}")
+            assert f"web.{namespace}" in out, out
+        finally:
+            ecs.stop_task(cluster=CLUSTER, task=lookup, reason="test done")
+
         # Scale-in: the task asked to stop leaves Cloud Map within 2 s.
         ecs.update_service(cluster=CLUSTER, service=name, desiredCount=1)
         asked = wait_until(
@@ -107,8 +162,9 @@ def test_a_service_registers_its_tasks_in_cloud_map_and_deregisters_them_when_th
             30, "a task to be asked to stop", interval=0.05)
         at = time.monotonic()
         gone = asked[0].rsplit("/", 1)[1]
-        wait_until(lambda: gone not in discovered(discovery, namespace, "web"), 2, "the stopped task to leave Cloud Map",
-                   interval=0.05)
+        wait_until(lambda: gone not in discovered(discovery, namespace, "web")
+                   and all(gone not in target for _, target in srv_records(berth_up, f"web.{namespace}")),
+                   2, "the stopped task to leave Cloud Map and DNS", interval=0.05)
         assert time.monotonic() - at <= 2.0
         assert set(discovered(discovery, namespace, "web")) == set(tasks) - {gone}
     finally:
