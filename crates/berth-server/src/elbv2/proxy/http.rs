@@ -99,6 +99,17 @@ async fn forward_request(
     };
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // HTTP/2 carries the host in the `:authority` pseudo-header: the target, spoken to in
+    // HTTP/1.1, gets it as `Host`.
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(value) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, value);
+        }
+    }
     add_forwarded_headers(&mut parts.headers, peer, listening.port);
     let idempotent = matches!(
         parts.method,

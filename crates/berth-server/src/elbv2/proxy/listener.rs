@@ -5,7 +5,7 @@ use super::config::{ListenerConfig, Protocol};
 use super::http::{self, TargetClient};
 use super::routes::RouteTable;
 use super::targets::{mix, Pick};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -150,21 +150,30 @@ async fn serve(
     connections.shutdown().await;
 }
 
-/// Serves one HTTP/1.1 connection (keep-alive) until it ends or the listener closes.
+/// Serves one connection until it ends or the listener closes: HTTP/1.1 (keep-alive), or
+/// HTTP/2 when the client opens with HTTP/2's preface (h2c with prior knowledge, as clients
+/// speak HTTP/2 without TLS).
 fn serve_http(
     graceful: &GracefulShutdown,
     listening: Arc<Listening>,
     tcp: TcpStream,
     peer: SocketAddr,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let mut builder = hyper::server::conn::http1::Builder::new();
+    let idle = listening.routes().idle_timeout;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(listening.routes().idle_timeout);
+        .header_read_timeout(idle);
+    builder.http2().timer(TokioTimer::new());
     let service = hyper::service::service_fn(move |request| {
         http::handle(Arc::clone(&listening), peer, request)
     });
-    let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+    let connection = graceful.watch(
+        builder
+            .serve_connection(TokioIo::new(tcp), service)
+            .into_owned(),
+    );
     async move {
         if let Err(e) = connection.await {
             tracing::debug!(%peer, error = %e, "listener connection ended with an error");

@@ -744,3 +744,53 @@ async fn binding_an_occupied_port_is_reported_and_retried_by_the_next_apply() {
     plane.shutdown().await;
     std::net::TcpListener::bind(taken).expect("shutdown frees the port");
 }
+
+#[tokio::test]
+async fn an_http2_client_is_served_and_its_authority_reaches_the_target_as_host() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let config = simple(vec![group(
+        "tg",
+        Algorithm::RoundRobin,
+        vec![a.target(), b.target()],
+    )]);
+    let (_plane, _board, addr) = start(config).await;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the listener accepts");
+    // h2c with prior knowledge: the connection opens with HTTP/2's preface.
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tcp),
+    )
+    .await
+    .expect("an HTTP/2 connection");
+    tokio::spawn(connection);
+    let mut served = Vec::new();
+    for path in ["/", "/", "/headers"] {
+        let request = Request::get(format!("http://app.test{path}"))
+            .version(hyper::Version::HTTP_2)
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request");
+        let response = sender
+            .send_request(request)
+            .await
+            .expect("an answer on the HTTP/2 connection");
+        assert_eq!(response.version(), hyper::Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.expect("the body");
+        served.push(String::from_utf8_lossy(&body.to_bytes()).into_owned());
+    }
+    // Round robin over both targets on one HTTP/2 connection.
+    assert_eq!(
+        {
+            let mut two = served[..2].to_vec();
+            two.sort();
+            two
+        },
+        ["a", "b"]
+    );
+    let headers = &served[2];
+    assert!(headers.contains("host: app.test\n"), "{headers}");
+    assert!(headers.contains("x-forwarded-proto: http\n"), "{headers}");
+}
