@@ -81,6 +81,8 @@ def settled(ecs, elbv2, service: str, group: str, count: int, version_td: str) -
 def with_instances(ecs, tasks: list[dict]) -> list[dict]:
     """`tasks`, each with `_instance`: the ec2InstanceId of its container instance."""
     arns = sorted({t["containerInstanceArn"] for t in tasks})
+    if not arns:
+        return []
     described = ecs.describe_container_instances(cluster=CLUSTER, containerInstances=arns)["containerInstances"]
     ids = {i["containerInstanceArn"]: i["ec2InstanceId"] for i in described}
     return [{**t, "_instance": ids[t["containerInstanceArn"]]} for t in tasks]
