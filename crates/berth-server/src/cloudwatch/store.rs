@@ -391,13 +391,16 @@ mod tests {
     fn store_survives_reopening_and_keeps_high_resolution_seconds() {
         let dir = tempfile::tempdir().expect("temp dir");
         let now = now_ms();
+        // Both seconds in one minute (the previous one), whatever the clock says: one minute
+        // cell and two second cells.
+        let minute = now - now % 60_000 - 60_000;
         {
             let store = MetricStore::open(Some(dir.path())).expect("opens");
             store
                 .put_at(
                     vec![
-                        (datum("Hits", now - 5_000, 2.0), true),
-                        (datum("Hits", now - 4_000, 5.0), true),
+                        (datum("Hits", minute + 30_000, 2.0), true),
+                        (datum("Hits", minute + 31_000, 5.0), true),
                     ],
                     now,
                 )

@@ -30,3 +30,36 @@ where
         }
     });
 }
+
+/// Runs `pass` for as long as the app lives: at once, whenever the state cache reports a
+/// change (changes that arrive during a pass are covered by the next one), and every
+/// `period` when nothing changes. The loop of the glue that follows the tasks of services
+/// (load balancer targets, Cloud Map instances). It holds the app weakly, so it ends with it.
+pub fn on_changes<F, Fut>(app: Arc<App>, period: Duration, mut pass: F)
+where
+    F: FnMut(Arc<App>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let weak = Arc::downgrade(&app);
+    let mut changes = app.state.changes();
+    let mut closing = app.closing();
+    drop(app);
+    tokio::spawn(async move {
+        loop {
+            {
+                let Some(app) = weak.upgrade() else { return };
+                pass(app).await;
+            }
+            tokio::select! {
+                touched = changes.recv() => {
+                    if touched.is_none() {
+                        return;
+                    }
+                    while changes.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(period) => {}
+                _ = closing.changed() => return,
+            }
+        }
+    });
+}

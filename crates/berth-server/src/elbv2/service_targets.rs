@@ -444,32 +444,12 @@ pub async fn pass(app: &App, now: f64) -> Result<(), ApiError> {
 }
 
 /// Runs the glue for as long as the app lives: a pass whenever a service or a task changes
-/// (debounced to one pass at a time) and every [`EVERY`].
+/// and every [`EVERY`].
 pub fn spawn(app: Arc<App>) {
-    let weak = Arc::downgrade(&app);
-    let mut changes = app.state.changes();
-    let mut closing = app.closing();
-    drop(app);
-    tokio::spawn(async move {
-        loop {
-            {
-                let Some(app) = weak.upgrade() else { return };
-                let now = crate::cloudwatch::store::now_ms() as f64 / 1000.0;
-                if let Err(e) = pass(&app, now).await {
-                    tracing::warn!(error = %e.message, "load balancer registrations of services");
-                }
-            }
-            tokio::select! {
-                touched = changes.recv() => {
-                    if touched.is_none() {
-                        return;
-                    }
-                    // Whatever else arrived meanwhile is covered by this pass too.
-                    while changes.try_recv().is_ok() {}
-                }
-                _ = tokio::time::sleep(EVERY) => {}
-                _ = closing.changed() => return,
-            }
+    crate::controllers::on_changes(app, EVERY, |app| async move {
+        let now = crate::cloudwatch::store::now_ms() as f64 / 1000.0;
+        if let Err(e) = pass(&app, now).await {
+            tracing::warn!(error = %e.message, "load balancer registrations of services");
         }
     });
 }

@@ -223,30 +223,11 @@ pub async fn pass(app: &App) -> Result<usize, ApiError> {
 }
 
 /// Runs the glue for as long as the app lives: a pass whenever a service or a task changes
-/// (one at a time) and every [`EVERY`].
+/// and every [`EVERY`].
 pub fn spawn(app: Arc<App>) {
-    let weak = Arc::downgrade(&app);
-    let mut changes = app.state.changes();
-    let mut closing = app.closing();
-    drop(app);
-    tokio::spawn(async move {
-        loop {
-            {
-                let Some(app) = weak.upgrade() else { return };
-                if let Err(e) = pass(&app).await {
-                    tracing::warn!(error = %e.message, "Cloud Map registrations of services");
-                }
-            }
-            tokio::select! {
-                touched = changes.recv() => {
-                    if touched.is_none() {
-                        return;
-                    }
-                    while changes.try_recv().is_ok() {}
-                }
-                _ = tokio::time::sleep(EVERY) => {}
-                _ = closing.changed() => return,
-            }
+    crate::controllers::on_changes(app, EVERY, |app| async move {
+        if let Err(e) = pass(&app).await {
+            tracing::warn!(error = %e.message, "Cloud Map registrations of services");
         }
     });
 }

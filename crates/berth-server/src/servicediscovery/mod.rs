@@ -20,6 +20,7 @@ use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// The target prefix of Cloud Map's operations (`X-Amz-Target` and the CBOR path).
@@ -281,6 +282,36 @@ pub async fn dispatch_cbor(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, A
     let value = crate::protocol::cbor::decode(body)?;
     let output = run(ctx, op, value).await?;
     Ok(crate::protocol::cbor::encode(&output, TIMESTAMP_MEMBERS))
+}
+
+/// One filter of a List call (ListNamespaces, ListServices, ListOperations).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Filter {
+    name: Option<String>,
+    values: Option<Vec<String>>,
+    condition: Option<String>,
+}
+
+impl Filter {
+    /// Its name, its values and its condition (`EQ` when not given); a missing name or
+    /// values is InvalidInput.
+    pub fn parts(self) -> Result<(String, Vec<String>, String), ApiError> {
+        Ok((
+            required(self.name, "Filters.Name")?,
+            required(self.values, "Filters.Values")?,
+            self.condition.unwrap_or_else(|| "EQ".to_string()),
+        ))
+    }
+}
+
+/// The input of ListNamespaces, ListServices and ListOperations.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListRequest {
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+    pub filters: Option<Vec<Filter>>,
 }
 
 #[cfg(test)]

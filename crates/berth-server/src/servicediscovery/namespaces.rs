@@ -9,7 +9,7 @@ use super::model::{namespace_key, namespace_name_key, Namespace, Service, NAMESP
 use super::tags::{self, TagIn};
 use super::{
     authorize, id_of, invalid, namespace_arn, namespace_not_found, new_id, operations, page,
-    put_some, random_chars, required,
+    put_some, random_chars, required, Filter, ListRequest,
 };
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -327,32 +327,12 @@ pub fn get(ctx: &Ctx, input: IdRequest) -> Result<Value, ApiError> {
     Ok(json!({ "Namespace": describe(ctx, &namespace, services, true) }))
 }
 
-/// One filter of ListNamespaces.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Filter {
-    name: Option<String>,
-    values: Option<Vec<String>>,
-    condition: Option<String>,
-}
-
-/// ListNamespaces' input.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListRequest {
-    next_token: Option<String>,
-    max_results: Option<i64>,
-    filters: Option<Vec<Filter>>,
-}
-
 /// A checked filter: whether a namespace passes it.
 type Test = Box<dyn Fn(&Namespace) -> bool>;
 
 /// The test `filter` makes, or what is wrong with it.
 fn test_of(ctx: &Ctx, filter: Filter) -> Result<Test, ApiError> {
-    let name = required(filter.name, "Filters.Name")?;
-    let values = required(filter.values, "Filters.Values")?;
-    let condition = filter.condition.unwrap_or_else(|| "EQ".to_string());
+    let (name, values, condition) = filter.parts()?;
     let names = match name.as_str() {
         "TYPE" => false,
         "NAME" | "HTTP_NAME" => true,

@@ -4,7 +4,7 @@
 //! in the change's own transaction with status `SUCCESS`. The newest [`KEPT`] are kept.
 
 use super::model::{operation_key, Operation, OPERATIONS};
-use super::{authorize, invalid, page, put_some, required};
+use super::{authorize, invalid, page, put_some, required, Filter, ListRequest};
 use crate::app::App;
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -100,24 +100,6 @@ pub fn get(ctx: &Ctx, input: GetRequest) -> Result<Value, ApiError> {
     Ok(json!({ "Operation": describe(ctx, &operation.value) }))
 }
 
-/// One filter of ListOperations.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Filter {
-    name: Option<String>,
-    values: Option<Vec<String>>,
-    condition: Option<String>,
-}
-
-/// ListOperations' input.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListRequest {
-    next_token: Option<String>,
-    max_results: Option<i64>,
-    filters: Option<Vec<Filter>>,
-}
-
 /// What one filter keeps.
 enum Keep {
     /// The target or field named is one of the values.
@@ -128,9 +110,7 @@ enum Keep {
 
 impl Keep {
     fn of(filter: Filter) -> Result<Keep, ApiError> {
-        let name = required(filter.name, "Filters.Name")?;
-        let values = required(filter.values, "Filters.Values")?;
-        let condition = filter.condition.unwrap_or_else(|| "EQ".to_string());
+        let (name, values, condition) = filter.parts()?;
         let field = match name.as_str() {
             "NAMESPACE_ID" => "NAMESPACE",
             "SERVICE_ID" => "SERVICE",

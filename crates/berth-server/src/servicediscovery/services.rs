@@ -14,7 +14,7 @@ use super::namespaces::{check_description, check_request_id};
 use super::tags::{self, TagIn};
 use super::{
     authorize, id_of, invalid, new_id, operations, page, put_some, required, service_arn,
-    service_not_found,
+    service_not_found, Filter, ListRequest,
 };
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -349,24 +349,6 @@ pub fn get(ctx: &Ctx, input: IdRequest) -> Result<Value, ApiError> {
     Ok(json!({ "Service": describe(ctx, &service, count, true) }))
 }
 
-/// One filter of ListServices.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Filter {
-    name: Option<String>,
-    values: Option<Vec<String>>,
-    condition: Option<String>,
-}
-
-/// ListServices' input.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListRequest {
-    next_token: Option<String>,
-    max_results: Option<i64>,
-    filters: Option<Vec<Filter>>,
-}
-
 /// The namespace ids a NAMESPACE_ID filter keeps (None: every one), checked; `false` when a
 /// RESOURCE_OWNER filter names another account.
 fn namespaces_kept(
@@ -376,9 +358,7 @@ fn namespaces_kept(
     let mut kept: Option<Vec<String>> = None;
     let mut mine = true;
     for filter in filters {
-        let name = required(filter.name, "Filters.Name")?;
-        let values = required(filter.values, "Filters.Values")?;
-        let condition = filter.condition.unwrap_or_else(|| "EQ".to_string());
+        let (name, values, condition) = filter.parts()?;
         match (name.as_str(), condition.as_str(), values.len()) {
             ("NAMESPACE_ID", "EQ", 1) | ("NAMESPACE_ID", "IN", 1..) => {
                 let ids = values
