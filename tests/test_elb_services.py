@@ -247,7 +247,10 @@ def test_a_service_behind_a_load_balancer_registers_drains_and_deploys_without_d
         ecs.stop_task(cluster=CLUSTER, task=remaining["taskArn"], reason="test: stop a registered task")
         task = ecs.describe_tasks(cluster=CLUSTER, tasks=[remaining["taskArn"]])["tasks"][0]
         assert (task["lastStatus"], task["desiredStatus"]) == ("DEACTIVATING", "STOPPED"), task["lastStatus"]
-        assert targets(elbv2, group)[(with_instances(ecs, [remaining])[0]["_instance"], host_port(remaining))] == "draining"
+        key = (with_instances(ecs, [remaining])[0]["_instance"], host_port(remaining))
+        wait_until(lambda: targets(elbv2, group).get(key) == "draining", 2, "its target to be draining", interval=0.05)
+        assert ecs.describe_tasks(cluster=CLUSTER, tasks=[remaining["taskArn"]])["tasks"][0]["lastStatus"] in (
+            "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED")
         wait_until(lambda: ecs.describe_tasks(cluster=CLUSTER, tasks=[remaining["taskArn"]])["tasks"][0]["lastStatus"]
                    == "STOPPED", 30, "the stopped task to be STOPPED")
         wait_until(lambda: settled(ecs, elbv2, name, group, 1, v2), 60, "a replacement behind the load balancer")

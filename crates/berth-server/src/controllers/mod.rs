@@ -31,9 +31,9 @@ where
     });
 }
 
-/// Runs `pass` for as long as the app lives: at once, whenever the state cache reports a
-/// change (changes that arrive during a pass are covered by the next one), and every
-/// `period` when nothing changes. The loop of the glue that follows the tasks of services
+/// Runs `pass` for as long as the app lives: at once, within [`MIN_GAP`] of a change the
+/// state cache reports (changes that arrive meanwhile are covered by the same pass), and
+/// every `period` when nothing changes. The loop of the glue that follows the tasks of services
 /// (load balancer targets, Cloud Map instances). It holds the app weakly, so it ends with it.
 pub fn on_changes<F, Fut>(app: Arc<App>, period: Duration, mut pass: F)
 where
@@ -55,6 +55,9 @@ where
                     if touched.is_none() {
                         return;
                     }
+                    // At most one pass per gap under a stream of changes (a busy fleet):
+                    // what arrives meanwhile is covered by the next pass.
+                    tokio::time::sleep(MIN_GAP).await;
                     while changes.try_recv().is_ok() {}
                 }
                 _ = tokio::time::sleep(period) => {}
@@ -63,3 +66,6 @@ where
         }
     });
 }
+
+/// The least time between two passes of [`on_changes`].
+const MIN_GAP: Duration = Duration::from_millis(100);

@@ -64,6 +64,13 @@ impl ServiceLoadBalancers {
     pub fn of(app: &App, record: &ServiceRecord) -> ServiceLoadBalancers {
         let current = record.service.load_balancers.clone().unwrap_or_default();
         let mut by_deployment = HashMap::new();
+        // One deployment runs the service's own revision: nothing to read (most services).
+        if record.state.deployments.len() <= 1 {
+            return ServiceLoadBalancers {
+                by_deployment,
+                current,
+            };
+        }
         for deployment in &record.state.deployments {
             let lbs = parse_history_arn(&deployment.service_revision_arn, "service-revision")
                 .and_then(|(cluster, service, id)| {
