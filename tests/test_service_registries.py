@@ -135,7 +135,11 @@ def test_a_service_registers_its_tasks_in_cloud_map_and_deregisters_them_when_th
         family = unique("sdlookup")
         ecs.register_task_definition(family=family, containerDefinitions=[{
             "name": "lookup", "image": "busybox", "memory": 16, "essential": True,
-            "command": ["sh", "-c", f"nslookup -type=srv web.{namespace} {gateway}; sleep 600"],
+            # Until it answers: `berth up` takes the bridge's port 53 once no other server
+            # of the test session holds it.
+            "command": ["sh", "-c", f"for i in $(seq 60); do nslookup -type=srv web.{namespace} {gateway} "
+                                    f"| grep -q service && break; sleep 1; done; "
+                                    f"nslookup -type=srv web.{namespace} {gateway}; sleep 600"],
             "dnsServers": [gateway],
         }])
         lookup = ecs.run_task(cluster=CLUSTER, taskDefinition=family)["tasks"][0]["taskArn"]
@@ -148,7 +152,7 @@ def test_a_service_registers_its_tasks_in_cloud_map_and_deregisters_them_when_th
                 out = docker("logs", runtime, check=False)
                 return out if all(str(p) in out for p in ports) else ""
 
-            out = wait_until(looked_up, 60, "the container's SRV lookup to show both tasks")
+            out = wait_until(looked_up, 90, "the container's SRV lookup to show both tasks")
             print(f"nslookup in a container:\n{out}")
             assert f"web.{namespace}" in out, out
         finally:

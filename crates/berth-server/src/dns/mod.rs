@@ -44,7 +44,8 @@ pub enum DnsError {
 }
 
 /// Starts answering on every address of the server's `dns_listen`, in the background, until
-/// the server stops. An address that cannot be bound is logged, once; the others still serve.
+/// the server stops. An address that cannot be bound is logged, once; the others still serve;
+/// one another process holds is tried again every [`RETRY_BIND`] until it is free.
 pub fn spawn(app: Arc<App>) {
     if app.config.dns_listen.is_empty() {
         return;
@@ -54,21 +55,44 @@ pub fn spawn(app: Arc<App>) {
         let resolver = resolver.clone();
         let closing = app.closing();
         tokio::spawn(async move {
-            match listen::listen(resolver, addr, closing).await {
-                Ok(bound) => tracing::info!(
-                    %bound,
-                    "DNS: answering for Cloud Map's DNS namespaces (UDP and TCP)"
-                ),
-                Err(e) => tracing::error!(
-                    %addr,
-                    error = %e,
-                    "DNS: cannot listen; Cloud Map names are not answered there{}",
-                    hint(addr, &e)
-                ),
+            let mut logged = false;
+            loop {
+                match listen::listen(resolver.clone(), addr, closing.clone()).await {
+                    Ok(bound) => {
+                        tracing::info!(
+                            %bound,
+                            "DNS: answering for Cloud Map's DNS namespaces (UDP and TCP)"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        if !logged {
+                            tracing::error!(
+                                %addr,
+                                error = %e,
+                                "DNS: cannot listen; Cloud Map names are not answered there{}",
+                                hint(addr, &e)
+                            );
+                            logged = true;
+                        }
+                        // Another process holds the port: take it once it is free.
+                        if e.kind() != std::io::ErrorKind::AddrInUse || addr.port() == 0 {
+                            return;
+                        }
+                    }
+                }
+                let mut stopping = closing.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY_BIND) => {}
+                    _ = stopping.wait_for(|closing| *closing) => return,
+                }
             }
         });
     }
 }
+
+/// How often an address another process holds is tried again.
+const RETRY_BIND: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What to do about a failed bind of `addr`.
 fn hint(addr: SocketAddr, error: &std::io::Error) -> &'static str {

@@ -42,9 +42,17 @@ async fn container_dns(
     if config.dns_listen.contains(&addr) {
         return None;
     }
-    // A trial bind, so that a user who cannot bind port 53 gets a note, not an error.
+    // A trial bind, so that a user who cannot bind port 53 gets a note, not an error. An
+    // address another process holds now is kept: the server takes it once it is free.
     match std::net::UdpSocket::bind(addr) {
         Ok(_) => Some(addr),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            println!(
+                "Note: {addr} is held by another process; Berth answers DNS there for \
+                 containers once it is free."
+            );
+            Some(addr)
+        }
         Err(e) => {
             let why = match e.kind() {
                 std::io::ErrorKind::PermissionDenied => "; port 53 needs root",
