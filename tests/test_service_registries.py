@@ -6,14 +6,13 @@ fix. boto3 drives ECS and Cloud Map (CBOR)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import time
 
 import pytest
 
-from harness import BerthUp, boto3_client, docker, wait_until
+from harness import BerthUp, boto3_client, wait_until
 
 CLUSTER = "default"
 
@@ -52,14 +51,6 @@ def srv_records(berth_up: BerthUp, name: str) -> list[tuple[int, str]]:
         _priority, _weight, port, target = line.split()
         records.append((int(port), target))
     return sorted(records)
-
-
-def bridge_gateway() -> str:
-    """The Docker bridge's address on this host (docker0), where `berth up` also answers DNS."""
-    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True, check=True)
-    found = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", shown.stdout)
-    assert found, shown.stdout
-    return found.group(1)
 
 
 def discovered(discovery, namespace: str, service: str) -> dict[str, dict]:
@@ -129,35 +120,6 @@ def test_a_service_registers_its_tasks_in_cloud_map_and_deregisters_them_when_th
         records = srv_records(berth_up, f"web.{namespace}")
         assert [p for p, _ in records] == ports, records
         assert {t for _, t in records} == {f"{task_id}.web.{namespace}." for task_id in tasks}
-        # From inside a container: a task resolves the service by name through the DNS server
-        # `berth up` serves on the Docker bridge.
-        gateway = bridge_gateway()
-        family = unique("sdlookup")
-        ecs.register_task_definition(family=family, containerDefinitions=[{
-            "name": "lookup", "image": "busybox", "memory": 16, "essential": True,
-            # Until it answers: `berth up` takes the bridge's port 53 once no other server
-            # of the test session holds it.
-            "command": ["sh", "-c", f"for i in $(seq 60); do nslookup -type=srv web.{namespace} {gateway} "
-                                    f"| grep -q service && break; sleep 1; done; "
-                                    f"nslookup -type=srv web.{namespace} {gateway}; sleep 600"],
-            "dnsServers": [gateway],
-        }])
-        lookup = ecs.run_task(cluster=CLUSTER, taskDefinition=family)["tasks"][0]["taskArn"]
-        try:
-            def looked_up() -> str:
-                described = ecs.describe_tasks(cluster=CLUSTER, tasks=[lookup])["tasks"][0]
-                runtime = described["containers"][0].get("runtimeId")
-                if described["lastStatus"] != "RUNNING" or not runtime:
-                    return ""
-                out = docker("logs", runtime, check=False)
-                return out if all(str(p) in out for p in ports) else ""
-
-            out = wait_until(looked_up, 90, "the container's SRV lookup to show both tasks")
-            print(f"nslookup in a container:\n{out}")
-            assert f"web.{namespace}" in out, out
-        finally:
-            ecs.stop_task(cluster=CLUSTER, task=lookup, reason="test done")
-
         # Scale-in: the task asked to stop leaves Cloud Map within 2 s.
         ecs.update_service(cluster=CLUSTER, service=name, desiredCount=1)
         asked = wait_until(
