@@ -6,24 +6,23 @@
 use super::listener::Listening;
 use super::routes::{redirect_location, Action, Forward, RequestParts};
 use super::targets::{InFlight, Pick};
+use super::upstream::{SendError, Sender};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Errors of bodies the proxy streams.
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// What listeners answer with.
 pub(super) type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
-/// The pooled keep-alive client to targets.
-pub(super) type TargetClient = Client<HttpConnector, RequestBody>;
 
 /// Answers one request that arrived on `listening` from `peer`.
 pub(super) async fn handle(
@@ -111,129 +110,128 @@ async fn forward_request(
         }
     }
     add_forwarded_headers(&mut parts.headers, peer, listening.port);
+    // The connection to the target is HTTP/1.1 whatever the client spoke, and the target
+    // is asked for the path, not an absolute URI.
+    parts.version = match parts.version {
+        Version::HTTP_10 => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    parts.uri = origin_form(&parts.uri);
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
-    let empty_body = body.is_end_stream();
-    let body = Arc::new(Mutex::new(Some(body)));
-    let head = Head {
-        method: parts.method,
-        version: parts.version,
-        path: parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str().to_owned())
-            .unwrap_or_else(|| "/".to_owned()),
-        headers: parts.headers,
-    };
-    match send(&listening.client, &head, &body, first, timeout).await {
+    // A bodiless idempotent request is kept, to be sent again if its connection fails after
+    // it went out; any other request can be sent again only if it never went out.
+    let resend = (idempotent && body.is_end_stream()).then(|| copy_head(&parts));
+    let request = Request::from_parts(parts, Outbound::Client(body));
+    match send(request, first, timeout).await {
         Ok(response) => response,
         Err(Failed::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT),
-        Err(Failed::Unreachable(failed)) => {
-            // A retry must send the same body: it still can if nobody read it yet, or if
-            // there was none.
-            let body_intact = empty_body
-                || body
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .is_some();
-            if !idempotent || !body_intact {
+        Err(Failed::Unreachable { target, unsent }) => {
+            let again = match (unsent, resend) {
+                _ if !idempotent => None,
+                (Some(unsent), _) => Some(*unsent),
+                (None, Some(head)) => Some(Request::from_parts(head, Outbound::Empty)),
+                (None, None) => None,
+            };
+            let Some(again) = again else {
                 return plain(StatusCode::BAD_GATEWAY);
-            }
+            };
             let Some(second) = group.pick(Pick::Request {
-                avoid: Some(failed.target()),
+                avoid: Some(target.target()),
             }) else {
                 return plain(StatusCode::BAD_GATEWAY);
             };
-            drop(failed);
-            match send(&listening.client, &head, &body, second, timeout).await {
+            drop(target);
+            match send(again, second, timeout).await {
                 Ok(response) => response,
                 Err(Failed::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT),
-                Err(Failed::Unreachable(_)) => plain(StatusCode::BAD_GATEWAY),
+                Err(Failed::Unreachable { .. }) => plain(StatusCode::BAD_GATEWAY),
             }
         }
     }
 }
 
-/// What is sent to a target besides the body; kept for a retry.
-struct Head {
-    method: Method,
-    version: Version,
-    path: String,
-    headers: HeaderMap,
+/// `uri` as a target is asked for it: path and query only.
+fn origin_form(uri: &Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri.clone();
+    }
+    let mut parts = hyper::http::uri::Parts::default();
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// A copy of a request's head, to send it again.
+fn copy_head(parts: &hyper::http::request::Parts) -> hyper::http::request::Parts {
+    let (mut copy, ()) = Request::new(()).into_parts();
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
 }
 
 enum Failed {
     /// No response head in time.
     Timeout,
-    /// The request failed before any response (refused, reset, closed).
-    Unreachable(InFlight),
+    /// The request failed before any response (refused, reset, closed); `unsent` is the
+    /// request when it never went out.
+    Unreachable {
+        target: InFlight,
+        unsent: Option<Box<Request<Outbound>>>,
+    },
 }
 
-/// Sends the request to `target`; its response streams back counted against the target.
+/// Sends the request to `target`; its response streams back counted against the target,
+/// and the connection goes back to the target's pool when the response has ended.
 async fn send(
-    client: &TargetClient,
-    head: &Head,
-    body: &Arc<Mutex<Option<Incoming>>>,
+    mut request: Request<Outbound>,
     target: InFlight,
     timeout: std::time::Duration,
 ) -> Result<Response<ProxyBody>, Failed> {
-    let Ok(uri) = Uri::try_from(format!("http://{}{}", target.target().addr, head.path)) else {
-        return Err(Failed::Unreachable(target));
-    };
-    let mut request = Request::new(RequestBody {
-        shared: Arc::clone(body),
-        taken: None,
-    });
-    *request.method_mut() = head.method.clone();
-    *request.uri_mut() = uri;
-    // The connection to the target is HTTP/1.1 whatever the client spoke.
-    *request.version_mut() = match head.version {
-        Version::HTTP_10 => Version::HTTP_10,
-        _ => Version::HTTP_11,
-    };
-    *request.headers_mut() = head.headers.clone();
-    match tokio::time::timeout(timeout, client.request(request)).await {
+    let to = target.target();
+    if !request.headers().contains_key(header::HOST) {
+        if let Ok(value) = HeaderValue::from_str(&to.addr.to_string()) {
+            request.headers_mut().insert(header::HOST, value);
+        }
+    }
+    match tokio::time::timeout(timeout, to.connections.send(to.addr, request)).await {
         Err(_) => Err(Failed::Timeout),
         Ok(Err(e)) => {
-            tracing::debug!(target_addr = %target.target().addr, error = %e, "target unreachable");
-            Err(Failed::Unreachable(target))
+            let (unsent, why) = match e {
+                SendError::Unsent(request, why) => (Some(request), why),
+                SendError::Lost(why) => (None, why),
+            };
+            tracing::debug!(target_addr = %to.addr, error = %why, "target unreachable");
+            Err(Failed::Unreachable { target, unsent })
         }
-        Ok(Ok(response)) => {
+        Ok(Ok((response, sender))) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             let body = Counted {
                 inner: body,
-                _in_flight: target,
+                sender: Some(sender),
+                in_flight: target,
             };
             Ok(Response::from_parts(parts, UnsyncBoxBody::new(body)))
         }
     }
 }
 
-/// The client's request body on its way to a target. It stays in the shared slot until the
-/// target connection first reads it, so a request whose connection failed before that can
-/// be sent again with its body.
-pub(super) struct RequestBody {
-    shared: Arc<Mutex<Option<Incoming>>>,
-    taken: Option<Incoming>,
+/// A request body on its way to a target: the client's, or none (a request sent again).
+#[derive(Debug)]
+pub(super) enum Outbound {
+    Client(Incoming),
+    Empty,
 }
 
-impl RequestBody {
-    fn with_slot<T>(&self, f: impl FnOnce(Option<&Incoming>) -> T) -> T {
-        match &self.taken {
-            Some(body) => f(Some(body)),
-            None => f(self
-                .shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()),
-        }
-    }
-}
-
-impl Body for RequestBody {
+impl Body for Outbound {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -241,33 +239,41 @@ impl Body for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        if this.taken.is_none() {
-            this.taken = this
-                .shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-        }
-        match &mut this.taken {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
+        match self.get_mut() {
+            Outbound::Client(body) => Pin::new(body).poll_frame(cx),
+            Outbound::Empty => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.with_slot(|body| body.is_none_or(Body::is_end_stream))
+        match self {
+            Outbound::Client(body) => body.is_end_stream(),
+            Outbound::Empty => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.with_slot(|body| body.map_or_else(|| SizeHint::with_exact(0), Body::size_hint))
+        match self {
+            Outbound::Client(body) => body.size_hint(),
+            Outbound::Empty => SizeHint::with_exact(0),
+        }
     }
 }
 
-/// A target's response body, counted as in flight until it has been sent (or dropped).
+/// A target's response body, counted as in flight until it has been sent (or dropped);
+/// its connection goes back to the pool once the body has ended.
 struct Counted {
     inner: Incoming,
-    _in_flight: InFlight,
+    sender: Option<Sender>,
+    in_flight: InFlight,
+}
+
+impl Counted {
+    fn give_back(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.in_flight.target().connections.put_back(sender);
+        }
+    }
 }
 
 impl Body for Counted {
@@ -278,9 +284,12 @@ impl Body for Counted {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().inner)
-            .poll_frame(cx)
-            .map_err(BoxError::from)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            this.give_back();
+        }
+        polled.map_err(BoxError::from)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -289,6 +298,15 @@ impl Body for Counted {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // A body dropped before its end leaves its connection mid-response: not reused.
+        if self.inner.is_end_stream() {
+            self.give_back();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! TCP connections spliced to a target, and closing with a drain of what is in flight.
 
 use super::config::{ListenerConfig, Protocol};
-use super::http::{self, TargetClient};
+use super::http;
 use super::routes::RouteTable;
 use super::targets::{mix, Pick};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -22,7 +22,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Listening {
     /// The port the listener accepts on (`X-Forwarded-Port`, `#{port}`).
     pub(super) port: u16,
-    pub(super) client: TargetClient,
     routes: RwLock<Arc<RouteTable>>,
 }
 
@@ -57,13 +56,11 @@ impl RunningListener {
     pub(super) async fn start(
         config: &ListenerConfig,
         routes: RouteTable,
-        client: TargetClient,
     ) -> std::io::Result<Self> {
         let socket = TcpListener::bind(config.bind).await?;
         let local = socket.local_addr()?;
         let listening = Arc::new(Listening {
             port: local.port(),
-            client,
             routes: RwLock::new(Arc::new(routes)),
         });
         let (stop, stopped) = oneshot::channel();

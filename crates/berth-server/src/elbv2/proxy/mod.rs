@@ -11,11 +11,11 @@
 //!   case-sensitive, both with `*` and `?`), the default rule last. A forward picks a target
 //!   group by weight and a target of it by round robin (with slow start) or least outstanding
 //!   requests, among healthy targets that are not draining — or among all targets that are
-//!   not draining when none is healthy (ALB fails open) — and proxies through a pooled
-//!   keep-alive client, bodies streamed both ways, `X-Forwarded-For` appended,
+//!   not draining when none is healthy (ALB fails open) — and proxies over the target's own
+//!   pool of keep-alive HTTP/1.1 connections (`upstream.rs`), bodies streamed both ways, `X-Forwarded-For` appended,
 //!   `X-Forwarded-Proto` and `X-Forwarded-Port` set, `Host` kept. A GET, HEAD, OPTIONS, PUT
 //!   or DELETE whose target could not be reached (refused, reset before any answer) is sent
-//!   once more to another target, if its body is still unread or was empty; otherwise the
+//!   once more to another target, if it never went out or had no body; otherwise the
 //!   client gets 502. No answer within the listener's idle timeout is a 504; a group without
 //!   targets is a 503. Fixed responses and redirects (`#{host}`, `#{path}`, `#{port}`,
 //!   `#{query}`, `#{protocol}`) are answered by the proxy itself.
@@ -74,6 +74,7 @@ mod routes;
 mod targets;
 #[cfg(test)]
 mod tests;
+mod upstream;
 
 pub use config::{
     ActionConfig, Algorithm, HealthCheckConfig, ListenerConfig, Protocol, ProxyConfig,
@@ -82,9 +83,8 @@ pub use config::{
 
 use crate::elbv2::health::{HealthBoard, TargetKey};
 use health_check::CheckClient;
-use http::TargetClient;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioExecutor;
 use listener::RunningListener;
 use routes::RouteTable;
 use std::collections::{HashMap, HashSet};
@@ -95,8 +95,6 @@ use targets::TargetGroup;
 
 /// How long the proxy waits for a target to accept a connection (ALB's 10 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an idle pooled connection to a target is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the connections of a removed listener get to finish.
 const LISTENER_DRAIN: Duration = Duration::from_secs(60);
 /// How long the connections of every listener get to finish on shutdown.
@@ -120,7 +118,6 @@ pub struct BindError {
 #[derive(Debug)]
 pub struct DataPlane {
     board: Arc<HealthBoard>,
-    client: TargetClient,
     checker: CheckClient,
     epoch: Instant,
     /// Written only by `apply` (under `state`); read by [`DataPlane::in_flight`].
@@ -142,16 +139,11 @@ impl DataPlane {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(connector.clone());
         let checker = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(connector);
         Arc::new(DataPlane {
             board: health,
-            client,
             checker,
             epoch: Instant::now(),
             groups: RwLock::new(HashMap::new()),
@@ -217,7 +209,7 @@ impl DataPlane {
                 running.listening.set_routes(routes);
                 continue;
             }
-            match RunningListener::start(listener, routes, self.client.clone()).await {
+            match RunningListener::start(listener, routes).await {
                 Ok(running) => {
                     state.listeners.insert(listener.key.clone(), running);
                 }

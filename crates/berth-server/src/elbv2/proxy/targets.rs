@@ -5,6 +5,7 @@
 use super::config::{Algorithm, HealthCheckConfig, TargetConfig, TargetGroupConfig};
 use super::health_check::{self, CheckClient, CheckPlan, Failure, Tracker};
 use super::pattern::StatusMatcher;
+use super::upstream::Connections;
 use crate::elbv2::health::{HealthBoard, TargetHealth, TargetKey};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,6 +54,8 @@ pub(super) struct Target {
     pub(super) id: String,
     pub(super) port: u16,
     pub(super) addr: SocketAddr,
+    /// Idle keep-alive connections to it.
+    pub(super) connections: Connections,
     group: String,
     draining: AtomicBool,
     health: AtomicU8,
@@ -71,6 +74,7 @@ impl Target {
             id: config.id.clone(),
             port: config.port,
             addr: config.addr,
+            connections: Connections::default(),
             group: group.to_owned(),
             draining: AtomicBool::new(config.draining),
             health: AtomicU8::new(Health::Initial as u8),

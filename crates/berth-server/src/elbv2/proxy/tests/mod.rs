@@ -13,6 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+mod retries;
+
 /// How long a test waits for something that should happen promptly.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -222,6 +224,11 @@ async fn call(client: &UserClient, method: Method, url: String, host: Option<&st
     let request = request
         .body(Full::new(Bytes::from_static(b"payload")))
         .expect("a valid request");
+    answer(client, request).await
+}
+
+/// Sends `request` as the user and reads the whole answer.
+async fn answer(client: &UserClient, request: Request<Full<Bytes>>) -> Answer {
     let response = tokio::time::timeout(PATIENCE, client.request(request))
         .await
         .expect("an answer in time")
@@ -574,34 +581,6 @@ async fn a_draining_target_finishes_its_request_while_new_ones_go_elsewhere() {
         plane.in_flight("tg", busy.addr) == 0
     })
     .await;
-}
-
-#[tokio::test]
-async fn an_idempotent_request_is_retried_on_another_target_when_refused() {
-    let a = Backend::start("a").await;
-    let dead = dead_addr().await;
-    let mut tg = group(
-        "tg",
-        Algorithm::RoundRobin,
-        vec![dead_target("dead", dead), a.target()],
-    );
-    // Both targets stay `initial` (thresholds out of reach), so traffic fails open to both.
-    tg.health_check.interval = Duration::from_secs(60);
-    tg.health_check.healthy_threshold = 10;
-    tg.health_check.unhealthy_threshold = 10;
-    let (_plane, _board, addr) = start(simple(vec![tg])).await;
-    let client = user();
-    for _ in 0..6 {
-        let answer = get(&client, addr, "/").await;
-        assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, "a"));
-    }
-    let mut posts = Vec::new();
-    for _ in 0..4 {
-        let answer = call(&client, Method::POST, format!("http://{addr}/"), None).await;
-        posts.push(answer.status);
-    }
-    assert!(posts.contains(&StatusCode::BAD_GATEWAY), "{posts:?}");
-    assert!(posts.contains(&StatusCode::OK), "{posts:?}");
 }
 
 #[tokio::test]
