@@ -1043,9 +1043,16 @@ class BerthUp(Berth):
         return self.instance_arn.rsplit("/", 1)[-1]
 
 
-def start_berth_up(data_dir: Path, extra_args: Sequence[str] = ()) -> BerthUp:
+def start_berth_up(data_dir: Path, extra_args: Sequence[str] = (), container_dns: bool = False) -> BerthUp:
     """Starts `berth up` on `data_dir` and waits (at most 30 s) until its agent has registered
-    and connected. Whoever calls it must call stop_berth_up, also when this raises."""
+    and connected. Whoever calls it must call stop_berth_up, also when this raises.
+
+    Only one process can answer DNS on the Docker bridge's port 53, and the test session runs
+    several `berth up` at once (one lives through the whole session): only one that asks for
+    it (`container_dns=True`) serves containers there; the others run with
+    `--no-container-dns`."""
+    if not container_dns:
+        extra_args = [*extra_args, "--no-container-dns"]
     running = start_berth(data_dir, subcommand="up", extra_args=extra_args)
     up = BerthUp(running.server, running.proxy)
 

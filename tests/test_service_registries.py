@@ -6,17 +6,39 @@ fix. boto3 drives ECS and Cloud Map (CBOR)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from harness import BerthUp, boto3_client, wait_until
+import harness
+from harness import BerthUp, boto3_client, docker, wait_until
 
 CLUSTER = "default"
 
 SERVE = "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"
+
+
+@pytest.fixture(scope="module")
+def berth_up(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BerthUp]:
+    """`berth up` answering DNS for containers on the Docker bridge's port 53 (the other
+    modules' servers leave it free)."""
+    up = harness.start_berth_up(tmp_path_factory.mktemp("berth-up-sd"), container_dns=True)
+    try:
+        yield up
+    finally:
+        harness.stop_berth_up(up)
+
+
+def bridge_gateway() -> str:
+    """The Docker bridge's address on this host (docker0), where `berth up` also answers DNS."""
+    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True, check=True)
+    found = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", shown.stdout)
+    assert found, shown.stdout
+    return found.group(1)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +142,35 @@ def test_a_service_registers_its_tasks_in_cloud_map_and_deregisters_them_when_th
         records = srv_records(berth_up, f"web.{namespace}")
         assert [p for p, _ in records] == ports, records
         assert {t for _, t in records} == {f"{task_id}.web.{namespace}." for task_id in tasks}
+        # From inside a container: a task resolves the service by name through the DNS server
+        # `berth up` serves on the Docker bridge.
+        gateway = bridge_gateway()
+        family = unique("sdlookup")
+        ecs.register_task_definition(family=family, containerDefinitions=[{
+            "name": "lookup", "image": "busybox", "memory": 16, "essential": True,
+            # Until it answers: `berth up` takes the bridge's port 53 once a server that held
+            # it before (another module's) has let it go.
+            "command": ["sh", "-c", f"for i in $(seq 60); do nslookup -type=srv web.{namespace} {gateway} "
+                                    f"| grep -q service && break; sleep 1; done; "
+                                    f"nslookup -type=srv web.{namespace} {gateway}; sleep 600"],
+            "dnsServers": [gateway],
+        }])
+        lookup = ecs.run_task(cluster=CLUSTER, taskDefinition=family)["tasks"][0]["taskArn"]
+        try:
+            def looked_up() -> str:
+                described = ecs.describe_tasks(cluster=CLUSTER, tasks=[lookup])["tasks"][0]
+                runtime = described["containers"][0].get("runtimeId")
+                if described["lastStatus"] != "RUNNING" or not runtime:
+                    return ""
+                out = docker("logs", runtime, check=False)
+                return out if all(str(p) in out for p in ports) else ""
+
+            out = wait_until(looked_up, 90, "the container's SRV lookup to show both tasks")
+            print(f"nslookup in a container:\n{out}")
+            assert f"web.{namespace}" in out, out
+        finally:
+            ecs.stop_task(cluster=CLUSTER, task=lookup, reason="test done")
+
         # Scale-in: the task asked to stop leaves Cloud Map within 2 s.
         ecs.update_service(cluster=CLUSTER, service=name, desiredCount=1)
         asked = wait_until(

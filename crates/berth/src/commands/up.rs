@@ -16,6 +16,10 @@ pub struct UpArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub dns: super::server::DnsArgs,
+    /// Do not answer DNS for containers on the Docker bridge's gateway port 53: for a host
+    /// where another resolver serves there, or a second `berth up` on one Docker daemon.
+    #[arg(long)]
+    pub no_container_dns: bool,
     /// Availability zone the local instance reports (`ecs.availability-zone`).
     #[arg(long)]
     pub availability_zone: Option<String>,
@@ -103,8 +107,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .context("berth up needs a Docker daemon to run tasks on")?;
     let mut config = args.server.config();
     config.dns_listen = args.dns.addrs();
-    if let Some(addr) = container_dns(&*runtime, &config).await {
-        config.dns_listen.push(addr);
+    if !args.no_container_dns {
+        if let Some(addr) = container_dns(&*runtime, &config).await {
+            config.dns_listen.push(addr);
+        }
     }
     let data_dir = config
         .data_dir
