@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import pytest
@@ -201,6 +202,7 @@ def test_update_service_rolls_out_within_min_100_max_200(berth_up: BerthUp, uniq
         sampler = Sampler(berth_up, name)
         sampler.start()
         try:
+            updated_at = datetime.now(timezone.utc)
             berth_up.cli(
                 "update-service", "--cluster", CLUSTER, "--service", name, "--task-definition", new,
                 "--deployment-configuration", "minimumHealthyPercent=100,maximumPercent=200",
@@ -233,6 +235,16 @@ def test_update_service_rolls_out_within_min_100_max_200(berth_up: BerthUp, uniq
         assert {t["healthStatus"] for t in tasks} == {"HEALTHY"}
         history = ecs.list_service_deployments(cluster=CLUSTER, service=name)["serviceDeployments"]
         assert [d["status"] for d in history] == ["SUCCESSFUL", "SUCCESSFUL"]
+        # What Terraform's `wait_for_steady_state` does: the service deployment of the PRIMARY
+        # deployment is the one created after the update whose target revision ARN holds the
+        # deployment id's number.
+        primary = next(d for d in describe(ecs, CLUSTER, name)["deployments"] if d["status"] == "PRIMARY")
+        number = primary["id"].split("/")[1]
+        since = ecs.list_service_deployments(cluster=CLUSTER, service=name, createdAt={"after": updated_at})
+        matching = [d for d in since["serviceDeployments"] if number in d["targetServiceRevisionArn"]]
+        assert len(matching) == 1, (primary["id"], since["serviceDeployments"])
+        found = ecs.describe_service_deployments(serviceDeploymentArns=[matching[0]["serviceDeploymentArn"]])
+        assert found["serviceDeployments"][0]["status"] == "SUCCESSFUL"
     finally:
         delete(ecs, CLUSTER, name)
 

@@ -31,7 +31,7 @@ use berth_core::service::bounds::{
 };
 use berth_core::service::events::{reason_in_progress, REASON_SERVICE_DELETED};
 use berth_core::service::lifecycle::{start_deployment, HistoryUpdate, NewDeployment};
-use berth_core::service::{IdSource, ServiceRecord};
+use berth_core::service::ServiceRecord;
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
 
@@ -284,7 +284,10 @@ fn begin_deployment(
         .unwrap_or_default();
     let (sd_id, service_deployment) =
         present::new_service_deployment(ctx, cluster, &record.service, &revision_arn, sources, now);
-    let id = RandomIds.deployment_id();
+    // As on ECS, the deployment and the revision it deploys share their number: tools find
+    // the service deployment of the PRIMARY deployment by it (Terraform's
+    // `wait_for_steady_state` looks for `ecs-svc/N`'s N in `targetServiceRevisionArn`).
+    let id = format!("ecs-svc/{revision_id}");
     start_deployment(
         record,
         NewDeployment {

@@ -91,6 +91,12 @@ async fn create_service_returns_the_ecs_shape_with_defaults_and_one_primary_depl
         .as_str()
         .unwrap_or("")
         .contains(":service-deployment/demo/web/"));
+    // The deployment and the revision it deploys share their number, as on ECS.
+    let number = id.trim_start_matches("ecs-svc/");
+    assert_eq!(
+        service["currentServiceRevisions"][0]["arn"],
+        format!("arn:aws:ecs:us-east-1:000000000000:service-revision/demo/web/{number}")
+    );
     assert_eq!(
         service["currentServiceRevisions"][0]["requestedTaskCount"],
         2
