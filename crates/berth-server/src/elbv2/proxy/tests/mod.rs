@@ -253,6 +253,34 @@ async fn get(client: &UserClient, addr: SocketAddr, path: &str) -> Answer {
 }
 
 /// Waits until `condition` holds, failing the test after [`PATIENCE`].
+/// Starts a `/slow` request through the listener at `addr` and waits until `a` or `b` (of
+/// group `tg`) holds it: the request, the target holding it and the other one.
+async fn hold_one_slow<'t>(
+    plane: &DataPlane,
+    client: &UserClient,
+    addr: SocketAddr,
+    a: &'t Arc<Backend>,
+    b: &'t Arc<Backend>,
+) -> (
+    tokio::task::JoinHandle<Answer>,
+    &'t Arc<Backend>,
+    &'t Arc<Backend>,
+) {
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move { get(&client, addr, "/slow").await }
+    });
+    eventually("the slow request is in flight", || {
+        plane.in_flight("tg", a.addr) + plane.in_flight("tg", b.addr) == 1
+    })
+    .await;
+    if plane.in_flight("tg", a.addr) == 1 {
+        (slow, a, b)
+    } else {
+        (slow, b, a)
+    }
+}
+
 async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !condition() {
@@ -301,19 +329,7 @@ async fn least_outstanding_requests_prefers_the_idle_target() {
     until_state(&board, &a.key("tg"), "healthy").await;
     until_state(&board, &b.key("tg"), "healthy").await;
     let client = user();
-    let slow = tokio::spawn({
-        let client = client.clone();
-        async move { get(&client, addr, "/slow").await }
-    });
-    eventually("the slow request is in flight", || {
-        plane.in_flight("tg", a.addr) + plane.in_flight("tg", b.addr) == 1
-    })
-    .await;
-    let (busy, idle) = if plane.in_flight("tg", a.addr) == 1 {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
+    let (slow, busy, idle) = hold_one_slow(&plane, &client, addr, &a, &b).await;
     for _ in 0..6 {
         assert_eq!(get(&client, addr, "/").await.body, idle.name);
     }
@@ -550,19 +566,7 @@ async fn a_draining_target_finishes_its_request_while_new_ones_go_elsewhere() {
     until_state(&board, &a.key("tg"), "healthy").await;
     until_state(&board, &b.key("tg"), "healthy").await;
     let client = user();
-    let slow = tokio::spawn({
-        let client = client.clone();
-        async move { get(&client, addr, "/slow").await }
-    });
-    eventually("the slow request is in flight", || {
-        plane.in_flight("tg", a.addr) + plane.in_flight("tg", b.addr) == 1
-    })
-    .await;
-    let (busy, other) = if plane.in_flight("tg", a.addr) == 1 {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
+    let (slow, busy, other) = hold_one_slow(&plane, &client, addr, &a, &b).await;
     for target in &mut config.target_groups[0].targets {
         target.draining = target.id == busy.name;
     }

@@ -3,20 +3,24 @@
 
 use super::*;
 
-#[tokio::test]
-async fn an_idempotent_request_is_retried_on_another_target_when_refused() {
+/// A data plane whose listener round-robins between `failing` and a working target `a`:
+/// both stay `initial` (thresholds out of reach), so traffic fails open to both and every
+/// other request meets `failing` first. Returns `a` and the data plane (both to keep alive)
+/// and the listener's address.
+async fn beside_a(failing: TargetConfig) -> (Arc<Backend>, Arc<DataPlane>, SocketAddr) {
     let a = Backend::start("a").await;
-    let dead = dead_addr().await;
-    let mut tg = group(
-        "tg",
-        Algorithm::RoundRobin,
-        vec![dead_target("dead", dead), a.target()],
-    );
-    // Both targets stay `initial` (thresholds out of reach), so traffic fails open to both.
+    let mut tg = group("tg", Algorithm::RoundRobin, vec![failing, a.target()]);
     tg.health_check.interval = Duration::from_secs(60);
     tg.health_check.healthy_threshold = 10;
     tg.health_check.unhealthy_threshold = 10;
-    let (_plane, _board, addr) = start(simple(vec![tg])).await;
+    let (plane, _board, addr) = start(simple(vec![tg])).await;
+    (a, plane, addr)
+}
+
+#[tokio::test]
+async fn an_idempotent_request_is_retried_on_another_target_when_refused() {
+    let dead = dead_addr().await;
+    let (_a, _plane, addr) = beside_a(dead_target("dead", dead)).await;
     let client = user();
     for _ in 0..6 {
         let answer = get(&client, addr, "/").await;
@@ -55,18 +59,8 @@ async fn hang_up_target() -> SocketAddr {
 
 #[tokio::test]
 async fn a_get_whose_connection_drops_after_sending_is_sent_to_another_target() {
-    let a = Backend::start("a").await;
     let hang_up = hang_up_target().await;
-    let mut tg = group(
-        "tg",
-        Algorithm::RoundRobin,
-        vec![dead_target("hangs-up", hang_up), a.target()],
-    );
-    // Both stay `initial`, so round robin sends every other request to the one hanging up.
-    tg.health_check.interval = Duration::from_secs(60);
-    tg.health_check.healthy_threshold = 10;
-    tg.health_check.unhealthy_threshold = 10;
-    let (_plane, _board, addr) = start(simple(vec![tg])).await;
+    let (_a, _plane, addr) = beside_a(dead_target("hangs-up", hang_up)).await;
     let client = user();
     for _ in 0..6 {
         let request = Request::get(format!("http://{addr}/"))
