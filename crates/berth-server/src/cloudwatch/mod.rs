@@ -341,18 +341,7 @@ fn unknown(op: &str) -> ApiError {
 
 /// Runs operation `op` on the AWS JSON 1.0 `body`; returns the JSON answer.
 pub async fn dispatch_json(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Default::default())
-    } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::serialization(format!("The request body is not valid JSON: {e}."))
-        })?
-    };
-    if !value.is_object() {
-        return Err(ApiError::serialization(
-            "The request body must be a JSON object holding the operation's parameters.",
-        ));
-    }
+    let value = crate::protocol::json::parse_object(body)?;
     let output = run(ctx, op, value).await?;
     Ok(output.to_string().into_bytes())
 }

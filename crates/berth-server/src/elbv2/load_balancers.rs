@@ -8,8 +8,8 @@
 use super::model::{write, Config, LoadBalancer, Zone};
 use super::tags::tags_of;
 use super::{
-    arn_parts, arn_prefix, authorize, invalid_configuration, missing, page, random_digits,
-    random_hex, strings, validation,
+    arn_parts, arn_prefix, attribute_changes, authorize, invalid_configuration, missing, page,
+    random_digits, random_hex, strings, validation, write_attributes,
 };
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -389,13 +389,6 @@ pub(super) async fn delete(ctx: &Ctx, request: &QueryRequest) -> Result<Option<X
     Ok(Some(Xml::new()))
 }
 
-fn write_attributes(xml: &mut Xml, attributes: &BTreeMap<String, String>) {
-    let pairs: Vec<(&String, &String)> = attributes.iter().collect();
-    xml.list("Attributes", &pairs, |xml, (key, value)| {
-        xml.field("Key", key).field("Value", value);
-    });
-}
-
 /// DescribeLoadBalancerAttributes: every attribute with its value.
 pub(super) fn describe_attributes(
     ctx: &Ctx,
@@ -421,19 +414,7 @@ pub(super) async fn modify_attributes(
     let arn = request
         .get("LoadBalancerArn")
         .ok_or_else(|| missing("loadBalancerArn"))?;
-    let changes: Vec<(String, String)> = request
-        .structures("Attributes")
-        .into_iter()
-        .map(|a| {
-            (
-                a.get("Key").cloned().unwrap_or_default(),
-                a.get("Value").cloned().unwrap_or_default(),
-            )
-        })
-        .collect();
-    if changes.is_empty() {
-        return Err(missing("attributes"));
-    }
+    let changes = attribute_changes(request)?;
     authorize(ctx, "ModifyLoadBalancerAttributes", &[arn])?;
     let lb = write(ctx, |config| {
         let mut lb = existing(ctx, config, arn)?.clone();

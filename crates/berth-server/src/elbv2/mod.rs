@@ -139,6 +139,32 @@ fn missing(name: &str) -> ApiError {
     validation(format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"))
 }
 
+/// The `Attributes` list of a load balancer's or target group's attributes answer.
+fn write_attributes(xml: &mut Xml, attributes: &BTreeMap<String, String>) {
+    let pairs: Vec<(&String, &String)> = attributes.iter().collect();
+    xml.list("Attributes", &pairs, |xml, (key, value)| {
+        xml.field("Key", key).field("Value", value);
+    });
+}
+
+/// The `(key, value)` pairs of a Modify...Attributes request; none is a ValidationError.
+fn attribute_changes(request: &QueryRequest) -> Result<Vec<(String, String)>, ApiError> {
+    let changes: Vec<(String, String)> = request
+        .structures("Attributes")
+        .into_iter()
+        .map(|a| {
+            (
+                a.get("Key").cloned().unwrap_or_default(),
+                a.get("Value").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    if changes.is_empty() {
+        return Err(missing("attributes"));
+    }
+    Ok(changes)
+}
+
 /// The fields of one structure of a query request (`Field`, `Sub.Field`,
 /// `List.member.N.Field`), as [`QueryRequest::structures`] gives them.
 type Fields = BTreeMap<String, String>;

@@ -34,7 +34,6 @@ use crate::state::TaskEntry;
 use berth_core::arn::id_of;
 use berth_core::model::service::{LoadBalancer, ServiceRevision};
 use berth_core::model::task::Task;
-use berth_core::model::ServiceStatus;
 use berth_core::service::facts::{Targets, TaskFact, UnhealthyTarget};
 use berth_core::service::record::parse_history_arn;
 use berth_core::service::ServiceRecord;
@@ -260,23 +259,11 @@ struct Seen {
 
 fn look(app: &App) -> Result<Seen, ApiError> {
     let mut seen = Seen::default();
-    for stored in app.list::<ServiceRecord>(keys::SERVICES)? {
-        let record = stored.value;
-        if record.service.status == Some(ServiceStatus::Inactive) {
-            continue;
-        }
+    for (cluster, record) in observe::active_services(app)? {
         let lbs = ServiceLoadBalancers::of(app, &record);
         if !lbs.any() {
             continue;
         }
-        let Some(cluster) = record
-            .service
-            .cluster_arn
-            .as_deref()
-            .and_then(berth_core::arn::cluster_name_of)
-        else {
-            continue;
-        };
         let name = record.name().to_string();
         for entry in observe::service_tasks(app, &cluster, &name)?.values() {
             let task = &entry.task;

@@ -8,8 +8,8 @@
 use super::model::{write, Config, HealthCheck, TargetGroup};
 use super::tags::tags_of;
 use super::{
-    arn_parts, arn_prefix, authorize, boolean, integer_in, invalid_configuration, missing, page,
-    port, random_hex, strings, validation,
+    arn_parts, arn_prefix, attribute_changes, authorize, boolean, integer_in,
+    invalid_configuration, missing, page, port, random_hex, strings, validation, write_attributes,
 };
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -560,13 +560,6 @@ pub(super) async fn delete(ctx: &Ctx, request: &QueryRequest) -> Result<Option<X
     Ok(Some(Xml::new()))
 }
 
-fn write_attributes(xml: &mut Xml, attributes: &BTreeMap<String, String>) {
-    let pairs: Vec<(&String, &String)> = attributes.iter().collect();
-    xml.list("Attributes", &pairs, |xml, (key, value)| {
-        xml.field("Key", key).field("Value", value);
-    });
-}
-
 /// DescribeTargetGroupAttributes: every attribute with its value.
 pub(super) fn describe_attributes(
     ctx: &Ctx,
@@ -588,19 +581,7 @@ pub(super) async fn modify_attributes(
     request: &QueryRequest,
 ) -> Result<Option<Xml>, ApiError> {
     let arn = target_group_arn(request)?;
-    let changes: Vec<(String, String)> = request
-        .structures("Attributes")
-        .into_iter()
-        .map(|a| {
-            (
-                a.get("Key").cloned().unwrap_or_default(),
-                a.get("Value").cloned().unwrap_or_default(),
-            )
-        })
-        .collect();
-    if changes.is_empty() {
-        return Err(missing("attributes"));
-    }
+    let changes = attribute_changes(request)?;
     authorize(ctx, "ModifyTargetGroupAttributes", &[arn])?;
     let group = write(ctx, |config| {
         let mut group = existing(ctx, config, arn)?.clone();

@@ -91,10 +91,9 @@ pub fn operation_of(target: Option<&str>) -> Result<&str, ApiError> {
     }
 }
 
-/// Reads a request body as the operation's input. An empty body is `{}`. Malformed JSON and
-/// wrong types are `SerializationException`s naming the field; a missing required member is an
-/// `InvalidParameterException`.
-pub fn parse_input<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// Reads an AWS JSON request body as a JSON object: an empty body is `{}`; malformed JSON or
+/// anything but an object is a `SerializationException`.
+pub fn parse_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -108,7 +107,14 @@ pub fn parse_input<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "The request body must be a JSON object holding the operation's parameters.",
         ));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    Ok(value)
+}
+
+/// Reads a request body as the operation's input. An empty body is `{}`. Malformed JSON and
+/// wrong types are `SerializationException`s naming the field; a missing required member is an
+/// `InvalidParameterException`.
+pub fn parse_input<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(parse_object(body)?).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         if let Some(field) = inner.strip_prefix("missing field ") {

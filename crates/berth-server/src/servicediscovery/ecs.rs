@@ -20,8 +20,7 @@ use crate::state::TaskEntry;
 use berth_core::arn::id_of;
 use berth_core::model::container_instance::{ContainerInstance, HOST_ADDRESS_ATTRIBUTE};
 use berth_core::model::service::ServiceRegistry;
-use berth_core::model::{HealthStatus, ServiceStatus};
-use berth_core::service::ServiceRecord;
+use berth_core::model::HealthStatus;
 use berth_core::task_state::TaskStatus;
 use berth_store::keys;
 use std::collections::{BTreeMap, HashMap};
@@ -137,24 +136,15 @@ fn wanted(app: &App) -> Result<BTreeMap<String, Instance>, ApiError> {
         .into_iter()
         .map(|s| (s.value.arn.clone(), s.value))
         .collect();
-    for stored in app.list::<ServiceRecord>(keys::SERVICES)? {
-        let record = stored.value;
+    for (cluster, record) in observe::active_services(app)? {
         let registries = record
             .service
             .service_registries
             .clone()
             .unwrap_or_default();
-        if registries.is_empty() || record.service.status == Some(ServiceStatus::Inactive) {
+        if registries.is_empty() {
             continue;
         }
-        let Some(cluster) = record
-            .service
-            .cluster_arn
-            .as_deref()
-            .and_then(berth_core::arn::cluster_name_of)
-        else {
-            continue;
-        };
         let name = record.name().to_string();
         let tasks = observe::service_tasks(app, &cluster, &name)?;
         for registry in &registries {

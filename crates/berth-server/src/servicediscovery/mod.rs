@@ -261,18 +261,7 @@ async fn run(ctx: Ctx, op: &str, value: Value) -> Result<Value, ApiError> {
 
 /// Runs operation `op` on the AWS JSON 1.1 `body`; returns the JSON answer.
 pub async fn dispatch_json(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Map::new())
-    } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::serialization(format!("The request body is not valid JSON: {e}."))
-        })?
-    };
-    if !value.is_object() {
-        return Err(ApiError::serialization(
-            "The request body must be a JSON object holding the operation's parameters.",
-        ));
-    }
+    let value = crate::protocol::json::parse_object(body)?;
     let output = run(ctx, op, value).await?;
     Ok(output.to_string().into_bytes())
 }
@@ -312,6 +301,37 @@ pub struct ListRequest {
     pub next_token: Option<String>,
     pub max_results: Option<i64>,
     pub filters: Option<Vec<Filter>>,
+}
+
+impl ListRequest {
+    /// The answer: the page of `items` (oldest first, by `created` and then id) this request
+    /// asks for, each as `show` has it, under `member`, with the NextToken of the next page.
+    pub fn answer<T>(
+        &self,
+        items: Vec<T>,
+        created: impl Fn(&T) -> (f64, &str),
+        member: &str,
+        show: impl Fn(&T) -> Value,
+    ) -> Result<Value, ApiError> {
+        let (page, next) = page(
+            items,
+            |item| {
+                let (at, id) = created(item);
+                format!("{at:020.3}{id}")
+            },
+            self.next_token.as_deref(),
+            self.max_results,
+            100,
+            100,
+        )?;
+        let mut out = Map::new();
+        out.insert(
+            member.into(),
+            page.iter().map(show).collect::<Vec<_>>().into(),
+        );
+        put_some(&mut out, "NextToken", next);
+        Ok(Value::Object(out))
+    }
 }
 
 #[cfg(test)]

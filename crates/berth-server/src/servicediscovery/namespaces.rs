@@ -8,8 +8,8 @@
 use super::model::{namespace_key, namespace_name_key, Namespace, Service, NAMESPACES, SERVICES};
 use super::tags::{self, TagIn};
 use super::{
-    authorize, id_of, invalid, namespace_arn, namespace_not_found, new_id, operations, page,
-    put_some, random_chars, required, Filter, ListRequest,
+    authorize, id_of, invalid, namespace_arn, namespace_not_found, new_id, operations, put_some,
+    random_chars, required, Filter, ListRequest,
 };
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -396,9 +396,10 @@ fn test_of(ctx: &Ctx, filter: Filter) -> Result<Test, ApiError> {
 }
 
 /// ListNamespaces: the namespaces that pass every filter, oldest first.
-pub fn list(ctx: &Ctx, input: ListRequest) -> Result<Value, ApiError> {
+pub fn list(ctx: &Ctx, mut input: ListRequest) -> Result<Value, ApiError> {
     let tests = input
         .filters
+        .take()
         .unwrap_or_default()
         .into_iter()
         .map(|f| test_of(ctx, f))
@@ -411,22 +412,12 @@ pub fn list(ctx: &Ctx, input: ListRequest) -> Result<Value, ApiError> {
         .filter(|n| tests.iter().all(|test| test(n)))
         .collect();
     let counts = service_counts(ctx)?;
-    let (page, next) = page(
+    input.answer(
         namespaces,
-        |n| format!("{:020.3}{}", n.created, n.id),
-        input.next_token.as_deref(),
-        input.max_results,
-        100,
-        100,
-    )?;
-    let described: Vec<Value> = page
-        .iter()
-        .map(|n| describe(ctx, n, counts.get(&n.id).copied().unwrap_or(0), false))
-        .collect();
-    let mut out = Map::new();
-    out.insert("Namespaces".into(), described.into());
-    put_some(&mut out, "NextToken", next);
-    Ok(Value::Object(out))
+        |n| (n.created, &n.id),
+        "Namespaces",
+        |n| describe(ctx, n, counts.get(&n.id).copied().unwrap_or(0), false),
+    )
 }
 
 /// DeleteNamespace: refused while the namespace has services.

@@ -4,7 +4,7 @@
 //! in the change's own transaction with status `SUCCESS`. The newest [`KEPT`] are kept.
 
 use super::model::{operation_key, Operation, OPERATIONS};
-use super::{authorize, invalid, page, put_some, required, Filter, ListRequest};
+use super::{authorize, invalid, put_some, required, Filter, ListRequest};
 use crate::app::App;
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -165,9 +165,10 @@ impl Keep {
 }
 
 /// ListOperations: the operations that pass every filter, oldest first.
-pub fn list(ctx: &Ctx, input: ListRequest) -> Result<Value, ApiError> {
+pub fn list(ctx: &Ctx, mut input: ListRequest) -> Result<Value, ApiError> {
     let filters = input
         .filters
+        .take()
         .unwrap_or_default()
         .into_iter()
         .map(Keep::of)
@@ -179,22 +180,12 @@ pub fn list(ctx: &Ctx, input: ListRequest) -> Result<Value, ApiError> {
         .map(|o| o.value)
         .filter(|o| filters.iter().all(|f| f.keeps(o)))
         .collect();
-    let (page, next) = page(
+    input.answer(
         operations,
-        |o| format!("{:020.3}{}", o.created, o.id),
-        input.next_token.as_deref(),
-        input.max_results,
-        100,
-        100,
-    )?;
-    let summaries: Vec<Value> = page
-        .iter()
-        .map(|o| json!({ "Id": o.id, "Status": o.status }))
-        .collect();
-    let mut out = Map::new();
-    out.insert("Operations".into(), summaries.into());
-    put_some(&mut out, "NextToken", next);
-    Ok(Value::Object(out))
+        |o| (o.created, &o.id),
+        "Operations",
+        |o| json!({ "Id": o.id, "Status": o.status }),
+    )
 }
 
 /// The targets of an operation on `namespace`, `service` and `instance`, as recorded.

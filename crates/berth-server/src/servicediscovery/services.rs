@@ -13,7 +13,7 @@ use super::model::{
 use super::namespaces::{check_description, check_request_id};
 use super::tags::{self, TagIn};
 use super::{
-    authorize, id_of, invalid, new_id, operations, page, put_some, required, service_arn,
+    authorize, id_of, invalid, new_id, operations, put_some, required, service_arn,
     service_not_found, Filter, ListRequest,
 };
 use crate::dispatch::Ctx;
@@ -400,8 +400,8 @@ fn namespaces_kept(
 }
 
 /// ListServices: the services of the namespaces the filters keep, oldest first.
-pub fn list(ctx: &Ctx, input: ListRequest) -> Result<Value, ApiError> {
-    let (namespaces, mine) = namespaces_kept(ctx, input.filters.unwrap_or_default())?;
+pub fn list(ctx: &Ctx, mut input: ListRequest) -> Result<Value, ApiError> {
+    let (namespaces, mine) = namespaces_kept(ctx, input.filters.take().unwrap_or_default())?;
     authorize(ctx, "ListServices", "*")?;
     let services: Vec<Service> = ctx
         .list::<Service>(SERVICES)?
@@ -414,25 +414,15 @@ pub fn list(ctx: &Ctx, input: ListRequest) -> Result<Value, ApiError> {
         })
         .collect();
     let counts = instance_counts(ctx)?;
-    let (page, next) = page(
+    input.answer(
         services,
-        |s| format!("{:020.3}{}", s.created, s.id),
-        input.next_token.as_deref(),
-        input.max_results,
-        100,
-        100,
-    )?;
-    let described: Vec<Value> = page
-        .iter()
-        .map(|s| {
+        |s| (s.created, &s.id),
+        "Services",
+        |s| {
             let count = counts.get(&s.id).copied().unwrap_or(0);
             describe(ctx, s, usize::try_from(count).unwrap_or(0), false)
-        })
-        .collect();
-    let mut out = Map::new();
-    out.insert("Services".into(), described.into());
-    put_some(&mut out, "NextToken", next);
-    Ok(Value::Object(out))
+        },
+    )
 }
 
 /// UpdateService's change.

@@ -48,7 +48,7 @@ pub async fn reconcile_all(app: &App) -> usize {
         if stored.value.service.status == Some(ServiceStatus::Inactive) {
             continue;
         }
-        let Some(cluster) = cluster_of(&stored.value) else {
+        let Some(cluster) = observe::cluster_of(&stored.value) else {
             continue;
         };
         let key = keys::service(&cluster, stored.value.name());
@@ -61,11 +61,6 @@ pub async fn reconcile_all(app: &App) -> usize {
         }
     }
     changed
-}
-
-fn cluster_of(record: &ServiceRecord) -> Option<String> {
-    let arn = record.service.cluster_arn.as_deref()?;
-    berth_core::arn::cluster_name_of(arn)
 }
 
 /// What one reconcile of a service did.

@@ -10,12 +10,30 @@ use berth_core::arn::id_of;
 use berth_core::model::container_instance::ContainerInstance;
 use berth_core::model::task::{PlacementConstraint, Task};
 use berth_core::model::task_definition::{TaskDefinition, TaskDefinitionRecord};
+use berth_core::model::ServiceStatus;
 use berth_core::scheduler::{parse_constraints, Constraint};
 use berth_core::service::facts::{InstanceFact, TaskFact};
+use berth_core::service::ServiceRecord;
 use berth_store::keys;
 use berth_store::typed::Versioned;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+
+/// The name of the cluster a service record belongs to.
+pub fn cluster_of(record: &ServiceRecord) -> Option<String> {
+    let arn = record.service.cluster_arn.as_deref()?;
+    berth_core::arn::cluster_name_of(arn)
+}
+
+/// Every service that is not INACTIVE, with the name of its cluster.
+pub fn active_services(app: &App) -> Result<Vec<(String, ServiceRecord)>, ApiError> {
+    Ok(app
+        .list::<ServiceRecord>(keys::SERVICES)?
+        .into_iter()
+        .filter(|stored| stored.value.service.status != Some(ServiceStatus::Inactive))
+        .filter_map(|stored| Some((cluster_of(&stored.value)?, stored.value)))
+        .collect())
+}
 
 /// The tasks of service `name` in `cluster` (group `service:{name}`, started by one of its
 /// deployments: a RunTask that merely names the group is not the service's), STOPPED ones
