@@ -11,7 +11,8 @@ task stopped without being deregistered turns `unhealthy` with ELB's reason and 
 goes to the other task; a deregistered target `draining` gets no requests and is gone once
 the deregistration delay (5 s) has passed; deleting the listener frees its port. A network
 load balancer passes a TCP connection through to a task, untouched, and deleting it frees its
-listener's port. Each test deletes what it made, whether it passes or not."""
+listener's port. A WebSocket goes through an application load balancer to a WebSocket server
+on the host. Each test deletes what it made, whether it passes or not."""
 
 from __future__ import annotations
 
@@ -21,11 +22,15 @@ import errno
 import http.client
 import json
 import socket
+import threading
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Optional
 
 import pytest
+import websockets.sync.client
+import websockets.sync.server
 
 from harness import BerthUp, boto3_client, free_port, status_is, wait_for_task, wait_until
 from iam_helpers import aws, error_of
@@ -389,3 +394,44 @@ def test_a_network_load_balancer_passes_a_connection_through_to_a_task(berth_up:
         wait_until(lambda: port_is_free(port), 5, f"port {port} to be free after DeleteLoadBalancer")
     assert error_of(elbv2.describe_target_groups, Names=[name]) == ("TargetGroupNotFound", 400)
     all_stopped(berth_up, task)
+
+
+def test_a_websocket_goes_through_an_application_load_balancer(berth_up: BerthUp, elbv2, unique):
+    """A WebSocket client (the `websockets` library) talks to a WebSocket echo server on this
+    host, registered as an `ip` target, through an HTTP listener: the handshake is passed on
+    (with X-Forwarded-For) and messages flow both ways until the client closes."""
+    seen: list[dict[str, str]] = []
+
+    def echo(connection) -> None:
+        seen.append({k.lower(): v for k, v in connection.request.headers.raw_items()})
+        for message in connection:
+            connection.send(message)
+
+    def health(connection, request):
+        return connection.respond(HTTPStatus.OK, "ok\n") if request.path == "/health" else None
+
+    name = unique("ws")
+    target_port = free_port()
+    with contextlib.ExitStack() as cleanup:
+        server = websockets.sync.server.serve(echo, "127.0.0.1", target_port, process_request=health)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        cleanup.callback(server.shutdown)
+        group = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=target_port, TargetType="ip",
+                                          HealthCheckPath="/health", **FAST_CHECKS)["TargetGroups"][0]
+        cleanup.callback(elbv2.delete_target_group, TargetGroupArn=group["TargetGroupArn"])
+        lb_arn = elbv2.create_load_balancer(Name=name, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+        cleanup.callback(elbv2.delete_load_balancer, LoadBalancerArn=lb_arn)
+        port = free_port()
+        elbv2.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=port,
+                              DefaultActions=[{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}])
+        elbv2.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+        wait_health(elbv2, group["TargetGroupArn"], {target_port: "healthy"}, 30, "the WebSocket server to be healthy")
+
+        with websockets.sync.client.connect(f"ws://127.0.0.1:{port}/chat", open_timeout=10) as client:
+            for message in ["hello", "x" * 100_000, "bye"]:
+                client.send(message)
+                assert client.recv(timeout=10) == message
+        assert len(seen) == 1, seen
+        assert seen[0]["upgrade"].lower() == "websocket"
+        assert seen[0]["x-forwarded-for"] == "127.0.0.1"
+        assert seen[0]["host"] == f"127.0.0.1:{port}"

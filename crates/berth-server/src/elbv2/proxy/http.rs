@@ -6,6 +6,7 @@
 use super::listener::Listening;
 use super::routes::{redirect_location, Action, Forward, RequestParts};
 use super::targets::{InFlight, Pick};
+use super::upgrade;
 use super::upstream::{SendError, Sender};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -73,6 +74,9 @@ pub(super) async fn handle(
                 response.headers_mut().insert(header::LOCATION, value);
             }
             response
+        }
+        Some(Action::Forward(forward)) if upgrade::is_upgrade(&request) => {
+            upgrade::tunnel(&listening, forward, routes.idle_timeout, peer, request).await
         }
         Some(Action::Forward(forward)) => {
             forward_request(&listening, forward, routes.idle_timeout, peer, request).await
@@ -154,7 +158,7 @@ async fn forward_request(
 }
 
 /// `uri` as a target is asked for it: path and query only.
-fn origin_form(uri: &Uri) -> Uri {
+pub(super) fn origin_form(uri: &Uri) -> Uri {
     if uri.scheme().is_none() && uri.authority().is_none() {
         return uri.clone();
     }
@@ -262,13 +266,23 @@ impl Body for Outbound {
 
 /// A target's response body, counted as in flight until it has been sent (or dropped);
 /// its connection goes back to the pool once the body has ended.
-struct Counted {
+pub(super) struct Counted {
     inner: Incoming,
     sender: Option<Sender>,
     in_flight: InFlight,
 }
 
 impl Counted {
+    /// The response body `inner` from the target `in_flight` counts against, on a connection
+    /// that is not pooled.
+    pub(super) fn unpooled(inner: Incoming, in_flight: InFlight) -> ProxyBody {
+        UnsyncBoxBody::new(Counted {
+            inner,
+            sender: None,
+            in_flight,
+        })
+    }
+
     fn give_back(&mut self) {
         if let Some(sender) = self.sender.take() {
             self.in_flight.target().connections.put_back(sender);
@@ -311,7 +325,7 @@ impl Drop for Counted {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): not forwarded.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -337,7 +351,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// ALB's `X-Forwarded-For` (the client appended), `X-Forwarded-Proto`, `X-Forwarded-Port`.
-fn add_forwarded_headers(headers: &mut HeaderMap, peer: SocketAddr, port: u16) {
+pub(super) fn add_forwarded_headers(headers: &mut HeaderMap, peer: SocketAddr, port: u16) {
     let client = peer.ip().to_string();
     let earlier: Vec<&str> = headers
         .get_all("x-forwarded-for")
@@ -364,12 +378,12 @@ fn strip_port(authority: &str) -> &str {
     }
 }
 
-fn full(body: Bytes) -> ProxyBody {
+pub(super) fn full(body: Bytes) -> ProxyBody {
     UnsyncBoxBody::new(Full::new(body).map_err(|never| match never {}))
 }
 
 /// The load balancer's own short answer with `status`.
-fn plain(status: StatusCode) -> Response<ProxyBody> {
+pub(super) fn plain(status: StatusCode) -> Response<ProxyBody> {
     let text = format!(
         "{} {}\n",
         status.as_str(),

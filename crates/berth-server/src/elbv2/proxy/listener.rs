@@ -168,7 +168,7 @@ fn serve_http(
     });
     let connection = graceful.watch(
         builder
-            .serve_connection(TokioIo::new(tcp), service)
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
             .into_owned(),
     );
     async move {

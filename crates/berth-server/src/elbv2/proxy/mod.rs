@@ -6,7 +6,8 @@
 //! with their targets and health checks, as plain values — and makes the running proxy match
 //! it:
 //!
-//! - **HTTP listeners** (ALB) serve HTTP/1.1 with keep-alive through hyper. A request goes to
+//! - **HTTP listeners** (ALB) serve HTTP/1.1 with keep-alive and HTTP/2 (h2c) through hyper,
+//!   and pass WebSocket (HTTP/1.1 `Upgrade`) handshakes to a target. A request goes to
 //!   the first rule whose conditions all match (`host-header`: case-insensitive, `path-pattern`:
 //!   case-sensitive, both with `*` and `?`), the default rule last. A forward picks a target
 //!   group by weight and a target of it by round robin (with slow start) or least outstanding
@@ -61,9 +62,12 @@
 //! is a linear scan of byte-wise wildcard matches, which is what ALB's rule limits (100 per
 //! listener) make cheap. Connections to targets are pooled and kept alive, Nagle is off on
 //! both sides, and bodies are streamed frame by frame, never buffered — which is why a retry
-//! is only possible while the body is unread. What it does not do: HTTP/2 (it would bring
-//! the `h2` stack into the server for little gain behind a local proxy), TLS listeners,
-//! WebSocket upgrades, sticky sessions, connection limits.
+//! is only possible while the request has not gone out, or had no body. Each target keeps
+//! its own pool of HTTP/1.1 connections (`upstream.rs`, on hyper's connection API): taking
+//! one is a short mutex-held pop, and a response's connection goes back when its body ends.
+//! Requests that switch protocols (WebSocket) go on a connection of their own and, on a
+//! 101, are spliced (`upgrade.rs`). What it does not do: HTTP/2 to targets, TLS listeners,
+//! sticky sessions, connection limits.
 
 mod config;
 mod health_check;
@@ -74,6 +78,7 @@ mod routes;
 mod targets;
 #[cfg(test)]
 mod tests;
+mod upgrade;
 mod upstream;
 
 pub use config::{

@@ -66,7 +66,7 @@ impl Connections {
                 },
             }
         }
-        let mut sender = match connect(addr).await {
+        let mut sender = match connect(addr, false).await {
             Ok(sender) => sender,
             Err(e) => return Err(SendError::Unsent(Box::new(request), e)),
         };
@@ -126,8 +126,31 @@ impl Connections {
     }
 }
 
-/// Opens a connection to `addr` (Nagle off) and drives it on its own task.
-async fn connect(addr: SocketAddr) -> Result<Sender, String> {
+/// Sends `request`, which asks to switch protocols, to the target at `addr` on a connection
+/// of its own that may be taken over (`hyper::upgrade::on` of the response) on a 101.
+pub(super) async fn send_upgrade(
+    addr: SocketAddr,
+    request: Request<Outbound>,
+) -> Result<Response<Incoming>, SendError> {
+    let mut sender = match connect(addr, true).await {
+        Ok(sender) => sender,
+        Err(e) => return Err(SendError::Unsent(Box::new(request), e)),
+    };
+    sender
+        .try_send_request(request)
+        .await
+        .map_err(|mut failed| {
+            let why = failed.error().to_string();
+            match failed.take_message() {
+                Some(unsent) => SendError::Unsent(Box::new(unsent), why),
+                None => SendError::Lost(why),
+            }
+        })
+}
+
+/// Opens a connection to `addr` (Nagle off) and drives it on its own task; one that
+/// `upgrades` hands its socket over after a 101.
+async fn connect(addr: SocketAddr, upgrades: bool) -> Result<Sender, String> {
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Err(_) => return Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
         Ok(Err(e)) => return Err(e.to_string()),
@@ -138,7 +161,12 @@ async fn connect(addr: SocketAddr) -> Result<Sender, String> {
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
+        let ended = if upgrades {
+            connection.with_upgrades().await
+        } else {
+            connection.await
+        };
+        if let Err(e) = ended {
             tracing::debug!(target_addr = %addr, error = %e, "target connection ended with an error");
         }
     });

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 mod retries;
+mod upgrades;
 
 /// How long a test waits for something that should happen promptly.
 const PATIENCE: Duration = Duration::from_secs(10);
