@@ -9,7 +9,8 @@ by their checks; requests spread round robin over a group's two tasks, each seei
 host forward to a second group, a fixed response is answered by the load balancer itself; a
 task stopped without being deregistered turns `unhealthy` with ELB's reason and its traffic
 goes to the other task; a deregistered target `draining` gets no requests and is gone once
-the deregistration delay (5 s) has passed; deleting the listener frees its port. A network
+the deregistration delay (5 s) has passed; sticky sessions (the AWSALB cookie) keep a client
+on one task; deleting the listener frees its port. A network
 load balancer passes a TCP connection through to a task, untouched, and deleting it frees its
 listener's port. A WebSocket goes through an application load balancer to a WebSocket server
 on the host. Each test deletes what it made, whether it passes or not."""
@@ -287,6 +288,23 @@ def test_an_application_load_balancer_balances_routes_checks_and_drains_real_tas
         assert headers["content-type"].startswith("text/plain"), headers
         status, _, _ = get(port, "/healthz")  # no rule: the default action, to httpd, which has no such file
         assert status == 404
+
+        # Sticky sessions (lb_cookie), set with the AWS CLI: the AWSALB cookie of the first
+        # answer keeps a client on its task; without it requests still spread.
+        cli(berth_up, tmp_path, "modify-target-group-attributes", "--target-group-arn", web_group, "--attributes",
+            "Key=stickiness.enabled,Value=true", "Key=stickiness.lb_cookie.duration_seconds,Value=300")
+
+        def sticky_answer() -> Optional[tuple[str, str]]:
+            status, headers, body = get(port, "/")
+            cookie = headers.get("set-cookie", "")
+            return (cookie.split(";")[0], body.strip()) if status == 200 and cookie.startswith("AWSALB=") else None
+
+        cookie, stuck_to = wait_until(sticky_answer, 10, "the AWSALB cookie once stickiness is on")
+        assert {served_by(port, "/", {"Cookie": cookie}) for _ in range(6)} == {stuck_to}
+        assert {served_by(port, "/") for _ in range(4)} == {first.name, second.name}
+        cli(berth_up, tmp_path, "modify-target-group-attributes", "--target-group-arn", web_group, "--attributes",
+            "Key=stickiness.enabled,Value=false")
+        wait_until(lambda: "set-cookie" not in get(port, "/")[1], 10, "no AWSALB cookie once stickiness is off")
 
         # 3. A task stopped without being deregistered turns unhealthy; its share of the
         # traffic goes to the other task, also while its checks are still failing.

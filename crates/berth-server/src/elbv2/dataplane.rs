@@ -17,7 +17,7 @@ use super::health::HealthBoard;
 use super::model::{sweep_drained, ActionKind, Config, Listener, TargetGroup};
 use super::proxy::{
     ActionConfig, Algorithm, DataPlane, HealthCheckConfig, ListenerConfig, Protocol, ProxyConfig,
-    RedirectConfig, RuleConfig, TargetConfig, TargetGroupConfig,
+    RedirectConfig, RuleConfig, Stickiness, TargetConfig, TargetGroupConfig,
 };
 use crate::app::App;
 use crate::cloudwatch::{Datum, StatisticSet};
@@ -232,7 +232,7 @@ fn action_config(action: &super::model::Action) -> Option<ActionConfig> {
     })
 }
 
-fn target_group_config(
+pub(super) fn target_group_config(
     group: &TargetGroup,
     addresses: &HashMap<String, IpAddr>,
     now: f64,
@@ -275,6 +275,15 @@ fn target_group_config(
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
         ),
+        stickiness: match (attribute("stickiness.enabled"), protocol(&group.protocol)) {
+            (Some("true"), Protocol::Http) => Stickiness::LbCookie(Duration::from_secs(
+                attribute("stickiness.lb_cookie.duration_seconds")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(86_400),
+            )),
+            (Some("true"), Protocol::Tcp) => Stickiness::SourceIp,
+            _ => Stickiness::Off,
+        },
         targets,
     }
 }

@@ -280,9 +280,6 @@ fn check_attribute(group: &TargetGroup, key: &str, value: &str) -> Result<(), Ap
             &["source_ip"],
             "TCP target groups support source_ip stickiness only",
         ),
-        "stickiness.enabled" if value == "true" => Err(invalid_configuration(
-            "Berth does not support sticky sessions yet: stickiness.enabled must stay false.",
-        )),
         "load_balancing.algorithm.type" => one_of(
             &["round_robin", "least_outstanding_requests"],
             "use round_robin or least_outstanding_requests (Berth does not support weighted_random)",

@@ -102,6 +102,20 @@ pub enum Algorithm {
     LeastOutstandingRequests,
 }
 
+/// Whether one client's requests or connections keep going to one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stickiness {
+    /// Every request or connection is placed afresh.
+    #[default]
+    Off,
+    /// HTTP (ALB's `lb_cookie`): the load balancer's `AWSALB` cookie, set on every response
+    /// for this long, names the target the client's next requests go to while it is healthy
+    /// and not draining.
+    LbCookie(Duration),
+    /// TCP (NLB's `source_ip`): connections from one client address go to one target.
+    SourceIp,
+}
+
 /// One target group: its targets, how to spread over them and how to check them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetGroupConfig {
@@ -116,6 +130,8 @@ pub struct TargetGroupConfig {
     /// A target that turns healthy gets a linearly growing share of requests over this long
     /// (round robin only); zero turns slow start off.
     pub slow_start: Duration,
+    /// Sticky sessions (`stickiness.*` attributes).
+    pub stickiness: Stickiness,
     /// The registered targets.
     pub targets: Vec<TargetConfig>,
 }

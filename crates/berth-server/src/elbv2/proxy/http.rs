@@ -3,9 +3,10 @@
 //! one retry of an idempotent request whose target could not be reached, 502 and 504 as ALB
 //! answers them.
 
+use super::config::Stickiness;
 use super::listener::Listening;
 use super::routes::{redirect_location, Action, Forward, RequestParts};
-use super::targets::{InFlight, Pick};
+use super::targets::{InFlight, Pick, TargetGroup};
 use super::upgrade;
 use super::upstream::{SendError, Sender};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -19,6 +20,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+/// ALB's stickiness cookie (`lb_cookie`).
+const STICKY_COOKIE: &str = "AWSALB";
 
 /// Errors of bodies the proxy streams.
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -97,7 +102,11 @@ async fn forward_request(
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     group.count_request();
-    let Some(first) = group.pick(Pick::Request { avoid: None }) else {
+    let sticky = match group.stickiness() {
+        Stickiness::LbCookie(duration) => Some(duration),
+        _ => None,
+    };
+    let Some(first) = choose(group, sticky, request.headers()) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     let (mut parts, body) = request.into_parts();
@@ -129,7 +138,7 @@ async fn forward_request(
     // it went out; any other request can be sent again only if it never went out.
     let resend = (idempotent && body.is_end_stream()).then(|| copy_head(&parts));
     let request = Request::from_parts(parts, Outbound::Client(body));
-    match send(request, first, timeout).await {
+    match send(request, first, timeout, sticky).await {
         Ok(response) => response,
         Err(Failed::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT),
         Err(Failed::Unreachable { target, unsent }) => {
@@ -148,12 +157,49 @@ async fn forward_request(
                 return plain(StatusCode::BAD_GATEWAY);
             };
             drop(target);
-            match send(again, second, timeout).await {
+            match send(again, second, timeout, sticky).await {
                 Ok(response) => response,
                 Err(Failed::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT),
                 Err(Failed::Unreachable { .. }) => plain(StatusCode::BAD_GATEWAY),
             }
         }
+    }
+}
+
+/// The target for a request with `headers` to `group`: the one its `AWSALB` cookie names
+/// when the group is `sticky` and that target may take it, else the group's pick.
+pub(super) fn choose(
+    group: &TargetGroup,
+    sticky: Option<Duration>,
+    headers: &HeaderMap,
+) -> Option<InFlight> {
+    sticky
+        .and_then(|_| cookie(headers, STICKY_COOKIE))
+        .and_then(|value| group.pick(Pick::Cookie { value }))
+        .or_else(|| group.pick(Pick::Request { avoid: None }))
+}
+
+/// The value of cookie `name` among the `Cookie` headers of `headers`.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
+/// Sets ALB's stickiness cookie naming `target` on `headers`, for `duration`.
+pub(super) fn set_sticky_cookie(headers: &mut HeaderMap, target: &InFlight, duration: Duration) {
+    let expires = httpdate::fmt_http_date(SystemTime::now() + duration);
+    let cookie = format!(
+        "{STICKY_COOKIE}={}; Expires={expires}; Path=/",
+        target.target().cookie
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        headers.append(header::SET_COOKIE, value);
     }
 }
 
@@ -198,6 +244,7 @@ async fn send(
     mut request: Request<Outbound>,
     target: InFlight,
     timeout: std::time::Duration,
+    sticky: Option<Duration>,
 ) -> Result<Response<ProxyBody>, Failed> {
     let to = target.target();
     if !request.headers().contains_key(header::HOST) {
@@ -218,6 +265,9 @@ async fn send(
         Ok(Ok((response, sender))) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            if let Some(duration) = sticky {
+                set_sticky_cookie(&mut parts.headers, &target, duration);
+            }
             let body = Counted {
                 inner: body,
                 sender: Some(sender),

@@ -1,7 +1,7 @@
 //! Running listeners: the accept loop of a bound socket, HTTP connections served by hyper,
 //! TCP connections spliced to a target, and closing with a drain of what is in flight.
 
-use super::config::{ListenerConfig, Protocol};
+use super::config::{ListenerConfig, Protocol, Stickiness};
 use super::http;
 use super::routes::RouteTable;
 use super::targets::{mix, Pick};
@@ -185,13 +185,18 @@ async fn splice(listening: Arc<Listening>, mut client: TcpStream, peer: SocketAd
     let Some(group) = routes.default_forward().and_then(|f| f.choose()) else {
         return;
     };
+    // With source_ip stickiness a client's every connection hashes alike: its port is left out.
+    let port = match group.stickiness() {
+        Stickiness::SourceIp => 0,
+        _ => u64::from(peer.port()),
+    };
     let hash = mix(match peer.ip() {
         IpAddr::V4(ip) => u64::from(u32::from(ip)),
         IpAddr::V6(ip) => {
             let bits = u128::from(ip);
             (bits as u64) ^ ((bits >> 64) as u64)
         }
-    } ^ (u64::from(peer.port()) << 48));
+    } ^ (port << 48));
     let mut failed = None;
     for _ in 0..2 {
         let Some(target) = group.pick(Pick::Flow {

@@ -67,7 +67,9 @@
 //! one is a short mutex-held pop, and a response's connection goes back when its body ends.
 //! Requests that switch protocols (WebSocket) go on a connection of their own and, on a
 //! 101, are spliced (`upgrade.rs`). What it does not do: HTTP/2 to targets, TLS listeners,
-//! sticky sessions, connection limits.
+//! `app_cookie` stickiness, connection limits. Sticky sessions (`lb_cookie`): the `AWSALB`
+//! cookie holds a hash of the target's group, id and port (`Target::cookie`), so it survives
+//! applies and restarts and names nothing a client could not reach anyway.
 
 mod config;
 mod health_check;
@@ -83,7 +85,7 @@ mod upstream;
 
 pub use config::{
     ActionConfig, Algorithm, HealthCheckConfig, ListenerConfig, Protocol, ProxyConfig,
-    RedirectConfig, RuleConfig, TargetConfig, TargetGroupConfig,
+    RedirectConfig, RuleConfig, Stickiness, TargetConfig, TargetGroupConfig,
 };
 
 use crate::elbv2::health::{HealthBoard, TargetKey};

@@ -2,7 +2,7 @@
 //! choice of a target for a request or connection (round robin with slow start, least
 //! outstanding requests, flow hash; healthy targets first, all of them when none is).
 
-use super::config::{Algorithm, HealthCheckConfig, TargetConfig, TargetGroupConfig};
+use super::config::{Algorithm, HealthCheckConfig, Stickiness, TargetConfig, TargetGroupConfig};
 use super::health_check::{self, CheckClient, CheckPlan, Failure, Tracker};
 use super::pattern::StatusMatcher;
 use super::upstream::Connections;
@@ -56,6 +56,9 @@ pub(super) struct Target {
     pub(super) addr: SocketAddr,
     /// Idle keep-alive connections to it.
     pub(super) connections: Connections,
+    /// The value of the `AWSALB` cookie that sends a client back to it: a hash of its
+    /// group, id and port, the same across applies and restarts.
+    pub(super) cookie: String,
     group: String,
     draining: AtomicBool,
     health: AtomicU8,
@@ -75,6 +78,7 @@ impl Target {
             port: config.port,
             addr: config.addr,
             connections: Connections::default(),
+            cookie: cookie_of(group, &config.id, config.port),
             group: group.to_owned(),
             draining: AtomicBool::new(config.draining),
             health: AtomicU8::new(Health::Initial as u8),
@@ -243,6 +247,7 @@ struct TargetSet {
     targets: Vec<Arc<Target>>,
     algorithm: Algorithm,
     slow_start: Duration,
+    stickiness: Stickiness,
 }
 
 /// One target group at run time; lives from the apply that adds it to the one that
@@ -268,6 +273,9 @@ pub(super) enum Pick<'a> {
         hash: u64,
         avoid: Option<&'a Arc<Target>>,
     },
+    /// A request whose `AWSALB` cookie is `value`: the target it names, if that one may
+    /// take it now.
+    Cookie { value: &'a str },
 }
 
 impl TargetGroup {
@@ -290,6 +298,14 @@ impl TargetGroup {
     /// The requests counted since the last call.
     pub(super) fn take_requests(&self) -> u64 {
         self.requests.swap(0, Ordering::Relaxed)
+    }
+
+    /// Its sticky sessions now.
+    pub(super) fn stickiness(&self) -> Stickiness {
+        self.set
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stickiness
     }
 
     fn set(&self) -> Arc<TargetSet> {
@@ -348,6 +364,7 @@ impl TargetGroup {
             targets,
             algorithm: config.algorithm,
             slow_start: config.slow_start,
+            stickiness: config.stickiness,
         });
         for gone in known.into_values() {
             gone.retire(board);
@@ -387,6 +404,7 @@ impl TargetGroup {
         let set = self.set();
         let avoid = match how {
             Pick::Request { avoid } | Pick::Flow { avoid, .. } => avoid,
+            Pick::Cookie { .. } => None,
         };
         let usable = |t: &&Arc<Target>| !t.draining() && avoid.is_none_or(|a| !Arc::ptr_eq(a, t));
         let any_healthy = set
@@ -401,6 +419,11 @@ impl TargetGroup {
             return None;
         }
         let chosen = match how {
+            Pick::Cookie { value } => set
+                .targets
+                .iter()
+                .filter(eligible)
+                .find(|t| t.cookie == value),
             Pick::Flow { hash, .. } => nth(&set, eligible, (hash % count as u64) as usize),
             Pick::Request { .. } => {
                 let turn = self.next.fetch_add(1, Ordering::Relaxed);
@@ -450,6 +473,21 @@ impl TargetGroup {
     }
 }
 
+/// The `AWSALB` cookie of target `id`:`port` of `group`: FNV-1a of the three, mixed, in hex.
+fn cookie_of(group: &str, id: &str, port: u16) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in group
+        .bytes()
+        .chain([0])
+        .chain(id.bytes())
+        .chain([0])
+        .chain(port.to_be_bytes())
+    {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:016x}", mix(hash))
+}
+
 /// The `index`th target of `set` that is `eligible`.
 fn nth(
     set: &TargetSet,
@@ -490,6 +528,7 @@ mod tests {
             targets,
             algorithm,
             slow_start,
+            stickiness: Stickiness::Off,
         });
         group
     }

@@ -6,12 +6,13 @@
 //! target's deregistration delay waits for it). Any other answer goes back as a response.
 //! A target that cannot be reached is a 502, as for other requests; nothing is retried.
 
+use super::config::Stickiness;
 use super::http::{
-    add_forwarded_headers, origin_form, plain, strip_hop_by_hop, Counted, Outbound, ProxyBody,
+    add_forwarded_headers, choose, origin_form, plain, set_sticky_cookie, strip_hop_by_hop,
+    Counted, Outbound, ProxyBody,
 };
 use super::listener::Listening;
 use super::routes::Forward;
-use super::targets::Pick;
 use super::upstream::{send_upgrade, SendError};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
@@ -48,7 +49,11 @@ pub(super) async fn tunnel(
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     group.count_request();
-    let Some(target) = group.pick(Pick::Request { avoid: None }) else {
+    let sticky = match group.stickiness() {
+        Stickiness::LbCookie(duration) => Some(duration),
+        _ => None,
+    };
+    let Some(target) = choose(group, sticky, request.headers()) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     let client_side = hyper::upgrade::on(&mut request);
@@ -74,9 +79,17 @@ pub(super) async fn tunnel(
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        if let Some(duration) = sticky {
+            set_sticky_cookie(&mut parts.headers, &target, duration);
+        }
         return Response::from_parts(parts, Counted::unpooled(body, target));
     }
     let target_side = hyper::upgrade::on(&mut response);
+    let cookie = sticky.map(|duration| {
+        let mut headers = hyper::HeaderMap::new();
+        set_sticky_cookie(&mut headers, &target, duration);
+        headers
+    });
     tokio::spawn(async move {
         let _in_flight = target;
         let (client, upstream) = match tokio::join!(client_side, target_side) {
@@ -100,6 +113,7 @@ pub(super) async fn tunnel(
     let protocol = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
     keep_upgrade(&mut parts.headers, protocol);
+    parts.headers.extend(cookie.unwrap_or_default());
     Response::from_parts(
         parts,
         Empty::<Bytes>::new()

@@ -578,19 +578,30 @@ async fn attributes_have_defaults_are_checked_and_deletion_protection_holds() {
         stored_group(&app, "web").attributes["deregistration_delay.timeout_seconds"],
         "300"
     );
-    // Sticky sessions are refused rather than stored and not honoured.
-    let e = err(
+    // Sticky sessions (lb_cookie) are stored and reach the data plane's config.
+    let sticky = ok(
         &app,
         "ModifyTargetGroupAttributes",
         &[
             ("TargetGroupArn", &group),
             ("Attributes.member.1.Key", "stickiness.enabled"),
             ("Attributes.member.1.Value", "true"),
+            (
+                "Attributes.member.2.Key",
+                "stickiness.lb_cookie.duration_seconds",
+            ),
+            ("Attributes.member.2.Value", "600"),
         ],
     )
     .await;
-    assert_eq!(e.name, "InvalidConfigurationRequest");
-    assert!(e.message.contains("sticky sessions"), "{}", e.message);
+    assert!(sticky.contains("<Key>stickiness.enabled</Key><Value>true</Value>"));
+    let stored = stored_group(&app, "web");
+    let config =
+        crate::elbv2::dataplane::target_group_config(&stored, &Default::default(), app.now());
+    assert_eq!(
+        config.stickiness,
+        crate::elbv2::proxy::Stickiness::LbCookie(std::time::Duration::from_secs(600))
+    );
     let changed = ok(
         &app,
         "ModifyTargetGroupAttributes",

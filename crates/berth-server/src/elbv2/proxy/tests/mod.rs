@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 mod retries;
+mod stickiness;
 mod upgrades;
 
 /// How long a test waits for something that should happen promptly.
@@ -151,6 +152,7 @@ fn group(key: &str, algorithm: Algorithm, targets: Vec<TargetConfig>) -> TargetG
         algorithm,
         health_check: check(),
         slow_start: Duration::ZERO,
+        stickiness: Stickiness::Off,
         targets,
     }
 }

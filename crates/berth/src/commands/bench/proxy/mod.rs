@@ -266,6 +266,7 @@ async fn start_berth(
                 matcher: "200".to_owned(),
             },
             slow_start: Duration::ZERO,
+            stickiness: Default::default(),
             targets: vec![TargetConfig {
                 id: TARGET_ID.to_owned(),
                 port: upstream.port(),
