@@ -199,11 +199,17 @@ fn listener_config(config: &Config, listener: &Listener, ip: IpAddr) -> Option<L
 
 fn action_config(action: &super::model::Action) -> Option<ActionConfig> {
     Some(match &action.kind {
-        ActionKind::Forward { target_groups, .. } => ActionConfig::Forward(
+        ActionKind::Forward {
+            target_groups,
+            stickiness,
+        } => ActionConfig::Forward(
             target_groups
                 .iter()
                 .map(|g| (g.target_group_arn.clone(), g.weight))
                 .collect(),
+            stickiness
+                .enabled
+                .then(|| Duration::from_secs(u64::from(stickiness.duration_seconds.unwrap_or(1)))),
         ),
         ActionKind::FixedResponse {
             status_code,

@@ -58,8 +58,9 @@ pub struct RuleConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionConfig {
     /// Proxies to a target of one of these (target group key, weight) pairs, chosen by
-    /// weight; a weight of 0 takes no traffic.
-    Forward(Vec<(String, u32)>),
+    /// weight; a weight of 0 takes no traffic. With target group stickiness (a duration),
+    /// the `AWSALBTG` cookie keeps a client on the group it was first sent to.
+    Forward(Vec<(String, u32)>, Option<Duration>),
     /// Answers directly.
     FixedResponse {
         /// 2XX, 4XX or 5XX.

@@ -24,6 +24,8 @@ use std::time::{Duration, SystemTime};
 
 /// ALB's stickiness cookie (`lb_cookie`).
 const STICKY_COOKIE: &str = "AWSALB";
+/// ALB's target group stickiness cookie (a forward to several groups).
+pub(super) const GROUP_COOKIE: &str = "AWSALBTG";
 
 /// Errors of bodies the proxy streams.
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -98,9 +100,24 @@ async fn forward_request(
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let Some(group) = forward.choose() else {
+    let Some(group) = forward.choose_for(request.headers()) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
+    let mut answer = forward_to(listening, group, timeout, peer, request).await;
+    if let Some(duration) = forward.sticky {
+        set_cookie(answer.headers_mut(), GROUP_COOKIE, &group.cookie, duration);
+    }
+    answer
+}
+
+/// Proxies `request` to a target of `group`.
+async fn forward_to(
+    listening: &Listening,
+    group: &TargetGroup,
+    timeout: std::time::Duration,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
     group.count_request();
     let sticky = match group.stickiness() {
         Stickiness::LbCookie(duration) => Some(duration),
@@ -180,7 +197,7 @@ pub(super) fn choose(
 }
 
 /// The value of cookie `name` among the `Cookie` headers of `headers`.
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(super) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -193,12 +210,14 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// Sets ALB's stickiness cookie naming `target` on `headers`, for `duration`.
 pub(super) fn set_sticky_cookie(headers: &mut HeaderMap, target: &InFlight, duration: Duration) {
+    set_cookie(headers, STICKY_COOKIE, &target.target().cookie, duration);
+}
+
+/// Adds `Set-Cookie: name=value` lasting `duration` to `headers`.
+pub(super) fn set_cookie(headers: &mut HeaderMap, name: &str, value: &str, duration: Duration) {
     let expires = httpdate::fmt_http_date(SystemTime::now() + duration);
-    let cookie = format!(
-        "{STICKY_COOKIE}={}; Expires={expires}; Path=/",
-        target.target().cookie
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    if let Ok(value) = HeaderValue::from_str(&format!("{name}={value}; Expires={expires}; Path=/"))
+    {
         headers.append(header::SET_COOKIE, value);
     }
 }

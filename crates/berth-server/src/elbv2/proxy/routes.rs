@@ -2,10 +2,11 @@
 //! first match of a request's host and path, and the redirect action's URL templates.
 
 use super::config::{ActionConfig, ListenerConfig, RedirectConfig};
+use super::http::{cookie, GROUP_COOKIE};
 use super::pattern::{host_matches, path_matches};
 use super::targets::TargetGroup;
 use hyper::body::Bytes;
-use hyper::StatusCode;
+use hyper::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,9 +48,24 @@ pub(super) struct Forward {
     groups: Vec<(Arc<TargetGroup>, u64)>,
     total: u64,
     next: AtomicU64,
+    /// Target group stickiness: how long the `AWSALBTG` cookie lasts.
+    pub(super) sticky: Option<Duration>,
 }
 
 impl Forward {
+    /// The group a request with `headers` goes to: with target group stickiness, the one its
+    /// `AWSALBTG` cookie names while that one still takes traffic; else [`Forward::choose`].
+    pub(super) fn choose_for(&self, headers: &HeaderMap) -> Option<&Arc<TargetGroup>> {
+        let stuck = self
+            .sticky
+            .and_then(|_| cookie(headers, GROUP_COOKIE))
+            .and_then(|value| self.groups.iter().find(|(g, _)| g.cookie == value));
+        match stuck {
+            Some((group, _)) => Some(group),
+            None => self.choose(),
+        }
+    }
+
     /// The group the next request goes to: in proportion to the weights, deterministically
     /// (a counter over the total weight), so two groups at 1:1 alternate.
     pub(super) fn choose(&self) -> Option<&Arc<TargetGroup>> {
@@ -85,7 +101,7 @@ impl RouteTable {
                 hosts: rule.host_headers.clone(),
                 paths: rule.path_patterns.clone(),
                 action: match &rule.action {
-                    ActionConfig::Forward(targets) => {
+                    ActionConfig::Forward(targets, sticky) => {
                         let groups: Vec<(Arc<TargetGroup>, u64)> = targets
                             .iter()
                             .filter(|(_, weight)| *weight > 0)
@@ -101,6 +117,7 @@ impl RouteTable {
                             total: groups.iter().map(|(_, w)| w).sum(),
                             groups,
                             next: AtomicU64::new(0),
+                            sticky: *sticky,
                         })
                     }
                     ActionConfig::FixedResponse {

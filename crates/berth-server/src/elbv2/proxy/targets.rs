@@ -255,6 +255,9 @@ struct TargetSet {
 #[derive(Debug)]
 pub(super) struct TargetGroup {
     pub(super) key: String,
+    /// The value of the `AWSALBTG` cookie that sends a client back to it (target group
+    /// stickiness of a forward to several groups).
+    pub(super) cookie: String,
     set: RwLock<Arc<TargetSet>>,
     next: AtomicUsize,
     applied: Mutex<Option<TargetGroupConfig>>,
@@ -282,6 +285,7 @@ impl TargetGroup {
     pub(super) fn new(key: &str, epoch: Instant) -> Self {
         Self {
             key: key.to_owned(),
+            cookie: cookie_of(key, "", 0),
             set: RwLock::new(Arc::default()),
             next: AtomicUsize::new(0),
             applied: Mutex::new(None),

@@ -45,7 +45,7 @@ pub(super) async fn tunnel(
     peer: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let Some(group) = forward.choose() else {
+    let Some(group) = forward.choose_for(request.headers()) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     group.count_request();

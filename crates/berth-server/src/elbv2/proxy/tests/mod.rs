@@ -166,7 +166,7 @@ fn rule(paths: &[&str], hosts: &[&str], action: ActionConfig) -> RuleConfig {
 }
 
 fn forward(group: &str) -> ActionConfig {
-    ActionConfig::Forward(vec![(group.to_owned(), 1)])
+    ActionConfig::Forward(vec![(group.to_owned(), 1)], None)
 }
 
 fn fixed(status: u16, body: &str) -> ActionConfig {

@@ -119,3 +119,42 @@ async fn source_ip_stickiness_sends_every_connection_of_a_client_to_one_target()
     }
     assert_eq!(served.len(), 1, "{served:?}");
 }
+
+#[tokio::test]
+async fn target_group_stickiness_keeps_a_client_on_one_group_of_a_weighted_forward() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let mut config = simple(vec![
+        group("ga", Algorithm::RoundRobin, vec![a.target()]),
+        group("gb", Algorithm::RoundRobin, vec![b.target()]),
+    ]);
+    config.listeners[0].rules[0].action = ActionConfig::Forward(
+        vec![("ga".to_owned(), 1), ("gb".to_owned(), 1)],
+        Some(Duration::from_secs(60)),
+    );
+    let (_plane, board, addr) = start(config).await;
+    until_state(&board, &a.key("ga"), "healthy").await;
+    until_state(&board, &b.key("gb"), "healthy").await;
+    let client = user();
+    let first = get_with_cookie(&client, addr, None).await;
+    let cookie = first
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("AWSALBTG="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no AWSALBTG cookie in {:?}", first.headers))
+        .to_owned();
+    for _ in 0..6 {
+        assert_eq!(
+            get_with_cookie(&client, addr, Some(&cookie)).await.body,
+            first.body
+        );
+    }
+    let mut spread = HashSet::new();
+    for _ in 0..4 {
+        spread.insert(get_with_cookie(&client, addr, None).await.body);
+    }
+    assert_eq!(spread.len(), 2, "{spread:?}");
+}

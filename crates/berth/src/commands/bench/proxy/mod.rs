@@ -246,7 +246,7 @@ async fn start_berth(
             rules: vec![RuleConfig {
                 path_patterns: Vec::new(),
                 host_headers: Vec::new(),
-                action: ActionConfig::Forward(vec![(TARGET_GROUP.to_owned(), 1)]),
+                action: ActionConfig::Forward(vec![(TARGET_GROUP.to_owned(), 1)], None),
             }],
             idle_timeout: Duration::from_secs(60),
         }],
