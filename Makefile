@@ -25,7 +25,7 @@ tools:
 	scripts/ensure-test-tools
 
 client: build venv docker tools
-	BERTH_BIN=$(CURDIR)/target/debug/berth $(VENV)/bin/pytest tests -q
+	BERTH_BIN=$(CURDIR)/target/debug/berth $(VENV)/bin/pytest tests -q --durations=25
 
 venv: $(VENV)/.installed
 

@@ -244,6 +244,14 @@ pub(super) fn target_group_config(
     now: f64,
 ) -> TargetGroupConfig {
     let attribute = |name: &str| group.attributes.get(name).map(String::as_str);
+    // Cookie durations: ELB's default is a day.
+    let seconds = |name: &str| {
+        Duration::from_secs(
+            attribute(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(86_400),
+        )
+    };
     let check = &group.health_check;
     let health_check = HealthCheckConfig {
         enabled: check.enabled,
@@ -282,11 +290,19 @@ pub(super) fn target_group_config(
                 .unwrap_or(0),
         ),
         stickiness: match (attribute("stickiness.enabled"), protocol(&group.protocol)) {
-            (Some("true"), Protocol::Http) => Stickiness::LbCookie(Duration::from_secs(
-                attribute("stickiness.lb_cookie.duration_seconds")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(86_400),
-            )),
+            (Some("true"), Protocol::Http)
+                if attribute("stickiness.type") == Some("app_cookie") =>
+            {
+                Stickiness::AppCookie {
+                    name: attribute("stickiness.app_cookie.cookie_name")
+                        .unwrap_or_default()
+                        .into(),
+                    duration: seconds("stickiness.app_cookie.duration_seconds"),
+                }
+            }
+            (Some("true"), Protocol::Http) => {
+                Stickiness::LbCookie(seconds("stickiness.lb_cookie.duration_seconds"))
+            }
             (Some("true"), Protocol::Tcp) => Stickiness::SourceIp,
             _ => Stickiness::Off,
         },

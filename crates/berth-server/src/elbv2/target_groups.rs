@@ -208,6 +208,8 @@ fn default_attributes(protocol: &str, target_type: &str) -> BTreeMap<String, Str
         ("stickiness.enabled", "false"),
         ("stickiness.type", "lb_cookie"),
         ("stickiness.lb_cookie.duration_seconds", "86400"),
+        ("stickiness.app_cookie.cookie_name", ""),
+        ("stickiness.app_cookie.duration_seconds", "86400"),
         ("slow_start.duration_seconds", "0"),
         ("load_balancing.algorithm.type", "round_robin"),
         (
@@ -268,14 +270,26 @@ fn check_attribute(group: &TargetGroup, key: &str, value: &str) -> Result<(), Ap
             .filter(|n| *n == 0 || (30..=900).contains(n))
             .map(|_| ())
             .ok_or_else(|| bad("it must be 0 (off) or an integer from 30 to 900")),
-        "stickiness.lb_cookie.duration_seconds" => number()
+        "stickiness.app_cookie.cookie_name" => {
+            let reserved = ["AWSALB", "AWSALBAPP", "AWSALBTG"]
+                .iter()
+                .any(|prefix| value.starts_with(prefix));
+            let token = value
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if value.len() <= 256 && token && !reserved {
+                Ok(())
+            } else {
+                Err(bad("it must be a cookie name of at most 256 characters (letters, digits and !#$%&'*+-.^_`|~), not starting with AWSALB, AWSALBAPP or AWSALBTG"))
+            }
+        }
+        "stickiness.app_cookie.duration_seconds" | "stickiness.lb_cookie.duration_seconds" => number()
             .filter(|n| (1..=604_800).contains(n))
             .map(|_| ())
             .ok_or_else(|| bad("it must be an integer from 1 to 604800")),
-        "stickiness.type" if group.protocol == "HTTP" => one_of(
-            &["lb_cookie"],
-            "Berth's HTTP target groups support lb_cookie stickiness only",
-        ),
+        "stickiness.type" if group.protocol == "HTTP" => {
+            one_of(&["lb_cookie", "app_cookie"], "use lb_cookie or app_cookie")
+        }
         "stickiness.type" => one_of(
             &["source_ip"],
             "TCP target groups support source_ip stickiness only",
@@ -592,6 +606,14 @@ pub(super) async fn modify_attributes(
         {
             return Err(invalid_configuration(
                 "Slow start cannot be combined with the least_outstanding_requests algorithm.",
+            ));
+        }
+        if attribute("stickiness.enabled") == Some("true")
+            && attribute("stickiness.type") == Some("app_cookie")
+            && attribute("stickiness.app_cookie.cookie_name").is_none_or(str::is_empty)
+        {
+            return Err(validation(
+                "The stickiness.app_cookie.cookie_name attribute must name the application's cookie when app_cookie stickiness is enabled.",
             ));
         }
         Ok((Txn::new().put(group.key(), encode(&group)), group))

@@ -104,7 +104,7 @@ pub enum Algorithm {
 }
 
 /// Whether one client's requests or connections keep going to one target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Stickiness {
     /// Every request or connection is placed afresh.
     #[default]
@@ -113,6 +113,15 @@ pub enum Stickiness {
     /// for this long, names the target the client's next requests go to while it is healthy
     /// and not draining.
     LbCookie(Duration),
+    /// HTTP (ALB's `app_cookie`): once a target's response sets the application's cookie
+    /// `name`, the load balancer's `AWSALBAPP-0` cookie, set for `duration`, names that
+    /// target for the client's next requests.
+    AppCookie {
+        /// The application's cookie.
+        name: std::sync::Arc<str>,
+        /// How long `AWSALBAPP-0` lasts.
+        duration: Duration,
+    },
     /// TCP (NLB's `source_ip`): connections from one client address go to one target.
     SourceIp,
 }

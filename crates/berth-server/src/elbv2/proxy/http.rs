@@ -24,6 +24,8 @@ use std::time::{Duration, SystemTime};
 
 /// ALB's stickiness cookie (`lb_cookie`).
 const STICKY_COOKIE: &str = "AWSALB";
+/// ALB's stickiness cookie for `app_cookie`.
+const APP_STICKY_COOKIE: &str = "AWSALBAPP-0";
 /// ALB's target group stickiness cookie (a forward to several groups).
 pub(super) const GROUP_COOKIE: &str = "AWSALBTG";
 
@@ -119,11 +121,8 @@ async fn forward_to(
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     group.count_request();
-    let sticky = match group.stickiness() {
-        Stickiness::LbCookie(duration) => Some(duration),
-        _ => None,
-    };
-    let Some(first) = choose(group, sticky, request.headers()) else {
+    let sticky = group.stickiness();
+    let Some(first) = choose(group, &sticky, request.headers()) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     let (mut parts, body) = request.into_parts();
@@ -155,7 +154,7 @@ async fn forward_to(
     // it went out; any other request can be sent again only if it never went out.
     let resend = (idempotent && body.is_end_stream()).then(|| copy_head(&parts));
     let request = Request::from_parts(parts, Outbound::Client(body));
-    match send(request, first, timeout, sticky).await {
+    match send(request, first, timeout, &sticky).await {
         Ok(response) => response,
         Err(Failed::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT),
         Err(Failed::Unreachable { target, unsent }) => {
@@ -174,7 +173,7 @@ async fn forward_to(
                 return plain(StatusCode::BAD_GATEWAY);
             };
             drop(target);
-            match send(again, second, timeout, sticky).await {
+            match send(again, second, timeout, &sticky).await {
                 Ok(response) => response,
                 Err(Failed::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT),
                 Err(Failed::Unreachable { .. }) => plain(StatusCode::BAD_GATEWAY),
@@ -183,15 +182,20 @@ async fn forward_to(
     }
 }
 
-/// The target for a request with `headers` to `group`: the one its `AWSALB` cookie names
-/// when the group is `sticky` and that target may take it, else the group's pick.
+/// The target for a request with `headers` to `group`: the one its stickiness cookie names
+/// (`AWSALB` or `AWSALBAPP-0`, as `sticky` has it) when that target may take it, else the
+/// group's pick.
 pub(super) fn choose(
     group: &TargetGroup,
-    sticky: Option<Duration>,
+    sticky: &Stickiness,
     headers: &HeaderMap,
 ) -> Option<InFlight> {
-    sticky
-        .and_then(|_| cookie(headers, STICKY_COOKIE))
+    let name = match sticky {
+        Stickiness::LbCookie(_) => Some(STICKY_COOKIE),
+        Stickiness::AppCookie { .. } => Some(APP_STICKY_COOKIE),
+        Stickiness::Off | Stickiness::SourceIp => None,
+    };
+    name.and_then(|name| cookie(headers, name))
         .and_then(|value| group.pick(Pick::Cookie { value }))
         .or_else(|| group.pick(Pick::Request { avoid: None }))
 }
@@ -208,9 +212,26 @@ pub(super) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> 
         .map(|(_, value)| value.trim_matches('"'))
 }
 
-/// Sets ALB's stickiness cookie naming `target` on `headers`, for `duration`.
-pub(super) fn set_sticky_cookie(headers: &mut HeaderMap, target: &InFlight, duration: Duration) {
-    set_cookie(headers, STICKY_COOKIE, &target.target().cookie, duration);
+/// Adds to a response's `headers` the stickiness cookie naming `target`: `AWSALB` always
+/// with `lb_cookie`; `AWSALBAPP-0` with `app_cookie` when the response sets the
+/// application's cookie.
+pub(super) fn stick(headers: &mut HeaderMap, sticky: &Stickiness, target: &InFlight) {
+    let value = &target.target().cookie;
+    match sticky {
+        Stickiness::LbCookie(duration) => set_cookie(headers, STICKY_COOKIE, value, *duration),
+        Stickiness::AppCookie { name, duration } => {
+            let sets_it = headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|v| v.split_once('='))
+                .any(|(cookie, _)| cookie.trim() == &**name);
+            if sets_it {
+                set_cookie(headers, APP_STICKY_COOKIE, value, *duration);
+            }
+        }
+        Stickiness::Off | Stickiness::SourceIp => {}
+    }
 }
 
 /// Adds `Set-Cookie: name=value` lasting `duration` to `headers`.
@@ -263,7 +284,7 @@ async fn send(
     mut request: Request<Outbound>,
     target: InFlight,
     timeout: std::time::Duration,
-    sticky: Option<Duration>,
+    sticky: &Stickiness,
 ) -> Result<Response<ProxyBody>, Failed> {
     let to = target.target();
     if !request.headers().contains_key(header::HOST) {
@@ -284,9 +305,7 @@ async fn send(
         Ok(Ok((response, sender))) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            if let Some(duration) = sticky {
-                set_sticky_cookie(&mut parts.headers, &target, duration);
-            }
+            stick(&mut parts.headers, sticky, &target);
             let body = Counted {
                 inner: body,
                 sender: Some(sender),

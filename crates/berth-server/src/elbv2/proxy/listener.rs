@@ -186,7 +186,7 @@ async fn splice(listening: Arc<Listening>, mut client: TcpStream, peer: SocketAd
         return;
     };
     // With source_ip stickiness a client's every connection hashes alike: its port is left out.
-    let port = match group.stickiness() {
+    let port = match &group.stickiness() {
         Stickiness::SourceIp => 0,
         _ => u64::from(peer.port()),
     };

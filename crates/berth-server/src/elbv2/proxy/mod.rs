@@ -67,9 +67,9 @@
 //! one is a short mutex-held pop, and a response's connection goes back when its body ends.
 //! Requests that switch protocols (WebSocket) go on a connection of their own and, on a
 //! 101, are spliced (`upgrade.rs`). What it does not do: HTTP/2 to targets, TLS listeners,
-//! `app_cookie` stickiness, connection limits. Sticky sessions (`lb_cookie`): the `AWSALB`
-//! cookie holds a hash of the target's group, id and port (`Target::cookie`), so it survives
-//! applies and restarts and names nothing a client could not reach anyway.
+//! connection limits. Sticky sessions (`lb_cookie`, `app_cookie`): the `AWSALB` and
+//! `AWSALBAPP-0` cookies hold a hash of the target's group, id and port (`Target::cookie`),
+//! so they survive applies and restarts and name nothing a client could not reach anyway.
 
 mod config;
 mod health_check;

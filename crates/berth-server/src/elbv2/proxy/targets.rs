@@ -310,6 +310,7 @@ impl TargetGroup {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .stickiness
+            .clone()
     }
 
     fn set(&self) -> Arc<TargetSet> {
@@ -368,7 +369,7 @@ impl TargetGroup {
             targets,
             algorithm: config.algorithm,
             slow_start: config.slow_start,
-            stickiness: config.stickiness,
+            stickiness: config.stickiness.clone(),
         });
         for gone in known.into_values() {
             gone.retire(board);

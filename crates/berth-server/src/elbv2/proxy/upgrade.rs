@@ -6,10 +6,9 @@
 //! target's deregistration delay waits for it). Any other answer goes back as a response.
 //! A target that cannot be reached is a 502, as for other requests; nothing is retried.
 
-use super::config::Stickiness;
 use super::http::{
-    add_forwarded_headers, choose, origin_form, plain, set_sticky_cookie, strip_hop_by_hop,
-    Counted, Outbound, ProxyBody,
+    add_forwarded_headers, choose, origin_form, plain, stick, strip_hop_by_hop, Counted, Outbound,
+    ProxyBody,
 };
 use super::listener::Listening;
 use super::routes::Forward;
@@ -49,11 +48,8 @@ pub(super) async fn tunnel(
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     group.count_request();
-    let sticky = match group.stickiness() {
-        Stickiness::LbCookie(duration) => Some(duration),
-        _ => None,
-    };
-    let Some(target) = choose(group, sticky, request.headers()) else {
+    let sticky = group.stickiness();
+    let Some(target) = choose(group, &sticky, request.headers()) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
     let client_side = hyper::upgrade::on(&mut request);
@@ -79,17 +75,12 @@ pub(super) async fn tunnel(
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        if let Some(duration) = sticky {
-            set_sticky_cookie(&mut parts.headers, &target, duration);
-        }
+        stick(&mut parts.headers, &sticky, &target);
         return Response::from_parts(parts, Counted::unpooled(body, target));
     }
     let target_side = hyper::upgrade::on(&mut response);
-    let cookie = sticky.map(|duration| {
-        let mut headers = hyper::HeaderMap::new();
-        set_sticky_cookie(&mut headers, &target, duration);
-        headers
-    });
+    let mut cookie = hyper::HeaderMap::new();
+    stick(&mut cookie, &sticky, &target);
     tokio::spawn(async move {
         let _in_flight = target;
         let (client, upstream) = match tokio::join!(client_side, target_side) {
@@ -113,7 +104,7 @@ pub(super) async fn tunnel(
     let protocol = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
     keep_upgrade(&mut parts.headers, protocol);
-    parts.headers.extend(cookie.unwrap_or_default());
+    parts.headers.extend(cookie);
     Response::from_parts(
         parts,
         Empty::<Bytes>::new()

@@ -541,7 +541,9 @@ async fn attributes_have_defaults_are_checked_and_deletion_protection_holds() {
         ("deregistration_delay.timeout_seconds", "3601"),
         ("slow_start.duration_seconds", "10"),
         ("stickiness.enabled", "maybe"),
-        ("stickiness.type", "app_cookie"),
+        ("stickiness.type", "source_ip"),
+        ("stickiness.app_cookie.cookie_name", "AWSALBAPP-1"),
+        ("stickiness.app_cookie.cookie_name", "two words"),
         ("stickiness.lb_cookie.duration_seconds", "0"),
         ("load_balancing.algorithm.type", "weighted_random"),
     ] {
@@ -601,6 +603,46 @@ async fn attributes_have_defaults_are_checked_and_deletion_protection_holds() {
     assert_eq!(
         config.stickiness,
         crate::elbv2::proxy::Stickiness::LbCookie(std::time::Duration::from_secs(600))
+    );
+    // app_cookie needs the application's cookie name; with it, it reaches the data plane.
+    let e = err(
+        &app,
+        "ModifyTargetGroupAttributes",
+        &[
+            ("TargetGroupArn", &group),
+            ("Attributes.member.1.Key", "stickiness.type"),
+            ("Attributes.member.1.Value", "app_cookie"),
+        ],
+    )
+    .await;
+    assert_eq!(e.name, "ValidationError");
+    assert!(e.message.contains("cookie_name"), "{}", e.message);
+    ok(
+        &app,
+        "ModifyTargetGroupAttributes",
+        &[
+            ("TargetGroupArn", &group),
+            ("Attributes.member.1.Key", "stickiness.type"),
+            ("Attributes.member.1.Value", "app_cookie"),
+            (
+                "Attributes.member.2.Key",
+                "stickiness.app_cookie.cookie_name",
+            ),
+            ("Attributes.member.2.Value", "SESSION"),
+        ],
+    )
+    .await;
+    let config = crate::elbv2::dataplane::target_group_config(
+        &stored_group(&app, "web"),
+        &Default::default(),
+        app.now(),
+    );
+    assert_eq!(
+        config.stickiness,
+        crate::elbv2::proxy::Stickiness::AppCookie {
+            name: "SESSION".into(),
+            duration: std::time::Duration::from_secs(86_400),
+        }
     );
     let changed = ok(
         &app,

@@ -20,7 +20,7 @@ mod upgrades;
 /// How long a test waits for something that should happen promptly.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A target: answers its name; `/health` answers `health`'s code after `health_delay_ms`;
+/// A target: answers its name (`/login` also sets cookie `SESSION`); `/health` answers `health`'s code after `health_delay_ms`;
 /// `/slow` answers once released; `/headers` answers the request's headers.
 struct Backend {
     name: String,
@@ -80,6 +80,14 @@ impl Backend {
                     .expect("the semaphore stays open")
                     .forget();
                 self.name.clone()
+            }
+            "/login" => {
+                self.hits.fetch_add(1, Ordering::SeqCst);
+                let mut response = Response::new(Full::new(Bytes::from(self.name.clone())));
+                response
+                    .headers_mut()
+                    .insert("set-cookie", HeaderValue::from_static("SESSION=s1; Path=/"));
+                return response;
             }
             "/headers" => {
                 self.hits.fetch_add(1, Ordering::SeqCst);

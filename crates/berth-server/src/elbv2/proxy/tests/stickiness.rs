@@ -5,7 +5,17 @@ use super::*;
 
 /// GET / with `cookie` as the `Cookie` header (if any): the answer.
 async fn get_with_cookie(client: &UserClient, addr: SocketAddr, cookie: Option<&str>) -> Answer {
-    let mut request = Request::get(format!("http://{addr}/"));
+    get_path_with_cookie(client, addr, "/", cookie).await
+}
+
+/// GET `path` with `cookie` as the `Cookie` header (if any): the answer.
+async fn get_path_with_cookie(
+    client: &UserClient,
+    addr: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+) -> Answer {
+    let mut request = Request::get(format!("http://{addr}{path}"));
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
     }
@@ -18,16 +28,21 @@ async fn get_with_cookie(client: &UserClient, addr: SocketAddr, cookie: Option<&
 
 /// The `AWSALB=…` pair of an answer's Set-Cookie, and the whole header.
 fn sticky_cookie(answer: &Answer) -> (String, String) {
+    set_cookie(answer, "AWSALB")
+        .unwrap_or_else(|| panic!("no AWSALB cookie in {:?}", answer.headers))
+}
+
+/// The `name=…` pair of an answer's Set-Cookie headers, and the whole header, if any.
+fn set_cookie(answer: &Answer, name: &str) -> Option<(String, String)> {
     let set = answer
         .headers
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("AWSALB="))
-        .unwrap_or_else(|| panic!("no AWSALB cookie in {:?}", answer.headers))
+        .find(|v| v.split('=').next() == Some(name))?
         .to_owned();
     let pair = set.split(';').next().unwrap_or_default().to_owned();
-    (pair, set)
+    Some((pair, set))
 }
 
 #[tokio::test]
@@ -137,15 +152,8 @@ async fn target_group_stickiness_keeps_a_client_on_one_group_of_a_weighted_forwa
     until_state(&board, &b.key("gb"), "healthy").await;
     let client = user();
     let first = get_with_cookie(&client, addr, None).await;
-    let cookie = first
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("AWSALBTG="))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no AWSALBTG cookie in {:?}", first.headers))
-        .to_owned();
+    let (cookie, _) = set_cookie(&first, "AWSALBTG")
+        .unwrap_or_else(|| panic!("no AWSALBTG cookie in {:?}", first.headers));
     for _ in 0..6 {
         assert_eq!(
             get_with_cookie(&client, addr, Some(&cookie)).await.body,
@@ -157,4 +165,43 @@ async fn target_group_stickiness_keeps_a_client_on_one_group_of_a_weighted_forwa
         spread.insert(get_with_cookie(&client, addr, None).await.body);
     }
     assert_eq!(spread.len(), 2, "{spread:?}");
+}
+
+#[tokio::test]
+async fn app_cookie_stickiness_begins_when_the_application_sets_its_cookie() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let mut tg = group("tg", Algorithm::RoundRobin, vec![a.target(), b.target()]);
+    tg.stickiness = Stickiness::AppCookie {
+        name: "SESSION".into(),
+        duration: Duration::from_secs(60),
+    };
+    let (_plane, board, addr) = start(simple(vec![tg])).await;
+    until_state(&board, &a.key("tg"), "healthy").await;
+    until_state(&board, &b.key("tg"), "healthy").await;
+    let client = user();
+    // No application cookie set: no stickiness cookie either.
+    let plain = get_with_cookie(&client, addr, None).await;
+    assert!(
+        set_cookie(&plain, "AWSALBAPP-0").is_none(),
+        "{:?}",
+        plain.headers
+    );
+    // The target sets SESSION: the load balancer adds AWSALBAPP-0 naming it.
+    let login = get_path_with_cookie(&client, addr, "/login", None).await;
+    assert!(
+        set_cookie(&login, "SESSION").is_some(),
+        "{:?}",
+        login.headers
+    );
+    let (sticky, header) = set_cookie(&login, "AWSALBAPP-0")
+        .unwrap_or_else(|| panic!("no AWSALBAPP-0 cookie in {:?}", login.headers));
+    assert!(header.contains("; Expires="), "{header}");
+    let both = format!("SESSION=s1; {sticky}");
+    for _ in 0..6 {
+        assert_eq!(
+            get_with_cookie(&client, addr, Some(&both)).await.body,
+            login.body
+        );
+    }
 }
