@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 mod accept;
+pub mod cookies;
 use accept::OverTls;
 
 /// A running server: its address and the means to stop it.

@@ -8,6 +8,7 @@ use super::html::{page, respond, Frame, Html};
 use crate::app::App;
 use crate::auth::{principal_of_access_key, Principal};
 use crate::dispatch::Ctx;
+use crate::http::cookies::cookie;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -158,17 +159,6 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Refused> {
     }
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 fn over_tls(app: &App) -> bool {
     !matches!(app.config.tls, crate::tls::Tls::Off)
 }
@@ -178,7 +168,7 @@ impl FromRequestParts<Arc<App>> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Viewer, Response> {
         let to_sign_in = || Redirect::to("/console/sign-in").into_response();
-        let token = cookie_value(&parts.headers, COOKIE).ok_or_else(to_sign_in)?;
+        let token = cookie(&parts.headers, COOKIE).ok_or_else(to_sign_in)?;
         let session =
             ConsoleSession::from_token(token, &app.keys, unix_now()).ok_or_else(to_sign_in)?;
         let principal: Principal = principal_of_access_key(app, &session.access_key_id)
@@ -385,7 +375,7 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; berth_console=tok.en; b=2"),
         );
-        assert_eq!(cookie_value(&headers, COOKIE), Some("tok.en"));
-        assert_eq!(cookie_value(&headers, "c"), None);
+        assert_eq!(cookie(&headers, COOKIE), Some("tok.en"));
+        assert_eq!(cookie(&headers, "c"), None);
     }
 }

@@ -9,6 +9,7 @@ use super::routes::{redirect_location, Action, Forward, RequestParts};
 use super::targets::{InFlight, Pick, TargetGroup};
 use super::upgrade;
 use super::upstream::{SendError, Sender};
+pub(super) use crate::http::cookies::cookie;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
@@ -198,18 +199,6 @@ pub(super) fn choose(
     name.and_then(|name| cookie(headers, name))
         .and_then(|value| group.pick(Pick::Cookie { value }))
         .or_else(|| group.pick(Pick::Request { avoid: None }))
-}
-
-/// The value of cookie `name` among the `Cookie` headers of `headers`.
-pub(super) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim_matches('"'))
 }
 
 /// Adds to a response's `headers` the stickiness cookie naming `target`: `AWSALB` always

@@ -37,6 +37,18 @@ async fn echo_target() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
     (addr, heads)
 }
 
+/// Opens a connection to the listener at `addr`, sends the request head `head` and reads the
+/// answer's head: the connection and that head.
+async fn send_head(addr: SocketAddr, head: &[u8]) -> (tokio::net::TcpStream, String) {
+    let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    client.write_all(head).await.expect("send the request head");
+    let answer = tokio::time::timeout(PATIENCE, read_head(&mut client))
+        .await
+        .expect("an answer in time")
+        .expect("an answer");
+    (client, answer)
+}
+
 /// Reads an HTTP head (through the blank line) from `tcp`, byte by byte so that nothing
 /// after it is consumed.
 async fn read_head(tcp: &mut tokio::net::TcpStream) -> Option<String> {
@@ -62,15 +74,8 @@ async fn an_upgrade_is_switched_through_and_bytes_flow_both_ways() {
     tg.health_check.enabled = false;
     let (plane, _board, addr) = start(simple(vec![tg])).await;
 
-    let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    client
-        .write_all(b"GET /chat HTTP/1.1\r\nhost: chat.test\r\nconnection: keep-alive, Upgrade\r\nupgrade: echo\r\n\r\n")
-        .await
-        .expect("send the handshake");
-    let answer = tokio::time::timeout(PATIENCE, read_head(&mut client))
-        .await
-        .expect("an answer in time")
-        .expect("an answer");
+    let handshake = b"GET /chat HTTP/1.1\r\nhost: chat.test\r\nconnection: keep-alive, Upgrade\r\nupgrade: echo\r\n\r\n";
+    let (mut client, answer) = send_head(addr, handshake).await;
     let lower = answer.to_ascii_lowercase();
     assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
     assert!(
@@ -112,15 +117,11 @@ async fn a_target_that_does_not_switch_answers_as_usual() {
     );
     tg.health_check.enabled = false;
     let (_plane, _board, addr) = start(simple(vec![tg])).await;
-    let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    client
-        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: other\r\n\r\n")
-        .await
-        .expect("send");
-    let answer = tokio::time::timeout(PATIENCE, read_head(&mut client))
-        .await
-        .expect("an answer in time")
-        .expect("an answer");
+    let (mut client, answer) = send_head(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: other\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let mut body = [0u8; 5];
     client.read_exact(&mut body).await.expect("the body");
@@ -133,16 +134,10 @@ async fn an_upgrade_to_a_target_that_is_down_is_a_502() {
     let mut tg = group("tg", Algorithm::RoundRobin, vec![dead_target("dead", dead)]);
     tg.health_check.enabled = false;
     let (_plane, _board, addr) = start(simple(vec![tg])).await;
-    let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    client
-        .write_all(
-            b"GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
-        )
-        .await
-        .expect("send");
-    let answer = tokio::time::timeout(PATIENCE, read_head(&mut client))
-        .await
-        .expect("an answer in time")
-        .expect("an answer");
+    let (_client, answer) = send_head(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
 }
