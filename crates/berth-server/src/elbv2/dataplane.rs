@@ -75,11 +75,22 @@ async fn tick(app: &Arc<App>, plane: &Arc<DataPlane>, reported: &Mutex<BTreeSet<
             return;
         }
     };
+    // Instance targets need their hosts' addresses; reading every container instance is
+    // skipped when no group has one (a fleet without load balancers pays nothing).
+    let has_instance_targets = config
+        .target_groups
+        .iter()
+        .any(|g| g.target_type == "instance" && g.live_targets(now).next().is_some());
+    let addresses = if has_instance_targets {
+        instance_addresses(app)
+    } else {
+        HashMap::new()
+    };
     let errors = plane
         .apply(proxy_config(
             &config,
             app.config.listen.ip(),
-            &instance_addresses(app),
+            &addresses,
             now,
         ))
         .await;
