@@ -302,6 +302,14 @@ fn check_attribute(group: &TargetGroup, key: &str, value: &str) -> Result<(), Ap
             &["true", "false", "use_load_balancer_configuration"],
             "use true, false or use_load_balancer_configuration",
         ),
+        // Features of NLB's data plane that Berth's TCP splice does not have.
+        "proxy_protocol_v2.enabled" | "deregistration_delay.connection_termination.enabled"
+            if value == "true" =>
+        {
+            Err(invalid_configuration(format!(
+                "Berth's TCP listeners do not support {key}: it must stay false."
+            )))
+        }
         _ => one_of(&["true", "false"], "use true or false"),
     }
 }

@@ -85,9 +85,6 @@ pub(super) async fn handle(
             }
             response
         }
-        Some(Action::Forward(forward)) if upgrade::is_upgrade(&request) => {
-            upgrade::tunnel(&listening, forward, routes.idle_timeout, peer, request).await
-        }
         Some(Action::Forward(forward)) => {
             forward_request(&listening, forward, routes.idle_timeout, peer, request).await
         }
@@ -95,7 +92,8 @@ pub(super) async fn handle(
     Ok(answer)
 }
 
-/// Proxies `request` to a target of `forward`.
+/// Passes `request` to a group of `forward` (the one the `AWSALBTG` cookie names, with target
+/// group stickiness): proxied, or tunnelled when it switches protocols.
 async fn forward_request(
     listening: &Listening,
     forward: &Forward,
@@ -106,7 +104,11 @@ async fn forward_request(
     let Some(group) = forward.choose_for(request.headers()) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let mut answer = forward_to(listening, group, timeout, peer, request).await;
+    let mut answer = if upgrade::is_upgrade(&request) {
+        upgrade::tunnel(listening, group, timeout, peer, request).await
+    } else {
+        forward_to(listening, group, timeout, peer, request).await
+    };
     if let Some(duration) = forward.sticky {
         set_cookie(answer.headers_mut(), GROUP_COOKIE, &group.cookie, duration);
     }

@@ -276,8 +276,8 @@ pub(super) enum Pick<'a> {
         hash: u64,
         avoid: Option<&'a Arc<Target>>,
     },
-    /// A request whose `AWSALB` cookie is `value`: the target it names, if that one may
-    /// take it now.
+    /// A request whose stickiness cookie (`AWSALB` or `AWSALBAPP-0`) is `value`: the target
+    /// it names, if that one may take it now.
     Cookie { value: &'a str },
 }
 

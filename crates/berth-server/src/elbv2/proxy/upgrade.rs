@@ -11,7 +11,7 @@ use super::http::{
     ProxyBody,
 };
 use super::listener::Listening;
-use super::routes::Forward;
+use super::targets::TargetGroup;
 use super::upstream::{send_upgrade, SendError};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
@@ -35,18 +35,15 @@ pub(super) fn is_upgrade(request: &Request<Incoming>) -> bool {
             .any(|option| option.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// Passes the upgrade `request` to a target of `forward` and, on a 101, splices the two
+/// Passes the upgrade `request` to a target of `group` and, on a 101, splices the two
 /// connections.
 pub(super) async fn tunnel(
     listening: &Listening,
-    forward: &Forward,
+    group: &TargetGroup,
     timeout: Duration,
     peer: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let Some(group) = forward.choose_for(request.headers()) else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE);
-    };
     group.count_request();
     let sticky = group.stickiness();
     let Some(target) = choose(group, &sticky, request.headers()) else {

@@ -580,6 +580,25 @@ async fn attributes_have_defaults_are_checked_and_deletion_protection_holds() {
         stored_group(&app, "web").attributes["deregistration_delay.timeout_seconds"],
         "300"
     );
+    // NLB features the TCP splice does not have are refused, not stored.
+    let tcp = target_group(&app, "tcp", "TCP", "instance").await;
+    for key in [
+        "proxy_protocol_v2.enabled",
+        "deregistration_delay.connection_termination.enabled",
+    ] {
+        let e = err(
+            &app,
+            "ModifyTargetGroupAttributes",
+            &[
+                ("TargetGroupArn", &tcp),
+                ("Attributes.member.1.Key", key),
+                ("Attributes.member.1.Value", "true"),
+            ],
+        )
+        .await;
+        assert_eq!(e.name, "InvalidConfigurationRequest", "{key}");
+        assert_eq!(stored_group(&app, "tcp").attributes[key], "false");
+    }
     // Sticky sessions (lb_cookie) are stored and reach the data plane's config.
     let sticky = ok(
         &app,

@@ -141,3 +141,45 @@ async fn an_upgrade_to_a_target_that_is_down_is_a_502() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
 }
+
+#[tokio::test]
+async fn target_group_stickiness_holds_for_upgrades_too() {
+    let (first, first_heads) = echo_target().await;
+    let (second, second_heads) = echo_target().await;
+    let mut one = group("g1", Algorithm::RoundRobin, vec![dead_target("one", first)]);
+    let mut two = group(
+        "g2",
+        Algorithm::RoundRobin,
+        vec![dead_target("two", second)],
+    );
+    one.health_check.enabled = false;
+    two.health_check.enabled = false;
+    let mut config = simple(vec![one, two]);
+    config.listeners[0].rules[0].action = ActionConfig::Forward(
+        vec![("g1".to_owned(), 1), ("g2".to_owned(), 1)],
+        Some(Duration::from_secs(60)),
+    );
+    let (_plane, _board, addr) = start(config).await;
+    let handshake = b"GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n";
+    let (_client, answer) = send_head(addr, handshake).await;
+    let cookie = answer
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, value)| value.trim().split(';').next())
+        .find(|pair| pair.starts_with("AWSALBTG="))
+        .unwrap_or_else(|| panic!("no AWSALBTG cookie in {answer}"))
+        .to_owned();
+    let with_cookie = format!(
+        "GET / HTTP/1.1\r\nhost: x\r\ncookie: {cookie}\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n"
+    );
+    for _ in 0..4 {
+        let (_client, answer) = send_head(addr, with_cookie.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    }
+    let counts = (
+        first_heads.lock().expect("heads").len(),
+        second_heads.lock().expect("heads").len(),
+    );
+    assert!(counts == (5, 0) || counts == (0, 5), "{counts:?}");
+}
