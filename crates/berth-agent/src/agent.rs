@@ -64,6 +64,8 @@ pub struct AgentConfig {
     pub pull_behavior: crate::engine::PullBehavior,
     /// Registry credentials for every pull (`--registry-auth`, a Docker `config.json`).
     pub registry_auth: Option<Arc<crate::registry::DockerConfig>>,
+    /// Where the CNI reference plugins are, for awsvpc tasks; `None`: no awsvpc here.
+    pub cni_plugin_dir: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -95,6 +97,7 @@ impl AgentConfig {
             usage_reports: true,
             pull_behavior: crate::engine::PullBehavior::Default,
             registry_auth: None,
+            cni_plugin_dir: None,
             metrics_listen: Some(std::net::SocketAddr::from((
                 std::net::Ipv4Addr::LOCALHOST,
                 crate::metrics::DEFAULT_PORT,
@@ -178,17 +181,30 @@ pub async fn run(
     } else {
         None
     };
-    let served = if metadata
+    let mut served: Vec<&str> = Vec::new();
+    if metadata
         .as_ref()
         .is_some_and(|(m, _)| m.serves_credentials())
     {
-        crate::host::TASK_ROLE_CAPABILITIES
-    } else {
-        &[]
-    };
+        served.extend(crate::host::TASK_ROLE_CAPABILITIES);
+    }
+    let awsvpc =
+        config
+            .cni_plugin_dir
+            .as_deref()
+            .and_then(|dir| match crate::awsvpc::preflight(dir) {
+                Ok(()) => Some(dir.to_path_buf()),
+                Err(problem) => {
+                    tracing::warn!("awsvpc tasks cannot run here: {problem}");
+                    None
+                }
+            });
+    if awsvpc.is_some() {
+        served.push(crate::awsvpc::TASK_ENI_CAPABILITY);
+    }
     let host_address = crate::host::address(&config.server, runtime.bridge_gateway().await).await;
     let identity = tokio::select! {
-        identity = register::register(&config, &client, &info, previous, served, host_address) => identity?,
+        identity = register::register(&config, &client, &info, previous, &served, host_address) => identity?,
         _ = &mut shutdown => return Ok(()),
     };
     let instance_id = identity.instance_id().to_string();
@@ -210,6 +226,21 @@ pub async fn run(
     });
     engine_config.allowances = config.allowances.clone();
     engine_config.metadata = metadata.as_ref().map(|(endpoint, _)| Arc::clone(endpoint));
+    if let Some(dir) = awsvpc {
+        let mut labels = crate::spec::instance_labels(&config.cluster, &instance_id);
+        if let Some(home) = &engine_config.agent_home {
+            labels.insert(crate::spec::LABEL_AGENT_HOME.into(), home.clone());
+        }
+        match crate::awsvpc::CniNetworking::new(
+            Arc::clone(&runtime),
+            &dir,
+            config.data_dir.join("awsvpc"),
+            labels,
+        ) {
+            Ok(networking) => engine_config.networking = Some(Arc::new(networking)),
+            Err(problem) => tracing::warn!("awsvpc tasks cannot run here: {problem}"),
+        }
+    }
     let logs = Arc::new(crate::logs::LogShipper::new(
         client.clone(),
         &config.cluster,

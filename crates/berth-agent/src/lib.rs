@@ -41,6 +41,7 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use agent::{run, AgentConfig, AgentError};
 
 pub mod agent;
+pub mod awsvpc;
 pub mod backoff;
 pub mod client;
 pub mod credentials;

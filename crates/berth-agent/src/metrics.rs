@@ -123,6 +123,16 @@ impl ContainerRuntime for MeasuredRuntime {
     async fn bridge_gateway(&self) -> Option<std::net::IpAddr> {
         self.inner.bridge_gateway().await
     }
+    async fn container_pid(&self, id: &str) -> Result<u32> {
+        measured!(self, "container_pid", self.inner.container_pid(id))
+    }
+    async fn import_image(&self, reference: &str, rootfs: Vec<u8>) -> Result<()> {
+        measured!(
+            self,
+            "import_image",
+            self.inner.import_image(reference, rootfs)
+        )
+    }
     async fn stats(&self, id: &str) -> Result<serde_json::Value> {
         measured!(self, "stats", self.inner.stats(id))
     }

@@ -92,6 +92,7 @@ pub fn coalesce(
         pull_started_at: earlier.pull_started_at.or(later.pull_started_at),
         pull_stopped_at: later.pull_stopped_at.or(earlier.pull_stopped_at),
         execution_stopped_at: later.execution_stopped_at.or(earlier.execution_stopped_at),
+        network_interface: earlier.network_interface.or(later.network_interface),
     }
 }
 

@@ -448,13 +448,27 @@ pub fn container_spec(
     })
 }
 
-/// Docker's network mode for an ECS one. Berth has no task network interfaces, so an `awsvpc`
-/// task gets a bridge network without host port bindings.
+/// Docker's network mode for an ECS one. An `awsvpc` container has none of its own: it joins
+/// its task's namespace ([`join_namespace`]) once the task's network is attached.
 fn docker_network_mode(ecs_mode: &str) -> &str {
     match ecs_mode {
-        "awsvpc" => "bridge",
+        "awsvpc" => "none",
         other => other,
     }
+}
+
+/// Makes `spec` join the network namespace of container `sandbox` (an awsvpc task's pause
+/// container): it shares that namespace's interface, address and `localhost`, so it publishes
+/// no ports, and the settings Docker refuses in a shared namespace (hostname, DNS, extra
+/// hosts, links) are left to the namespace.
+pub fn join_namespace(spec: &mut ContainerSpec, sandbox: &str) {
+    spec.network_mode = format!("container:{sandbox}");
+    spec.ports.clear();
+    spec.hostname = None;
+    spec.dns_servers.clear();
+    spec.dns_search.clear();
+    spec.extra_hosts.clear();
+    spec.links.clear();
 }
 
 /// The container's environment: the definition's variables in order, each replaced by the

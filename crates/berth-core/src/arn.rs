@@ -49,6 +49,11 @@ impl ArnContext {
     pub fn service(&self, cluster: &str, name: &str) -> String {
         format!("{}service/{cluster}/{name}", self.prefix())
     }
+
+    /// `arn:aws:ecs:{region}:{account}:capacity-provider/{name}`
+    pub fn capacity_provider(&self, name: &str) -> String {
+        format!("{}capacity-provider/{name}", self.prefix())
+    }
 }
 
 /// A parsed ECS ARN: the resource type and the path after it, split on `/`.

@@ -294,6 +294,8 @@ pub struct SubmitTaskStateChange {
     pub pull_started_at: Option<Timestamp>,
     pub pull_stopped_at: Option<Timestamp>,
     pub execution_stopped_at: Option<Timestamp>,
+    /// Berth's addition: the awsvpc interface the agent set up for the task.
+    pub network_interface: Option<crate::awsvpc::InterfaceReport>,
 }
 
 /// Input of SubmitContainerStateChange.

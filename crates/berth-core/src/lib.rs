@@ -3,6 +3,7 @@
 //! Nothing here does I/O or needs an async runtime.
 
 pub mod arn;
+pub mod awsvpc;
 pub mod civil;
 pub mod exec;
 pub mod gateway;

@@ -246,6 +246,7 @@ fn advance(
         for container in task.containers.iter_mut().flatten() {
             container.last_status = Some(TaskStatus::Stopped);
         }
+        crate::awsvpc::release(task);
     }
 }
 

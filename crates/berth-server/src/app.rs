@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// Where the DNS server answering for Cloud Map's DNS namespaces listens, UDP and TCP
     /// ([`crate::dns`]); none by default (the CLI's default is `127.0.0.1:8053`).
     pub dns_listen: Vec<SocketAddr>,
+    /// The networks awsvpc tasks join: a subnet id names one (`--subnet ID=CIDR`); any other
+    /// id joins the default one.
+    pub subnets: berth_core::awsvpc::Subnets,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             limits: crate::limits::Limits::default(),
             tls: crate::tls::Tls::Off,
             dns_listen: Vec::new(),
+            subnets: berth_core::awsvpc::Subnets::default(),
         }
     }
 }

@@ -5,8 +5,9 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::handlers::{
-    account_settings, attributes, clusters, container_instances, execute_command,
-    service_deployments, services, tags, task_definitions, task_protection, task_reports, tasks,
+    account_settings, attributes, capacity_providers, clusters, container_instances,
+    execute_command, service_deployments, services, tags, task_definitions, task_protection,
+    task_reports, tasks,
 };
 use crate::protocol::parse_input;
 use serde::de::DeserializeOwned;
@@ -58,6 +59,19 @@ pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErr
         "UpdateCluster" => call(ctx, body, clusters::update_cluster).await,
         "UpdateClusterSettings" => call(ctx, body, clusters::update_cluster_settings).await,
         "DeleteCluster" => call(ctx, body, clusters::delete_cluster).await,
+        "PutClusterCapacityProviders" => {
+            call(
+                ctx,
+                body,
+                capacity_providers::association::put_cluster_capacity_providers,
+            )
+            .await
+        }
+
+        "CreateCapacityProvider" => call(ctx, body, capacity_providers::create).await,
+        "DescribeCapacityProviders" => call(ctx, body, capacity_providers::describe).await,
+        "UpdateCapacityProvider" => call(ctx, body, capacity_providers::update).await,
+        "DeleteCapacityProvider" => call(ctx, body, capacity_providers::delete).await,
 
         "RegisterTaskDefinition" => call(ctx, body, task_definitions::register).await,
         "DescribeTaskDefinition" => call(ctx, body, task_definitions::describe).await,

@@ -225,8 +225,11 @@ pub fn next_update(
                 }
             }
         };
+        let mut task = with_version(entry.task.clone(), entry.mod_revision);
+        // The agent needs what the API never shows: where an awsvpc task's interface goes.
+        task.task_network = entry.task.task_network.clone();
         tasks.push(UpdatedTask {
-            task: with_version(entry.task.clone(), entry.mod_revision),
+            task,
             task_definition,
         });
     }

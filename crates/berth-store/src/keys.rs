@@ -166,6 +166,14 @@ pub fn service_revision(cluster: &str, service: &str, id: &str) -> String {
     format!("{SERVICE_REVISIONS}{cluster}/{service}/{id}")
 }
 
+/// Prefix of all capacity providers (the built-in FARGATE and FARGATE_SPOT are not stored).
+pub const CAPACITY_PROVIDERS: &str = "/capacity-providers/";
+
+/// `/capacity-providers/{name}`
+pub fn capacity_provider(name: &str) -> String {
+    format!("{CAPACITY_PROVIDERS}{name}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

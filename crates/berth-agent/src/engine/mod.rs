@@ -65,6 +65,8 @@ pub struct EngineConfig {
     pub registry_auth: Option<Arc<crate::registry::DockerConfig>>,
     /// How runners reach the server for what tasks need as they start (their secrets).
     pub server: Option<ServerLink>,
+    /// How awsvpc tasks get their network; without it they fail to start.
+    pub networking: Option<Arc<dyn crate::awsvpc::TaskNetworking>>,
 }
 
 /// The server, and who this agent is on it.
@@ -123,6 +125,7 @@ impl EngineConfig {
             pull_behavior: PullBehavior::Default,
             registry_auth: None,
             server: None,
+            networking: None,
         }
     }
 }
@@ -203,7 +206,11 @@ impl Engine {
         let existing =
             bounds::bounded(bounds::CALL_TIMEOUT, runtime.list_containers(&labels)).await?;
         let mut found: HashMap<String, Vec<ContainerState>> = HashMap::new();
-        for container in existing {
+        // Pause containers hold awsvpc namespaces: the networking keeps them, not the runners.
+        for container in existing
+            .into_iter()
+            .filter(|c| !c.labels.contains_key(crate::awsvpc::LABEL_TASK_NETWORK))
+        {
             let task = spec::task_container_of(&container.labels)
                 .map(|(task, _)| task)
                 .unwrap_or_default();
@@ -304,6 +311,7 @@ impl Engine {
         });
         if let Some(orphans) = found {
             self.retire_orphans(orphans);
+            self.sweep_networks(desired);
         }
     }
 
@@ -330,6 +338,23 @@ impl Engine {
                 stop::remove_volumes(runtime, &task_volumes(&containers), &task).await;
             }));
         }
+    }
+
+    /// Once, when the first desired state arrives: frees the awsvpc networks of tasks that
+    /// are no longer here or have stopped (what an agent killed mid-way left behind).
+    fn sweep_networks(&self, desired: &DesiredState) {
+        let Some(networking) = self.shared.config.networking.clone() else {
+            return;
+        };
+        let keep: HashSet<String> = desired
+            .tasks
+            .iter()
+            .filter(|a| TaskStatus::of(&a.task) != TaskStatus::Stopped)
+            .filter_map(|a| a.task.task_arn.clone())
+            .collect();
+        self.shared.track(tokio::spawn(async move {
+            networking.sweep(&keep).await;
+        }));
     }
 
     /// The tasks as the metadata endpoint shows them.

@@ -165,6 +165,7 @@ impl TaskRunner {
         }
         let status = status.max(self.status);
         let extras = report.reason.is_some()
+            || report.network_interface.is_some()
             || report.pull_started_at.is_some()
             || report.pull_stopped_at.is_some()
             || report.execution_stopped_at.is_some();
@@ -181,6 +182,20 @@ impl TaskRunner {
         report.containers = (!changes.is_empty()).then_some(changes);
         // The reporter outlives every runner; if it is gone the agent is shutting down.
         let _ = self.shared.reports.send(report);
+    }
+
+    /// How the task fails to start before its containers exist (ECS's
+    /// `ResourceInitializationError`, charged to its first container), for any reason.
+    pub fn initialization_failure(&self) -> impl Fn(String) -> StopCause + 'static {
+        let container = self
+            .slots
+            .first()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        move |reason| StopCause::Failed {
+            container: container.clone(),
+            reason: format!("ResourceInitializationError: {reason}"),
+        }
     }
 
     /// Resolves when a stop is requested.

@@ -51,15 +51,7 @@ impl TaskRunner {
         {
             return Ok(());
         }
-        let first = self
-            .slots
-            .first()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
-        let failed = |reason: String| StopCause::Failed {
-            container: first.clone(),
-            reason: format!("ResourceInitializationError: {reason}"),
-        };
+        let failed = self.initialization_failure();
         let Some(link) = self.shared.config.server.clone() else {
             return Err(failed(
                 "unable to pull secrets or registry auth: this agent has no link to the server"

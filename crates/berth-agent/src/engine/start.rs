@@ -60,6 +60,8 @@ impl TaskRunner {
         self.apply_secrets().await?;
         self.pull_images().await?;
         self.check_stop()?;
+        self.attach_network().await?;
+        self.check_stop()?;
         self.flush(TaskStatus::Activating);
         self.create_containers(&deps::create_order(&needs)).await?;
         self.start_containers().await
@@ -84,6 +86,40 @@ impl TaskRunner {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// An awsvpc task's namespace and interface, before its containers are created: they
+    /// join the namespace, with no ports of their own to publish and none of the settings
+    /// Docker refuses in a shared namespace. The interface is reported to the server.
+    async fn attach_network(&mut self) -> Result<(), StopCause> {
+        if self.assigned.task_definition.network_mode.as_deref() != Some("awsvpc") {
+            return Ok(());
+        }
+        let failed = self.initialization_failure();
+        let Some(networking) = self.shared.config.networking.clone() else {
+            return Err(failed(
+                "this agent cannot run awsvpc tasks (no CNI plugins)".into(),
+            ));
+        };
+        let Some(network) = self.assigned.task.task_network.clone() else {
+            return Err(failed("the server gave the task no network".into()));
+        };
+        let attached = tokio::select! {
+            biased;
+            _ = Self::stop_requested(&mut self.stop) => return Err(StopCause::Requested),
+            attached = networking.attach(&self.task_arn, &network) => attached,
+        }
+        .map_err(failed)?;
+        tracing::info!(task = %self.task_arn, address = %attached.interface.private_ipv4_address, "task network attached");
+        for spec in self.slots.iter_mut().filter_map(|s| s.spec.as_mut()) {
+            spec::join_namespace(spec, &attached.sandbox);
+        }
+        let report = SubmitTaskStateChange {
+            network_interface: Some(attached.interface),
+            ..Default::default()
+        };
+        self.send(TaskStatus::Pending, report);
         Ok(())
     }
 

@@ -148,6 +148,7 @@ impl TaskRunner {
             slot.phase = Phase::Done;
         }
         self.send(TaskStatus::Deprovisioning, with_reason());
+        self.detach_network().await;
         let stopped = SubmitTaskStateChange {
             execution_stopped_at: Some(epoch_now()),
             ..with_reason()
@@ -156,6 +157,27 @@ impl TaskRunner {
         tracing::info!(task = %self.task_arn, "task stopped");
         super::secrets::remove_files(&self.task_arn);
         self.schedule_cleanup();
+    }
+
+    /// Frees an awsvpc task's namespace and address (DEPROVISIONING), retried for a while
+    /// when the runtime is away; what is left is freed by the agent's next sweep.
+    async fn detach_network(&self) {
+        if self.assigned.task_definition.network_mode.as_deref() != Some("awsvpc") {
+            return;
+        }
+        let Some(networking) = self.shared.config.networking.clone() else {
+            return;
+        };
+        let mut backoff = crate::backoff::Backoff::default();
+        for attempt in 1..=5 {
+            match networking.detach(&self.task_arn).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(task = %self.task_arn, attempt, "cannot release the task network: {err}");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
     }
 
     /// Stops every running container, dependents before what they depend on; containers of

@@ -694,6 +694,46 @@ impl ContainerRuntime for DockerRuntime {
             .map_err(|e| container_error(name, &e, RuntimeError::Other))
     }
 
+    async fn container_pid(&self, id: &str) -> Result<u32> {
+        let inspect = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| container_error(id, &e, RuntimeError::Other))?;
+        inspect
+            .state
+            .and_then(|s| s.pid)
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|pid| *pid > 0)
+            .ok_or_else(|| RuntimeError::Other(format!("container {id} is not running")))
+    }
+
+    async fn import_image(&self, reference: &str, rootfs: Vec<u8>) -> Result<()> {
+        let (repository, tag) = split_image_reference(reference);
+        let mut options = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(&repository);
+        if let Some(tag) = &tag {
+            options = options.tag(tag);
+        }
+        let body = bollard::body_full(bytes::Bytes::from(rootfs));
+        let mut progress = self
+            .docker
+            .create_image(Some(options.build()), Some(body), None);
+        while let Some(item) = progress.next().await {
+            if let Err(err) = item {
+                if is_connection_error(&err) {
+                    return Err(RuntimeError::Unavailable(err.to_string()));
+                }
+                return Err(RuntimeError::Other(format!(
+                    "cannot import image {reference}: {}",
+                    docker_message(&err)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn inspect_container(&self, id: &str) -> Result<ContainerState> {
         let inspect = self
             .docker

@@ -385,6 +385,22 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         let _ = exec_id;
         Ok(None)
     }
+    /// The host PID of the running container `id`'s first process (its namespaces are
+    /// `/proc/PID/ns/*`).
+    async fn container_pid(&self, id: &str) -> Result<u32> {
+        let _ = id;
+        Err(RuntimeError::Other(
+            "this container runtime has no host processes".into(),
+        ))
+    }
+    /// Makes image `reference` from `rootfs`, a tar archive of its whole filesystem (as
+    /// `docker import`).
+    async fn import_image(&self, reference: &str, rootfs: Vec<u8>) -> Result<()> {
+        let _ = (reference, rootfs);
+        Err(RuntimeError::Other(
+            "this container runtime cannot import images".into(),
+        ))
+    }
     /// Events of containers carrying every one of `labels`, until the receiver is dropped.
     async fn events(
         &self,

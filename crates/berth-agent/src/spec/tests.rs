@@ -361,7 +361,7 @@ fn host_mode_binds_each_port_to_itself_and_drops_the_hostname() {
 }
 
 #[test]
-fn network_mode_none_has_no_ports_and_awsvpc_runs_on_a_bridge_without_host_ports() {
+fn network_mode_none_has_no_ports_and_awsvpc_joins_its_task_namespace_without_ports() {
     let mappings = json!([{"containerPort": 80, "hostPort": 80}]);
     let none = spec_of(json!({"networkMode": "none",
         "containerDefinitions": [container(json!({"portMappings": mappings}))]}))
@@ -371,8 +371,14 @@ fn network_mode_none_has_no_ports_and_awsvpc_runs_on_a_bridge_without_host_ports
     let awsvpc = spec_of(json!({"networkMode": "awsvpc",
         "containerDefinitions": [container(json!({"portMappings": mappings}))]}))
     .expect("spec");
-    assert_eq!(awsvpc.network_mode, "bridge");
+    // Until its task's namespace exists it has no network; then it joins the namespace.
+    assert_eq!(awsvpc.network_mode, "none");
     assert!(awsvpc.ports.is_empty());
+    let mut joined = awsvpc.clone();
+    joined.dns_servers = vec!["10.0.0.2".into()];
+    crate::spec::join_namespace(&mut joined, "abc123");
+    assert_eq!(joined.network_mode, "container:abc123");
+    assert!(joined.ports.is_empty() && joined.dns_servers.is_empty() && joined.hostname.is_none());
 }
 
 #[test]

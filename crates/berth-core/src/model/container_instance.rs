@@ -6,6 +6,27 @@ use super::status::{ContainerInstanceStatus, InstanceHealthCheckState};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
+/// The attribute an instance carries when its agent offers Fargate capacity (`berth agent
+/// --fargate`, on for `berth up`): tasks of the FARGATE launch type, and of the FARGATE and
+/// FARGATE_SPOT capacity providers, are placed only on such instances.
+pub const FARGATE_CAPACITY_ATTRIBUTE: &str = "berth.capacity.fargate";
+
+/// The attribute that names the Auto Scaling group an instance belongs to (given at
+/// registration, e.g. `berth agent --attribute berth.autoscaling-group=web`): a capacity
+/// provider whose `autoScalingGroupArn` names that group takes its capacity from such
+/// instances.
+pub const AUTOSCALING_GROUP_ATTRIBUTE: &str = "berth.autoscaling-group";
+
+impl ContainerInstance {
+    /// Whether this instance offers Fargate capacity.
+    pub fn offers_fargate(&self) -> bool {
+        self.attributes
+            .iter()
+            .flatten()
+            .any(|a| a.name == FARGATE_CAPACITY_ATTRIBUTE)
+    }
+}
+
 /// A container instance as DescribeContainerInstances returns it, and as it is stored (with
 /// its tags in the top-level `tags` array) less what the API derives when it shows one:
 /// `version`, `remainingResources`, `runningTasksCount` and `pendingTasksCount`.

@@ -55,6 +55,9 @@ pub struct Task {
     /// task is protected from scale-in, as UpdateTaskProtection set it. Protection is on while
     /// now is before it; GetTaskProtection shows it as a [`ProtectedTask`].
     pub protection_expires_at: Option<Timestamp>,
+    /// Berth's record (never shown by DescribeTasks): the network an awsvpc task's interface
+    /// is on, for the agent that sets it up.
+    pub task_network: Option<crate::awsvpc::TaskNetwork>,
 }
 
 /// A task's scale-in protection, as UpdateTaskProtection and GetTaskProtection return it.

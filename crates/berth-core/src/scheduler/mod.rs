@@ -14,6 +14,7 @@
 //! instances.
 
 mod attributes;
+pub mod capacity;
 mod engine;
 pub mod query;
 pub mod rng;

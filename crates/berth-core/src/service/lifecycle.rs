@@ -68,6 +68,8 @@ pub fn start_deployment(record: &mut ServiceRecord, new: NewDeployment) {
             created_at: Some(new.now),
             updated_at: Some(new.now),
             launch_type: new.launch_type.clone(),
+            // A deployment shows the capacity provider strategy it places by, as on ECS.
+            capacity_provider_strategy: record.service.capacity_provider_strategy.clone(),
             network_configuration: new.network_configuration.clone(),
             rollout_state: Some(DeploymentRolloutState::InProgress),
             rollout_state_reason: Some(new.reason.clone()),

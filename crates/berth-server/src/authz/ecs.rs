@@ -83,6 +83,7 @@ fn targets(ctx: &Ctx, op: &str, input: &Value) -> Vec<(String, Keys)> {
         "UpdateCluster"
         | "UpdateClusterSettings"
         | "DeleteCluster"
+        | "PutClusterCapacityProviders"
         | "ListServices"
         | "ListContainerInstances"
         | "RegisterContainerInstance"
@@ -166,6 +167,18 @@ fn targets(ctx: &Ctx, op: &str, input: &Value) -> Vec<(String, Keys)> {
             ctx,
             text("serviceDeploymentArn").unwrap_or_default(),
         ))],
+        "CreateCapacityProvider" | "UpdateCapacityProvider" => vec![plain(capacity_provider_arn(
+            ctx,
+            text("name").unwrap_or_default(),
+        ))],
+        "DeleteCapacityProvider" => vec![plain(capacity_provider_arn(
+            ctx,
+            text("capacityProvider").unwrap_or_default(),
+        ))],
+        "DescribeCapacityProviders" => list("capacityProviders")
+            .iter()
+            .map(|p| plain(capacity_provider_arn(ctx, p)))
+            .collect(),
         "TagResource" | "UntagResource" | "ListTagsForResource" => {
             let resource = canonical(ctx, text("resourceArn").unwrap_or_default());
             let mut context = request_tags.clone();
@@ -225,6 +238,12 @@ fn service_arn(ctx: &Ctx, cluster: &str, reference: &str) -> String {
         _ => reference.to_string(),
     };
     ctx.arns.service(cluster, &name)
+}
+
+/// The capacity provider a reference (name or ARN) names, as the handlers resolve it.
+fn capacity_provider_arn(ctx: &Ctx, reference: &str) -> String {
+    ctx.arns
+        .capacity_provider(&crate::handlers::capacity_providers::name_of(reference))
 }
 
 /// An ECS ARN in this server's region and account (handlers ignore those parts); other text

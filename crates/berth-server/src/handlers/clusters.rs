@@ -167,20 +167,26 @@ pub async fn create_cluster(
         .default_capacity_provider_strategy
         .as_deref()
         .unwrap_or_default();
-    if let Some(provider) = providers
-        .iter()
-        .chain(strategy.iter().map(|s| &s.capacity_provider))
-        .next()
-    {
-        return Err(ApiError::invalid_parameter(format!(
-            "The capacity provider '{provider}' does not exist: Berth clusters take their capacity from registered container instances."
-        )));
-    }
+    let association = if providers.is_empty() && strategy.is_empty() {
+        None
+    } else {
+        let clusters = crate::handlers::capacity_providers::association::active_clusters(&ctx)?;
+        Some(crate::handlers::capacity_providers::association::check(
+            &ctx, &name, providers, strategy, &clusters,
+        )?)
+    };
     let key = keys::cluster(&name);
     let cluster = ctx
         .update::<Cluster, _>(&key, |current| match current {
             Some(existing) if existing.status == Some(ClusterStatus::Active) => Ok(existing),
-            _ => Ok(new_cluster(&ctx, &name, &req)),
+            _ => {
+                let mut cluster = new_cluster(&ctx, &name, &req);
+                if let Some(association) = &association {
+                    cluster.capacity_providers = Some(association.providers.clone());
+                    cluster.default_capacity_provider_strategy = Some(association.strategy.clone());
+                }
+                Ok(cluster)
+            }
         })
         .await?;
     Ok(ClusterResponse {
@@ -189,7 +195,7 @@ pub async fn create_cluster(
 }
 
 /// What CreateCluster and the update operations show of the cluster they return.
-fn full_view() -> Vec<String> {
+pub(crate) fn full_view() -> Vec<String> {
     ["SETTINGS", "CONFIGURATIONS", "TAGS"]
         .map(String::from)
         .to_vec()
@@ -225,7 +231,7 @@ fn counts(ctx: &Ctx, name: &str) -> ClusterCounts {
 }
 
 /// Fills in the live counts and the parts `include` asks for, as DescribeClusters shows them.
-fn with_counts(ctx: &Ctx, mut cluster: Cluster, include: &[String]) -> Cluster {
+pub(crate) fn with_counts(ctx: &Ctx, mut cluster: Cluster, include: &[String]) -> Cluster {
     let wants = |what: &str| include.iter().any(|i| i == what);
     let name = cluster.cluster_name.clone().unwrap_or_default();
     let active = cluster.status == Some(ClusterStatus::Active);

@@ -215,15 +215,27 @@ struct Presenter {
     state: Arc<State>,
     tags: bool,
     health: bool,
+    /// The capacity provider of each Auto Scaling group (ACTIVE providers), by group name.
+    providers: std::collections::HashMap<String, String>,
 }
 
 impl Presenter {
     /// A presenter for instances of `cluster`.
     fn new(ctx: &Ctx, tags: bool, health: bool) -> Result<Self, ApiError> {
+        let providers = ctx
+            .list::<berth_core::model::capacity_provider::CapacityProvider>(
+                keys::CAPACITY_PROVIDERS,
+            )?
+            .into_iter()
+            .map(|v| v.value)
+            .filter(|p| p.is_active())
+            .filter_map(|p| Some((p.auto_scaling_group_name()?.to_string(), p.name?)))
+            .collect();
         Ok(Self {
             state: ctx.snapshot(),
             tags,
             health,
+            providers,
         })
     }
 
@@ -252,6 +264,14 @@ impl Presenter {
         );
         instance.running_tasks_count = Some(running);
         instance.pending_tasks_count = Some(pending);
+        // An instance of an Auto Scaling group belongs to that group's capacity provider.
+        instance.capacity_provider_name = instance
+            .attributes
+            .iter()
+            .flatten()
+            .find(|a| a.name == berth_core::model::container_instance::AUTOSCALING_GROUP_ATTRIBUTE)
+            .and_then(|a| a.value.as_deref())
+            .and_then(|group| self.providers.get(group).cloned());
         if self.tags {
             instance.tags.get_or_insert_with(Vec::new);
         } else {

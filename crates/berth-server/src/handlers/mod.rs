@@ -4,6 +4,7 @@
 pub mod account_settings;
 pub mod admission;
 pub mod attributes;
+pub mod capacity_providers;
 pub mod clusters;
 pub mod container_instances;
 pub mod execute_command;

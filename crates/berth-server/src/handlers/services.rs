@@ -13,6 +13,7 @@ pub use requests::*;
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
+use crate::handlers::capacity_providers::strategy as capacity_strategy;
 use crate::handlers::service_deployments::{apply_history, source_revisions};
 use crate::handlers::task_lookup::resolve_task_definition;
 use berth_core::arn::Arn;
@@ -127,17 +128,29 @@ pub async fn create_service(
         )));
     }
     validate::refuse_unsupported(&validate::Unsupported {
-        capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
-        network_configuration: req.network_configuration.as_ref(),
         service_connect_configuration: req.service_connect_configuration.as_ref(),
         volume_configurations: req.volume_configurations.as_deref(),
         vpc_lattice_configurations: req.vpc_lattice_configurations.as_deref(),
         deployment_controller: req.deployment_controller.as_ref(),
-        platform_version: req.platform_version.as_deref(),
     })?;
     let strategy = validate::scheduling_strategy(req.scheduling_strategy.as_deref())?;
     let daemon = strategy == "DAEMON";
-    let launch_type = validate::launch_type(req.launch_type.as_deref())?;
+    // A capacity provider strategy (the call's, or the cluster's default when the call names
+    // no launch type) replaces the launch type; its providers' launch type is checked as one.
+    let capacity = capacity_strategy::resolve_for_service(
+        &ctx,
+        &cluster.value,
+        req.launch_type.as_deref(),
+        req.capacity_provider_strategy.as_deref(),
+        daemon,
+    )?;
+    let launch_type = validate::launch_type(
+        capacity
+            .as_ref()
+            .map(|c| c.launch_type)
+            .or(req.launch_type.as_deref()),
+    )?;
+    validate::platform_version(&launch_type, req.platform_version.as_deref())?;
     validate::desired_count(req.desired_count, daemon, true)?;
     validate::grace_period(req.health_check_grace_period_seconds)?;
     validate::propagate_tags(req.propagate_tags.as_deref())?;
@@ -155,6 +168,7 @@ pub async fn create_service(
         .task_definition
         .clone();
     validate::task_definition(&td, reference, &launch_type)?;
+    validate::network(&td, &launch_type, req.network_configuration.as_ref())?;
     super::admission::admit_on_cluster(&cluster.value, &td)?;
     let constraints = req.placement_constraints.clone().unwrap_or_default();
     let strategies = req.placement_strategy.clone().unwrap_or_default();
@@ -213,7 +227,11 @@ pub async fn create_service(
             service_registries: Some(registries.clone()),
             status: Some(ServiceStatus::Active),
             desired_count: Some(desired),
-            launch_type: Some(launch_type.clone()),
+            launch_type: capacity.is_none().then(|| launch_type.clone()),
+            capacity_provider_strategy: capacity.as_ref().map(|c| c.items.clone()),
+            network_configuration: req.network_configuration.clone(),
+            platform_version: (launch_type == "FARGATE").then(|| "LATEST".to_string()),
+            platform_family: (launch_type == "FARGATE").then(|| "Linux".to_string()),
             deployment_configuration: Some(with_defaults(
                 req.deployment_configuration.clone(),
                 daemon,
@@ -294,8 +312,13 @@ fn begin_deployment(
             reason: reason_in_progress(&id),
             id,
             task_definition: td.task_definition_arn.clone().unwrap_or_default(),
-            launch_type: Some(launch_type.to_string()),
-            network_configuration: None,
+            // A service on a capacity provider strategy shows no launch type, as on ECS.
+            launch_type: record
+                .service
+                .capacity_provider_strategy
+                .is_none()
+                .then(|| launch_type.to_string()),
+            network_configuration: record.service.network_configuration.clone(),
             service_deployment_arn: service_deployment
                 .service_deployment_arn
                 .clone()
@@ -347,13 +370,10 @@ pub async fn update_service(
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
     let name = service_name_of(&cluster_name, &req.service)?;
     validate::refuse_unsupported(&validate::Unsupported {
-        capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
-        network_configuration: req.network_configuration.as_ref(),
         service_connect_configuration: req.service_connect_configuration.as_ref(),
         volume_configurations: req.volume_configurations.as_deref(),
         vpc_lattice_configurations: req.vpc_lattice_configurations.as_deref(),
         deployment_controller: req.deployment_controller.as_ref(),
-        platform_version: req.platform_version.as_deref(),
     })?;
     validate::grace_period(req.health_check_grace_period_seconds)?;
     validate::propagate_tags(req.propagate_tags.as_deref())?;
@@ -370,11 +390,24 @@ pub async fn update_service(
         }
         let daemon = record.is_daemon();
         validate::desired_count(req.desired_count, daemon, false)?;
-        let launch_type = record
-            .service
-            .launch_type
-            .clone()
-            .unwrap_or_else(|| "EC2".into());
+        // A strategy given (not empty) replaces the service's, or its launch type.
+        let capacity = match req.capacity_provider_strategy.as_deref() {
+            Some(items) if !items.is_empty() => capacity_strategy::resolve_for_service(
+                &ctx,
+                &cluster.value,
+                None,
+                Some(items),
+                daemon,
+            )?,
+            _ => None,
+        };
+        let launch_type = match &capacity {
+            Some(c) => validate::launch_type(Some(c.launch_type))?,
+            None => capacity_strategy::service_launch_type(&record.service),
+        };
+        let new_capacity = capacity
+            .as_ref()
+            .is_some_and(|c| record.service.capacity_provider_strategy.as_ref() != Some(&c.items));
         let td = match req.task_definition.as_deref() {
             Some(reference) => {
                 let td = resolve_task_definition(&ctx, reference)?
@@ -399,6 +432,13 @@ pub async fn update_service(
             merge_configuration(&mut config, update);
         }
         validate::deployment_configuration(Some(&config), daemon)?;
+        validate::platform_version(&launch_type, req.platform_version.as_deref())?;
+        let network = req
+            .network_configuration
+            .clone()
+            .or_else(|| record.service.network_configuration.clone());
+        validate::network(&td, &launch_type, network.as_ref())?;
+        let new_network = network != record.service.network_configuration;
         let constraints = req
             .placement_constraints
             .clone()
@@ -448,6 +488,8 @@ pub async fn update_service(
             || new_placement
             || new_lbs
             || new_registries
+            || new_network
+            || new_capacity
             || req.force_new_deployment == Some(true);
 
         let s = &mut record.service;
@@ -455,6 +497,11 @@ pub async fn update_service(
             s.desired_count = Some(n);
         }
         s.deployment_configuration = Some(config);
+        if let Some(c) = capacity {
+            s.capacity_provider_strategy = Some(c.items);
+            s.launch_type = None;
+        }
+        s.network_configuration = network;
         s.placement_constraints = Some(constraints);
         s.placement_strategy = Some(strategies);
         s.load_balancers = Some(lbs);

@@ -54,7 +54,7 @@ struct Target {
 fn target_of(resource_arn: &str) -> Result<Target, ApiError> {
     let invalid = || {
         ApiError::invalid_parameter(format!(
-            "'{resource_arn}' is not the ARN of a taggable ECS resource (cluster, task definition, container instance, task or service)."
+            "'{resource_arn}' is not the ARN of a taggable ECS resource (cluster, task definition, container instance, task, service or capacity provider)."
         ))
     };
     let arn = Arn::parse(resource_arn).ok_or_else(invalid)?;
@@ -87,6 +87,10 @@ fn target_of(resource_arn: &str) -> Result<Target, ApiError> {
         }),
         ("service", [cluster, name]) => Ok(Target {
             key: keys::service(cluster, name),
+            missing: not_found(),
+        }),
+        ("capacity-provider", [name]) => Ok(Target {
+            key: keys::capacity_provider(name),
             missing: not_found(),
         }),
         _ => Err(invalid()),
@@ -217,6 +221,12 @@ mod tests {
                 .key,
             keys::instance("demo", "abc")
         );
+        assert_eq!(
+            target_of(&format!("{p}capacity-provider/web-cp"))
+                .expect("capacity provider")
+                .key,
+            keys::capacity_provider("web-cp")
+        );
     }
 
     #[test]
@@ -226,7 +236,7 @@ mod tests {
             "arn:aws:s3:::bucket",
             "arn:aws:ecs:us-east-1:000000000000:task-definition/web",
             "arn:aws:ecs:us-east-1:000000000000:task-definition/web:x",
-            "arn:aws:ecs:us-east-1:000000000000:capacity-provider/cp",
+            "arn:aws:ecs:us-east-1:000000000000:capacity-provider/a/b",
         ] {
             assert_eq!(
                 target_of(arn).err().map(|e| e.name),

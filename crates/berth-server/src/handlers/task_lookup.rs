@@ -43,11 +43,12 @@ pub fn new_task_ids(
 }
 
 /// A task as the API shows it: its `version` set from the store revision of its last write,
-/// and without Berth's own record of its scale-in protection, which ECS shows only through
-/// GetTaskProtection (`handlers::task_protection`).
+/// and without Berth's own records: its scale-in protection, which ECS shows only through
+/// GetTaskProtection (`handlers::task_protection`), and its awsvpc network.
 pub fn with_version(mut task: Task, revision: u64) -> Task {
     task.version = Some(i64::try_from(revision).unwrap_or(i64::MAX));
     task.protection_expires_at = None;
+    task.task_network = None;
     if task.enable_execute_command == Some(true) {
         let started_at = task.started_at;
         for container in task.containers.iter_mut().flatten() {

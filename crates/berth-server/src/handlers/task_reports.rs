@@ -6,6 +6,7 @@ use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use crate::handlers::task_lookup::{resolve_task_definition, task_key_of};
 use berth_core::arn::id_of;
+use berth_core::awsvpc::record_interface;
 use berth_core::gateway::{SubmitContainerStateChange, SubmitTaskStateChange};
 use berth_core::model::task::ContainerStateChange;
 use berth_core::task_state::apply_report;
@@ -90,8 +91,11 @@ async fn apply(ctx: &Ctx, report: SubmitTaskStateChange) -> Result<(), ApiError>
             .as_deref()
             .unwrap_or_default();
         let mut task = current.value.clone();
-        let changed = apply_report(&mut task, &report, definitions, ctx.now())
+        let mut changed = apply_report(&mut task, &report, definitions, ctx.now())
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+        if let Some(interface) = &report.network_interface {
+            changed |= record_interface(&mut task, interface, &ctx.config.region);
+        }
         if !changed {
             return Ok(());
         }

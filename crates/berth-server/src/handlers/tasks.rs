@@ -6,11 +6,14 @@
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
+use crate::handlers::capacity_providers;
 use crate::handlers::task_lookup::{
     new_task_ids, resolve_task_definition, task_key_of, with_version,
 };
 use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
+use berth_core::model::container_instance::FARGATE_CAPACITY_ATTRIBUTE;
+use berth_core::model::service::{AwsVpcConfiguration, NetworkConfiguration};
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
 use berth_core::model::task_definition::TaskDefinition;
 use berth_core::model::{
@@ -43,8 +46,10 @@ pub struct RunTaskRequest {
     enable_ecs_managed_tags: Option<bool>,
     enable_execute_command: Option<bool>,
     propagate_tags: Option<String>,
-    network_configuration: Option<serde_json::Value>,
-    capacity_provider_strategy: Option<Vec<serde_json::Value>>,
+    network_configuration: Option<NetworkConfiguration>,
+    platform_version: Option<String>,
+    capacity_provider_strategy:
+        Option<Vec<berth_core::model::cluster::CapacityProviderStrategyItem>>,
     #[allow(dead_code)]
     reference_id: Option<String>,
     client_token: Option<String>,
@@ -64,7 +69,7 @@ pub struct StartTaskRequest {
     enable_ecs_managed_tags: Option<bool>,
     enable_execute_command: Option<bool>,
     propagate_tags: Option<String>,
-    network_configuration: Option<serde_json::Value>,
+    network_configuration: Option<NetworkConfiguration>,
     #[allow(dead_code)]
     reference_id: Option<String>,
 }
@@ -140,6 +145,8 @@ struct Launch {
     launch_type: String,
     tags: Vec<Tag>,
     enable_execute_command: bool,
+    /// Where an awsvpc task's interface goes.
+    vpc: Option<AwsVpcConfiguration>,
 }
 
 struct LaunchInput<'a> {
@@ -153,7 +160,8 @@ struct LaunchInput<'a> {
     enable_ecs_managed_tags: bool,
     enable_execute_command: bool,
     propagate_tags: Option<String>,
-    network_configuration: bool,
+    network_configuration: Option<NetworkConfiguration>,
+    platform_version: Option<String>,
 }
 
 fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError> {
@@ -170,29 +178,31 @@ fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError
     super::admission::admit_on_cluster(&cluster.value, &td)?;
     let launch_type = input.launch_type.unwrap_or_else(|| "EC2".to_string());
     match launch_type.as_str() {
-        "EC2" | "EXTERNAL" => {}
-        "FARGATE" | "MANAGED_INSTANCES" => {
-            return Err(ApiError::invalid_parameter(format!(
-                "Berth runs tasks on registered container instances: use launchType EC2 or EXTERNAL, not {launch_type}."
-            )))
+        "EC2" | "EXTERNAL" | "FARGATE" => {}
+        "MANAGED_INSTANCES" => {
+            return Err(ApiError::invalid_parameter(
+                "Berth runs tasks on registered container instances: use launchType EC2, FARGATE or EXTERNAL, not MANAGED_INSTANCES.",
+            ))
         }
         other => {
             return Err(ApiError::invalid_parameter(format!(
-                "'{other}' is not a launch type: use EC2 or EXTERNAL."
+                "'{other}' is not a launch type: use EC2, FARGATE or EXTERNAL."
             )))
         }
     }
+    check_platform_version(&launch_type, input.platform_version.as_deref())?;
     let compatibilities = td.compatibilities.clone().unwrap_or_default();
     if !compatibilities.is_empty() && !compatibilities.contains(&launch_type) {
         return Err(ApiError::invalid_parameter(format!(
             "Task definition does not support launch_type {launch_type}."
         )));
     }
-    if td.network_mode.as_deref() == Some("awsvpc") || input.network_configuration {
-        return Err(ApiError::invalid_parameter(
-            "Berth does not support the awsvpc network mode yet: use bridge, host or none.",
-        ));
-    }
+    let vpc = berth_core::awsvpc::check_configuration(
+        td.network_mode.as_deref().unwrap_or("bridge"),
+        &launch_type,
+        input.network_configuration.as_ref(),
+    )
+    .map_err(ApiError::invalid_parameter)?;
     let overrides = input.overrides.unwrap_or_default();
     // ECS's quota, which also keeps one call from filling memory with copies of its overrides.
     let size = serde_json::to_vec(&overrides).map_or(0, |bytes| bytes.len());
@@ -261,10 +271,58 @@ fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError
         launch_type,
         tags,
         enable_execute_command: input.enable_execute_command,
+        vpc,
     })
 }
 
-fn build_task(ctx: &Ctx, launch: &Launch, instance_arn: &str, now: f64) -> (String, Task) {
+/// The Fargate platform versions Berth accepts: `LATEST` and `1.4.0` (Linux), and only for
+/// the FARGATE launch type, as ECS.
+pub(crate) fn check_platform_version(
+    launch_type: &str,
+    platform_version: Option<&str>,
+) -> Result<(), ApiError> {
+    match platform_version {
+        None => Ok(()),
+        Some(_) if launch_type != "FARGATE" => Err(ApiError::invalid_parameter(
+            "The platformVersion parameter is only supported for tasks of the FARGATE launch type.",
+        )),
+        Some("LATEST" | "1.4.0") => Ok(()),
+        Some(other) => Err(ApiError::client(format!(
+            "Platform version {other} does not exist; Berth runs LATEST (1.4.0)."
+        ))),
+    }
+}
+
+/// What a new task shows of its launch type: an awsvpc task its interface (being made), a
+/// Fargate task its platform and storage.
+pub(crate) fn dress_task(
+    app: &crate::app::App,
+    task: &mut Task,
+    td: &TaskDefinition,
+    vpc: Option<&AwsVpcConfiguration>,
+    pick: usize,
+) {
+    if let Some(vpc) = vpc {
+        let attachment_id = uuid::Uuid::new_v4().to_string();
+        berth_core::awsvpc::attach(task, attachment_id, vpc, &app.config.subnets, pick);
+    }
+    if task.launch_type.as_deref() == Some("FARGATE") {
+        task.platform_version = Some("1.4.0".into());
+        task.platform_family = Some("Linux".into());
+        task.ephemeral_storage =
+            Some(td.ephemeral_storage.clone().unwrap_or(
+                berth_core::model::task_definition::EphemeralStorage { size_in_gib: 20 },
+            ));
+    }
+}
+
+fn build_task(
+    ctx: &Ctx,
+    launch: &Launch,
+    instance_arn: &str,
+    now: f64,
+    pick: usize,
+) -> (String, Task) {
     let count = launch.td.container_definitions.as_ref().map_or(0, Vec::len);
     let (id, task_arn, container_arns) = new_task_ids(&ctx.arns, &launch.cluster, count);
     let task = new_task(NewTask {
@@ -281,7 +339,30 @@ fn build_task(ctx: &Ctx, launch: &Launch, instance_arn: &str, now: f64) -> (Stri
         enable_execute_command: launch.enable_execute_command,
         now,
     });
+    let mut task = task;
+    dress_task(ctx, &mut task, &launch.td, launch.vpc.as_ref(), pick);
     (id, task)
+}
+
+fn launch_requirements(launch: &Launch) -> Vec<berth_core::scheduler::RequiredAttribute> {
+    requirements_for(&launch.td, &launch.launch_type)
+}
+
+/// What an instance must carry to run `td` on `launch_type`: the task definition's
+/// requirements and, for the FARGATE launch type, Fargate capacity.
+pub(crate) fn requirements_for(
+    td: &TaskDefinition,
+    launch_type: &str,
+) -> Vec<berth_core::scheduler::RequiredAttribute> {
+    let mut required = placement::requirements(td.requires_attributes.as_deref());
+    if launch_type == "FARGATE" {
+        required.push(berth_core::scheduler::RequiredAttribute {
+            name: FARGATE_CAPACITY_ATTRIBUTE.into(),
+            value: None,
+            target: None,
+        });
+    }
+    required
 }
 
 /// Runs `count` copies of a task definition, placed by the scheduler with the call's
@@ -295,15 +376,6 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
             "count must be between 1 and 10, got {count}."
         )));
     }
-    if req
-        .capacity_provider_strategy
-        .as_ref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err(ApiError::invalid_parameter(
-            "Berth clusters have no capacity providers: leave capacityProviderStrategy out.",
-        ));
-    }
     let token = client_token_key(&ctx, req.cluster.as_deref(), req.client_token.as_deref())?;
     if let Some(done) = replay(&ctx, token.as_deref())? {
         return Ok(done);
@@ -313,20 +385,32 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         default_run_task_strategies,
     )?;
     placement::constraints(req.placement_constraints.as_deref(), None)?;
+    // A capacity provider strategy (the call's or the cluster's default) decides the launch
+    // type, and splits the tasks over its providers' instances.
+    let capacity = capacity_providers::strategy::resolve(
+        &ctx,
+        &ctx.active_cluster(req.cluster.as_deref())?.value,
+        req.launch_type.as_deref(),
+        req.capacity_provider_strategy.as_deref(),
+    )?;
     let launch = validate_launch(
         &ctx,
         LaunchInput {
             cluster: req.cluster.as_deref(),
             task_definition: &req.task_definition,
             group: req.group,
-            launch_type: req.launch_type,
+            launch_type: capacity
+                .as_ref()
+                .map(|c| c.launch_type.to_string())
+                .or(req.launch_type),
             overrides: req.overrides,
             started_by: req.started_by,
             tags: req.tags,
             enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
             enable_execute_command: req.enable_execute_command.unwrap_or(false),
             propagate_tags: req.propagate_tags,
-            network_configuration: req.network_configuration.is_some(),
+            network_configuration: req.network_configuration,
+            platform_version: req.platform_version,
         },
     )?;
     let constraints = placement::constraints(
@@ -339,16 +423,22 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         group: launch.group.clone(),
         strategies,
         constraints,
-        required_attributes: placement::requirements(launch.td.requires_attributes.as_deref()),
+        required_attributes: launch_requirements(&launch),
         count: usize::try_from(count).unwrap_or(1),
     };
+    let batch = capacity_providers::strategy::Batch::new(
+        capacity.as_ref(),
+        request,
+        &[],
+        usize::try_from(count).unwrap_or(1),
+    )?;
     let mut turn = ctx.placement_turn(&launch.cluster).await;
     loop {
-        let plan = placement::plan(
+        let plan = placement::plan_batches(
             &ctx,
             &mut turn,
             &launch.cluster,
-            &request,
+            &batch.requests,
             placement::seed(),
         );
         if !plan
@@ -364,7 +454,13 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         let placements: Vec<(String, Task)> = plan
             .placed_arns()
             .iter()
-            .map(|arn| build_task(&ctx, &launch, arn, now))
+            .zip(batch.providers_of(&plan.batches))
+            .enumerate()
+            .map(|(i, (arn, provider))| {
+                let (id, mut task) = build_task(&ctx, &launch, arn, now, i);
+                task.capacity_provider_name = provider;
+                (id, task)
+            })
             .collect();
         let failures = plan.failures();
         if placements.is_empty() {
@@ -484,7 +580,8 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
             enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
             enable_execute_command: req.enable_execute_command.unwrap_or(false),
             propagate_tags: req.propagate_tags,
-            network_configuration: req.network_configuration.is_some(),
+            network_configuration: req.network_configuration,
+            platform_version: None,
         },
     )?;
     let needs = task_resources(&launch.td, &launch.overrides);
@@ -493,7 +590,7 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
         group: launch.group.clone(),
         strategies: Vec::new(),
         constraints: Vec::new(),
-        required_attributes: placement::requirements(launch.td.requires_attributes.as_deref()),
+        required_attributes: launch_requirements(&launch),
         count: 1,
     };
     let mut turn = ctx.placement_turn(&launch.cluster).await;
@@ -526,7 +623,8 @@ pub async fn start_task(ctx: Ctx, req: StartTaskRequest) -> Result<TasksResponse
                 continue;
             }
             placed_on.insert(id.clone());
-            placements.push(build_task(&ctx, &launch, &arn, now));
+            let pick = placements.len();
+            placements.push(build_task(&ctx, &launch, &arn, now, pick));
         }
         if placements.is_empty() {
             return Ok(TasksResponse {

@@ -62,8 +62,40 @@ pub struct AgentArgs {
     /// DATA_DIR/metrics.port.
     #[arg(long, default_value = "127.0.0.1:51678")]
     pub metrics_listen: std::net::SocketAddr,
+    /// Offer Fargate capacity: tasks of the FARGATE launch type (and of the FARGATE and
+    /// FARGATE_SPOT capacity providers) may be placed here.
+    #[arg(long)]
+    pub fargate: bool,
+    #[command(flatten)]
+    pub network: TaskNetworkArgs,
     #[command(flatten)]
     pub allow: AllowArgs,
+}
+
+/// How awsvpc tasks get their network, for `berth agent` and `berth up`.
+#[derive(Debug, Clone, Args)]
+pub struct TaskNetworkArgs {
+    /// Where the CNI reference plugins (bridge, host-local, firewall) are: Debian's
+    /// containernetworking-plugins puts them in /usr/lib/cni.
+    #[arg(long, value_name = "DIR", default_value = berth_agent::awsvpc::DEFAULT_PLUGIN_DIR)]
+    pub cni_plugin_dir: std::path::PathBuf,
+    /// Run no awsvpc tasks here (the instance does not advertise ecs.capability.task-eni).
+    #[arg(long)]
+    pub no_awsvpc: bool,
+}
+
+impl TaskNetworkArgs {
+    /// Sets `config` up for awsvpc tasks as the options say, and to offer Fargate capacity
+    /// when `fargate`.
+    pub fn apply(&self, config: &mut AgentConfig, fargate: bool) {
+        config.cni_plugin_dir = (!self.no_awsvpc).then(|| self.cni_plugin_dir.clone());
+        if fargate {
+            config.attributes.push((
+                berth_core::model::container_instance::FARGATE_CAPACITY_ATTRIBUTE.into(),
+                None,
+            ));
+        }
+    }
 }
 
 /// What this host allows of task definitions that grant root on it, for `berth agent` and
@@ -159,6 +191,7 @@ impl AgentArgs {
         config.allowances = self.allow.allowances();
         config.ca = self.ca.clone();
         config.metrics_listen = Some(self.metrics_listen);
+        self.network.apply(&mut config, self.fargate);
         Ok(config)
     }
 }

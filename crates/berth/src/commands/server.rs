@@ -59,6 +59,14 @@ pub struct ServerArgs {
     /// Another name or address for the own CA's server certificate; repeatable.
     #[arg(long = "tls-san", value_name = "NAME")]
     pub tls_sans: Vec<String>,
+    /// The IPv4 block of the default network awsvpc tasks join (any subnet id that no
+    /// `--subnet` names).
+    #[arg(long, value_name = "CIDR", default_value = berth_core::awsvpc::DEFAULT_CIDR)]
+    pub awsvpc_cidr: String,
+    /// A network of its own for awsvpc tasks given this subnet id, e.g.
+    /// `--subnet subnet-0abc=10.201.0.0/24`; repeatable. Blocks may not overlap.
+    #[arg(long = "subnet", value_name = "SUBNET_ID=CIDR")]
+    pub subnets: Vec<String>,
 }
 
 /// Options of `berth server`: the server's, and where it answers DNS.
@@ -109,8 +117,10 @@ fn parse_dns_listen(text: &str) -> Result<DnsListen, String> {
 
 impl ServerArgs {
     /// The server configuration these options describe.
-    pub fn config(&self) -> ServerConfig {
-        ServerConfig {
+    pub fn config(&self) -> anyhow::Result<ServerConfig> {
+        let subnets = berth_core::awsvpc::Subnets::new(&self.awsvpc_cidr, &self.subnets)
+            .map_err(|e| anyhow::anyhow!("--awsvpc-cidr / --subnet: {e}"))?;
+        Ok(ServerConfig {
             listen: self.listen,
             data_dir: Some(
                 self.data_dir
@@ -130,7 +140,8 @@ impl ServerArgs {
             },
             tls: self.tls_mode(),
             dns_listen: Vec::new(),
-        }
+            subnets,
+        })
     }
 }
 
@@ -156,7 +167,7 @@ impl ServerArgs {
 
 /// Runs the server until asked to stop.
 pub async fn run(args: ServerCommandArgs) -> anyhow::Result<()> {
-    let mut config = args.server.config();
+    let mut config = args.server.config()?;
     config.dns_listen = args.dns.addrs();
     let data_dir = config.data_dir.clone();
     let server = berth_server::serve(config)

@@ -23,6 +23,11 @@ pub struct UpArgs {
     /// Availability zone the local instance reports (`ecs.availability-zone`).
     #[arg(long)]
     pub availability_zone: Option<String>,
+    /// Offer no Fargate capacity on the local instance (by default it takes FARGATE tasks).
+    #[arg(long)]
+    pub no_fargate: bool,
+    #[command(flatten)]
+    pub network: super::agent::TaskNetworkArgs,
     #[command(flatten)]
     pub allow: super::agent::AllowArgs,
 }
@@ -105,7 +110,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let runtime = super::agent::connect_docker()
         .await
         .context("berth up needs a Docker daemon to run tasks on")?;
-    let mut config = args.server.config();
+    let mut config = args.server.config()?;
     config.dns_listen = args.dns.addrs();
     if !args.no_container_dns {
         if let Some(addr) = container_dns(&*runtime, &config).await {
@@ -132,6 +137,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         AgentConfig::new(&endpoint, "default", data_dir.join("agent"), credentials);
     agent_config.availability_zone = args.availability_zone;
     agent_config.allowances = args.allow.allowances();
+    args.network.apply(&mut agent_config, !args.no_fargate);
     let ca = data_dir.join(berth_server::tls::CA_FILE);
     if endpoint.starts_with("https://") && ca.exists() {
         agent_config.ca = Some(ca.clone());

@@ -7,6 +7,7 @@
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::handlers::capacity_providers::strategy as capacity_strategy;
 use crate::handlers::task_lookup::new_task_ids;
 use crate::handlers::tasks::placement;
 use berth_core::model::task::{Task, TaskOverride};
@@ -60,19 +61,39 @@ pub fn launch(
             service.placement_constraints.as_deref(),
             td.placement_constraints.as_deref(),
         )?,
-        required_attributes: placement::requirements(td.requires_attributes.as_deref()),
+        required_attributes: crate::handlers::tasks::requirements_for(
+            td,
+            &capacity_strategy::service_launch_type(service),
+        ),
         count: 0,
     };
-    let (snapshot, instances, placed) = match launch {
+    let (snapshot, instances, placed, providers) = match launch {
         Launch::None => return Ok(out),
         Launch::Replicas(n) => {
-            request.count = *n as usize;
-            let plan = placement::plan(app, turn, input.cluster, &request, placement::seed());
+            // With a capacity provider strategy: a request per provider, split so the
+            // deployment's tasks keep the strategy's base and weights.
+            let batch = capacity_strategy::service_batch(
+                app,
+                input.cluster,
+                input.service.name(),
+                input.deployment_id,
+                service.capacity_provider_strategy.as_deref(),
+                request,
+                *n as usize,
+            )?;
+            let plan = placement::plan_batches(
+                app,
+                turn,
+                input.cluster,
+                &batch.requests,
+                placement::seed(),
+            );
             if plan.outcome.unplaced > 0 {
                 out.unplaced = Some(unplaced_reason(&plan.snapshot, &plan.outcome.failures));
             }
             let placed = plan.outcome.placements.clone();
-            (plan.snapshot, plan.instances, placed)
+            let providers = batch.providers_of(&plan.batches);
+            (plan.snapshot, plan.instances, placed, providers)
         }
         Launch::OnInstances(ids) => {
             request.count = 1;
@@ -89,18 +110,21 @@ pub fn launch(
                     }
                 }
             }
-            (snapshot, instances, placed)
+            let providers = vec![None; placed.len()];
+            (snapshot, instances, placed, providers)
         }
     };
     let tags = task_tags(input);
-    for i in placed {
+    for (i, provider) in placed.into_iter().zip(providers) {
         let id = snapshot.id(i);
         let Some(stored) = instances.get(id) else {
             continue;
         };
         out.instances.insert(id.to_string(), stored.mod_revision);
-        out.tasks
-            .push(build_task(app, input, snapshot.arn(i), &tags));
+        let pick = out.tasks.len();
+        let (task_id, mut task) = build_task(app, input, snapshot.arn(i), &tags, pick);
+        task.capacity_provider_name = provider;
+        out.tasks.push((task_id, task));
     }
     Ok(out)
 }
@@ -138,6 +162,7 @@ fn build_task(
     input: &LaunchInput<'_>,
     instance_arn: &str,
     tags: &[Tag],
+    pick: usize,
 ) -> (String, Task) {
     let td = &input.task_definition.task_definition;
     let arns = &app.arns;
@@ -153,11 +178,17 @@ fn build_task(
         overrides: TaskOverride::default(),
         started_by: Some(input.deployment_id.to_string()),
         group: format!("service:{}", input.service.name()),
-        launch_type: service.launch_type.clone().unwrap_or_else(|| "EC2".into()),
+        launch_type: capacity_strategy::service_launch_type(service),
         tags: tags.to_vec(),
         enable_execute_command: service.enable_execute_command.unwrap_or(false),
         now: input.now,
     });
+    let mut task = task;
+    let vpc = service
+        .network_configuration
+        .as_ref()
+        .and_then(|n| n.awsvpc_configuration.as_ref());
+    crate::handlers::tasks::dress_task(app, &mut task, td, vpc, pick);
     (id, task)
 }
 

@@ -158,12 +158,12 @@ async fn bad_create_requests_are_refused_with_what_to_fix() {
         (
             json!({"serviceName": "x", "launchType": "FARGATE"}),
             "InvalidParameterException",
-            "EC2",
+            "does not support launch_type FARGATE",
         ),
         (
             json!({"serviceName": "x", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["s"]}}}),
             "InvalidParameterException",
-            "awsvpc",
+            "not valid for the given networkMode",
         ),
         (
             json!({"serviceName": "x", "loadBalancers": [{"targetGroupArn": "t", "containerName": "web", "containerPort": 80}]}),

@@ -3,7 +3,6 @@
 //! ECS checks them.
 
 use crate::error::ApiError;
-use berth_core::model::cluster::CapacityProviderStrategyItem;
 use berth_core::model::service::{
     DeploymentConfiguration, DeploymentController, NetworkConfiguration,
 };
@@ -17,29 +16,15 @@ use serde_json::Value;
 /// The members of CreateService and UpdateService that name features Berth has not got.
 #[derive(Debug, Default)]
 pub struct Unsupported<'a> {
-    pub capacity_provider_strategy: Option<&'a [CapacityProviderStrategyItem]>,
-    pub network_configuration: Option<&'a NetworkConfiguration>,
     pub service_connect_configuration: Option<&'a Value>,
     pub volume_configurations: Option<&'a [Value]>,
     pub vpc_lattice_configurations: Option<&'a [Value]>,
     pub deployment_controller: Option<&'a DeploymentController>,
-    pub platform_version: Option<&'a str>,
 }
 
 /// Refuses what Berth cannot do. Empty lists are accepted (tools send them).
 pub fn refuse_unsupported(u: &Unsupported<'_>) -> Result<(), ApiError> {
     let nonempty = |n: Option<usize>| n.is_some_and(|n| n > 0);
-    if nonempty(u.capacity_provider_strategy.map(<[_]>::len)) {
-        return Err(ApiError::invalid_parameter(
-            "Berth clusters have no capacity providers: leave capacityProviderStrategy out.",
-        ));
-    }
-    if u.network_configuration.is_some() {
-        return Err(ApiError::invalid_parameter(
-            "Berth does not support the awsvpc network mode yet: leave networkConfiguration out \
-             and use bridge, host or none.",
-        ));
-    }
     let connect_enabled = u
         .service_connect_configuration
         .is_some_and(|c| c.get("enabled").and_then(Value::as_bool) != Some(false));
@@ -76,12 +61,35 @@ pub fn refuse_unsupported(u: &Unsupported<'_>) -> Result<(), ApiError> {
             }
         }
     }
-    if u.platform_version.is_some_and(|p| !p.is_empty()) {
-        return Err(ApiError::invalid_parameter(
-            "The platform version must be null when specifying an EC2 launch type.",
-        ));
-    }
     Ok(())
+}
+
+/// Checks `platformVersion` against the launch type: only FARGATE services take one
+/// (`LATEST` or `1.4.0`).
+pub fn platform_version(launch_type: &str, value: Option<&str>) -> Result<(), ApiError> {
+    match value.filter(|p| !p.is_empty()) {
+        None => Ok(()),
+        Some(_) if launch_type != "FARGATE" => Err(ApiError::invalid_parameter(format!(
+            "The platform version must be null when specifying an {launch_type} launch type."
+        ))),
+        Some(version) => crate::handlers::tasks::check_platform_version(launch_type, Some(version)),
+    }
+}
+
+/// Checks a service's `networkConfiguration` against its task definition's network mode (it
+/// is required for awsvpc, refused otherwise).
+pub fn network(
+    td: &TaskDefinition,
+    launch_type: &str,
+    config: Option<&NetworkConfiguration>,
+) -> Result<(), ApiError> {
+    berth_core::awsvpc::check_configuration(
+        td.network_mode.as_deref().unwrap_or("bridge"),
+        launch_type,
+        config,
+    )
+    .map(|_| ())
+    .map_err(ApiError::invalid_parameter)
 }
 
 /// The scheduling strategy a request names (REPLICA when absent).
@@ -97,13 +105,13 @@ pub fn scheduling_strategy(value: Option<&str>) -> Result<String, ApiError> {
 /// The launch type a request names (EC2 when absent).
 pub fn launch_type(value: Option<&str>) -> Result<String, ApiError> {
     match value.unwrap_or("EC2") {
-        t @ ("EC2" | "EXTERNAL") => Ok(t.to_string()),
-        t @ ("FARGATE" | "MANAGED_INSTANCES") => Err(ApiError::invalid_parameter(format!(
-            "Berth runs tasks on registered container instances: use launchType EC2 or EXTERNAL, \
-             not {t}."
-        ))),
+        t @ ("EC2" | "EXTERNAL" | "FARGATE") => Ok(t.to_string()),
+        "MANAGED_INSTANCES" => Err(ApiError::invalid_parameter(
+            "Berth runs tasks on registered container instances: use launchType EC2, FARGATE or \
+             EXTERNAL, not MANAGED_INSTANCES.",
+        )),
         other => Err(ApiError::invalid_parameter(format!(
-            "'{other}' is not a launch type: use EC2 or EXTERNAL."
+            "'{other}' is not a launch type: use EC2, FARGATE or EXTERNAL."
         ))),
     }
 }
@@ -190,7 +198,7 @@ pub fn placement(
 }
 
 /// Checks that a task definition can run as a service here: ACTIVE, compatible with the
-/// launch type, not awsvpc.
+/// launch type.
 pub fn task_definition(td: &TaskDefinition, reference: &str, launch: &str) -> Result<(), ApiError> {
     if td.status != Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::client(format!(
@@ -204,11 +212,6 @@ pub fn task_definition(td: &TaskDefinition, reference: &str, launch: &str) -> Re
         return Err(ApiError::invalid_parameter(format!(
             "Task definition does not support launch_type {launch}."
         )));
-    }
-    if td.network_mode.as_deref() == Some("awsvpc") {
-        return Err(ApiError::invalid_parameter(
-            "Berth does not support the awsvpc network mode yet: use bridge, host or none.",
-        ));
     }
     Ok(())
 }
@@ -248,7 +251,14 @@ mod tests {
         assert_eq!(scheduling_strategy(None).ok().as_deref(), Some("REPLICA"));
         assert!(scheduling_strategy(Some("BATCH")).is_err());
         assert_eq!(launch_type(None).ok().as_deref(), Some("EC2"));
-        assert!(launch_type(Some("FARGATE")).is_err());
+        assert_eq!(
+            launch_type(Some("FARGATE")).ok().as_deref(),
+            Some("FARGATE")
+        );
+        assert!(launch_type(Some("MANAGED_INSTANCES")).is_err());
+        assert!(platform_version("EC2", Some("LATEST")).is_err());
+        assert!(platform_version("FARGATE", Some("LATEST")).is_ok());
+        assert!(platform_version("FARGATE", Some("1.3.0")).is_err());
         assert!(propagate_tags(Some("ALL")).is_err());
         assert!(az_rebalancing(Some("MAYBE")).is_err());
     }

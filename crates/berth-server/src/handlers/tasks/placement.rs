@@ -198,11 +198,13 @@ pub struct Plan {
     pub snapshot: Snapshot,
     /// The stored instances the snapshot was made from.
     pub instances: Instances,
-    /// Where each task goes, or why none could go anywhere.
+    /// Where each task goes, or why none could go anywhere (the requests of a batched plan
+    /// one after another).
     pub outcome: Outcome,
-    /// The request's required attributes when some tasks were not placed (for the failures'
-    /// details), else empty.
-    required: Vec<RequiredAttribute>,
+    /// How many of `outcome.placements` each request of a batched plan placed, in order.
+    pub batches: Vec<usize>,
+    /// The `detail` of each of `outcome.failures` (the missing attribute of an `ATTRIBUTE`).
+    details: Vec<Option<String>>,
     /// What the snapshot was made from (its snapshot and instances moved into the fields above).
     kept: Option<Kept>,
 }
@@ -210,20 +212,43 @@ pub struct Plan {
 /// Places `request` on the cluster as stored now (nothing is written). Hand the plan to
 /// [`keep`] once it is committed, so the next placement starts from its snapshot.
 pub fn plan(app: &App, turn: &mut Turn, cluster: &str, request: &TaskRequest, seed: u64) -> Plan {
+    plan_batches(app, turn, cluster, std::slice::from_ref(request), seed)
+}
+
+/// Places several requests one after another on the same snapshot, each seeing what the
+/// ones before it took (a capacity provider strategy: one request per provider). The plan's
+/// outcome holds them in order; [`Plan::batches`] says how many placements each made.
+pub fn plan_batches(
+    app: &App,
+    turn: &mut Turn,
+    cluster: &str,
+    requests: &[TaskRequest],
+    seed: u64,
+) -> Plan {
     let mut kept = refreshed(&app.snapshot(), turn.take(), cluster);
-    let outcome = kept.snapshot.place(request, seed);
+    let mut outcome = Outcome::default();
+    let mut batches = Vec::with_capacity(requests.len());
+    let mut details = Vec::new();
+    for (k, request) in requests.iter().enumerate() {
+        let placed = kept.snapshot.place(request, seed.wrapping_add(k as u64));
+        batches.push(placed.placements.len());
+        outcome.placements.extend(placed.placements);
+        outcome.unplaced += placed.unplaced;
+        for (i, reason) in placed.failures {
+            if !outcome.failures.contains(&(i, reason)) {
+                outcome.failures.push((i, reason));
+                details.push(request.failure_detail(reason));
+            }
+        }
+    }
     let snapshot = std::mem::take(&mut kept.snapshot);
     let instances = std::mem::take(&mut kept.instances);
-    let required = if outcome.unplaced > 0 {
-        request.required_attributes.clone()
-    } else {
-        Vec::new()
-    };
     Plan {
         snapshot,
         instances,
         outcome,
-        required,
+        batches,
+        details,
         kept: Some(kept),
     }
 }
@@ -244,7 +269,12 @@ impl Plan {
         self.outcome
             .failures
             .iter()
-            .map(|&(i, reason)| failure(self.snapshot.arn(i), reason, &self.required))
+            .zip(&self.details)
+            .map(|(&(i, reason), detail)| {
+                let mut failure = Failure::new(self.snapshot.arn(i), reason.code());
+                failure.detail = detail.clone();
+                failure
+            })
             .collect()
     }
 

@@ -50,7 +50,7 @@ pub enum BenchCommand {
     MetricFreshness(telemetry::MetricFreshnessArgs),
     /// The server of `bench fleet` (run by it as a child process; stops when stdin closes).
     #[command(hide = true)]
-    FleetServer(fleet::FleetServerArgs),
+    FleetServer(Box<fleet::FleetServerArgs>),
 }
 
 /// Runs a benchmark.
@@ -70,7 +70,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::FilterLogs(args) => telemetry::filter_logs(args).await,
         BenchCommand::AgentIdle(args) => telemetry::agent_idle(args).await,
         BenchCommand::MetricFreshness(args) => telemetry::metric_freshness(args).await,
-        BenchCommand::FleetServer(args) => fleet::serve_fleet_server(args).await,
+        BenchCommand::FleetServer(args) => fleet::serve_fleet_server(*args).await,
     }
 }
 

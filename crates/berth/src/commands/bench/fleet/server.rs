@@ -31,7 +31,7 @@ pub struct FleetServerArgs {
 
 /// Runs `berth server` until stdin closes (or Ctrl-C / SIGTERM).
 pub async fn serve(args: FleetServerArgs) -> anyhow::Result<()> {
-    let server = berth_server::serve(args.server.config())
+    let server = berth_server::serve(args.server.config()?)
         .await
         .context("berth server could not start")?;
     println!("{READY_LINE}http://{}", server.addr());

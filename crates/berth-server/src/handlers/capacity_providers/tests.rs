@@ -1,0 +1,270 @@
+use crate::test_support::{agent_attributes, app, call, ok};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+fn asg(group: &str) -> Value {
+    json!({
+        "autoScalingGroupArn": format!(
+            "arn:aws:autoscaling:us-east-1:000000000000:autoScalingGroup:1:autoScalingGroupName/{group}"
+        )
+    })
+}
+
+async fn create(app: &std::sync::Arc<crate::App>, name: &str, group: &str) -> Value {
+    ok(
+        app,
+        "CreateCapacityProvider",
+        json!({"name": name, "autoScalingGroupProvider": asg(group)}),
+    )
+    .await["capacityProvider"]
+        .clone()
+}
+
+async fn error(app: &std::sync::Arc<crate::App>, op: &str, body: Value) -> (String, String) {
+    match call(app, op, body).await {
+        Ok(v) => panic!("{op} should fail, answered {v}"),
+        Err(e) => (e.name.to_string(), e.message),
+    }
+}
+
+async fn register(app: &std::sync::Arc<crate::App>, cluster: &str, group: &str) -> String {
+    let attributes =
+        agent_attributes(&[json!({"name": "berth.autoscaling-group", "value": group})]);
+    ok(
+        app,
+        "RegisterContainerInstance",
+        json!({
+            "cluster": cluster,
+            "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 8192}],
+            "versionInfo": {"agentVersion": "1.0.0"},
+            "attributes": attributes,
+        }),
+    )
+    .await["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .expect("arn")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_created_provider_has_ecs_defaults_and_is_described_with_the_built_in_ones() {
+    let app = app().await;
+    let provider = create(&app, "web", "web-asg").await;
+    assert_eq!(provider["status"], "ACTIVE");
+    assert_eq!(provider["type"], "EC2_AUTOSCALING");
+    assert_eq!(
+        provider["capacityProviderArn"],
+        "arn:aws:ecs:us-east-1:000000000000:capacity-provider/web"
+    );
+    let asg = &provider["autoScalingGroupProvider"];
+    assert_eq!(asg["managedScaling"]["targetCapacity"], 100);
+    assert_eq!(asg["managedScaling"]["instanceWarmupPeriod"], 300);
+    assert_eq!(asg["managedTerminationProtection"], "DISABLED");
+    assert_eq!(asg["managedDraining"], "ENABLED");
+    let all = ok(&app, "DescribeCapacityProviders", json!({})).await;
+    let names: Vec<&str> = all["capacityProviders"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["web", "FARGATE", "FARGATE_SPOT"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_groups_and_built_in_providers_are_guarded() {
+    let app = app().await;
+    create(&app, "web", "web-asg").await;
+    for (body, want) in [
+        (
+            json!({"name": "web", "autoScalingGroupProvider": asg("other")}),
+            "ClientException",
+        ),
+        (
+            json!({"name": "web2", "autoScalingGroupProvider": asg("web-asg")}),
+            "ClientException",
+        ),
+        (
+            json!({"name": "ecs-web", "autoScalingGroupProvider": asg("x")}),
+            "ClientException",
+        ),
+        (
+            json!({"name": "FARGATE", "autoScalingGroupProvider": asg("x")}),
+            "ClientException",
+        ),
+        (json!({"name": "nogroup"}), "InvalidParameterException"),
+    ] {
+        assert_eq!(error(&app, "CreateCapacityProvider", body).await.0, want);
+    }
+    let (name, _) = error(
+        &app,
+        "DeleteCapacityProvider",
+        json!({"capacityProvider": "FARGATE"}),
+    )
+    .await;
+    assert_eq!(name, "ClientException");
+    let (name, _) = error(
+        &app,
+        "UpdateCapacityProvider",
+        json!({"name": "FARGATE_SPOT", "autoScalingGroupProvider": {}}),
+    )
+    .await;
+    assert_eq!(name, "ClientException");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_of_a_cluster_is_not_deleted_until_it_leaves() {
+    let app = app().await;
+    create(&app, "web", "web-asg").await;
+    ok(
+        &app,
+        "CreateCluster",
+        json!({"clusterName": "c1", "capacityProviders": ["web"]}),
+    )
+    .await;
+    // One Auto Scaling group provider, one cluster.
+    let (name, _) = error(
+        &app,
+        "CreateCluster",
+        json!({"clusterName": "c2", "capacityProviders": ["web"]}),
+    )
+    .await;
+    assert_eq!(name, "InvalidParameterException");
+    let failed = ok(
+        &app,
+        "DeleteCapacityProvider",
+        json!({"capacityProvider": "web"}),
+    )
+    .await;
+    assert_eq!(failed["capacityProvider"]["updateStatus"], "DELETE_FAILED");
+    assert_eq!(failed["capacityProvider"]["status"], "ACTIVE");
+    ok(
+        &app,
+        "PutClusterCapacityProviders",
+        json!({"cluster": "c1", "capacityProviders": [], "defaultCapacityProviderStrategy": []}),
+    )
+    .await;
+    let deleted = ok(
+        &app,
+        "DeleteCapacityProvider",
+        json!({"capacityProvider": "web"}),
+    )
+    .await;
+    assert_eq!(
+        deleted["capacityProvider"]["updateStatus"],
+        "DELETE_IN_PROGRESS"
+    );
+    let described = ok(
+        &app,
+        "DescribeCapacityProviders",
+        json!({"capacityProviders": ["web"]}),
+    )
+    .await;
+    assert_eq!(described["capacityProviders"][0]["status"], "INACTIVE");
+    assert_eq!(
+        described["capacityProviders"][0]["updateStatus"],
+        "DELETE_COMPLETE"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_strategy_may_name_only_the_clusters_providers() {
+    let app = app().await;
+    create(&app, "web", "web-asg").await;
+    let (name, message) = error(
+        &app,
+        "CreateCluster",
+        json!({"clusterName": "c1", "capacityProviders": ["FARGATE"],
+               "defaultCapacityProviderStrategy": [{"capacityProvider": "web", "weight": 1}]}),
+    )
+    .await;
+    assert_eq!(name, "InvalidParameterException");
+    assert!(
+        message.contains("not associated with the cluster"),
+        "{message}"
+    );
+    let (_, message) = error(
+        &app,
+        "CreateCluster",
+        json!({"clusterName": "c1", "capacityProviders": ["FARGATE", "web"],
+               "defaultCapacityProviderStrategy": [
+                   {"capacityProvider": "web", "weight": 1},
+                   {"capacityProvider": "FARGATE", "weight": 1}]}),
+    )
+    .await;
+    assert!(message.contains("mix"), "{message}");
+    let cluster = ok(
+        &app,
+        "CreateCluster",
+        json!({"clusterName": "c1", "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+               "defaultCapacityProviderStrategy": [{"capacityProvider": "FARGATE", "base": 1, "weight": 1}]}),
+    )
+    .await;
+    assert_eq!(
+        cluster["cluster"]["defaultCapacityProviderStrategy"],
+        json!([{"capacityProvider": "FARGATE", "base": 1, "weight": 1}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_task_splits_tasks_over_the_providers_instances_by_base_and_weight() {
+    let app = app().await;
+    create(&app, "blue", "blue-asg").await;
+    create(&app, "green", "green-asg").await;
+    ok(
+        &app,
+        "CreateCluster",
+        json!({"clusterName": "c1", "capacityProviders": ["blue", "green"]}),
+    )
+    .await;
+    let blue = register(&app, "c1", "blue-asg").await;
+    let green = register(&app, "c1", "green-asg").await;
+    ok(
+        &app,
+        "RegisterTaskDefinition",
+        json!({"family": "web", "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 16}]}),
+    )
+    .await;
+    let strategy = json!([
+        {"capacityProvider": "blue", "base": 2, "weight": 1},
+        {"capacityProvider": "green", "weight": 3}]);
+    let out = ok(
+        &app,
+        "RunTask",
+        json!({"cluster": "c1", "taskDefinition": "web", "count": 10, "capacityProviderStrategy": strategy}),
+    )
+    .await;
+    let mut by_provider: HashMap<String, (usize, String)> = HashMap::new();
+    for task in out["tasks"].as_array().expect("tasks") {
+        let provider = task["capacityProviderName"]
+            .as_str()
+            .expect("provider")
+            .to_string();
+        let instance = task["containerInstanceArn"]
+            .as_str()
+            .expect("instance")
+            .to_string();
+        assert_eq!(task["launchType"], "EC2");
+        let entry = by_provider.entry(provider).or_insert((0, instance.clone()));
+        entry.0 += 1;
+        assert_eq!(
+            entry.1, instance,
+            "a provider's tasks stay on its instances"
+        );
+    }
+    assert_eq!(by_provider["blue"], (4, blue));
+    assert_eq!(by_provider["green"], (6, green));
+    let (name, message) = error(
+        &app,
+        "RunTask",
+        json!({"cluster": "c1", "taskDefinition": "web", "launchType": "EC2", "capacityProviderStrategy": strategy}),
+    )
+    .await;
+    assert_eq!(name, "InvalidParameterException");
+    assert_eq!(
+        message,
+        "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again."
+    );
+}
