@@ -41,7 +41,7 @@ up: docker
 # Figures for the README's performance section.
 bench: docker
 	cargo build --release -p berth
-	target/release/berth bench run-task --tasks 30
+	target/release/berth bench run-task --tasks 30 --awsvpc-fleet 200
 	target/release/berth bench sigv4
 	target/release/berth bench scheduler --instances 5000 --tasks 100000 --strategy binpack
 	target/release/berth bench scheduler --instances 5000 --tasks 100000 --strategy spread

@@ -91,6 +91,20 @@ def held_addresses() -> dict[str, str]:
     return held
 
 
+def task_limits(task_id: str) -> tuple[int, int]:
+    """(memory limit in bytes, CPU quota in µs per 100 ms) of a task's own cgroup."""
+    root = Path("/sys/fs/cgroup")
+    if (root / "cgroup.controllers").exists():
+        task = root / "berth" / task_id
+        quota, period = (task / "cpu.max").read_text().split()
+        assert period == "100000"
+        return int((task / "memory.max").read_text()), int(quota)
+    memory = root / "memory" / "berth" / task_id / "memory.limit_in_bytes"
+    cpu = root / "cpu" / "berth" / task_id
+    assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
+    return int(memory.read_text()), int((cpu / "cpu.cfs_quota_us").read_text())
+
+
 def assert_nothing_leaked() -> None:
     """Every veth on the bridge and every held address belongs to a live pause container."""
     running = set(docker("ps", "-q", "--no-trunc", "--filter", f"label={NETWORK_LABEL}").split())
@@ -144,6 +158,18 @@ def test_the_fargate_sample_runs_unchanged_with_its_own_address_per_task(up: Ber
         ]
         addresses.append(ip)
     assert len(set(addresses)) == 2, addresses
+
+    stats = ecs.describe_clusters(clusters=["default"], include=["STATISTICS"])["clusters"][0]["statistics"]
+    stats = {s["name"]: int(s["value"]) for s in stats}
+    assert stats["runningFargateTasksCount"] == 2, stats
+    assert stats["pendingFargateTasksCount"] == 0, stats
+
+    # The task-level cpu and memory are its cgroup's limits, its containers made under it.
+    for task in running:
+        task_id = task["taskArn"].rsplit("/", 1)[-1]
+        inspected = json.loads(docker("inspect", task["containers"][0]["runtimeId"]))[0]
+        assert inspected["HostConfig"]["CgroupParent"] == f"/berth/{task_id}"
+        assert task_limits(task_id) == (512 * 1024 * 1024, 25_000), task_limits(task_id)
 
     # Both serve port 80, each on its own address, reachable from the host.
     for ip in addresses:

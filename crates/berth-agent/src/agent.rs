@@ -226,6 +226,8 @@ pub async fn run(
     });
     engine_config.allowances = config.allowances.clone();
     engine_config.metadata = metadata.as_ref().map(|(endpoint, _)| Arc::clone(endpoint));
+    engine_config.task_cgroups = info.cgroup_driver.as_deref() == Some("cgroupfs")
+        && crate::awsvpc::preflight_root().is_ok();
     if let Some(dir) = awsvpc {
         let mut labels = crate::spec::instance_labels(&config.cluster, &instance_id);
         if let Some(home) = &engine_config.agent_home {

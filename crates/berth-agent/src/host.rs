@@ -331,6 +331,7 @@ mod tests {
             api_version: Some("1.48".into()),
             log_drivers: vec!["json-file".into(), "splunk".into(), "awslogs".into()],
             volume_drivers: vec!["local".into(), "rexray/ebs".into()],
+            cgroup_driver: None,
         };
         let plain = capabilities(&runtime, &Allowances::default(), &[]);
         let has = |list: &[String], name: &str| list.iter().any(|c| c == name);

@@ -43,6 +43,7 @@ pub use agent::{run, AgentConfig, AgentError};
 pub mod agent;
 pub mod awsvpc;
 pub mod backoff;
+pub mod cgroups;
 pub mod client;
 pub mod credentials;
 pub mod engine;

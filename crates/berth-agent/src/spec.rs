@@ -445,6 +445,7 @@ pub fn container_spec(
         security_opt: def.docker_security_options.clone().unwrap_or_default(),
         pid_mode,
         ipc_mode,
+        cgroup_parent: None,
     })
 }
 

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::handlers::{
     account_settings, attributes, capacity_providers, clusters, container_instances,
     execute_command, service_deployments, services, tags, task_definitions, task_protection,
-    task_reports, tasks,
+    task_reports, task_sets, tasks,
 };
 use crate::protocol::parse_input;
 use serde::de::DeserializeOwned;
@@ -123,6 +123,12 @@ pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErr
             call(ctx, body, service_deployments::describe_revisions).await
         }
         "StopServiceDeployment" => call(ctx, body, service_deployments::stop).await,
+
+        "CreateTaskSet" => call(ctx, body, task_sets::create).await,
+        "DescribeTaskSets" => call(ctx, body, task_sets::describe).await,
+        "UpdateTaskSet" => call(ctx, body, task_sets::update).await,
+        "DeleteTaskSet" => call(ctx, body, task_sets::delete).await,
+        "UpdateServicePrimaryTaskSet" => call(ctx, body, task_sets::update_primary).await,
 
         other if ECS_OPERATIONS.contains(&other) => Err(ApiError::unsupported(other)),
         other => Err(ApiError::unknown_operation(other)),

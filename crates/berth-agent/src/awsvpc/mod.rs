@@ -58,7 +58,12 @@ pub fn preflight(plugin_dir: &Path) -> Result<(), String> {
             std::env::consts::ARCH
         ));
     }
-    // Interfaces in other namespaces need CAP_NET_ADMIN: in practice, root.
+    preflight_root()
+}
+
+/// Whether the agent may change the host's network and cgroups: it has CAP_NET_ADMIN and
+/// CAP_SYS_ADMIN (in practice, it runs as root).
+pub fn preflight_root() -> Result<(), String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let effective = status
         .lines()
@@ -66,26 +71,31 @@ pub fn preflight(plugin_dir: &Path) -> Result<(), String> {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .unwrap_or(0);
     const CAP_NET_ADMIN: u64 = 1 << 12;
-    if effective & CAP_NET_ADMIN == 0 {
-        return Err("the agent lacks CAP_NET_ADMIN (run it as root)".into());
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    if effective & (CAP_NET_ADMIN | CAP_SYS_ADMIN) != CAP_NET_ADMIN | CAP_SYS_ADMIN {
+        return Err("the agent lacks CAP_NET_ADMIN and CAP_SYS_ADMIN (run it as root)".into());
     }
     Ok(())
 }
 
-/// A task's namespace, ready: the container its containers join, and its interface.
+/// A task's namespace as `prepare` leaves it: the container its containers join, and its
+/// interface when it is up already (found after an agent restart).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attached {
+pub struct Prepared {
     /// The pause container (`container:<id>` is its containers' network mode).
     pub sandbox: String,
-    pub interface: InterfaceReport,
+    pub ready: Option<InterfaceReport>,
 }
 
 /// How the agent gives awsvpc tasks their network.
 #[async_trait]
 pub trait TaskNetworking: Send + Sync + std::fmt::Debug + 'static {
-    /// Sets up the task's namespace on `network`, or finds the one it has (after an agent
-    /// restart).
-    async fn attach(&self, task_arn: &str, network: &TaskNetwork) -> Result<Attached, String>;
+    /// Makes the task's namespace holder on `network` (its containers can be created to join
+    /// it at once), or finds the one it has (after an agent restart).
+    async fn prepare(&self, task_arn: &str, network: &TaskNetwork) -> Result<Prepared, String>;
+    /// Brings a prepared namespace up: its interface on the network, which its containers
+    /// need only when they start. On failure, what was prepared is taken down.
+    async fn connect(&self, task_arn: &str, sandbox: &str) -> Result<InterfaceReport, String>;
     /// Takes the task's namespace down and frees its address; nothing when it has none.
     async fn detach(&self, task_arn: &str) -> Result<(), String>;
     /// Takes down every namespace whose task is not in `keep` and frees every address whose
@@ -314,40 +324,40 @@ impl CniNetworking {
         Ok(id)
     }
 
-    async fn attach_new(&self, task_arn: &str, network: &TaskNetwork) -> Result<Attached, String> {
-        let sandbox = self.create_sandbox(task_arn, network).await?;
+    async fn connect_sandbox(
+        &self,
+        task_arn: &str,
+        sandbox: &str,
+    ) -> Result<InterfaceReport, String> {
         let outcome = async {
             self.runtime
-                .start_container(&sandbox)
+                .start_container(sandbox)
                 .await
                 .map_err(|e| e.to_string())?;
             let pid = self
                 .runtime
-                .container_pid(&sandbox)
+                .container_pid(sandbox)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut record = self
-                .read_record(&sandbox)
+                .read_record(sandbox)
                 .ok_or_else(|| format!("the record of pause container {sandbox} is gone"))?;
             let result = self
                 .plugins
-                .add(&record.config, &sandbox, &format!("/proc/{pid}/ns/net"))
+                .add(&record.config, sandbox, &format!("/proc/{pid}/ns/net"))
                 .await?;
             let (address, mac) = cni::interface_of(&result)
                 .ok_or_else(|| format!("the bridge plugin gave no IPv4 address: {result}"))?;
             record.result = Some(result);
-            self.write_record(&sandbox, &record)?;
-            Ok(Attached {
-                sandbox: sandbox.clone(),
-                interface: InterfaceReport {
-                    private_ipv4_address: address,
-                    mac_address: mac,
-                },
+            self.write_record(sandbox, &record)?;
+            Ok(InterfaceReport {
+                private_ipv4_address: address,
+                mac_address: mac,
             })
         }
         .await;
         if outcome.is_err() {
-            if let Err(e) = self.release(&sandbox, true).await {
+            if let Err(e) = self.release(sandbox, true).await {
                 tracing::warn!(task = %task_arn, "cannot undo a failed network setup: {e}");
             }
         }
@@ -357,7 +367,7 @@ impl CniNetworking {
 
 #[async_trait]
 impl TaskNetworking for CniNetworking {
-    async fn attach(&self, task_arn: &str, network: &TaskNetwork) -> Result<Attached, String> {
+    async fn prepare(&self, task_arn: &str, network: &TaskNetwork) -> Result<Prepared, String> {
         for existing in self.pause_containers(Some(task_arn)).await? {
             let ready = self
                 .read_record(&existing.id)
@@ -365,19 +375,26 @@ impl TaskNetworking for CniNetworking {
                 .and_then(|result| cni::interface_of(&result));
             match ready {
                 Some((address, mac)) if existing.running => {
-                    return Ok(Attached {
+                    return Ok(Prepared {
                         sandbox: existing.id,
-                        interface: InterfaceReport {
+                        ready: Some(InterfaceReport {
                             private_ipv4_address: address,
                             mac_address: mac,
-                        },
+                        }),
                     })
                 }
                 // Half made, or its namespace died with it: start again.
                 _ => self.release(&existing.id, existing.running).await?,
             }
         }
-        self.attach_new(task_arn, network).await
+        Ok(Prepared {
+            sandbox: self.create_sandbox(task_arn, network).await?,
+            ready: None,
+        })
+    }
+
+    async fn connect(&self, task_arn: &str, sandbox: &str) -> Result<InterfaceReport, String> {
+        self.connect_sandbox(task_arn, sandbox).await
     }
 
     async fn detach(&self, task_arn: &str) -> Result<(), String> {
@@ -452,7 +469,7 @@ pub struct MemoryNetworking {
 
 #[async_trait]
 impl TaskNetworking for MemoryNetworking {
-    async fn attach(&self, task_arn: &str, network: &TaskNetwork) -> Result<Attached, String> {
+    async fn prepare(&self, task_arn: &str, network: &TaskNetwork) -> Result<Prepared, String> {
         let cidr: berth_core::awsvpc::Cidr = network.cidr.parse()?;
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let host = match held.get(task_arn) {
@@ -469,13 +486,20 @@ impl TaskNetworking for MemoryNetworking {
         };
         let address = std::net::Ipv4Addr::from(u32::from(cidr.base) + host);
         let [a, b, c, d] = address.octets();
-        Ok(Attached {
+        Ok(Prepared {
             sandbox: format!("memory-{host}"),
-            interface: InterfaceReport {
+            ready: Some(InterfaceReport {
                 private_ipv4_address: address.to_string(),
                 mac_address: format!("0a:58:{a:02x}:{b:02x}:{c:02x}:{d:02x}"),
-            },
+            }),
         })
+    }
+
+    async fn connect(&self, task_arn: &str, sandbox: &str) -> Result<InterfaceReport, String> {
+        let _ = sandbox;
+        Err(format!(
+            "{task_arn}: in-memory networks are ready once prepared"
+        ))
     }
 
     async fn detach(&self, task_arn: &str) -> Result<(), String> {
@@ -509,24 +533,18 @@ mod tests {
     #[tokio::test]
     async fn memory_networking_holds_one_address_per_task_until_detached() {
         let net = MemoryNetworking::default();
-        let a = net.attach("task/a", &network()).await.expect("a");
-        let b = net.attach("task/b", &network()).await.expect("b");
-        assert_ne!(
-            a.interface.private_ipv4_address,
-            b.interface.private_ipv4_address
-        );
-        assert_eq!(net.attach("task/a", &network()).await.expect("again"), a);
+        let address = |p: Prepared| p.ready.expect("ready").private_ipv4_address;
+        let a = net.prepare("task/a", &network()).await.expect("a");
+        let b = address(net.prepare("task/b", &network()).await.expect("b"));
+        let again = net.prepare("task/a", &network()).await.expect("again");
+        assert_eq!(again, a);
+        let a = address(a);
+        assert_ne!(a, b);
         net.detach("task/a").await.expect("detach");
-        let c = net.attach("task/c", &network()).await.expect("c");
-        assert_eq!(
-            c.interface.private_ipv4_address,
-            a.interface.private_ipv4_address
-        );
+        let c = address(net.prepare("task/c", &network()).await.expect("c"));
+        assert_eq!(c, a);
         net.sweep(&HashSet::from(["task/c".to_string()])).await;
-        let d = net.attach("task/d", &network()).await.expect("d");
-        assert_eq!(
-            d.interface.private_ipv4_address,
-            b.interface.private_ipv4_address
-        );
+        let d = address(net.prepare("task/d", &network()).await.expect("d"));
+        assert_eq!(d, b);
     }
 }

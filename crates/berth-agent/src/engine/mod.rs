@@ -67,6 +67,9 @@ pub struct EngineConfig {
     pub server: Option<ServerLink>,
     /// How awsvpc tasks get their network; without it they fail to start.
     pub networking: Option<Arc<dyn crate::awsvpc::TaskNetworking>>,
+    /// Whether FARGATE tasks get a cgroup of their own holding their task-level `cpu` and
+    /// `memory` (`crate::cgroups`: Docker's cgroupfs driver, the agent as root).
+    pub task_cgroups: bool,
 }
 
 /// The server, and who this agent is on it.
@@ -126,6 +129,7 @@ impl EngineConfig {
             registry_auth: None,
             server: None,
             networking: None,
+            task_cgroups: false,
         }
     }
 }

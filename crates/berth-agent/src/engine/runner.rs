@@ -48,6 +48,9 @@ pub(super) struct TaskRunner {
     events: broadcast::Receiver<RuntimeEvent>,
     events_closed: bool,
     resync: Interval,
+    /// An awsvpc task's interface being brought up (`start::prepare_network`).
+    pub connecting:
+        Option<tokio::task::JoinHandle<Result<berth_core::awsvpc::InterfaceReport, String>>>,
 }
 
 impl TaskRunner {
@@ -117,6 +120,7 @@ impl TaskRunner {
             events,
             events_closed: false,
             resync,
+            connecting: None,
         }
     }
 

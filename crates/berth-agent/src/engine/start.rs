@@ -58,12 +58,14 @@ impl TaskRunner {
         }
         self.build_specs()?;
         self.apply_secrets().await?;
+        // The task's namespace comes up while its images are pulled and containers created.
+        self.prepare_network().await?;
+        self.limit_task()?;
         self.pull_images().await?;
-        self.check_stop()?;
-        self.attach_network().await?;
         self.check_stop()?;
         self.flush(TaskStatus::Activating);
         self.create_containers(&deps::create_order(&needs)).await?;
+        self.network_ready().await?;
         self.start_containers().await
     }
 
@@ -89,10 +91,36 @@ impl TaskRunner {
         Ok(())
     }
 
-    /// An awsvpc task's namespace and interface, before its containers are created: they
-    /// join the namespace, with no ports of their own to publish and none of the settings
-    /// Docker refuses in a shared namespace. The interface is reported to the server.
-    async fn attach_network(&mut self) -> Result<(), StopCause> {
+    /// A FARGATE task's own cgroup with its task-level `cpu` and `memory`: its containers are
+    /// made under it, so together they use no more.
+    fn limit_task(&mut self) -> Result<(), StopCause> {
+        let task = &self.assigned.task;
+        if task.launch_type.as_deref() != Some("FARGATE") || !self.shared.config.task_cgroups {
+            return Ok(());
+        }
+        let limits = crate::cgroups::TaskLimits {
+            cpu_units: task.cpu.as_deref().and_then(|c| c.parse().ok()),
+            memory_mib: task.memory.as_deref().and_then(|m| m.parse().ok()),
+        };
+        let task_id = self
+            .task_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let parent = crate::cgroups::create(&task_id, limits)
+            .map_err(|e| (self.initialization_failure())(e))?;
+        for spec in self.slots.iter_mut().filter_map(|s| s.spec.as_mut()) {
+            spec.cgroup_parent = Some(parent.clone());
+        }
+        Ok(())
+    }
+
+    /// An awsvpc task's namespace, before its containers are created: its holder is made at
+    /// once, so they can be created to join it (with no ports of their own to publish and
+    /// none of the settings Docker refuses in a shared namespace), and its interface is
+    /// brought up meanwhile (`network_ready` waits for it before they start).
+    async fn prepare_network(&mut self) -> Result<(), StopCause> {
         if self.assigned.task_definition.network_mode.as_deref() != Some("awsvpc") {
             return Ok(());
         }
@@ -105,18 +133,43 @@ impl TaskRunner {
         let Some(network) = self.assigned.task.task_network.clone() else {
             return Err(failed("the server gave the task no network".into()));
         };
-        let attached = tokio::select! {
+        let prepared = tokio::select! {
             biased;
             _ = Self::stop_requested(&mut self.stop) => return Err(StopCause::Requested),
-            attached = networking.attach(&self.task_arn, &network) => attached,
+            prepared = networking.prepare(&self.task_arn, &network) => prepared,
         }
-        .map_err(failed)?;
-        tracing::info!(task = %self.task_arn, address = %attached.interface.private_ipv4_address, "task network attached");
+        .map_err(&failed)?;
         for spec in self.slots.iter_mut().filter_map(|s| s.spec.as_mut()) {
-            spec::join_namespace(spec, &attached.sandbox);
+            spec::join_namespace(spec, &prepared.sandbox);
         }
+        let task_arn = self.task_arn.clone();
+        let sandbox = prepared.sandbox;
+        self.connecting = Some(match prepared.ready {
+            Some(ready) => tokio::spawn(async move { Ok(ready) }),
+            None => tokio::spawn(async move { networking.connect(&task_arn, &sandbox).await }),
+        });
+        Ok(())
+    }
+
+    /// Waits until the awsvpc task's interface is up (its containers exist by now), and
+    /// reports it to the server.
+    async fn network_ready(&mut self) -> Result<(), StopCause> {
+        let failed = self.initialization_failure();
+        let Some(connecting) = self.connecting.as_mut() else {
+            return Ok(());
+        };
+        let outcome = tokio::select! {
+            biased;
+            _ = Self::stop_requested(&mut self.stop) => return Err(StopCause::Requested),
+            outcome = connecting => outcome,
+        };
+        self.connecting = None;
+        let interface = outcome
+            .map_err(|e| failed(format!("the task network setup ended: {e}")))?
+            .map_err(&failed)?;
+        tracing::info!(task = %self.task_arn, address = %interface.private_ipv4_address, "task network attached");
         let report = SubmitTaskStateChange {
-            network_interface: Some(attached.interface),
+            network_interface: Some(interface),
             ..Default::default()
         };
         self.send(TaskStatus::Pending, report);

@@ -161,9 +161,13 @@ impl TaskRunner {
 
     /// Frees an awsvpc task's namespace and address (DEPROVISIONING), retried for a while
     /// when the runtime is away; what is left is freed by the agent's next sweep.
-    async fn detach_network(&self) {
+    async fn detach_network(&mut self) {
         if self.assigned.task_definition.network_mode.as_deref() != Some("awsvpc") {
             return;
+        }
+        // A setup still under way finishes first, so that nothing it makes is left behind.
+        if let Some(connecting) = self.connecting.take() {
+            let _ = connecting.await;
         }
         let Some(networking) = self.shared.config.networking.clone() else {
             return;
@@ -247,8 +251,21 @@ impl TaskRunner {
     /// volumes (shared ones outlive the task).
     fn schedule_cleanup(&self) {
         let ids: Vec<String> = self.slots.iter().filter_map(|s| s.id.clone()).collect();
+        // A FARGATE task's own cgroup goes once its containers are gone.
+        let cgroup = (self.assigned.task.launch_type.as_deref() == Some("FARGATE")
+            && self.shared.config.task_cgroups)
+            .then(|| {
+                self.task_arn
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            });
         if ids.is_empty() {
             // No container was created, so no volume was either.
+            if let Some(task_id) = &cgroup {
+                crate::cgroups::remove(task_id);
+            }
             return;
         }
         let volumes = spec::task_volume_names(&self.context());
@@ -259,6 +276,9 @@ impl TaskRunner {
             tokio::time::sleep(delay).await;
             remove_containers(runtime.as_ref(), &ids, &task).await;
             remove_volumes(runtime.as_ref(), &volumes, &task).await;
+            if let Some(task_id) = &cgroup {
+                crate::cgroups::remove(task_id);
+            }
         }));
     }
 }

@@ -564,18 +564,18 @@ impl ContainerRuntime for DockerRuntime {
             .version()
             .await
             .map_err(|e| unavailable_or_other(&e))?;
-        let plugins = self
+        let info = self
             .docker
             .info()
             .await
-            .map_err(|e| unavailable_or_other(&e))?
-            .plugins
-            .unwrap_or_default();
+            .map_err(|e| unavailable_or_other(&e))?;
+        let plugins = info.plugins.unwrap_or_default();
         Ok(RuntimeInfo {
             version: version.version.unwrap_or_default(),
             api_version: version.api_version,
             log_drivers: plugins.log.unwrap_or_default(),
             volume_drivers: plugins.volume.unwrap_or_default(),
+            cgroup_driver: info.cgroup_driver.map(|d| d.to_string()),
         })
     }
 

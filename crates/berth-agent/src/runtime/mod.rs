@@ -159,6 +159,8 @@ pub struct ContainerSpec {
     pub sysctls: BTreeMap<String, String>,
     /// Security options, as Docker's `--security-opt` takes them.
     pub security_opt: Vec<String>,
+    /// The cgroup its own cgroup is made under (the task's, for task-level limits).
+    pub cgroup_parent: Option<String>,
     /// PID namespace: `host` or `container:NAME` (`None`: a private one).
     pub pid_mode: Option<String>,
     /// IPC namespace: `host`, `none`, `shareable` or `container:NAME` (`None`: the default).
@@ -247,6 +249,8 @@ pub struct RuntimeInfo {
     pub log_drivers: Vec<String>,
     /// The volume drivers it has (`local` and volume plugins).
     pub volume_drivers: Vec<String>,
+    /// How it manages cgroups (`cgroupfs` or `systemd`), when it says.
+    pub cgroup_driver: Option<String>,
 }
 
 /// The logging drivers built into Docker Engine (what `docker info` lists under Plugins/Log).
@@ -271,6 +275,7 @@ impl RuntimeInfo {
             api_version: Some("1.44".into()),
             log_drivers: DOCKER_LOG_DRIVERS.iter().map(|d| d.to_string()).collect(),
             volume_drivers: vec!["local".into()],
+            cgroup_driver: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! DescribeServiceDeployments, DescribeServiceRevisions), as the botocore ECS model names them.
 //!
 //! Members whose shapes belong to features Berth does not run (Service Connect, VPC Lattice,
-//! managed EBS volumes, task sets, lifecycle hooks, ECS-managed resources) are kept as raw
+//! managed EBS volumes, lifecycle hooks, ECS-managed resources) are kept as raw
 //! JSON values: requests naming them are refused before anything is stored, so they never
 //! need a typed form here.
 
@@ -40,7 +40,7 @@ pub struct Service {
     pub platform_family: Option<String>,
     pub task_definition: Option<String>,
     pub deployment_configuration: Option<DeploymentConfiguration>,
-    pub task_sets: Option<Vec<Value>>,
+    pub task_sets: Option<Vec<TaskSet>>,
     pub deployments: Option<Vec<Deployment>>,
     pub role_arn: Option<String>,
     pub events: Option<Vec<ServiceEvent>>,
@@ -176,6 +176,56 @@ pub struct AwsVpcConfiguration {
     pub subnets: Vec<String>,
     pub security_groups: Option<Vec<String>>,
     pub assign_public_ip: Option<String>,
+}
+
+/// A task set of a service with the EXTERNAL (or CODE_DEPLOY) deployment controller: a task
+/// definition and its configuration, run at a percentage (`scale`) of the service's desired
+/// count. Stored inside the service record, as deployments are.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSet {
+    /// `ecs-svc/` and 19 digits, like a deployment id.
+    pub id: Option<String>,
+    pub task_set_arn: Option<String>,
+    pub service_arn: Option<String>,
+    pub cluster_arn: Option<String>,
+    pub started_by: Option<String>,
+    pub external_id: Option<String>,
+    /// PRIMARY, ACTIVE or DRAINING.
+    pub status: Option<String>,
+    pub task_definition: Option<String>,
+    pub computed_desired_count: Option<i32>,
+    /// Not stored: counted from the tasks when the task set is shown.
+    pub pending_count: Option<i32>,
+    /// Not stored: counted from the tasks when the task set is shown.
+    pub running_count: Option<i32>,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub launch_type: Option<String>,
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    pub platform_version: Option<String>,
+    pub platform_family: Option<String>,
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub load_balancers: Option<Vec<LoadBalancer>>,
+    pub service_registries: Option<Vec<ServiceRegistry>>,
+    pub scale: Option<Scale>,
+    /// STEADY_STATE or STABILIZING.
+    pub stability_status: Option<String>,
+    pub stability_status_at: Option<Timestamp>,
+    pub tags: Option<Vec<Tag>>,
+    pub fargate_ephemeral_storage: Option<DeploymentEphemeralStorage>,
+}
+
+/// The share of a service's desired count a task set runs.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scale {
+    /// 0 to 100.
+    pub value: Option<f64>,
+    /// PERCENT.
+    pub unit: Option<String>,
 }
 
 /// One deployment of a service: a task definition and how many of its tasks run.

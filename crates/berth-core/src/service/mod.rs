@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod reconcile;
 pub mod record;
 pub mod replica;
+pub mod task_sets;
 
 pub use record::{IdSource, ServiceRecord};
 

@@ -13,6 +13,7 @@ use super::facts::{InstanceFact, InstanceState, Targets, TaskFact};
 use super::lifecycle::{complete_primary, count_failure, remove_deployment, HistoryUpdate};
 use super::record::{IdSource, ServiceRecord};
 use super::replica::{self, Phase, Slot, StopWhy};
+use super::task_sets;
 use crate::model::status::{DeploymentRolloutState, DeploymentStatus, HealthStatus, ServiceStatus};
 use std::collections::{HashMap, HashSet};
 
@@ -65,6 +66,9 @@ pub struct Plan {
     /// When the first of those tasks' protection ends (epoch seconds): the caller reconciles
     /// again then, so the held stop happens on time.
     pub wake_at: Option<f64>,
+    /// For a service that runs task sets: how many tasks each set starts, `(task set id,
+    /// count)` (`launch` stays `None`).
+    pub task_set_launches: Vec<(String, u32)>,
 }
 
 /// Reconciles `record` with what was observed. See the module documentation.
@@ -175,6 +179,36 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
         return plan;
     }
 
+    if record.runs_task_sets() {
+        let only: Vec<Slot> = slots.iter().map(|(s, _)| s.clone()).collect();
+        let step = task_sets::step(record, &only, seen.tasks, now);
+        for stop in step.stops {
+            stopped_ids.push(stop.task_id.clone());
+            plan.stops.push(StopOrder {
+                task_id: stop.task_id,
+                reason: stop.reason,
+            });
+        }
+        log_stops(record, ids, stopped_ids, now);
+        plan.held = step.held;
+        note_held(record, seen, ids, &mut plan);
+        if !step.launches.is_empty() {
+            if record.state.backoff.may_launch(now) {
+                plan.task_set_launches = step.launches;
+            } else if record.state.backoff.failures >= REPORT_AFTER {
+                record.push_event_throttled(
+                    ids,
+                    events::unable_to_start(&name),
+                    now,
+                    EVENT_REPEAT_SECONDS,
+                );
+            }
+        }
+        let steady = step.steady && plan.stops.is_empty() && plan.task_set_launches.is_empty();
+        mark_steady(record, ids, steady, now);
+        return plan;
+    }
+
     // The step of the scheduling strategy.
     let daemon = record.is_daemon();
     let (desired, mut step_stops, launch) = if daemon {
@@ -238,20 +272,7 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
         }
     }
 
-    if !plan.held.is_empty() {
-        record.push_event_throttled(
-            ids,
-            events::unable_to_scale_in(&name, plan.held.len()),
-            now,
-            EVENT_REPEAT_SECONDS,
-        );
-        plan.wake_at = seen
-            .tasks
-            .iter()
-            .filter(|t| plan.held.contains(&t.id))
-            .filter_map(|t| t.protection_expires_at)
-            .min_by(f64::total_cmp);
-    }
+    note_held(record, seen, ids, &mut plan);
 
     let primary_label = primary_id.clone().unwrap_or_default();
     // Scale-in, replacement and draining stops all read as scaling by the PRIMARY, as in ECS.
@@ -312,20 +333,53 @@ pub fn reconcile(record: &mut ServiceRecord, seen: &Observed<'_>, ids: &mut dyn 
             .all(|(s, _)| s.primary && s.phase == Phase::Healthy && !s.draining);
     if steady {
         plan.history.extend(complete_primary(record, ids, now));
-        if !record.state.steady {
-            record.push_event(ids, events::steady_state(&name), now);
-            record.state.steady = true;
-            record.state.steady_since = Some(now);
-        }
-        let since = record.state.steady_since.unwrap_or(now);
-        if record.state.backoff.failures > 0 && now - since >= super::backoff::STABLE_AFTER {
-            record.state.backoff.reset();
-        }
-    } else {
+    }
+    mark_steady(record, ids, steady, now);
+    plan
+}
+
+/// Says once in a while that protected tasks were kept, and when to look at them again.
+fn note_held(
+    record: &mut ServiceRecord,
+    seen: &Observed<'_>,
+    ids: &mut dyn IdSource,
+    plan: &mut Plan,
+) {
+    if plan.held.is_empty() {
+        return;
+    }
+    let name = record.name().to_string();
+    record.push_event_throttled(
+        ids,
+        events::unable_to_scale_in(&name, plan.held.len()),
+        seen.now,
+        EVENT_REPEAT_SECONDS,
+    );
+    plan.wake_at = seen
+        .tasks
+        .iter()
+        .filter(|t| plan.held.contains(&t.id))
+        .filter_map(|t| t.protection_expires_at)
+        .min_by(f64::total_cmp);
+}
+
+/// Logs the steady state once when the service reaches it; forgets it when it leaves it.
+fn mark_steady(record: &mut ServiceRecord, ids: &mut dyn IdSource, steady: bool, now: f64) {
+    if !steady {
         record.state.steady = false;
         record.state.steady_since = None;
+        return;
     }
-    plan
+    if !record.state.steady {
+        let name = record.name().to_string();
+        record.push_event(ids, events::steady_state(&name), now);
+        record.state.steady = true;
+        record.state.steady_since = Some(now);
+    }
+    let since = record.state.steady_since.unwrap_or(now);
+    if record.state.backoff.failures > 0 && now - since >= super::backoff::STABLE_AFTER {
+        record.state.backoff.reset();
+    }
 }
 
 fn set_if_changed(field: &mut Option<i32>, value: i32, updated_at: &mut Option<f64>, now: f64) {

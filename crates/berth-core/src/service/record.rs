@@ -90,6 +90,17 @@ impl ServiceRecord {
         self.service.scheduling_strategy.as_deref() == Some("DAEMON")
     }
 
+    /// Whether an external controller deploys the service (EXTERNAL or CODE_DEPLOY): it runs
+    /// task sets, not deployments.
+    pub fn runs_task_sets(&self) -> bool {
+        super::task_sets::runs_task_sets(
+            self.service
+                .deployment_controller
+                .as_ref()
+                .map(|c| c.type_.as_str()),
+        )
+    }
+
     /// The deployments, oldest last as ECS lists them (PRIMARY first).
     pub fn deployments(&self) -> &[Deployment] {
         self.service.deployments.as_deref().unwrap_or_default()

@@ -151,6 +151,21 @@ fn targets(ctx: &Ctx, op: &str, input: &Value) -> Vec<(String, Keys)> {
                 text("service").unwrap_or_default(),
             ))]
         }
+        // Task sets, as ECS documents them: creating, describing and choosing the primary act
+        // on the service; updating and deleting on the task set.
+        "CreateTaskSet" | "DescribeTaskSets" | "UpdateServicePrimaryTaskSet" => {
+            vec![in_cluster(service_arn(
+                ctx,
+                &cluster_name,
+                text("service").unwrap_or_default(),
+            ))]
+        }
+        "UpdateTaskSet" | "DeleteTaskSet" => vec![in_cluster(task_set_arn(
+            ctx,
+            &cluster_name,
+            text("service").unwrap_or_default(),
+            text("taskSet").unwrap_or_default(),
+        ))],
         "DescribeServices" => list("services")
             .iter()
             .map(|s| in_cluster(service_arn(ctx, &cluster_name, s)))
@@ -238,6 +253,18 @@ fn service_arn(ctx: &Ctx, cluster: &str, reference: &str) -> String {
         _ => reference.to_string(),
     };
     ctx.arns.service(cluster, &name)
+}
+
+/// The task set a reference (id or ARN) names in a service of `cluster`, as the handlers
+/// resolve it.
+fn task_set_arn(ctx: &Ctx, cluster: &str, service: &str, reference: &str) -> String {
+    let service = service_arn(ctx, cluster, service);
+    let name = service.rsplit('/').next().unwrap_or_default();
+    let id = crate::handlers::task_sets::set_id_of(reference);
+    format!(
+        "arn:aws:ecs:{}:{}:task-set/{cluster}/{name}/{id}",
+        ctx.arns.region, ctx.arns.account_id
+    )
 }
 
 /// The capacity provider a reference (name or ARN) names, as the handlers resolve it.

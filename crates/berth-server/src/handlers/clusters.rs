@@ -202,6 +202,7 @@ pub(crate) fn full_view() -> Vec<String> {
 }
 
 /// Live counts of what runs in a cluster.
+#[derive(Default)]
 struct ClusterCounts {
     instances: i32,
     running_tasks: i32,
@@ -230,6 +231,34 @@ fn counts(ctx: &Ctx, name: &str) -> ClusterCounts {
     }
 }
 
+/// The part of a cluster's counts that is Fargate's: FARGATE tasks (from the state cache's
+/// counters) and services of the FARGATE launch type (read, only when statistics are asked
+/// for).
+fn fargate_counts(ctx: &Ctx, name: &str) -> ClusterCounts {
+    let state = ctx.snapshot();
+    let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    let (running, pending) = state.cluster_fargate_counts(name);
+    let mut out = ClusterCounts {
+        running_tasks: count(running),
+        pending_tasks: count(pending),
+        ..ClusterCounts::default()
+    };
+    for key in state.service_keys_of(name) {
+        let Ok(Some(record)) = ctx.get::<berth_core::service::ServiceRecord>(key) else {
+            continue;
+        };
+        if record.value.service.launch_type.as_deref() != Some("FARGATE") {
+            continue;
+        }
+        match record.value.service.status {
+            Some(ServiceStatus::Active) => out.active_services += 1,
+            Some(ServiceStatus::Draining) => out.draining_services += 1,
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Fills in the live counts and the parts `include` asks for, as DescribeClusters shows them.
 pub(crate) fn with_counts(ctx: &Ctx, mut cluster: Cluster, include: &[String]) -> Cluster {
     let wants = |what: &str| include.iter().any(|i| i == what);
@@ -255,15 +284,26 @@ pub(crate) fn with_counts(ctx: &Ctx, mut cluster: Cluster, include: &[String]) -
             name: Some(k.into()),
             value: Some(v.to_string()),
         };
+        let f = if active {
+            fargate_counts(ctx, &name)
+        } else {
+            ClusterCounts::default()
+        };
         vec![
-            stat("runningEC2TasksCount", c.running_tasks),
-            stat("runningFargateTasksCount", 0),
-            stat("pendingEC2TasksCount", c.pending_tasks),
-            stat("pendingFargateTasksCount", 0),
-            stat("activeEC2ServiceCount", c.active_services),
-            stat("activeFargateServiceCount", 0),
-            stat("drainingEC2ServiceCount", c.draining_services),
-            stat("drainingFargateServiceCount", 0),
+            stat("runningEC2TasksCount", c.running_tasks - f.running_tasks),
+            stat("runningFargateTasksCount", f.running_tasks),
+            stat("pendingEC2TasksCount", c.pending_tasks - f.pending_tasks),
+            stat("pendingFargateTasksCount", f.pending_tasks),
+            stat(
+                "activeEC2ServiceCount",
+                c.active_services - f.active_services,
+            ),
+            stat("activeFargateServiceCount", f.active_services),
+            stat(
+                "drainingEC2ServiceCount",
+                c.draining_services - f.draining_services,
+            ),
+            stat("drainingFargateServiceCount", f.draining_services),
         ]
     } else {
         Vec::new()

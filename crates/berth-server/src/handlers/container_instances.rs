@@ -210,7 +210,8 @@ fn has_unstopped_tasks(ctx: &Ctx, arn: &str) -> bool {
 }
 
 /// What a caller sees of a stored instance: `version` from the store revision, live task
-/// counts, and tags and health only when asked for.
+/// counts, and tags and health only when the operation shows them (DescribeContainerInstances
+/// when `include` asks; the operations that change an instance always show its tags).
 struct Presenter {
     state: Arc<State>,
     tags: bool,
@@ -421,7 +422,8 @@ pub async fn deregister(
     })
     .await?;
     let stored = updated.into_iter().next().flatten().ok_or_else(not_found)?;
-    let presenter = Presenter::new(&ctx, false, false)?;
+    // ECS shows the instance's tags (`[]` when it has none) in this response.
+    let presenter = Presenter::new(&ctx, true, false)?;
     Ok(ContainerInstanceResponse {
         container_instance: presenter.show(stored),
     })
@@ -442,13 +444,15 @@ pub async fn describe(
             "Invalid include value '{bad}': use TAGS or CONTAINER_INSTANCE_HEALTH."
         )));
     }
+    // The cluster first, as ECS: an empty list in an unknown cluster is
+    // ClusterNotFoundException.
+    let cluster = ctx.cluster_name(req.cluster.as_deref())?;
+    ctx.active_cluster(Some(&cluster))?;
     if req.container_instances.is_empty() || req.container_instances.len() > 100 {
         return Err(ApiError::invalid_parameter(
             "containerInstances must name between 1 and 100 container instances.",
         ));
     }
-    let cluster = ctx.cluster_name(req.cluster.as_deref())?;
-    ctx.active_cluster(Some(&cluster))?;
     let presenter = Presenter::new(
         &ctx,
         include.iter().any(|i| i == "TAGS"),
@@ -612,7 +616,8 @@ pub async fn update_state(
             .collect())
     })
     .await?;
-    let presenter = Presenter::new(&ctx, false, false)?;
+    // ECS shows the instances' tags (`[]` when they have none) in this response.
+    let presenter = Presenter::new(&ctx, true, false)?;
     let mut container_instances = Vec::new();
     for (id, stored) in ids.iter().zip(updated) {
         match stored {

@@ -15,4 +15,5 @@ pub mod task_definitions;
 pub mod task_lookup;
 pub mod task_protection;
 pub mod task_reports;
+pub mod task_sets;
 pub mod tasks;

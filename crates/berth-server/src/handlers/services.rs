@@ -2,28 +2,29 @@
 //! The handlers write intent — the service, its deployments, a new service revision and
 //! service deployment — and the service controller (controllers/services) makes tasks follow.
 
-mod load_balancers;
+mod external;
+mod history;
+pub(crate) mod load_balancers;
 mod present;
-mod registries;
+pub(crate) mod registries;
 mod requests;
-mod validate;
+pub(crate) mod validate;
 
-pub use present::{present, RandomIds, TaskCounts};
+pub use present::{present, present_task_set, RandomIds, TaskCounts};
 pub use requests::*;
+
+use history::{complete_if_steady, superseded_history};
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use crate::handlers::capacity_providers::strategy as capacity_strategy;
-use crate::handlers::service_deployments::{apply_history, source_revisions};
+use crate::handlers::service_deployments::source_revisions;
 use crate::handlers::task_lookup::resolve_task_definition;
 use berth_core::arn::Arn;
 use berth_core::model::service::{
     DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController, Service,
-    ServiceDeployment,
 };
-use berth_core::model::{
-    validate_tags, DeploymentRolloutState, Failure, ServiceDeploymentStatus, ServiceStatus,
-};
+use berth_core::model::{validate_tags, Failure, ServiceStatus};
 use berth_core::names::{invalid_name_message, is_valid_name};
 use berth_core::pagination::PageRequest;
 use berth_core::service::bounds::{
@@ -31,7 +32,7 @@ use berth_core::service::bounds::{
     REPLICA_MIN_HEALTHY_PERCENT,
 };
 use berth_core::service::events::{reason_in_progress, REASON_SERVICE_DELETED};
-use berth_core::service::lifecycle::{start_deployment, HistoryUpdate, NewDeployment};
+use berth_core::service::lifecycle::{start_deployment, NewDeployment};
 use berth_core::service::ServiceRecord;
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
@@ -133,6 +134,9 @@ pub async fn create_service(
         vpc_lattice_configurations: req.vpc_lattice_configurations.as_deref(),
         deployment_controller: req.deployment_controller.as_ref(),
     })?;
+    if external::wants_task_sets(&req) {
+        return external::create(ctx, req, cluster).await;
+    }
     let strategy = validate::scheduling_strategy(req.scheduling_strategy.as_deref())?;
     let daemon = strategy == "DAEMON";
     // A capacity provider strategy (the call's, or the cluster's default when the call names
@@ -184,28 +188,13 @@ pub async fn create_service(
     loop {
         let existing = ctx.get::<ServiceRecord>(&key)?;
         let revision = existing.as_ref().map_or(0, |e| e.mod_revision);
-        if let Some(existing) = &existing {
-            match existing.value.service.status {
-                Some(ServiceStatus::Active) => {
-                    let same_token = req.client_token.is_some()
-                        && existing.value.state.client_token == req.client_token;
-                    if same_token {
-                        let counts = TaskCounts::of(&ctx, &cluster_name)?;
-                        return Ok(ServiceResponse {
-                            service: present(&existing.value, &counts, true),
-                        });
-                    }
-                    return Err(ApiError::invalid_parameter(
-                        "Creation of service was not idempotent.",
-                    ));
-                }
-                Some(ServiceStatus::Draining) => {
-                    return Err(ApiError::invalid_parameter(
-                        "Unable to Start a service that is still Draining.",
-                    ))
-                }
-                _ => {}
-            }
+        if let Some(answer) = replay_create(
+            &ctx,
+            &cluster_name,
+            existing.as_ref(),
+            req.client_token.as_ref(),
+        )? {
+            return Ok(answer);
         }
         let now = ctx.now();
         let desired = if daemon {
@@ -277,6 +266,38 @@ pub async fn create_service(
                 service: present(&record, &TaskCounts::none(), true),
             });
         }
+    }
+}
+
+/// What CreateService answers when a service of its name is on record: the service again for
+/// a retry with the same client token (`Some`), an error for an ACTIVE or DRAINING one
+/// otherwise; `None` when there is none, or only an INACTIVE one (which is replaced).
+pub(super) fn replay_create(
+    ctx: &Ctx,
+    cluster: &str,
+    existing: Option<&berth_store::typed::Versioned<ServiceRecord>>,
+    client_token: Option<&String>,
+) -> Result<Option<ServiceResponse>, ApiError> {
+    let Some(existing) = existing else {
+        return Ok(None);
+    };
+    match existing.value.service.status {
+        Some(ServiceStatus::Active) => {
+            if client_token.is_some() && existing.value.state.client_token.as_ref() == client_token
+            {
+                let counts = TaskCounts::of(ctx, cluster)?;
+                return Ok(Some(ServiceResponse {
+                    service: present(&existing.value, &counts, true),
+                }));
+            }
+            Err(ApiError::invalid_parameter(
+                "Creation of service was not idempotent.",
+            ))
+        }
+        Some(ServiceStatus::Draining) => Err(ApiError::invalid_parameter(
+            "Unable to Start a service that is still Draining.",
+        )),
+        _ => Ok(None),
     }
 }
 
@@ -387,6 +408,9 @@ pub async fn update_service(
                 "ServiceNotActiveException",
                 "Service was not ACTIVE.",
             ));
+        }
+        if record.runs_task_sets() {
+            return external::update(ctx, req, &cluster_name).await;
         }
         let daemon = record.is_daemon();
         validate::desired_count(req.desired_count, daemon, false)?;
@@ -557,96 +581,6 @@ pub async fn update_service(
     }
 }
 
-/// Marks the PRIMARY deployment COMPLETED when it already runs its desired count with nothing
-/// pending and no other deployment is left — what `aws ecs wait services-stable` reports as
-/// stable — but the controller has not marked it yet. An update arriving in that moment must
-/// still find it as the deployment a circuit breaker rolls back to.
-fn complete_if_steady(
-    ctx: &Ctx,
-    cluster: &str,
-    record: &mut ServiceRecord,
-    now: f64,
-) -> Result<Option<HistoryUpdate>, ApiError> {
-    let deployments = record.service.deployments.as_deref().unwrap_or_default();
-    let [primary] = deployments else {
-        return Ok(None);
-    };
-    if primary.rollout_state != Some(DeploymentRolloutState::InProgress) {
-        return Ok(None);
-    }
-    let id = primary.id.clone().unwrap_or_default();
-    let desired = primary.desired_count.unwrap_or(0);
-    if TaskCounts::of(ctx, cluster)?.deployment(&id) != (desired, 0) {
-        return Ok(None);
-    }
-    Ok(berth_core::service::lifecycle::complete_primary(
-        record,
-        &mut RandomIds,
-        now,
-    ))
-}
-
-/// The service deployments still under way that a new deployment stops: their keys,
-/// revisions and new contents — STOPPED, except the one `completed` finishes (SUCCESSFUL).
-fn superseded_history(
-    ctx: &Ctx,
-    cluster: &str,
-    service: &str,
-    record: &ServiceRecord,
-    completed: Option<&HistoryUpdate>,
-    now: f64,
-) -> Result<Vec<(String, u64, ServiceDeployment)>, ApiError> {
-    let mut out = Vec::new();
-    let arns: Vec<&str> = record
-        .state
-        .deployments
-        .iter()
-        .map(|d| d.service_deployment_arn.as_str())
-        .collect();
-    for stored in ctx.list::<ServiceDeployment>(&keys::service_deployments_of(cluster, service))? {
-        let arn = stored
-            .value
-            .service_deployment_arn
-            .clone()
-            .unwrap_or_default();
-        let running = matches!(
-            stored.value.status,
-            Some(
-                ServiceDeploymentStatus::Pending
-                    | ServiceDeploymentStatus::InProgress
-                    | ServiceDeploymentStatus::RollbackRequested
-                    | ServiceDeploymentStatus::RollbackInProgress
-            )
-        );
-        if !running || !arns.contains(&arn.as_str()) {
-            continue;
-        }
-        let id = arn.rsplit('/').next().unwrap_or_default().to_string();
-        let mut sd = stored.value;
-        match completed.filter(|c| c.arn == arn) {
-            Some(update) => apply_history(&mut sd, update, now),
-            None => apply_history(
-                &mut sd,
-                &HistoryUpdate {
-                    arn,
-                    status: ServiceDeploymentStatus::Stopped,
-                    status_reason: Some("Superseded by a newer service deployment.".into()),
-                    finished: true,
-                    rollback: None,
-                    circuit_breaker: None,
-                },
-                now,
-            ),
-        }
-        out.push((
-            keys::service_deployment(cluster, service, &id),
-            stored.mod_revision,
-            sd,
-        ));
-    }
-    Ok(out)
-}
-
 /// Deletes a service: it becomes DRAINING, its tasks are stopped, then it becomes INACTIVE
 /// (and stays describable). A REPLICA service still scaled above 0 needs `force`.
 pub async fn delete_service(
@@ -681,6 +615,10 @@ pub async fn delete_service(
         let now = ctx.now();
         record.service.status = Some(ServiceStatus::Draining);
         record.service.desired_count = Some(0);
+        for set in record.service.task_sets.iter_mut().flatten() {
+            set.status = Some(berth_core::service::task_sets::DRAINING.into());
+        }
+        berth_core::service::task_sets::recompute(&mut record, now);
         let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
         for (sd_key, sd_revision, mut sd) in
             superseded_history(&ctx, &cluster_name, &name, &record, None, now)?
@@ -712,12 +650,14 @@ pub async fn describe_services(
             "Invalid include value '{bad}': use TAGS."
         )));
     }
+    // The cluster first, as ECS: an empty list in an unknown cluster is
+    // ClusterNotFoundException.
+    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
     if req.services.is_empty() || req.services.len() > 10 {
         return Err(ApiError::invalid_parameter(
             "services must name 1 to 10 services.",
         ));
     }
-    let cluster = ctx.active_cluster(req.cluster.as_deref())?;
     let cluster_name = cluster.value.cluster_name.clone().unwrap_or_default();
     let with_tags = include.iter().any(|i| i == "TAGS");
     let counts = TaskCounts::of(&ctx, &cluster_name)?;
@@ -729,7 +669,14 @@ pub async fn describe_services(
             Err(_) => None,
         };
         match found {
-            Some(record) => services.push(present(&record.value, &counts, with_tags)),
+            Some(record) => {
+                let mut service = present(&record.value, &counts, with_tags);
+                // With TAGS, ECS shows `[]` for a service without tags.
+                if with_tags {
+                    service.tags.get_or_insert_with(Vec::new);
+                }
+                services.push(service);
+            }
             None => {
                 let arn = if reference.starts_with("arn:") {
                     reference.clone()

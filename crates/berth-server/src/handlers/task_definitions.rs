@@ -181,9 +181,10 @@ pub async fn register(
             .put(&family_key, encode(&next))
             .put(&key, encode(&record));
         if ctx.commit(txn).await?.succeeded {
+            // As ECS: the tags registered with it, and no `tags` when there were none.
             return Ok(TaskDefinitionResponse {
                 task_definition: td,
-                tags: Some(tags),
+                tags: Some(tags).filter(|t| !t.is_empty()),
             });
         }
     }
@@ -211,7 +212,7 @@ fn find(
 }
 
 /// Describes a revision by `family` (latest ACTIVE), `family:revision` or ARN (any status);
-/// tags only with `include: ["TAGS"]`.
+/// its tags only with `include: ["TAGS"]` (an empty `tags` otherwise, as ECS shows).
 pub async fn describe(
     ctx: Ctx,
     req: DescribeTaskDefinitionRequest,
@@ -224,10 +225,15 @@ pub async fn describe(
     }
     let reference = parse_reference(&req.task_definition)?;
     let record = find(&ctx, &reference)?.ok_or_else(not_described)?;
-    let tags = include.iter().any(|i| i == "TAGS").then_some(record.tags);
+    // ECS always answers with `tags`: the revision's with TAGS, `[]` without.
+    let tags = if include.iter().any(|i| i == "TAGS") {
+        record.tags
+    } else {
+        Vec::new()
+    };
     Ok(TaskDefinitionResponse {
         task_definition: record.task_definition,
-        tags,
+        tags: Some(tags),
     })
 }
 

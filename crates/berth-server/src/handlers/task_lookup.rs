@@ -135,12 +135,14 @@ pub fn describe(
             "Invalid include value '{bad}': use TAGS."
         )));
     }
+    // The cluster first, as ECS: an empty `tasks` in an unknown cluster is
+    // ClusterNotFoundException, not a complaint about the list.
+    let cluster = ctx.active_cluster(cluster)?;
     if references.is_empty() || references.len() > 100 {
         return Err(ApiError::invalid_parameter(
             "tasks must name 1 to 100 tasks.",
         ));
     }
-    let cluster = ctx.active_cluster(cluster)?;
     let cluster_name = cluster.value.cluster_name.unwrap_or_default();
     let with_tags = include.iter().any(|i| i == "TAGS");
     let mut tasks = Vec::new();

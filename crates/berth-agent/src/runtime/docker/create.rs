@@ -145,6 +145,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         }),
         sysctls: (!spec.sysctls.is_empty()).then(|| hash_map(&spec.sysctls)),
         security_opt: some_vec(&spec.security_opt),
+        cgroup_parent: spec.cgroup_parent.clone(),
         pid_mode: spec.pid_mode.clone(),
         ipc_mode: spec.ipc_mode.clone(),
         log_config: spec.log_driver.as_ref().map(|driver| HostConfigLogConfig {

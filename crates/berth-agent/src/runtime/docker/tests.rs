@@ -96,6 +96,7 @@ fn full_spec() -> ContainerSpec {
         memory_swappiness: Some(10),
         sysctls: BTreeMap::from([("net.core.somaxconn".to_string(), "1024".to_string())]),
         security_opt: vec!["no-new-privileges".into()],
+        cgroup_parent: Some("/berth/task1".into()),
         pid_mode: Some("container:berth-web-1-db-0123456789ab".into()),
         ipc_mode: Some("shareable".into()),
     }
@@ -186,6 +187,7 @@ fn the_create_body_carries_references_devices_kernel_and_volume_settings() {
     assert_eq!(host["MemorySwappiness"], 10);
     assert_eq!(host["Sysctls"], json!({"net.core.somaxconn": "1024"}));
     assert_eq!(host["SecurityOpt"], json!(["no-new-privileges"]));
+    assert_eq!(host["CgroupParent"], "/berth/task1");
     assert_eq!(host["PidMode"], "container:berth-web-1-db-0123456789ab");
     assert_eq!(host["IpcMode"], "shareable");
     assert_eq!(
@@ -265,6 +267,7 @@ fn unset_options_are_left_to_docker() {
         "MemorySwappiness",
         "Sysctls",
         "SecurityOpt",
+        "CgroupParent",
         "PidMode",
         "IpcMode",
     ] {

@@ -129,6 +129,23 @@ pub fn launch(
     Ok(out)
 }
 
+/// The service as a launch for task set `set` sees it: the set's launch type, capacity
+/// provider strategy and network configuration in place of the service's, so the set's tasks
+/// are placed, dressed (awsvpc interface, Fargate platform) and split over providers exactly
+/// as a deployment's.
+pub fn as_task_set(
+    record: &ServiceRecord,
+    set: &berth_core::model::service::TaskSet,
+) -> ServiceRecord {
+    let mut view = record.clone();
+    let service = &mut view.service;
+    service.launch_type = set.launch_type.clone();
+    service.capacity_provider_strategy = set.capacity_provider_strategy.clone();
+    service.network_configuration = set.network_configuration.clone();
+    service.platform_version = set.platform_version.clone();
+    view
+}
+
 /// The tags a new task of the service carries: propagated from the service or the task
 /// definition, and ECS's managed tags when enabled.
 fn task_tags(input: &LaunchInput<'_>) -> Vec<Tag> {

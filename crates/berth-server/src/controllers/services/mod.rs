@@ -217,6 +217,51 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
             }
         }
     }
+    // A service running task sets launches for one set a pass: each placement must see the
+    // tasks the previous one placed, which the next pass (woken by this commit) does.
+    if let Some((set_id, count)) = plan.task_set_launches.first() {
+        let set = record
+            .service
+            .task_sets
+            .iter()
+            .flatten()
+            .find(|s| s.id.as_deref() == Some(set_id.as_str()))
+            .cloned();
+        let set_td = match set.as_ref().and_then(|s| s.task_definition.as_deref()) {
+            Some(arn) => observe::task_definition(app, arn)?,
+            None => None,
+        };
+        if let (Some(set), Some(td)) = (set, set_td) {
+            let view = launch::as_task_set(&record, &set);
+            let launched = launch::launch(
+                app,
+                &mut turn,
+                &launch::LaunchInput {
+                    cluster,
+                    service: &view,
+                    deployment_id: set_id,
+                    task_definition: &td,
+                    now,
+                },
+                &Launch::Replicas(*count),
+            )?;
+            let started: Vec<String> = launched.tasks.iter().map(|(id, _)| id.clone()).collect();
+            record_started(&mut record, &mut ids, &started, now);
+            if let Some(reason) = &launched.unplaced {
+                record_unplaced(&mut record, &mut ids, reason, now);
+            }
+            for (id, revision) in &launched.instances {
+                txn = txn.when(Compare::at(keys::instance(cluster, id), *revision));
+            }
+            for (id, task) in &launched.tasks {
+                let task_key = keys::task(cluster, id);
+                txn = txn
+                    .when(Compare::absent(&task_key))
+                    .put(&task_key, encode(task));
+                writes += 1;
+            }
+        }
+    }
     // A held task's protection ends at `wake_at`: come back just after it, whatever else
     // happens (the resync is only a safety net).
     let wake_after = plan

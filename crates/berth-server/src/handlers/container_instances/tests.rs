@@ -387,3 +387,58 @@ async fn deregistration_with_unstopped_tasks_needs_force_and_frees_the_cluster()
         .await
         .expect("cluster deletes once the instance is gone");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_changes_and_deregistration_show_the_instance_tags_as_ecs_does() {
+    let ctx = app_with(&["demo"]).await;
+    let tagged = register_ok(
+        &ctx,
+        json!({"cluster": "demo", "tags": [{"key": "k", "value": "v"}]}),
+    )
+    .await;
+    let bare = register_ok(&ctx, json!({"cluster": "demo"})).await;
+    let drained = update_state(
+        ctx.clone(),
+        req(json!({"cluster": "demo", "status": "DRAINING",
+                   "containerInstances": [arn_of(&tagged), arn_of(&bare)]})),
+    )
+    .await
+    .expect("drains");
+    let tags: Vec<Option<usize>> = drained
+        .container_instances
+        .iter()
+        .map(|i| i.tags.as_ref().map(Vec::len))
+        .collect();
+    assert_eq!(tags, vec![Some(1), Some(0)]);
+    let gone = deregister(
+        ctx.clone(),
+        req(json!({"cluster": "demo", "containerInstance": arn_of(&bare)})),
+    )
+    .await
+    .expect("deregisters");
+    assert_eq!(gone.container_instance.tags, Some(Vec::new()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describing_no_instances_of_an_unknown_cluster_is_cluster_not_found() {
+    let ctx = app_with(&["demo"]).await;
+    for cluster in [None, Some("nowhere")] {
+        let err = describe(
+            ctx.clone(),
+            req(json!({"cluster": cluster, "containerInstances": []})),
+        )
+        .await
+        .expect_err("no cluster");
+        assert_eq!(
+            (err.name, err.message.as_str()),
+            ("ClusterNotFoundException", "Cluster not found.")
+        );
+    }
+    let empty = describe(
+        ctx.clone(),
+        req(json!({"cluster": "demo", "containerInstances": []})),
+    )
+    .await
+    .expect_err("empty list");
+    assert_eq!(empty.name, "InvalidParameterException");
+}

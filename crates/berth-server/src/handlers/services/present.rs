@@ -8,6 +8,7 @@ use crate::state::{scoped, State};
 use berth_core::model::service::{
     ContainerImage, DeploymentConfiguration, Service, ServiceCurrentRevisionSummary,
     ServiceDeployment, ServiceDeploymentCircuitBreaker, ServiceRevision, ServiceRevisionSummary,
+    TaskSet,
 };
 use berth_core::model::task_definition::TaskDefinition;
 use berth_core::model::{RollbackMonitorsStatus, ServiceDeploymentStatus, ServiceStatus};
@@ -82,7 +83,7 @@ fn narrow((running, pending): (i64, i64)) -> (i32, i32) {
 }
 
 /// The service as the API returns it: live counts, the current service deployment and
-/// revisions, tags only when `with_tags`.
+/// revisions, its tags only when `with_tags` and it has some.
 pub fn present(record: &ServiceRecord, counts: &TaskCounts, with_tags: bool) -> Service {
     let mut service = record.service.clone();
     let (running, pending) = Some(counts.service(record.name()))
@@ -122,18 +123,37 @@ pub fn present(record: &ServiceRecord, counts: &TaskCounts, with_tags: bool) -> 
         }
     }
     service.current_service_revisions = Some(revisions);
+    if let Some(sets) = service.task_sets.as_mut() {
+        for set in sets.iter_mut() {
+            *set = present_task_set(set, counts, false);
+        }
+    }
     service.current_service_deployment = record
         .primary()
         .and_then(|p| p.id.as_deref())
         .and_then(|id| record.deployment_state(id))
         .map(|s| s.service_deployment_arn.clone());
     service.events.get_or_insert_with(Vec::new);
-    if with_tags {
-        service.tags.get_or_insert_with(Vec::new);
-    } else {
+    // CreateService and UpdateService show a service's tags, and no `tags` at all when it has
+    // none, as ECS does; DescribeServices with TAGS shows `[]` for an untagged one itself.
+    if !with_tags || service.tags.as_ref().is_some_and(Vec::is_empty) {
         service.tags = None;
     }
     service
+}
+
+/// A task set as the API returns it: running and pending counts of its tasks (started by its
+/// id), tags only when `with_tags`.
+pub fn present_task_set(set: &TaskSet, counts: &TaskCounts, with_tags: bool) -> TaskSet {
+    let mut set = set.clone();
+    let (running, pending) = counts.deployment(set.id.as_deref().unwrap_or_default());
+    set.running_count = Some(running);
+    set.pending_count = Some(pending);
+    // As ECS: tags only when asked for, and an empty list not at all.
+    if !with_tags || set.tags.as_ref().is_some_and(Vec::is_empty) {
+        set.tags = None;
+    }
+    set
 }
 
 fn add(total: &mut Option<i32>, more: Option<i32>) {

@@ -206,9 +206,9 @@ async fn bad_create_requests_are_refused_with_what_to_fix() {
             "memberOf",
         ),
         (
-            json!({"serviceName": "x", "deploymentController": {"type": "CODE_DEPLOY"}}),
+            json!({"serviceName": "x", "deploymentController": {"type": "BLUE_GREEN"}}),
             "InvalidParameterException",
-            "ECS",
+            "EXTERNAL",
         ),
         (
             json!({"serviceName": "x", "cluster": "nope"}),
@@ -550,4 +550,52 @@ async fn stop_service_deployment_needs_a_deployment_in_progress_and_something_to
     )
     .await;
     assert_eq!(bad.name, "InvalidParameterException");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_update_show_no_tags_for_an_untagged_service_as_ecs_does() {
+    let app = app().await;
+    let created = create(&app, "bare", json!({})).await;
+    assert!(created.get("tags").is_none(), "{created}");
+    let updated = ok(
+        &app,
+        "UpdateService",
+        json!({"cluster": "demo", "service": "bare", "desiredCount": 1}),
+    )
+    .await;
+    assert!(updated["service"].get("tags").is_none());
+    let tagged = create(
+        &app,
+        "tagged",
+        json!({"tags": [{"key": "k", "value": "v"}]}),
+    )
+    .await;
+    assert_eq!(tagged["tags"], json!([{"key": "k", "value": "v"}]));
+    let described = ok(
+        &app,
+        "DescribeServices",
+        json!({"cluster": "demo", "services": ["bare"], "include": ["TAGS"]}),
+    )
+    .await;
+    assert_eq!(described["services"][0]["tags"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describing_no_services_of_an_unknown_cluster_is_cluster_not_found() {
+    let app = app().await;
+    let missing = err(
+        &app,
+        "DescribeServices",
+        json!({"cluster": "nowhere", "services": []}),
+    )
+    .await;
+    assert_eq!(missing.name, "ClusterNotFoundException");
+    assert_eq!(missing.message, "Cluster not found.");
+    let empty = err(
+        &app,
+        "DescribeServices",
+        json!({"cluster": "demo", "services": []}),
+    )
+    .await;
+    assert_eq!(empty.name, "InvalidParameterException");
 }

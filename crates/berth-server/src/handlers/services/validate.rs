@@ -45,14 +45,8 @@ pub fn refuse_unsupported(u: &Unsupported<'_>) -> Result<(), ApiError> {
     }
     if let Some(controller) = u.deployment_controller {
         match controller.type_.as_str() {
-            "ECS" => {}
-            "CODE_DEPLOY" | "EXTERNAL" => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "Berth runs rolling deployments only: use deploymentController type ECS, not \
-                     {}.",
-                    controller.type_
-                )))
-            }
+            // EXTERNAL and CODE_DEPLOY services run task sets (services/external.rs).
+            "ECS" | "CODE_DEPLOY" | "EXTERNAL" => {}
             other => {
                 return Err(ApiError::invalid_parameter(format!(
                     "'{other}' is not a deployment controller type: use ECS, CODE_DEPLOY or \

@@ -62,7 +62,7 @@ async fn registering_a_family_twice_numbers_revisions_from_one() {
     .await
     .expect("describe");
     assert_eq!(described["taskDefinition"]["revision"], 2);
-    assert!(described.get("tags").is_none());
+    assert_eq!(described["tags"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -383,4 +383,42 @@ async fn families_are_listed_by_prefix_and_by_whether_they_have_an_active_revisi
     .expect("page");
     assert_eq!(families(rest.clone()), json!(["worker"]));
     assert!(rest.get("nextToken").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tags_appear_as_ecs_shows_them_on_register_and_describe() {
+    let app = app().await;
+    let body = |tags: Value| {
+        json!({"family": "shapes", "tags": tags,
+               "containerDefinitions": [{"name": "c", "image": "busybox", "memory": 64}]})
+    };
+    let bare = call(&app, "RegisterTaskDefinition", body(json!([])))
+        .await
+        .expect("register");
+    assert!(bare.get("tags").is_none(), "{bare}");
+    let tagged = call(
+        &app,
+        "RegisterTaskDefinition",
+        body(json!([{"key": "k", "value": "v"}])),
+    )
+    .await
+    .expect("register");
+    assert_eq!(tagged["tags"], json!([{"key": "k", "value": "v"}]));
+    let describe = |reference: &str, include: Value| {
+        call(
+            &app,
+            "DescribeTaskDefinition",
+            json!({"taskDefinition": reference, "include": include}),
+        )
+    };
+    let plain = describe("shapes:2", json!([])).await.expect("describe");
+    assert_eq!(plain["tags"], json!([]));
+    let with_tags = describe("shapes:2", json!(["TAGS"]))
+        .await
+        .expect("describe");
+    assert_eq!(with_tags["tags"], json!([{"key": "k", "value": "v"}]));
+    let untagged = describe("shapes:1", json!(["TAGS"]))
+        .await
+        .expect("describe");
+    assert_eq!(untagged["tags"], json!([]));
 }

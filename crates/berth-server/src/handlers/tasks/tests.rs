@@ -587,3 +587,59 @@ async fn overrides_past_the_ecs_quota_of_8_kib_are_refused_and_start_nothing() {
         .expect("list");
     assert_eq!(listed["taskArns"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_naming_an_unknown_or_deleted_cluster_are_cluster_not_found() {
+    let app = app().await;
+    call(&app, "CreateCluster", json!({"clusterName": "gone"}))
+        .await
+        .expect("cluster");
+    call(&app, "DeleteCluster", json!({"cluster": "gone"}))
+        .await
+        .expect("deleted");
+    let task = "0123456789abcdef0123456789abcdef";
+    for cluster in [json!(null), json!("nowhere"), json!("gone")] {
+        let calls = [
+            ("ListTasks", json!({"cluster": cluster})),
+            ("ListServices", json!({"cluster": cluster})),
+            ("ListContainerInstances", json!({"cluster": cluster})),
+            ("DescribeTasks", json!({"cluster": cluster, "tasks": []})),
+            (
+                "DescribeTasks",
+                json!({"cluster": cluster, "tasks": [task]}),
+            ),
+            (
+                "DescribeServices",
+                json!({"cluster": cluster, "services": []}),
+            ),
+            (
+                "DescribeContainerInstances",
+                json!({"cluster": cluster, "containerInstances": []}),
+            ),
+            ("StopTask", json!({"cluster": cluster, "task": task})),
+            (
+                "RunTask",
+                json!({"cluster": cluster, "taskDefinition": "web"}),
+            ),
+            (
+                "CreateService",
+                json!({"cluster": cluster, "serviceName": "s", "taskDefinition": "web"}),
+            ),
+        ];
+        for (operation, body) in calls {
+            let e = call(&app, operation, body)
+                .await
+                .expect_err("no such cluster");
+            assert_eq!(
+                (e.name, e.message.as_str()),
+                ("ClusterNotFoundException", "Cluster not found."),
+                "{operation} in {cluster}"
+            );
+        }
+    }
+    // DescribeClusters is the exception: a cluster it cannot show is a MISSING failure.
+    let described = call(&app, "DescribeClusters", json!({"clusters": ["nowhere"]}))
+        .await
+        .expect("describes");
+    assert_eq!(described["failures"][0]["reason"], "MISSING");
+}

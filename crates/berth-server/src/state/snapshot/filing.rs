@@ -102,7 +102,12 @@ impl State {
         let (before, after) = (cluster_count(old), cluster_count(new));
         if before != after {
             for (counted, sign) in [(before, -1), (after, 1)] {
-                if let Some((cluster, counted)) = counted {
+                if let Some((cluster, counted, fargate)) = counted {
+                    if fargate {
+                        // Fargate's own counts, under the cluster's name and FARGATE.
+                        let key = Key::from(scoped(cluster, "FARGATE").as_str());
+                        bump(&mut self.cluster_tasks, key, counted, sign);
+                    }
                     bump(&mut self.cluster_tasks, Arc::clone(cluster), counted, sign);
                 }
             }
@@ -193,10 +198,12 @@ fn bump<K: Ord + Clone>(counters: &mut OrdMap<K, (i64, i64)>, key: K, counted: C
     }
 }
 
-/// The cluster whose running or pending count a task is in, and which.
-fn cluster_count(task: Option<&TaskEntry>) -> Option<(&Key, Counted)> {
+/// The cluster whose running or pending count a task is in, which, and whether it is a
+/// FARGATE task.
+fn cluster_count(task: Option<&TaskEntry>) -> Option<(&Key, Counted, bool)> {
     let task = task?;
-    Some((&task.cluster, counted_as(task.status)?))
+    let fargate = task.task.launch_type.as_deref() == Some("FARGATE");
+    Some((&task.cluster, counted_as(task.status)?, fargate))
 }
 
 /// What a task adds to its instance's load, while it is not STOPPED: the instance, how it

@@ -308,6 +308,14 @@ impl State {
         self.cluster_tasks.get(cluster).copied().unwrap_or_default()
     }
 
+    /// (running, pending) FARGATE tasks of `cluster`: a part of `cluster_task_counts`.
+    pub fn cluster_fargate_counts(&self, cluster: &str) -> (i64, i64) {
+        self.cluster_tasks
+            .get(scoped(cluster, "FARGATE").as_str())
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// How many instances (`kind` "instances") or services (`kind` "services") of `cluster`
     /// have `status`.
     pub fn status_count(&self, kind: &str, cluster: &str, status: &str) -> i64 {

@@ -3,7 +3,11 @@
 //! of a plain `docker run -d` of the same image and command, measured in the same run
 //! (interleaved, so all see the same machine). With `--secrets K` (default 4) it also times a
 //! task whose container takes K secrets (Secrets Manager JSON keys and SSM SecureStrings, in
-//! turn) resolved under its execution role, and prints what resolving them adds.
+//! turn) resolved under its execution role, and prints what resolving them adds. Each round
+//! also times an awsvpc task (its own network namespace, CNI bridge and address) to show what
+//! task networking adds to a bridge-mode start; `--awsvpc-fleet N` then runs N awsvpc tasks
+//! at once on the one host and times them to RUNNING and back to STOPPED with every address
+//! released.
 
 use super::{call, quantile};
 use anyhow::{bail, Context};
@@ -27,6 +31,12 @@ pub struct RunTaskArgs {
     /// Secrets of the second task timed (0: time no task with secrets).
     #[arg(long, default_value_t = 4)]
     pub secrets: usize,
+    /// Time no awsvpc task (for a host without the CNI plugins).
+    #[arg(long)]
+    pub no_awsvpc: bool,
+    /// After the timed rounds, run this many awsvpc tasks at once (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub awsvpc_fleet: usize,
 }
 
 /// The samples of one run: each kind of start, timed in turn.
@@ -37,6 +47,11 @@ struct Samples {
     /// The agent's own secrets request for a running task, timed alone.
     secrets_request: Vec<Duration>,
     docker: Vec<Duration>,
+    awsvpc: Vec<Duration>,
+    /// `--awsvpc-fleet`: tasks RUNNING at once, their distinct addresses, and how long it took.
+    fleet_running: Option<(usize, usize, Duration)>,
+    /// `--awsvpc-fleet`: from StopTask to every task STOPPED.
+    fleet_stopped: Option<Duration>,
 }
 
 const BENCH_LABEL: &str = "com.berth.bench=run-task";
@@ -57,16 +72,27 @@ pub async fn run(args: RunTaskArgs) -> anyhow::Result<()> {
         credentials.clone(),
     );
     agent_config.task_cleanup_wait = Duration::from_secs(5);
+    if !args.no_awsvpc {
+        agent_config.cni_plugin_dir = Some(berth_agent::awsvpc::DEFAULT_PLUGIN_DIR.into());
+    }
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(berth_agent::run(agent_config, runtime, async {
         let _ = agent_stopped.await;
     }));
     let client = ServerClient::new(&endpoint, "us-east-1", credentials)?;
-    let result = measure(&client, &args).await;
+    let mut result = measure(&client, &args).await;
+    if let (Ok(samples), true) = (&mut result, args.awsvpc_fleet > 0) {
+        if let Err(err) = awsvpc_fleet(&client, args.awsvpc_fleet, samples).await {
+            result = Err(err);
+        }
+    }
+    // awsvpc tasks are stopped through the API: the agent then frees their addresses.
+    let stopped = stop_all(&client).await;
     let _ = stop_agent.send(());
     let _ = agent.await;
     cleanup_containers();
     server.shutdown().await.ok();
+    stopped?;
     report(&result?, args.secrets);
     Ok(())
 }
@@ -105,6 +131,18 @@ async fn measure(client: &ServerClient, args: &RunTaskArgs) -> anyhow::Result<Sa
     if args.secrets > 0 {
         register_with_secrets(client, args).await?;
     }
+    if !args.no_awsvpc {
+        call(
+            client,
+            "RegisterTaskDefinition",
+            json!({"family": "bench-awsvpc", "networkMode": "awsvpc", "containerDefinitions": [{
+                "name": "app", "image": args.image, "memoryReservation": 6, "essential": true,
+                "command": ["sleep", "3600"],
+                "dockerLabels": {"com.berth.bench": "run-task"}
+            }]}),
+        )
+        .await?;
+    }
     let mut samples = Samples::default();
     for i in 0..args.tasks {
         let (plain, _) = time_run_task(client, "bench")
@@ -121,8 +159,98 @@ async fn measure(client: &ServerClient, args: &RunTaskArgs) -> anyhow::Result<Sa
                 .push(time_secrets_request(client, task).await?);
         }
         samples.docker.push(time_docker_run(&args.image)?);
+        if !args.no_awsvpc {
+            let (awsvpc, _) = time_run_task(client, "bench-awsvpc")
+                .await
+                .with_context(|| format!("awsvpc task {i}"))?;
+            samples.awsvpc.push(awsvpc);
+        }
     }
     Ok(samples)
+}
+
+/// The awsvpc configuration of the bench's tasks (any subnet id: the default network).
+fn vpc() -> serde_json::Value {
+    json!({"awsvpcConfiguration": {"subnets": ["subnet-bench"]}})
+}
+
+/// Runs `count` awsvpc tasks at once (RunTask 10 at a time), waits until all are RUNNING,
+/// checks their addresses are all different, and reports the times; then stops them and
+/// waits until they are STOPPED.
+async fn awsvpc_fleet(
+    client: &ServerClient,
+    count: usize,
+    samples: &mut Samples,
+) -> anyhow::Result<()> {
+    let began = Instant::now();
+    let mut arns: Vec<String> = Vec::new();
+    while arns.len() < count {
+        let n = (count - arns.len()).min(10);
+        let out = call(
+            client,
+            "RunTask",
+            json!({"cluster": "bench", "taskDefinition": "bench-awsvpc", "count": n,
+                   "networkConfiguration": vpc()}),
+        )
+        .await?;
+        let placed: Vec<String> = out["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["taskArn"].as_str().map(str::to_string))
+            .collect();
+        if placed.is_empty() {
+            bail!(
+                "RunTask placed none of {n} awsvpc tasks: {}",
+                out["failures"]
+            );
+        }
+        arns.extend(placed);
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let addresses = loop {
+        let mut running = 0;
+        let mut addresses = std::collections::BTreeSet::new();
+        for chunk in arns.chunks(100) {
+            let described = call(
+                client,
+                "DescribeTasks",
+                json!({"cluster": "bench", "tasks": chunk}),
+            )
+            .await?;
+            for task in described["tasks"].as_array().into_iter().flatten() {
+                match task["lastStatus"].as_str() {
+                    Some("RUNNING") => running += 1,
+                    Some("STOPPED") => bail!("an awsvpc task stopped: {}", task["stoppedReason"]),
+                    _ => {}
+                }
+                let ip = task["attachments"][0]["details"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|d| d["name"] == "privateIPv4Address")
+                    .and_then(|d| d["value"].as_str());
+                if let Some(ip) = ip {
+                    addresses.insert(ip.to_string());
+                }
+            }
+        }
+        if running == arns.len() {
+            break addresses;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{running} of {} awsvpc tasks RUNNING after 600 s",
+                arns.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    samples.fleet_running = Some((arns.len(), addresses.len(), began.elapsed()));
+    let stopping = Instant::now();
+    stop_all(client).await?;
+    samples.fleet_stopped = Some(stopping.elapsed());
+    Ok(())
 }
 
 /// Family `bench-secrets`: the bench container with `args.secrets` secrets, half from Secrets
@@ -222,18 +350,74 @@ async fn time_secrets_request(
     Ok(elapsed)
 }
 
+/// Stops every task of the bench cluster and waits (at most 10 min) until none is left
+/// unstopped.
+async fn stop_all(client: &ServerClient) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    for arn in list_tasks(client, "RUNNING").await? {
+        call(client, "StopTask", json!({"cluster": "bench", "task": arn})).await?;
+    }
+    loop {
+        let mut unstopped = 0;
+        for chunk in list_tasks(client, "STOPPED").await?.chunks(100) {
+            let described = call(
+                client,
+                "DescribeTasks",
+                json!({"cluster": "bench", "tasks": chunk}),
+            )
+            .await?;
+            unstopped += described["tasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["lastStatus"] != "STOPPED")
+                .count();
+        }
+        if unstopped == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{unstopped} tasks not STOPPED 600 s after StopTask");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every task of the bench cluster whose desired status is `desired`.
+async fn list_tasks(client: &ServerClient, desired: &str) -> anyhow::Result<Vec<String>> {
+    let mut arns = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"cluster": "bench", "desiredStatus": desired, "maxResults": 100});
+        if let Some(token) = &token {
+            body["nextToken"] = json!(token);
+        }
+        let page = call(client, "ListTasks", body).await?;
+        arns.extend(
+            page["taskArns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_string)),
+        );
+        match page["nextToken"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(arns),
+        }
+    }
+}
+
 /// RunTask, then DescribeTasks every 2 ms until RUNNING; the time from RunTask's answer, and
-/// the task as its agent names it.
+/// the task as its agent names it. Tasks of family `bench-awsvpc` get the bench's network.
 async fn time_run_task(
     client: &ServerClient,
     family: &str,
 ) -> anyhow::Result<(Duration, AgentTaskRequest)> {
-    let out = call(
-        client,
-        "RunTask",
-        json!({"cluster": "bench", "taskDefinition": family}),
-    )
-    .await?;
+    let mut body = json!({"cluster": "bench", "taskDefinition": family});
+    if family == "bench-awsvpc" {
+        body["networkConfiguration"] = vpc();
+    }
+    let out = call(client, "RunTask", body).await?;
     let accepted = Instant::now();
     let arn = out["tasks"][0]["taskArn"].as_str().map(str::to_string);
     let Some(arn) = arn else {
@@ -323,6 +507,26 @@ fn report(samples: &Samples, secrets: usize) {
         );
     }
     line("docker run -d:", &samples.docker);
+    if !samples.awsvpc.is_empty() {
+        line("awsvpc run-task -> RUNNING:", &samples.awsvpc);
+        println!(
+            "task networking adds (awsvpc - bridge medians): {:+.1} ms (target <= 100 ms)",
+            ms(quantile(&samples.awsvpc, 0.5)) - ms(quantile(&samples.plain, 0.5))
+        );
+    }
+    if let Some((tasks, addresses, took)) = samples.fleet_running {
+        println!(
+            "awsvpc fleet: {tasks} tasks RUNNING at once on this host after {:.1} s, \
+             {addresses} distinct addresses",
+            took.as_secs_f64()
+        );
+    }
+    if let Some(took) = samples.fleet_stopped {
+        println!(
+            "awsvpc fleet: all STOPPED (addresses freed) {:.1} s after StopTask",
+            took.as_secs_f64()
+        );
+    }
     let (plain, docker) = (
         ms(quantile(&samples.plain, 0.5)),
         ms(quantile(&samples.docker, 0.5)),
