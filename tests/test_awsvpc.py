@@ -105,16 +105,30 @@ def task_limits(task_id: str) -> tuple[int, int]:
     return int(memory.read_text()), int((cpu / "cpu.cfs_quota_us").read_text())
 
 
+def running_pauses() -> set[str]:
+    return set(docker("ps", "-q", "--no-trunc", "--filter", f"label={NETWORK_LABEL}").split())
+
+
+# What the host had before this module: the bridge is the host's, and a host may have been
+# used before (a veth lives as long as any container in its namespace does).
+BEFORE: dict[str, set[str]] = {}
+
+
 def assert_nothing_leaked() -> None:
-    """Every veth on the bridge and every held address belongs to a live pause container."""
-    running = set(docker("ps", "-q", "--no-trunc", "--filter", f"label={NETWORK_LABEL}").split())
+    """Every held address belongs to a running pause container, and every veth the module's
+    tasks added to the bridge belongs to one that is still running."""
+    running = running_pauses()
     for address, owner in held_addresses().items():
         assert owner in running, f"{address} is held by {owner[:12]}, which is not a running pause container"
-    assert len(veths_on_bridge()) == len(running), (veths_on_bridge(), running)
+    added_veths = set(veths_on_bridge()) - BEFORE["veths"]
+    added_pauses = running - BEFORE["pauses"]
+    assert len(added_veths) == len(added_pauses), (added_veths, added_pauses)
 
 
 @pytest.fixture(scope="module")
 def up(berth_up: BerthUp) -> BerthUp:
+    BEFORE["veths"] = set(veths_on_bridge())
+    BEFORE["pauses"] = running_pauses()
     return berth_up
 
 

@@ -1,7 +1,8 @@
 //! Running CNI plugins (the Container Network Interface specification, version 1.0): a
 //! network's plugin list is executed in order for ADD, each given the previous plugin's result,
 //! and in reverse for DEL, each given the result the ADD produced. Berth's networks are the
-//! reference plugins: `bridge` with `host-local` address management, then `firewall`.
+//! reference plugin `bridge` with `host-local` address management; what the `firewall` and
+//! masquerading would add per task, the agent sets once per network (`forwarding_rules`).
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,6 @@ pub fn network_config(name: &str, cidr: &str, ipam_dir: &Path) -> Value {
                 "type": "bridge",
                 "bridge": name,
                 "isGateway": true,
-                "ipMasq": true,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -34,9 +34,69 @@ pub fn network_config(name: &str, cidr: &str, ipam_dir: &Path) -> Value {
                     "dataDir": ipam_dir.display().to_string(),
                 },
             },
-            {"type": "firewall", "backend": "iptables"},
         ],
     })
+}
+
+/// The iptables rules (table, chain, rule) that let a network's tasks reach each other and
+/// the world, set once per network rather than per task: forwarding from the bridge (Docker's
+/// FORWARD policy is DROP), replies back to it, and masquerading for traffic leaving the host.
+pub fn forwarding_rules(
+    bridge: &str,
+    cidr: &str,
+) -> Vec<(&'static str, &'static str, Vec<String>)> {
+    let rule = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    vec![
+        ("filter", "FORWARD", rule(&["-i", bridge, "-j", "ACCEPT"])),
+        (
+            "filter",
+            "FORWARD",
+            rule(&[
+                "-o",
+                bridge,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ]),
+        ),
+        (
+            "nat",
+            "POSTROUTING",
+            rule(&["-s", cidr, "!", "-o", bridge, "-j", "MASQUERADE"]),
+        ),
+    ]
+}
+
+/// Makes sure each of `rules` is in place (`iptables -C`, else `-I`), once.
+pub async fn ensure_rules(rules: &[(&str, &str, Vec<String>)]) -> Result<(), String> {
+    for (table, chain, rule) in rules {
+        let present = tokio::process::Command::new("iptables")
+            .args(["-w", "-t", table, "-C", chain])
+            .args(rule)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run iptables: {e}"))?;
+        if present.status.success() {
+            continue;
+        }
+        let added = tokio::process::Command::new("iptables")
+            .args(["-w", "-t", table, "-I", chain])
+            .args(rule)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run iptables: {e}"))?;
+        if !added.status.success() {
+            return Err(format!(
+                "iptables -t {table} -I {chain} {}: {}",
+                rule.join(" "),
+                String::from_utf8_lossy(&added.stderr).trim()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where the plugins are, and how to run them.
@@ -48,7 +108,7 @@ pub struct Plugins {
 impl Plugins {
     /// Whether the plugins Berth's networks use are installed.
     pub fn missing(&self) -> Vec<String> {
-        ["bridge", "host-local", "firewall"]
+        ["bridge", "host-local"]
             .into_iter()
             .filter(|p| !self.dir.join(p).is_file())
             .map(|p| self.dir.join(p).display().to_string())
@@ -242,14 +302,25 @@ mod tests {
     fn chained_plugins_get_the_network_name_version_and_previous_result() {
         let config = network_config("berth-net0", "10.200.0.0/16", Path::new("/x"));
         let plugins = plugin_list(&config).expect("plugins");
-        assert_eq!(plugins.len(), 2);
+        assert_eq!(plugins.len(), 1);
         let first = plugin_input(&config, &plugins[0], None);
         assert_eq!(first["name"], "berth-net0");
         assert_eq!(first["cniVersion"], CNI_VERSION);
         assert!(first.get("prevResult").is_none());
         assert_eq!(first["ipam"]["ranges"][0][0]["subnet"], "10.200.0.0/16");
-        let second = plugin_input(&config, &plugins[1], Some(&json!({"ips": []})));
+        // A plugin after the first gets its result.
+        let second = plugin_input(
+            &config,
+            &json!({"type": "tuning"}),
+            Some(&json!({"ips": []})),
+        );
         assert_eq!(second["prevResult"], json!({"ips": []}));
-        assert_eq!(second["type"], "firewall");
+        assert_eq!(second["name"], "berth-net0");
+        let rules = forwarding_rules("berth-net0", "10.200.0.0/16");
+        assert_eq!(rules.len(), 3);
+        assert_eq!(
+            rules[2].2.join(" "),
+            "-s 10.200.0.0/16 ! -o berth-net0 -j MASQUERADE"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! awsvpc task networking: each task gets a network namespace of its own, held by a pause
 //! container, with one interface (ECS's task ENI) on a Berth network made by the CNI
-//! reference plugins (`bridge` + `host-local`, then `firewall`). The task's containers join
+//! reference plugins (`bridge` + `host-local`; forwarding and masquerading rules are set once
+//! per network). The task's containers join
 //! the namespace (`container:<pause>`), so they share `localhost` and the task's address; two
 //! tasks may both listen on port 80.
 //!
@@ -124,6 +125,11 @@ pub struct CniNetworking {
     labels: BTreeMap<String, String>,
     /// Held while the pause image is made, so it is imported once.
     image: tokio::sync::Mutex<bool>,
+    /// The networks whose forwarding rules this process has made sure of.
+    forwarding: tokio::sync::Mutex<HashSet<String>>,
+    /// How many records each task has: a task with none has no pause container to find (so
+    /// a new task's setup asks the runtime nothing before making its own).
+    recorded: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for CniNetworking {
@@ -150,13 +156,63 @@ impl CniNetworking {
         preflight(plugin_dir)?;
         std::fs::create_dir_all(state.join("sandboxes"))
             .map_err(|e| format!("cannot create {}: {e}", state.display()))?;
-        Ok(CniNetworking {
+        let networking = CniNetworking {
             runtime,
             plugins,
             state,
             labels,
             image: tokio::sync::Mutex::new(false),
-        })
+            forwarding: tokio::sync::Mutex::new(HashSet::new()),
+            recorded: std::sync::Mutex::new(HashMap::new()),
+        };
+        for (_, record) in networking.records() {
+            networking.count_record(&record.task_arn, 1);
+        }
+        Ok(networking)
+    }
+
+    /// Every record on disk: (pause container id, record).
+    fn records(&self) -> Vec<(String, Record)> {
+        let Ok(entries) = std::fs::read_dir(self.state.join("sandboxes")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let sandbox = name.strip_suffix(".json")?.to_string();
+                let record = self.read_record(&sandbox)?;
+                Some((sandbox, record))
+            })
+            .collect()
+    }
+
+    fn count_record(&self, task_arn: &str, delta: isize) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        let count = recorded.entry(task_arn.to_string()).or_insert(0);
+        *count = count.saturating_add_signed(delta);
+        if *count == 0 {
+            recorded.remove(task_arn);
+        }
+    }
+
+    fn has_records(&self, task_arn: &str) -> bool {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(task_arn)
+    }
+
+    /// The network's forwarding and masquerading rules, made sure of once per process.
+    async fn ensure_forwarding(&self, network: &TaskNetwork) -> Result<(), String> {
+        let mut done = self.forwarding.lock().await;
+        let key = format!("{} {}", network.network, network.cidr);
+        if done.contains(&key) {
+            return Ok(());
+        }
+        cni::ensure_rules(&cni::forwarding_rules(&network.network, &network.cidr)).await?;
+        done.insert(key);
+        Ok(())
     }
 
     fn record_path(&self, sandbox: &str) -> PathBuf {
@@ -229,7 +285,8 @@ impl CniNetworking {
     /// removes the container, then its record. A record is kept while DEL fails, to be tried
     /// again by the next sweep.
     async fn release(&self, sandbox: &str, running: bool) -> Result<(), String> {
-        if let Some(record) = self.read_record(sandbox) {
+        let record = self.read_record(sandbox);
+        if let Some(record) = &record {
             let netns = if running {
                 match self.runtime.container_pid(sandbox).await {
                     Ok(pid) => format!("/proc/{pid}/ns/net"),
@@ -247,7 +304,12 @@ impl CniNetworking {
             Err(err) => return Err(format!("cannot remove pause container {sandbox}: {err}")),
         }
         match std::fs::remove_file(self.record_path(sandbox)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(record) = record {
+                    self.count_record(&record.task_arn, -1);
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.to_string()),
         }
@@ -321,6 +383,7 @@ impl CniNetworking {
             result: None,
         };
         self.write_record(&id, &record)?;
+        self.count_record(task_arn, 1);
         Ok(id)
     }
 
@@ -368,7 +431,15 @@ impl CniNetworking {
 #[async_trait]
 impl TaskNetworking for CniNetworking {
     async fn prepare(&self, task_arn: &str, network: &TaskNetwork) -> Result<Prepared, String> {
-        for existing in self.pause_containers(Some(task_arn)).await? {
+        self.ensure_forwarding(network).await?;
+        // A pause container of the task exists only if a record says so (one made but not
+        // yet recorded when an agent died goes when the task stops: `detach` asks by label).
+        let existing = if self.has_records(task_arn) {
+            self.pause_containers(Some(task_arn)).await?
+        } else {
+            Vec::new()
+        };
+        for existing in existing {
             let ready = self
                 .read_record(&existing.id)
                 .and_then(|r| r.result)

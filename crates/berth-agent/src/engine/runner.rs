@@ -48,6 +48,8 @@ pub(super) struct TaskRunner {
     events: broadcast::Receiver<RuntimeEvent>,
     events_closed: bool,
     resync: Interval,
+    /// An awsvpc task's namespace holder being made: its container id (`start::prepare_network`).
+    pub preparing: Option<tokio::sync::oneshot::Receiver<Result<String, String>>>,
     /// An awsvpc task's interface being brought up (`start::prepare_network`).
     pub connecting:
         Option<tokio::task::JoinHandle<Result<berth_core::awsvpc::InterfaceReport, String>>>,
@@ -120,6 +122,7 @@ impl TaskRunner {
             events,
             events_closed: false,
             resync,
+            preparing: None,
             connecting: None,
         }
     }

@@ -59,10 +59,11 @@ impl TaskRunner {
         self.build_specs()?;
         self.apply_secrets().await?;
         // The task's namespace comes up while its images are pulled and containers created.
-        self.prepare_network().await?;
+        self.prepare_network()?;
         self.limit_task()?;
         self.pull_images().await?;
         self.check_stop()?;
+        self.join_namespace().await?;
         self.flush(TaskStatus::Activating);
         self.create_containers(&deps::create_order(&needs)).await?;
         self.network_ready().await?;
@@ -116,11 +117,11 @@ impl TaskRunner {
         Ok(())
     }
 
-    /// An awsvpc task's namespace, before its containers are created: its holder is made at
-    /// once, so they can be created to join it (with no ports of their own to publish and
-    /// none of the settings Docker refuses in a shared namespace), and its interface is
-    /// brought up meanwhile (`network_ready` waits for it before they start).
-    async fn prepare_network(&mut self) -> Result<(), StopCause> {
+    /// Starts an awsvpc task's namespace in the background, while its images are pulled:
+    /// its holder is made (`join_namespace` waits for that before the containers are created
+    /// to join it), then its interface is brought up (`network_ready` waits for that before
+    /// they start).
+    fn prepare_network(&mut self) -> Result<(), StopCause> {
         if self.assigned.task_definition.network_mode.as_deref() != Some("awsvpc") {
             return Ok(());
         }
@@ -133,21 +134,43 @@ impl TaskRunner {
         let Some(network) = self.assigned.task.task_network.clone() else {
             return Err(failed("the server gave the task no network".into()));
         };
-        let prepared = tokio::select! {
+        let task_arn = self.task_arn.clone();
+        let (prepared_tx, prepared_rx) = tokio::sync::oneshot::channel();
+        self.preparing = Some(prepared_rx);
+        self.connecting = Some(tokio::spawn(async move {
+            let prepared = networking.prepare(&task_arn, &network).await;
+            let _ = prepared_tx.send(
+                prepared
+                    .as_ref()
+                    .map(|p| p.sandbox.clone())
+                    .map_err(Clone::clone),
+            );
+            let prepared = prepared?;
+            match prepared.ready {
+                Some(ready) => Ok(ready),
+                None => networking.connect(&task_arn, &prepared.sandbox).await,
+            }
+        }));
+        Ok(())
+    }
+
+    /// Makes the containers still to be created join the awsvpc task's namespace, once its
+    /// holder exists.
+    async fn join_namespace(&mut self) -> Result<(), StopCause> {
+        let Some(preparing) = self.preparing.take() else {
+            return Ok(());
+        };
+        let failed = self.initialization_failure();
+        let sandbox = tokio::select! {
             biased;
             _ = Self::stop_requested(&mut self.stop) => return Err(StopCause::Requested),
-            prepared = networking.prepare(&self.task_arn, &network) => prepared,
+            sandbox = preparing => sandbox,
         }
+        .map_err(|_| failed("the task network setup ended".into()))?
         .map_err(&failed)?;
         for spec in self.slots.iter_mut().filter_map(|s| s.spec.as_mut()) {
-            spec::join_namespace(spec, &prepared.sandbox);
+            spec::join_namespace(spec, &sandbox);
         }
-        let task_arn = self.task_arn.clone();
-        let sandbox = prepared.sandbox;
-        self.connecting = Some(match prepared.ready {
-            Some(ready) => tokio::spawn(async move { Ok(ready) }),
-            None => tokio::spawn(async move { networking.connect(&task_arn, &sandbox).await }),
-        });
         Ok(())
     }
 
