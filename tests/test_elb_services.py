@@ -166,6 +166,21 @@ def test_a_service_behind_a_load_balancer_registers_drains_and_deploys_without_d
             Actions=[{"Type": "forward", "TargetGroupArn": ip_group}])["Rules"][0]["RuleArn"]
         assert "target type ip, which is incompatible with the bridge network mode" in refused(
             [{"targetGroupArn": ip_group, "containerName": "web", "containerPort": 8080}])
+        # awsvpc tasks take ip target groups only (as ECS), and Berth does not register their
+        # addresses yet: both refused, rather than accepted and left unregistered.
+        vpc_td = ecs.register_task_definition(
+            family=f"{name}-vpc", networkMode="awsvpc",
+            containerDefinitions=[{"name": "web", "image": "busybox", "memory": 32,
+                                   "portMappings": [{"containerPort": 8080}]}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        for target, says in ((group, "target type instance, which is incompatible with the awsvpc"),
+                             (ip_group, "does not yet register awsvpc tasks' addresses")):
+            with pytest.raises(ecs.exceptions.InvalidParameterException) as caught:
+                ecs.create_service(cluster=CLUSTER, serviceName=name, taskDefinition=vpc_td, desiredCount=1,
+                                   networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-1"]}},
+                                   loadBalancers=[{"targetGroupArn": target, "containerName": "web",
+                                                   "containerPort": 8080}])
+            assert says in caught.value.response["Error"]["Message"]
         elbv2.delete_rule(RuleArn=rule)
         assert ecs.describe_services(cluster=CLUSTER, services=[name])["failures"][0]["reason"] == "MISSING"
 

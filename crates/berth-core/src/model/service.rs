@@ -215,6 +215,9 @@ pub struct TaskSet {
     pub stability_status_at: Option<Timestamp>,
     pub tags: Option<Vec<Tag>>,
     pub fargate_ephemeral_storage: Option<DeploymentEphemeralStorage>,
+    /// Berth's record (never shown): the `clientToken` CreateTaskSet was given, so a retry
+    /// answers this set instead of making another.
+    pub client_token: Option<String>,
 }
 
 /// The share of a service's desired count a task set runs.

@@ -65,6 +65,14 @@ pub fn computed_desired_count(desired: i32, scale: &Scale) -> i32 {
     rounded as i32
 }
 
+/// After a change to a service's task sets or desired count: their counts recomputed, and the
+/// service no longer steady.
+pub fn changed(record: &mut ServiceRecord, now: f64) {
+    recompute(record, now);
+    record.state.steady = false;
+    record.state.steady_since = None;
+}
+
 /// Recomputes every task set's computedDesiredCount from the service's desiredCount (DRAINING
 /// sets want none); a set whose count changes is STABILIZING again.
 pub fn recompute(record: &mut ServiceRecord, now: f64) {

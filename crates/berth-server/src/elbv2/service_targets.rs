@@ -62,7 +62,14 @@ impl ServiceLoadBalancers {
     /// The load balancers of `record`'s deployments, read from their service revisions.
     pub fn of(app: &App, record: &ServiceRecord) -> ServiceLoadBalancers {
         let current = record.service.load_balancers.clone().unwrap_or_default();
-        let mut by_deployment = HashMap::new();
+        // A task set's tasks (started by its id) are behind the set's own load balancers.
+        let mut by_deployment: HashMap<String, Vec<LoadBalancer>> = record
+            .service
+            .task_sets
+            .iter()
+            .flatten()
+            .filter_map(|s| Some((s.id.clone()?, s.load_balancers.clone().unwrap_or_default())))
+            .collect();
         // One deployment runs the service's own revision: nothing to read (most services).
         if record.state.deployments.len() <= 1 {
             return ServiceLoadBalancers {

@@ -269,6 +269,22 @@ pub async fn create_service(
     }
 }
 
+/// The UpdateService settings that apply in place, with no new deployment, on any service.
+pub(super) fn apply_in_place(s: &mut Service, req: &UpdateServiceRequest) {
+    if let Some(g) = req.health_check_grace_period_seconds {
+        s.health_check_grace_period_seconds = Some(g);
+    }
+    if let Some(v) = req.enable_ecs_managed_tags {
+        s.enable_ecs_managed_tags = Some(v);
+    }
+    if let Some(v) = &req.propagate_tags {
+        s.propagate_tags = Some(v.clone());
+    }
+    if let Some(v) = req.enable_execute_command {
+        s.enable_execute_command = Some(v);
+    }
+}
+
 /// What CreateService answers when a service of its name is on record: the service again for
 /// a retry with the same client token (`Some`), an error for an ACTIVE or DRAINING one
 /// otherwise; `None` when there is none, or only an INACTIVE one (which is replaced).
@@ -530,18 +546,7 @@ pub async fn update_service(
         s.placement_strategy = Some(strategies);
         s.load_balancers = Some(lbs);
         s.service_registries = Some(registries);
-        if let Some(g) = req.health_check_grace_period_seconds {
-            s.health_check_grace_period_seconds = Some(g);
-        }
-        if let Some(v) = req.enable_ecs_managed_tags {
-            s.enable_ecs_managed_tags = Some(v);
-        }
-        if let Some(v) = &req.propagate_tags {
-            s.propagate_tags = Some(v.clone());
-        }
-        if let Some(v) = req.enable_execute_command {
-            s.enable_execute_command = Some(v);
-        }
+        apply_in_place(s, &req);
         if let Some(v) = &req.availability_zone_rebalancing {
             s.availability_zone_rebalancing = Some(v.clone());
         }

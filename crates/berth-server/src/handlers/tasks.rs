@@ -12,7 +12,6 @@ use crate::handlers::task_lookup::{
 };
 use crate::state::{scoped, TaskIndex};
 use berth_core::arn::id_of;
-use berth_core::model::container_instance::FARGATE_CAPACITY_ATTRIBUTE;
 use berth_core::model::service::{AwsVpcConfiguration, NetworkConfiguration};
 use berth_core::model::task::{PlacementConstraint, PlacementStrategy, Task, TaskOverride};
 use berth_core::model::task_definition::TaskDefinition;
@@ -275,47 +274,6 @@ fn validate_launch(ctx: &Ctx, input: LaunchInput<'_>) -> Result<Launch, ApiError
     })
 }
 
-/// The Fargate platform versions Berth accepts: `LATEST` and `1.4.0` (Linux), and only for
-/// the FARGATE launch type, as ECS.
-pub(crate) fn check_platform_version(
-    launch_type: &str,
-    platform_version: Option<&str>,
-) -> Result<(), ApiError> {
-    match platform_version {
-        None => Ok(()),
-        Some(_) if launch_type != "FARGATE" => Err(ApiError::invalid_parameter(
-            "The platformVersion parameter is only supported for tasks of the FARGATE launch type.",
-        )),
-        Some("LATEST" | "1.4.0") => Ok(()),
-        Some(other) => Err(ApiError::client(format!(
-            "Platform version {other} does not exist; Berth runs LATEST (1.4.0)."
-        ))),
-    }
-}
-
-/// What a new task shows of its launch type: an awsvpc task its interface (being made), a
-/// Fargate task its platform and storage.
-pub(crate) fn dress_task(
-    app: &crate::app::App,
-    task: &mut Task,
-    td: &TaskDefinition,
-    vpc: Option<&AwsVpcConfiguration>,
-    pick: usize,
-) {
-    if let Some(vpc) = vpc {
-        let attachment_id = uuid::Uuid::new_v4().to_string();
-        berth_core::awsvpc::attach(task, attachment_id, vpc, &app.config.subnets, pick);
-    }
-    if task.launch_type.as_deref() == Some("FARGATE") {
-        task.platform_version = Some("1.4.0".into());
-        task.platform_family = Some("Linux".into());
-        task.ephemeral_storage =
-            Some(td.ephemeral_storage.clone().unwrap_or(
-                berth_core::model::task_definition::EphemeralStorage { size_in_gib: 20 },
-            ));
-    }
-}
-
 fn build_task(
     ctx: &Ctx,
     launch: &Launch,
@@ -346,23 +304,6 @@ fn build_task(
 
 fn launch_requirements(launch: &Launch) -> Vec<berth_core::scheduler::RequiredAttribute> {
     requirements_for(&launch.td, &launch.launch_type)
-}
-
-/// What an instance must carry to run `td` on `launch_type`: the task definition's
-/// requirements and, for the FARGATE launch type, Fargate capacity.
-pub(crate) fn requirements_for(
-    td: &TaskDefinition,
-    launch_type: &str,
-) -> Vec<berth_core::scheduler::RequiredAttribute> {
-    let mut required = placement::requirements(td.requires_attributes.as_deref());
-    if launch_type == "FARGATE" {
-        required.push(berth_core::scheduler::RequiredAttribute {
-            name: FARGATE_CAPACITY_ATTRIBUTE.into(),
-            value: None,
-            target: None,
-        });
-    }
-    required
 }
 
 /// Runs `count` copies of a task definition, placed by the scheduler with the call's
@@ -794,7 +735,10 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
     })
 }
 
+mod launch_type;
 pub mod placement;
+
+pub(crate) use launch_type::{check_platform_version, dress_task, requirements_for};
 
 #[cfg(test)]
 mod attributes_tests;

@@ -21,7 +21,7 @@ use berth_core::model::service::{DeploymentController, Scale, Service};
 use berth_core::model::task_definition::TaskDefinition;
 use berth_core::model::{validate_tags, ServiceStatus};
 use berth_core::names::{invalid_name_message, is_valid_name};
-use berth_core::service::task_sets::{recompute, PERCENT, PRIMARY};
+use berth_core::service::task_sets::{changed, recompute, PERCENT, PRIMARY};
 use berth_core::service::ServiceRecord;
 use berth_store::typed::{encode, Versioned};
 use berth_store::{keys, Compare, Txn};
@@ -258,21 +258,8 @@ pub(super) async fn update(
             if let Some(n) = req.desired_count {
                 s.desired_count = Some(n);
             }
-            if let Some(g) = req.health_check_grace_period_seconds {
-                s.health_check_grace_period_seconds = Some(g);
-            }
-            if let Some(v) = req.enable_ecs_managed_tags {
-                s.enable_ecs_managed_tags = Some(v);
-            }
-            if let Some(v) = &req.propagate_tags {
-                s.propagate_tags = Some(v.clone());
-            }
-            if let Some(v) = req.enable_execute_command {
-                s.enable_execute_command = Some(v);
-            }
-            recompute(&mut record, now);
-            record.state.steady = false;
-            record.state.steady_since = None;
+            super::apply_in_place(s, &req);
+            changed(&mut record, now);
             Ok(record)
         })
         .await?;

@@ -88,6 +88,19 @@ pub fn check(
                  incompatible with the {mode} network mode specified in the task definition."
             )));
         }
+        if group.target_type == "instance" && mode == "awsvpc" {
+            return Err(ApiError::invalid_parameter(format!(
+                "The provided target group {group_arn} has target type instance, which is \
+                 incompatible with the awsvpc network mode specified in the task definition."
+            )));
+        }
+        if group.target_type == "ip" {
+            // Accepted, it would not be acted on: task addresses are not registered yet.
+            return Err(ApiError::invalid_parameter(format!(
+                "The provided target group {group_arn} has target type ip: Berth does not yet \
+                 register awsvpc tasks' addresses as targets of a service's load balancer."
+            )));
+        }
         if group.target_type != "instance" && group.target_type != "ip" {
             return Err(ApiError::invalid_parameter(format!(
                 "The provided target group {group_arn} has target type {}: ECS tasks register \

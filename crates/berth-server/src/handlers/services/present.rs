@@ -149,6 +149,7 @@ pub fn present_task_set(set: &TaskSet, counts: &TaskCounts, with_tags: bool) -> 
     let (running, pending) = counts.deployment(set.id.as_deref().unwrap_or_default());
     set.running_count = Some(running);
     set.pending_count = Some(pending);
+    set.client_token = None;
     // As ECS: tags only when asked for, and an empty list not at all.
     if !with_tags || set.tags.as_ref().is_some_and(Vec::is_empty) {
         set.tags = None;

@@ -23,7 +23,7 @@ use berth_core::model::service::{
 };
 use berth_core::model::{validate_tags, Failure, ServiceStatus, Tag};
 use berth_core::service::task_sets::{
-    check_scale, recompute, set_stability, ACTIVE, DRAINING, PRIMARY,
+    changed, check_scale, set_stability, ACTIVE, DRAINING, PRIMARY,
 };
 use berth_core::service::{IdSource, ServiceRecord};
 use berth_store::keys;
@@ -271,9 +271,7 @@ where
         .update::<ServiceRecord, _>(key, |current| {
             let mut record = check_service(current, false)?;
             change(&mut record, &id, now)?;
-            recompute(&mut record, now);
-            record.state.steady = false;
-            record.state.steady_since = None;
+            changed(&mut record, now);
             Ok(record)
         })
         .await?;
@@ -291,8 +289,16 @@ where
 }
 
 /// Creates a task set in an EXTERNAL service: ACTIVE (UpdateServicePrimaryTaskSet makes it
-/// PRIMARY), at its scale of the service's desired count. The controller starts its tasks.
+/// PRIMARY), at its scale of the service's desired count. The controller starts its tasks. A
+/// retry with the same `clientToken` answers the set the first call made.
 pub async fn create(ctx: Ctx, req: CreateTaskSetRequest) -> Result<TaskSetResponse, ApiError> {
+    if let Some(token) = &req.client_token {
+        if token.is_empty() || token.len() > 36 || !token.bytes().all(|b| (33..=126).contains(&b)) {
+            return Err(ApiError::invalid_parameter(
+                "clientToken must be 1 to 36 ASCII characters from ! to ~.",
+            ));
+        }
+    }
     let cluster = ctx.active_cluster(Some(&req.cluster))?;
     let (cluster_name, key) = locate(&ctx, &req.cluster, &req.service)?;
     // The service's own checks come first, as ECS reports them.
@@ -319,6 +325,19 @@ pub async fn create(ctx: Ctx, req: CreateTaskSetRequest) -> Result<TaskSetRespon
     let record = ctx
         .update::<ServiceRecord, _>(&key, |current| {
             let mut record = check_service(current, false)?;
+            let retried = req.client_token.as_ref().and_then(|token| {
+                record
+                    .service
+                    .task_sets
+                    .iter()
+                    .flatten()
+                    .find(|s| s.client_token.as_ref() == Some(token))
+                    .and_then(|s| s.id.clone())
+            });
+            if let Some(id) = retried {
+                created = Some(id);
+                return Ok(record);
+            }
             let live = record
                 .service
                 .task_sets
@@ -335,16 +354,15 @@ pub async fn create(ctx: Ctx, req: CreateTaskSetRequest) -> Result<TaskSetRespon
                     ),
                 ));
             }
-            let set = build(&ctx, &cluster_name, &record, &prepared, now);
+            let mut set = build(&ctx, &cluster_name, &record, &prepared, now);
+            set.client_token = req.client_token.clone();
             created = set.id.clone();
             record
                 .service
                 .task_sets
                 .get_or_insert_with(Vec::new)
                 .push(set);
-            recompute(&mut record, now);
-            record.state.steady = false;
-            record.state.steady_since = None;
+            changed(&mut record, now);
             Ok(record)
         })
         .await?;

@@ -22,8 +22,7 @@ pub struct CreateTaskSetRequest {
     pub(super) capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
     pub(super) platform_version: Option<String>,
     pub(super) scale: Option<Scale>,
-    /// Accepted; a retried CreateTaskSet makes a second task set (not yet idempotent).
-    #[allow(dead_code)]
+    /// A retry with the same token answers the set the first call made.
     pub(super) client_token: Option<String>,
     pub(super) tags: Option<Vec<Tag>>,
 }

@@ -447,3 +447,36 @@ async fn a_fargate_task_set_goes_through_the_checks_run_task_makes() {
         "DISABLED"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_task_set_retried_with_its_client_token_answers_the_same_set() {
+    let app = setup().await;
+    external(&app, "web", 2).await;
+    let body = json!({"cluster": "demo", "service": "web", "taskDefinition": "web:1",
+                      "clientToken": "retry-1"});
+    let first = ok(&app, "CreateTaskSet", body.clone()).await["taskSet"].clone();
+    let again = ok(&app, "CreateTaskSet", body).await["taskSet"].clone();
+    assert_eq!(first["id"], again["id"]);
+    assert!(first.get("clientToken").is_none(), "{first}");
+    let other = ok(
+        &app,
+        "CreateTaskSet",
+        json!({"cluster": "demo", "service": "web", "taskDefinition": "web:1",
+               "clientToken": "retry-2"}),
+    )
+    .await["taskSet"]
+        .clone();
+    assert_ne!(first["id"], other["id"]);
+    let sets = describe(&app, None).await["taskSets"].clone();
+    assert_eq!(sets.as_array().map(Vec::len), Some(2), "{sets}");
+    assert_eq!(
+        error_type(
+            &app,
+            "CreateTaskSet",
+            json!({"cluster": "demo", "service": "web", "taskDefinition": "web:1",
+                   "clientToken": "x".repeat(37)}),
+        )
+        .await,
+        "InvalidParameterException"
+    );
+}
