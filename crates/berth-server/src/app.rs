@@ -41,6 +41,9 @@ pub struct ServerConfig {
     /// The networks awsvpc tasks join: a subnet id names one (`--subnet ID=CIDR`); any other
     /// id joins the default one.
     pub subnets: berth_core::awsvpc::Subnets,
+    /// An etcd cluster to keep the store in instead of the data dir's SQLite database (the
+    /// data dir still holds the server's keys and logs).
+    pub etcd: Option<berth_store::location::EtcdConfig>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             tls: crate::tls::Tls::Off,
             dns_listen: Vec::new(),
             subnets: berth_core::awsvpc::Subnets::default(),
+            etcd: None,
         }
     }
 }
@@ -123,19 +127,43 @@ struct PlacementLocks {
     >,
 }
 
+/// The etcd store `config` names.
+#[cfg(feature = "etcd")]
+async fn open_etcd(
+    config: Option<&berth_store::location::EtcdConfig>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let config = config.ok_or_else(|| StoreError::Backend("no etcd cluster given".into()))?;
+    Ok(Arc::new(
+        berth_store::etcd::EtcdStore::connect(config).await?,
+    ))
+}
+
+/// Without the `etcd` feature there is no etcd store: say how to get one.
+#[cfg(not(feature = "etcd"))]
+async fn open_etcd(
+    _: Option<&berth_store::location::EtcdConfig>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Err(StoreError::Backend(
+        "this berth was built without etcd support: build it with `cargo build --release \
+         --features etcd` (which needs protoc: Debian's protobuf-compiler)"
+            .into(),
+    ))
+}
+
 /// Name of the file the SQLite store keeps in the data dir.
 pub const DATABASE_FILE: &str = "berth.db";
 
 impl App {
     /// Opens the store the config names and builds the state cache over it.
     pub async fn open(config: ServerConfig) -> Result<Arc<App>, StoreError> {
+        if let Some(dir) = &config.data_dir {
+            owner_only_dir(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
+            })?;
+        }
         let store: Arc<dyn Store> = match &config.data_dir {
-            Some(dir) => {
-                owner_only_dir(dir).map_err(|e| {
-                    StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
-                })?;
-                Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE))?)
-            }
+            _ if config.etcd.is_some() => open_etcd(config.etcd.as_ref()).await?,
+            Some(dir) => Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE))?),
             None => Arc::new(SqliteStore::open_in_memory()?),
         };
         let keys = crate::auth::KeyRing::open(config.data_dir.as_deref())

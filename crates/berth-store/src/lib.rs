@@ -1,10 +1,14 @@
 //! The store: a revisioned key-value space modelled on etcd. Every write bumps one global
 //! revision; reads return each key's `mod_revision`; transactions commit only when their
 //! compare-on-revision guards hold; a watch streams the changes under a prefix from any
-//! revision still in the log. The SQLite backend implements it for one server; code above
-//! this crate sees only the trait.
+//! revision still in the log. The SQLite backend implements it for one server, the etcd
+//! backend (feature `etcd`) for several; code above this crate sees only the trait, and
+//! [`location::Location`] is the backend a `--store` value names.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod keys;
+pub mod location;
 pub mod logs;
 pub mod sqlite;
 pub mod typed;
@@ -23,6 +27,9 @@ pub enum StoreError {
     /// A watch asked for a revision the log no longer holds; the watcher must list again.
     #[error("revision {requested} has been compacted (oldest kept: {oldest})")]
     Compacted { requested: u64, oldest: u64 },
+    /// The backend refused a write it cannot take (too large, too many operations), with why.
+    #[error("the store refused the write: {0}")]
+    Refused(String),
     /// A stored value could not be decoded as the type asked for.
     #[error("stored value at {key} is not valid: {message}")]
     Decode { key: String, message: String },
@@ -127,6 +134,30 @@ pub struct TxnResult {
     pub revision: u64,
 }
 
+/// What one transaction may hold, as the backend takes it: a writer that could write more
+/// in one go (the service scheduler launching hundreds of tasks) splits its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLimits {
+    /// Guards, and separately writes, one transaction may carry.
+    pub max_ops: usize,
+    /// Bytes of keys and values one transaction may carry.
+    pub max_bytes: usize,
+}
+
+impl WriteLimits {
+    /// No limit short of memory (SQLite).
+    pub const UNLIMITED: Self = Self {
+        max_ops: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+
+    /// How many task records (up to 32 KiB each, with a guard or two apiece) one
+    /// transaction should carry, leaving room for the rest of it.
+    pub fn task_batch(&self) -> usize {
+        (self.max_ops / 4).min(self.max_bytes / (32 << 10)).max(1)
+    }
+}
+
 /// What happened to a key at a revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
@@ -161,6 +192,14 @@ pub trait Store: Send + Sync + 'static {
     async fn watch(&self, prefix: &str, from: u64) -> Result<WatchStream>;
     /// The current revision.
     async fn revision(&self) -> Result<u64>;
+    /// Forgets the history before `revision`: a watch from an earlier revision then ends with
+    /// `Compacted`. Backends also compact on their own; compacting below the current
+    /// compaction point does nothing.
+    async fn compact(&self, revision: u64) -> Result<()>;
+    /// What one transaction may hold.
+    fn write_limits(&self) -> WriteLimits {
+        WriteLimits::UNLIMITED
+    }
 }
 
 impl std::fmt::Debug for dyn Store {

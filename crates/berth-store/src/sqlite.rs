@@ -452,8 +452,27 @@ impl Store for SqliteStore {
     async fn revision(&self) -> Result<u64> {
         Ok(*self.head.borrow())
     }
+
+    async fn compact(&self, revision: u64) -> Result<()> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let head = read_meta(&tx, "revision")?;
+            let last_dropped = revision.min(head + 1).saturating_sub(1);
+            if last_dropped > read_meta(&tx, "compacted")? {
+                tx.execute("DELETE FROM log WHERE rev <= ?1", [last_dropped as i64])?;
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
+                    [last_dropped as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
 }
 
+// Behaviour shared with every backend is checked by tests/conformance.rs.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,160 +483,6 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime")
-    }
-
-    #[test]
-    fn put_then_get_returns_value_and_revisions() {
-        runtime().block_on(async {
-            let store = SqliteStore::open_in_memory().expect("open");
-            let r1 = store
-                .txn(Txn::new().put("/a", b"1".to_vec()))
-                .await
-                .expect("txn");
-            assert!(r1.succeeded);
-            assert_eq!(r1.revision, 1);
-            let r2 = store
-                .txn(Txn::new().put("/a", b"2".to_vec()))
-                .await
-                .expect("txn");
-            let kv = store.get("/a").await.expect("get").expect("present");
-            assert_eq!(kv.value, b"2");
-            assert_eq!(kv.create_revision, 1);
-            assert_eq!(kv.mod_revision, r2.revision);
-            assert_eq!(kv.version, 2);
-        });
-    }
-
-    #[test]
-    fn compare_on_revision_rejects_a_stale_writer() {
-        runtime().block_on(async {
-            let store = SqliteStore::open_in_memory().expect("open");
-            let first = store
-                .txn(
-                    Txn::new()
-                        .when(Compare::absent("/k"))
-                        .put("/k", b"a".to_vec()),
-                )
-                .await
-                .expect("txn");
-            assert!(first.succeeded);
-            let again = store
-                .txn(
-                    Txn::new()
-                        .when(Compare::absent("/k"))
-                        .put("/k", b"b".to_vec()),
-                )
-                .await
-                .expect("txn");
-            assert!(!again.succeeded);
-            let guarded = store
-                .txn(
-                    Txn::new()
-                        .when(Compare::at("/k", first.revision))
-                        .put("/k", b"c".to_vec()),
-                )
-                .await
-                .expect("txn");
-            assert!(guarded.succeeded);
-            assert_eq!(store.get("/k").await.expect("get").expect("kv").value, b"c");
-        });
-    }
-
-    #[test]
-    fn list_returns_only_keys_under_the_prefix_in_order() {
-        runtime().block_on(async {
-            let store = SqliteStore::open_in_memory().expect("open");
-            for key in ["/b/2", "/a/1", "/b/1", "/bb/1", "/c"] {
-                store.txn(Txn::new().put(key, vec![])).await.expect("txn");
-            }
-            let (items, rev) = store.list("/b/").await.expect("list");
-            let keys: Vec<_> = items.iter().map(|kv| kv.key.as_str()).collect();
-            assert_eq!(keys, vec!["/b/1", "/b/2"]);
-            assert_eq!(rev, 5);
-        });
-    }
-
-    #[test]
-    fn delete_removes_the_key_and_a_failed_compare_changes_nothing() {
-        runtime().block_on(async {
-            let store = SqliteStore::open_in_memory().expect("open");
-            store
-                .txn(Txn::new().put("/x", b"1".to_vec()).put("/y", b"2".to_vec()))
-                .await
-                .expect("txn");
-            let failed = store
-                .txn(
-                    Txn::new()
-                        .when(Compare::at("/x", 99))
-                        .delete("/x")
-                        .put("/z", vec![]),
-                )
-                .await
-                .expect("txn");
-            assert!(!failed.succeeded);
-            assert!(store.get("/z").await.expect("get").is_none());
-            store.txn(Txn::new().delete("/x")).await.expect("txn");
-            assert!(store.get("/x").await.expect("get").is_none());
-            assert_eq!(store.revision().await.expect("rev"), 2);
-        });
-    }
-
-    #[test]
-    fn watch_replays_history_then_streams_new_writes() {
-        runtime().block_on(async {
-            let store = SqliteStore::open_in_memory().expect("open");
-            store
-                .txn(Txn::new().put("/w/1", b"a".to_vec()))
-                .await
-                .expect("txn");
-            store
-                .txn(Txn::new().put("/other", b"x".to_vec()))
-                .await
-                .expect("txn");
-            let mut stream = store.watch("/w/", 1).await.expect("watch");
-            let first = stream.recv().await.expect("batch").expect("ok");
-            assert_eq!(first.len(), 1);
-            assert_eq!(first[0].key, "/w/1");
-            store.txn(Txn::new().delete("/w/1")).await.expect("txn");
-            let second = stream.recv().await.expect("batch").expect("ok");
-            assert_eq!(second[0].kind, EventKind::Delete);
-            assert_eq!(second[0].revision, 3);
-        });
-    }
-
-    #[test]
-    fn concurrent_guarded_increments_lose_no_update() {
-        runtime().block_on(async {
-            let store = SqliteStore::open_in_memory().expect("open");
-            let mut handles = Vec::new();
-            for _ in 0..8 {
-                let store = store.clone();
-                handles.push(tokio::spawn(async move {
-                    for _ in 0..10 {
-                        loop {
-                            let current = store.get("/n").await.expect("get");
-                            let (n, rev) = current.map_or((0u64, 0), |kv| {
-                                (
-                                    String::from_utf8_lossy(&kv.value).parse().unwrap_or(0),
-                                    kv.mod_revision,
-                                )
-                            });
-                            let txn = Txn::new()
-                                .when(Compare::at("/n", rev))
-                                .put("/n", (n + 1).to_string().into_bytes());
-                            if store.txn(txn).await.expect("txn").succeeded {
-                                break;
-                            }
-                        }
-                    }
-                }));
-            }
-            for handle in handles {
-                handle.await.expect("task");
-            }
-            let kv = store.get("/n").await.expect("get").expect("kv");
-            assert_eq!(String::from_utf8_lossy(&kv.value), "80");
-        });
     }
 
     #[test]
@@ -661,48 +526,6 @@ mod tests {
                 let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
                 assert_eq!(mode & 0o777, 0o600, "{}", file.display());
             }
-        });
-    }
-
-    #[test]
-    fn concurrent_transactions_committed_together_keep_their_own_revisions_and_guards() {
-        runtime().block_on(async {
-            let store = SqliteStore::open_in_memory().expect("open");
-            let mut calls = Vec::new();
-            for i in 0..200 {
-                let store = store.clone();
-                calls.push(tokio::spawn(async move {
-                    // Every call races for `/claimed`; each also writes a key of its own.
-                    let claim = store
-                        .txn(
-                            Txn::new()
-                                .when(Compare::absent("/claimed"))
-                                .put("/claimed", format!("{i}").into_bytes()),
-                        )
-                        .await
-                        .expect("claim");
-                    let own = store
-                        .txn(Txn::new().put(format!("/own/{i:03}"), b"x".to_vec()))
-                        .await
-                        .expect("own");
-                    (claim, own)
-                }));
-            }
-            let mut revisions = std::collections::BTreeSet::new();
-            let mut winners = 0;
-            for call in calls {
-                let (claim, own) = call.await.expect("join");
-                winners += usize::from(claim.succeeded);
-                if claim.succeeded {
-                    assert!(revisions.insert(claim.revision), "revision reused");
-                }
-                assert!(revisions.insert(own.revision), "revision reused");
-            }
-            assert_eq!(winners, 1, "exactly one claim wins");
-            assert_eq!(revisions.len(), 201);
-            assert_eq!(store.revision().await.expect("rev"), 201);
-            let (own, _) = store.list("/own/").await.expect("list");
-            assert_eq!(own.len(), 200);
         });
     }
 }

@@ -15,6 +15,23 @@ pub struct ServerArgs {
     /// Directory of the store (default: $BERTH_DATA_DIR or ~/.local/share/berth).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Where the store is: `sqlite://DIR` (the data dir's database, the default) or an etcd
+    /// cluster, `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` (`etcds://` for TLS). With etcd
+    /// the data dir keeps only the server's keys and logs.
+    #[arg(long, value_name = "URL", value_parser = parse_store)]
+    pub store: Option<berth_store::location::Location>,
+    /// The CA certificate (PEM) that signs the etcd members' certificates.
+    #[arg(long, value_name = "PEM")]
+    pub etcd_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for etcd members that ask for one; with --etcd-key.
+    #[arg(long, value_name = "PEM", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The private key (PEM) of --etcd-cert.
+    #[arg(long, value_name = "PEM", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// etcd auth user; the password comes from $BERTH_ETCD_PASSWORD.
+    #[arg(long, value_name = "USER")]
+    pub etcd_user: Option<String>,
     /// Region used in ARNs.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -106,6 +123,10 @@ impl DnsArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DnsListen(pub Option<SocketAddr>);
 
+fn parse_store(text: &str) -> Result<berth_store::location::Location, String> {
+    berth_store::location::Location::parse(text)
+}
+
 fn parse_dns_listen(text: &str) -> Result<DnsListen, String> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(DnsListen(None));
@@ -120,13 +141,11 @@ impl ServerArgs {
     pub fn config(&self) -> anyhow::Result<ServerConfig> {
         let subnets = berth_core::awsvpc::Subnets::new(&self.awsvpc_cidr, &self.subnets)
             .map_err(|e| anyhow::anyhow!("--awsvpc-cidr / --subnet: {e}"))?;
+        let (data_dir, etcd) = self.store_config()?;
         Ok(ServerConfig {
             listen: self.listen,
-            data_dir: Some(
-                self.data_dir
-                    .clone()
-                    .unwrap_or_else(super::default_data_dir),
-            ),
+            data_dir: Some(data_dir),
+            etcd,
             region: self.region.clone(),
             account_id: self.account_id.clone(),
             stopped_task_retention: self.stopped_task_retention,
@@ -146,6 +165,56 @@ impl ServerArgs {
 }
 
 impl ServerArgs {
+    /// The data dir, and the etcd cluster when the store is there.
+    fn store_config(&self) -> anyhow::Result<(PathBuf, Option<berth_store::location::EtcdConfig>)> {
+        use berth_store::location::Location;
+        let etcd_options =
+            self.etcd_ca.is_some() || self.etcd_cert.is_some() || self.etcd_user.is_some();
+        match &self.store {
+            Some(Location::Sqlite(dir)) => {
+                if self.data_dir.as_ref().is_some_and(|d| d != dir) {
+                    anyhow::bail!(
+                        "--store sqlite://{} and --data-dir {} name two places; give one",
+                        dir.display(),
+                        self.data_dir
+                            .as_ref()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default()
+                    );
+                }
+                if etcd_options {
+                    anyhow::bail!("--etcd-ca, --etcd-cert and --etcd-user need --store etcd://...");
+                }
+                Ok((dir.clone(), None))
+            }
+            Some(Location::Etcd(config)) => {
+                let mut config = config.clone();
+                config.ca = self.etcd_ca.clone();
+                config.client_cert = self.etcd_cert.clone().zip(self.etcd_key.clone());
+                if let Some(user) = &self.etcd_user {
+                    let password = std::env::var("BERTH_ETCD_PASSWORD").map_err(|_| {
+                        anyhow::anyhow!("--etcd-user needs the password in $BERTH_ETCD_PASSWORD")
+                    })?;
+                    config.user = Some((user.clone(), password));
+                }
+                let dir = self
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(super::default_data_dir);
+                Ok((dir, Some(config)))
+            }
+            None if etcd_options => {
+                anyhow::bail!("--etcd-ca, --etcd-cert and --etcd-user need --store etcd://...")
+            }
+            None => Ok((
+                self.data_dir
+                    .clone()
+                    .unwrap_or_else(super::default_data_dir),
+                None,
+            )),
+        }
+    }
+
     /// TLS as the options say: the operator's certificate, else Berth's own CA when asked or
     /// when listening beyond loopback, else plain HTTP.
     fn tls_mode(&self) -> berth_server::tls::Tls {
@@ -173,11 +242,23 @@ pub async fn run(args: ServerCommandArgs) -> anyhow::Result<()> {
     let server = berth_server::serve(config)
         .await
         .context("berth server could not start")?;
+    let store = match &args.server.store {
+        Some(location @ berth_store::location::Location::Etcd(_)) => location.to_string(),
+        _ => format!(
+            "sqlite://{}",
+            data_dir
+                .as_deref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        ),
+    };
     tracing::info!(
         endpoint = %server.endpoint(),
         data_dir = %data_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
+        store = %store,
         "berth server is serving the ECS API"
     );
+    println!("berth server store: {store}");
     println!("berth server listening on {}", server.endpoint());
     if let Some(file) = server.app().credentials_file() {
         tracing::info!(credentials = %file.display(), "the root user's access key (profile berth) is in this file");

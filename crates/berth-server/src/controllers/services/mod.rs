@@ -142,13 +142,16 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
 
     let mut txn = Txn::new().when(Compare::at(key, stored.mod_revision));
     let mut writes = 0usize;
+    // One pass stops and launches at most a store transaction's worth of tasks each; the
+    // commit wakes the next pass for the rest.
+    let batch = app.store.write_limits().task_batch();
     // Tasks registered in a target group drain (DEACTIVATING) before their agents stop them.
     let owners = if plan.stops.is_empty() {
         Default::default()
     } else {
         service_targets::registered_owners(app)?
     };
-    for stop in &plan.stops {
+    for stop in plan.stops.iter().take(batch) {
         let Some(task) = tasks.get(&stop.task_id) else {
             continue;
         };
@@ -198,7 +201,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
                     task_definition: td,
                     now,
                 },
-                &plan.launch,
+                &capped(&plan.launch, batch),
             )?;
             let started: Vec<String> = launched.tasks.iter().map(|(id, _)| id.clone()).collect();
             record_started(&mut record, &mut ids, &started, now);
@@ -243,7 +246,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
                     task_definition: &td,
                     now,
                 },
-                &Launch::Replicas(*count),
+                &capped(&Launch::Replicas(*count), batch),
             )?;
             let started: Vec<String> = launched.tasks.iter().map(|(id, _)| id.clone()).collect();
             record_started(&mut record, &mut ids, &started, now);
@@ -278,6 +281,15 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
         changed: app.commit(txn).await?.succeeded,
         wake_after,
     })
+}
+
+/// `launch` with at most `batch` tasks.
+fn capped(launch: &Launch, batch: usize) -> Launch {
+    match launch {
+        Launch::Replicas(n) => Launch::Replicas((*n).min(u32::try_from(batch).unwrap_or(u32::MAX))),
+        Launch::OnInstances(ids) => Launch::OnInstances(ids.iter().take(batch).cloned().collect()),
+        Launch::None => Launch::None,
+    }
 }
 
 /// How long after a protection's end the held task is looked at again, so the clock has
