@@ -1,7 +1,9 @@
 //! The agent's main loop: find out which instance it is (`crate::recovery`), register, then
 //! heartbeat, follow the desired-state stream into the task engine and send its reports,
 //! until shutdown. Containers keep running when the agent stops (as with ECS); the next run
-//! re-adopts them.
+//! re-adopts them. Given several replicas of the server, it registers once and moves its
+//! stream, heartbeats and reports to the next replica when the one in use stops answering,
+//! resuming the stream from the last revision it applied.
 
 use crate::backoff::Backoff;
 use crate::client::{ClientError, ServerClient};
@@ -24,8 +26,10 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 /// How the agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Base URL of the server, `http://HOST:PORT`.
-    pub server: String,
+    /// Base URLs of the server's replicas, `http://HOST:PORT`, in order of preference: the
+    /// agent uses one at a time and moves to the next when it stops answering. One URL (a
+    /// DNS name may resolve to several replicas) is the usual case.
+    pub servers: Vec<String>,
     /// Cluster to join.
     pub cluster: String,
     /// Where the agent keeps its identity.
@@ -69,9 +73,9 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// A configuration with the defaults: cleanup after 1 h, 256 MiB reserve, heartbeats
-    /// every 5 s, pulls within 10 min, region us-east-1, nothing that grants root on the host
-    /// allowed.
+    /// A configuration for the server at `server` (set [`AgentConfig::servers`] for several
+    /// replicas) with the defaults: cleanup after 1 h, 256 MiB reserve, heartbeats every 5 s,
+    /// pulls within 10 min, region us-east-1, nothing that grants root on the host allowed.
     pub fn new(
         server: &str,
         cluster: &str,
@@ -79,7 +83,7 @@ impl AgentConfig {
         credentials: berth_core::sigv4::Credentials,
     ) -> AgentConfig {
         AgentConfig {
-            server: server.to_string(),
+            servers: vec![server.to_string()],
             cluster: cluster.to_string(),
             data_dir,
             attributes: Vec::new(),
@@ -161,8 +165,8 @@ pub async fn run(
     } else {
         runtime
     };
-    let client = ServerClient::with_ca(
-        &config.server,
+    let client = ServerClient::with_servers(
+        &config.servers,
         &config.region,
         config.credentials.clone(),
         config.ca.as_deref(),
@@ -202,7 +206,9 @@ pub async fn run(
     if awsvpc.is_some() {
         served.push(crate::awsvpc::TASK_ENI_CAPABILITY);
     }
-    let host_address = crate::host::address(&config.server, runtime.bridge_gateway().await).await;
+    // Replicas of one server sit on one network: the route to the one in use tells.
+    let host_address =
+        crate::host::address(client.base_url(), runtime.bridge_gateway().await).await;
     let identity = tokio::select! {
         identity = register::register(&config, &client, &info, previous, &served, host_address) => identity?,
         _ = &mut shutdown => return Ok(()),
@@ -434,7 +440,9 @@ async fn start_engine(
 }
 
 /// Follows the desired-state stream forever, feeding each line to the engine; reconnects
-/// with backoff from the last revision seen.
+/// with backoff from the last revision seen — to the next server when the one in use stopped
+/// answering (the client moves on by itself), which resumes from that revision too: the
+/// replicas share one store, so its revisions mean the same on each.
 async fn follow_desired(
     client: &ServerClient,
     cluster: &str,
@@ -452,8 +460,8 @@ async fn follow_desired(
         }
         match client.desired_stream(cluster, instance_id, since).await {
             Ok(mut stream) => loop {
-                match tokio::time::timeout(STREAM_IDLE_TIMEOUT, stream.next_update()).await {
-                    Ok(Ok(Some(mut update))) => {
+                match stream.next_update_within(STREAM_IDLE_TIMEOUT).await {
+                    Ok(Some(mut update)) => {
                         for request in std::mem::take(&mut update.exec) {
                             tokio::spawn(crate::exec::run(
                                 client.clone(),
@@ -463,7 +471,7 @@ async fn follow_desired(
                             ));
                         }
                         if failing {
-                            tracing::info!("desired-state stream back");
+                            tracing::info!(server = %stream.server_url(), "desired-state stream back");
                             failing = false;
                         }
                         backoff.reset();
@@ -479,18 +487,12 @@ async fn follow_desired(
                             }
                         }
                     }
-                    Ok(Ok(None)) => {
+                    Ok(None) => {
                         tracing::debug!("desired-state stream ended; reconnecting");
                         break;
                     }
-                    Ok(Err(err)) => {
-                        tracing::warn!("desired-state stream broke, reconnecting: {err}");
-                        break;
-                    }
-                    Err(_) => {
-                        tracing::warn!(
-                            "no desired state for {STREAM_IDLE_TIMEOUT:?}; reconnecting"
-                        );
+                    Err(err) => {
+                        tracing::warn!(server = %stream.server_url(), "desired-state stream broke, reconnecting: {err}");
                         break;
                     }
                 }
@@ -515,7 +517,7 @@ async fn send_heartbeats(client: ServerClient, heartbeat: Heartbeat, interval: D
         ticks.tick().await;
         match client.heartbeat(&heartbeat).await {
             Ok(()) if failing => {
-                tracing::info!("heartbeats reach the server again");
+                tracing::info!(server = %client.base_url(), "heartbeats reach the server again");
                 failing = false;
             }
             Ok(()) => {}

@@ -1,6 +1,8 @@
 //! The agent's HTTP client for the Berth server (plain HTTP/1 through hyper): ECS JSON calls
 //! (RegisterContainerInstance, SubmitTaskStateChange, SubmitContainerStateChange), the NDJSON
-//! desired-state stream and heartbeats, every one SigV4-signed (scope `ecs`).
+//! desired-state stream and heartbeats, every one SigV4-signed (scope `ecs`). A client may
+//! know several replicas of the server and moves on to the next when one does not answer
+//! (`endpoints`).
 
 use berth_core::gateway::{
     DesiredUpdate, Heartbeat, SubmitContainerStateChange, SubmitTaskStateChange, DESIRED_PATH,
@@ -18,7 +20,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod endpoints;
+use endpoints::Endpoints;
 
 /// `X-Amz-Target` prefix of ECS operations.
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
@@ -26,6 +32,9 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 pub const AMZ_JSON: &str = "application/x-amz-json-1.1";
 /// How long one API call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening a connection may take (shared by the addresses a name resolves to), so
+/// a server that drops packets costs this, not a whole call's timeout, before the next.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest desired-state line accepted.
 const MAX_LINE_BYTES: usize = 64 << 20;
 
@@ -64,13 +73,12 @@ impl ClientError {
     }
 }
 
-/// The client. Cheap to clone: clones share the connection pool.
+/// The client. Cheap to clone: clones share the connection pool and the server in use.
 #[derive(Clone)]
 pub struct ServerClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// `scheme://authority`, without a trailing slash.
-    base: String,
-    authority: String,
+    /// The servers, and the one in use.
+    endpoints: Arc<Endpoints>,
     region: String,
     credentials: Credentials,
 }
@@ -78,7 +86,8 @@ pub struct ServerClient {
 impl std::fmt::Debug for ServerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerClient")
-            .field("base", &self.base)
+            .field("base", &self.base_url())
+            .field("servers", &self.endpoints.all().len())
             .finish()
     }
 }
@@ -110,31 +119,29 @@ impl ServerClient {
         credentials: Credentials,
         ca: Option<&std::path::Path>,
     ) -> Result<ServerClient, ClientError> {
-        let invalid = |why: &str| ClientError::InvalidUrl {
-            url: url.to_string(),
-            why: why.to_string(),
-        };
-        let uri: Uri = url
-            .trim_end_matches('/')
-            .parse()
-            .map_err(|_| invalid("it is not a URL; use http://HOST:PORT"))?;
-        let scheme = match uri.scheme_str() {
-            Some(scheme @ ("http" | "https")) => scheme.to_string(),
-            _ => return Err(invalid("use http://HOST:PORT or https://HOST:PORT")),
-        };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| invalid("it names no host; use http://HOST:PORT"))?
-            .to_string();
-        if uri.path() != "/" && !uri.path().is_empty() {
-            return Err(invalid("it must not have a path; use http://HOST:PORT"));
-        }
+        ServerClient::with_servers(&[url], region, credentials, ca)
+    }
+
+    /// [`ServerClient::with_ca`] for several replicas of one server (`urls`, in order of
+    /// preference; blank entries skipped): the first is used until a call or a stream to it
+    /// fails at the transport level (refused, reset, timed out, TLS), then the next, round
+    /// robin, for every clone of the client. An error answer (4xx, 5xx) does not move it. A
+    /// DNS name that resolves to several addresses is one URL: each new connection tries
+    /// its addresses in turn.
+    pub fn with_servers<S: AsRef<str>>(
+        urls: &[S],
+        region: &str,
+        credentials: Credentials,
+        ca: Option<&std::path::Path>,
+    ) -> Result<ServerClient, ClientError> {
+        let endpoints = Endpoints::parse(urls)?;
         let mut connector = HttpConnector::new();
         // Reports and stream lines are small: send them at once, not after Nagle's delay.
         connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.enforce_http(false);
         let tls = tls_config(ca).map_err(|why| ClientError::InvalidUrl {
-            url: url.to_string(),
+            url: endpoints.current().1.base.clone(),
             why,
         })?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -145,25 +152,41 @@ impl ServerClient {
         let http = Client::builder(TokioExecutor::new()).build(connector);
         Ok(ServerClient {
             http,
-            base: format!("{scheme}://{authority}"),
-            authority,
+            endpoints: Arc::new(endpoints),
             region: region.to_string(),
             credentials,
         })
     }
 
-    /// The server's base URL.
+    /// The base URL of the server in use.
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.endpoints.current().1.base
     }
 
-    fn uri(&self, path_and_query: &str) -> Result<Uri, ClientError> {
-        format!("{}{path_and_query}", self.base)
+    /// The base URLs of every server this client may use, in order.
+    pub fn server_urls(&self) -> Vec<&str> {
+        self.endpoints
+            .all()
+            .iter()
+            .map(|e| e.base.as_str())
+            .collect()
+    }
+
+    /// The URI of `path_and_query` on server `server`.
+    fn uri(&self, server: usize, path_and_query: &str) -> Result<Uri, ClientError> {
+        let base = self.endpoint(server).0;
+        format!("{base}{path_and_query}")
             .parse()
             .map_err(|_| ClientError::InvalidUrl {
-                url: self.base.clone(),
+                url: base.to_string(),
                 why: format!("bad path {path_and_query}"),
             })
+    }
+
+    /// Base URL and authority of server `server`.
+    fn endpoint(&self, server: usize) -> (&str, &str) {
+        let endpoint = &self.endpoints.all()[server];
+        (&endpoint.base, &endpoint.authority)
     }
 
     /// A request to `path_and_query` with `headers` and `body`, signed for ECS.
@@ -173,11 +196,12 @@ impl ServerClient {
         path_and_query: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> Result<Request<Full<Bytes>>, ClientError> {
+    ) -> Result<Outgoing, ClientError> {
         self.signed_for("ecs", method, path_and_query, headers, body)
     }
 
-    /// A request to `path_and_query` with `headers` and `body`, signed for `service`.
+    /// A request to `path_and_query` with `headers` and `body` for the server in use, signed
+    /// for `service`.
     fn signed_for(
         &self,
         service: &str,
@@ -185,14 +209,16 @@ impl ServerClient {
         path_and_query: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> Result<Request<Full<Bytes>>, ClientError> {
+    ) -> Result<Outgoing, ClientError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let (path, query) = path_and_query
             .split_once('?')
             .unwrap_or((path_and_query, ""));
-        let mut all: Vec<(&str, &str)> = vec![(HOST.as_str(), &self.authority)];
+        let server = self.endpoints.current().0;
+        let authority = self.endpoint(server).1;
+        let mut all: Vec<(&str, &str)> = vec![(HOST.as_str(), authority)];
         all.extend_from_slice(headers);
         let parts = RequestParts {
             method: method.as_str(),
@@ -204,26 +230,44 @@ impl ServerClient {
         let added = sigv4::sign(&parts, &self.credentials, &self.region, service, now);
         let mut request = Request::builder()
             .method(method)
-            .uri(self.uri(path_and_query)?);
+            .uri(self.uri(server, path_and_query)?);
         for (name, value) in all {
             request = request.header(name, value);
         }
         for (name, value) in added {
             request = request.header(name, value);
         }
-        request
+        let request = request
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Decode(e.to_string()))
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(Outgoing { request, server })
     }
 
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response<Incoming>, ClientError> {
-        match tokio::time::timeout(CALL_TIMEOUT, self.http.request(request)).await {
+    /// Sends `outgoing`; a transport failure moves the client on to the next server.
+    async fn send(&self, outgoing: Outgoing) -> Result<Response<Incoming>, ClientError> {
+        let Outgoing { request, server } = outgoing;
+        let sent = match tokio::time::timeout(CALL_TIMEOUT, self.http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) => Err(ClientError::Transport(error_chain(&err))),
             Err(_) => Err(ClientError::Transport(format!(
                 "no answer within {CALL_TIMEOUT:?}"
             ))),
-        }
+        };
+        sent.map_err(|err| failed_on(&self.endpoints, server, err))
+    }
+
+    /// Sends `outgoing` and reads the whole answer: its status and body.
+    async fn exchange(
+        &self,
+        outgoing: Outgoing,
+    ) -> Result<(hyper::StatusCode, Bytes), ClientError> {
+        let server = outgoing.server;
+        let response = self.send(outgoing).await?;
+        let status = response.status();
+        let bytes = read_body(response)
+            .await
+            .map_err(|err| failed_on(&self.endpoints, server, err))?;
+        Ok((status, bytes))
     }
 
     /// Calls ECS operation `operation` with `body`; returns the decoded answer.
@@ -248,9 +292,7 @@ impl ServerClient {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
         let headers = [(CONTENT_TYPE.as_str(), AMZ_JSON), ("x-amz-target", target)];
         let request = self.signed_for(service, Method::POST, "/", &headers, body)?;
-        let response = self.send(request).await?;
-        let status = response.status();
-        let bytes = read_body(response).await?;
+        let (status, bytes) = self.exchange(request).await?;
         if !status.is_success() {
             return Err(api_error(status.as_u16(), &bytes));
         }
@@ -277,9 +319,7 @@ impl ServerClient {
             "application/x-www-form-urlencoded; charset=utf-8",
         )];
         let request = self.signed_for(service, Method::POST, "/", &headers, body)?;
-        let response = self.send(request).await?;
-        let status = response.status();
-        let bytes = read_body(response).await?;
+        let (status, bytes) = self.exchange(request).await?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !status.is_success() {
             return Err(ClientError::Api {
@@ -341,9 +381,7 @@ impl ServerClient {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
         let headers = [(CONTENT_TYPE.as_str(), "application/json")];
         let request = self.signed(Method::POST, path, &headers, body)?;
-        let response = self.send(request).await?;
-        let status = response.status();
-        let bytes = read_body(response).await?;
+        let (status, bytes) = self.exchange(request).await?;
         if !status.is_success() {
             return Err(api_error(status.as_u16(), &bytes));
         }
@@ -355,9 +393,7 @@ impl ServerClient {
         let body = serde_json::to_vec(heartbeat).map_err(|e| ClientError::Decode(e.to_string()))?;
         let headers = [(CONTENT_TYPE.as_str(), "application/json")];
         let request = self.signed(Method::POST, HEARTBEAT_PATH, &headers, body)?;
-        let response = self.send(request).await?;
-        let status = response.status();
-        let bytes = read_body(response).await?;
+        let (status, bytes) = self.exchange(request).await?;
         if status.is_success() {
             Ok(())
         } else {
@@ -384,16 +420,18 @@ impl ServerClient {
         let request = if signed {
             self.signed(Method::GET, path_and_query, &headers, Vec::new())?
         } else {
+            let server = self.endpoints.current().0;
             let mut request = Request::builder()
                 .method(Method::GET)
-                .uri(self.uri(path_and_query)?)
-                .header(HOST, &self.authority);
+                .uri(self.uri(server, path_and_query)?)
+                .header(HOST, self.endpoint(server).1);
             for (name, value) in headers {
                 request = request.header(name, value);
             }
-            request
+            let request = request
                 .body(Full::new(Bytes::new()))
-                .map_err(|e| ClientError::Decode(e.to_string()))?
+                .map_err(|e| ClientError::Decode(e.to_string()))?;
+            Outgoing { request, server }
         };
         let response = self.send(request).await?;
         let status = response.status();
@@ -438,15 +476,20 @@ impl ServerClient {
         }
         let headers = [("accept", "application/x-ndjson")];
         let request = self.signed(Method::GET, &query, &headers, Vec::new())?;
+        let server = request.server;
         let response = self.send(request).await?;
         let status = response.status();
         if !status.is_success() {
-            let bytes = read_body(response).await?;
+            let bytes = read_body(response)
+                .await
+                .map_err(|err| failed_on(&self.endpoints, server, err))?;
             return Err(api_error(status.as_u16(), &bytes));
         }
         Ok(DesiredStream {
             body: response.into_body(),
             buffer: Vec::new(),
+            endpoints: Arc::clone(&self.endpoints),
+            server,
         })
     }
 }
@@ -485,15 +528,54 @@ fn tls_config(ca: Option<&std::path::Path>) -> Result<rustls::ClientConfig, Stri
         .with_no_client_auth())
 }
 
+/// A request and the index of the server it is for.
+struct Outgoing {
+    request: Request<Full<Bytes>>,
+    server: usize,
+}
+
+/// `err`, after moving `endpoints` on from server `server` when it is a transport failure.
+fn failed_on(endpoints: &Endpoints, server: usize, err: ClientError) -> ClientError {
+    if matches!(err, ClientError::Transport(_)) {
+        endpoints.failed(server);
+    }
+    err
+}
+
 /// An open desired-state stream: newline-delimited JSON [`DesiredUpdate`] lines.
 #[derive(Debug)]
 pub struct DesiredStream {
     body: Incoming,
     buffer: Vec<u8>,
+    /// The client's servers, and the index of the one this stream comes from.
+    endpoints: Arc<Endpoints>,
+    server: usize,
 }
 
 impl DesiredStream {
-    /// The next line; `None` when the server ended the stream.
+    /// The base URL of the server this stream comes from.
+    pub fn server_url(&self) -> &str {
+        &self.endpoints.all()[self.server].base
+    }
+
+    /// [`DesiredStream::next_update`], waiting at most `idle` for the line: a server silent
+    /// that long is taken as gone (a transport error, so the client moves to the next one).
+    pub async fn next_update_within(
+        &mut self,
+        idle: Duration,
+    ) -> Result<Option<DesiredUpdate>, ClientError> {
+        match tokio::time::timeout(idle, self.next_update()).await {
+            Ok(next) => next,
+            Err(_) => Err(failed_on(
+                &self.endpoints,
+                self.server,
+                ClientError::Transport(format!("no desired state for {idle:?}")),
+            )),
+        }
+    }
+
+    /// The next line; `None` when the server ended the stream. A broken connection is a
+    /// transport error, and moves the client on to its next server.
     pub async fn next_update(&mut self) -> Result<Option<DesiredUpdate>, ClientError> {
         loop {
             if let Some(line) = take_line(&mut self.buffer) {
@@ -506,7 +588,13 @@ impl DesiredStream {
             }
             match self.body.frame().await {
                 None => return Ok(None),
-                Some(Err(err)) => return Err(ClientError::Transport(error_chain(&err))),
+                Some(Err(err)) => {
+                    return Err(failed_on(
+                        &self.endpoints,
+                        self.server,
+                        ClientError::Transport(error_chain(&err)),
+                    ))
+                }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.buffer.extend_from_slice(&data);

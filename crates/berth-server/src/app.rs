@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// An etcd cluster to keep the store in instead of the data dir's SQLite database (the
     /// data dir still holds the server's keys and logs).
     pub etcd: Option<berth_store::location::EtcdConfig>,
+    /// This replica's name among the servers sharing a store (by default host:port).
+    pub replica_name: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             dns_listen: Vec::new(),
             subnets: berth_core::awsvpc::Subnets::default(),
             etcd: None,
+            replica_name: None,
         }
     }
 }
@@ -79,6 +82,10 @@ fn owner_only_dir(dir: &std::path::Path) -> std::io::Result<()> {
 #[derive(Debug)]
 pub struct App {
     pub store: Arc<dyn Store>,
+    /// Leader election among the replicas sharing the store (none with SQLite: one server).
+    pub election: Option<Arc<dyn berth_store::Elect>>,
+    /// Whether this replica leads, and the fence its controllers' writes carry.
+    pub leadership: crate::replicas::Leadership,
     /// The typed, indexed cache of the store that reads are served from.
     pub state: Arc<StateCache>,
     pub arns: ArnContext,
@@ -127,28 +134,41 @@ struct PlacementLocks {
     >,
 }
 
-/// The etcd store `config` names.
+/// A replica's name when none is given: this host's name and the port it serves on.
+fn default_replica_name(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| listen.ip().to_string());
+    format!("{host}:{}", listen.port())
+}
+
+/// The etcd store `config` names, which also runs the replicas' election.
 #[cfg(feature = "etcd")]
 async fn open_etcd(
     config: Option<&berth_store::location::EtcdConfig>,
-) -> Result<Arc<dyn Store>, StoreError> {
+) -> Result<(Arc<dyn Store>, Arc<dyn berth_store::Elect>), StoreError> {
     let config = config.ok_or_else(|| StoreError::Backend("no etcd cluster given".into()))?;
-    Ok(Arc::new(
-        berth_store::etcd::EtcdStore::connect(config).await?,
-    ))
+    let store = Arc::new(berth_store::etcd::EtcdStore::connect(config).await?);
+    Ok((store.clone(), store))
 }
 
 /// Without the `etcd` feature there is no etcd store: say how to get one.
 #[cfg(not(feature = "etcd"))]
 async fn open_etcd(
     _: Option<&berth_store::location::EtcdConfig>,
-) -> Result<Arc<dyn Store>, StoreError> {
+) -> Result<(Arc<dyn Store>, Arc<dyn berth_store::Elect>), StoreError> {
     Err(StoreError::Backend(
         "this berth was built without etcd support: build it with `cargo build --release \
          --features etcd` (which needs protoc: Debian's protobuf-compiler)"
             .into(),
     ))
 }
+
+/// When set, every store operation is recorded in the file it names, for
+/// `berth store check-history` (the failover tests' linearizability check).
+pub const STORE_HISTORY_ENV: &str = "BERTH_STORE_HISTORY";
 
 /// Name of the file the SQLite store keeps in the data dir.
 pub const DATABASE_FILE: &str = "berth.db";
@@ -161,11 +181,28 @@ impl App {
                 StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
             })?;
         }
-        let store: Arc<dyn Store> = match &config.data_dir {
-            _ if config.etcd.is_some() => open_etcd(config.etcd.as_ref()).await?,
-            Some(dir) => Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE))?),
-            None => Arc::new(SqliteStore::open_in_memory()?),
+        let (store, election): (Arc<dyn Store>, _) = match &config.data_dir {
+            _ if config.etcd.is_some() => {
+                let (store, election) = open_etcd(config.etcd.as_ref()).await?;
+                if let Some(dir) = &config.data_dir {
+                    crate::replicas::files::share(store.as_ref(), dir).await?;
+                }
+                (store, Some(election))
+            }
+            Some(dir) => (Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE))?), None),
+            None => (Arc::new(SqliteStore::open_in_memory()?), None),
         };
+        let store = match std::env::var_os(STORE_HISTORY_ENV).filter(|f| !f.is_empty()) {
+            Some(file) => berth_store::history::Recorder::wrap(store, std::path::Path::new(&file))
+                .map_err(|e| {
+                    StoreError::Backend(format!("cannot record the store's history: {e}"))
+                })?,
+            None => store,
+        };
+        let replica_name = config
+            .replica_name
+            .clone()
+            .unwrap_or_else(|| default_replica_name(config.listen));
         let keys = crate::auth::KeyRing::open(config.data_dir.as_deref())
             .map_err(|e| StoreError::Backend(format!("cannot read or make the master key: {e}")))?;
         let state = StateCache::start(store.clone()).await?;
@@ -181,6 +218,8 @@ impl App {
             .map_err(|e| StoreError::Backend(format!("cannot read or make the vault key: {e}")))?;
         let app = Arc::new(App {
             store,
+            election,
+            leadership: crate::replicas::Leadership::new(replica_name),
             state,
             arns,
             config,
@@ -290,7 +329,17 @@ impl App {
     /// at, so a reader after this call sees the write (or, when it failed, what beat it).
     pub async fn commit(&self, txn: Txn) -> Result<TxnResult, ApiError> {
         let began = std::time::Instant::now();
+        // A controller's write holds only while its replica still leads.
+        let fence = self.leadership.fence_here();
+        let fenced = fence.is_some();
+        let txn = match fence {
+            Some(fence) => txn.when(fence),
+            None => txn,
+        };
         let result = self.store.txn(txn).await?;
+        if fenced && !result.succeeded && !self.leadership.leads() {
+            return Err(ApiError::server("this replica no longer leads"));
+        }
         self.state.wait_for(result.revision).await;
         self.metrics.observe_commit(began.elapsed().as_secs_f64());
         Ok(result)

@@ -41,6 +41,9 @@ struct Registry {
     /// Where news goes: the ARN of an agent heard for the first time since the server
     /// started, or after it was held silent.
     news: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Agents this replica heard from since it last told the others (see
+    /// [`crate::replicas::sightings`]).
+    heard_here: HashSet<String>,
 }
 
 impl AgentRegistry {
@@ -51,9 +54,30 @@ impl AgentRegistry {
     /// Records that the agent of `instance_arn` is alive now.
     pub fn saw(&self, instance_arn: &str) {
         let mut inner = self.lock();
+        if !inner.heard_here.contains(instance_arn) {
+            inner.heard_here.insert(instance_arn.to_string());
+        }
+        Self::seen_at(&mut inner, instance_arn, Instant::now());
+    }
+
+    /// Records that another replica heard the agent of `instance_arn` at `at`.
+    pub fn saw_elsewhere(&self, instance_arn: &str, at: Instant) {
+        Self::seen_at(&mut self.lock(), instance_arn, at);
+    }
+
+    /// The agents heard here since the last call.
+    pub fn take_heard_here(&self) -> Vec<String> {
+        self.lock().heard_here.drain().collect()
+    }
+
+    fn seen_at(inner: &mut Registry, instance_arn: &str, at: Instant) {
+        let previous = inner.last_seen.get(instance_arn).copied();
+        if previous.is_some_and(|seen| seen >= at) {
+            return;
+        }
         let first = inner
             .last_seen
-            .insert(instance_arn.to_string(), Instant::now())
+            .insert(instance_arn.to_string(), at)
             .is_none();
         let was_silent = inner.silent.remove(instance_arn);
         if first || was_silent {

@@ -115,6 +115,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(signed)
         .merge(crate::console::router())
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         // For scrapers, which cannot sign: the metrics token as a bearer token.
         .route("/metrics", get(crate::metrics::serve))
         // Opened with the session's one-time token (ExecuteCommand's tokenValue), not signed.
@@ -156,6 +157,61 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// The controllers, which run only where the replica leads (see [`crate::replicas`]).
+fn start_controllers(app: &Arc<App>) {
+    let gc_every = (app.config.stopped_task_retention / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    crate::controllers::gc::spawn(app.clone(), gc_every);
+    crate::controllers::services::spawn(app.clone());
+    crate::controllers::instance_health::spawn(app.clone());
+    crate::autoscaling::controller::spawn(app.clone());
+    crate::elbv2::dataplane::spawn(app.clone());
+    crate::elbv2::service_targets::spawn(app.clone());
+    crate::servicediscovery::ecs::spawn(app.clone());
+}
+
+/// `/readyz`: 200 when this replica's cache has caught up with the store (so it serves
+/// current reads), 503 when the store cannot be reached or the cache lags; the body says
+/// which replica this is and who leads.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    const WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+    let head = tokio::time::timeout(WITHIN, app.store.revision()).await;
+    let (ready, why) = match head {
+        Ok(Ok(head)) => {
+            let synced = tokio::time::timeout(WITHIN, app.state.wait_for(head)).await;
+            (
+                synced.is_ok(),
+                if synced.is_ok() {
+                    "synced".to_string()
+                } else {
+                    format!(
+                        "the cache lags the store (at {}, store at {head})",
+                        app.state.revision()
+                    )
+                },
+            )
+        }
+        Ok(Err(e)) => (false, format!("the store cannot be read: {e}")),
+        Err(_) => (false, "the store does not answer".to_string()),
+    };
+    let body = serde_json::json!({
+        "ready": ready,
+        "status": why,
+        "replica": app.leadership.name,
+        "leads": app.leadership.leads(),
+        "leader": crate::replicas::leader_line(&app).await,
+        "revision": app.state.revision(),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
 /// Opens the store, binds the listener and starts serving in the background.
 pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
     let addr = config.listen;
@@ -167,20 +223,13 @@ pub async fn serve(config: ServerConfig) -> Result<Server, StartError> {
         .map_err(|source| StartError::Listen { addr, source })?;
     let acceptor = crate::tls::acceptor(&config.tls, config.data_dir.as_deref(), addr)?;
     let app = App::open(config).await?;
-    let gc_every = (app.config.stopped_task_retention / 4).clamp(
-        std::time::Duration::from_secs(1),
-        std::time::Duration::from_secs(60),
-    );
-    crate::controllers::gc::spawn(app.clone(), gc_every);
-    crate::controllers::services::spawn(app.clone());
-    crate::controllers::instance_health::spawn(app.clone());
+    crate::replicas::lead(app.clone(), start_controllers);
+    // Every replica answers DNS on its own addresses, applies retention to the logs its
+    // agents sent it, publishes the usage they report, and tells the others whom it heard.
     crate::logs::spawn(app.clone());
     crate::telemetry::usage::spawn(app.clone());
-    crate::autoscaling::controller::spawn(app.clone());
-    crate::elbv2::dataplane::spawn(app.clone());
-    crate::elbv2::service_targets::spawn(app.clone());
     crate::dns::spawn(app.clone());
-    crate::servicediscovery::ecs::spawn(app.clone());
+    crate::replicas::sightings::spawn(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let router = router(app.clone());
     let limits = app.config.limits.clone();
@@ -336,6 +385,9 @@ async fn signed_answer(
     body: Result<Vec<u8>, ApiError>,
     next: Next,
 ) -> Response {
+    if !crate::replicas::agent_request(&parts.uri, &parts.headers) {
+        crate::replicas::catch_up(app).await;
+    }
     let checked = match body {
         Ok(body) => principal_of(app, &parts, &body).map(|signed| (signed, body)),
         Err(e) => Err(e),

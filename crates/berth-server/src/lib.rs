@@ -21,6 +21,7 @@ pub mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod protocol;
+pub mod replicas;
 pub mod secretsmanager;
 pub mod servicediscovery;
 pub mod ssm;

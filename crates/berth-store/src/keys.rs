@@ -174,6 +174,25 @@ pub fn capacity_provider(name: &str) -> String {
     format!("{CAPACITY_PROVIDERS}{name}")
 }
 
+/// The key the leading server holds with its lease (etcd only).
+pub const LEADER: &str = "/control/leader";
+
+/// Prefix of the replicas' records: each says which agents it heard from lately.
+pub const REPLICAS: &str = "/control/replicas/";
+
+/// `/control/replicas/{name}`
+pub fn replica(name: &str) -> String {
+    format!("{REPLICAS}{name}")
+}
+
+/// Prefix of the files every replica must hold alike (master key, vault key, own CA).
+pub const SHARED_FILES: &str = "/control/files/";
+
+/// `/control/files/{name}`
+pub fn shared_file(name: &str) -> String {
+    format!("{SHARED_FILES}{name}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

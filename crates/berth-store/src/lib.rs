@@ -7,6 +7,7 @@
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod history;
 pub mod keys;
 pub mod location;
 pub mod logs;
@@ -199,6 +200,35 @@ pub trait Store: Send + Sync + 'static {
     /// What one transaction may hold.
     fn write_limits(&self) -> WriteLimits {
         WriteLimits::UNLIMITED
+    }
+}
+
+/// One term of leadership among the servers that share a store.
+#[derive(Debug)]
+pub struct Term {
+    /// The guard that fences the leader's writes: it holds only while this term lasts, so a
+    /// deposed leader's transactions fail.
+    pub fence: Compare,
+    /// Turns true when the term has ended (the lease expired or could not be renewed, or the
+    /// leader key changed hands); it never turns back.
+    pub lost: tokio::sync::watch::Receiver<bool>,
+    /// Ends the term at once when dropped or sent (a clean shutdown hands over without
+    /// waiting for the lease to expire).
+    pub resign: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Leader election over a shared store (the etcd backend: a lease and a key held with it).
+#[async_trait]
+pub trait Elect: Send + Sync + 'static {
+    /// Waits until `candidate` leads, then returns its term.
+    async fn campaign(&self, candidate: &str) -> Result<Term>;
+    /// Who leads now, if anyone.
+    async fn leader(&self) -> Result<Option<String>>;
+}
+
+impl std::fmt::Debug for dyn Elect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Elect")
     }
 }
 

@@ -68,6 +68,9 @@ enum Command {
     /// Measure Berth against its targets and print the figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Copy a store to another backend (SQLite to etcd) and prove the copy, or checksum one.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -113,6 +116,7 @@ fn run() -> anyhow::Result<i32> {
             Command::Compose(command) => commands::compose::run(command).await,
             Command::RotateVaultKey(args) => commands::vault::rotate(args).await.map(|()| 0),
             Command::Bench(command) => commands::bench::run(command).await.map(|()| 0),
+            Command::Store(command) => commands::store::run(command).await,
         }
     })
 }

@@ -29,24 +29,48 @@ struct PretendServer {
     url: String,
     seen: Arc<Mutex<Seen>>,
     desired: watch::Sender<DesiredState>,
+    /// The accept loop, which owns the listener and every connection.
+    accept: tokio::task::JoinHandle<()>,
 }
 
 impl PretendServer {
     async fn start() -> PretendServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let seen = Arc::new(Mutex::new(Seen::default()));
         let (desired, _) = watch::channel(DesiredState {
             revision: 1,
             tasks: Vec::new(),
         });
+        PretendServer::serving(desired).await
+    }
+
+    /// Another replica of this server: its own port and record of what it saw, the same
+    /// desired state.
+    async fn replica(&self) -> PretendServer {
+        PretendServer::serving(self.desired.clone()).await
+    }
+
+    async fn serving(desired: watch::Sender<DesiredState>) -> PretendServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Seen::default()));
         let (s, d) = (seen.clone(), desired.clone());
-        tokio::spawn(async move {
+        let accept = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, s.clone(), d.subscribe()));
+                while connections.try_join_next().is_some() {}
+                connections.spawn(serve(stream, s.clone(), d.subscribe()));
             }
         });
-        PretendServer { url, seen, desired }
+        PretendServer {
+            url,
+            seen,
+            desired,
+            accept,
+        }
+    }
+
+    /// Dies: the listener closes and so does every connection (the stream included).
+    fn kill(&self) {
+        self.accept.abort();
     }
 
     fn seen<T>(&self, read: impl FnOnce(&Seen) -> T) -> T {
@@ -190,20 +214,24 @@ fn assigned_task() -> AssignedTask {
     }
 }
 
-fn start_agent(
-    server: &PretendServer,
-    fake: &FakeRuntime,
-    data_dir: &std::path::Path,
-) -> (
+type Running = (
     oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), AgentError>>,
-) {
+);
+
+fn start_agent(server: &PretendServer, fake: &FakeRuntime, data_dir: &std::path::Path) -> Running {
+    start_agent_on(&[server.url.as_str()], fake, data_dir)
+}
+
+/// Starts an agent of cluster demo given the servers `urls`, heartbeating every 50 ms.
+fn start_agent_on(urls: &[&str], fake: &FakeRuntime, data_dir: &std::path::Path) -> Running {
     let mut config = AgentConfig::new(
-        &server.url,
+        urls[0],
         "demo",
         data_dir.to_path_buf(),
         crate::credentials::for_fake_servers(),
     );
+    config.servers = urls.iter().map(|u| u.to_string()).collect();
     config.heartbeat_interval = Duration::from_millis(50);
     config.attributes = vec![("stack".into(), Some("test".into()))];
     config.availability_zone = Some("lab-1a".into());
@@ -436,3 +464,5 @@ async fn an_agent_with_unreadable_identity_files_and_no_containers_refuses_to_re
     assert!(err.to_string().starts_with("refusing to start"), "{err}");
     assert!(server.seen(|s| s.registrations.is_empty()));
 }
+
+mod failover;

@@ -272,6 +272,115 @@ async fn a_refused_desired_stream_is_an_api_error() {
     assert!(matches!(err, ClientError::Api { status: 404, .. }), "{err}");
 }
 
+/// A URL nothing listens on.
+async fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    url
+}
+
+#[tokio::test]
+async fn a_client_of_replicas_moves_to_the_next_when_one_is_unreachable_but_not_on_an_error_answer()
+{
+    let dead = dead_url().await;
+    let live = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let live_url = format!("http://{}", live.local_addr().expect("addr"));
+    let client = ServerClient::with_servers(&[&dead, &live_url], "us-east-1", credentials(), None)
+        .expect("client");
+    assert_eq!(client.server_urls(), [dead.as_str(), live_url.as_str()]);
+    assert_eq!(client.base_url(), dead);
+    let heartbeat = Heartbeat {
+        cluster: "c".into(),
+        container_instance: "i".into(),
+    };
+    let err = client.heartbeat(&heartbeat).await.expect_err("down");
+    assert!(matches!(err, ClientError::Transport(_)), "{err}");
+    assert_eq!(client.base_url(), live_url, "moved on");
+    let clone = client.clone();
+    assert_eq!(clone.base_url(), live_url, "clones move together");
+
+    let server = tokio::spawn(async move {
+        let ok = answer(&live, "200 OK", "{}").await;
+        let refused = answer(
+            &live,
+            "400 Bad Request",
+            r#"{"__type":"ClientException","message":"no"}"#,
+        )
+        .await;
+        (ok, refused)
+    });
+    client
+        .heartbeat(&heartbeat)
+        .await
+        .expect("the live one answers");
+    let err = client.heartbeat(&heartbeat).await.expect_err("refused");
+    assert!(matches!(err, ClientError::Api { status: 400, .. }), "{err}");
+    assert_eq!(client.base_url(), live_url, "an error answer moves nothing");
+    let (ok, _) = server.await.expect("server");
+    let host = format!("host: {}", live_url.trim_start_matches("http://"));
+    assert!(ok.to_ascii_lowercase().contains(&host), "{ok}");
+    verify(&ok).expect("signed for the server it went to");
+}
+
+#[tokio::test]
+async fn a_broken_or_silent_desired_stream_moves_the_client_to_the_next_server() {
+    let (a, client) = listener().await;
+    let b = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let b_url = format!("http://{}", b.local_addr().expect("addr"));
+    let client = ServerClient::with_servers(
+        &[client.base_url(), b_url.as_str()],
+        "us-east-1",
+        credentials(),
+        None,
+    )
+    .expect("client");
+    let a_url = client.base_url().to_string();
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n";
+    // a sends one line, then its connection breaks in the middle of a chunk.
+    tokio::spawn(async move {
+        let (mut stream, _) = a.accept().await.expect("accept");
+        read_request(&mut stream).await;
+        let line = "{\"revision\":7,\"assigned\":[]}\n";
+        let chunk = format!("{head}{:x}\r\n{line}\r\n10\r\n{{\"rev", line.len());
+        stream.write_all(chunk.as_bytes()).await.expect("write");
+    });
+    let mut stream = client
+        .desired_stream("demo", "abc", None)
+        .await
+        .expect("stream");
+    assert_eq!(stream.server_url(), a_url);
+    let first = stream
+        .next_update()
+        .await
+        .expect("line")
+        .map(|u| u.revision);
+    assert_eq!(first, Some(7));
+    let err = stream.next_update().await.expect_err("broken");
+    assert!(matches!(err, ClientError::Transport(_)), "{err}");
+    assert_eq!(client.base_url(), b_url, "moved on from a");
+
+    // b holds the stream open but says nothing.
+    let held = tokio::spawn(async move {
+        let (mut stream, _) = b.accept().await.expect("accept");
+        let request = read_request(&mut stream).await;
+        stream.write_all(head.as_bytes()).await.expect("head");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        request
+    });
+    let mut stream = client
+        .desired_stream("demo", "abc", Some(7))
+        .await
+        .expect("stream");
+    let err = stream
+        .next_update_within(Duration::from_millis(100))
+        .await
+        .expect_err("silent");
+    assert!(matches!(err, ClientError::Transport(_)), "{err}");
+    assert_eq!(client.base_url(), a_url, "round robin, back to a");
+    held.abort();
+}
+
 #[test]
 fn query_values_are_percent_encoded() {
     assert_eq!(encode("a b/c"), "a%20b%2Fc");

@@ -5,6 +5,7 @@
 //! with `Compacted` when etcd no longer has that revision. Every key lives under the URL's
 //! path, so one etcd cluster can hold several Berth installations.
 
+mod election;
 pub mod local;
 
 use crate::{Event, EventKind, KeyValue, Op, Result, Store, StoreError, Txn, TxnResult};
@@ -108,6 +109,47 @@ async fn timed<T>(call: impl std::future::Future<Output = Result<T, etcd::Error>
             CALL_TIMEOUT.as_secs()
         ))),
     }
+}
+
+/// Attempts of one call that failed in a way that can be retried (see [`retried`]).
+const ATTEMPTS: u32 = 6;
+
+/// Runs an etcd call, and again (backing off, about 3 s in all) when it failed in a way that
+/// cannot have applied it — the member had no leader (an election under way), or the
+/// connection was refused (a member down) — or, for a read, after any transport failure. A
+/// write whose fate is unknown is not retried: the caller sees the error.
+async fn retried<T, F, Fut>(read: bool, mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match timed(call()).await {
+            Err(StoreError::Backend(message))
+                if attempt < ATTEMPTS && retryable(&message, read) =>
+            {
+                tracing::debug!(%message, attempt, "store: etcd call failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn retryable(message: &str, read: bool) -> bool {
+    let lower = message.to_ascii_lowercase();
+    let never_applied = lower.contains("no leader")
+        || lower.contains("connection refused")
+        || lower.contains("leader changed");
+    never_applied
+        || (read
+            && (lower.contains("unavailable")
+                || lower.contains("transport error")
+                || lower.contains("did not answer")))
 }
 
 /// The first key after every key that starts with `prefix` (etcd's range end for a prefix;
@@ -274,7 +316,11 @@ impl EtcdStore {
         if revision > 0 {
             options = options.with_revision(revision as i64);
         }
-        let response = timed(self.kv().get(from, Some(options))).await?;
+        let response = retried(true, || {
+            let (mut kv, from, options) = (self.kv(), from.clone(), options.clone());
+            async move { kv.get(from, Some(options)).await }
+        })
+        .await?;
         let items = response
             .kvs()
             .iter()
@@ -428,7 +474,11 @@ async fn follow(
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let response = timed(self.kv().get(self.full_key(key), None)).await?;
+        let response = retried(true, || {
+            let (mut kv, key) = (self.kv(), self.full_key(key));
+            async move { kv.get(key, None).await }
+        })
+        .await?;
         response
             .kvs()
             .first()
@@ -451,7 +501,11 @@ impl Store for EtcdStore {
 
     async fn txn(&self, txn: Txn) -> Result<TxnResult> {
         let request = self.etcd_txn(txn)?;
-        let response = timed(self.kv().txn(request)).await?;
+        let response = retried(false, || {
+            let (mut kv, request) = (self.kv(), request.clone());
+            async move { kv.txn(request).await }
+        })
+        .await?;
         Ok(TxnResult {
             succeeded: response.succeeded(),
             revision: header_revision(response.header()),
@@ -471,7 +525,11 @@ impl Store for EtcdStore {
             self.prefix.clone().into_bytes()
         };
         let options = etcd::GetOptions::new().with_count_only();
-        let response = timed(self.kv().get(key, Some(options))).await?;
+        let response = retried(true, || {
+            let (mut kv, key, options) = (self.kv(), key.clone(), options.clone());
+            async move { kv.get(key, Some(options)).await }
+        })
+        .await?;
         Ok(header_revision(response.header()))
     }
 

@@ -20,9 +20,18 @@ pub const DOCKER_HINT: &str =
 /// Options of `berth agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// URL of the Berth server, e.g. http://127.0.0.1:7700 or https://berth.example:7700.
-    #[arg(long)]
-    pub server: String,
+    /// URL of the Berth server, e.g. http://127.0.0.1:7700 or https://berth.example:7700;
+    /// for a server of several replicas, their URLs separated by commas (or --server
+    /// repeated), e.g. http://a:7700,http://b:7700,http://c:7700: the agent uses one at a time
+    /// and moves to the next when it stops answering, keeping its instance and its tasks. A
+    /// DNS name that resolves to every replica's address works as one URL.
+    #[arg(
+        long,
+        required = true,
+        value_delimiter = ',',
+        value_name = "URL[,URL...]"
+    )]
+    pub server: Vec<String>,
     /// CA certificate (PEM) the server's TLS certificate must chain to: a Berth server's own
     /// CA is DATA_DIR/tls/ca.pem. Without it, https:// servers need a certificate the
     /// system trusts.
@@ -177,7 +186,9 @@ impl AgentArgs {
             .clone()
             .unwrap_or_else(super::default_data_dir);
         let credentials = berth_agent::credentials::from_environment()?;
-        let mut config = AgentConfig::new(&self.server, &self.cluster, data_dir, credentials);
+        let first = self.server.first().map(String::as_str).unwrap_or_default();
+        let mut config = AgentConfig::new(first, &self.cluster, data_dir, credentials);
+        config.servers = self.servers();
         config.attributes = self.attributes.clone();
         config.availability_zone = self.availability_zone.clone();
         config.task_cleanup_wait = self.task_cleanup_wait;
@@ -194,6 +205,15 @@ impl AgentArgs {
         self.network.apply(&mut config, self.fargate);
         Ok(config)
     }
+
+    /// The server URLs given, blank entries (`URL,`) left out.
+    pub fn servers(&self) -> Vec<String> {
+        self.server
+            .iter()
+            .map(|url| url.trim().to_string())
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
 }
 
 /// Connects to Docker, then runs the agent until Ctrl-C or SIGTERM.
@@ -202,7 +222,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let runtime = connect_docker().await?;
     println!(
         "Berth agent joining cluster '{}' at {}.",
-        args.cluster, args.server
+        args.cluster,
+        args.servers().join(", ")
     );
     berth_agent::run(config, runtime, super::shutdown_signal())
         .await
@@ -280,6 +301,34 @@ mod tests {
                 forbid_root_user: true,
             }
         );
+    }
+
+    #[derive(Debug, Parser)]
+    struct Agent {
+        #[command(flatten)]
+        agent: AgentArgs,
+    }
+
+    fn servers(args: &[&str]) -> Result<Vec<String>, clap::Error> {
+        Agent::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+            .map(|flags| flags.agent.servers())
+    }
+
+    #[test]
+    fn server_takes_one_url_or_a_comma_separated_list_of_replicas() {
+        assert_eq!(
+            servers(&["--server", "http://127.0.0.1:7700"]).expect("parses"),
+            ["http://127.0.0.1:7700"]
+        );
+        assert_eq!(
+            servers(&["--server", "http://a:7700,http://b:7700,"]).expect("parses"),
+            ["http://a:7700", "http://b:7700"]
+        );
+        assert_eq!(
+            servers(&["--server", "http://a:7700", "--server", "http://c:7700"]).expect("parses"),
+            ["http://a:7700", "http://c:7700"]
+        );
+        assert!(servers(&[]).is_err(), "--server is required");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod ps;
 pub mod run;
 pub mod server;
 pub mod services;
+pub mod store;
+pub mod store_history;
 pub mod up;
 pub mod vault;
 

@@ -20,18 +20,12 @@ pub struct ServerArgs {
     /// the data dir keeps only the server's keys and logs.
     #[arg(long, value_name = "URL", value_parser = parse_store)]
     pub store: Option<berth_store::location::Location>,
-    /// The CA certificate (PEM) that signs the etcd members' certificates.
-    #[arg(long, value_name = "PEM")]
-    pub etcd_ca: Option<PathBuf>,
-    /// A client certificate (PEM) for etcd members that ask for one; with --etcd-key.
-    #[arg(long, value_name = "PEM", requires = "etcd_key")]
-    pub etcd_cert: Option<PathBuf>,
-    /// The private key (PEM) of --etcd-cert.
-    #[arg(long, value_name = "PEM", requires = "etcd_cert")]
-    pub etcd_key: Option<PathBuf>,
-    /// etcd auth user; the password comes from $BERTH_ETCD_PASSWORD.
-    #[arg(long, value_name = "USER")]
-    pub etcd_user: Option<String>,
+    #[command(flatten)]
+    pub etcd: super::store::EtcdArgs,
+    /// This replica's name among the servers sharing an etcd store (default: HOSTNAME:PORT);
+    /// the leader holds the etcd key `/control/leader` under it.
+    #[arg(long, value_name = "NAME")]
+    pub replica_name: Option<String>,
     /// Region used in ARNs.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -146,6 +140,7 @@ impl ServerArgs {
             listen: self.listen,
             data_dir: Some(data_dir),
             etcd,
+            replica_name: self.replica_name.clone(),
             region: self.region.clone(),
             account_id: self.account_id.clone(),
             stopped_task_retention: self.stopped_task_retention,
@@ -168,8 +163,7 @@ impl ServerArgs {
     /// The data dir, and the etcd cluster when the store is there.
     fn store_config(&self) -> anyhow::Result<(PathBuf, Option<berth_store::location::EtcdConfig>)> {
         use berth_store::location::Location;
-        let etcd_options =
-            self.etcd_ca.is_some() || self.etcd_cert.is_some() || self.etcd_user.is_some();
+        let etcd_options = self.etcd.given();
         match &self.store {
             Some(Location::Sqlite(dir)) => {
                 if self.data_dir.as_ref().is_some_and(|d| d != dir) {
@@ -187,16 +181,10 @@ impl ServerArgs {
                 }
                 Ok((dir.clone(), None))
             }
-            Some(Location::Etcd(config)) => {
-                let mut config = config.clone();
-                config.ca = self.etcd_ca.clone();
-                config.client_cert = self.etcd_cert.clone().zip(self.etcd_key.clone());
-                if let Some(user) = &self.etcd_user {
-                    let password = std::env::var("BERTH_ETCD_PASSWORD").map_err(|_| {
-                        anyhow::anyhow!("--etcd-user needs the password in $BERTH_ETCD_PASSWORD")
-                    })?;
-                    config.user = Some((user.clone(), password));
-                }
+            Some(location @ Location::Etcd(_)) => {
+                let Location::Etcd(config) = self.etcd.apply(location)? else {
+                    anyhow::bail!("--store {location} is not an etcd cluster");
+                };
                 let dir = self
                     .data_dir
                     .clone()
@@ -234,6 +222,26 @@ impl ServerArgs {
     }
 }
 
+/// Prints who leads whenever it changes (a shared store only): this replica, or which other.
+fn follow_leadership(app: std::sync::Arc<berth_server::app::App>) {
+    if app.election.is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut leads = app.leadership.watch();
+        let mut last = String::new();
+        loop {
+            let line = berth_server::replicas::leader_line(&app).await;
+            if line != last {
+                println!("berth server: {line}");
+                last = line;
+            }
+            // Looked at again when this replica's part changes, and every few seconds.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), leads.changed()).await;
+        }
+    });
+}
+
 /// Runs the server until asked to stop.
 pub async fn run(args: ServerCommandArgs) -> anyhow::Result<()> {
     let mut config = args.server.config()?;
@@ -259,6 +267,7 @@ pub async fn run(args: ServerCommandArgs) -> anyhow::Result<()> {
         "berth server is serving the ECS API"
     );
     println!("berth server store: {store}");
+    follow_leadership(server.app().clone());
     println!("berth server listening on {}", server.endpoint());
     if let Some(file) = server.app().credentials_file() {
         tracing::info!(credentials = %file.display(), "the root user's access key (profile berth) is in this file");

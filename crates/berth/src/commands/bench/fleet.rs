@@ -4,13 +4,16 @@
 //! concurrent callers while a reader describes tasks. It prints end-to-end tasks/s, RunTask
 //! and DescribeTasks latencies, desired-state stream bytes per task, the server's memory and
 //! its restart time, and fails (non-zero exit) when any task is missing, not RUNNING or
-//! duplicated. `--scaling` prints e2e tasks/s for several fleet sizes instead.
+//! duplicated. `--scaling` prints e2e tasks/s for several fleet sizes instead. `--store`
+//! puts the server's store in etcd instead of SQLite (a local cluster the benchmark starts),
+//! or runs the same fleet on both and prints etcd's e2e tasks/s as a share of SQLite's.
 
 mod agents;
 mod api;
 mod load;
 pub(crate) mod server;
 mod services;
+mod store;
 mod stream;
 mod verify;
 
@@ -27,6 +30,7 @@ use server::ServerProcess;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use store::{Backend, StoreChoice, StoreSpec};
 use verify::Verification;
 
 /// Options of `berth bench fleet`.
@@ -57,6 +61,15 @@ pub struct FleetArgs {
     /// How long all tasks may take to be RUNNING (default: 60 s + 50 ms per task).
     #[arg(long, value_parser = crate::commands::parse_duration)]
     pub timeout: Option<Duration>,
+    /// Where the server keeps its store: the data dir's SQLite database, a local etcd
+    /// cluster the benchmark starts (needs a berth built with `--features etcd` and the
+    /// `etcd` binary), or both, one after the other, with etcd's e2e tasks/s as a share of
+    /// SQLite's.
+    #[arg(long, value_enum, default_value_t = StoreChoice::Sqlite)]
+    pub store: StoreChoice,
+    /// Members of the local etcd cluster (--store etcd or both).
+    #[arg(long, default_value_t = 1)]
+    pub etcd_members: usize,
 }
 
 /// How big a fleet to measure.
@@ -89,6 +102,8 @@ pub struct FleetOptions {
     pub timeout: Option<Duration>,
     /// Measure the server's restart too.
     pub restart: bool,
+    /// Where the server keeps its store.
+    pub store: StoreSpec,
 }
 
 /// What a run measured and found.
@@ -192,6 +207,10 @@ pub async fn run(args: FleetArgs) -> anyhow::Result<()> {
     if args.instances == 0 || args.tasks == 0 {
         bail!("--instances and --tasks must be at least 1");
     }
+    if args.etcd_members == 0 {
+        bail!("--etcd-members must be at least 1");
+    }
+    args.store.check_available()?;
     let work = async {
         if args.scaling {
             scaling(&args).await
@@ -212,33 +231,101 @@ async fn single(args: &FleetArgs) -> anyhow::Result<()> {
         tasks: args.tasks,
         services: args.services,
     };
-    let options = FleetOptions {
-        callers: args.callers,
-        stream_sample: args.stream_sample,
-        timeout: args.timeout,
-        restart: true,
-    };
-    println!(
-        "fleet: {} hollow agents, {} tasks by RunTask (count 10, spread(instanceId), {} concurrent callers){}; server in a child process",
-        size.instances,
-        size.tasks,
-        options.callers,
-        if size.services > 0 {
-            format!(", then {} services", size.services)
-        } else {
-            String::new()
+    let backends = args.store.backends();
+    let mut measured = Vec::new();
+    let mut failed = Vec::new();
+    for backend in backends.iter().copied() {
+        let options = FleetOptions {
+            callers: args.callers,
+            stream_sample: args.stream_sample,
+            timeout: args.timeout,
+            restart: true,
+            store: StoreSpec {
+                backend,
+                etcd_members: args.etcd_members,
+            },
+        };
+        if backends.len() > 1 {
+            println!("-- {}", backend.name());
         }
-    );
-    let result = measure(size, &options).await?;
-    report(&result);
-    let problems = result.problems();
-    if args.check {
-        report_check(&result, &problems);
+        println!(
+            "fleet: {} hollow agents, {} tasks by RunTask (count 10, spread(instanceId), {} concurrent callers){}; server in a child process, {}",
+            size.instances,
+            size.tasks,
+            options.callers,
+            if size.services > 0 {
+                format!(", then {} services", size.services)
+            } else {
+                String::new()
+            },
+            backend.describe(args.etcd_members)
+        );
+        let result = match measure(size, &options).await {
+            Ok(result) => result,
+            // With both stores, a failure of the first still lets the second be measured.
+            Err(err) if backends.len() > 1 => {
+                println!("{} run failed: {err:#}", backend.name());
+                failed.push(format!("{}: {err:#}", backend.name()));
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        report(&result);
+        if backend == Backend::Etcd {
+            println!(
+                "store: {} etcd member(s) on this machine, each with its own data dir (fsync on); their CPU shares the machine's cores, their memory is not in server RSS",
+                args.etcd_members
+            );
+        }
+        let problems = result.problems();
+        if args.check {
+            report_check(&result, &problems);
+        }
+        if problems.is_empty() {
+            measured.push((backend, tasks_per_second(&result)));
+        } else {
+            failed.push(format!("{}: {}", backend.name(), problems.join("; ")));
+        }
     }
-    if !problems.is_empty() {
-        bail!("the fleet run is not correct:\n  {}", problems.join("\n  "));
+    if backends.len() > 1 {
+        report_comparison(&measured);
+    }
+    if !failed.is_empty() {
+        bail!("the fleet run is not correct:\n  {}", failed.join("\n  "));
     }
     Ok(())
+}
+
+/// Prints each store's e2e tasks/s and etcd's as a share of SQLite's.
+fn report_comparison(measured: &[(Backend, f64)]) {
+    println!("-- etcd against SQLite (same fleet, one after the other)");
+    let rate = |backend: Backend| {
+        measured
+            .iter()
+            .find(|(b, _)| *b == backend)
+            .map(|(_, rate)| *rate)
+    };
+    for backend in [Backend::Sqlite, Backend::Etcd] {
+        match rate(backend) {
+            Some(rate) => println!("e2e tasks/s on {}: {rate:.1}", backend.name()),
+            None => println!("e2e tasks/s on {}: failed", backend.name()),
+        }
+    }
+    match etcd_share(rate(Backend::Sqlite), rate(Backend::Etcd)) {
+        Some(share) => println!(
+            "etcd/SQLite e2e tasks/s: {share:.2} ({:.0}%)",
+            share * 100.0
+        ),
+        None => println!("etcd/SQLite e2e tasks/s: not measured (a run failed)"),
+    }
+}
+
+/// etcd's e2e tasks/s as a share of SQLite's, when both were measured.
+fn etcd_share(sqlite: Option<f64>, etcd: Option<f64>) -> Option<f64> {
+    match (sqlite, etcd) {
+        (Some(sqlite), Some(etcd)) if sqlite > 0.0 => Some(etcd / sqlite),
+        _ => None,
+    }
 }
 
 /// Fleet sizes of the scaling table: 100, 1000 and `instances` agents, as many as fit.
@@ -252,56 +339,70 @@ fn scaling_sizes(instances: usize) -> Vec<usize> {
 }
 
 async fn scaling(args: &FleetArgs) -> anyhow::Result<()> {
-    let options = FleetOptions {
-        callers: args.callers,
-        stream_sample: args.stream_sample,
-        timeout: args.timeout,
-        restart: false,
-    };
-    println!(
-        "{:>9} {:>8} {:>12} {:>15} {:>15} {:>15}",
-        "instances", "tasks", "e2e tasks/s", "RunTask p50 ms", "RunTask p99 ms", "server RSS MiB"
-    );
     let mut failed = Vec::new();
-    for instances in scaling_sizes(args.instances) {
-        let size = FleetSize {
-            instances,
-            tasks: args.tasks,
-            services: 0,
+    for backend in args.store.backends() {
+        let options = FleetOptions {
+            callers: args.callers,
+            stream_sample: args.stream_sample,
+            timeout: args.timeout,
+            restart: false,
+            store: StoreSpec {
+                backend,
+                etcd_members: args.etcd_members,
+            },
         };
-        let outcome = measure(size, &options).await;
-        let problems = match &outcome {
-            Ok(result) => result.problems(),
-            Err(err) => vec![format!("{err:#}")],
-        };
-        match outcome {
-            Ok(result) if problems.is_empty() => println!(
-                "{:>9} {:>8} {:>12.1} {:>15.1} {:>15.1} {:>15.1}",
+        if args.store != StoreChoice::Sqlite {
+            println!("-- {}", backend.describe(args.etcd_members));
+        }
+        println!(
+            "{:>9} {:>8} {:>12} {:>15} {:>15} {:>15}",
+            "instances",
+            "tasks",
+            "e2e tasks/s",
+            "RunTask p50 ms",
+            "RunTask p99 ms",
+            "server RSS MiB"
+        );
+        for instances in scaling_sizes(args.instances) {
+            let size = FleetSize {
                 instances,
-                args.tasks,
-                tasks_per_second(&result),
-                ms(quantile(&result.load.run_task_latencies, 0.5)),
-                ms(quantile(&result.load.run_task_latencies, 0.99)),
-                result.server_rss.0
-            ),
-            _ => {
-                println!(
-                    "{instances:>9} {:>8} failed: {}",
+                tasks: args.tasks,
+                services: 0,
+            };
+            let outcome = measure(size, &options).await;
+            let problems = match &outcome {
+                Ok(result) => result.problems(),
+                Err(err) => vec![format!("{err:#}")],
+            };
+            match outcome {
+                Ok(result) if problems.is_empty() => println!(
+                    "{:>9} {:>8} {:>12.1} {:>15.1} {:>15.1} {:>15.1}",
+                    instances,
                     args.tasks,
-                    problems.join("; ")
-                );
-                failed.push(instances);
+                    tasks_per_second(&result),
+                    ms(quantile(&result.load.run_task_latencies, 0.5)),
+                    ms(quantile(&result.load.run_task_latencies, 0.99)),
+                    result.server_rss.0
+                ),
+                _ => {
+                    println!(
+                        "{instances:>9} {:>8} failed: {}",
+                        args.tasks,
+                        problems.join("; ")
+                    );
+                    failed.push(format!("{instances} instances on {}", backend.name()));
+                }
             }
         }
     }
     if !failed.is_empty() {
-        bail!("the runs with {failed:?} instances failed");
+        bail!("the runs with {} failed", failed.join(", "));
     }
     Ok(())
 }
 
 /// Runs one fleet of `size` and measures it. Everything it starts (server process, agents,
-/// temp dirs) is gone when it returns, whether it succeeds or not.
+/// the local etcd, temp dirs) is gone when it returns, whether it succeeds or not.
 pub async fn measure(size: FleetSize, options: &FleetOptions) -> anyhow::Result<FleetResult> {
     check_fits(&size)?;
     let dir = tempfile::Builder::new()
@@ -309,8 +410,11 @@ pub async fn measure(size: FleetSize, options: &FleetOptions) -> anyhow::Result<
         .tempdir()
         .context("temp dir")?;
     let server_dir = dir.path().join("server");
+    // Declared before the server so that it outlives it (a local etcd is killed on drop).
+    let store = options.store.start().await?;
+    let store_url = store.server_store_url();
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut server = ServerProcess::start(&server_dir, any_port).await?;
+    let mut server = ServerProcess::start_on(&server_dir, store_url.as_deref(), any_port).await?;
     let endpoint = format!("http://{}", server.addr());
     let credentials = crate::commands::server_credentials(&server_dir)?;
     let api = Api::new(&endpoint, credentials.clone())?;
@@ -371,7 +475,7 @@ pub async fn measure(size: FleetSize, options: &FleetOptions) -> anyhow::Result<
             tracing::warn!("{err:#}");
         }
         let started = Instant::now();
-        server = ServerProcess::start(&server_dir, addr).await?;
+        server = ServerProcess::start_on(&server_dir, store_url.as_deref(), addr).await?;
         let timeout = Duration::from_secs(120) + per_item(size.tasks, 5);
         wait_serving(&api, &check.listed, started, timeout).await?;
         result.restart = Some(started.elapsed());
@@ -569,5 +673,13 @@ mod tests {
             ..size
         };
         assert_eq!(none.expected_running(), 2000);
+    }
+
+    #[test]
+    fn etcd_is_compared_only_when_both_stores_were_measured() {
+        assert_eq!(etcd_share(Some(400.0), Some(300.0)), Some(0.75));
+        assert_eq!(etcd_share(Some(400.0), None), None);
+        assert_eq!(etcd_share(None, Some(300.0)), None);
+        assert_eq!(etcd_share(Some(0.0), Some(300.0)), None);
     }
 }

@@ -50,8 +50,9 @@ pub async fn serve(args: FleetServerArgs) -> anyhow::Result<()> {
         Ok(result) => result.context("server stopped with an error"),
         // Agents' streams are still open, and an overloaded server may have store writes
         // queued for clients that gave up: waiting for them could take minutes. Every write
-        // acknowledged to a client is durable already (SQLite WAL, synchronous=FULL), so leave
-        // at once, as after a crash, which the server is built to survive.
+        // acknowledged to a client is durable already (SQLite WAL, synchronous=FULL; etcd
+        // answers a write once its members committed it), so leave at once, as after a crash,
+        // which the server is built to survive.
         Err(_) => std::process::exit(0),
     }
 }
@@ -68,12 +69,23 @@ impl ServerProcess {
     /// Starts a server on `data_dir`, listening on `listen` (port 0: any free port), and waits
     /// until it serves.
     pub async fn start(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<ServerProcess> {
+        Self::start_on(data_dir, None, listen).await
+    }
+
+    /// [`ServerProcess::start`] with the store at `store` (a `--store` URL such as
+    /// `etcd://127.0.0.1:2379/prefix`; `None`: the data dir's SQLite database).
+    pub async fn start_on(
+        data_dir: &Path,
+        store: Option<&str>,
+        listen: SocketAddr,
+    ) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("cannot find the berth binary")?;
         let mut command = Command::new(exe);
         command
             .args(["bench", "fleet-server", "--listen", &listen.to_string()])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(store.map(|url| ["--store", url]).into_iter().flatten())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
