@@ -27,15 +27,21 @@ async fn until(what: &str, within: Duration, mut holds: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_replica_leads_and_another_takes_over_when_it_stops() {
-    let cluster = LocalEtcd::start(1).expect("a local etcd");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let a = replica(&cluster, "a", dir.path()).await;
+/// Replica `a`, once it leads (the first replica over an empty store always comes to).
+async fn first_leader(cluster: &LocalEtcd, dir: &Path) -> Server {
+    let a = replica(cluster, "a", dir).await;
     until("a leads", Duration::from_secs(10), || {
         a.app().leadership.leads()
     })
     .await;
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_and_another_takes_over_when_it_stops() {
+    let cluster = LocalEtcd::start(1).expect("a local etcd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = first_leader(&cluster, dir.path()).await;
     let b = replica(&cluster, "b", dir.path()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!b.app().leadership.leads(), "one leader at a time");
@@ -88,11 +94,7 @@ async fn one_replica_leads_and_another_takes_over_when_it_stops() {
 async fn a_deposed_leaders_controller_writes_fail() {
     let cluster = LocalEtcd::start(1).expect("a local etcd");
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = replica(&cluster, "a", dir.path()).await;
-    until("a leads", Duration::from_secs(10), || {
-        a.app().leadership.leads()
-    })
-    .await;
+    let a = first_leader(&cluster, dir.path()).await;
     let app = a.app().clone();
     // A write on a controller's runtime thread carries the term's fence.
     let fenced = std::thread::Builder::new()

@@ -34,42 +34,35 @@ const COMPACT_EVERY: Duration = Duration::from_secs(60);
 /// How long one read or write may wait for etcd before it fails.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How the store reaches etcd.
-trait Connect {
-    fn connect_options(&self) -> Result<etcd::ConnectOptions>;
-}
-
-impl Connect for EtcdConfig {
-    fn connect_options(&self) -> Result<etcd::ConnectOptions> {
-        let mut options = etcd::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(3), Duration::from_secs(3))
-            .with_keep_alive_while_idle(true)
-            .with_require_leader(true);
-        if let Some((user, password)) = &self.user {
-            options = options.with_user(user, password);
-        }
-        let tls = self
-            .endpoints
-            .iter()
-            .any(|endpoint| endpoint.starts_with("https://"));
-        if tls || self.ca.is_some() || self.client_cert.is_some() {
-            let read = |path: &PathBuf| {
-                std::fs::read(path).map_err(|e| {
-                    StoreError::Backend(format!("cannot read {}: {e}", path.display()))
-                })
-            };
-            let mut config = etcd::TlsOptions::new();
-            if let Some(ca) = &self.ca {
-                config = config.ca_certificate(etcd::Certificate::from_pem(read(ca)?));
-            }
-            if let Some((cert, key)) = &self.client_cert {
-                config = config.identity(etcd::Identity::from_pem(read(cert)?, read(key)?));
-            }
-            options = options.with_tls(config);
-        }
-        Ok(options)
+/// How the store reaches the etcd cluster `config` names.
+fn connect_options(config: &EtcdConfig) -> Result<etcd::ConnectOptions> {
+    let mut options = etcd::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_keep_alive(Duration::from_secs(3), Duration::from_secs(3))
+        .with_keep_alive_while_idle(true)
+        .with_require_leader(true);
+    if let Some((user, password)) = &config.user {
+        options = options.with_user(user, password);
     }
+    let tls = config
+        .endpoints
+        .iter()
+        .any(|endpoint| endpoint.starts_with("https://"));
+    if tls || config.ca.is_some() || config.client_cert.is_some() {
+        let read = |path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| StoreError::Backend(format!("cannot read {}: {e}", path.display())))
+        };
+        let mut tls_options = etcd::TlsOptions::new();
+        if let Some(ca) = &config.ca {
+            tls_options = tls_options.ca_certificate(etcd::Certificate::from_pem(read(ca)?));
+        }
+        if let Some((cert, key)) = &config.client_cert {
+            tls_options = tls_options.identity(etcd::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        options = options.with_tls(tls_options);
+    }
+    Ok(options)
 }
 
 /// A store in an etcd cluster.
@@ -172,7 +165,7 @@ fn header_revision(header: Option<&etcd::ResponseHeader>) -> u64 {
 impl EtcdStore {
     /// Connects to the cluster and checks that it answers.
     pub async fn connect(config: &EtcdConfig) -> Result<Self> {
-        let options = config.connect_options()?;
+        let options = connect_options(config)?;
         let client = tokio::time::timeout(
             CALL_TIMEOUT,
             etcd::Client::connect(&config.endpoints, Some(options)),
