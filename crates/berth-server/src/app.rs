@@ -2,7 +2,7 @@
 //! the clock, with the read and read-modify-write helpers handlers are built from.
 
 use crate::error::ApiError;
-use crate::handlers::tasks::placement;
+use crate::handlers::tasks::{placement, run_queue};
 use crate::state::{State, StateCache};
 use berth_core::arn::{cluster_name_of, ArnContext};
 use berth_core::model::cluster::Cluster;
@@ -132,6 +132,8 @@ struct PlacementLocks {
     clusters: std::sync::Mutex<
         std::collections::HashMap<String, Arc<tokio::sync::Mutex<Option<placement::Kept>>>>,
     >,
+    /// The RunTask calls of each cluster waiting for its turn, placed together by its holder.
+    run_queues: std::sync::Mutex<std::collections::HashMap<String, Arc<run_queue::RunQueue>>>,
 }
 
 /// A replica's name when none is given: this host's name and the port it serves on.
@@ -275,6 +277,16 @@ impl App {
             Arc::clone(clusters.entry(cluster.to_string()).or_default())
         };
         lock.lock_owned().await
+    }
+
+    /// The RunTask calls of `cluster` waiting for its placement turn.
+    pub fn run_queue(&self, cluster: &str) -> Arc<run_queue::RunQueue> {
+        let mut queues = self
+            .placement
+            .run_queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Arc::clone(queues.entry(cluster.to_string()).or_default())
     }
 
     /// Now, in ECS's epoch seconds with millisecond precision.

@@ -2,7 +2,8 @@
 //! (`berth_core::scheduler`, through [`placement`]) picks the instances; placing a task writes
 //! only the task (an instance's `remainingResources` derive from its tasks), and placements on
 //! a cluster take turns from plan to commit, so two callers can never both take the last of an
-//! instance's memory.
+//! instance's memory. RunTasks queued behind a turn are placed together, in one commit
+//! ([`run_queue`]).
 
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
@@ -22,8 +23,7 @@ use berth_core::pagination::PageRequest;
 use berth_core::resources::task_resources;
 use berth_core::scheduler::{default_run_task_strategies, TaskRequest};
 use berth_core::task_state::{new_task, request_stop, stop_code, NewTask};
-use berth_store::typed::encode;
-use berth_store::{keys, Compare, Txn};
+use berth_store::keys;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 use std::collections::BTreeSet;
@@ -360,7 +360,7 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
     )?;
     let needs = task_resources(&launch.td, &launch.overrides);
     let request = TaskRequest {
-        resources: needs.clone(),
+        resources: needs,
         group: launch.group.clone(),
         strategies,
         constraints,
@@ -373,78 +373,16 @@ pub async fn run_task(ctx: Ctx, req: RunTaskRequest) -> Result<TasksResponse, Ap
         &[],
         usize::try_from(count).unwrap_or(1),
     )?;
-    let mut turn = ctx.placement_turn(&launch.cluster).await;
-    loop {
-        let plan = placement::plan_batches(
-            &ctx,
-            &mut turn,
-            &launch.cluster,
-            &batch.requests,
-            placement::seed(),
-        );
-        if !plan
-            .instances
-            .values()
-            .any(|i| i.value.status == Some(ContainerInstanceStatus::Active))
-        {
-            return Err(ApiError::invalid_parameter(
-                "No Container Instances were found in your cluster.",
-            ));
-        }
-        let now = ctx.now();
-        let placements: Vec<(String, Task)> = plan
-            .placed_arns()
-            .iter()
-            .zip(batch.providers_of(&plan.batches))
-            .enumerate()
-            .map(|(i, (arn, provider))| {
-                let (id, mut task) = build_task(&ctx, &launch, arn, now, i);
-                task.capacity_provider_name = provider;
-                (id, task)
-            })
-            .collect();
-        let failures = plan.failures();
-        if placements.is_empty() {
-            return Ok(TasksResponse {
-                tasks: Vec::new(),
-                failures,
-            });
-        }
-        let placed_on = plan.placed_ids();
-        let mut extra = Txn::new();
-        if let Some(key) = &token {
-            let record = ClientTokenRecord {
-                task_arns: placements
-                    .iter()
-                    .filter_map(|(_, t)| t.task_arn.clone())
-                    .collect(),
-                failures: failures.clone(),
-                created_at: now,
-            };
-            extra = extra.when(Compare::absent(key)).put(key, encode(&record));
-        }
-        let committed = placement::commit_with(
-            &ctx,
-            &launch.cluster,
-            &placements,
-            &plan.instances,
-            &placed_on,
-            extra,
-        )
-        .await?;
-        if let Some(revision) = committed {
-            placement::keep(&mut turn, plan);
-            let tasks = placements
-                .into_iter()
-                .map(|(_, task)| with_version(task, revision))
-                .collect();
-            return Ok(TasksResponse { tasks, failures });
-        }
-        // Lost a race: perhaps to a retry of this very call, which then answered already.
-        if let Some(done) = replay(&ctx, token.as_deref())? {
-            return Ok(done);
-        }
-    }
+    run_queue::run(
+        &ctx,
+        run_queue::Call {
+            launch,
+            batch,
+            token,
+            seed: placement::seed(),
+        },
+    )
+    .await
 }
 
 /// What a RunTask with a `clientToken` did, so a retry with the same token answers the same
@@ -737,6 +675,7 @@ pub async fn list_tasks(ctx: Ctx, req: ListTasksRequest) -> Result<ListTasksResp
 
 mod launch_type;
 pub mod placement;
+pub mod run_queue;
 
 pub(crate) use launch_type::{check_platform_version, dress_task, requirements_for};
 

@@ -88,12 +88,17 @@ pub fn launch(
                 &batch.requests,
                 placement::seed(),
             );
-            if plan.outcome.unplaced > 0 {
-                out.unplaced = Some(unplaced_reason(&plan.snapshot, &plan.outcome.failures));
+            let call = plan.calls.into_iter().next().unwrap_or_default();
+            if call.outcome.unplaced > 0 {
+                out.unplaced = Some(unplaced_reason(&plan.snapshot, &call.outcome.failures));
             }
-            let placed = plan.outcome.placements.clone();
-            let providers = batch.providers_of(&plan.batches);
-            (plan.snapshot, plan.instances, placed, providers)
+            let providers = batch.providers_of(&call.batches);
+            (
+                plan.snapshot,
+                plan.instances,
+                call.outcome.placements,
+                providers,
+            )
         }
         Launch::OnInstances(ids) => {
             request.count = 1;

@@ -5,10 +5,11 @@
 //! means another writer won: plan again). Callers hold the cluster's placement turn
 //! (`App::placement_turn`) from planning to commit.
 //!
-//! The service controller calls [`plan`] with its own [`TaskRequest`] (group `service:<name>`,
-//! strategies from [`strategies`] with `default_service_strategies`, constraints from
-//! [`constraints`]), builds a task per [`Plan::placed_arns`], and commits them guarded by the
-//! instances of [`Plan::placed_ids`].
+//! The service controller calls [`plan_batches`] with its own [`TaskRequest`]s (group
+//! `service:<name>`, strategies from [`strategies`] with `default_service_strategies`,
+//! constraints from [`constraints`]), builds a task per placement of the plan's one call, and
+//! commits them guarded by the instances of [`Plan::placed_ids`]. RunTask places the calls
+//! queued on a cluster together with [`plan_calls`] (see `run_queue`).
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -151,7 +152,11 @@ pub fn keep(turn: &mut Turn, plan: Plan) {
     };
     kept.snapshot = plan.snapshot;
     kept.instances = plan.instances;
-    kept.stale = plan.outcome.placements.clone();
+    kept.stale = plan
+        .calls
+        .iter()
+        .flat_map(|call| call.outcome.placements.iter().copied())
+        .collect();
     **turn = Some(kept);
 }
 
@@ -191,33 +196,37 @@ pub fn scheduler_snapshot(state: &State, instances: &Instances) -> Snapshot {
     Snapshot::new(infos)
 }
 
-/// What the scheduler decided for one batch, and what it decided it from.
+/// What the scheduler decided for one call (a RunTask, a service's launch), and what it
+/// decided it from.
 #[derive(Debug)]
 pub struct Plan {
     /// The snapshot, updated by the placements.
     pub snapshot: Snapshot,
     /// The stored instances the snapshot was made from.
     pub instances: Instances,
-    /// Where each task goes, or why none could go anywhere (the requests of a batched plan
-    /// one after another).
-    pub outcome: Outcome,
-    /// How many of `outcome.placements` each request of a batched plan placed, in order.
-    pub batches: Vec<usize>,
-    /// The `detail` of each of `outcome.failures` (the missing attribute of an `ATTRIBUTE`).
-    details: Vec<Option<String>>,
+    /// What each call placed, in the order the calls were given (one for [`plan_batches`]).
+    pub calls: Vec<Placed>,
     /// What the snapshot was made from (its snapshot and instances moved into the fields above).
     kept: Option<Kept>,
 }
 
-/// Places `request` on the cluster as stored now (nothing is written). Hand the plan to
-/// [`keep`] once it is committed, so the next placement starts from its snapshot.
-pub fn plan(app: &App, turn: &mut Turn, cluster: &str, request: &TaskRequest, seed: u64) -> Plan {
-    plan_batches(app, turn, cluster, std::slice::from_ref(request), seed)
+/// What the scheduler decided for one call's requests.
+#[derive(Debug, Default)]
+pub struct Placed {
+    /// Where each task goes, or why none could go anywhere (the requests of a batched call
+    /// one after another).
+    pub outcome: Outcome,
+    /// How many of `outcome.placements` each request of a batched call placed, in order.
+    pub batches: Vec<usize>,
+    /// The `detail` of each of `outcome.failures` (the missing attribute of an `ATTRIBUTE`).
+    details: Vec<Option<String>>,
 }
 
-/// Places several requests one after another on the same snapshot, each seeing what the
-/// ones before it took (a capacity provider strategy: one request per provider). The plan's
-/// outcome holds them in order; [`Plan::batches`] says how many placements each made.
+/// Places several requests of one call one after another on the same snapshot, each seeing
+/// what the ones before it took (a capacity provider strategy: one request per provider). The
+/// plan's one call holds them in order; [`Placed::batches`] says how many placements each made.
+/// Hand the plan to [`keep`] once it is committed, so the next placement starts from its
+/// snapshot.
 pub fn plan_batches(
     app: &App,
     turn: &mut Turn,
@@ -225,51 +234,72 @@ pub fn plan_batches(
     requests: &[TaskRequest],
     seed: u64,
 ) -> Plan {
+    plan_calls(app, turn, cluster, &[(requests, seed)])
+}
+
+/// Places several calls, each its requests and seed, one after another on the cluster as
+/// stored now (nothing is written): each call sees what the calls before it took, and has
+/// its own outcome and failures.
+pub fn plan_calls(
+    app: &App,
+    turn: &mut Turn,
+    cluster: &str,
+    calls: &[(&[TaskRequest], u64)],
+) -> Plan {
     let mut kept = refreshed(&app.snapshot(), turn.take(), cluster);
-    let mut outcome = Outcome::default();
-    let mut batches = Vec::with_capacity(requests.len());
-    let mut details = Vec::new();
-    for (k, request) in requests.iter().enumerate() {
-        let placed = kept.snapshot.place(request, seed.wrapping_add(k as u64));
-        batches.push(placed.placements.len());
-        outcome.placements.extend(placed.placements);
-        outcome.unplaced += placed.unplaced;
-        for (i, reason) in placed.failures {
-            if !outcome.failures.contains(&(i, reason)) {
-                outcome.failures.push((i, reason));
-                details.push(request.failure_detail(reason));
-            }
-        }
-    }
-    let snapshot = std::mem::take(&mut kept.snapshot);
-    let instances = std::mem::take(&mut kept.instances);
+    let calls = calls
+        .iter()
+        .map(|&(requests, seed)| place_call(&mut kept.snapshot, requests, seed))
+        .collect();
     Plan {
-        snapshot,
-        instances,
-        outcome,
-        batches,
-        details,
+        snapshot: std::mem::take(&mut kept.snapshot),
+        instances: std::mem::take(&mut kept.instances),
+        calls,
         kept: Some(kept),
     }
 }
 
+fn place_call(snapshot: &mut Snapshot, requests: &[TaskRequest], seed: u64) -> Placed {
+    let mut call = Placed::default();
+    for (k, request) in requests.iter().enumerate() {
+        let placed = snapshot.place(request, seed.wrapping_add(k as u64));
+        call.batches.push(placed.placements.len());
+        call.outcome.placements.extend(placed.placements);
+        call.outcome.unplaced += placed.unplaced;
+        for (i, reason) in placed.failures {
+            if !call.outcome.failures.contains(&(i, reason)) {
+                call.outcome.failures.push((i, reason));
+                call.details.push(request.failure_detail(reason));
+            }
+        }
+    }
+    call
+}
+
 impl Plan {
-    /// The container instance ARN of each placed task, in order.
-    pub fn placed_arns(&self) -> Vec<String> {
-        self.outcome
+    /// Whether the cluster has an ACTIVE instance at all.
+    pub fn any_active(&self) -> bool {
+        self.instances
+            .values()
+            .any(|i| i.value.status == Some(ContainerInstanceStatus::Active))
+    }
+
+    /// The container instance ARN of each task `call` placed, in order.
+    pub fn placed_arns(&self, call: &Placed) -> Vec<String> {
+        call.outcome
             .placements
             .iter()
             .map(|&i| self.snapshot.arn(i).to_string())
             .collect()
     }
 
-    /// ECS's `failures` entries for the tasks that could not be placed: one per refusing
+    /// ECS's `failures` entries for the tasks `call` could not place: one per refusing
     /// instance, with its reason (and, for `ATTRIBUTE`, the missing attribute as `detail`).
-    pub fn failures(&self) -> Vec<Failure> {
-        self.outcome
+    pub fn failures(&self, call: &Placed) -> Vec<Failure> {
+        call.outcome
             .failures
             .iter()
-            .zip(&self.details)
+            .zip(&call.details)
             .map(|(&(i, reason), detail)| {
                 let mut failure = Failure::new(self.snapshot.arn(i), reason.code());
                 failure.detail = detail.clone();
@@ -278,11 +308,11 @@ impl Plan {
             .collect()
     }
 
-    /// The ids of the instances that receive tasks.
+    /// The ids of the instances that receive tasks, of every call.
     pub fn placed_ids(&self) -> BTreeSet<String> {
-        self.outcome
-            .placements
+        self.calls
             .iter()
+            .flat_map(|call| &call.outcome.placements)
             .map(|&i| self.snapshot.id(i).to_string())
             .collect()
     }
@@ -312,14 +342,30 @@ pub async fn commit_with(
     placed_on: &BTreeSet<String>,
     txn: Txn,
 ) -> Result<Option<u64>, ApiError> {
+    let encoded: Vec<(String, Vec<u8>)> = tasks
+        .iter()
+        .map(|(task_id, task)| (task_id.clone(), encode(task)))
+        .collect();
+    commit_encoded(app, cluster, encoded, instances, placed_on, txn).await
+}
+
+/// `commit_with` of tasks already encoded, each with its task id.
+pub async fn commit_encoded(
+    app: &App,
+    cluster: &str,
+    tasks: Vec<(String, Vec<u8>)>,
+    instances: &Instances,
+    placed_on: &BTreeSet<String>,
+    txn: Txn,
+) -> Result<Option<u64>, ApiError> {
     let mut txn = txn;
     for id in placed_on {
         let revision = instances.get(id).map_or(0, |v| v.mod_revision);
         txn = txn.when(Compare::at(keys::instance(cluster, id), revision));
     }
     for (task_id, task) in tasks {
-        let key = keys::task(cluster, task_id);
-        txn = txn.when(Compare::absent(&key)).put(&key, encode(task));
+        let key = keys::task(cluster, &task_id);
+        txn = txn.when(Compare::absent(&key)).put(key, task);
     }
     let result = app.commit(txn).await?;
     Ok(result.succeeded.then_some(result.revision))
