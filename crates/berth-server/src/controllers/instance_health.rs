@@ -33,8 +33,11 @@ pub fn is_connected(
     now.saturating_duration_since(seen) < grace
 }
 
-/// Marks `instance` connected or not, with every unstopped task on it, in one transaction.
-/// An error names a lost race with another write, or a store failure: the key is retried.
+/// Marks `instance` connected or not, with its tasks' `connectivity`. The tasks go first, in
+/// transactions of what the store takes, and the instance last, with the last of its tasks:
+/// until the instance's flag is written the controller looks at it again, and tasks already
+/// marked are not written twice. An error names a lost race with another write, or a store
+/// failure: the key is retried.
 async fn set_connected(app: &App, key: &str, connected: bool) -> Result<(), String> {
     let current = match app.get::<ContainerInstance>(key) {
         Ok(Some(current)) => current,
@@ -49,9 +52,6 @@ async fn set_connected(app: &App, key: &str, connected: bool) -> Result<(), Stri
     }
     instance.agent_connected = Some(connected);
     let arn = instance.container_instance_arn.clone();
-    let mut txn = Txn::new()
-        .when(Compare::at(key, current.mod_revision))
-        .put(key, encode(&instance));
     let state = if connected {
         Connectivity::Connected
     } else {
@@ -59,26 +59,44 @@ async fn set_connected(app: &App, key: &str, connected: bool) -> Result<(), Stri
     };
     let now = app.now();
     let snapshot = app.snapshot();
-    for entry in snapshot.tasks_by(
-        TaskIndex::Instance,
-        arn.as_deref().unwrap_or_default(),
-        None,
-    ) {
-        let mut task = entry.task.clone();
-        task.connectivity = Some(state);
-        task.connectivity_at = Some(now);
-        txn = txn
-            .when(Compare::at(&*entry.key, entry.mod_revision))
-            .put(&*entry.key, encode(&task));
-    }
-    match app.commit(txn).await {
-        Ok(result) if result.succeeded => {
-            tracing::info!(instance = %arn.unwrap_or_default(), connected, "instance health: agent connectivity changed");
-            Ok(())
+    let tasks: Vec<_> = snapshot
+        .tasks_by(
+            TaskIndex::Instance,
+            arn.as_deref().unwrap_or_default(),
+            None,
+        )
+        .filter(|entry| entry.task.connectivity != Some(state))
+        .collect();
+    // Room beside each batch for the instance's guard and write, and a leader's fence.
+    let per_txn = app.store.write_limits().task_batch();
+    let mut txns: Vec<Txn> = tasks
+        .chunks(per_txn)
+        .map(|chunk| {
+            chunk.iter().fold(Txn::new(), |txn, entry| {
+                let mut task = entry.task.clone();
+                task.connectivity = Some(state);
+                task.connectivity_at = Some(now);
+                txn.when(Compare::at(&*entry.key, entry.mod_revision))
+                    .put(&*entry.key, encode(&task))
+            })
+        })
+        .collect();
+    drop(tasks);
+    drop(snapshot);
+    let last = txns
+        .pop()
+        .unwrap_or_default()
+        .when(Compare::at(key, current.mod_revision))
+        .put(key, encode(&instance));
+    for txn in txns.into_iter().chain([last]) {
+        match app.commit(txn).await {
+            Ok(result) if result.succeeded => {}
+            Ok(_) => return Err("another write to the instance or its tasks came first".into()),
+            Err(e) => return Err(e.to_string()),
         }
-        Ok(_) => Err("another write to the instance or its tasks came first".to_string()),
-        Err(e) => Err(e.to_string()),
     }
+    tracing::info!(instance = %arn.unwrap_or_default(), connected, "instance health: agent connectivity changed");
+    Ok(())
 }
 
 /// Brings the instance at `key` in line with its agent's liveness; says when to look again.
@@ -232,6 +250,91 @@ mod tests {
             app.agents.saw(&arn);
             assert_eq!(connected(&app, &arn).await, Some(true));
         }
+    }
+
+    /// The `connectivity` of every task in `arns`, with how many tasks have each.
+    async fn connectivities(app: &Arc<App>, arns: &[String]) -> Vec<(String, usize)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for chunk in arns.chunks(100) {
+            let out = ok(
+                app,
+                "DescribeTasks",
+                json!({"cluster": "health", "tasks": chunk}),
+            )
+            .await;
+            for task in out["tasks"].as_array().expect("tasks") {
+                let state = task["connectivity"].as_str().unwrap_or("none").to_string();
+                *counts.entry(state).or_insert(0) += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
+    /// On etcd, whose transactions take 128 guards: an instance with 150 tasks is marked
+    /// disconnected, and connected again, with every one of its tasks.
+    #[cfg(feature = "etcd")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_instance_with_more_tasks_than_one_etcd_transaction_takes_changes_with_all_of_them()
+    {
+        let etcd = berth_store::etcd::local::LocalEtcd::start(1).expect("a local etcd");
+        let grace = Duration::from_secs(3);
+        let app = App::open(ServerConfig {
+            agent_grace: grace,
+            etcd: Some(
+                berth_store::location::EtcdConfig::from_url(&etcd.url("health")).expect("url"),
+            ),
+            ..ServerConfig::default()
+        })
+        .await
+        .expect("app");
+        let _controller = spawn(Arc::clone(&app));
+        ok(&app, "CreateCluster", json!({"clusterName": "health"})).await;
+        let registered = ok(
+            &app,
+            "RegisterContainerInstance",
+            json!({"cluster": "health", "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 8192},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 20000}
+            ]}),
+        )
+        .await;
+        let arn = registered["containerInstance"]["containerInstanceArn"]
+            .as_str()
+            .expect("arn")
+            .to_string();
+        ok(
+            &app,
+            "RegisterTaskDefinition",
+            json!({"family": "small", "containerDefinitions": [
+                {"name": "app", "image": "busybox", "memory": 100, "essential": true}
+            ]}),
+        )
+        .await;
+        let mut tasks = Vec::new();
+        for _ in 0..15 {
+            let out = ok(
+                &app,
+                "RunTask",
+                json!({"cluster": "health", "taskDefinition": "small", "count": 10}),
+            )
+            .await;
+            for task in out["tasks"].as_array().expect("tasks") {
+                tasks.push(task["taskArn"].as_str().expect("arn").to_string());
+            }
+        }
+        assert_eq!(tasks.len(), 150);
+
+        until(&app, &arn, false, grace * 5).await;
+        assert_eq!(
+            connectivities(&app, &tasks).await,
+            vec![("DISCONNECTED".to_string(), 150)]
+        );
+        app.agents.saw(&arn);
+        until(&app, &arn, true, Duration::from_secs(5)).await;
+        assert_eq!(
+            connectivities(&app, &tasks).await,
+            vec![("CONNECTED".to_string(), 150)]
+        );
     }
 
     #[test]
