@@ -337,6 +337,14 @@ impl App {
             .collect()
     }
 
+    /// What one transaction through [`App::commit`] may hold: the store's limits, less the
+    /// guard that commit adds to a leader's controller writes (its fence).
+    pub fn write_limits(&self) -> berth_store::WriteLimits {
+        let mut limits = self.store.write_limits();
+        limits.max_ops = limits.max_ops.saturating_sub(1).max(1);
+        limits
+    }
+
     /// Commits a transaction and waits until the state cache reflects the revision it left the store
     /// at, so a reader after this call sees the write (or, when it failed, what beat it).
     pub async fn commit(&self, txn: Txn) -> Result<TxnResult, ApiError> {

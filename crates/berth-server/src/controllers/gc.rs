@@ -115,7 +115,7 @@ pub async fn sweep(app: &App) -> usize {
     // Deletes go in batches, each one transaction; a batch that loses a race to another
     // writer is retried key by key, so one changed record does not hold back the rest.
     let mut deleted = 0;
-    let per_txn = GC_BATCH.min(app.store.write_limits().max_ops);
+    let per_txn = GC_BATCH.min(app.write_limits().max_ops);
     for batch in due.chunks(per_txn) {
         let txn = batch.iter().fold(Txn::new(), |txn, (key, revision)| {
             txn.when(Compare::at(key, *revision)).delete(key)

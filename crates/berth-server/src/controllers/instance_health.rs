@@ -68,7 +68,7 @@ async fn set_connected(app: &App, key: &str, connected: bool) -> Result<(), Stri
         .filter(|entry| entry.task.connectivity != Some(state))
         .collect();
     // Room beside each batch for the instance's guard and write, and a leader's fence.
-    let per_txn = app.store.write_limits().task_batch();
+    let per_txn = app.write_limits().task_batch();
     let mut txns: Vec<Txn> = tasks
         .chunks(per_txn)
         .map(|chunk| {

@@ -389,6 +389,35 @@ fn values<T>(records: Vec<berth_store::typed::Versioned<T>>) -> Vec<T> {
     records.into_iter().map(|r| r.value).collect()
 }
 
+/// What the records one [`write`] puts may take: the transaction's guards and bytes less its
+/// generation's. A change that would put more writes what fits and leaves the rest for
+/// another write.
+#[derive(Debug, Clone, Copy)]
+pub struct Room {
+    puts: usize,
+    bytes: usize,
+}
+
+impl Room {
+    pub fn of(app: &App) -> Self {
+        let limits = app.write_limits();
+        Self {
+            puts: limits.max_ops.saturating_sub(1).max(1),
+            bytes: limits.max_bytes.saturating_sub(1024),
+        }
+    }
+
+    /// Whether a put of `bytes` more fits (the first always does), counting it when it does.
+    pub fn take(&mut self, bytes: usize, first: bool) -> bool {
+        if !first && (self.puts == 0 || bytes > self.bytes) {
+            return false;
+        }
+        self.puts = self.puts.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(bytes);
+        true
+    }
+}
+
 /// Runs `change` on the current ELBv2 configuration and commits the transaction it returns,
 /// guarded by [`GENERATION`]; again on a fresh read if another write came first. An error of
 /// `change` leaves the store untouched.
@@ -421,33 +450,49 @@ pub async fn sweep_drained(app: &Arc<App>, now: f64) -> Result<(), ApiError> {
     if !any_expired {
         return Ok(());
     }
-    let gone = write(app, |config| {
-        let mut txn = Txn::new();
-        let mut gone = Vec::new();
-        for group in &config.target_groups {
-            let delay = group.deregistration_delay();
-            let (expired, kept): (Vec<_>, Vec<_>) = group
-                .targets
-                .iter()
-                .cloned()
-                .partition(|t| draining_expired(t, delay, now));
-            if expired.is_empty() {
-                continue;
+    // A write at a time, each with what fits: the groups it left have expired targets still.
+    let room = Room::of(app);
+    let mut gone = Vec::new();
+    loop {
+        let (written, more) = write(app, |config| {
+            let mut txn = Txn::new();
+            let mut room = room;
+            let mut gone = Vec::new();
+            let mut more = false;
+            for group in &config.target_groups {
+                let delay = group.deregistration_delay();
+                let (expired, kept): (Vec<_>, Vec<_>) = group
+                    .targets
+                    .iter()
+                    .cloned()
+                    .partition(|t| draining_expired(t, delay, now));
+                if expired.is_empty() {
+                    continue;
+                }
+                let group = TargetGroup {
+                    targets: kept,
+                    ..group.clone()
+                };
+                let record = encode(&group);
+                if !room.take(group.key().len() + record.len(), txn.ops.is_empty()) {
+                    more = true;
+                    break;
+                }
+                gone.extend(
+                    expired
+                        .into_iter()
+                        .map(|t| (group.arn.clone(), t.id, t.port)),
+                );
+                txn = txn.put(group.key(), record);
             }
-            gone.extend(
-                expired
-                    .into_iter()
-                    .map(|t| (group.arn.clone(), t.id, t.port)),
-            );
-            let group = TargetGroup {
-                targets: kept,
-                ..group.clone()
-            };
-            txn = txn.put(group.key(), encode(&group));
+            Ok((txn, (gone, more)))
+        })
+        .await?;
+        gone.extend(written);
+        if !more {
+            break;
         }
-        Ok((txn, gone))
-    })
-    .await?;
+    }
     for key in gone {
         app.elb_health.remove(&key);
     }

@@ -25,7 +25,7 @@
 //! alone.
 
 use super::health::HealthBoard;
-use super::model::{write, Config, Target};
+use super::model::{write, Config, Room, Target};
 use crate::app::App;
 use crate::controllers::services::observe;
 use crate::error::ApiError;
@@ -255,11 +255,11 @@ pub fn deactivate_first(task: &mut Task, owners: &HashSet<String>) -> bool {
 
 /// Everything one pass of the glue saw.
 #[derive(Debug, Default)]
-struct Seen {
+pub(super) struct Seen {
     /// The targets that should be registered, with the ARN of the task that owns each.
-    wanted: BTreeMap<TaskTarget, String>,
+    pub(super) wanted: BTreeMap<TaskTarget, String>,
     /// Every task of a service behind load balancers: ARN → (cluster, service).
-    services_of: HashMap<String, (String, String)>,
+    pub(super) services_of: HashMap<String, (String, String)>,
     /// Tasks DEACTIVATING: (cluster, task id, ARN).
     deactivating: Vec<(String, String, String)>,
 }
@@ -305,20 +305,32 @@ fn look(app: &App) -> Result<Seen, ApiError> {
 
 /// What one pass changes in the target groups: per (cluster, service, target group),
 /// how many targets it registered and deregistered.
-type Changes = BTreeMap<(String, String, String), (usize, usize)>;
+pub(super) type Changes = BTreeMap<(String, String, String), (usize, usize)>;
+
+fn add(to: &mut Changes, more: Changes) {
+    for (key, (registered, deregistered)) in more {
+        let entry = to.entry(key).or_default();
+        entry.0 += registered;
+        entry.1 += deregistered;
+    }
+}
 
 /// Registers the wanted targets and deregisters those whose task no longer wants them, in
-/// one ELBv2 write (none when nothing changes).
-async fn sync_targets(app: &App, seen: &Seen, now: f64) -> Result<Changes, ApiError> {
-    let plan = |config: &Config| -> (Txn, Changes) {
+/// ELBv2 writes of what one transaction takes (none when nothing changes).
+pub(super) async fn sync_targets(app: &App, seen: &Seen, now: f64) -> Result<Changes, ApiError> {
+    let room = Room::of(app);
+    // The next write's transaction and the changes it makes, and whether groups were left.
+    let plan = |config: &Config| -> (Txn, Changes, bool) {
         let mut txn = Txn::new();
         let mut changes = Changes::new();
+        let mut room = room;
         for group in &config.target_groups {
             let mut targets = group.targets.clone();
             let mut changed = false;
+            let mut counted = Changes::new();
             let mut count = |owner: &str, registered: bool| {
                 if let Some((cluster, service)) = seen.services_of.get(owner) {
-                    let entry = changes
+                    let entry = counted
                         .entry((cluster.clone(), service.clone(), group.arn.clone()))
                         .or_default();
                     if registered {
@@ -376,17 +388,33 @@ async fn sync_targets(app: &App, seen: &Seen, now: f64) -> Result<Changes, ApiEr
                     targets,
                     ..group.clone()
                 };
-                txn = txn.put(group.key(), encode(&group));
+                let record = encode(&group);
+                if !room.take(group.key().len() + record.len(), txn.ops.is_empty()) {
+                    return (txn, changes, true);
+                }
+                txn = txn.put(group.key(), record);
+                add(&mut changes, counted);
             }
         }
-        (txn, changes)
+        (txn, changes, false)
     };
-    // Look before writing: most passes change nothing and take no write.
-    let (txn, _) = plan(&Config::read(app)?);
-    if txn.ops.is_empty() {
-        return Ok(Changes::new());
+    let mut all = Changes::new();
+    loop {
+        // Look before writing: most passes change nothing and take no write.
+        let (txn, _, _) = plan(&Config::read(app)?);
+        if txn.ops.is_empty() {
+            return Ok(all);
+        }
+        let (changes, more) = write(app, |config| {
+            let (txn, changes, more) = plan(config);
+            Ok((txn, (changes, more)))
+        })
+        .await?;
+        add(&mut all, changes);
+        if !more {
+            return Ok(all);
+        }
     }
-    write(app, |config| Ok(plan(config))).await
 }
 
 /// Moves the DEACTIVATING tasks whose targets have all drained on to STOPPING, so their

@@ -170,9 +170,8 @@ pub async fn create_cluster(
     let association = if providers.is_empty() && strategy.is_empty() {
         None
     } else {
-        let clusters = crate::handlers::capacity_providers::association::active_clusters(&ctx)?;
         Some(crate::handlers::capacity_providers::association::check(
-            &ctx, &name, providers, strategy, &clusters,
+            &ctx, &name, providers, strategy,
         )?)
     };
     let key = keys::cluster(&name);

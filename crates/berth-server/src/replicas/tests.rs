@@ -137,3 +137,86 @@ async fn a_deposed_leaders_controller_writes_fail() {
     assert_eq!(probe.value, b"1");
     a.shutdown().await.expect("a stops");
 }
+
+/// The leader's GC writes carry its fence: a batch of deletes leaves room for it in etcd's 128
+/// guards, so more records than one transaction takes, due together, all go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaders_gc_deletes_more_records_than_one_etcd_transaction_takes() {
+    use crate::test_support::ok;
+    use serde_json::json;
+    let cluster = LocalEtcd::start(1).expect("a local etcd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let retention = Duration::from_secs(2);
+    let config = |name: &str| ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: Some(dir.path().join(name)),
+        etcd: Some(EtcdConfig::from_url(&cluster.url("gc")).expect("url")),
+        replica_name: Some(name.to_string()),
+        stopped_task_retention: retention,
+        ..ServerConfig::default()
+    };
+    let a = crate::serve(config("a")).await.expect("serve");
+    let app = a.app().clone();
+    until("a leads", Duration::from_secs(10), || {
+        app.leadership.leads()
+    })
+    .await;
+    ok(&app, "CreateCluster", json!({"clusterName": "gc"})).await;
+    ok(
+        &app,
+        "RegisterContainerInstance",
+        json!({"cluster": "gc", "totalResources": [
+            {"name": "CPU", "type": "INTEGER", "integerValue": 8192},
+            {"name": "MEMORY", "type": "INTEGER", "integerValue": 4096}
+        ]}),
+    )
+    .await;
+    ok(
+        &app,
+        "RegisterTaskDefinition",
+        json!({"family": "tiny", "containerDefinitions": [
+            {"name": "app", "image": "busybox", "memory": 6, "essential": true}
+        ]}),
+    )
+    .await;
+    // 200 RunTasks with a clientToken each: 200 token records. The server is down while
+    // they fall due, so the next leader finds all of them due at once.
+    for i in 0..200 {
+        ok(
+            &app,
+            "RunTask",
+            json!({"cluster": "gc", "taskDefinition": "tiny", "clientToken": format!("t{i}")}),
+        )
+        .await;
+    }
+    let store = app.store.clone();
+    let tokens = || async {
+        let (kvs, _) = store
+            .list(berth_store::keys::CLIENT_TOKENS)
+            .await
+            .expect("list");
+        kvs.len()
+    };
+    assert_eq!(tokens().await, 200);
+    drop(app);
+    a.shutdown().await.expect("a stops");
+    tokio::time::sleep(retention + Duration::from_millis(500)).await;
+
+    let b = crate::serve(config("b")).await.expect("serve");
+    let app = b.app().clone();
+    until("b leads", Duration::from_secs(10), || {
+        app.leadership.leads()
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokens().await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} token records left past their retention",
+            tokens().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(app);
+    b.shutdown().await.expect("b stops");
+}

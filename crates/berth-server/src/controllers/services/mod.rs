@@ -144,7 +144,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
     let mut writes = 0usize;
     // One pass stops and launches at most a store transaction's worth of tasks each; the
     // commit wakes the next pass for the rest.
-    let batch = app.store.write_limits().task_batch();
+    let batch = app.write_limits().task_batch();
     // Tasks registered in a target group drain (DEACTIVATING) before their agents stop them.
     let owners = if plan.stops.is_empty() {
         Default::default()

@@ -543,3 +543,5 @@ async fn request_counts_become_request_count_and_request_count_per_target() {
 }
 
 mod configuration;
+#[cfg(feature = "etcd")]
+mod on_etcd;

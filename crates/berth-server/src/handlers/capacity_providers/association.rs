@@ -55,21 +55,22 @@ pub fn active_clusters(ctx: &Ctx) -> Result<Vec<Versioned<Cluster>>, ApiError> {
 pub struct Association {
     pub providers: Vec<String>,
     pub strategy: Vec<CapacityProviderStrategyItem>,
-    /// (key, revision) of each stored provider named, for a transaction to guard on.
-    pub guards: Vec<(String, u64)>,
+    /// (key, revision, record) of each stored provider named: the transaction that
+    /// associates them guards on each and writes it back unchanged, so two associations of
+    /// one provider (or one and the provider's deletion) cannot both commit.
+    pub touch: Vec<(String, u64, Vec<u8>)>,
 }
 
 /// Checks the providers and default strategy `cluster` is to have, against the providers as
-/// stored and the other ACTIVE clusters' associations (`clusters`).
+/// stored and the other ACTIVE clusters' associations.
 pub fn check(
     ctx: &Ctx,
     cluster: &str,
     providers: &[String],
     strategy: &[CapacityProviderStrategyItem],
-    clusters: &[Versioned<Cluster>],
 ) -> Result<Association, ApiError> {
     let providers: Vec<String> = providers.iter().map(|p| name_of(p)).collect();
-    let mut guards = Vec::new();
+    let mut touch = Vec::new();
     for (k, name) in providers.iter().enumerate() {
         if providers[..k].contains(name) {
             return Err(ApiError::invalid_parameter(format!(
@@ -90,7 +91,12 @@ pub fn check(
                      Specify a valid capacity provider and try again."
                 ))
             })?;
-        guards.push((key, stored.mod_revision));
+        touch.push((key, stored.mod_revision, encode(&stored.value)));
+    }
+    // The clusters are read after the providers: an association committed since would have
+    // written a provider (and fails the guard on it), one committed before shows here.
+    let clusters = active_clusters(ctx)?;
+    for name in providers.iter().filter(|name| !is_built_in(name)) {
         let other = clusters.iter().find(|c| {
             c.value.cluster_name.as_deref() != Some(cluster)
                 && c.value
@@ -131,7 +137,7 @@ pub fn check(
     Ok(Association {
         providers,
         strategy,
-        guards,
+        touch,
     })
 }
 
@@ -178,13 +184,11 @@ pub async fn put_cluster_capacity_providers(
     loop {
         let current = ctx.active_cluster(Some(&req.cluster))?;
         let name = current.value.cluster_name.clone().unwrap_or_default();
-        let clusters = active_clusters(&ctx)?;
         let association = check(
             &ctx,
             &name,
             &req.capacity_providers,
             &req.default_capacity_provider_strategy,
-            &clusters,
         )?;
         for removed in current
             .value
@@ -205,17 +209,14 @@ pub async fn put_cluster_capacity_providers(
         cluster.capacity_providers = Some(association.providers);
         cluster.default_capacity_provider_strategy = Some(association.strategy);
         let key = keys::cluster(&name);
-        // Guarded by every ACTIVE cluster (one provider, one cluster) and every provider named.
+        // One provider, one cluster: every provider named is guarded and written back, so
+        // another cluster's association of it (which does the same) or its deletion (which
+        // writes it) cannot commit beside this one unseen.
         let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
-        for other in clusters
-            .iter()
-            .filter(|c| c.value.cluster_name.as_deref() != Some(name.as_str()))
-        {
-            let other_key = keys::cluster(other.value.cluster_name.as_deref().unwrap_or_default());
-            txn = txn.when(Compare::at(other_key, other.mod_revision));
-        }
-        for (provider_key, revision) in &association.guards {
-            txn = txn.when(Compare::at(provider_key, *revision));
+        for (provider_key, revision, record) in association.touch {
+            txn = txn
+                .when(Compare::at(&provider_key, revision))
+                .put(provider_key, record);
         }
         txn = txn.put(&key, encode(&cluster));
         if ctx.commit(txn).await?.succeeded {

@@ -410,15 +410,11 @@ pub async fn delete(
                 answer
             }
         };
-        // Guarded by every cluster read, so an association made meanwhile is not missed.
-        let mut txn =
-            berth_store::Txn::new().when(berth_store::Compare::at(&key, current.mod_revision));
-        for cluster in &clusters {
-            let cluster_key =
-                keys::cluster(cluster.value.cluster_name.as_deref().unwrap_or_default());
-            txn = txn.when(berth_store::Compare::at(cluster_key, cluster.mod_revision));
-        }
-        txn = txn.put(&key, berth_store::typed::encode(&provider));
+        // An association made meanwhile writes the provider too (see `association`), so the
+        // guard on the provider alone does not miss it.
+        let txn = berth_store::Txn::new()
+            .when(berth_store::Compare::at(&key, current.mod_revision))
+            .put(&key, berth_store::typed::encode(&provider));
         if ctx.commit(txn).await?.succeeded {
             return Ok(CapacityProviderResponse {
                 capacity_provider: answer,

@@ -268,3 +268,88 @@ async fn run_task_splits_tasks_over_the_providers_instances_by_base_and_weight()
         "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again."
     );
 }
+
+/// On a real etcd, whose transactions take 128 guards: associations in an account of more
+/// ACTIVE clusters than that, one provider still going to one cluster only, even when two
+/// clusters ask for it at once.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_provider_one_cluster_among_more_clusters_than_one_etcd_transaction_guards() {
+    let etcd = berth_store::etcd::local::LocalEtcd::start(1).expect("a local etcd");
+    let app = crate::App::open(crate::app::ServerConfig {
+        etcd: Some(berth_store::location::EtcdConfig::from_url(&etcd.url("cp")).expect("url")),
+        ..crate::app::ServerConfig::default()
+    })
+    .await
+    .expect("app over etcd");
+    for i in 0..140 {
+        ok(
+            &app,
+            "CreateCluster",
+            json!({"clusterName": format!("c{i}")}),
+        )
+        .await;
+    }
+    for p in 0..10 {
+        create(&app, &format!("p{p}"), &format!("asg-{p}")).await;
+    }
+    let put = |cluster: String, provider: String| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            call(
+                &app,
+                "PutClusterCapacityProviders",
+                json!({"cluster": cluster, "capacityProviders": [provider],
+                       "defaultCapacityProviderStrategy": []}),
+            )
+            .await
+        })
+    };
+    for p in 0..10 {
+        let provider = format!("p{p}");
+        let first = put(format!("c{}", 2 * p), provider.clone());
+        let second = put(format!("c{}", 2 * p + 1), provider.clone());
+        let answers = [first.await.expect("join"), second.await.expect("join")];
+        let won = answers.iter().filter(|a| a.is_ok()).count();
+        assert_eq!(won, 1, "{provider}: {answers:?}");
+        let lost = answers
+            .iter()
+            .find_map(|a| a.as_ref().err())
+            .expect("a loser");
+        assert_eq!(lost.name, "InvalidParameterException", "{lost:?}");
+    }
+    // Associated, a provider cannot go; once its cluster lets it go, it can.
+    let deleted = ok(
+        &app,
+        "DeleteCapacityProvider",
+        json!({"capacityProvider": "p0"}),
+    )
+    .await;
+    assert_eq!(deleted["capacityProvider"]["updateStatus"], "DELETE_FAILED");
+    let described = ok(&app, "DescribeClusters", json!({"clusters": ["c0", "c1"]})).await;
+    let holder = described["clusters"]
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .find(|c| c["capacityProviders"] == json!(["p0"]))
+        .and_then(|c| c["clusterName"].as_str())
+        .expect("one of c0 and c1 holds p0")
+        .to_string();
+    ok(
+        &app,
+        "PutClusterCapacityProviders",
+        json!({"cluster": holder, "capacityProviders": [],
+               "defaultCapacityProviderStrategy": []}),
+    )
+    .await;
+    let deleted = ok(
+        &app,
+        "DeleteCapacityProvider",
+        json!({"capacityProvider": "p0"}),
+    )
+    .await;
+    assert_eq!(
+        deleted["capacityProvider"]["updateStatus"],
+        "DELETE_IN_PROGRESS"
+    );
+}

@@ -158,7 +158,7 @@ fn answered(answer: &mut oneshot::Receiver<Answer>) -> Option<Answer> {
 
 /// Takes the oldest queued calls and places them, again until none is left to place.
 async fn place_queued(ctx: Ctx, cluster: String, mut turn: Turn, queue: Arc<RunQueue>) {
-    let mut group = queue.take(ctx.store.write_limits());
+    let mut group = queue.take(ctx.write_limits());
     while !group.is_empty() {
         group = place_group(&ctx, &cluster, &mut turn, group).await;
     }
@@ -189,7 +189,7 @@ async fn place_group(
         return Vec::new();
     }
     let now = ctx.now();
-    let max_bytes = ctx.store.write_limits().max_bytes;
+    let max_bytes = ctx.write_limits().max_bytes;
     let mut bytes = 0usize;
     let mut tokens = Txn::new();
     // The tasks' records, and the calls that placed tasks with their tasks and failures.
