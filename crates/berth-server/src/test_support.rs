@@ -55,6 +55,27 @@ pub async fn app() -> Arc<App> {
     App::open(ServerConfig::default()).await.expect("app")
 }
 
+/// `config` with its store in `etcd`, under key prefix `prefix`.
+#[cfg(feature = "etcd")]
+pub fn on_etcd(
+    etcd: &berth_store::etcd::local::LocalEtcd,
+    prefix: &str,
+    config: ServerConfig,
+) -> ServerConfig {
+    let url = etcd.url(prefix);
+    ServerConfig {
+        etcd: Some(berth_store::location::EtcdConfig::from_url(&url).expect("etcd url")),
+        ..config
+    }
+}
+
+/// A server (no listener, no controllers) with its store in `etcd`.
+#[cfg(feature = "etcd")]
+pub async fn app_on_etcd(etcd: &berth_store::etcd::local::LocalEtcd) -> Arc<App> {
+    let config = on_etcd(etcd, "test", ServerConfig::default());
+    App::open(config).await.expect("app over etcd")
+}
+
 /// Calls operation `op` with `body`; the decoded answer or the ECS error.
 pub async fn call(app: &Arc<App>, op: &str, body: Value) -> Result<Value, ApiError> {
     let ctx = Ctx {

@@ -253,6 +253,7 @@ mod tests {
     }
 
     /// The `connectivity` of every task in `arns`, with how many tasks have each.
+    #[cfg(feature = "etcd")]
     async fn connectivities(app: &Arc<App>, arns: &[String]) -> Vec<(String, usize)> {
         let mut counts = std::collections::BTreeMap::new();
         for chunk in arns.chunks(100) {
@@ -278,15 +279,12 @@ mod tests {
     {
         let etcd = berth_store::etcd::local::LocalEtcd::start(1).expect("a local etcd");
         let grace = Duration::from_secs(3);
-        let app = App::open(ServerConfig {
+        let config = ServerConfig {
             agent_grace: grace,
-            etcd: Some(
-                berth_store::location::EtcdConfig::from_url(&etcd.url("health")).expect("url"),
-            ),
             ..ServerConfig::default()
-        })
-        .await
-        .expect("app");
+        };
+        let config = crate::test_support::on_etcd(&etcd, "health", config);
+        let app = App::open(config).await.expect("app");
         let _controller = spawn(Arc::clone(&app));
         ok(&app, "CreateCluster", json!({"clusterName": "health"})).await;
         let registered = ok(

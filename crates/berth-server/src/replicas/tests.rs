@@ -4,7 +4,6 @@
 use crate::app::ServerConfig;
 use crate::http::Server;
 use berth_store::etcd::local::LocalEtcd;
-use berth_store::location::EtcdConfig;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,10 +11,10 @@ async fn replica(cluster: &LocalEtcd, name: &str, dir: &Path) -> Server {
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: Some(dir.join(name)),
-        etcd: Some(EtcdConfig::from_url(&cluster.url("replicas")).expect("url")),
         replica_name: Some(name.to_string()),
         ..ServerConfig::default()
     };
+    let config = crate::test_support::on_etcd(cluster, "replicas", config);
     crate::serve(config).await.expect("serve")
 }
 
@@ -147,13 +146,15 @@ async fn the_leaders_gc_deletes_more_records_than_one_etcd_transaction_takes() {
     let cluster = LocalEtcd::start(1).expect("a local etcd");
     let dir = tempfile::tempdir().expect("tempdir");
     let retention = Duration::from_secs(2);
-    let config = |name: &str| ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: Some(dir.path().join(name)),
-        etcd: Some(EtcdConfig::from_url(&cluster.url("gc")).expect("url")),
-        replica_name: Some(name.to_string()),
-        stopped_task_retention: retention,
-        ..ServerConfig::default()
+    let config = |name: &str| {
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: Some(dir.path().join(name)),
+            replica_name: Some(name.to_string()),
+            stopped_task_retention: retention,
+            ..ServerConfig::default()
+        };
+        crate::test_support::on_etcd(&cluster, "gc", config)
     };
     let a = crate::serve(config("a")).await.expect("serve");
     let app = a.app().clone();

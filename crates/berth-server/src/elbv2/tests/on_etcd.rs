@@ -2,24 +2,14 @@
 //! the drained ones swept, in more target groups than one transaction holds.
 
 use super::{ok, stored_group, target_group};
-use crate::app::{App, ServerConfig};
 use crate::elbv2::service_targets::{sync_targets, Seen};
+use crate::test_support::app_on_etcd;
 use berth_store::etcd::local::LocalEtcd;
-use berth_store::location::EtcdConfig;
-use std::sync::Arc;
-
-async fn app_on(etcd: &LocalEtcd) -> Arc<App> {
-    let config = ServerConfig {
-        etcd: Some(EtcdConfig::from_url(&etcd.url("elb")).expect("url")),
-        ..ServerConfig::default()
-    };
-    App::open(config).await.expect("app over etcd")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn targets_of_more_services_than_one_transaction_takes_are_all_registered() {
     let etcd = LocalEtcd::start(1).expect("a local etcd");
-    let app = app_on(&etcd).await;
+    let app = app_on_etcd(&etcd).await;
     let groups = 140;
     let mut seen = Seen::default();
     for i in 0..groups {
@@ -46,7 +36,7 @@ async fn targets_of_more_services_than_one_transaction_takes_are_all_registered(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drained_targets_of_more_groups_than_one_transaction_takes_all_go() {
     let etcd = LocalEtcd::start(1).expect("a local etcd");
-    let app = app_on(&etcd).await;
+    let app = app_on_etcd(&etcd).await;
     let groups = 140;
     for i in 0..groups {
         let name = format!("g{i}");

@@ -276,12 +276,7 @@ async fn run_task_splits_tasks_over_the_providers_instances_by_base_and_weight()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_provider_one_cluster_among_more_clusters_than_one_etcd_transaction_guards() {
     let etcd = berth_store::etcd::local::LocalEtcd::start(1).expect("a local etcd");
-    let app = crate::App::open(crate::app::ServerConfig {
-        etcd: Some(berth_store::location::EtcdConfig::from_url(&etcd.url("cp")).expect("url")),
-        ..crate::app::ServerConfig::default()
-    })
-    .await
-    .expect("app over etcd");
+    let app = crate::test_support::app_on_etcd(&etcd).await;
     for i in 0..140 {
         ok(
             &app,

@@ -109,11 +109,7 @@ async fn calls_queued_behind_a_turn_share_one_commit_and_never_overfill_an_insta
     );
     let all: BTreeSet<String> = answers.iter().flat_map(arns).collect();
     assert_eq!(all.len(), 20, "no task answered to two calls");
-    let versions: BTreeSet<i64> = answers
-        .iter()
-        .flat_map(|a| a["tasks"].as_array().expect("tasks").clone())
-        .map(|t| t["version"].as_i64().expect("version"))
-        .collect();
+    let versions = versions(&answers);
     assert_eq!(
         versions.len(),
         1,
@@ -230,22 +226,12 @@ fn a_group_holds_the_guards_one_transaction_of_the_store_takes() {
 #[cfg(feature = "etcd")]
 mod on_etcd {
     use super::*;
-    use crate::app::ServerConfig;
     use berth_store::etcd::local::LocalEtcd;
-    use berth_store::location::EtcdConfig;
-
-    async fn app_on(etcd: &LocalEtcd) -> Arc<App> {
-        let config = ServerConfig {
-            etcd: Some(EtcdConfig::from_url(&etcd.url("runqueue")).expect("url")),
-            ..ServerConfig::default()
-        };
-        App::open(config).await.expect("app over etcd")
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn eight_calls_of_ten_take_two_commits_within_etcds_128_guards() {
         let etcd = LocalEtcd::start(1).expect("a local etcd");
-        let app = app_on(&etcd).await;
+        let app = crate::test_support::app_on_etcd(&etcd).await;
         setup_with(&app, 10_000).await;
         let body = json!({"cluster": "demo", "taskDefinition": "small", "count": 10});
         let answers = queued_together(&app, vec![body; 8]).await;
@@ -259,7 +245,7 @@ mod on_etcd {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_past_etcds_request_size_go_in_a_later_commit() {
         let etcd = LocalEtcd::start(1).expect("a local etcd");
-        let app = app_on(&etcd).await;
+        let app = crate::test_support::app_on_etcd(&etcd).await;
         setup_with(&app, 10_000).await;
         // About 28 KiB a task: 50 tags at their longest and 8 KiB of environment overrides.
         let tags: Vec<Value> = (0..50)
