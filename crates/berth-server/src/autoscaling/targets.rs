@@ -253,6 +253,14 @@ pub struct DeregisterRequest {
     scalable_dimension: Option<String>,
 }
 
+/// Deletes `key` in `txn`, guarded on `revision` when it has one.
+fn child(txn: Txn, (key, revision): &(String, Option<u64>)) -> Txn {
+    match revision {
+        Some(revision) => txn.when(Compare::at(key, *revision)).delete(key),
+        None => txn.delete(key),
+    }
+}
+
 /// DeregisterScalableTarget: removes the target with its policies (and the alarms target
 /// tracking made for them) and scheduled actions, as AWS does.
 pub async fn deregister(ctx: Ctx, input: DeregisterRequest) -> Result<Value, ApiError> {
@@ -269,32 +277,42 @@ pub async fn deregister(ctx: Ctx, input: DeregisterRequest) -> Result<Value, Api
              {resource_id}, scalable dimension: {DESIRED_COUNT}"
         ))
     })?;
-    let mut txn = Txn::new()
-        .when(Compare::at(&key, found.mod_revision))
-        .delete(&key);
+    // What goes with it: each policy (guarded: one changed meanwhile fails the call), the
+    // alarms target tracking made for it, each scheduled action.
+    let mut children: Vec<(String, Option<u64>)> = Vec::new();
     for policy in super::policies::of_target(&ctx, &resource_id)? {
         let policy_key = super::policies::policy_key(&resource_id, &policy.value.name);
-        txn = txn
-            .when(Compare::at(&policy_key, policy.mod_revision))
-            .delete(&policy_key);
+        children.push((policy_key, Some(policy.mod_revision)));
         for (alarm, _) in &policy.value.created_alarms {
-            txn = txn.delete(crate::cloudwatch::alarms::alarm_key(alarm));
+            children.push((crate::cloudwatch::alarms::alarm_key(alarm), None));
         }
     }
     for action in ctx.list::<super::scheduled::ScheduledAction>(&format!(
         "{}{resource_id}/",
         super::scheduled::SCHEDULED
     ))? {
-        txn = txn.delete(super::scheduled::scheduled_key(
-            &resource_id,
-            &action.value.name,
-        ));
+        let action_key = super::scheduled::scheduled_key(&resource_id, &action.value.name);
+        children.push((action_key, None));
     }
-    if !ctx.commit(txn).await?.succeeded {
+    // The target goes in the first transaction with as many of them as it holds; the rest,
+    // left without a target, follow in transactions of their own.
+    let per_txn = ctx.write_limits().max_ops.saturating_sub(1).max(1);
+    let mut chunks = children.chunks(per_txn);
+    let first = Txn::new()
+        .when(Compare::at(&key, found.mod_revision))
+        .delete(&key);
+    let first = chunks.next().unwrap_or_default().iter().fold(first, child);
+    if !ctx.commit(first).await?.succeeded {
         return Err(ApiError::new(
             "ConcurrentUpdateException",
             "The scalable target changed while it was being deregistered; try again.",
         ));
+    }
+    for chunk in chunks {
+        let txn = chunk
+            .iter()
+            .fold(Txn::new(), |txn, (key, _)| txn.delete(key));
+        ctx.commit(txn).await?;
     }
     Ok(json!({}))
 }

@@ -101,6 +101,10 @@ fn answer(listener: &Listener) -> Option<Xml> {
     Some(xml)
 }
 
+/// Listeners a load balancer may have (AWS's quota), so that deleting one with all its
+/// listeners is one store transaction.
+const MAX_LISTENERS: usize = 50;
+
 /// CreateListener: a port of a load balancer and what its requests get by default. Creating
 /// the same listener again answers the existing one; another on a port in use is
 /// `DuplicateListener`.
@@ -133,6 +137,12 @@ pub(super) async fn create(ctx: &Ctx, request: &QueryRequest) -> Result<Option<X
             return Err(ApiError::new(
                 "DuplicateListener",
                 format!("A listener already exists on port {port} of load balancer '{lb_arn}'"),
+            ));
+        }
+        if config.listeners_of(lb_arn).count() >= MAX_LISTENERS {
+            return Err(ApiError::new(
+                "TooManyListeners",
+                format!("A load balancer can have at most {MAX_LISTENERS} listeners."),
             ));
         }
         port_free(ctx, config, port, lb_arn)?;

@@ -540,3 +540,40 @@ async fn a_restart_in_the_middle_of_a_cooldown_keeps_it() {
 }
 
 mod proposals;
+
+/// On a real etcd, whose transactions take 128 writes: a target with more scheduled actions
+/// than that is deregistered with all of them.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_with_more_actions_than_one_etcd_transaction_takes_is_deregistered_whole() {
+    let etcd = berth_store::etcd::local::LocalEtcd::start(1).expect("a local etcd");
+    let app = crate::test_support::app_on_etcd(&etcd).await;
+    add_service(&app, 1).await;
+    ok(&app, "RegisterScalableTarget", target_body(1, 4)).await;
+    for i in 0..150 {
+        ok(
+            &app,
+            "PutScheduledAction",
+            json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+                   "ScalableDimension": "ecs:service:DesiredCount",
+                   "ScheduledActionName": format!("a{i}"), "Schedule": "rate(1 hour)",
+                   "ScalableTargetAction": {"MinCapacity": 1, "MaxCapacity": 4}}),
+        )
+        .await;
+    }
+    let scope = json!({"ServiceNamespace": "ecs", "ResourceId": RESOURCE,
+                       "ScalableDimension": "ecs:service:DesiredCount"});
+    ok(&app, "DeregisterScalableTarget", scope).await;
+    let (left, _) = app
+        .store
+        .list(super::scheduled::SCHEDULED)
+        .await
+        .expect("list");
+    assert!(left.is_empty(), "{} scheduled actions left", left.len());
+    assert!(app
+        .store
+        .get(&target_key(RESOURCE))
+        .await
+        .expect("get")
+        .is_none());
+}

@@ -142,8 +142,9 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
 
     let mut txn = Txn::new().when(Compare::at(key, stored.mod_revision));
     let mut writes = 0usize;
-    // One pass stops and launches at most a store transaction's worth of tasks each; the
-    // commit wakes the next pass for the rest.
+    // One pass stops and launches at most a store transaction's worth of tasks together
+    // (launches take what the stops left, and at least one); the commit wakes the next pass
+    // for the rest.
     let batch = app.write_limits().task_batch();
     // Tasks registered in a target group drain (DEACTIVATING) before their agents stop them.
     let owners = if plan.stops.is_empty() {
@@ -201,7 +202,7 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
                     task_definition: td,
                     now,
                 },
-                &capped(&plan.launch, batch),
+                &capped(&plan.launch, batch.saturating_sub(writes).max(1)),
             )?;
             let started: Vec<String> = launched.tasks.iter().map(|(id, _)| id.clone()).collect();
             record_started(&mut record, &mut ids, &started, now);
@@ -246,7 +247,10 @@ pub async fn reconcile_service(app: &App, cluster: &str, key: &str) -> Result<Pa
                     task_definition: &td,
                     now,
                 },
-                &capped(&Launch::Replicas(*count), batch),
+                &capped(
+                    &Launch::Replicas(*count),
+                    batch.saturating_sub(writes).max(1),
+                ),
             )?;
             let started: Vec<String> = launched.tasks.iter().map(|(id, _)| id.clone()).collect();
             record_started(&mut record, &mut ids, &started, now);

@@ -543,5 +543,29 @@ async fn request_counts_become_request_count_and_request_count_per_target() {
 }
 
 mod configuration;
+#[tokio::test]
+async fn a_load_balancer_takes_fifty_listeners_and_goes_with_all_of_them() {
+    let app = crate::test_support::app().await;
+    let lb = load_balancer(&app, "many").await;
+    let group = target_group(&app, "many", "HTTP", "ip").await;
+    for port in 8000..8050 {
+        forward_listener(&app, &lb, &port.to_string(), &group).await;
+    }
+    let fifty_first = [
+        ("LoadBalancerArn", lb.as_str()),
+        ("Protocol", "HTTP"),
+        ("Port", "8050"),
+        ("DefaultActions.member.1.Type", "forward"),
+        ("DefaultActions.member.1.TargetGroupArn", group.as_str()),
+    ];
+    let e = err(&app, "CreateListener", &fifty_first).await;
+    assert_eq!(e.name, "TooManyListeners");
+    ok(&app, "DeleteLoadBalancer", &[("LoadBalancerArn", &lb)]).await;
+    let e = err(&app, "DescribeListeners", &[("LoadBalancerArn", &lb)]).await;
+    assert_eq!(e.name, "LoadBalancerNotFound");
+    let config = Config::read(&app).expect("config");
+    assert_eq!(config.listeners.len(), 0, "no listener left behind");
+}
+
 #[cfg(feature = "etcd")]
 mod on_etcd;
