@@ -31,8 +31,9 @@ unit: docker
 tools:
 	scripts/ensure-test-tools
 
+# Three pytest sessions: the tests that mostly wait run beside the others (scripts/client-tests).
 client: build venv docker tools
-	BERTH_BIN=$(CURDIR)/target/debug/berth $(VENV)/bin/pytest tests -q --durations=25
+	BERTH_BIN=$(CURDIR)/target/debug/berth scripts/client-tests
 
 venv: $(VENV)/.installed
 

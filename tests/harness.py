@@ -507,6 +507,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a TCP socket listening on `port` (from /proc)."""
+    inodes = set()
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        for fd in fds.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is HEX_IP:HEX_PORT; state 0A is LISTEN.
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                return True
+    return False
+
+
 def free_dns_port() -> int:
     """A loopback port free for both UDP and TCP, for the server's DNS (--dns-listen)."""
     while True:
@@ -605,7 +632,9 @@ class BerthServer:
                 )
             deadline = time.monotonic() + timeout
             while self.proc.poll() is None:
-                if self.healthy(timeout=1.0):
+                # Another session's server may hold the port this one failed to take: the
+                # answer counts only once this process listens there.
+                if self.healthy(timeout=1.0) and listens_on(self.proc.pid, self.port):
                     self._credentials = Credentials.read(self.credentials_path)
                     return self
                 if time.monotonic() > deadline:

@@ -23,6 +23,8 @@ from botocore.exceptions import ClientError
 from harness import REPO, BerthUp, boto3_client, docker, wait_until
 from iam_helpers import aws, cli_error
 
+pytestmark = pytest.mark.waits
+
 CLUSTER = "default"
 DIMENSION = "ecs:service:DesiredCount"
 
@@ -63,7 +65,16 @@ def test_targets_and_policies_with_boto3_and_the_cli(berth_up: BerthUp, scaling,
     assert arn.startswith("arn:aws:application-autoscaling:us-east-1:000000000000:scalable-target/")
     # The minimum is kept: the service goes from 1 to 2 by itself.
     wait_until(lambda: desired_count(berth_up, name) == 2, 20, "the minimum capacity to be applied")
-    activities = scaling.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
+    # The activity is InProgress before the count moves and ends with UpdateService's answer.
+    activities = wait_until(
+        lambda: [
+            a
+            for a in scaling.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
+            if a["StatusCode"] != "InProgress"
+        ],
+        10,
+        "the activity to end",
+    )
     assert activities[0]["StatusCode"] == "Successful" and "minimum capacity was set to 2" in activities[0]["Cause"]
 
     put = scaling.put_scaling_policy(

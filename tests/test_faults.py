@@ -562,6 +562,7 @@ NO_GHOSTS = "no task RUNNING without a running container"
 STEADY = "the service returns to steady state"
 
 
+@pytest.mark.exclusive
 def test_a_docker_daemon_restart_ends_tasks_explained_and_services_recover(tmp_path: Path, unique) -> None:
     with fault("dockerd restart (SIGTERM) under running tasks", EXPLAINED, NO_GHOSTS, STEADY) as f:
         cluster = FaultCluster(tmp_path, unique("dockerd"))

@@ -16,8 +16,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from fault_helpers import FaultAgent
 from harness import LABEL_CLUSTER, BerthUp, describe_task, docker, remove_containers, wait_until
+
+pytestmark = pytest.mark.waits
 
 # Counts its runs in its own filesystem (kept across restarts in place), then runs 61 s and
 # exits with the code given; leaves at once on SIGTERM.

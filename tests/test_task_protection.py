@@ -16,6 +16,8 @@ from botocore.exceptions import ClientError, ParamValidationError
 from harness import BerthUp, wait_until
 from test_docker_services import CLUSTER, delete, describe, diagnose, messages, register, running, service_tasks
 
+pytestmark = pytest.mark.waits
+
 
 def held_event(service: str) -> str:
     return f"(service {service}) was unable to scale in due to (reason 1 tasks under protection)."

@@ -409,6 +409,7 @@ fn tracking_alarms(
             state_reason_data: None,
             state_updated: now,
             state_transitioned: now,
+            held_until: None,
             tags: Vec::new(),
             history: Vec::new(),
         }

@@ -2,8 +2,10 @@
 //! complete periods and moves to ALARM when at least `DatapointsToAlarm` of them breach the
 //! threshold, to OK when fewer do, and to INSUFFICIENT_DATA when none has a datapoint (unless
 //! `TreatMissingData` says how to count missing periods: `breaching`, `notBreaching`, or
-//! `ignore` to keep the state). Only a change of state is written to the store, with a
-//! StateUpdate history item and the reason in AWS's words.
+//! `ignore` to keep the state). A state set by SetAlarmState is kept until the alarm's next
+//! evaluation as AWS schedules it (one period, at most a minute, later). Only a change of
+//! state is written to the store, with a StateUpdate history item and the reason in AWS's
+//! words.
 //!
 //! Actions: an Application Auto Scaling policy named in `AlarmActions` is run by the
 //! [autoscaling controller](crate::autoscaling::controller) for as long as the alarm stays in
@@ -271,8 +273,8 @@ pub fn apply(alarm: &mut Alarm, verdict: Verdict, now: f64) -> bool {
     true
 }
 
-/// Evaluates every alarm once at `now_ms`; writes those whose state changes. Returns how
-/// many changed.
+/// Evaluates every alarm once at `now_ms`, but those whose state SetAlarmState holds; writes
+/// those whose state changes or whose hold ends. Returns how many it wrote.
 pub async fn evaluate_all(app: &App, now_ms: i64) -> usize {
     let alarms = match app.list::<Alarm>(ALARMS) {
         Ok(alarms) => alarms,
@@ -284,11 +286,16 @@ pub async fn evaluate_all(app: &App, now_ms: i64) -> usize {
     let mut changed = 0;
     for found in alarms {
         let mut alarm = found.value;
+        let now = now_ms as f64 / 1000.0;
+        if alarm.held_until.is_some_and(|until| now < until) {
+            continue;
+        }
         let periods = periods(&app.cloudwatch, &alarm, now_ms);
         let Some(verdict) = evaluate(&alarm, &periods, now_ms) else {
             continue;
         };
-        if !apply(&mut alarm, verdict, now_ms as f64 / 1000.0) {
+        let held = alarm.held_until.take().is_some();
+        if !apply(&mut alarm, verdict, now) && !held {
             continue;
         }
         let key = super::alarms::alarm_key(&alarm.name);

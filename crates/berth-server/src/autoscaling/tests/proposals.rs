@@ -64,6 +64,7 @@ fn alarm(operator: &str, threshold: f64) -> Alarm {
         state_reason_data: None,
         state_updated: 0.0,
         state_transitioned: 0.0,
+        held_until: None,
         tags: vec![],
         history: vec![],
     }

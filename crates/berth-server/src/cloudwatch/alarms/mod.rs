@@ -81,6 +81,10 @@ pub struct Alarm {
     pub state_reason_data: Option<String>,
     pub state_updated: f64,
     pub state_transitioned: f64,
+    /// Until when (epoch seconds) a state set by SetAlarmState is left alone: the alarm's
+    /// next evaluation, one evaluation interval later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<f64>,
     pub tags: Vec<(String, String)>,
     /// Oldest first.
     pub history: Vec<HistoryItem>,
@@ -112,6 +116,12 @@ impl Alarm {
             let extra = self.history.len() - HISTORY_KEPT;
             self.history.drain(..extra);
         }
+    }
+
+    /// Seconds between two evaluations of the alarm as AWS schedules them: its period, at
+    /// most a minute.
+    pub fn evaluation_interval(&self) -> f64 {
+        self.period.clamp(1, 60) as f64
     }
 
     /// Moves the alarm to `state` at `now` (epoch seconds) for `reason`, with a StateUpdate

@@ -215,6 +215,7 @@ pub async fn put_metric_alarm(ctx: &Ctx, input: PutMetricAlarmInput) -> Result<V
             state_reason_data: None,
             state_updated: now,
             state_transitioned: now,
+            held_until: None,
             tags: tags.clone(),
             history: Vec::new(),
         };
@@ -227,6 +228,7 @@ pub async fn put_metric_alarm(ctx: &Ctx, input: PutMetricAlarmInput) -> Result<V
                 alarm.state_reason_data = old.state_reason_data.clone();
                 alarm.state_updated = old.state_updated;
                 alarm.state_transitioned = old.state_transitioned;
+                alarm.held_until = old.held_until;
                 alarm.history = old.history.clone();
                 // As on AWS, Tags apply when an alarm is made; an update keeps its tags
                 // (TagResource changes them).

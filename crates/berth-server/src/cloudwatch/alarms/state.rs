@@ -108,6 +108,7 @@ pub async fn set_alarm_state(ctx: &Ctx, input: SetAlarmStateInput) -> Result<Val
     let now = ctx.now();
     update(ctx, &name, |alarm| {
         alarm.set_state(&state, reason.clone(), input.state_reason_data.clone(), now);
+        alarm.held_until = Some(now + alarm.evaluation_interval());
         Ok(())
     })
     .await?;

@@ -229,6 +229,31 @@ async fn an_alarm_follows_its_metric_through_alarm_ok_and_insufficient_data() {
 }
 
 #[tokio::test]
+async fn a_state_set_by_hand_holds_until_the_next_evaluation_interval() {
+    let app = crate::test_support::app().await;
+    ok(&app, "PutMetricAlarm", cpu_alarm("by-hand")).await;
+    ok(
+        &app,
+        "SetAlarmState",
+        json!({"AlarmName": "by-hand", "StateValue": "ALARM", "StateReason": "testing"}),
+    )
+    .await;
+    let set_at = (stored(&app, "by-hand").state_updated * 1000.0) as i64;
+    // The evaluator's rounds within the alarm's period (60 s) leave it alone...
+    for after in [0, 5_000, 59_000] {
+        assert_eq!(evaluate_all(&app, set_at + after).await, 0);
+        assert_eq!(stored(&app, "by-hand").state, "ALARM", "{after} ms after");
+    }
+    // ...and the next evaluation returns it to what its (missing) data says.
+    assert_eq!(evaluate_all(&app, set_at + 60_000).await, 1);
+    let alarm = stored(&app, "by-hand");
+    assert_eq!(
+        (alarm.state.as_str(), alarm.held_until),
+        ("INSUFFICIENT_DATA", None)
+    );
+}
+
+#[tokio::test]
 async fn datapoints_to_alarm_and_missing_data_treatments() {
     let app: Arc<App> = crate::test_support::app().await;
     let mut input = cpu_alarm("m-of-n");
