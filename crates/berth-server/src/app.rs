@@ -118,6 +118,8 @@ pub struct App {
     pub vault: crate::vault::Vault,
     /// One lock per cluster, held from planning a placement to its commit.
     placement: PlacementLocks,
+    /// The agents' task reports, committed together.
+    pub task_writes: crate::group_write::GroupWriter,
     /// Set when the server is stopping: long-lived responses (agent streams) end.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -239,6 +241,7 @@ impl App {
             usage: Default::default(),
             vault,
             placement: Default::default(),
+            task_writes: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
         });
         crate::auth::bootstrap(&app)

@@ -14,6 +14,7 @@ pub mod elbv2;
 pub mod error;
 pub mod exec;
 pub mod gateway;
+pub mod group_write;
 pub mod handlers;
 pub mod http;
 pub mod iam;

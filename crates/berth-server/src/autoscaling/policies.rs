@@ -476,15 +476,16 @@ pub async fn put(ctx: Ctx, input: PutRequest) -> Result<Value, ApiError> {
         }
     };
     authorize(&ctx, "PutScalingPolicy", "*")?;
-    let target = ctx
-        .get::<Target>(&target_key(&resource_id))?
-        .map(|t| t.value)
-        .ok_or_else(|| {
-            not_found(format!(
-                "No scalable target registered for service namespace: ecs, resource ID: \
-                 {resource_id}, scalable dimension: {DESIRED_COUNT}"
-            ))
-        })?;
+    let target_at = target_key(&resource_id);
+    let no_target = || {
+        not_found(format!(
+            "No scalable target registered for service namespace: ecs, resource ID: \
+             {resource_id}, scalable dimension: {DESIRED_COUNT}"
+        ))
+    };
+    if ctx.get::<Target>(&target_at)?.is_none() {
+        return Err(no_target());
+    }
     let tracking = if kind == "TargetTrackingScaling" {
         let parsed: TargetTracking = serde_json::from_value(config.clone()).map_err(|e| {
             validation(format!(
@@ -511,6 +512,8 @@ pub async fn put(ctx: Ctx, input: PutRequest) -> Result<Value, ApiError> {
 
     let key = policy_key(&resource_id, &name);
     loop {
+        // The policy (and its alarms) are written only while its target is registered.
+        let target = ctx.get::<Target>(&target_at)?.ok_or_else(no_target)?;
         let existing = ctx.get::<Policy>(&key)?;
         let arn = existing.as_ref().map_or_else(
             || {
@@ -524,7 +527,7 @@ pub async fn put(ctx: Ctx, input: PutRequest) -> Result<Value, ApiError> {
             |p| p.value.arn.clone(),
         );
         let alarms = match &tracking {
-            Some(config) => tracking_alarms(&ctx, &target, &arn, config)?,
+            Some(config) => tracking_alarms(&ctx, &target.value, &arn, config)?,
             None => Vec::new(),
         };
         let policy = Policy {
@@ -539,10 +542,12 @@ pub async fn put(ctx: Ctx, input: PutRequest) -> Result<Value, ApiError> {
                 .collect(),
             created: existing.as_ref().map_or(ctx.now(), |p| p.value.created),
         };
-        let mut txn = Txn::new().when(match &existing {
-            Some(found) => Compare::at(&key, found.mod_revision),
-            None => Compare::absent(&key),
-        });
+        let mut txn = Txn::new()
+            .when(match &existing {
+                Some(found) => Compare::at(&key, found.mod_revision),
+                None => Compare::absent(&key),
+            })
+            .when(Compare::at(&target_at, target.mod_revision));
         if let Some(old) = &existing {
             for (alarm, _) in &old.value.created_alarms {
                 txn = txn.delete(alarm_key(alarm));

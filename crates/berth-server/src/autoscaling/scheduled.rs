@@ -132,14 +132,16 @@ pub async fn put(ctx: Ctx, input: PutRequest) -> Result<Value, ApiError> {
         ));
     }
     authorize(&ctx, "PutScheduledAction", "*")?;
-    if ctx.get::<Target>(&target_key(&resource_id))?.is_none() {
-        return Err(not_found(format!(
-            "No scalable target registered for service namespace: ecs, resource ID: \
-             {resource_id}, scalable dimension: {DESIRED_COUNT}"
-        )));
-    }
     let key = scheduled_key(&resource_id, &name);
+    let target_at = target_key(&resource_id);
     loop {
+        // The action is written only while its target is registered.
+        let Some(target) = ctx.get::<Target>(&target_at)? else {
+            return Err(not_found(format!(
+                "No scalable target registered for service namespace: ecs, resource ID: \
+                 {resource_id}, scalable dimension: {DESIRED_COUNT}"
+            )));
+        };
         let existing = ctx.get::<ScheduledAction>(&key)?;
         let mut action = match &existing {
             Some(found) => found.value.clone(),
@@ -211,7 +213,10 @@ pub async fn put(ctx: Ctx, input: PutRequest) -> Result<Value, ApiError> {
             Some(found) => Compare::at(&key, found.mod_revision),
             None => Compare::absent(&key),
         };
-        let txn = Txn::new().when(guard).put(&key, encode(&action));
+        let txn = Txn::new()
+            .when(guard)
+            .when(Compare::at(&target_at, target.mod_revision))
+            .put(&key, encode(&action));
         if ctx.commit(txn).await?.succeeded {
             return Ok(json!({}));
         }

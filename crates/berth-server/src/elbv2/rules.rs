@@ -4,7 +4,7 @@
 //! listener's default actions and is changed with ModifyListener.
 
 use super::actions::{parse_actions, parse_conditions, write_actions, write_conditions};
-use super::model::{write, Config, Listener, Rule};
+use super::model::{write, Config, Listener, Room, Rule};
 use super::tags::tags_of;
 use super::{
     arn_parts, authorize, integer_in, invalid_configuration, missing, page, random_hex, strings,
@@ -273,6 +273,11 @@ pub(super) async fn set_priorities(
     if wanted.is_empty() {
         return Err(missing("rulePriorities"));
     }
+    if wanted.len() > MAX_RULES {
+        return Err(validation(format!(
+            "At most {MAX_RULES} rule priorities can be set in one request."
+        )));
+    }
     let arns: Vec<&str> = wanted.iter().map(|(a, _)| a.as_str()).collect();
     authorize(ctx, "SetRulePriorities", &arns)?;
     let shown = write(ctx, |config| {
@@ -295,7 +300,9 @@ pub(super) async fn set_priorities(
         }
         let mut txn = Txn::new();
         let mut shown = Vec::new();
-        for listener in changed.values_mut() {
+        // Every listener touched is rewritten in the one transaction.
+        let mut room = Room::of(ctx);
+        for (i, listener) in changed.values_mut().enumerate() {
             listener.rules.sort_by_key(|r| r.priority);
             if let Some(pair) = listener
                 .rules
@@ -304,7 +311,14 @@ pub(super) async fn set_priorities(
             {
                 return Err(priority_in_use(pair[0].priority));
             }
-            txn = txn.put(listener.key(), encode(&*listener));
+            let record = encode(&*listener);
+            if !room.take(record.len(), i == 0) {
+                return Err(validation(
+                    "These rules belong to more listeners than one request can renumber: set \
+                     the priorities of fewer listeners' rules at a time.",
+                ));
+            }
+            txn = txn.put(listener.key(), record);
             shown.extend(
                 listener
                     .rules

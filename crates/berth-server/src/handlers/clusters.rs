@@ -13,7 +13,8 @@ use berth_core::model::{
 };
 use berth_core::names::{invalid_name_message, is_valid_name};
 use berth_core::pagination::PageRequest;
-use berth_store::keys;
+use berth_store::typed::encode;
+use berth_store::{keys, Compare, Txn};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
@@ -167,27 +168,34 @@ pub async fn create_cluster(
         .default_capacity_provider_strategy
         .as_deref()
         .unwrap_or_default();
-    let association = if providers.is_empty() && strategy.is_empty() {
-        None
-    } else {
-        Some(crate::handlers::capacity_providers::association::check(
-            &ctx, &name, providers, strategy,
-        )?)
-    };
     let key = keys::cluster(&name);
-    let cluster = ctx
-        .update::<Cluster, _>(&key, |current| match current {
-            Some(existing) if existing.status == Some(ClusterStatus::Active) => Ok(existing),
-            _ => {
-                let mut cluster = new_cluster(&ctx, &name, &req);
-                if let Some(association) = &association {
-                    cluster.capacity_providers = Some(association.providers.clone());
-                    cluster.default_capacity_provider_strategy = Some(association.strategy.clone());
-                }
-                Ok(cluster)
+    let cluster = loop {
+        // Checked on each try, and the providers guarded as checked.
+        let association = if providers.is_empty() && strategy.is_empty() {
+            None
+        } else {
+            Some(crate::handlers::capacity_providers::association::check(
+                &ctx, &name, providers, strategy,
+            )?)
+        };
+        let current = ctx.get::<Cluster>(&key)?;
+        let revision = current.as_ref().map_or(0, |c| c.mod_revision);
+        if let Some(existing) = current {
+            if existing.value.status == Some(ClusterStatus::Active) {
+                break existing.value;
             }
-        })
-        .await?;
+        }
+        let mut cluster = new_cluster(&ctx, &name, &req);
+        let mut txn = Txn::new().when(Compare::at(&key, revision));
+        if let Some(association) = association {
+            cluster.capacity_providers = Some(association.providers.clone());
+            cluster.default_capacity_provider_strategy = Some(association.strategy.clone());
+            txn = association.guard(txn);
+        }
+        if ctx.commit(txn.put(&key, encode(&cluster))).await?.succeeded {
+            break cluster;
+        }
+    };
     Ok(ClusterResponse {
         cluster: with_counts(&ctx, cluster, &full_view()),
     })

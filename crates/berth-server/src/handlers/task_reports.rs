@@ -11,7 +11,6 @@ use berth_core::gateway::{SubmitContainerStateChange, SubmitTaskStateChange};
 use berth_core::model::task::ContainerStateChange;
 use berth_core::task_state::apply_report;
 use berth_store::typed::encode;
-use berth_store::{Compare, Txn};
 use serde::Serialize;
 
 /// Output of both operations.
@@ -99,11 +98,12 @@ async fn apply(ctx: &Ctx, report: SubmitTaskStateChange) -> Result<(), ApiError>
         if !changed {
             return Ok(());
         }
-        // Only the task is written: what its instance has left derives from its tasks.
-        let txn = Txn::new()
-            .when(Compare::at(&key, current.mod_revision))
-            .put(&key, encode(&task));
-        if ctx.commit(txn).await?.succeeded {
+        // Only the task is written: what its instance has left derives from its tasks. With
+        // the reports of other tasks that arrive meanwhile, in one transaction.
+        let written =
+            crate::group_write::put(&ctx.app, key.clone(), current.mod_revision, encode(&task))
+                .await?;
+        if written {
             return Ok(());
         }
     }

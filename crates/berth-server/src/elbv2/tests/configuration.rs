@@ -447,6 +447,25 @@ async fn rule_priorities_are_unique_and_can_be_swapped() {
     )
     .await;
     assert_eq!(e.name, "PriorityInUse");
+    // More priorities than a listener has rules: refused before anything is read.
+    let many: Vec<(String, String)> = (1..=101)
+        .flat_map(|i| {
+            [
+                (
+                    format!("RulePriorities.member.{i}.RuleArn"),
+                    format!("{a}-{i}"),
+                ),
+                (
+                    format!("RulePriorities.member.{i}.Priority"),
+                    format!("{}", 1000 + i),
+                ),
+            ]
+        })
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let e = err(&app, "SetRulePriorities", &many).await;
+    assert_eq!(e.name, "ValidationError", "{}", e.message);
+    assert!(e.message.contains("At most 100"), "{}", e.message);
 
     let modified = ok(
         &app,

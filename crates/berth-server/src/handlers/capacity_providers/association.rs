@@ -61,6 +61,21 @@ pub struct Association {
     pub touch: Vec<(String, u64, Vec<u8>)>,
 }
 
+impl Association {
+    /// `txn` guarded on each stored provider named, at the revision it was checked at, and
+    /// writing it back unchanged: one provider, one cluster, so another cluster's association
+    /// of it (which does the same) or its deletion (which writes it) cannot commit beside
+    /// this one unseen.
+    pub fn guard(&self, mut txn: Txn) -> Txn {
+        for (key, revision, record) in &self.touch {
+            txn = txn
+                .when(Compare::at(key, *revision))
+                .put(key, record.clone());
+        }
+        txn
+    }
+}
+
 /// Checks the providers and default strategy `cluster` is to have, against the providers as
 /// stored and the other ACTIVE clusters' associations.
 pub fn check(
@@ -206,19 +221,12 @@ pub async fn put_cluster_capacity_providers(
             }
         }
         let mut cluster = current.value.clone();
-        cluster.capacity_providers = Some(association.providers);
-        cluster.default_capacity_provider_strategy = Some(association.strategy);
+        cluster.capacity_providers = Some(association.providers.clone());
+        cluster.default_capacity_provider_strategy = Some(association.strategy.clone());
         let key = keys::cluster(&name);
-        // One provider, one cluster: every provider named is guarded and written back, so
-        // another cluster's association of it (which does the same) or its deletion (which
-        // writes it) cannot commit beside this one unseen.
-        let mut txn = Txn::new().when(Compare::at(&key, current.mod_revision));
-        for (provider_key, revision, record) in association.touch {
-            txn = txn
-                .when(Compare::at(&provider_key, revision))
-                .put(provider_key, record);
-        }
-        txn = txn.put(&key, encode(&cluster));
+        let txn = association
+            .guard(Txn::new().when(Compare::at(&key, current.mod_revision)))
+            .put(&key, encode(&cluster));
         if ctx.commit(txn).await?.succeeded {
             return Ok(PutClusterCapacityProvidersResponse {
                 cluster: with_counts(&ctx, cluster, &full_view()),

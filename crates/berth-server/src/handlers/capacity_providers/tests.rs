@@ -269,6 +269,54 @@ async fn run_task_splits_tasks_over_the_providers_instances_by_base_and_weight()
     );
 }
 
+/// Two clusters created at once with the same provider: one gets it, the other is refused
+/// and not created (CreateCluster guards the providers it associates as checked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_created_at_once_with_one_provider_get_it_once() {
+    let app = app().await;
+    for p in 0..10 {
+        create(&app, &format!("p{p}"), &format!("asg-{p}")).await;
+    }
+    let make = |cluster: String, provider: String| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            call(
+                &app,
+                "CreateCluster",
+                json!({"clusterName": cluster, "capacityProviders": [provider]}),
+            )
+            .await
+        })
+    };
+    for p in 0..10 {
+        let provider = format!("p{p}");
+        let first = make(format!("a{p}"), provider.clone());
+        let second = make(format!("b{p}"), provider.clone());
+        let answers = [first.await.expect("join"), second.await.expect("join")];
+        assert_eq!(
+            answers.iter().filter(|a| a.is_ok()).count(),
+            1,
+            "{provider}: {answers:?}"
+        );
+        let lost = answers
+            .iter()
+            .find_map(|a| a.as_ref().err())
+            .expect("a loser");
+        assert_eq!(lost.name, "InvalidParameterException", "{lost:?}");
+        let described = ok(
+            &app,
+            "DescribeClusters",
+            json!({"clusters": [format!("a{p}"), format!("b{p}")]}),
+        )
+        .await;
+        assert_eq!(
+            described["clusters"].as_array().expect("clusters").len(),
+            1,
+            "the refused cluster was not made: {described}"
+        );
+    }
+}
+
 /// On a real etcd, whose transactions take 128 guards: associations in an account of more
 /// ACTIVE clusters than that, one provider still going to one cluster only, even when two
 /// clusters ask for it at once.
