@@ -1,9 +1,10 @@
 //! Guarded one-key writes committed together. Agents report on their tasks one call per task,
 //! and each report is one guarded write of the task's record: on a store whose commit is a
 //! network round (etcd's Raft), one commit per report is most of what a busy fleet costs the
-//! control plane. Each write queues; one worker at a time takes the writes queued by then (as
-//! many as one store transaction holds, one per key), commits them in one transaction, and
-//! answers each; the writes that arrive meanwhile ride the next transaction.
+//! control plane. Each write queues; a worker (two at most, so that one commits while the
+//! other takes what queued meanwhile) takes the writes queued by then (as many as one store
+//! transaction holds, one per key), commits them in one transaction, and answers each; the
+//! writes that arrive meanwhile ride the next transaction.
 //!
 //! A transaction in which a guard failed (or whose outcome the store could not tell) is
 //! followed by each of its writes alone, so that each caller learns its own outcome. Every
@@ -20,7 +21,11 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
-/// The writes waiting for the worker, and whether a worker is at work.
+/// Workers committing at once: while one waits for its transaction, the next takes what
+/// queued meanwhile.
+const WORKERS: usize = 2;
+
+/// The writes waiting for a worker, and how many workers are at work.
 #[derive(Debug, Default)]
 pub struct GroupWriter {
     queue: Mutex<Queue>,
@@ -29,7 +34,8 @@ pub struct GroupWriter {
 #[derive(Debug, Default)]
 struct Queue {
     waiting: VecDeque<Write>,
-    writing: bool,
+    /// Workers at work.
+    writers: usize,
 }
 
 #[derive(Debug)]
@@ -83,7 +89,11 @@ pub async fn put(
             value,
             reply,
         });
-        !std::mem::replace(&mut queue.writing, true)
+        let start = queue.writers < WORKERS;
+        if start {
+            queue.writers += 1;
+        }
+        start
     };
     if start {
         tokio::spawn(drain(Arc::clone(app)));
@@ -93,8 +103,8 @@ pub async fn put(
         .unwrap_or_else(|_| Err(ApiError::server("a grouped write ended without an answer")))
 }
 
-/// Clears the `writing` flag if the worker ends other than by finding the queue empty (a
-/// panic), so that the next write starts another.
+/// Counts the worker out if it ends other than by finding the queue empty (a panic), so
+/// that the next write starts another.
 struct Writing<'a> {
     writer: &'a GroupWriter,
     armed: bool,
@@ -103,7 +113,8 @@ struct Writing<'a> {
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.writer.queued().writing = false;
+            let mut queue = self.writer.queued();
+            queue.writers = queue.writers.saturating_sub(1);
         }
     }
 }
@@ -121,7 +132,7 @@ async fn drain(app: Arc<App>) {
             let group = take(&mut queue.waiting, app.write_limits());
             if group.is_empty() {
                 // Under the lock: a write queued after this starts a worker of its own.
-                queue.writing = false;
+                queue.writers = queue.writers.saturating_sub(1);
                 writing.armed = false;
                 return;
             }

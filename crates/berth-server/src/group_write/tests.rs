@@ -58,8 +58,7 @@ async fn writes_at_once_share_transactions_and_fail_alone(app: Arc<App>, shared:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_writes_at_once_share_transactions_and_fail_alone() {
-    writes_at_once_share_transactions_and_fail_alone(crate::test_support::app().await, false)
-        .await;
+    writes_at_once_share_transactions_and_fail_alone(crate::test_support::app().await, false).await;
 }
 
 #[cfg(feature = "etcd")]
