@@ -164,6 +164,11 @@ impl WriteLimits {
 pub enum EventKind {
     Put,
     Delete,
+    /// No key changed: the watch has delivered every change under its prefix up to the
+    /// event's revision (its key is empty). The etcd backend's progress notifications: other
+    /// writers to the same etcd (another prefix) move the store's revision without an event
+    /// under this one, and a reader waiting for that revision learns it has everything.
+    Progress,
 }
 
 /// One change seen by a watch.
@@ -176,8 +181,8 @@ pub struct Event {
     pub revision: u64,
 }
 
-/// Changes under a prefix, in revision order, in batches of one or more revisions; an
-/// `Err(Compacted)` ends the stream.
+/// Changes under a prefix, in revision order, in batches of one or more revisions (a batch may
+/// end with a [`EventKind::Progress`] event); an `Err(Compacted)` ends the stream.
 pub type WatchStream = mpsc::Receiver<Result<Vec<Event>>>;
 
 /// The revisioned key-value store every server component persists through.

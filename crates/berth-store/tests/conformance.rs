@@ -26,12 +26,22 @@ async fn put(store: &dyn Store, key: &str, value: &[u8]) -> u64 {
     result.revision
 }
 
+/// The next batch of changes from `stream` (progress events, which change nothing, left out).
 async fn next_batch(stream: &mut berth_store::WatchStream) -> Vec<berth_store::Event> {
-    tokio::time::timeout(Duration::from_secs(10), stream.recv())
-        .await
-        .expect("a watch batch within 10s")
-        .expect("the watch is open")
-        .expect("a batch, not an error")
+    loop {
+        let batch = tokio::time::timeout(Duration::from_secs(10), stream.recv())
+            .await
+            .expect("a watch batch within 10s")
+            .expect("the watch is open")
+            .expect("a batch, not an error");
+        let changes: Vec<_> = batch
+            .into_iter()
+            .filter(|e| e.kind != EventKind::Progress)
+            .collect();
+        if !changes.is_empty() {
+            return changes;
+        }
+    }
 }
 
 /// Reads events from `stream` until `count` have come.
@@ -252,8 +262,10 @@ mod checks {
     }
 
     /// A watch from a compacted revision ends with `Compacted`; one that was already
-    /// following goes on across the compaction; a relist and a watch from after it resume
-    /// without losing a write.
+    /// following (it had read every write) goes on across the compaction; a relist and a
+    /// watch from after it resume without losing a write. (A watch that has not yet read
+    /// writes the compaction removes may end with `Compacted` instead: its reader lists
+    /// again.)
     pub async fn watch_resumes_across_compaction(store: Arc<dyn Store>) {
         let start = put(&*store, "/c/0", b"0").await;
         let mut following = store.watch("/c/", start).await.expect("watch");
@@ -262,16 +274,22 @@ mod checks {
             put(&*store, &format!("/c/{i}"), b"x").await;
         }
         let head = store.revision().await.expect("revision");
-        store.compact(head).await.expect("compact");
-        // Compacting again, or below, is no error.
-        store.compact(head - 1).await.expect("compact below");
-        let late = put(&*store, "/c/6", b"x").await;
-        let seen: Vec<u64> = events(&mut following, 6)
+        let caught_up: Vec<u64> = events(&mut following, 5)
             .await
             .iter()
             .map(|e| e.revision)
             .collect();
-        assert_eq!(seen.last(), Some(&late), "the follower goes on: {seen:?}");
+        assert_eq!(caught_up.last(), Some(&head), "{caught_up:?}");
+        store.compact(head).await.expect("compact");
+        // Compacting again, or below, is no error.
+        store.compact(head - 1).await.expect("compact below");
+        let late = put(&*store, "/c/6", b"x").await;
+        let seen = next_batch(&mut following).await;
+        assert_eq!(
+            (seen[0].key.as_str(), seen[0].revision),
+            ("/c/6", late),
+            "the follower goes on: {seen:?}"
+        );
         let mut stale = store.watch("/c/", start).await.expect("watch");
         match tokio::time::timeout(Duration::from_secs(10), stale.recv()).await {
             Ok(Some(Err(StoreError::Compacted { requested, oldest }))) => {
@@ -447,6 +465,72 @@ fn etcd_refuses_writes_beyond_its_limits_with_the_reason() {
         }
         assert_eq!(store.revision().await.expect("revision"), before);
         assert!(store.list("/").await.expect("list").0.is_empty());
+    });
+}
+
+/// etcd-only: writes under another prefix move the store's revision without an event under
+/// this one; a watch says when it has delivered everything up to the revision the store
+/// answers (a progress event), after a read of the head or a transaction whose guard failed.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_watches_report_progress_past_other_prefixes_writes() {
+    use berth_store::etcd::{local::LocalEtcd, EtcdConfig, EtcdStore};
+    let cluster = LocalEtcd::start(1).expect("a local etcd");
+    runtime().block_on(async {
+        let a = EtcdStore::connect(&EtcdConfig::from_url(&cluster.url("a")).expect("url"))
+            .await
+            .expect("a");
+        let b = EtcdStore::connect(&EtcdConfig::from_url(&cluster.url("b")).expect("url"))
+            .await
+            .expect("b");
+        let mine = put(&a, "/clusters/x", b"a").await;
+        let mut watch = a.watch("/", mine + 1).await.expect("watch");
+        // Progress up to `at` or beyond, and no change under a's prefix, within 10 s.
+        async fn progress_to(watch: &mut berth_store::WatchStream, at: u64) {
+            loop {
+                let batch = tokio::time::timeout(Duration::from_secs(10), watch.recv())
+                    .await
+                    .expect("progress within 10 s")
+                    .expect("the watch is open")
+                    .expect("a batch");
+                for event in &batch {
+                    assert_eq!(
+                        event.kind,
+                        EventKind::Progress,
+                        "no change under a: {event:?}"
+                    );
+                }
+                if batch.iter().any(|e| e.revision >= at) {
+                    return;
+                }
+            }
+        }
+        for i in 0..3 {
+            put(&b, &format!("/clusters/{i}"), b"b").await;
+        }
+        let head = a.revision().await.expect("revision");
+        assert!(head > mine + 2, "b's writes moved the revision: {head}");
+        progress_to(&mut watch, head).await;
+        // A guard that fails answers the store's revision: progress reaches it too.
+        put(&b, "/clusters/9", b"b").await;
+        let failed = a
+            .txn(
+                Txn::new()
+                    .when(Compare::at("/clusters/x", 1))
+                    .put("/clusters/x", b"z".to_vec()),
+            )
+            .await
+            .expect("txn");
+        assert!(!failed.succeeded);
+        assert!(failed.revision > head);
+        progress_to(&mut watch, failed.revision).await;
+        // Changes still come as changes.
+        let later = put(&a, "/clusters/y", b"a").await;
+        let batch = next_batch(&mut watch).await;
+        assert_eq!(
+            (batch[0].key.as_str(), batch[0].revision),
+            ("/clusters/y", later)
+        );
     });
 }
 

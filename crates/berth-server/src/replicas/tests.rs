@@ -145,7 +145,9 @@ async fn the_leaders_gc_deletes_more_records_than_one_etcd_transaction_takes() {
     use serde_json::json;
     let cluster = LocalEtcd::start(1).expect("a local etcd");
     let dir = tempfile::tempdir().expect("tempdir");
-    let retention = Duration::from_secs(2);
+    // Long enough that no record falls due while a is still making them (200 RunTasks on a
+    // loaded machine), short enough to wait out while no server runs.
+    let retention = Duration::from_secs(8);
     let config = |name: &str| {
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),

@@ -18,7 +18,7 @@ pub use index::scoped;
 pub use snapshot::{epoch_ms, Entry, State, TaskIndex, Touched};
 pub use tasks::TaskEntry;
 
-use berth_store::{KeyValue, Store, StoreError};
+use berth_store::{EventKind, KeyValue, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, watch};
@@ -66,6 +66,14 @@ impl StateCache {
                         Ok(events) => {
                             if let Some(last) = events.last() {
                                 from = last.revision + 1;
+                            }
+                            // The store's word that nothing else changed up to a revision:
+                            // no new state to make.
+                            if events.iter().all(|e| e.kind == EventKind::Progress) {
+                                if let Some(last) = events.last() {
+                                    cache.advance(last.revision);
+                                }
+                                continue;
                             }
                             // Decoding a large batch is CPU work: keep it off the async workers.
                             let applying = Arc::clone(&cache);

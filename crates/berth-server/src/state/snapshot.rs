@@ -159,6 +159,8 @@ impl State {
                 self.put(Key::from(key), entry, touched);
             }
             EventKind::Delete => self.delete(&key, touched),
+            // Nothing changed; the revision above is all it says.
+            EventKind::Progress => {}
         }
     }
 

@@ -138,6 +138,7 @@ fn indexes_always_equal_a_rebuild_from_scratch_after_random_events() {
                 EventKind::Delete => {
                     objects.remove(&event.key);
                 }
+                EventKind::Progress => {}
             }
             state.apply(event, &mut Touched::default());
             let items = objects
@@ -307,4 +308,52 @@ fn a_services_tasks_merge_its_hot_and_stopped_indexes_in_key_order_from_any_poin
     // The hot index holds only the tasks that have not stopped.
     assert_eq!(state.count_tasks(TaskIndex::Service, &value), 5);
     assert_eq!(state.count_tasks(TaskIndex::ServiceStopped, &value), 3);
+}
+
+/// Two installations on one etcd (prefixes `a` and `b`): b's writes move the store's revision
+/// with no event under a's prefix. A's transaction that fails answers that revision, and a
+/// read of the head returns it: a's cache reaches both through the watch's progress
+/// notifications, instead of waiting for a's next write.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_reaches_revisions_another_installation_made() {
+    use crate::app::App;
+    use crate::test_support::on_etcd;
+    use berth_store::Compare;
+    let etcd = berth_store::etcd::local::LocalEtcd::start(1).expect("a local etcd");
+    let a = App::open(on_etcd(&etcd, "a", crate::ServerConfig::default()))
+        .await
+        .expect("a");
+    let b = App::open(on_etcd(&etcd, "b", crate::ServerConfig::default()))
+        .await
+        .expect("b");
+    for i in 0..5 {
+        let key = format!("/test/b/{i}");
+        assert!(
+            b.commit(Txn::new().put(&key, b"1".to_vec()))
+                .await
+                .expect("b writes")
+                .succeeded
+        );
+    }
+    let within = std::time::Duration::from_secs(5);
+    let failing = Txn::new()
+        .when(Compare::at("/test/a/x", 7))
+        .put("/test/a/x", b"1".to_vec());
+    let failed = tokio::time::timeout(within, a.commit(failing))
+        .await
+        .expect("a's failed transaction answers without waiting for a's next write")
+        .expect("no store error");
+    assert!(!failed.succeeded);
+    assert!(a.state.revision() >= failed.revision);
+    assert!(
+        b.commit(Txn::new().put("/test/b/9", b"1".to_vec()))
+            .await
+            .expect("b")
+            .succeeded
+    );
+    let head = a.store.revision().await.expect("head");
+    tokio::time::timeout(within, a.state.wait_for(head))
+        .await
+        .expect("a's cache reaches the store's head");
 }

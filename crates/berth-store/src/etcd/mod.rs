@@ -72,6 +72,9 @@ pub struct EtcdStore {
     prefix: String,
     /// Held while the store is in use; the compactor stops when it is gone.
     alive: Arc<()>,
+    /// Bumped to ask every watch of this store for a progress notification (see
+    /// [`EtcdStore::request_progress`]).
+    progress: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -188,6 +191,7 @@ impl EtcdStore {
             client,
             prefix: config.prefix.clone(),
             alive: Arc::new(()),
+            progress: Arc::new(tokio::sync::watch::channel(0).0),
         };
         store.revision().await.map_err(|e| {
             StoreError::Backend(format!(
@@ -197,6 +201,16 @@ impl EtcdStore {
         })?;
         tokio::spawn(compact_loop(store.clone(), Arc::downgrade(&store.alive)));
         Ok(store)
+    }
+
+    /// Asks every watch of this store for a progress notification: once etcd has sent a watch
+    /// every change up to its current revision, it says so, and the watch passes that on as
+    /// an [`EventKind::Progress`](crate::EventKind::Progress) event. Called after reading the
+    /// head revision and after a transaction whose guard failed, whose answers name the
+    /// store's revision, which another prefix's writes may have moved.
+    fn request_progress(&self) {
+        self.progress
+            .send_modify(|asked| *asked = asked.wrapping_add(1));
     }
 
     fn kv(&self) -> etcd::KvClient {
@@ -383,6 +397,7 @@ async fn follow(
     tx: mpsc::Sender<Result<Vec<Event>>>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut asked = store.progress.subscribe();
     loop {
         let options = etcd::WatchOptions::new()
             .with_prefix()
@@ -394,66 +409,96 @@ async fn follow(
             _ = tx.closed() => return,
         };
         match watch {
-            Ok(mut stream) => loop {
-                let message = tokio::select! {
-                    message = stream.message() => message,
-                    _ = tx.closed() => return,
-                };
-                let response = match message {
-                    Ok(Some(response)) => response,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "store: etcd watch broke; watching again");
+            Ok(stream) => {
+                let (mut requests, mut stream) = stream.split();
+                loop {
+                    let message = tokio::select! {
+                        message = stream.message() => message,
+                        changed = asked.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            if let Err(e) = requests.request_progress().await {
+                                tracing::debug!(error = %e, "store: cannot ask etcd for watch progress");
+                            }
+                            continue;
+                        }
+                        _ = tx.closed() => return,
+                    };
+                    let response = match message {
+                        Ok(Some(response)) => response,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "store: etcd watch broke; watching again");
+                            break;
+                        }
+                    };
+                    backoff = Duration::from_millis(100);
+                    if response.compact_revision() > 0 {
+                        let _ = tx
+                            .send(Err(StoreError::Compacted {
+                                requested: next,
+                                oldest: response.compact_revision() as u64,
+                            }))
+                            .await;
+                        return;
+                    }
+                    if response.canceled() {
+                        tracing::debug!(
+                            reason = response.cancel_reason(),
+                            "store: etcd watch canceled; watching again"
+                        );
                         break;
                     }
-                };
-                backoff = Duration::from_millis(100);
-                if response.compact_revision() > 0 {
-                    let _ = tx
-                        .send(Err(StoreError::Compacted {
-                            requested: next,
-                            oldest: response.compact_revision() as u64,
-                        }))
-                        .await;
-                    return;
-                }
-                if response.canceled() {
-                    tracing::debug!(
-                        reason = response.cancel_reason(),
-                        "store: etcd watch canceled; watching again"
-                    );
-                    break;
-                }
-                let events = response
-                    .events()
-                    .iter()
-                    .filter_map(|event| {
-                        let kv = event.kv()?;
-                        Some(store.store_key(kv.key()).map(|key| Event {
-                            kind: match event.event_type() {
-                                etcd::EventType::Put => EventKind::Put,
-                                etcd::EventType::Delete => EventKind::Delete,
-                            },
-                            key,
-                            value: kv.value().to_vec(),
-                            revision: kv.mod_revision().max(0) as u64,
-                        }))
-                    })
-                    .collect::<Result<Vec<_>>>();
-                match events {
-                    Ok(events) if events.is_empty() => {}
-                    Ok(events) => {
-                        next = events.last().map_or(next, |e| e.revision + 1);
-                        if tx.send(Ok(events)).await.is_err() {
+                    let events = response
+                        .events()
+                        .iter()
+                        .filter_map(|event| {
+                            let kv = event.kv()?;
+                            Some(store.store_key(kv.key()).map(|key| Event {
+                                kind: match event.event_type() {
+                                    etcd::EventType::Put => EventKind::Put,
+                                    etcd::EventType::Delete => EventKind::Delete,
+                                },
+                                key,
+                                value: kv.value().to_vec(),
+                                revision: kv.mod_revision().max(0) as u64,
+                            }))
+                        })
+                        .collect::<Result<Vec<_>>>();
+                    // A progress notification: no event, and every change up to the header's
+                    // revision sent.
+                    let progress = response.events().is_empty()
+                        && !response.created()
+                        && header_revision(response.header()) >= next;
+                    match events {
+                        Ok(events) if events.is_empty() && progress => {
+                            let revision = header_revision(response.header());
+                            next = revision + 1;
+                            let event = Event {
+                                kind: EventKind::Progress,
+                                key: String::new(),
+                                value: Vec::new(),
+                                revision,
+                            };
+                            if tx.send(Ok(vec![event])).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(events) if events.is_empty() => {}
+                        Ok(events) => {
+                            next = events.last().map_or(next, |e| e.revision + 1);
+                            if tx.send(Ok(events)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
                             return;
                         }
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
                 }
-            },
+            }
             Err(e) => tracing::debug!(error = %e, "store: cannot watch etcd; retrying"),
         }
         tokio::select! {
@@ -499,6 +544,10 @@ impl Store for EtcdStore {
             async move { kv.txn(request).await }
         })
         .await?;
+        if !response.succeeded() {
+            // Its revision is the store's, which may be past every change under the prefix.
+            self.request_progress();
+        }
         Ok(TxnResult {
             succeeded: response.succeeded(),
             revision: header_revision(response.header()),
@@ -523,6 +572,9 @@ impl Store for EtcdStore {
             async move { kv.get(key, Some(options)).await }
         })
         .await?;
+        // The store's revision may be past every change under the prefix: the watches say
+        // when they have everything up to it.
+        self.request_progress();
         Ok(header_revision(response.header()))
     }
 
