@@ -559,3 +559,99 @@ fn etcd_prefixes_keep_installations_apart() {
         );
     });
 }
+
+/// etcd-only: `etcds://` with `--etcd-ca` and a client certificate (`--etcd-cert`/`--etcd-key`)
+/// against an etcd that serves TLS and asks for client certificates; without the client
+/// certificate, or trusting another CA, the store does not connect and says why.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_over_tls_with_a_client_certificate() {
+    use berth_store::etcd::local::{LocalEtcd, TlsFiles};
+    use berth_store::etcd::{EtcdConfig, EtcdStore};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, pem: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).expect("write pem");
+        path
+    };
+    let ca_params = |name: &str| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        params
+    };
+    let ca = |name: &str| {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = ca_params(name).self_signed(&key).expect("ca");
+        (cert, key)
+    };
+    let (issuer, ca_key) = ca("test etcd CA");
+    let ca_cert = &issuer;
+    let leaf = |name: &str, purpose: rcgen::ExtendedKeyUsagePurpose| {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress(std::net::IpAddr::from([
+                127, 0, 0, 1,
+            ])));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![purpose];
+        let cert = params.signed_by(&key, &issuer, &ca_key).expect("signed");
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf("etcd", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+    let (client_cert, client_key) = leaf("berth", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let tls = TlsFiles {
+        cert: write("server.pem", server_cert),
+        key: write("server-key.pem", server_key),
+        ca: write("ca.pem", ca_cert.pem()),
+    };
+    let client = (
+        write("client.pem", client_cert),
+        write("client-key.pem", client_key),
+    );
+    let other_ca = write("other-ca.pem", ca("another CA").0.pem());
+    let cluster = LocalEtcd::start_tls(tls.clone()).expect("a local etcd over TLS");
+    let url = cluster.url("tls");
+    assert!(url.starts_with("etcds://"), "{url}");
+    runtime().block_on(async {
+        let config = |ca: &std::path::Path,
+                      cert: Option<(std::path::PathBuf, std::path::PathBuf)>| {
+            let mut config = EtcdConfig::from_url(&url).expect("url");
+            config.ca = Some(ca.to_path_buf());
+            config.client_cert = cert;
+            config
+        };
+        let store = EtcdStore::connect(&config(&tls.ca, Some(client.clone())))
+            .await
+            .expect("connects over TLS with its certificate");
+        let written = put(&store, "/secure", b"1").await;
+        let read = store.get("/secure").await.expect("get").expect("present");
+        assert_eq!(
+            (read.value.as_slice(), read.mod_revision),
+            (&b"1"[..], written)
+        );
+        for (what, attempt) in [
+            ("no client certificate", config(&tls.ca, None)),
+            (
+                "another CA trusted",
+                config(&other_ca, Some(client.clone())),
+            ),
+        ] {
+            match EtcdStore::connect(&attempt).await {
+                Err(e) => assert!(e.to_string().contains("etcd"), "{what}: {e}"),
+                Ok(_) => panic!("{what}: connected"),
+            }
+        }
+    });
+}

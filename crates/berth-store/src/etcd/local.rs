@@ -36,7 +36,18 @@ struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP `/health` and `/metrics` (the client port speaks TLS when the cluster does).
+    metrics_port: u16,
     child: Option<Child>,
+}
+
+/// The PEM files of a cluster that serves its clients over TLS and asks them for a
+/// certificate signed by `ca`.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// A local etcd cluster of one or more members.
@@ -45,11 +56,22 @@ pub struct LocalEtcd {
     members: Vec<Member>,
     dir: tempfile::TempDir,
     binary: PathBuf,
+    tls: Option<TlsFiles>,
 }
 
 impl LocalEtcd {
     /// Starts a cluster of `size` members and waits until it has a leader.
     pub fn start(size: usize) -> io::Result<Self> {
+        Self::start_with(size, None)
+    }
+
+    /// Starts a one-member cluster whose clients must speak TLS and present a certificate
+    /// `tls.ca` signed (its URL is `etcds://`).
+    pub fn start_tls(tls: TlsFiles) -> io::Result<Self> {
+        Self::start_with(1, Some(tls))
+    }
+
+    fn start_with(size: usize, tls: Option<TlsFiles>) -> io::Result<Self> {
         let binary = etcd_binary()?;
         let dir = tempfile::Builder::new().prefix("berth-etcd-").tempdir()?;
         let mut members = Vec::new();
@@ -58,6 +80,7 @@ impl LocalEtcd {
                 name: format!("m{i}"),
                 client_port: free_port()?,
                 peer_port: free_port()?,
+                metrics_port: free_port()?,
                 child: None,
             });
         }
@@ -65,6 +88,7 @@ impl LocalEtcd {
             members,
             dir,
             binary,
+            tls,
         };
         for i in 0..cluster.members.len() {
             cluster.spawn(i, "new")?;
@@ -94,9 +118,23 @@ impl LocalEtcd {
                 .join(format!("{}.log", self.members[i].name)),
         )?;
         let member = &mut self.members[i];
-        let client = format!("http://127.0.0.1:{}", member.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", member.client_port);
         let peer = format!("http://127.0.0.1:{}", member.peer_port);
-        let child = Command::new(&self.binary)
+        let metrics = format!("http://127.0.0.1:{}", member.metrics_port);
+        let mut command = Command::new(&self.binary);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
+            .args(["--listen-metrics-urls", &metrics])
             .arg("--name")
             .arg(&member.name)
             .arg("--data-dir")
@@ -124,7 +162,7 @@ impl LocalEtcd {
             if self.members[i].child.is_none() {
                 continue;
             }
-            let address = format!("127.0.0.1:{}", self.members[i].client_port);
+            let address = format!("127.0.0.1:{}", self.members[i].metrics_port);
             let health = format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n");
             loop {
                 if let Some(child) = self.members[i].child.as_mut() {
@@ -159,7 +197,8 @@ impl LocalEtcd {
             .map(|m| format!("127.0.0.1:{}", m.client_port))
             .collect::<Vec<_>>()
             .join(",");
-        format!("etcd://{hosts}/{}", prefix.trim_start_matches('/'))
+        let scheme = if self.tls.is_some() { "etcds" } else { "etcd" };
+        format!("{scheme}://{hosts}/{}", prefix.trim_start_matches('/'))
     }
 
     /// How many members the cluster has.
