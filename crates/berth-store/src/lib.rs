@@ -206,6 +206,11 @@ pub trait Store: Send + Sync + 'static {
     fn write_limits(&self) -> WriteLimits {
         WriteLimits::UNLIMITED
     }
+    /// Asks the store's watches to say how far they have delivered, with an
+    /// [`EventKind::Progress`] event: for a reader waiting for a revision that no change under
+    /// its prefix made (another installation's write to a shared etcd). Backends whose
+    /// watches see every revision do nothing.
+    fn request_progress(&self) {}
 }
 
 /// One term of leadership among the servers that share a store.

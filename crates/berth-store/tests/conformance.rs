@@ -469,8 +469,9 @@ fn etcd_refuses_writes_beyond_its_limits_with_the_reason() {
 }
 
 /// etcd-only: writes under another prefix move the store's revision without an event under
-/// this one; a watch says when it has delivered everything up to the revision the store
-/// answers (a progress event), after a read of the head or a transaction whose guard failed.
+/// this one; asked for progress, a watch says when it has delivered everything up to the
+/// revision the store answered (a progress event): a read of the head, or a transaction
+/// whose guard failed.
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_watches_report_progress_past_other_prefixes_writes() {
@@ -510,6 +511,7 @@ fn etcd_watches_report_progress_past_other_prefixes_writes() {
         }
         let head = a.revision().await.expect("revision");
         assert!(head > mine + 2, "b's writes moved the revision: {head}");
+        a.request_progress();
         progress_to(&mut watch, head).await;
         // A guard that fails answers the store's revision: progress reaches it too.
         put(&b, "/clusters/9", b"b").await;
@@ -523,6 +525,7 @@ fn etcd_watches_report_progress_past_other_prefixes_writes() {
             .expect("txn");
         assert!(!failed.succeeded);
         assert!(failed.revision > head);
+        a.request_progress();
         progress_to(&mut watch, failed.revision).await;
         // Changes still come as changes.
         let later = put(&a, "/clusters/y", b"a").await;

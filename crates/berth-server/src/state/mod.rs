@@ -32,7 +32,14 @@ pub struct StateCache {
     routes: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Who is told what each applied batch touched (controllers).
     listeners: Mutex<Vec<mpsc::UnboundedSender<Arc<Touched>>>>,
+    /// The store followed, asked for the watch's progress when a revision is slow to come.
+    store: Arc<dyn Store>,
 }
+
+/// How long [`StateCache::wait_for`] waits for a revision before it asks the store's watch for
+/// progress, and then between asks.
+const PROGRESS_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+const PROGRESS_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl StateCache {
     /// Lists the store, then follows its watch in the background for as long as the
@@ -47,6 +54,7 @@ impl StateCache {
             revision: watch::channel(revision).0,
             routes: Mutex::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
+            store: Arc::clone(&store),
         });
         let weak = Arc::downgrade(&cache);
         tokio::spawn(async move {
@@ -215,8 +223,19 @@ impl StateCache {
     /// Waits until the cache reflects at least `revision`.
     pub async fn wait_for(&self, revision: u64) {
         let mut rx = self.revision.subscribe();
+        let reached = |current: &u64| *current >= revision;
+        // A revision this store's writes made comes as events at once. One that only another
+        // installation's writes made (a shared etcd: a failed guard, or the head, answer the
+        // store's revision) comes only as the watch's progress, asked for when it is slow.
         // The sender lives as long as `self`, so `wait_for` cannot see it closed.
-        let _ = rx.wait_for(|current| *current >= revision).await;
+        let mut patience = PROGRESS_AFTER;
+        while tokio::time::timeout(patience, rx.wait_for(reached))
+            .await
+            .is_err()
+        {
+            self.store.request_progress();
+            patience = PROGRESS_AGAIN;
+        }
     }
 
     /// The entry at `key`.

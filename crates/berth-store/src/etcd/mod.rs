@@ -203,16 +203,6 @@ impl EtcdStore {
         Ok(store)
     }
 
-    /// Asks every watch of this store for a progress notification: once etcd has sent a watch
-    /// every change up to its current revision, it says so, and the watch passes that on as
-    /// an [`EventKind::Progress`](crate::EventKind::Progress) event. Called after reading the
-    /// head revision and after a transaction whose guard failed, whose answers name the
-    /// store's revision, which another prefix's writes may have moved.
-    fn request_progress(&self) {
-        self.progress
-            .send_modify(|asked| *asked = asked.wrapping_add(1));
-    }
-
     fn kv(&self) -> etcd::KvClient {
         self.client
             .kv_client()
@@ -544,10 +534,6 @@ impl Store for EtcdStore {
             async move { kv.txn(request).await }
         })
         .await?;
-        if !response.succeeded() {
-            // Its revision is the store's, which may be past every change under the prefix.
-            self.request_progress();
-        }
         Ok(TxnResult {
             succeeded: response.succeeded(),
             revision: header_revision(response.header()),
@@ -572,9 +558,6 @@ impl Store for EtcdStore {
             async move { kv.get(key, Some(options)).await }
         })
         .await?;
-        // The store's revision may be past every change under the prefix: the watches say
-        // when they have everything up to it.
-        self.request_progress();
         Ok(header_revision(response.header()))
     }
 
@@ -583,6 +566,14 @@ impl Store for EtcdStore {
             max_ops: MAX_TXN_OPS,
             max_bytes: MAX_REQUEST_BYTES,
         }
+    }
+
+    /// Every watch of this store asks etcd for a progress notification: once etcd has sent
+    /// it every change up to its current revision, it says so, and the watch passes that on
+    /// as an [`EventKind::Progress`](crate::EventKind::Progress) event.
+    fn request_progress(&self) {
+        self.progress
+            .send_modify(|asked| *asked = asked.wrapping_add(1));
     }
 
     async fn compact(&self, revision: u64) -> Result<()> {

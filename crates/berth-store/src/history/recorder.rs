@@ -198,6 +198,10 @@ impl Store for Recorder {
         self.inner.compact(revision).await
     }
 
+    fn request_progress(&self) {
+        self.inner.request_progress();
+    }
+
     fn write_limits(&self) -> WriteLimits {
         self.inner.write_limits()
     }

@@ -613,6 +613,9 @@ mod tests {
         fn write_limits(&self) -> WriteLimits {
             self.limits
         }
+        fn request_progress(&self) {
+            self.inner.request_progress();
+        }
     }
 
     async fn filled(keys: usize) -> Limited {
