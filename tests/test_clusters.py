@@ -241,3 +241,42 @@ def test_delete_cluster_is_refused_while_a_container_instance_is_registered(ecs,
     ecs.deregister_container_instance(cluster=name, containerInstance=instance_id(instance["containerInstanceArn"]))
     assert ecs.describe_clusters(clusters=[name])["clusters"][0]["registeredContainerInstancesCount"] == 0
     assert ecs.delete_cluster(cluster=name)["cluster"]["status"] == "INACTIVE"
+
+
+def test_service_connect_defaults_use_a_namespace_or_create_an_http_one(berth, ecs, unique):
+    """As ECS documents `serviceConnectDefaults.namespace`: a new name creates an HTTP Cloud Map
+    namespace of that name, an existing name or ARN is used as it is, the cluster shows the
+    namespace's ARN, "" removes the defaults (the namespace stays), and an ARN naming no
+    namespace is NamespaceNotFoundException."""
+    from harness import boto3_client
+
+    sd = boto3_client(berth.endpoint, berth.credentials, service="servicediscovery", inject_host_prefix=False)
+    fresh = unique("sc-new")
+    cluster = ecs.create_cluster(clusterName=unique("sc"), serviceConnectDefaults={"namespace": fresh})["cluster"]
+    arn = cluster["serviceConnectDefaults"]["namespace"]
+    created = [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == fresh]
+    assert [n["Arn"] for n in created] == [arn]
+    assert created[0]["Type"] == "HTTP"
+    described = ecs.describe_clusters(clusters=[cluster["clusterArn"]])["clusters"][0]
+    assert described["serviceConnectDefaults"] == {"namespace": arn}
+
+    # The same name again, from another cluster: the same namespace, no second one.
+    other = ecs.create_cluster(clusterName=unique("sc2"), serviceConnectDefaults={"namespace": fresh})["cluster"]
+    assert other["serviceConnectDefaults"]["namespace"] == arn
+    assert len([n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == fresh]) == 1
+
+    # By ARN on UpdateCluster, then removed with "" (the namespace stays in Cloud Map).
+    updated = ecs.update_cluster(cluster=other["clusterArn"], serviceConnectDefaults={"namespace": arn})["cluster"]
+    assert updated["serviceConnectDefaults"]["namespace"] == arn
+    cleared = ecs.update_cluster(cluster=other["clusterArn"], serviceConnectDefaults={"namespace": ""})["cluster"]
+    assert "serviceConnectDefaults" not in cleared
+    assert sd.get_namespace(Id=arn.rsplit("/", 1)[1])["Namespace"]["Arn"] == arn
+
+    missing = "arn:aws:servicediscovery:us-east-1:000000000000:namespace/ns-doesnotexist00"
+    expect_error("NamespaceNotFoundException", ecs.create_cluster, clusterName=unique("sc3"),
+                 serviceConnectDefaults={"namespace": missing})
+    expect_error("InvalidParameterException", ecs.create_cluster, clusterName=unique("sc4"),
+                 serviceConnectDefaults={"namespace": "has/slash"})
+    expect_error("ClusterNotFoundException", ecs.update_cluster, cluster=unique("nope"),
+                 serviceConnectDefaults={"namespace": unique("never")})
+    assert not [n for n in sd.list_namespaces()["Namespaces"] if n["Name"].startswith("never")]

@@ -174,3 +174,17 @@ def test_the_default_cluster_is_used_when_none_is_named(ecs):
     assert arn in unnamed
     described = ecs.describe_container_instances(containerInstances=[instance_id(arn)])
     assert [i["containerInstanceArn"] for i in described["containerInstances"]] == [arn]
+
+
+def test_discover_poll_endpoint_names_this_server_before_and_after_registration(berth, ecs, cluster):
+    """The agent's first call: where to poll and send telemetry. Berth serves both itself, so
+    the answer is the endpoint the caller reached, whether or not the instance exists yet."""
+    expected = berth.endpoint.rstrip("/") + "/"
+    before = ecs.discover_poll_endpoint(cluster=cluster, containerInstance="not-registered-yet")
+    arn = register_instance(ecs, cluster)["containerInstanceArn"]
+    after = ecs.discover_poll_endpoint(cluster=cluster, containerInstance=arn)
+    for answer in (before, after):
+        assert answer["endpoint"] == expected
+        assert answer["telemetryEndpoint"] == expected
+        assert answer["serviceConnectEndpoint"] == expected
+    expect_error(INVALID, ecs.discover_poll_endpoint, cluster=" ")

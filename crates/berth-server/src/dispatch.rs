@@ -6,8 +6,8 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::handlers::{
     account_settings, attributes, capacity_providers, clusters, container_instances,
-    execute_command, service_deployments, services, tags, task_definitions, task_protection,
-    task_reports, task_sets, tasks,
+    execute_command, poll_endpoint, service_deployments, services, tags, task_definitions,
+    task_protection, task_reports, task_sets, tasks,
 };
 use crate::protocol::parse_input;
 use serde::de::DeserializeOwned;
@@ -107,6 +107,7 @@ pub async fn dispatch(ctx: Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErr
         "UpdateTaskProtection" => call(ctx, body, task_protection::update).await,
         "ExecuteCommand" => call(ctx, body, execute_command::execute_command).await,
         "GetTaskProtection" => call(ctx, body, task_protection::get).await,
+        "DiscoverPollEndpoint" => call(ctx, body, poll_endpoint::discover_poll_endpoint).await,
         "SubmitTaskStateChange" => call(ctx, body, task_reports::submit_task_state_change).await,
         "SubmitContainerStateChange" => {
             call(ctx, body, task_reports::submit_container_state_change).await

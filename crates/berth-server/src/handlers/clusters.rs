@@ -5,7 +5,7 @@ use crate::dispatch::Ctx;
 use crate::error::ApiError;
 use berth_core::model::cluster::{
     merge_cluster_settings, validate_cluster_settings, CapacityProviderStrategyItem, Cluster,
-    ClusterConfiguration, ClusterSetting,
+    ClusterConfiguration, ClusterServiceConnectDefaults, ClusterSetting,
 };
 use berth_core::model::{
     validate_tags, ClusterStatus, ContainerInstanceStatus, Failure, KeyValuePair, ServiceStatus,
@@ -35,7 +35,6 @@ pub struct CreateClusterRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceConnectDefaultsRequest {
-    #[allow(dead_code)]
     namespace: String,
 }
 
@@ -112,11 +111,23 @@ const INCLUDE_VALUES: [&str; 5] = [
     "TAGS",
 ];
 
-fn no_service_connect() -> ApiError {
-    ApiError::new(
-        "NamespaceNotFoundException",
-        "Berth has no AWS Cloud Map namespaces: leave serviceConnectDefaults out.",
-    )
+/// The `serviceConnectDefaults` a request asks for: `Some(None)` to remove them (an empty
+/// namespace), `Some(Some(..))` with the namespace's ARN (created if only named and new).
+async fn service_connect_defaults(
+    ctx: &Ctx,
+    request: Option<&ServiceConnectDefaultsRequest>,
+) -> Result<Option<Option<ClusterServiceConnectDefaults>>, ApiError> {
+    let Some(request) = request else {
+        return Ok(None);
+    };
+    if request.namespace.is_empty() {
+        return Ok(Some(None));
+    }
+    let arn =
+        crate::servicediscovery::namespaces::for_service_connect(ctx, &request.namespace).await?;
+    Ok(Some(Some(ClusterServiceConnectDefaults {
+        namespace: Some(arn),
+    })))
 }
 
 /// A new ACTIVE cluster as ECS returns it from CreateCluster.
@@ -160,9 +171,8 @@ pub async fn create_cluster(
     validate_tags(req.tags.as_deref().unwrap_or_default()).map_err(ApiError::invalid_parameter)?;
     validate_cluster_settings(req.settings.as_deref().unwrap_or_default())
         .map_err(ApiError::invalid_parameter)?;
-    if req.service_connect_defaults.is_some() {
-        return Err(no_service_connect());
-    }
+    let connect_defaults =
+        service_connect_defaults(&ctx, req.service_connect_defaults.as_ref()).await?;
     let providers = req.capacity_providers.as_deref().unwrap_or_default();
     let strategy = req
         .default_capacity_provider_strategy
@@ -186,6 +196,7 @@ pub async fn create_cluster(
             }
         }
         let mut cluster = new_cluster(&ctx, &name, &req);
+        cluster.service_connect_defaults = connect_defaults.clone().flatten();
         let mut txn = Txn::new().when(Compare::at(&key, revision));
         if let Some(association) = association {
             cluster.capacity_providers = Some(association.providers.clone());
@@ -404,12 +415,16 @@ pub async fn update_cluster(
     ctx: Ctx,
     req: UpdateClusterRequest,
 ) -> Result<ClusterResponse, ApiError> {
-    if req.service_connect_defaults.is_some() {
-        return Err(no_service_connect());
-    }
     let settings = req.settings.unwrap_or_default();
     validate_cluster_settings(&settings).map_err(ApiError::invalid_parameter)?;
+    // The cluster is looked up first, so an unknown one creates no namespace.
+    ctx.active_cluster(Some(&req.cluster))?;
+    let connect_defaults =
+        service_connect_defaults(&ctx, req.service_connect_defaults.as_ref()).await?;
     let cluster = update_active(&ctx, &req.cluster, |cluster| {
+        if let Some(defaults) = &connect_defaults {
+            cluster.service_connect_defaults = defaults.clone();
+        }
         merge_cluster_settings(cluster.settings.get_or_insert_with(Vec::new), &settings);
         if let Some(configuration) = &req.configuration {
             cluster.configuration = Some(configuration.clone());

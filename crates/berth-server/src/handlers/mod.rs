@@ -8,6 +8,7 @@ pub mod capacity_providers;
 pub mod clusters;
 pub mod container_instances;
 pub mod execute_command;
+pub mod poll_endpoint;
 pub mod service_deployments;
 pub mod services;
 pub mod tags;

@@ -559,3 +559,59 @@ pub async fn update_private_dns(ctx: &Ctx, input: UpdateRequest) -> Result<Value
     )
     .await
 }
+
+/// The ECS error for a `serviceConnectDefaults` namespace that cannot be used.
+fn service_connect_namespace_not_found(reference: &str) -> ApiError {
+    ApiError::new(
+        "NamespaceNotFoundException",
+        format!(
+            "The namespace {reference} was not found: name an existing Cloud Map namespace \
+             by its ARN, or give a name (an existing namespace of that name is used, or an \
+             HTTP namespace of that name is created)."
+        ),
+    )
+}
+
+/// The namespace a cluster's `serviceConnectDefaults` names, resolved as ECS resolves it: an
+/// ARN must name an existing namespace (of any type); a name picks the namespace of that
+/// name, or creates an HTTP namespace ("API calls" discovery) of that name. Returns its ARN.
+/// A namespace created here stays when the cluster goes, as in ECS.
+pub async fn for_service_connect(ctx: &Ctx, reference: &str) -> Result<String, ApiError> {
+    if reference.starts_with("arn:") {
+        return match find(ctx, reference) {
+            Ok(namespace) => Ok(namespace.value.arn),
+            Err(_) => Err(service_connect_namespace_not_found(reference)),
+        };
+    }
+    let ecs_forbidden = ['<', '>', '"', '/'];
+    if reference.chars().count() > 1024 || reference.contains(ecs_forbidden) {
+        return Err(ApiError::invalid_parameter(format!(
+            "'{reference}' is not a namespace name: up to 1024 characters, without >, <, \" or /."
+        )));
+    }
+    let name = http_name(reference).map_err(|e| ApiError::invalid_parameter(e.message))?;
+    // A concurrent creation of the same name loses to the other and uses its namespace.
+    for _ in 0..3 {
+        if let Some(id) = ctx.get::<String>(&namespace_name_key(&name))? {
+            if let Some(namespace) = ctx.get::<Namespace>(&namespace_key(&id.value))? {
+                return Ok(namespace.value.arn);
+            }
+        }
+        let new = NewNamespace {
+            name: name.clone(),
+            kind: "HTTP",
+            description: None,
+            creator_request_id: None,
+            tags: Vec::new(),
+            soa_ttl: None,
+        };
+        match create(ctx, new).await {
+            Ok(_) => {}
+            Err(e) if e.name == "NamespaceAlreadyExists" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::server(format!(
+        "The namespace {name} was created and removed while this request looked for it: try again."
+    )))
+}
