@@ -658,3 +658,98 @@ fn etcd_over_tls_with_a_client_certificate() {
         }
     });
 }
+
+/// etcd-only: etcd's own authentication (`--etcd-user`, the password from
+/// `$BERTH_ETCD_PASSWORD`). With auth enabled, a user whose role may read and write only the
+/// installation's prefix keeps a store there (writes, reads, watches, guards); a wrong
+/// password, no user, or a user without a grant on the prefix is refused and says why. The
+/// store's own compaction needs no more than that grant.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_authentication_with_a_user_limited_to_its_prefix() {
+    use berth_store::etcd::{local::LocalEtcd, EtcdConfig, EtcdStore};
+    use etcd_client::{Client, Permission};
+    let cluster = LocalEtcd::start(1).expect("a local etcd");
+    let url = cluster.url("auth");
+    let with_user = |user: Option<(&str, &str)>| {
+        let mut config = EtcdConfig::from_url(&url).expect("url");
+        config.user = user.map(|(u, p)| (u.to_string(), p.to_string()));
+        config
+    };
+    runtime().block_on(async {
+        let endpoint = EtcdConfig::from_url(&url).expect("url").endpoints;
+        let mut admin = Client::connect(&endpoint, None)
+            .await
+            .expect("admin client");
+        admin
+            .user_add("root", "root-secret", None)
+            .await
+            .expect("root user");
+        admin
+            .user_grant_role("root", "root")
+            .await
+            .expect("root role");
+        admin.role_add("berth").await.expect("role");
+        admin
+            .role_grant_permission("berth", Permission::read_write("/auth").with_prefix())
+            .await
+            .expect("grant on the prefix");
+        admin
+            .user_add("berth", "berth-secret", None)
+            .await
+            .expect("user");
+        admin
+            .user_grant_role("berth", "berth")
+            .await
+            .expect("user's role");
+        admin
+            .user_add("stranger", "stranger-secret", None)
+            .await
+            .expect("stranger");
+        admin.auth_enable().await.expect("auth on");
+
+        let store = EtcdStore::connect(&with_user(Some(("berth", "berth-secret"))))
+            .await
+            .expect("the prefix's user connects");
+        let mut stream = store.watch("/clusters/", 0).await.expect("watch");
+        let written = put(&store, "/clusters/a", b"1").await;
+        let read = store
+            .get("/clusters/a")
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!(
+            (read.value.as_slice(), read.mod_revision),
+            (&b"1"[..], written)
+        );
+        let seen = events(&mut stream, 1).await;
+        assert_eq!(seen[0].key, "/clusters/a");
+        let stale = Txn::new()
+            .when(Compare::at("/clusters/a", written - 1))
+            .put("/clusters/a", b"2".to_vec());
+        assert!(!store.txn(stale).await.expect("txn").succeeded);
+        store
+            .compact(written)
+            .await
+            .expect("the prefix's user compacts");
+        let mut stale = store.watch("/clusters/", written - 1).await.expect("watch");
+        match tokio::time::timeout(Duration::from_secs(10), stale.recv()).await {
+            Ok(Some(Err(StoreError::Compacted { .. }))) => {}
+            other => panic!("a watch from before the compaction: {other:?}"),
+        }
+
+        for (what, user) in [
+            ("a wrong password", Some(("berth", "wrong"))),
+            ("no user", None),
+            (
+                "a user without a grant",
+                Some(("stranger", "stranger-secret")),
+            ),
+        ] {
+            match EtcdStore::connect(&with_user(user)).await {
+                Err(e) => assert!(e.to_string().contains("etcd"), "{what}: {e}"),
+                Ok(_) => panic!("{what}: connected"),
+            }
+        }
+    });
+}
