@@ -433,25 +433,44 @@ fn run_sqlite(name: &str) {
 
 #[cfg(feature = "etcd")]
 fn run_etcd(name: &str) {
-    use berth_store::etcd::{local::LocalEtcd, EtcdConfig, EtcdStore};
+    use berth_store::etcd::local::LocalEtcd;
     let cluster = LocalEtcd::start(1).expect("a local etcd (Debian etcd-server)");
     let check = check(name);
     runtime().block_on(async {
-        let config = EtcdConfig::from_url(&cluster.url("conformance")).expect("url");
-        let store = EtcdStore::connect(&config).await.expect("connect");
-        check(Arc::new(store)).await;
+        check(Arc::new(etcd_store(&cluster, "conformance").await)).await;
     });
+}
+
+/// A store in the local etcd `cluster` under `prefix` (no TLS, no user).
+#[cfg(feature = "etcd")]
+async fn etcd_store(
+    cluster: &berth_store::etcd::local::LocalEtcd,
+    prefix: &str,
+) -> berth_store::etcd::EtcdStore {
+    let config = berth_store::etcd::EtcdConfig::from_url(&cluster.url(prefix)).expect("url");
+    berth_store::etcd::EtcdStore::connect(&config)
+        .await
+        .expect("connect")
+}
+
+/// Asserts that a store with `config` does not connect, and says it is etcd that refused
+/// (`what` names the attempt).
+#[cfg(feature = "etcd")]
+async fn refused(what: &str, config: &berth_store::etcd::EtcdConfig) {
+    match berth_store::etcd::EtcdStore::connect(config).await {
+        Err(e) => assert!(e.to_string().contains("etcd"), "{what}: {e}"),
+        Ok(_) => panic!("{what}: connected"),
+    }
 }
 
 /// etcd-only: what etcd cannot take is refused before it is sent, with the reason.
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_refuses_writes_beyond_its_limits_with_the_reason() {
-    use berth_store::etcd::{local::LocalEtcd, EtcdConfig, EtcdStore, MAX_TXN_OPS};
+    use berth_store::etcd::{local::LocalEtcd, MAX_TXN_OPS};
     let cluster = LocalEtcd::start(1).expect("a local etcd");
     runtime().block_on(async {
-        let config = EtcdConfig::from_url(&cluster.url("")).expect("url");
-        let store = EtcdStore::connect(&config).await.expect("connect");
+        let store = etcd_store(&cluster, "").await;
         let before = store.revision().await.expect("revision");
         let huge = Txn::new().put("/huge", vec![0; 2 << 20]);
         match store.txn(huge).await {
@@ -475,15 +494,11 @@ fn etcd_refuses_writes_beyond_its_limits_with_the_reason() {
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_watches_report_progress_past_other_prefixes_writes() {
-    use berth_store::etcd::{local::LocalEtcd, EtcdConfig, EtcdStore};
+    use berth_store::etcd::local::LocalEtcd;
     let cluster = LocalEtcd::start(1).expect("a local etcd");
     runtime().block_on(async {
-        let a = EtcdStore::connect(&EtcdConfig::from_url(&cluster.url("a")).expect("url"))
-            .await
-            .expect("a");
-        let b = EtcdStore::connect(&EtcdConfig::from_url(&cluster.url("b")).expect("url"))
-            .await
-            .expect("b");
+        let a = etcd_store(&cluster, "a").await;
+        let b = etcd_store(&cluster, "b").await;
         let mine = put(&a, "/clusters/x", b"a").await;
         let mut watch = a.watch("/", mine + 1).await.expect("watch");
         // Progress up to `at` or beyond, and no change under a's prefix, within 10 s.
@@ -541,15 +556,11 @@ fn etcd_watches_report_progress_past_other_prefixes_writes() {
 #[cfg(feature = "etcd")]
 #[test]
 fn etcd_prefixes_keep_installations_apart() {
-    use berth_store::etcd::{local::LocalEtcd, EtcdConfig, EtcdStore};
+    use berth_store::etcd::local::LocalEtcd;
     let cluster = LocalEtcd::start(1).expect("a local etcd");
     runtime().block_on(async {
-        let a = EtcdStore::connect(&EtcdConfig::from_url(&cluster.url("a")).expect("url"))
-            .await
-            .expect("a");
-        let b = EtcdStore::connect(&EtcdConfig::from_url(&cluster.url("b")).expect("url"))
-            .await
-            .expect("b");
+        let a = etcd_store(&cluster, "a").await;
+        let b = etcd_store(&cluster, "b").await;
         put(&a, "/clusters/x", b"a").await;
         put(&b, "/clusters/x", b"b").await;
         let (items, _) = a.list("/").await.expect("list");
@@ -651,10 +662,7 @@ fn etcd_over_tls_with_a_client_certificate() {
                 config(&other_ca, Some(client.clone())),
             ),
         ] {
-            match EtcdStore::connect(&attempt).await {
-                Err(e) => assert!(e.to_string().contains("etcd"), "{what}: {e}"),
-                Ok(_) => panic!("{what}: connected"),
-            }
+            refused(what, &attempt).await;
         }
     });
 }
@@ -746,10 +754,7 @@ fn etcd_authentication_with_a_user_limited_to_its_prefix() {
                 Some(("stranger", "stranger-secret")),
             ),
         ] {
-            match EtcdStore::connect(&with_user(user)).await {
-                Err(e) => assert!(e.to_string().contains("etcd"), "{what}: {e}"),
-                Ok(_) => panic!("{what}: connected"),
-            }
+            refused(what, &with_user(user)).await;
         }
     });
 }

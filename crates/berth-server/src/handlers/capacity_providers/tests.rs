@@ -269,6 +269,32 @@ async fn run_task_splits_tasks_over_the_providers_instances_by_base_and_weight()
     );
 }
 
+/// Calls `op` with `first` and `second` at once: exactly one must succeed, and the other
+/// be refused with InvalidParameterException (a provider goes to one cluster only).
+async fn one_of_two_wins(
+    app: &std::sync::Arc<crate::app::App>,
+    op: &'static str,
+    first: Value,
+    second: Value,
+) {
+    let start = |body: Value| {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, op, body).await })
+    };
+    let (first, second) = (start(first), start(second));
+    let answers = [first.await.expect("join"), second.await.expect("join")];
+    assert_eq!(
+        answers.iter().filter(|a| a.is_ok()).count(),
+        1,
+        "{op}: {answers:?}"
+    );
+    let lost = answers
+        .iter()
+        .find_map(|a| a.as_ref().err())
+        .expect("a loser");
+    assert_eq!(lost.name, "InvalidParameterException", "{lost:?}");
+}
+
 /// Two clusters created at once with the same provider: one gets it, the other is refused
 /// and not created (CreateCluster guards the providers it associates as checked).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,32 +303,16 @@ async fn clusters_created_at_once_with_one_provider_get_it_once() {
     for p in 0..10 {
         create(&app, &format!("p{p}"), &format!("asg-{p}")).await;
     }
-    let make = |cluster: String, provider: String| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            call(
-                &app,
-                "CreateCluster",
-                json!({"clusterName": cluster, "capacityProviders": [provider]}),
-            )
-            .await
-        })
-    };
     for p in 0..10 {
-        let provider = format!("p{p}");
-        let first = make(format!("a{p}"), provider.clone());
-        let second = make(format!("b{p}"), provider.clone());
-        let answers = [first.await.expect("join"), second.await.expect("join")];
-        assert_eq!(
-            answers.iter().filter(|a| a.is_ok()).count(),
-            1,
-            "{provider}: {answers:?}"
-        );
-        let lost = answers
-            .iter()
-            .find_map(|a| a.as_ref().err())
-            .expect("a loser");
-        assert_eq!(lost.name, "InvalidParameterException", "{lost:?}");
+        let cluster =
+            |name: String| json!({"clusterName": name, "capacityProviders": [format!("p{p}")]});
+        one_of_two_wins(
+            &app,
+            "CreateCluster",
+            cluster(format!("a{p}")),
+            cluster(format!("b{p}")),
+        )
+        .await;
         let described = ok(
             &app,
             "DescribeClusters",
@@ -336,30 +346,18 @@ async fn one_provider_one_cluster_among_more_clusters_than_one_etcd_transaction_
     for p in 0..10 {
         create(&app, &format!("p{p}"), &format!("asg-{p}")).await;
     }
-    let put = |cluster: String, provider: String| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            call(
-                &app,
-                "PutClusterCapacityProviders",
-                json!({"cluster": cluster, "capacityProviders": [provider],
-                       "defaultCapacityProviderStrategy": []}),
-            )
-            .await
-        })
-    };
     for p in 0..10 {
-        let provider = format!("p{p}");
-        let first = put(format!("c{}", 2 * p), provider.clone());
-        let second = put(format!("c{}", 2 * p + 1), provider.clone());
-        let answers = [first.await.expect("join"), second.await.expect("join")];
-        let won = answers.iter().filter(|a| a.is_ok()).count();
-        assert_eq!(won, 1, "{provider}: {answers:?}");
-        let lost = answers
-            .iter()
-            .find_map(|a| a.as_ref().err())
-            .expect("a loser");
-        assert_eq!(lost.name, "InvalidParameterException", "{lost:?}");
+        let put = |cluster: String| {
+            json!({"cluster": cluster, "capacityProviders": [format!("p{p}")],
+                   "defaultCapacityProviderStrategy": []})
+        };
+        one_of_two_wins(
+            &app,
+            "PutClusterCapacityProviders",
+            put(format!("c{}", 2 * p)),
+            put(format!("c{}", 2 * p + 1)),
+        )
+        .await;
     }
     // Associated, a provider cannot go; once its cluster lets it go, it can.
     let deleted = ok(
