@@ -35,6 +35,9 @@ pub struct TaskNetwork {
     /// The network's name on hosts: its bridge and its address pool are named after it
     /// (at most 15 characters, a Linux interface name).
     pub network: String,
+    /// The task's security groups, when Berth knows one of them: enforced on its interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<crate::security_group::Firewall>,
 }
 
 /// What an agent reports of a task interface it set up (a Berth field of
@@ -172,6 +175,7 @@ impl Subnets {
             subnet_id: subnet_id.to_string(),
             cidr: subnet.cidr.to_string(),
             network: format!("berth-net{index}"),
+            firewall: None,
         }
     }
 }
@@ -251,6 +255,7 @@ pub fn attach(
     vpc: &AwsVpcConfiguration,
     subnets: &Subnets,
     pick: usize,
+    firewall: Option<crate::security_group::Firewall>,
 ) {
     let subnet_id = vpc
         .subnets
@@ -263,7 +268,9 @@ pub fn attach(
         status: Some("PRECREATED".into()),
         details: Some(vec![detail("subnetId", &subnet_id)]),
     }]);
-    task.task_network = Some(subnets.network_for(&subnet_id));
+    let mut network = subnets.network_for(&subnet_id);
+    network.firewall = firewall;
+    task.task_network = Some(network);
 }
 
 fn detail(name: &str, value: &str) -> KeyValuePair {

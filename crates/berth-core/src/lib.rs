@@ -15,6 +15,7 @@ pub mod pagination;
 pub mod prometheus;
 pub mod resources;
 pub mod scheduler;
+pub mod security_group;
 pub mod service;
 pub mod sigv4;
 pub mod task_definition;

@@ -38,7 +38,33 @@ pub(crate) fn dress_task(
 ) {
     if let Some(vpc) = vpc {
         let attachment_id = uuid::Uuid::new_v4().to_string();
-        berth_core::awsvpc::attach(task, attachment_id, vpc, &app.config.subnets, pick);
+        let groups = vpc.security_groups.as_deref().unwrap_or_default();
+        let firewall = berth_core::security_group::firewall_for(groups, |id| {
+            let key = berth_core::security_group::security_group_key(id);
+            match app.get::<berth_core::security_group::SecurityGroup>(&key) {
+                Ok(found) => found.map(|g| g.value),
+                // Unreadable, it still filters (closed): only its host and group get in.
+                Err(e) => {
+                    tracing::warn!(group = id, "cannot read a security group: {e}");
+                    Some(berth_core::security_group::SecurityGroup {
+                        group_id: id.to_string(),
+                        group_name: id.to_string(),
+                        description: String::new(),
+                        vpc_id: None,
+                        ingress: Vec::new(),
+                        tags: Vec::new(),
+                    })
+                }
+            }
+        });
+        berth_core::awsvpc::attach(
+            task,
+            attachment_id,
+            vpc,
+            &app.config.subnets,
+            pick,
+            firewall,
+        );
     }
     if task.launch_type.as_deref() == Some("FARGATE") {
         task.platform_version = Some("1.4.0".into());
