@@ -11,6 +11,7 @@
 //! whose task is gone, and never hands out an address still held.
 
 mod cni;
+mod firewall;
 pub mod pause;
 
 use crate::runtime::{ContainerRuntime, ContainerSpec, RuntimeError};
@@ -113,6 +114,9 @@ struct Record {
     config: Value,
     /// ADD's result, once it succeeded.
     result: Option<Value>,
+    /// The task's security groups, when Berth knows one of them (see [`firewall`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    firewall: Option<berth_core::security_group::Firewall>,
 }
 
 /// awsvpc on a container runtime with the CNI plugins.
@@ -130,6 +134,8 @@ pub struct CniNetworking {
     /// How many records each task has: a task with none has no pause container to find (so
     /// a new task's setup asks the runtime nothing before making its own).
     recorded: std::sync::Mutex<HashMap<String, usize>>,
+    /// The security-group tables written into tasks' namespaces.
+    firewalls: firewall::Applied,
 }
 
 impl std::fmt::Debug for CniNetworking {
@@ -164,6 +170,7 @@ impl CniNetworking {
             image: tokio::sync::Mutex::new(false),
             forwarding: tokio::sync::Mutex::new(HashSet::new()),
             recorded: std::sync::Mutex::new(HashMap::new()),
+            firewalls: firewall::Applied::default(),
         };
         for (_, record) in networking.records() {
             networking.count_record(&record.task_arn, 1);
@@ -305,14 +312,65 @@ impl CniNetworking {
         }
         match std::fs::remove_file(self.record_path(sandbox)) {
             Ok(()) => {
+                let filtered = record.as_ref().is_some_and(|r| r.firewall.is_some());
                 if let Some(record) = record {
                     self.count_record(&record.task_arn, -1);
+                }
+                if filtered {
+                    // Its address may go to a task of another group next: peers forget it.
+                    if let Err(e) = self.refresh_firewalls(None).await {
+                        tracing::warn!(%sandbox, "cannot refresh security groups: {e}");
+                    }
                 }
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Writes the security-group table of every filtered task interface on this host whose
+    /// table changed. A failure for `required` (the interface being connected) is an error;
+    /// for others it is logged (their last table stays).
+    async fn refresh_firewalls(&self, required: Option<&str>) -> Result<(), String> {
+        let mut applied = self.firewalls.lock().await;
+        let interfaces: Vec<firewall::Interface> = self
+            .records()
+            .into_iter()
+            .filter_map(|(sandbox, record)| {
+                let result = record.result.as_ref()?;
+                let (address, _) = cni::interface_of(result)?;
+                Some(firewall::Interface {
+                    gateway: firewall::gateway_of(result)?,
+                    sandbox,
+                    address,
+                    firewall: record.firewall,
+                })
+            })
+            .collect();
+        if required.is_none() && !interfaces.iter().any(|i| i.firewall.is_some()) {
+            applied.clear();
+            return Ok(());
+        }
+        let tables = firewall::tables(&interfaces);
+        applied.retain(|sandbox, _| tables.iter().any(|(s, _)| s == sandbox));
+        for (sandbox, table) in tables {
+            if applied.get(&sandbox) == Some(&table) {
+                continue;
+            }
+            let outcome = match self.runtime.container_pid(&sandbox).await {
+                Ok(pid) => firewall::apply(pid, &table).await,
+                Err(e) => Err(format!("cannot find pause container {sandbox}: {e}")),
+            };
+            match outcome {
+                Ok(()) => {
+                    applied.insert(sandbox, table);
+                }
+                Err(e) if required == Some(sandbox.as_str()) => return Err(e),
+                Err(e) => tracing::warn!(%sandbox, "cannot write a task's security groups: {e}"),
+            }
+        }
+        Ok(())
     }
 
     /// Frees the addresses held for containers that no longer exist on this host at all (a
@@ -381,6 +439,7 @@ impl CniNetworking {
             task_arn: task_arn.to_string(),
             config: cni::network_config(&network.network, &network.cidr, ipam),
             result: None,
+            firewall: network.firewall.clone(),
         };
         self.write_record(&id, &record)?;
         self.count_record(task_arn, 1);
@@ -413,6 +472,8 @@ impl CniNetworking {
                 .ok_or_else(|| format!("the bridge plugin gave no IPv4 address: {result}"))?;
             record.result = Some(result);
             self.write_record(sandbox, &record)?;
+            // Filtered before any of its containers starts; its peers' tables learn of it.
+            self.refresh_firewalls(Some(sandbox)).await?;
             Ok(InterfaceReport {
                 private_ipv4_address: address,
                 mac_address: mac,
