@@ -416,7 +416,14 @@ mod tests {
         };
         let config = vpc(&["subnet-x", "subnet-y"]);
         let vpc = config.awsvpc_configuration.expect("vpc");
-        attach(&mut task, "att-1".into(), &vpc, &Subnets::default(), 1);
+        attach(
+            &mut task,
+            "att-1".into(),
+            &vpc,
+            &Subnets::default(),
+            1,
+            None,
+        );
         let attachment = &task.attachments.as_ref().expect("attachments")[0];
         assert_eq!(attachment.status.as_deref(), Some("PRECREATED"));
         assert_eq!(

@@ -207,7 +207,11 @@ mod tests {
     fn only_known_groups_make_a_firewall_and_their_rules_are_merged() {
         let web = group("sg-web", vec![tcp(80, 80, Some("10.0.0.0/8"), None)]);
         let also = group("sg-also", vec![tcp(80, 80, Some("10.0.0.0/8"), None)]);
-        let known = |id: &str| [web.clone(), also.clone()].into_iter().find(|g| g.group_id == id);
+        let known = |id: &str| {
+            [web.clone(), also.clone()]
+                .into_iter()
+                .find(|g| g.group_id == id)
+        };
         assert_eq!(firewall_for(&["sg-from-aws".into()], known), None);
         let firewall = firewall_for(&["sg-web".into(), "sg-also".into(), "sg-x".into()], known)
             .expect("a firewall");

@@ -327,6 +327,10 @@ fn error_answer(wire: Wire, service: &str, error: ApiError, request_id: &str) ->
             response
         }
         Wire::Cbor => cbor_answer(error.status(), crate::protocol::cbor::error_body(&error)),
+        Wire::Query if service == "ec2" => {
+            let (status, xml) = crate::ec2::error_response(&error, request_id);
+            xml_answer(status, xml)
+        }
         Wire::Query => {
             let xml = query::error_response(namespace_of(service), &error, request_id);
             xml_answer(error.status(), xml)
@@ -570,10 +574,15 @@ async fn handle_query(
             crate::elbv2::NAMESPACE,
             guarded(async move { crate::elbv2::dispatch(ctx, request).await }).await?,
         ),
+        // EC2's answers carry their members without a Result wrapper.
+        "ec2" => {
+            let output = guarded(async move { crate::ec2::dispatch(ctx, &body).await }).await?;
+            return Ok(crate::ec2::response(&action, output, request_id));
+        }
         other => {
             return Err(ApiError::new(
                 "InvalidAction",
-                format!("Berth serves no query API for the service '{other}': sign IAM requests for 'iam', STS requests for 'sts', CloudWatch requests for 'monitoring' and ELBv2 requests for 'elasticloadbalancing'."),
+                format!("Berth serves no query API for the service '{other}': sign IAM requests for 'iam', STS requests for 'sts', CloudWatch requests for 'monitoring', ELBv2 requests for 'elasticloadbalancing' and EC2 requests for 'ec2'."),
             ))
         }
     };

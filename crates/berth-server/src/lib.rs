@@ -10,6 +10,7 @@ pub mod console;
 pub mod controllers;
 pub mod dispatch;
 pub mod dns;
+pub mod ec2;
 pub mod elbv2;
 pub mod error;
 pub mod exec;

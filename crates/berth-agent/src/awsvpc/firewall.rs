@@ -131,7 +131,10 @@ mod tests {
         let tables: HashMap<String, String> = tables(&all).into_iter().collect();
         assert_eq!(tables.len(), 3);
         assert!(tables["a"].contains("-s 10.200.0.3/32 -j ACCEPT"));
-        assert!(!tables["a"].contains("10.200.0.4"), "c shares no group with a");
+        assert!(
+            !tables["a"].contains("10.200.0.4"),
+            "c shares no group with a"
+        );
         assert!(!tables["a"].contains("10.200.0.2/32 -j"), "not itself");
         assert!(tables["b"].contains("10.200.0.2") && tables["b"].contains("10.200.0.4"));
         assert!(!tables.values().any(|t| t.contains("10.200.0.5")));

@@ -659,6 +659,7 @@ mod tests {
             subnet_id: "subnet-1".into(),
             cidr: "10.9.0.0/24".into(),
             network: "berth-net0".into(),
+            firewall: None,
         }
     }
 
