@@ -154,9 +154,15 @@ fn description(text: Option<&String>) -> Result<Option<String>, ApiError> {
 /// flat form (`IpProtocol`, `FromPort`, `ToPort`, `CidrIp`, `SourceSecurityGroupName`).
 fn wanted(ctx: &Ctx, request: &Ec2Request) -> Result<Vec<Wanted>, ApiError> {
     let permissions = structures(&request.params, "IpPermissions");
-    let flat = ["IpProtocol", "CidrIp", "SourceSecurityGroupName", "FromPort", "ToPort"]
-        .iter()
-        .any(|p| request.get(p).is_some());
+    let flat = [
+        "IpProtocol",
+        "CidrIp",
+        "SourceSecurityGroupName",
+        "FromPort",
+        "ToPort",
+    ]
+    .iter()
+    .any(|p| request.get(p).is_some());
     if flat && !permissions.is_empty() {
         return Err(combination(
             "The parameter IpPermissions cannot be used with the parameters IpProtocol, FromPort, ToPort, CidrIp or SourceSecurityGroupName",
@@ -177,13 +183,19 @@ fn wanted(ctx: &Ctx, request: &Ec2Request) -> Result<Vec<Wanted>, ApiError> {
 
 /// The rules of one `IpPermission`.
 fn permission(ctx: &Ctx, fields: &Fields) -> Result<Vec<Wanted>, ApiError> {
-    let protocol = protocol(fields.get("IpProtocol").ok_or_else(|| missing("ipProtocol"))?)?;
+    let protocol = protocol(
+        fields
+            .get("IpProtocol")
+            .ok_or_else(|| missing("ipProtocol"))?,
+    )?;
     let (from_port, to_port) = ports(
         &protocol,
         integer(fields.get("FromPort").map(String::as_str), "FromPort")?,
         integer(fields.get("ToPort").map(String::as_str), "ToPort")?,
     )?;
-    if !structures(fields, "Ipv6Ranges").is_empty() || !structures(fields, "PrefixListIds").is_empty() {
+    if !structures(fields, "Ipv6Ranges").is_empty()
+        || !structures(fields, "PrefixListIds").is_empty()
+    {
         return Err(invalid(
             "Berth's security groups take IPv4 blocks (IpRanges) and groups (UserIdGroupPairs) as sources: IPv6 blocks and prefix lists are not supported.",
         ));
@@ -198,7 +210,10 @@ fn permission(ctx: &Ctx, fields: &Fields) -> Result<Vec<Wanted>, ApiError> {
     let mut out = Vec::new();
     for range in structures(fields, "IpRanges") {
         let block = range.get("CidrIp").ok_or_else(|| missing("cidrIp"))?;
-        out.push(wanted(Source::Cidr(cidr(block)?), description(range.get("Description"))?));
+        out.push(wanted(
+            Source::Cidr(cidr(block)?),
+            description(range.get("Description"))?,
+        ));
     }
     for pair in structures(fields, "Groups") {
         if let Some(user) = pair.get("UserId").filter(|u| **u != ctx.arns.account_id) {
@@ -237,7 +252,9 @@ fn flat_form(ctx: &Ctx, request: &Ec2Request) -> Result<Vec<Wanted>, ApiError> {
             fields.insert("Groups.1.UserId".into(), owner.into());
         }
         // A group alone once meant all traffic from it.
-        fields.entry("IpProtocol".into()).or_insert_with(|| "-1".into());
+        fields
+            .entry("IpProtocol".into())
+            .or_insert_with(|| "-1".into());
     }
     permission(ctx, &fields)
 }
@@ -332,7 +349,11 @@ pub async fn authorize_ingress(ctx: &Ctx, request: &Ec2Request) -> Result<Option
         let mut added: Vec<IngressRule> = Vec::new();
         for each in &wanted {
             let (rule, source) = resolve(ctx, &group, each, false)?;
-            let present = group.ingress.iter().chain(&added).any(|r| r.same_permission(&rule));
+            let present = group
+                .ingress
+                .iter()
+                .chain(&added)
+                .any(|r| r.same_permission(&rule));
             if present {
                 return Err(ApiError::new(
                     "InvalidPermission.Duplicate",
@@ -376,7 +397,11 @@ pub async fn revoke_ingress(ctx: &Ctx, request: &Ec2Request) -> Result<Option<Xm
     let rule_ids = strings(&request.params, "SecurityGroupRuleId");
     let wanted = if rule_ids.is_empty() {
         wanted(ctx, request)?
-    } else if request.params.keys().any(|k| k.starts_with("IpPermissions.")) {
+    } else if request
+        .params
+        .keys()
+        .any(|k| k.starts_with("IpPermissions."))
+    {
         return Err(combination(
             "The parameter SecurityGroupRuleIds cannot be used with the parameter IpPermissions",
         ));
@@ -418,9 +443,12 @@ pub async fn revoke_ingress(ctx: &Ctx, request: &Ec2Request) -> Result<Option<Xm
             if !unknown.is_empty() {
                 write_permissions(ctx, &mut xml, "unknownIpPermissionSet", unknown);
             }
-            items(&mut xml, "revokedSecurityGroupRuleSet", removed, |xml, rule| {
-                write_revoked(xml, &id, rule)
-            });
+            items(
+                &mut xml,
+                "revokedSecurityGroupRuleSet",
+                removed,
+                |xml, rule| write_revoked(xml, &id, rule),
+            );
             Some(xml)
         };
         if removed.is_empty() {
@@ -458,7 +486,10 @@ pub fn write_permissions(ctx: &Ctx, xml: &mut Xml, name: &str, rules: &[IngressR
             xml.field("fromPort", &from.to_string())
                 .field("toPort", &to.to_string());
         }
-        let groups: Vec<&&IngressRule> = members.iter().filter(|r| r.source_group.is_some()).collect();
+        let groups: Vec<&&IngressRule> = members
+            .iter()
+            .filter(|r| r.source_group.is_some())
+            .collect();
         items(xml, "groups", &groups, |xml, rule| {
             xml.optional("description", rule.description.as_deref())
                 .field("userId", &ctx.arns.account_id)
@@ -531,8 +562,14 @@ mod unit {
         assert_eq!(protocol("17").expect("udp"), "udp");
         assert_eq!(protocol("1").expect("icmp"), "icmp");
         assert_eq!(protocol("-1").expect("all"), "-1");
-        assert_eq!(protocol("47").expect_err("gre").name, "InvalidParameterValue");
-        assert_eq!(protocol("bogus").expect_err("bogus").name, "InvalidParameterValue");
+        assert_eq!(
+            protocol("47").expect_err("gre").name,
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            protocol("bogus").expect_err("bogus").name,
+            "InvalidParameterValue"
+        );
     }
 
     #[test]
@@ -540,19 +577,36 @@ mod unit {
         assert_eq!(cidr("10.0.0.0/8").expect("ok"), "10.0.0.0/8");
         assert_eq!(cidr("0.0.0.0/0").expect("ok"), "0.0.0.0/0");
         assert_eq!(cidr("10.1.2.3/32").expect("ok"), "10.1.2.3/32");
-        for bad in ["10.0.0.5/16", "10.0.0.0", "10.0.0.0/33", "300.0.0.0/8", "::/0", "x/1"] {
-            assert_eq!(cidr(bad).expect_err(bad).name, "InvalidParameterValue", "{bad}");
+        for bad in [
+            "10.0.0.5/16",
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "300.0.0.0/8",
+            "::/0",
+            "x/1",
+        ] {
+            assert_eq!(
+                cidr(bad).expect_err(bad).name,
+                "InvalidParameterValue",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn ports_follow_the_protocol() {
-        assert_eq!(ports("tcp", Some(80), Some(90)).expect("ok"), (Some(80), Some(90)));
+        assert_eq!(
+            ports("tcp", Some(80), Some(90)).expect("ok"),
+            (Some(80), Some(90))
+        );
         assert!(ports("tcp", Some(90), Some(80)).is_err());
         assert!(ports("udp", Some(0), Some(65536)).is_err());
         assert!(ports("tcp", None, Some(80)).is_err());
         assert_eq!(ports("icmp", None, None).expect("ok"), (Some(-1), Some(-1)));
-        assert_eq!(ports("icmp", Some(8), Some(0)).expect("ok"), (Some(8), Some(0)));
+        assert_eq!(
+            ports("icmp", Some(8), Some(0)).expect("ok"),
+            (Some(8), Some(0))
+        );
         assert!(ports("icmp", Some(-1), Some(3)).is_err());
         assert_eq!(ports("-1", Some(1), Some(2)).expect("ok"), (None, None));
     }

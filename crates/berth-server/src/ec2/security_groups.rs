@@ -155,7 +155,9 @@ pub async fn create(ctx: &Ctx, request: &Ec2Request) -> Result<Option<Xml>, ApiE
                 .get::<SecurityGroup>(&security_group_key(&held.value))?
                 .is_some()
             {
-                let place = vpc_id.map(|v| format!(" for VPC '{v}'")).unwrap_or_default();
+                let place = vpc_id
+                    .map(|v| format!(" for VPC '{v}'"))
+                    .unwrap_or_default();
                 return Err(ApiError::new(
                     "InvalidGroup.Duplicate",
                     format!("The security group '{name}' already exists{place}"),
@@ -243,7 +245,9 @@ fn values_of(ctx: &Ctx, group: &SecurityGroup, name: &str) -> Vec<String> {
         "ip-permission.cidr" => rules.filter_map(|r| r.cidr.clone()).collect(),
         "ip-permission.group-id" => rules.filter_map(|r| r.source_group.clone()).collect(),
         "ip-permission.protocol" => rules.map(|r| r.protocol.clone()).collect(),
-        "ip-permission.from-port" => rules.map(|r| r.from_port.unwrap_or(-1).to_string()).collect(),
+        "ip-permission.from-port" => rules
+            .map(|r| r.from_port.unwrap_or(-1).to_string())
+            .collect(),
         "ip-permission.to-port" => rules.map(|r| r.to_port.unwrap_or(-1).to_string()).collect(),
         tag => {
             let key = tag.strip_prefix("tag:").unwrap_or_default();

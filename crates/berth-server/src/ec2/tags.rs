@@ -182,9 +182,9 @@ pub async fn delete(ctx: &Ctx, request: &Ec2Request) -> Result<Option<Xml>, ApiE
     change_all(ctx, request, &ids, |group| {
         group.tags.retain(|t| {
             !doomed.is_empty()
-                && !doomed
-                    .iter()
-                    .any(|(key, value)| *key == t.key && value.as_ref().is_none_or(|v| *v == t.value))
+                && !doomed.iter().any(|(key, value)| {
+                    *key == t.key && value.as_ref().is_none_or(|v| *v == t.value)
+                })
         });
         Ok(())
     })

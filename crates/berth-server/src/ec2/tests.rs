@@ -82,6 +82,17 @@ fn group_of(app: &Arc<App>, id: &str) -> SecurityGroup {
         .value
 }
 
+/// The names of the groups filter `name` with one value `value` finds.
+async fn filtered(app: &Arc<App>, name: &str, value: &str) -> Vec<String> {
+    let xml = ok(
+        app,
+        "DescribeSecurityGroups",
+        &[("Filter.1.Name", name), ("Filter.1.Value.1", value)],
+    )
+    .await;
+    texts(&xml, "groupName")
+}
+
 async fn create(app: &Arc<App>, name: &str) -> String {
     let xml = ok(
         app,
@@ -127,7 +138,13 @@ async fn a_created_group_has_an_id_an_arn_tags_and_the_default_egress() {
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CreateSecurityGroupResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>test</requestId>"), "{xml}");
     let id = text(&xml, "groupId");
     let hex = id.strip_prefix("sg-").expect("sg- id");
-    assert!(hex.len() == 17 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+    assert!(
+        hex.len() == 17
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{id}"
+    );
     assert_eq!(
         text(&xml, "securityGroupArn"),
         format!("arn:aws:ec2:us-east-1:000000000000:security-group/{id}")
@@ -140,7 +157,10 @@ async fn a_created_group_has_an_id_an_arn_tags_and_the_default_egress() {
     assert_eq!(text(&described, "vpcId"), "vpc-1");
     assert_eq!(text(&described, "ownerId"), "000000000000");
     assert_eq!(text(&described, "value"), "blue");
-    assert!(described.contains("<ipPermissions></ipPermissions>"), "{described}");
+    assert!(
+        described.contains("<ipPermissions></ipPermissions>"),
+        "{described}"
+    );
     let egress = text(&described, "ipPermissionsEgress");
     assert_eq!(text(&egress, "ipProtocol"), "-1");
     assert_eq!(text(&egress, "cidrIp"), "0.0.0.0/0");
@@ -155,11 +175,26 @@ async fn bad_creates_are_refused_with_ec2_codes_and_write_nothing() {
     for (params, code) in [
         (vec![("GroupDescription", "d")], "MissingParameter"),
         (vec![("GroupName", "a")], "MissingParameter"),
-        (vec![("GroupName", long.as_str()), ("GroupDescription", "d")], "InvalidParameterValue"),
-        (vec![("GroupName", "a"), ("GroupDescription", long.as_str())], "InvalidParameterValue"),
-        (vec![("GroupName", "sg-web"), ("GroupDescription", "d")], "InvalidParameterValue"),
-        (vec![("GroupName", "caf\u{e9}"), ("GroupDescription", "d")], "InvalidParameterValue"),
-        (vec![("GroupName", "web"), ("GroupDescription", "d")], "InvalidGroup.Duplicate"),
+        (
+            vec![("GroupName", long.as_str()), ("GroupDescription", "d")],
+            "InvalidParameterValue",
+        ),
+        (
+            vec![("GroupName", "a"), ("GroupDescription", long.as_str())],
+            "InvalidParameterValue",
+        ),
+        (
+            vec![("GroupName", "sg-web"), ("GroupDescription", "d")],
+            "InvalidParameterValue",
+        ),
+        (
+            vec![("GroupName", "caf\u{e9}"), ("GroupDescription", "d")],
+            "InvalidParameterValue",
+        ),
+        (
+            vec![("GroupName", "web"), ("GroupDescription", "d")],
+            "InvalidGroup.Duplicate",
+        ),
         (
             vec![
                 ("GroupName", "tagged"),
@@ -178,15 +213,33 @@ async fn bad_creates_are_refused_with_ec2_codes_and_write_nothing() {
             ],
             "InvalidParameterValue",
         ),
-        (vec![("GroupName", "dry"), ("GroupDescription", "d"), ("DryRun", "true")], "DryRunOperation"),
+        (
+            vec![
+                ("GroupName", "dry"),
+                ("GroupDescription", "d"),
+                ("DryRun", "true"),
+            ],
+            "DryRunOperation",
+        ),
     ] {
-        assert_eq!(err(&app, "CreateSecurityGroup", &params).await, code, "{params:?}");
+        assert_eq!(
+            err(&app, "CreateSecurityGroup", &params).await,
+            code,
+            "{params:?}"
+        );
     }
     assert_eq!(stored(&app).len(), 1, "only the first group");
     // The same name in another VPC is another group.
-    let params = [("GroupName", "web"), ("GroupDescription", "d"), ("VpcId", "vpc-2")];
+    let params = [
+        ("GroupName", "web"),
+        ("GroupDescription", "d"),
+        ("VpcId", "vpc-2"),
+    ];
     ok(&app, "CreateSecurityGroup", &params).await;
-    assert_eq!(err(&app, "CreateSecurityGroup", &params).await, "InvalidGroup.Duplicate");
+    assert_eq!(
+        err(&app, "CreateSecurityGroup", &params).await,
+        "InvalidGroup.Duplicate"
+    );
     assert_eq!(stored(&app).len(), 2);
 }
 
@@ -201,47 +254,61 @@ async fn describe_finds_groups_by_id_name_and_filters_and_pages_them() {
     ok(
         &app,
         "CreateTags",
-        &[("ResourceId.1", &tagged), ("Tag.1.Key", "env"), ("Tag.1.Value", "prod")],
+        &[
+            ("ResourceId.1", &tagged),
+            ("Tag.1.Key", "env"),
+            ("Tag.1.Value", "prod"),
+        ],
     )
     .await;
     let by_name = ok(&app, "DescribeSecurityGroups", &[("GroupName.1", "app-2")]).await;
     assert_eq!(texts(&by_name, "groupId"), [ids[2].clone()]);
-    let filtered = |name: &'static str, value: &'static str| {
-        let app = app.clone();
-        async move {
-            let xml = ok(
-                &app,
-                "DescribeSecurityGroups",
-                &[("Filter.1.Name", name), ("Filter.1.Value.1", value)],
-            )
-            .await;
-            texts(&xml, "groupName")
-        }
-    };
-    assert_eq!(filtered("group-name", "app-[56]").await.len(), 0, "no brackets in EC2 globs");
-    assert_eq!(filtered("group-name", "app-?").await.len(), 7);
-    assert_eq!(filtered("tag:env", "prod").await, ["app-3"]);
-    assert_eq!(filtered("tag-key", "env").await, ["app-3"]);
-    assert_eq!(filtered("group-id", &*Box::leak(tagged.into_boxed_str())).await, ["app-3"]);
-    assert_eq!(filtered("vpc-id", "vpc-1").await.len(), 0);
+    assert_eq!(
+        filtered(&app, "group-name", "app-[56]").await.len(),
+        0,
+        "no brackets in EC2 globs"
+    );
+    assert_eq!(filtered(&app, "group-name", "app-?").await.len(), 7);
+    assert_eq!(filtered(&app, "tag:env", "prod").await, ["app-3"]);
+    assert_eq!(filtered(&app, "tag-key", "env").await, ["app-3"]);
+    assert_eq!(filtered(&app, "group-id", &tagged).await, ["app-3"]);
+    assert_eq!(filtered(&app, "vpc-id", "vpc-1").await.len(), 0);
 
     let first = ok(&app, "DescribeSecurityGroups", &[("MaxResults", "5")]).await;
     assert_eq!(texts(&first, "groupName").len(), 5);
     let token = text(&first, "nextToken");
-    let rest = ok(&app, "DescribeSecurityGroups", &[("MaxResults", "5"), ("NextToken", &token)]).await;
+    let rest = ok(
+        &app,
+        "DescribeSecurityGroups",
+        &[("MaxResults", "5"), ("NextToken", &token)],
+    )
+    .await;
     assert_eq!(texts(&rest, "groupName").len(), 2);
     assert!(texts(&rest, "nextToken").is_empty());
 
     for (params, code) in [
-        (vec![("GroupId.1", "sg-0123456789abcdef0")], "InvalidGroup.NotFound"),
+        (
+            vec![("GroupId.1", "sg-0123456789abcdef0")],
+            "InvalidGroup.NotFound",
+        ),
         (vec![("GroupId.1", "web")], "InvalidGroupId.Malformed"),
         (vec![("GroupName.1", "nope")], "InvalidGroup.NotFound"),
-        (vec![("Filter.1.Name", "colour"), ("Filter.1.Value.1", "x")], "InvalidParameterValue"),
+        (
+            vec![("Filter.1.Name", "colour"), ("Filter.1.Value.1", "x")],
+            "InvalidParameterValue",
+        ),
         (vec![("MaxResults", "4")], "InvalidParameterValue"),
-        (vec![("MaxResults", "5"), ("GroupName.1", "app-1")], "InvalidParameterCombination"),
+        (
+            vec![("MaxResults", "5"), ("GroupName.1", "app-1")],
+            "InvalidParameterCombination",
+        ),
         (vec![("NextToken", "garbage")], "InvalidPaginationToken"),
     ] {
-        assert_eq!(err(&app, "DescribeSecurityGroups", &params).await, code, "{params:?}");
+        assert_eq!(
+            err(&app, "DescribeSecurityGroups", &params).await,
+            code,
+            "{params:?}"
+        );
     }
 }
 
@@ -278,12 +345,19 @@ async fn one_permission_with_several_sources_is_stored_per_source_and_shown_grou
     assert_eq!(text(&xml, "return"), "true");
     let rule_ids = texts(&xml, "securityGroupRuleId");
     assert_eq!(rule_ids.len(), 6, "{xml}");
-    assert!(rule_ids.iter().all(|id| id.starts_with("sgr-") && id.len() == 21));
-    assert_eq!(text(&xml, "referencedGroupInfo"), format!("<groupId>{lb}</groupId><userId>000000000000</userId>"));
+    assert!(rule_ids
+        .iter()
+        .all(|id| id.starts_with("sgr-") && id.len() == 21));
+    assert_eq!(
+        text(&xml, "referencedGroupInfo"),
+        format!("<groupId>{lb}</groupId><userId>000000000000</userId>")
+    );
 
     let rules = group_of(&app, &web).ingress;
     assert_eq!(rules.len(), 6);
-    assert!(rules.iter().all(|r| r.cidr.is_some() != r.source_group.is_some()));
+    assert!(rules
+        .iter()
+        .all(|r| r.cidr.is_some() != r.source_group.is_some()));
     assert_eq!(rules[0].protocol, "tcp", "numbers are stored as names");
     assert_eq!((rules[4].from_port, rules[4].to_port), (Some(8), Some(-1)));
     assert_eq!((rules[5].from_port, rules[5].to_port), (None, None));
@@ -291,14 +365,24 @@ async fn one_permission_with_several_sources_is_stored_per_source_and_shown_grou
     let described = ok(&app, "DescribeSecurityGroups", &[("GroupId.1", &web)]).await;
     let ingress = text(&described, "ipPermissions");
     assert_eq!(texts(&ingress, "ipProtocol"), ["tcp", "udp", "icmp", "-1"]);
-    assert_eq!(texts(&ingress, "fromPort"), ["8080", "53", "8"], "-1 shows no ports");
-    assert_eq!(texts(&ingress, "cidrIp"), ["10.0.0.0/8", "192.168.1.0/24", "0.0.0.0/0", "10.1.0.0/16"]);
+    assert_eq!(
+        texts(&ingress, "fromPort"),
+        ["8080", "53", "8"],
+        "-1 shows no ports"
+    );
+    assert_eq!(
+        texts(&ingress, "cidrIp"),
+        ["10.0.0.0/8", "192.168.1.0/24", "0.0.0.0/0", "10.1.0.0/16"]
+    );
     assert_eq!(texts(&ingress, "groupId"), [lb.clone(), web.clone()]);
     assert_eq!(texts(&ingress, "description"), ["office"]);
     let found = ok(
         &app,
         "DescribeSecurityGroups",
-        &[("Filter.1.Name", "ip-permission.group-id"), ("Filter.1.Value.1", &lb)],
+        &[
+            ("Filter.1.Name", "ip-permission.group-id"),
+            ("Filter.1.Value.1", &lb),
+        ],
     )
     .await;
     assert_eq!(texts(&found, "groupName"), ["web"]);
@@ -340,7 +424,11 @@ async fn bad_permissions_are_refused_and_nothing_of_the_request_is_written() {
         params.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         params
     };
-    let tcp = [("IpPermissions.1.IpProtocol", "tcp"), ("IpPermissions.1.FromPort", "1"), ("IpPermissions.1.ToPort", "2")];
+    let tcp = [
+        ("IpPermissions.1.IpProtocol", "tcp"),
+        ("IpPermissions.1.FromPort", "1"),
+        ("IpPermissions.1.ToPort", "2"),
+    ];
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
         (
             with(&[
@@ -351,7 +439,10 @@ async fn bad_permissions_are_refused_and_nothing_of_the_request_is_written() {
             "InvalidParameterValue",
         ),
         (
-            with(&[("IpPermissions.1.IpProtocol", "tcp"), ("IpPermissions.1.FromPort", "90")]),
+            with(&[
+                ("IpPermissions.1.IpProtocol", "tcp"),
+                ("IpPermissions.1.FromPort", "90"),
+            ]),
             "InvalidParameterValue",
         ),
         (
@@ -362,18 +453,33 @@ async fn bad_permissions_are_refused_and_nothing_of_the_request_is_written() {
             ]),
             "InvalidParameterValue",
         ),
-        (with(&[("IpPermissions.1.IpProtocol", "gre")]), "InvalidParameterValue"),
-        (with(&[("IpPermissions.1.IpProtocol", "47")]), "InvalidParameterValue"),
         (
-            with(&[("IpPermissions.1.IpProtocol", "-1"), ("IpPermissions.1.IpRanges.2.CidrIp", "10.0.0.1/8")]),
+            with(&[("IpPermissions.1.IpProtocol", "gre")]),
             "InvalidParameterValue",
         ),
         (
-            with(&[("IpPermissions.1.IpProtocol", "-1"), ("IpPermissions.1.IpRanges.2.CidrIp", "10.0.0.0")]),
+            with(&[("IpPermissions.1.IpProtocol", "47")]),
             "InvalidParameterValue",
         ),
         (
-            with(&[("IpPermissions.1.IpProtocol", "-1"), ("IpPermissions.1.Ipv6Ranges.1.CidrIpv6", "::/0")]),
+            with(&[
+                ("IpPermissions.1.IpProtocol", "-1"),
+                ("IpPermissions.1.IpRanges.2.CidrIp", "10.0.0.1/8"),
+            ]),
+            "InvalidParameterValue",
+        ),
+        (
+            with(&[
+                ("IpPermissions.1.IpProtocol", "-1"),
+                ("IpPermissions.1.IpRanges.2.CidrIp", "10.0.0.0"),
+            ]),
+            "InvalidParameterValue",
+        ),
+        (
+            with(&[
+                ("IpPermissions.1.IpProtocol", "-1"),
+                ("IpPermissions.1.Ipv6Ranges.1.CidrIpv6", "::/0"),
+            ]),
             "InvalidParameterValue",
         ),
         // A source group that does not exist, beside a good block.
@@ -396,30 +502,58 @@ async fn bad_permissions_are_refused_and_nothing_of_the_request_is_written() {
         ),
         // The same rule twice in one request.
         (
-            with(&[("IpPermissions.1.IpProtocol", "-1"), ("IpPermissions.1.IpRanges.2.CidrIp", "172.16.0.0/12")]),
+            with(&[
+                ("IpPermissions.1.IpProtocol", "-1"),
+                ("IpPermissions.1.IpRanges.2.CidrIp", "172.16.0.0/12"),
+            ]),
             "InvalidPermission.Duplicate",
         ),
-        (with(&[("IpPermissions.1.IpProtocol", "-1"), ("DryRun", "true")]), "DryRunOperation"),
-        (vec![("GroupId", web.clone())], "MissingParameter"),
-        (vec![("IpProtocol", "-1".into()), ("CidrIp", "10.0.0.0/8".into())], "MissingParameter"),
         (
-            vec![("GroupId", "sg-0123456789abcdef0".into()), ("IpProtocol", "-1".into()), ("CidrIp", "10.0.0.0/8".into())],
+            with(&[("IpPermissions.1.IpProtocol", "-1"), ("DryRun", "true")]),
+            "DryRunOperation",
+        ),
+        (vec![("GroupId", web.clone())], "MissingParameter"),
+        (
+            vec![("IpProtocol", "-1".into()), ("CidrIp", "10.0.0.0/8".into())],
+            "MissingParameter",
+        ),
+        (
+            vec![
+                ("GroupId", "sg-0123456789abcdef0".into()),
+                ("IpProtocol", "-1".into()),
+                ("CidrIp", "10.0.0.0/8".into()),
+            ],
             "InvalidGroup.NotFound",
         ),
         (
-            vec![("GroupId", web.clone()), ("IpProtocol", "-1".into()), ("IpPermissions.1.IpProtocol", "-1".into())],
+            vec![
+                ("GroupId", web.clone()),
+                ("IpProtocol", "-1".into()),
+                ("IpPermissions.1.IpProtocol", "-1".into()),
+            ],
             "InvalidParameterCombination",
         ),
         (
-            tcp.iter().map(|(k, v)| (*k, v.to_string())).chain([("GroupId", web.clone())]).collect(),
+            tcp.iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .chain([("GroupId", web.clone())])
+                .collect(),
             "MissingParameter",
         ),
     ];
     let before = group_of(&app, &web);
     for (params, code) in cases {
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert_eq!(err(&app, "AuthorizeSecurityGroupIngress", &params).await, code, "{params:?}");
-        assert_eq!(group_of(&app, &web), before, "nothing written by {params:?}");
+        assert_eq!(
+            err(&app, "AuthorizeSecurityGroupIngress", &params).await,
+            code,
+            "{params:?}"
+        );
+        assert_eq!(
+            group_of(&app, &web),
+            before,
+            "nothing written by {params:?}"
+        );
     }
 }
 
@@ -456,16 +590,38 @@ async fn revoke_removes_known_rules_and_answers_the_unknown_ones() {
     // By the rule id AuthorizeSecurityGroupIngress answered.
     let rule = text(&added, "securityGroupRuleId");
     assert_eq!(
-        err(&app, "RevokeSecurityGroupIngress", &[("GroupId", &web), ("SecurityGroupRuleId.1", "sgr-00000000000000000")]).await,
+        err(
+            &app,
+            "RevokeSecurityGroupIngress",
+            &[
+                ("GroupId", &web),
+                ("SecurityGroupRuleId.1", "sgr-00000000000000000")
+            ]
+        )
+        .await,
         "InvalidSecurityGroupRuleId.NotFound"
     );
     assert_eq!(group_of(&app, &web).ingress.len(), 1);
-    ok(&app, "RevokeSecurityGroupIngress", &[("GroupId", &web), ("SecurityGroupRuleId.1", &rule)]).await;
+    ok(
+        &app,
+        "RevokeSecurityGroupIngress",
+        &[("GroupId", &web), ("SecurityGroupRuleId.1", &rule)],
+    )
+    .await;
     assert!(group_of(&app, &web).ingress.is_empty());
     let nothing = allow_cidr_revoke(&app, &web).await;
     assert!(nothing.contains("<unknownIpPermissionSet>"), "{nothing}");
     assert_eq!(
-        err(&app, "RevokeSecurityGroupIngress", &[("GroupId", "sg-0123456789abcdef0"), ("IpProtocol", "-1"), ("CidrIp", "10.0.0.0/8")]).await,
+        err(
+            &app,
+            "RevokeSecurityGroupIngress",
+            &[
+                ("GroupId", "sg-0123456789abcdef0"),
+                ("IpProtocol", "-1"),
+                ("CidrIp", "10.0.0.0/8")
+            ]
+        )
+        .await,
         "InvalidGroup.NotFound"
     );
 }
@@ -474,7 +630,13 @@ async fn allow_cidr_revoke(app: &Arc<App>, group: &str) -> String {
     ok(
         app,
         "RevokeSecurityGroupIngress",
-        &[("GroupId", group), ("IpProtocol", "udp"), ("FromPort", "1"), ("ToPort", "2"), ("CidrIp", "10.0.0.0/8")],
+        &[
+            ("GroupId", group),
+            ("IpProtocol", "udp"),
+            ("FromPort", "1"),
+            ("ToPort", "2"),
+            ("CidrIp", "10.0.0.0/8"),
+        ],
     )
     .await
 }
@@ -484,7 +646,10 @@ async fn a_group_another_group_names_cannot_be_deleted_until_the_rule_goes() {
     let app = crate::test_support::app().await;
     let web = create(&app, "web").await;
     let lb = create(&app, "lb").await;
-    let lb_before = app.get::<SecurityGroup>(&security_group_key(&lb)).expect("get").expect("lb");
+    let lb_before = app
+        .get::<SecurityGroup>(&security_group_key(&lb))
+        .expect("get")
+        .expect("lb");
     let source = [
         ("GroupId", web.as_str()),
         ("IpPermissions.1.IpProtocol", "tcp"),
@@ -494,30 +659,71 @@ async fn a_group_another_group_names_cannot_be_deleted_until_the_rule_goes() {
     ];
     ok(&app, "AuthorizeSecurityGroupIngress", &source).await;
     // The source group was rewritten with the rule, so a delete that read it before fails its guard.
-    let lb_after = app.get::<SecurityGroup>(&security_group_key(&lb)).expect("get").expect("lb");
+    let lb_after = app
+        .get::<SecurityGroup>(&security_group_key(&lb))
+        .expect("get")
+        .expect("lb");
     assert!(lb_after.mod_revision > lb_before.mod_revision);
     assert_eq!(lb_after.value, lb_before.value);
 
-    assert_eq!(err(&app, "DeleteSecurityGroup", &[("GroupId", &lb)]).await, "DependencyViolation");
-    assert_eq!(err(&app, "DeleteSecurityGroup", &[("GroupId", &lb), ("DryRun", "true")]).await, "DependencyViolation");
+    assert_eq!(
+        err(&app, "DeleteSecurityGroup", &[("GroupId", &lb)]).await,
+        "DependencyViolation"
+    );
+    assert_eq!(
+        err(
+            &app,
+            "DeleteSecurityGroup",
+            &[("GroupId", &lb), ("DryRun", "true")]
+        )
+        .await,
+        "DependencyViolation"
+    );
     assert_eq!(stored(&app).len(), 2);
     // A group naming itself is no obstacle.
     ok(
         &app,
         "AuthorizeSecurityGroupIngress",
-        &[("GroupId", &web), ("IpPermissions.1.IpProtocol", "-1"), ("IpPermissions.1.Groups.1.GroupId", &web)],
+        &[
+            ("GroupId", &web),
+            ("IpPermissions.1.IpProtocol", "-1"),
+            ("IpPermissions.1.Groups.1.GroupId", &web),
+        ],
     )
     .await;
     ok(&app, "RevokeSecurityGroupIngress", &source).await;
     let xml = ok(&app, "DeleteSecurityGroup", &[("GroupId", &lb)]).await;
-    assert_eq!((text(&xml, "return"), text(&xml, "groupId")), ("true".to_string(), lb.clone()));
-    assert_eq!(err(&app, "DeleteSecurityGroup", &[("GroupId", &lb)]).await, "InvalidGroup.NotFound");
-    assert_eq!(err(&app, "DeleteSecurityGroup", &[("GroupName", "nope")]).await, "InvalidGroup.NotFound");
-    assert_eq!(err(&app, "DeleteSecurityGroup", &[]).await, "MissingParameter");
-    assert_eq!(err(&app, "DeleteSecurityGroup", &[("GroupName", "web"), ("DryRun", "true")]).await, "DryRunOperation");
+    assert_eq!(
+        (text(&xml, "return"), text(&xml, "groupId")),
+        ("true".to_string(), lb.clone())
+    );
+    assert_eq!(
+        err(&app, "DeleteSecurityGroup", &[("GroupId", &lb)]).await,
+        "InvalidGroup.NotFound"
+    );
+    assert_eq!(
+        err(&app, "DeleteSecurityGroup", &[("GroupName", "nope")]).await,
+        "InvalidGroup.NotFound"
+    );
+    assert_eq!(
+        err(&app, "DeleteSecurityGroup", &[]).await,
+        "MissingParameter"
+    );
+    assert_eq!(
+        err(
+            &app,
+            "DeleteSecurityGroup",
+            &[("GroupName", "web"), ("DryRun", "true")]
+        )
+        .await,
+        "DryRunOperation"
+    );
     ok(&app, "DeleteSecurityGroup", &[("GroupName", "web")]).await;
     assert!(stored(&app).is_empty());
-    assert!(app.list::<String>(NAMES).expect("names").is_empty(), "names are released");
+    assert!(
+        app.list::<String>(NAMES).expect("names").is_empty(),
+        "names are released"
+    );
     create(&app, "web").await;
 }
 
@@ -529,10 +735,25 @@ async fn tags_are_added_replaced_and_removed_on_groups_only() {
     ok(
         &app,
         "CreateTags",
-        &[("ResourceId.1", &web), ("ResourceId.2", &lb), ("Tag.1.Key", "env"), ("Tag.1.Value", "dev"), ("Tag.2.Key", "team")],
+        &[
+            ("ResourceId.1", &web),
+            ("ResourceId.2", &lb),
+            ("Tag.1.Key", "env"),
+            ("Tag.1.Value", "dev"),
+            ("Tag.2.Key", "team"),
+        ],
     )
     .await;
-    ok(&app, "CreateTags", &[("ResourceId.1", &web), ("Tag.1.Key", "env"), ("Tag.1.Value", "prod")]).await;
+    ok(
+        &app,
+        "CreateTags",
+        &[
+            ("ResourceId.1", &web),
+            ("Tag.1.Key", "env"),
+            ("Tag.1.Value", "prod"),
+        ],
+    )
+    .await;
     let tags = |id: &str| {
         group_of(&app, id)
             .tags
@@ -540,18 +761,59 @@ async fn tags_are_added_replaced_and_removed_on_groups_only() {
             .map(|t| (t.key, t.value))
             .collect::<Vec<_>>()
     };
-    assert_eq!(tags(&web), [("env".into(), "prod".into()), ("team".into(), String::new())]);
+    assert_eq!(
+        tags(&web),
+        [
+            ("env".into(), "prod".into()),
+            ("team".into(), String::new())
+        ]
+    );
     // One unknown resource: nothing is tagged.
-    let unknown = [("ResourceId.1", lb.as_str()), ("ResourceId.2", "sg-0123456789abcdef0"), ("Tag.1.Key", "x")];
-    assert_eq!(err(&app, "CreateTags", &unknown).await, "InvalidGroup.NotFound");
-    assert_eq!(err(&app, "CreateTags", &[("ResourceId.1", "i-123"), ("Tag.1.Key", "x")]).await, "InvalidID");
-    assert_eq!(err(&app, "CreateTags", &[("ResourceId.1", &lb)]).await, "MissingParameter");
-    assert_eq!(err(&app, "CreateTags", &[("Tag.1.Key", "x")]).await, "MissingParameter");
+    let unknown = [
+        ("ResourceId.1", lb.as_str()),
+        ("ResourceId.2", "sg-0123456789abcdef0"),
+        ("Tag.1.Key", "x"),
+    ];
+    assert_eq!(
+        err(&app, "CreateTags", &unknown).await,
+        "InvalidGroup.NotFound"
+    );
+    assert_eq!(
+        err(
+            &app,
+            "CreateTags",
+            &[("ResourceId.1", "i-123"), ("Tag.1.Key", "x")]
+        )
+        .await,
+        "InvalidID"
+    );
+    assert_eq!(
+        err(&app, "CreateTags", &[("ResourceId.1", &lb)]).await,
+        "MissingParameter"
+    );
+    assert_eq!(
+        err(&app, "CreateTags", &[("Tag.1.Key", "x")]).await,
+        "MissingParameter"
+    );
     assert_eq!(tags(&lb).len(), 2);
     // A value given must match; no value removes the key.
-    ok(&app, "DeleteTags", &[("ResourceId.1", &web), ("Tag.1.Key", "env"), ("Tag.1.Value", "dev")]).await;
+    ok(
+        &app,
+        "DeleteTags",
+        &[
+            ("ResourceId.1", &web),
+            ("Tag.1.Key", "env"),
+            ("Tag.1.Value", "dev"),
+        ],
+    )
+    .await;
     assert_eq!(tags(&web).len(), 2);
-    ok(&app, "DeleteTags", &[("ResourceId.1", &web), ("Tag.1.Key", "env")]).await;
+    ok(
+        &app,
+        "DeleteTags",
+        &[("ResourceId.1", &web), ("Tag.1.Key", "env")],
+    )
+    .await;
     assert_eq!(tags(&web), [("team".into(), String::new())]);
     ok(&app, "DeleteTags", &[("ResourceId.1", &lb)]).await;
     assert!(tags(&lb).is_empty());
@@ -575,8 +837,14 @@ async fn a_user_without_ec2_permissions_is_refused_and_nothing_is_made() {
         .await
         .expect_err("denied");
     assert_eq!(e.name, "UnauthorizedOperation");
-    assert!(e.message.contains("ec2:CreateSecurityGroup"), "{}", e.message);
-    let e = call_as(&app, user, "DescribeSecurityGroups", &[]).await.expect_err("denied");
+    assert!(
+        e.message.contains("ec2:CreateSecurityGroup"),
+        "{}",
+        e.message
+    );
+    let e = call_as(&app, user, "DescribeSecurityGroups", &[])
+        .await
+        .expect_err("denied");
     assert_eq!(e.name, "UnauthorizedOperation");
     assert!(stored(&app).is_empty());
 }
@@ -585,7 +853,10 @@ async fn a_user_without_ec2_permissions_is_refused_and_nothing_is_made() {
 async fn errors_are_ec2_xml_and_unknown_actions_are_invalid() {
     let app = crate::test_support::app().await;
     assert_eq!(err(&app, "RunInstances", &[]).await, "InvalidAction");
-    let error = ApiError::new("InvalidGroup.NotFound", "The security group 'a<b' does not exist");
+    let error = ApiError::new(
+        "InvalidGroup.NotFound",
+        "The security group 'a<b' does not exist",
+    );
     let (status, xml) = super::error_response(&error, "r1");
     assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
     assert_eq!(
