@@ -256,3 +256,28 @@ fn arn(ctx: &Ctx, resource: &str) -> String {
         ctx.arns.region, ctx.arns.account_id
     )
 }
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn errors_are_ec2_xml_with_ec2_statuses() {
+        let error = ApiError::new(
+            "InvalidGroup.NotFound",
+            "The security group 'a<b' does not exist",
+        );
+        let (status, xml) = error_response(&error, "r1");
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>InvalidGroup.NotFound</Code>\
+             <Message>The security group &apos;a&lt;b&apos; does not exist</Message></Error></Errors><RequestID>r1</RequestID></Response>"
+        );
+        let (status, xml) = error_response(&ApiError::server("boom"), "r2");
+        assert_eq!(status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(xml.contains("<Code>InternalError</Code>"), "{xml}");
+        let (status, _) = error_response(&ApiError::new("DryRunOperation", "x"), "r3");
+        assert_eq!(status, axum::http::StatusCode::PRECONDITION_FAILED);
+    }
+}

@@ -416,144 +416,82 @@ async fn bad_permissions_are_refused_and_nothing_of_the_request_is_written() {
     let app = crate::test_support::app().await;
     let web = create(&app, "web").await;
     allow_cidr(&app, &web, "80", "80", "10.0.0.0/8").await;
-    let with = |extra: &[(&'static str, &'static str)]| {
-        let mut params: Vec<(&str, String)> = vec![
-            ("GroupId", web.clone()),
-            ("IpPermissions.1.IpRanges.1.CidrIp", "172.16.0.0/12".into()),
-        ];
-        params.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-        params
-    };
-    let tcp = [
-        ("IpPermissions.1.IpProtocol", "tcp"),
-        ("IpPermissions.1.FromPort", "1"),
-        ("IpPermissions.1.ToPort", "2"),
-    ];
-    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+    // `P.` is the first IpPermission, which also allows 172.16.0.0/12 unless `-` leads the case.
+    let unknown = "sg-0123456789abcdef0";
+    let cases = [
         (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "tcp"),
-                ("IpPermissions.1.FromPort", "90"),
-                ("IpPermissions.1.ToPort", "80"),
-            ]),
+            "P.IpProtocol=tcp&P.FromPort=90&P.ToPort=80",
+            "InvalidParameterValue",
+        ),
+        ("P.IpProtocol=tcp&P.FromPort=90", "InvalidParameterValue"),
+        (
+            "P.IpProtocol=udp&P.FromPort=0&P.ToPort=70000",
+            "InvalidParameterValue",
+        ),
+        ("P.IpProtocol=gre", "InvalidParameterValue"),
+        ("P.IpProtocol=47", "InvalidParameterValue"),
+        (
+            "P.IpProtocol=-1&P.IpRanges.2.CidrIp=10.0.0.1/8",
             "InvalidParameterValue",
         ),
         (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "tcp"),
-                ("IpPermissions.1.FromPort", "90"),
-            ]),
+            "P.IpProtocol=-1&P.IpRanges.2.CidrIp=10.0.0.0",
             "InvalidParameterValue",
         ),
         (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "udp"),
-                ("IpPermissions.1.FromPort", "0"),
-                ("IpPermissions.1.ToPort", "70000"),
-            ]),
-            "InvalidParameterValue",
-        ),
-        (
-            with(&[("IpPermissions.1.IpProtocol", "gre")]),
-            "InvalidParameterValue",
-        ),
-        (
-            with(&[("IpPermissions.1.IpProtocol", "47")]),
-            "InvalidParameterValue",
-        ),
-        (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "-1"),
-                ("IpPermissions.1.IpRanges.2.CidrIp", "10.0.0.1/8"),
-            ]),
-            "InvalidParameterValue",
-        ),
-        (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "-1"),
-                ("IpPermissions.1.IpRanges.2.CidrIp", "10.0.0.0"),
-            ]),
-            "InvalidParameterValue",
-        ),
-        (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "-1"),
-                ("IpPermissions.1.Ipv6Ranges.1.CidrIpv6", "::/0"),
-            ]),
+            "P.IpProtocol=-1&P.Ipv6Ranges.1.CidrIpv6=::/0",
             "InvalidParameterValue",
         ),
         // A source group that does not exist, beside a good block.
         (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "-1"),
-                ("IpPermissions.1.Groups.1.GroupId", "sg-0123456789abcdef0"),
-            ]),
+            &format!("P.IpProtocol=-1&P.Groups.1.GroupId={unknown}"),
             "InvalidGroup.NotFound",
         ),
-        // The rule already there, beside a new one.
+        // The rule already there, beside a new one; the same rule twice in one request.
         (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "tcp"),
-                ("IpPermissions.1.FromPort", "80"),
-                ("IpPermissions.1.ToPort", "80"),
-                ("IpPermissions.1.IpRanges.2.CidrIp", "10.0.0.0/8"),
-            ]),
-            "InvalidPermission.Duplicate",
-        ),
-        // The same rule twice in one request.
-        (
-            with(&[
-                ("IpPermissions.1.IpProtocol", "-1"),
-                ("IpPermissions.1.IpRanges.2.CidrIp", "172.16.0.0/12"),
-            ]),
+            "P.IpProtocol=tcp&P.FromPort=80&P.ToPort=80&P.IpRanges.2.CidrIp=10.0.0.0/8",
             "InvalidPermission.Duplicate",
         ),
         (
-            with(&[("IpPermissions.1.IpProtocol", "-1"), ("DryRun", "true")]),
-            "DryRunOperation",
+            "P.IpProtocol=-1&P.IpRanges.2.CidrIp=172.16.0.0/12",
+            "InvalidPermission.Duplicate",
         ),
-        (vec![("GroupId", web.clone())], "MissingParameter"),
+        ("P.IpProtocol=-1&DryRun=true", "DryRunOperation"),
+        ("-", "MissingParameter"),
         (
-            vec![("IpProtocol", "-1".into()), ("CidrIp", "10.0.0.0/8".into())],
+            "-P.IpProtocol=tcp&P.FromPort=1&P.ToPort=2",
             "MissingParameter",
         ),
         (
-            vec![
-                ("GroupId", "sg-0123456789abcdef0".into()),
-                ("IpProtocol", "-1".into()),
-                ("CidrIp", "10.0.0.0/8".into()),
-            ],
+            "-IpProtocol=-1&CidrIp=10.0.0.0/8&GroupId=",
+            "MissingParameter",
+        ),
+        (
+            &format!("-IpProtocol=-1&CidrIp=10.0.0.0/8&GroupId={unknown}"),
             "InvalidGroup.NotFound",
         ),
         (
-            vec![
-                ("GroupId", web.clone()),
-                ("IpProtocol", "-1".into()),
-                ("IpPermissions.1.IpProtocol", "-1".into()),
-            ],
+            "-IpProtocol=-1&P.IpProtocol=-1",
             "InvalidParameterCombination",
-        ),
-        (
-            tcp.iter()
-                .map(|(k, v)| (*k, v.to_string()))
-                .chain([("GroupId", web.clone())])
-                .collect(),
-            "MissingParameter",
         ),
     ];
     let before = group_of(&app, &web);
-    for (params, code) in cases {
-        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert_eq!(
-            err(&app, "AuthorizeSecurityGroupIngress", &params).await,
-            code,
-            "{params:?}"
-        );
-        assert_eq!(
-            group_of(&app, &web),
-            before,
-            "nothing written by {params:?}"
-        );
+    for (case, code) in cases {
+        let (body, extra) = match case.strip_prefix('-') {
+            Some(bare) => (bare.to_string(), ""),
+            None => (case.to_string(), "&P.IpRanges.1.CidrIp=172.16.0.0/12"),
+        };
+        let body = format!("GroupId={web}&{body}{extra}").replace("P.", "IpPermissions.1.");
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        for pair in body.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            // A later GroupId (the case's own) replaces the group's.
+            params.retain(|(key, _)| *key != k);
+            params.push((k, v));
+        }
+        let refused = err(&app, "AuthorizeSecurityGroupIngress", &params).await;
+        assert_eq!(refused, code, "{case}");
+        assert_eq!(group_of(&app, &web), before, "nothing written by {case}");
     }
 }
 
@@ -609,7 +547,9 @@ async fn revoke_removes_known_rules_and_answers_the_unknown_ones() {
     )
     .await;
     assert!(group_of(&app, &web).ingress.is_empty());
-    let nothing = allow_cidr_revoke(&app, &web).await;
+    let udp = [("IpProtocol", "udp"), ("FromPort", "1"), ("ToPort", "2")];
+    let params = [&udp[..], &[("GroupId", &web), ("CidrIp", "10.0.0.0/8")]].concat();
+    let nothing = ok(&app, "RevokeSecurityGroupIngress", &params).await;
     assert!(nothing.contains("<unknownIpPermissionSet>"), "{nothing}");
     assert_eq!(
         err(
@@ -624,21 +564,6 @@ async fn revoke_removes_known_rules_and_answers_the_unknown_ones() {
         .await,
         "InvalidGroup.NotFound"
     );
-}
-
-async fn allow_cidr_revoke(app: &Arc<App>, group: &str) -> String {
-    ok(
-        app,
-        "RevokeSecurityGroupIngress",
-        &[
-            ("GroupId", group),
-            ("IpProtocol", "udp"),
-            ("FromPort", "1"),
-            ("ToPort", "2"),
-            ("CidrIp", "10.0.0.0/8"),
-        ],
-    )
-    .await
 }
 
 #[tokio::test]
@@ -847,26 +772,5 @@ async fn a_user_without_ec2_permissions_is_refused_and_nothing_is_made() {
         .expect_err("denied");
     assert_eq!(e.name, "UnauthorizedOperation");
     assert!(stored(&app).is_empty());
-}
-
-#[tokio::test]
-async fn errors_are_ec2_xml_and_unknown_actions_are_invalid() {
-    let app = crate::test_support::app().await;
     assert_eq!(err(&app, "RunInstances", &[]).await, "InvalidAction");
-    let error = ApiError::new(
-        "InvalidGroup.NotFound",
-        "The security group 'a<b' does not exist",
-    );
-    let (status, xml) = super::error_response(&error, "r1");
-    assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
-    assert_eq!(
-        xml,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>InvalidGroup.NotFound</Code>\
-         <Message>The security group &apos;a&lt;b&apos; does not exist</Message></Error></Errors><RequestID>r1</RequestID></Response>"
-    );
-    let (status, xml) = super::error_response(&ApiError::server("boom"), "r2");
-    assert_eq!(status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(xml.contains("<Code>InternalError</Code>"), "{xml}");
-    let (status, _) = super::error_response(&ApiError::new("DryRunOperation", "x"), "r3");
-    assert_eq!(status, axum::http::StatusCode::PRECONDITION_FAILED);
 }
