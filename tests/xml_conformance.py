@@ -1,9 +1,12 @@
 """The conformance check of AWS query-protocol answers (XML): IAM, STS, ELBv2 and CloudWatch's
-query form. Each recorded answer is walked against its service's botocore model, as
-conformance.py walks JSON: a success is `<ActionResponse><ActionResult>` holding the
-operation's output shape (every element a member of its structure, lists of `<member>`,
-maps of `<entry><key/><value/></entry>`, numbers, booleans, timestamps and enums in their XML
-forms); an error is `<ErrorResponse><Error>` with a `Code` and a `Message`."""
+query form, and EC2's own variant of it. Each recorded answer is walked against its service's
+botocore model, as conformance.py walks JSON: a success is `<ActionResponse><ActionResult>`
+holding the operation's output shape (every element a member of its structure, lists of
+`<member>`, maps of `<entry><key/><value/></entry>`, numbers, booleans, timestamps and enums
+in their XML forms); an error is `<ErrorResponse><Error>` with a `Code` and a `Message`.
+EC2 (botocore protocol `ec2`) differs: its output members sit directly in `<ActionResponse>`
+beside `<requestId>`, its lists are of `<item>` (the model's locationName), and an error is
+`<Response><Errors><Error><Code/><Message/></Error></Errors><RequestID/></Response>`."""
 
 from __future__ import annotations
 
@@ -16,7 +19,13 @@ from urllib.parse import parse_qs
 from conformance import Violation, service_model
 
 # The botocore service of each SigV4 signing name that speaks the query protocol.
-QUERY_SERVICES = {"iam": "iam", "sts": "sts", "elasticloadbalancing": "elbv2", "monitoring": "cloudwatch"}
+QUERY_SERVICES = {
+    "iam": "iam",
+    "sts": "sts",
+    "elasticloadbalancing": "elbv2",
+    "monitoring": "cloudwatch",
+    "ec2": "ec2",
+}
 
 _INT_RE = re.compile(r"-?\d+")
 
@@ -107,6 +116,8 @@ def check_answer(service: str, action: Optional[str], status: int, body: bytes) 
         root = ET.fromstring(body)
     except ET.ParseError as e:
         return [Violation(where, f"HTTP {status} answer is not well-formed XML ({e}): {body[:160]!r}")]
+    if service_model(service).metadata.get("protocol") == "ec2":
+        return _check_ec2_answer(service, action, status, root, body, where)
     if status >= 300:
         if _local(root.tag) != "ErrorResponse":
             return [Violation(where, f"HTTP {status} answer is <{_local(root.tag)}>, not <ErrorResponse>")]
@@ -127,6 +138,40 @@ def check_answer(service: str, action: Optional[str], status: int, body: bytes) 
     if result is None:
         return [Violation(where, f"no <{action}Result> in the answer")]
     return check_element(output, result, f"{action}(output)")
+
+
+def _check_ec2_answer(service: str, action: Optional[str], status: int, root: ET.Element, body: bytes, where: str) -> list[Violation]:
+    """All violations of one answer of an `ec2`-protocol service: a success holds the output
+    members directly beside `<requestId>`; an error is `<Response><Errors><Error>`."""
+    children = {_local(c.tag): c for c in root}
+    if status >= 300:
+        if _local(root.tag) != "Response":
+            return [Violation(where, f"HTTP {status} answer is <{_local(root.tag)}>, not <Response>")]
+        errors = children.get("Errors")
+        error = next((c for c in (errors if errors is not None else []) if _local(c.tag) == "Error"), None)
+        fields = {_local(c.tag): (c.text or "") for c in (error if error is not None else [])}
+        out = []
+        if not fields.get("Code") or "Message" not in fields:
+            out.append(Violation(where, f"HTTP {status} error lacks Errors/Error/Code or Message: {body[:200]!r}"))
+        if not (children.get("RequestID") is not None and children["RequestID"].text):
+            out.append(Violation(where, "the error has no <RequestID>"))
+        return out
+    model = service_model(service)
+    if action not in model.operation_names:
+        return [Violation(where, f"HTTP {status} success for an action {service} does not have")]
+    if _local(root.tag) != f"{action}Response":
+        return [Violation(where, f"the answer is <{_local(root.tag)}>, not <{action}Response>")]
+    out = []
+    if not (children.get("requestId") is not None and children["requestId"].text):
+        out.append(Violation(where, "the answer has no <requestId>"))
+    output = model.operation_model(action).output_shape
+    members = ET.Element(root.tag)
+    members.extend(c for c in root if _local(c.tag) != "requestId")
+    if output is None:
+        if len(members):
+            out.append(Violation(where, "the operation has no output, yet the answer has members"))
+        return out
+    return out + check_element(output, members, f"{action}(output)")
 
 
 def check_exchanges(exchanges: Iterable[Any]) -> tuple[int, list[tuple[Any, Violation]]]:
