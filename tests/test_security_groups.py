@@ -4,7 +4,7 @@ in a Berth group accepts connections from its host, from tasks that share one of
 and from what its groups' ingress rules allow (here: port 8080 from the tasks of another
 group, port 9090 from a CIDR block), and nothing else; a group id Berth does not know (written
 for AWS) filters nothing. Each check is a probe task that fetches from the web task and exits
-0 or 1."""
+0 or 1 (busybox's `wget -T` crashes, so `timeout` bounds the wait)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_tasks_in_berth_groups_accept_only_their_host_their_group_and_their_rule
     ecs.register_task_definition(
         family=probe, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
         containerDefinitions=[{"name": "probe", "image": "busybox", "essential": True,
-                               "command": ["sh", "-c", 'wget -T 3 -qO- "http://$TARGET/" | grep -q web']}],
+                               "command": ["sh", "-c", 'timeout 5 wget -qO- "http://$TARGET/" | grep -q web']}],
     )
     # (groups of the probe, port it calls, whether it gets in)
     cases = [
