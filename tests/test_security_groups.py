@@ -38,6 +38,16 @@ def eni_address(task: dict) -> str:
     return next(d["value"] for d in details if d["name"] == "privateIPv4Address")
 
 
+def input_chain(task_arn: str) -> str:
+    """`iptables -S INPUT` in the network namespace of the task's pause container."""
+    pause = docker("ps", "-q", "--filter", "label=com.berth.task-network",
+                   "--filter", f"label=com.berth.task-arn={task_arn}").split()
+    assert len(pause) == 1, pause
+    pid = json.loads(docker("inspect", pause[0]))[0]["State"]["Pid"]
+    return subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "iptables", "-S", "INPUT"],
+                          capture_output=True, text=True, check=True).stdout
+
+
 def awsvpc(groups: list[str]) -> dict:
     return {"awsvpcConfiguration": {"subnets": ["subnet-0abc1234"], "securityGroups": groups}}
 
@@ -75,12 +85,7 @@ def test_tasks_in_berth_groups_accept_only_their_host_their_group_and_their_rule
     assert wait_until(lambda: fetch(f"http://{ip}/"), 20, "the web task to answer the host") == "web\n"
 
     # The filter is the task namespace's own iptables table: drop unless accepted.
-    pause = docker("ps", "-q", "--filter", "label=com.berth.task-network",
-                   "--filter", f"label=com.berth.task-arn={web_arn}").split()
-    assert len(pause) == 1, pause
-    pid = json.loads(docker("inspect", pause[0]))[0]["State"]["Pid"]
-    table = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "iptables", "-S", "INPUT"],
-                           capture_output=True, text=True, check=True).stdout
+    table = input_chain(web_arn)
     assert "-P INPUT DROP" in table, table
 
     probe = unique("sg-probe")
@@ -133,11 +138,7 @@ def test_a_task_whose_groups_berth_does_not_know_is_not_filtered(berth_up: Berth
                        networkConfiguration=awsvpc(["sg-0abc1234"]))
     arn = ran["tasks"][0]["taskArn"]
     task = wait_for_task(ecs, "default", arn, status_is("RUNNING"), 60, "the task to run", berth_up.server.log_tail)
-    pause = docker("ps", "-q", "--filter", "label=com.berth.task-network",
-                   "--filter", f"label=com.berth.task-arn={arn}").split()
-    pid = json.loads(docker("inspect", pause[0]))[0]["State"]["Pid"]
-    table = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "iptables", "-S", "INPUT"],
-                           capture_output=True, text=True, check=True).stdout
+    table = input_chain(arn)
     assert "-P INPUT ACCEPT" in table, table
     assert wait_until(lambda: fetch(f"http://{eni_address(task)}:9090/"), 20, "the task to answer") == "web\n"
     ecs.stop_task(cluster="default", task=arn, reason="test over")

@@ -312,3 +312,45 @@ pub fn put_service_cpu(app: &App, cluster: &str, service: &str, at: i64, value: 
         .put_at(vec![(datum, false)], at)
         .expect("store a datapoint");
 }
+
+/// The texts of every `<tag>` of XML answer `xml`, in order.
+pub fn xml_texts(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(t, _)| t.to_string()))
+        .collect()
+}
+
+/// The text of the first `<tag>` of XML answer `xml`.
+pub fn xml_text(xml: &str, tag: &str) -> String {
+    xml_texts(xml, tag)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
+}
+
+/// An IAM user with no policies: every action it tries is denied.
+pub fn user_without_policies() -> crate::auth::Principal {
+    crate::auth::Principal {
+        arn: "arn:aws:iam::000000000000:user/nobody".into(),
+        access_key_id: "AKIANOBODY".into(),
+        identity: crate::auth::Identity::User {
+            name: "nobody".into(),
+            id: "AIDANOBODY".into(),
+        },
+        secure_transport: false,
+        host: None,
+    }
+}
+
+/// The form body a query-protocol client sends for `action` of API `version` with `params`.
+pub fn form_body(action: &str, version: &str, params: &[(&str, &str)]) -> String {
+    use crate::protocol::query::url_encode;
+    let mut body = format!("Action={action}&Version={version}");
+    for (k, v) in params {
+        body.push_str(&format!("&{}={}", url_encode(k), url_encode(v)));
+    }
+    body
+}

@@ -49,25 +49,11 @@ pub type Fields = BTreeMap<String, String>;
 impl Ec2Request {
     /// Reads a form body; without `Action` it is no EC2 request.
     pub fn parse(body: &[u8]) -> Result<Ec2Request, ApiError> {
-        let text = std::str::from_utf8(body)
-            .map_err(|_| ApiError::new("MalformedQueryString", "The request body is not UTF-8."))?;
-        let decode = |s: &str| berth_core::sigv4::decode(&s.replace('+', " "));
-        let mut params = Fields::new();
-        for pair in text.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            params.insert(decode(k), decode(v));
-        }
-        params.remove("Version");
-        let action = params
-            .remove("Action")
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    "MissingAction",
-                    "The request must contain the parameter Action.",
-                )
-            })?;
-        Ok(Ec2Request { action, params })
+        let request = crate::protocol::query::QueryRequest::parse(body)?;
+        Ok(Ec2Request {
+            action: request.action.clone(),
+            params: request.into_params(),
+        })
     }
 
     /// A parameter, if given.
@@ -212,23 +198,7 @@ fn strings(fields: &Fields, name: &str) -> Vec<String> {
 /// The structures of list `name` of `fields` (`name.N.Field...`), in N order, each as its
 /// fields with `name.N.` taken off.
 fn structures(fields: &Fields, name: &str) -> Vec<Fields> {
-    let prefix = format!("{name}.");
-    let mut items: BTreeMap<u32, Fields> = BTreeMap::new();
-    for (key, value) in fields.range(prefix.clone()..) {
-        let Some(rest) = key.strip_prefix(&prefix) else {
-            break;
-        };
-        let Some((index, field)) = rest.split_once('.') else {
-            continue;
-        };
-        if let Ok(index) = index.parse::<u32>() {
-            items
-                .entry(index)
-                .or_default()
-                .insert(field.to_string(), value.clone());
-        }
-    }
-    items.into_values().collect()
+    crate::protocol::query::indexed_structures(fields, &format!("{name}."))
 }
 
 /// `<name><item>...</item>...</name>`, one item per element of `items`.

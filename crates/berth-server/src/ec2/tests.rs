@@ -3,10 +3,9 @@
 
 use super::security_groups::NAMES;
 use crate::app::App;
-use crate::auth::{Identity, Principal};
+use crate::auth::Principal;
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
-use crate::protocol::query::url_encode;
 use berth_core::security_group::{security_group_key, SecurityGroup, SECURITY_GROUPS};
 use std::sync::Arc;
 
@@ -17,10 +16,7 @@ async fn call_as(
     action: &str,
     params: &[(&str, &str)],
 ) -> Result<String, ApiError> {
-    let mut body = format!("Action={action}&Version=2016-11-15");
-    for (k, v) in params {
-        body.push_str(&format!("&{}={}", url_encode(k), url_encode(v)));
-    }
+    let body = crate::test_support::form_body(action, "2016-11-15", params);
     let ctx = Ctx {
         app: app.clone(),
         caller,
@@ -49,22 +45,7 @@ async fn err(app: &Arc<App>, action: &str, params: &[(&str, &str)]) -> &'static 
     }
 }
 
-/// The texts of every `<tag>` of `xml`, in order.
-fn texts(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    xml.split(&open)
-        .skip(1)
-        .filter_map(|rest| rest.split_once(&close).map(|(t, _)| t.to_string()))
-        .collect()
-}
-
-fn text(xml: &str, tag: &str) -> String {
-    texts(xml, tag)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
-}
+use crate::test_support::{xml_text as text, xml_texts as texts};
 
 /// Every stored group, by id.
 fn stored(app: &Arc<App>) -> Vec<SecurityGroup> {
@@ -747,16 +728,7 @@ async fn tags_are_added_replaced_and_removed_on_groups_only() {
 #[tokio::test]
 async fn a_user_without_ec2_permissions_is_refused_and_nothing_is_made() {
     let app = crate::test_support::app().await;
-    let user = Principal {
-        arn: "arn:aws:iam::000000000000:user/nobody".into(),
-        access_key_id: "AKIANOBODY".into(),
-        identity: Identity::User {
-            name: "nobody".into(),
-            id: "AIDANOBODY".into(),
-        },
-        secure_transport: false,
-        host: None,
-    };
+    let user = crate::test_support::user_without_policies();
     let params = [("GroupName", "web"), ("GroupDescription", "d")];
     let e = call_as(&app, user.clone(), "CreateSecurityGroup", &params)
         .await

@@ -20,6 +20,12 @@ pub struct QueryRequest {
 }
 
 impl QueryRequest {
+    /// Every parameter but `Action` and `Version`, by name (for protocols, like EC2's, that
+    /// name list members their own way).
+    pub fn into_params(self) -> BTreeMap<String, String> {
+        self.params
+    }
+
     /// Reads a form body. Without `Action` it is not a query request.
     pub fn parse(body: &[u8]) -> Result<QueryRequest, ApiError> {
         let text = std::str::from_utf8(body)
@@ -80,10 +86,19 @@ impl QueryRequest {
 /// The structures of list `name` in `params` (`name.member.N.Field`), in N order, each as
 /// its fields (also for a list nested in a structure already taken out of a request).
 pub fn members(params: &BTreeMap<String, String>, name: &str) -> Vec<BTreeMap<String, String>> {
-    let prefix = format!("{name}.member.");
+    indexed_structures(params, &format!("{name}.member."))
+}
+
+/// The structures whose keys in `params` are `{prefix}N.Field`, in N order, each as its
+/// fields with `{prefix}N.` taken off: the query protocol's `name.member.` lists and EC2's
+/// `Name.` lists.
+pub fn indexed_structures(
+    params: &BTreeMap<String, String>,
+    prefix: &str,
+) -> Vec<BTreeMap<String, String>> {
     let mut items: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
-    for (key, value) in params.range(prefix.clone()..) {
-        let Some(rest) = key.strip_prefix(&prefix) else {
+    for (key, value) in params.range(prefix.to_string()..) {
+        let Some(rest) = key.strip_prefix(prefix) else {
             break;
         };
         let Some((index, field)) = rest.split_once('.') else {

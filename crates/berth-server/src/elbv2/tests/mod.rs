@@ -4,10 +4,10 @@
 
 use super::model::{load_balancer_key, sweep_drained, Config, TargetGroup, TARGET_GROUPS};
 use crate::app::App;
-use crate::auth::{Identity, Principal};
+use crate::auth::Principal;
 use crate::dispatch::Ctx;
 use crate::error::ApiError;
-use crate::protocol::query::{response, url_encode, QueryRequest};
+use crate::protocol::query::{response, QueryRequest};
 use std::sync::Arc;
 
 /// Runs `action` with `params` as `caller`; the whole XML answer or the error.
@@ -17,10 +17,7 @@ async fn call_as(
     action: &str,
     params: &[(&str, &str)],
 ) -> Result<String, ApiError> {
-    let mut body = format!("Action={action}&Version=2015-12-01");
-    for (k, v) in params {
-        body.push_str(&format!("&{}={}", url_encode(k), url_encode(v)));
-    }
+    let body = crate::test_support::form_body(action, "2015-12-01", params);
     let request = QueryRequest::parse(body.as_bytes())?;
     let ctx = Ctx {
         app: app.clone(),
@@ -49,23 +46,7 @@ async fn err(app: &Arc<App>, action: &str, params: &[(&str, &str)]) -> ApiError 
     }
 }
 
-/// The texts of every `<tag>` of `xml`, in order.
-fn texts(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    xml.split(&open)
-        .skip(1)
-        .filter_map(|rest| rest.split_once(&close).map(|(t, _)| t.to_string()))
-        .collect()
-}
-
-/// The text of the first `<tag>` of `xml`.
-fn text(xml: &str, tag: &str) -> String {
-    texts(xml, tag)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
-}
+use crate::test_support::{xml_text as text, xml_texts as texts};
 
 async fn load_balancer(app: &Arc<App>, name: &str) -> String {
     let xml = ok(app, "CreateLoadBalancer", &[("Name", name)]).await;
@@ -434,16 +415,7 @@ async fn tags_are_added_described_and_removed_on_every_kind_of_resource() {
 #[tokio::test]
 async fn a_user_without_elasticloadbalancing_permissions_is_denied() {
     let app = crate::test_support::app().await;
-    let user = Principal {
-        arn: "arn:aws:iam::000000000000:user/nobody".into(),
-        access_key_id: "AKIANOBODY".into(),
-        identity: Identity::User {
-            name: "nobody".into(),
-            id: "AIDANOBODY".into(),
-        },
-        secure_transport: false,
-        host: None,
-    };
+    let user = crate::test_support::user_without_policies();
     let e = call_as(&app, user.clone(), "DescribeLoadBalancers", &[])
         .await
         .expect_err("denied");
