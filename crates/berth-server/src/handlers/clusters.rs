@@ -36,6 +36,10 @@ pub struct CreateClusterRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceConnectDefaultsRequest {
     namespace: String,
+    /// Members Berth does not read. Flattened, they also make serde read this structure
+    /// from a JSON object only: without them `["ns"]` would be read as `{"namespace": "ns"}`.
+    #[serde(flatten)]
+    _others: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Output of the operations that return one cluster.
