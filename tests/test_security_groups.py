@@ -119,6 +119,14 @@ def test_tasks_in_berth_groups_accept_only_their_host_their_group_and_their_rule
         code = done["containers"][0].get("exitCode")
         assert code == (0 if allowed else 1), f"probe in {groups} to port {port}: exit {code}, {done.get('stoppedReason')}"
 
+    # As EC2 refuses to delete a group a network interface is in, while the web task runs.
+    try:
+        ec2.delete_security_group(GroupId=web_group)
+        raise AssertionError("a group in use was deleted")
+    except ec2.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "DependencyViolation", e.response["Error"]
+        assert web_arn in e.response["Error"]["Message"], e.response["Error"]
+
     ecs.stop_task(cluster="default", task=web_arn, reason="test over")
     wait_for_task(ecs, "default", web_arn, status_is("STOPPED"), 60, "the web task to stop", berth_up.server.log_tail)
     for group in (web_group, client_group, other_group):

@@ -362,7 +362,25 @@ fn write_group(ctx: &Ctx, xml: &mut Xml, group: &SecurityGroup) {
     xml.field("securityGroupArn", &group_arn(ctx, &group.group_id));
 }
 
-/// DeleteSecurityGroup: refused (`DependencyViolation`) while another group's rule names it.
+/// A task not yet STOPPED whose interface is in group `id`, if any.
+fn task_using(ctx: &Ctx, id: &str) -> Option<String> {
+    ctx.snapshot()
+        .all_tasks()
+        .find(|entry| {
+            !entry.is_stopped()
+                && entry
+                    .task
+                    .task_network
+                    .as_ref()
+                    .and_then(|network| network.firewall.as_ref())
+                    .is_some_and(|firewall| firewall.groups.iter().any(|g| g == id))
+        })
+        .map(|entry| entry.arn().to_string())
+}
+
+/// DeleteSecurityGroup: refused (`DependencyViolation`) while another group's rule names it,
+/// or a task's interface (a task not yet STOPPED) is in it, as EC2 refuses it while a network
+/// interface uses the group.
 pub async fn delete(ctx: &Ctx, request: &Ec2Request) -> Result<Option<Xml>, ApiError> {
     let id = target(ctx, request)?.value.group_id;
     authorize(ctx, "DeleteSecurityGroup", &group_arn(ctx, &id))?;
@@ -383,6 +401,14 @@ pub async fn delete(ctx: &Ctx, request: &Ec2Request) -> Result<Option<Xml>, ApiE
                 format!(
                     "resource {id} has a dependent object: a rule of security group {} allows traffic from it",
                     user.value.group_id
+                ),
+            ));
+        }
+        if let Some(task) = task_using(ctx, &id) {
+            return Err(ApiError::new(
+                "DependencyViolation",
+                format!(
+                    "resource {id} has a dependent object: the network interface of task {task} is in it"
                 ),
             ));
         }
